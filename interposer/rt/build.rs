@@ -1,0 +1,23 @@
+//! Links `cloister-rt` as a static, libc-free executable at a fixed address, far from where
+//! programs (0x400000, 0x55..., 0x7f...) and their libraries load. The redirect filter trusts
+//! the code at this address; it must stay within one 4 GiB-aligned window.
+
+/// Where the runtime's image starts.
+const IMAGE_BASE: &str = "0x6f0000000000";
+
+fn main() {
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        &format!("-Wl,--image-base={IMAGE_BASE}"),
+        "-Wl,-e,_start",
+        "-Wl,--gc-sections",
+        "-Wl,--build-id=none",
+        "-Wl,-z,noexecstack",
+    ] {
+        println!("cargo:rustc-link-arg-bin=cloister-rt={arg}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}

@@ -1,0 +1,108 @@
+//! The runtime's allocator: size classes carved from mmap'd chunks, one spin lock, and direct
+//! mappings for large blocks. It never calls libc, so it is safe in a SIGSYS handler that
+//! interrupted the program's own `malloc`. Fork takes the lock first ([`Heap::lock_for_fork`]).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+use kernel_host::sync::SpinLock;
+
+use crate::sys;
+
+/// Size classes: 16, 32, ..., 4096 bytes.
+const CLASSES: usize = 9;
+const MIN_SHIFT: usize = 4;
+/// Blocks above the largest class are mapped on their own.
+const MAX_SMALL: usize = 1 << (MIN_SHIFT + CLASSES - 1);
+/// Bytes mapped at a time for small blocks.
+const CHUNK: usize = 256 * 1024;
+
+struct State {
+    free: [*mut u8; CLASSES],
+    bump: *mut u8,
+    bump_end: *mut u8,
+}
+
+/// The global allocator.
+pub struct Heap {
+    state: SpinLock<State>,
+}
+
+// SAFETY: every access to the raw pointers inside goes through the spin lock.
+unsafe impl Sync for Heap {}
+// SAFETY: as above.
+unsafe impl Send for State {}
+
+impl Heap {
+    /// An empty heap.
+    pub const fn new() -> Self {
+        Heap {
+            state: SpinLock::new(State {
+                free: [ptr::null_mut(); CLASSES],
+                bump: ptr::null_mut(),
+                bump_end: ptr::null_mut(),
+            }),
+        }
+    }
+
+    /// Takes the heap's lock before a fork.
+    pub fn lock_for_fork(&self) {
+        self.state.raw_lock();
+    }
+
+    /// Releases it after the fork, in parent and child.
+    pub fn unlock_after_fork(&self) {
+        self.state.raw_unlock();
+    }
+}
+
+fn class_of(layout: &Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
+    if size > MAX_SMALL {
+        return None;
+    }
+    Some(size.next_power_of_two().trailing_zeros() as usize - MIN_SHIFT)
+}
+
+fn big_len(layout: &Layout) -> usize {
+    (layout.size() + 4095) & !4095
+}
+
+// SAFETY: blocks handed out are disjoint, sized and aligned for their class (power-of-two
+// sizes carved at power-of-two offsets from page-aligned chunks), and only freed once.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = class_of(&layout) else {
+            return sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut());
+        };
+        let size = 1usize << (class + MIN_SHIFT);
+        let mut s = self.state.lock();
+        let head = s.free[class];
+        if !head.is_null() {
+            // SAFETY: a free block stores the next free block's address in its first word.
+            s.free[class] = unsafe { *(head as *mut *mut u8) };
+            return head;
+        }
+        let mut at = s.bump as usize;
+        at = (at + size - 1) & !(size - 1);
+        if s.bump.is_null() || at + size > s.bump_end as usize {
+            let Some(chunk) = sys::mmap_anon(CHUNK) else {
+                return ptr::null_mut();
+            };
+            s.bump_end = chunk.wrapping_add(CHUNK);
+            at = chunk as usize;
+        }
+        s.bump = (at + size) as *mut u8;
+        at as *mut u8
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let Some(class) = class_of(&layout) else {
+            sys::call(sys::nr::MUNMAP, &[p as u64, big_len(&layout) as u64]);
+            return;
+        };
+        let mut s = self.state.lock();
+        // SAFETY: the block is at least 16 bytes and ours again; its first word links it.
+        unsafe { *(p as *mut *mut u8) = s.free[class] };
+        s.free[class] = p;
+    }
+}

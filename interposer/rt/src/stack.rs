@@ -1,0 +1,124 @@
+//! The program's initial stack: `argc`, `argv`, `envp`, the auxiliary vector and the strings
+//! they point to, laid out as the host kernel's `create_elf_tables` does. The runtime builds
+//! it itself, so it decides what `AT_RANDOM`, `AT_EXECFN` and `AT_SYSINFO_EHDR` say.
+
+use alloc::vec::Vec;
+
+/// `AT_NULL`: end of the auxiliary vector.
+pub const AT_NULL: u64 = 0;
+/// Program headers of the program.
+pub const AT_PHDR: u64 = 3;
+/// Size of one program header.
+pub const AT_PHENT: u64 = 4;
+/// Number of program headers.
+pub const AT_PHNUM: u64 = 5;
+/// Load address of the interpreter.
+pub const AT_BASE: u64 = 7;
+/// Flags (none).
+pub const AT_FLAGS: u64 = 8;
+/// The program's entry point.
+pub const AT_ENTRY: u64 = 9;
+/// 16 random bytes.
+pub const AT_RANDOM: u64 = 25;
+/// The file name given to `execve`.
+pub const AT_EXECFN: u64 = 31;
+/// The vDSO.
+pub const AT_SYSINFO_EHDR: u64 = 33;
+
+/// An auxiliary vector entry whose value is one of the strings this builder places.
+#[derive(Clone, Copy)]
+pub enum AuxValue {
+    /// A plain value.
+    Value(u64),
+    /// The address of the `AT_EXECFN` string.
+    ExecFn,
+    /// The address of the 16 random bytes.
+    Random,
+}
+
+/// What goes on the stack.
+pub struct InitialStack<'a> {
+    /// Arguments.
+    pub argv: &'a [&'a [u8]],
+    /// Environment.
+    pub envp: &'a [&'a [u8]],
+    /// Auxiliary vector, without the terminating `AT_NULL`.
+    pub auxv: &'a [(u64, AuxValue)],
+    /// `AT_EXECFN`'s string.
+    pub execfn: &'a [u8],
+    /// `AT_RANDOM`'s bytes.
+    pub random: [u8; 16],
+}
+
+/// The built stack: where it starts, and the auxiliary vector as `/proc/self/auxv` shows it.
+pub struct Built {
+    /// The stack pointer to start the program with (points at `argc`).
+    pub sp: u64,
+    /// The auxiliary vector's bytes, `AT_NULL` included.
+    pub auxv: Vec<u8>,
+}
+
+impl InitialStack<'_> {
+    /// Writes the stack so that it ends just below `top`.
+    ///
+    /// # Safety
+    /// The memory below `top` must be writable and unused for as many bytes as the strings and
+    /// vectors need (it is the process's own stack, well below the caller's frames).
+    pub unsafe fn write(&self, top: u64) -> Built {
+        let strings: usize = self
+            .argv
+            .iter()
+            .chain(self.envp)
+            .map(|s| s.len() + 1)
+            .sum::<usize>()
+            + self.execfn.len()
+            + 1
+            + 16;
+        let str_base = (top - strings as u64) & !15;
+        let words = 1 + self.argv.len() + 1 + self.envp.len() + 1 + 2 * (self.auxv.len() + 1);
+        let sp = (str_base - 8 * words as u64) & !15;
+
+        let mut at = str_base;
+        let mut put = |bytes: &[u8], nul: bool| -> u64 {
+            let start = at;
+            // SAFETY: [str_base, str_base + strings) is ours, per the function's contract, and
+            // the strings are placed one after another within it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len());
+                if nul {
+                    *((at + bytes.len() as u64) as *mut u8) = 0;
+                }
+            }
+            at += bytes.len() as u64 + u64::from(nul);
+            start
+        };
+        let random = put(&self.random, false);
+        let execfn = put(self.execfn, true);
+        let argv: Vec<u64> = self.argv.iter().map(|s| put(s, true)).collect();
+        let envp: Vec<u64> = self.envp.iter().map(|s| put(s, true)).collect();
+
+        let mut vector: Vec<u64> = Vec::with_capacity(words);
+        vector.push(argv.len() as u64);
+        vector.extend(&argv);
+        vector.push(0);
+        vector.extend(&envp);
+        vector.push(0);
+        let aux_start = vector.len();
+        for &(key, value) in self.auxv {
+            vector.push(key);
+            vector.push(match value {
+                AuxValue::Value(v) => v,
+                AuxValue::ExecFn => execfn,
+                AuxValue::Random => random,
+            });
+        }
+        vector.extend([AT_NULL, 0]);
+        // SAFETY: [sp, sp + 8 * words) lies below str_base, inside the caller's region.
+        unsafe { core::ptr::copy_nonoverlapping(vector.as_ptr(), sp as *mut u64, vector.len()) };
+        let auxv = vector[aux_start..]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        Built { sp, auxv }
+    }
+}

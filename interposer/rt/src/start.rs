@@ -1,0 +1,324 @@
+//! Start-up: from the host's `execve` of `cloister-rt` to the program's first instruction.
+//!
+//! The launcher (or the kernel, when the program execs) runs `cloister-rt PROGRAM ARGV...`
+//! with the configuration in `CLOISTER_RT_CONFIG`. The runtime reads both, follows `#!`
+//! lines, maps the program and its interpreter, builds the kernel and the initial stack,
+//! installs the SIGSYS handler and jumps to the entry point. The configuration variable never
+//! reaches the program.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::arch::{asm, global_asm};
+use kernel_host::binfmt::{self, Format, MAX_DEPTH};
+use kernel_host::{Config, Kernel, ProcessImage};
+
+use crate::loader::{self, File, Image, LoadError};
+use crate::stack::{self, AuxValue, InitialStack};
+use crate::sys::{self, nr};
+use crate::{altstack, fail, guest, trace, trap};
+
+global_asm!(
+    ".globl _start",
+    "_start:",
+    "xor ebp, ebp",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {main}",
+    "ud2",
+    main = sym rt_main,
+);
+
+/// Where a position-independent program goes, as the host kernel's `ELF_ET_DYN_BASE`.
+const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Bytes left between the runtime's frames and the program's stack.
+const STACK_GAP: u64 = 64 * 1024;
+
+/// Reads a NUL-terminated string at `p`.
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string that outlives the result.
+unsafe fn cstr<'a>(p: *const u8) -> &'a [u8] {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated, per the contract.
+    while unsafe { *p.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: the n bytes before the NUL are readable.
+    unsafe { core::slice::from_raw_parts(p, n) }
+}
+
+struct HostStack {
+    argv: Vec<&'static [u8]>,
+    envp: Vec<&'static [u8]>,
+    auxv: Vec<(u64, u64)>,
+}
+
+/// Reads the stack the host built for the runtime.
+///
+/// # Safety
+/// `sp` must be the process's initial stack pointer.
+unsafe fn read_host_stack(sp: *const u64) -> HostStack {
+    // SAFETY: the host kernel lays out argc, argv, NULL, envp, NULL, auxv pairs, AT_NULL at
+    // the initial stack pointer, and the strings stay for the life of the process.
+    unsafe {
+        let argc = *sp as usize;
+        let argv = (0..argc)
+            .map(|i| cstr(*sp.add(1 + i) as *const u8))
+            .collect();
+        let mut p = sp.add(argc + 2);
+        let mut envp = Vec::new();
+        while *p != 0 {
+            envp.push(cstr(*p as *const u8));
+            p = p.add(1);
+        }
+        p = p.add(1);
+        let mut auxv = Vec::new();
+        while *p != 0 {
+            auxv.push((*p, *p.add(1)));
+            p = p.add(2);
+        }
+        HostStack { argv, envp, auxv }
+    }
+}
+
+fn with_nul(s: &[u8]) -> Vec<u8> {
+    let mut v = s.to_vec();
+    v.push(0);
+    v
+}
+
+/// The program after following `#!` lines: the file to map, and the arguments it gets.
+struct Resolved {
+    file: File,
+    argv: Vec<Vec<u8>>,
+}
+
+fn not_executable(path: &[u8], why: &str) -> ! {
+    fail(
+        126,
+        &alloc::format!(
+            "{}: cannot execute: {why}",
+            alloc::string::String::from_utf8_lossy(path)
+        ),
+    )
+}
+
+fn resolve(program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
+    let mut path = program.to_vec();
+    for _ in 0..=MAX_DEPTH {
+        let file = match File::open(&with_nul(&path)) {
+            Ok(f) => f,
+            Err(2) | Err(20) => fail(
+                127,
+                &alloc::format!(
+                    "{}: not found",
+                    alloc::string::String::from_utf8_lossy(&path)
+                ),
+            ),
+            Err(e) => not_executable(&path, errno_text(e)),
+        };
+        let mut head = [0u8; binfmt::HEAD_LEN];
+        let n = file.pread(&mut head, 0).unwrap_or(0);
+        match binfmt::format_of(&head[..n]) {
+            Format::Elf => return Resolved { file, argv },
+            Format::Script(s) => {
+                let mut next = Vec::with_capacity(argv.len() + 2);
+                next.push(s.interpreter.clone());
+                next.extend(s.arg);
+                next.push(path.clone());
+                next.extend(argv.into_iter().skip(1));
+                argv = next;
+                path = s.interpreter;
+            }
+            Format::Unknown if n >= 4 && head.starts_with(b"\x7fELF") => {
+                not_executable(&path, "it is not an x86_64 executable")
+            }
+            Format::Unknown => not_executable(
+                &path,
+                "it is not an executable file (no ELF header, no #! line)",
+            ),
+        }
+    }
+    not_executable(program, "too many levels of #! interpreters")
+}
+
+fn errno_text(e: i64) -> &'static str {
+    kernel_host::Errno(e as i32).name().unwrap_or("error")
+}
+
+fn load_or_fail(file: &File, hint: u64, path: &[u8]) -> Image {
+    match loader::load(file, hint) {
+        Ok(image) => image,
+        Err(LoadError::Format(why)) => not_executable(path, why),
+        Err(LoadError::Read(e)) | Err(LoadError::Map(e)) => not_executable(path, errno_text(e)),
+    }
+}
+
+/// The canonical path of an open file, as `/proc/self/exe` would show it.
+fn path_of(file: &File) -> Vec<u8> {
+    let link = alloc::format!("/proc/self/fd/{}\0", file.fd);
+    let mut buf = alloc::vec![0u8; 4096];
+    let n = sys::call(
+        nr::READLINK,
+        &[
+            link.as_ptr() as u64,
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+        ],
+    );
+    buf.truncate(n.max(0) as usize);
+    buf
+}
+
+extern "C" fn rt_main(sp: *const u64) -> ! {
+    guest::refresh_pid();
+    // SAFETY: `_start` passes the initial stack pointer.
+    let host = unsafe { read_host_stack(sp) };
+    let prefix = alloc::format!("{}=", Config::ENV);
+    let mut config = None;
+    let envp: Vec<&[u8]> = host
+        .envp
+        .iter()
+        .filter(|e| match e.strip_prefix(prefix.as_bytes()) {
+            Some(value) => {
+                config = Some(
+                    core::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| Config::decode(v).ok()),
+                );
+                false
+            }
+            None => true,
+        })
+        .copied()
+        .collect();
+    let config = match config {
+        Some(Some(c)) => c,
+        Some(None) => fail(
+            125,
+            "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)",
+        ),
+        None => fail(
+            125,
+            "cloister-rt is started by `cloister run`, not directly",
+        ),
+    };
+    if host.argv.len() < 2 {
+        fail(125, "cloister-rt: no program given");
+    }
+    let program = host.argv[1];
+    let resolved = resolve(program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
+    let exe = path_of(&resolved.file);
+
+    let host_aux = |key: u64| host.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
+    let host_random = host_aux(stack::AT_RANDOM).map_or([0u8; 16], |p| {
+        let mut r = [0u8; 16];
+        // SAFETY: AT_RANDOM points to 16 bytes on the host-built stack.
+        r.copy_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, 16) });
+        r
+    });
+    let pie_slide =
+        (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12;
+    let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
+    let interp = main.interp.as_ref().map(|path| {
+        let file = File::open(path).unwrap_or_else(|e| {
+            not_executable(
+                &exe,
+                &alloc::format!(
+                    "its interpreter {} is missing ({})",
+                    alloc::string::String::from_utf8_lossy(&path[..path.len() - 1]),
+                    errno_text(e)
+                ),
+            )
+        });
+        load_or_fail(&file, 0, &path[..path.len() - 1])
+    });
+    drop(resolved.file);
+
+    let random = kernel_host::random::Random::new(&config)
+        .at_random()
+        .unwrap_or(host_random);
+    let overridden = [
+        stack::AT_PHDR,
+        stack::AT_PHENT,
+        stack::AT_PHNUM,
+        stack::AT_BASE,
+        stack::AT_FLAGS,
+        stack::AT_ENTRY,
+        stack::AT_RANDOM,
+        stack::AT_EXECFN,
+        stack::AT_SYSINFO_EHDR,
+    ];
+    let mut auxv: Vec<(u64, AuxValue)> = host
+        .auxv
+        .iter()
+        .filter(|(k, _)| !overridden.contains(k))
+        .map(|&(k, v)| (k, AuxValue::Value(v)))
+        .collect();
+    if !config.virtual_clocks() {
+        if let Some(vdso) = host_aux(stack::AT_SYSINFO_EHDR) {
+            auxv.insert(0, (stack::AT_SYSINFO_EHDR, AuxValue::Value(vdso)));
+        }
+    }
+    auxv.extend([
+        (stack::AT_PHDR, AuxValue::Value(main.phdr)),
+        (stack::AT_PHENT, AuxValue::Value(main.phent)),
+        (stack::AT_PHNUM, AuxValue::Value(main.phnum)),
+        (
+            stack::AT_BASE,
+            AuxValue::Value(interp.as_ref().map_or(0, |i| i.bias)),
+        ),
+        (stack::AT_FLAGS, AuxValue::Value(0)),
+        (stack::AT_ENTRY, AuxValue::Value(main.entry)),
+        (stack::AT_RANDOM, AuxValue::Random),
+        (stack::AT_EXECFN, AuxValue::ExecFn),
+    ]);
+    let argv: Vec<&[u8]> = resolved.argv.iter().map(|a| a.as_slice()).collect();
+    let here = &argv as *const _ as u64;
+    let top = (here - STACK_GAP) & !15;
+    let initial = InitialStack {
+        argv: &argv,
+        envp: &envp,
+        auxv: &auxv,
+        execfn: program,
+        random,
+    };
+    // SAFETY: `top` is STACK_GAP below this frame, on the process stack, which grows on demand
+    // and holds nothing the runtime still needs below that point.
+    let built = unsafe { initial.write(top) };
+
+    let cmdline = resolved
+        .argv
+        .iter()
+        .flat_map(|a| a.iter().copied().chain([0]))
+        .collect();
+    let trace_fd = config.trace_fd;
+    let image = ProcessImage {
+        exe,
+        cmdline,
+        auxv: built.auxv,
+        brk_start: main.end,
+    };
+    let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image)));
+    if let Some(fd) = trace_fd {
+        trace::enable(fd);
+    }
+    altstack::install_for_this_thread();
+    trap::install(kernel);
+    let entry = interp.as_ref().map_or(main.entry, |i| i.entry);
+    // SAFETY: the stack at `built.sp` is the program's initial stack and `entry` its (or its
+    // interpreter's) entry point; the registers are cleared as the ABI expects at process
+    // start (`rdx` = 0: no function for `atexit`).
+    unsafe {
+        asm!(
+            "mov rsp, rdi",
+            "xor edx, edx",
+            "xor edi, edi",
+            "xor ebp, ebp",
+            "jmp rsi",
+            in("rdi") built.sp,
+            in("rsi") entry,
+            options(noreturn),
+        );
+    }
+}

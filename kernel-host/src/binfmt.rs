@@ -1,0 +1,153 @@
+//! What `execve` would run: the checks Linux makes before it replaces the caller, so that a
+//! bad exec fails in the caller with the right errno instead of inside a fresh runtime.
+//!
+//! See `execve(2)` (ERRORS) and `binfmt_script`: an x86_64 ELF runs; a `#!` line names an
+//! interpreter that must itself be runnable (up to [`MAX_DEPTH`] levels); anything else is
+//! `ENOEXEC`. The runtime's loader does the full parse (goblin); this only decides errnos.
+
+use crate::abi::{AT_FDCWD, O_CLOEXEC, X_OK};
+use crate::errno::{Errno, KResult};
+use crate::task::Host;
+use alloc::vec::Vec;
+use syscalls::Sysno;
+
+/// Nested interpreters Linux follows (`BINPRM_MAX_RECURSION` is 4).
+pub const MAX_DEPTH: usize = 4;
+/// Bytes of a file's head read to decide its format (Linux reads 256 for `#!`).
+pub const HEAD_LEN: usize = 256;
+
+/// A `#!` line: the interpreter and its optional single argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shebang {
+    /// Interpreter path.
+    pub interpreter: Vec<u8>,
+    /// The rest of the line after the interpreter, trimmed, if any.
+    pub arg: Option<Vec<u8>>,
+}
+
+/// The format of a file's head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A 64-bit little-endian x86_64 ELF.
+    Elf,
+    /// A script.
+    Script(Shebang),
+    /// Neither: `ENOEXEC`.
+    Unknown,
+}
+
+/// Reads the format from the first bytes of a file.
+pub fn format_of(head: &[u8]) -> Format {
+    if head.len() >= 20 && head.starts_with(b"\x7fELF") {
+        let is_64_le = head[4] == 2 && head[5] == 1;
+        let machine = u16::from_le_bytes([head[18], head[19]]);
+        return if is_64_le && machine == 62 {
+            Format::Elf
+        } else {
+            Format::Unknown
+        };
+    }
+    match parse_shebang(head) {
+        Some(s) => Format::Script(s),
+        None => Format::Unknown,
+    }
+}
+
+/// Parses a `#!` line.
+pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !is_blank(b))?;
+    let line = &line[start..];
+    let end = line.iter().position(is_blank).unwrap_or(line.len());
+    let interpreter = line[..end].to_vec();
+    let rest = &line[end..];
+    let arg = rest
+        .iter()
+        .position(|b| !is_blank(b))
+        .map(|s| {
+            let trimmed = &rest[s..];
+            let e = trimmed
+                .iter()
+                .rposition(|b| !is_blank(b) && *b != b'\r')
+                .map_or(0, |e| e + 1);
+            trimmed[..e].to_vec()
+        })
+        .filter(|a| !a.is_empty());
+    Some(Shebang { interpreter, arg })
+}
+
+/// Checks that `path` (NUL-terminated) could be executed, following `#!` lines. Returns the
+/// errno `execve` would fail with.
+pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(Errno::ELOOP);
+    }
+    let sys = |nr: Sysno, args: [u64; 6]| {
+        let r = host.syscall(nr.id() as u32, args);
+        Errno::from_ret(r).map_or(Ok(r), Err)
+    };
+    let p = path.as_ptr() as u64;
+    sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
+    let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC, 0, 0, 0])? as u64;
+    let mut head = [0u8; HEAD_LEN];
+    let mut stat = [0u8; 144];
+    let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
+    let read = sys(
+        Sysno::pread64,
+        [fd, head.as_mut_ptr() as u64, HEAD_LEN as u64, 0, 0, 0],
+    );
+    host.syscall(Sysno::close.id() as u32, [fd, 0, 0, 0, 0, 0]);
+    kind?;
+    let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
+    if mode & 0o170_000 != 0o100_000 {
+        return Err(Errno::EACCES);
+    }
+    match format_of(&head[..read? as usize]) {
+        Format::Elf => Ok(()),
+        Format::Script(s) => {
+            let mut interp = s.interpreter;
+            interp.push(0);
+            check(host, &interp, depth + 1).map_err(|e| {
+                if e == Errno::ENOEXEC {
+                    Errno::ENOEXEC
+                } else {
+                    e
+                }
+            })
+        }
+        Format::Unknown => Err(Errno::ENOEXEC),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines_parse_like_linux() {
+        let s = parse_shebang(b"#! /usr/bin/env  python3 -u \nprint()").unwrap();
+        assert_eq!(s.interpreter, b"/usr/bin/env");
+        assert_eq!(s.arg.as_deref(), Some(&b"python3 -u"[..]));
+        let s = parse_shebang(b"#!/bin/sh\n").unwrap();
+        assert_eq!((s.interpreter.as_slice(), s.arg), (&b"/bin/sh"[..], None));
+        assert_eq!(parse_shebang(b"#!\n"), None);
+        assert_eq!(parse_shebang(b"echo hi"), None);
+    }
+
+    #[test]
+    fn elf_heads_are_sorted_by_class_and_machine() {
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[18] = 62;
+        assert_eq!(format_of(&h), Format::Elf);
+        h[4] = 1;
+        assert_eq!(format_of(&h), Format::Unknown);
+        h[4] = 2;
+        h[18] = 183; // aarch64
+        assert_eq!(format_of(&h), Format::Unknown);
+    }
+}

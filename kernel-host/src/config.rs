@@ -1,0 +1,168 @@
+//! The kernel's configuration: the plain values a policy boils down to.
+//!
+//! The launcher builds a [`Config`] from the policy and the command line and hands it to
+//! `cloister-rt` in one environment variable ([`Config::ENV`]); the runtime strips that variable
+//! before the program sees its environment, and puts it back (updated) when the program execs.
+//! The encoding is a short `key=value` list separated by `;`, with values percent-escaped, so
+//! that it can be written and parsed without `std` on either side.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// Everything kernel-host needs to know about the sandbox it serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The host name the program sees (`uname`, `gethostname`, `/proc/sys/kernel/hostname`);
+    /// `None` leaves the host's.
+    pub hostname: Option<String>,
+    /// Seconds added to every realtime clock the program reads; `None` leaves clocks alone.
+    pub time_offset: Option<i64>,
+    /// Seed of the `getrandom` / `AT_RANDOM` stream; `None` leaves randomness to the host.
+    pub seed: Option<u64>,
+    /// Where this process sits in the sandbox's tree of forks and execs; mixed into the seed
+    /// so that two processes never share a random stream.
+    pub lineage: u64,
+    /// Absolute path of `cloister-rt`, which every `execve` re-enters through.
+    pub rt_path: String,
+    /// Descriptor (reserved, inherited) that trace records are written to, if tracing.
+    pub trace_fd: Option<i32>,
+}
+
+/// Why an encoded configuration could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A field had no `=`.
+    MissingEquals,
+    /// A key this version does not know.
+    UnknownKey(String),
+    /// A value that does not parse for its key.
+    BadValue(&'static str),
+}
+
+impl Config {
+    /// Name of the environment variable that carries the encoded configuration into
+    /// `cloister-rt`. It never reaches the program.
+    pub const ENV: &'static str = "CLOISTER_RT_CONFIG";
+
+    /// Whether any clock is virtualised, which makes the runtime withhold the vDSO so that
+    /// clock reads reach the trap.
+    pub fn virtual_clocks(&self) -> bool {
+        self.time_offset.is_some()
+    }
+
+    /// Encodes the configuration as the value of [`Config::ENV`].
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Some(h) = &self.hostname {
+            push_field(&mut out, "hostname", h);
+        }
+        if let Some(t) = self.time_offset {
+            push_field(&mut out, "time_offset", &alloc::format!("{t}"));
+        }
+        if let Some(s) = self.seed {
+            push_field(&mut out, "seed", &alloc::format!("{s}"));
+        }
+        push_field(&mut out, "lineage", &alloc::format!("{}", self.lineage));
+        push_field(&mut out, "rt", &self.rt_path);
+        if let Some(fd) = self.trace_fd {
+            push_field(&mut out, "trace_fd", &alloc::format!("{fd}"));
+        }
+        out
+    }
+
+    /// Parses what [`Config::encode`] wrote.
+    pub fn decode(text: &str) -> Result<Config, DecodeError> {
+        let mut cfg = Config::default();
+        for field in text.split(';').filter(|f| !f.is_empty()) {
+            let (key, raw) = field.split_once('=').ok_or(DecodeError::MissingEquals)?;
+            let value = unescape(raw).ok_or(DecodeError::BadValue("escape"))?;
+            match key {
+                "hostname" => cfg.hostname = Some(value),
+                "time_offset" => {
+                    cfg.time_offset = Some(
+                        value
+                            .parse()
+                            .map_err(|_| DecodeError::BadValue("time_offset"))?,
+                    )
+                }
+                "seed" => {
+                    cfg.seed = Some(value.parse().map_err(|_| DecodeError::BadValue("seed"))?)
+                }
+                "lineage" => {
+                    cfg.lineage = value
+                        .parse()
+                        .map_err(|_| DecodeError::BadValue("lineage"))?
+                }
+                "rt" => cfg.rt_path = value,
+                "trace_fd" => {
+                    cfg.trace_fd = Some(
+                        value
+                            .parse()
+                            .map_err(|_| DecodeError::BadValue("trace_fd"))?,
+                    )
+                }
+                other => return Err(DecodeError::UnknownKey(String::from(other))),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn push_field(out: &mut String, key: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(';');
+    }
+    out.push_str(key);
+    out.push('=');
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_./:".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02x}");
+        }
+    }
+}
+
+fn unescape(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let cfg = Config {
+            hostname: Some("a;b=c %d".into()),
+            time_offset: Some(-86_400),
+            seed: Some(42),
+            lineage: 7,
+            rt_path: "/opt/cloister dir/cloister-rt".into(),
+            trace_fd: Some(1021),
+        };
+        assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        assert_eq!(
+            Config::decode("colour=blue"),
+            Err(DecodeError::UnknownKey("colour".into()))
+        );
+    }
+}

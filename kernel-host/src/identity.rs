@@ -1,0 +1,62 @@
+//! Identity: the host name the program sees.
+//!
+//! Read `uname(2)` and `gethostname(2)`: glibc's `gethostname` is `uname` underneath, and
+//! `/proc/sys/kernel/hostname` is served by [`crate::procfs`]. Virtual process and user ids
+//! come with the reproducible mode.
+
+use crate::abi::{UTSNAME_SIZE, UTS_FIELD, UTS_NODENAME};
+use crate::config::Config;
+use alloc::vec::Vec;
+
+/// The sandbox's identity.
+pub struct Identity {
+    hostname: Option<Vec<u8>>,
+}
+
+impl Identity {
+    /// Identity as the configuration sets it.
+    pub fn new(config: &Config) -> Self {
+        let hostname = config.hostname.as_ref().map(|h| {
+            let mut v = h.as_bytes().to_vec();
+            v.truncate(UTS_FIELD - 1);
+            v
+        });
+        Identity { hostname }
+    }
+
+    /// The virtual host name, if there is one.
+    pub fn hostname(&self) -> Option<&[u8]> {
+        self.hostname.as_deref()
+    }
+
+    /// Rewrites a `struct utsname` the host filled in to show the sandbox's identity.
+    pub fn patch_utsname(&self, uts: &mut [u8; UTSNAME_SIZE]) {
+        if let Some(name) = &self.hostname {
+            let field = &mut uts[UTS_NODENAME..UTS_NODENAME + UTS_FIELD];
+            field.fill(0);
+            field[..name.len()].copy_from_slice(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodename_is_replaced_and_other_fields_kept() {
+        let cfg = Config {
+            hostname: Some("sandbox".into()),
+            ..Config::default()
+        };
+        let mut uts = [0u8; UTSNAME_SIZE];
+        uts[..5].copy_from_slice(b"Linux");
+        uts[UTS_NODENAME..UTS_NODENAME + 20].copy_from_slice(b"a-much-longer-host-x");
+        Identity::new(&cfg).patch_utsname(&mut uts);
+        assert_eq!(&uts[..6], b"Linux\0");
+        assert_eq!(&uts[UTS_NODENAME..UTS_NODENAME + 8], b"sandbox\0");
+        assert!(uts[UTS_NODENAME + 8..UTS_NODENAME + UTS_FIELD]
+            .iter()
+            .all(|&b| b == 0));
+    }
+}

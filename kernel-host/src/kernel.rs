@@ -1,0 +1,82 @@
+//! The kernel: one instance per process image, shared by all of its threads.
+
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::process::{Process, ProcessImage};
+use crate::random::Random;
+use crate::signals::Signals;
+use crate::syscall::{Disposition, Syscall};
+use crate::table;
+use crate::task::TaskCtx;
+use crate::time::Clock;
+
+/// The library-OS kernel. Every method takes `&self`: state that changes lives behind atomics
+/// or [`crate::sync::SpinLock`]s, so that every thread of the program can be in a call at once.
+pub struct Kernel {
+    pub(crate) config: Config,
+    pub(crate) identity: Identity,
+    pub(crate) clock: Clock,
+    pub(crate) random: Random,
+    pub(crate) process: Process,
+    pub(crate) signals: Signals,
+}
+
+impl Kernel {
+    /// A kernel serving `image` under `config`.
+    pub fn new(config: Config, image: ProcessImage) -> Self {
+        Kernel {
+            identity: Identity::new(&config),
+            clock: Clock::new(&config),
+            random: Random::new(&config),
+            process: Process::new(image),
+            signals: Signals::new(),
+            config,
+        }
+    }
+
+    /// Decides what to do with one caught call. Calls the table does not serve are run on the
+    /// host unchanged: the filter should not have trapped them, so this only costs a trap.
+    pub fn handle(&self, task: &mut TaskCtx<'_>, call: Syscall) -> Disposition {
+        match table::lookup(call.nr) {
+            Some(entry) => (entry.handler)(self, task, &call),
+            None => Disposition::Host(call),
+        }
+    }
+
+    /// The configuration this kernel serves.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The process image the kernel answers for.
+    pub fn image(&self) -> &ProcessImage {
+        self.process.image()
+    }
+
+    /// `AT_RANDOM`'s 16 bytes when randomness is seeded.
+    pub fn at_random(&self) -> Option<[u8; 16]> {
+        self.random.at_random()
+    }
+
+    /// The program's SIGSYS disposition, for a backend forwarding a SIGSYS it did not cause.
+    pub fn program_sigsys(&self) -> crate::abi::KernelSigaction {
+        self.signals.sigsys()
+    }
+
+    /// Takes every kernel lock so that a fork cannot copy one half-held. Call right before the
+    /// fork of a [`Disposition::Fork`], then [`Kernel::after_fork`] in parent and child.
+    pub fn prepare_fork(&self) {
+        self.process.lock_for_fork();
+        self.signals.lock_for_fork();
+    }
+
+    /// Releases the locks [`Kernel::prepare_fork`] took and moves a child onto its own
+    /// random stream.
+    pub fn after_fork(&self, child: bool) {
+        self.signals.unlock_after_fork();
+        let index = self.process.unlock_after_fork(child);
+        if child {
+            self.random.enter_child(index);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The process: what image runs, its program break, its forks.
+//!
+//! After `execve` the host believes `cloister-rt` is the program. The runtime tells the kernel
+//! what it really loaded ([`ProcessImage`]), and the kernel answers for it: `/proc/self/exe`,
+//! `/proc/self/cmdline` and `/proc/self/auxv` (through [`crate::procfs`]) and a program break
+//! that starts right after the program's own image rather than after the runtime's.
+
+use crate::abi::{page_up, MAP_FIXED_NOREPLACE, MAP_PRIVATE_ANON, PROT_RW};
+use crate::sync::SpinLock;
+use crate::task::TaskCtx;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use syscalls::Sysno;
+
+/// What the runtime loaded, as the program should see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessImage {
+    /// Absolute path of the executable (the interpreter for a `#!` script), as
+    /// `/proc/self/exe` shows it.
+    pub exe: Vec<u8>,
+    /// The program's arguments, each followed by a NUL, as `/proc/self/cmdline` shows them.
+    pub cmdline: Vec<u8>,
+    /// The auxiliary vector the program was given, as `/proc/self/auxv` shows it.
+    pub auxv: Vec<u8>,
+    /// First address after the program's image: where its break starts.
+    pub brk_start: u64,
+}
+
+/// Per-process state.
+pub struct Process {
+    image: ProcessImage,
+    exe_cstr: Vec<u8>,
+    brk: SpinLock<u64>,
+    forks: AtomicU64,
+}
+
+impl Process {
+    /// State for a freshly loaded image.
+    pub fn new(image: ProcessImage) -> Self {
+        let mut exe_cstr = image.exe.clone();
+        exe_cstr.push(0);
+        let brk = SpinLock::new(page_up(image.brk_start));
+        Process {
+            image,
+            exe_cstr,
+            brk,
+            forks: AtomicU64::new(0),
+        }
+    }
+
+    /// The loaded image.
+    pub fn image(&self) -> &ProcessImage {
+        &self.image
+    }
+
+    /// The executable's path with its terminating NUL.
+    pub fn exe_cstr(&self) -> &[u8] {
+        &self.exe_cstr
+    }
+
+    /// Takes every lock this subsystem holds, before a fork.
+    pub fn lock_for_fork(&self) {
+        self.brk.raw_lock();
+    }
+
+    /// Releases what [`Process::lock_for_fork`] took; returns the fork's index.
+    pub fn unlock_after_fork(&self, child: bool) -> u64 {
+        self.brk.raw_unlock();
+        if child {
+            let index = self.forks.load(Ordering::Relaxed);
+            self.forks.store(0, Ordering::Relaxed);
+            index
+        } else {
+            self.forks.fetch_add(1, Ordering::Relaxed)
+        }
+    }
+
+    /// `brk(2)`: moves the break to `addr` if the pages can be mapped; always returns the
+    /// break in force afterwards, as the raw system call does.
+    pub fn brk(&self, task: &TaskCtx<'_>, addr: u64) -> u64 {
+        let mut cur = self.brk.lock();
+        let start = page_up(self.image.brk_start);
+        if addr < start {
+            return *cur;
+        }
+        let (old_end, new_end) = (page_up(*cur), page_up(addr));
+        if new_end > old_end {
+            let got = task.host_call(
+                Sysno::mmap,
+                [
+                    old_end,
+                    new_end - old_end,
+                    PROT_RW,
+                    MAP_PRIVATE_ANON | MAP_FIXED_NOREPLACE,
+                    u64::MAX,
+                    0,
+                ],
+            );
+            if got as u64 != old_end {
+                if got >= 0 {
+                    task.host_call(Sysno::munmap, [got as u64, new_end - old_end, 0, 0, 0, 0]);
+                }
+                return *cur;
+            }
+        } else if new_end < old_end {
+            task.host_call(Sysno::munmap, [new_end, old_end - new_end, 0, 0, 0, 0]);
+        }
+        *cur = addr;
+        addr
+    }
+}

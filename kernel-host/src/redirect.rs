@@ -1,0 +1,148 @@
+//! Which calls a configuration redirects, in the form the redirect filter needs.
+//!
+//! Each [`crate::table::Entry`] says when it is redirected ([`When`]) and on which argument
+//! values ([`Cond`]); [`rules`] resolves both against a [`Config`] into concrete [`Rule`]s,
+//! one per call number, that the launcher compiles to BPF. A number without a rule is never
+//! trapped and runs on the host at native speed.
+
+use crate::config::Config;
+use crate::table::TABLE;
+use alloc::vec::Vec;
+
+/// When an entry is redirected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Always: the runtime needs it to keep working (signals, exec, fork, `/proc/self`).
+    Always,
+    /// When the host name is virtual.
+    Hostname,
+    /// When clocks are shifted.
+    TimeOffset,
+    /// When randomness is seeded.
+    Seed,
+    /// When the runtime holds a reserved descriptor (tracing) that must not be closed.
+    ReservedFd,
+}
+
+/// On which argument values an entry is redirected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Every call.
+    Always,
+    /// When argument `0`-based index has none of the bits of the mask set.
+    MaskClear(u8, u64),
+    /// When the argument is not zero (e.g. a new mask is given, not only queried).
+    NonZero(u8),
+    /// When the argument is a descriptor the runtime reserves.
+    ReservedFd(u8),
+}
+
+/// A resolved argument test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgTest {
+    /// Every call.
+    Always,
+    /// `args[arg] == value` (compared as 32-bit, as descriptors are).
+    Eq {
+        /// Argument index.
+        arg: u8,
+        /// Value.
+        value: u32,
+    },
+    /// `args[arg] & mask == 0`.
+    MaskClear {
+        /// Argument index.
+        arg: u8,
+        /// Mask.
+        mask: u64,
+    },
+    /// `args[arg] != 0`.
+    NonZero {
+        /// Argument index.
+        arg: u8,
+    },
+}
+
+/// One redirected call number and the test that selects its trapped calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The call number.
+    pub nr: u32,
+    /// Which calls of that number trap.
+    pub test: ArgTest,
+}
+
+/// The rules for a configuration, sorted by number.
+pub fn rules(config: &Config) -> Vec<Rule> {
+    let mut out: Vec<Rule> = TABLE
+        .iter()
+        .filter(|e| match e.when {
+            When::Always => true,
+            When::Hostname => config.hostname.is_some(),
+            When::TimeOffset => config.time_offset.is_some(),
+            When::Seed => config.seed.is_some(),
+            When::ReservedFd => config.trace_fd.is_some(),
+        })
+        .filter_map(|e| {
+            let test = match e.cond {
+                Cond::Always => ArgTest::Always,
+                Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
+                Cond::NonZero(arg) => ArgTest::NonZero { arg },
+                Cond::ReservedFd(arg) => ArgTest::Eq {
+                    arg,
+                    value: config.trace_fd? as u32,
+                },
+            };
+            Some(Rule {
+                nr: e.sysno.id() as u32,
+                test,
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| r.nr);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syscalls::Sysno;
+
+    fn has(rules: &[Rule], nr: Sysno) -> bool {
+        rules.iter().any(|r| r.nr == nr.id() as u32)
+    }
+
+    #[test]
+    fn flags_add_their_calls_and_nothing_else() {
+        let base = rules(&Config::default());
+        assert!(has(&base, Sysno::execve) && has(&base, Sysno::rt_sigaction));
+        assert!(!has(&base, Sysno::uname) && !has(&base, Sysno::getrandom));
+        assert!(!has(&base, Sysno::getppid));
+        let cfg = Config {
+            hostname: Some("h".into()),
+            seed: Some(1),
+            ..Config::default()
+        };
+        let more = rules(&cfg);
+        assert!(has(&more, Sysno::uname) && has(&more, Sysno::getrandom));
+        assert!(!has(&more, Sysno::clock_gettime));
+    }
+
+    #[test]
+    fn reserved_descriptors_resolve_to_equality_tests() {
+        let cfg = Config {
+            trace_fd: Some(1000),
+            ..Config::default()
+        };
+        let close = rules(&cfg)
+            .into_iter()
+            .find(|r| r.nr == Sysno::close.id() as u32);
+        assert_eq!(
+            close.map(|r| r.test),
+            Some(ArgTest::Eq {
+                arg: 0,
+                value: 1000
+            })
+        );
+    }
+}

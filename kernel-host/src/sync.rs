@@ -1,0 +1,82 @@
+//! A spin lock on atomics: the kernel may not use libc's locks or futexes it does not own.
+//!
+//! Critical sections here are a few instructions long and never make a blocking call, and
+//! SIGSYS handlers run with every signal blocked, so a holder is never interrupted by a
+//! handler that wants the same lock. Fork is handled by taking every lock before the fork
+//! ([`crate::Kernel::prepare_fork`]) so that the child never inherits one half-held.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Mutual exclusion by spinning.
+pub struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` is serialised by `locked`, so sharing the lock between threads
+// is sound whenever `T` may be sent between them.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: the lock owns its value; moving it moves the value.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    /// A new, unlocked lock.
+    pub const fn new(value: T) -> Self {
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Spins until the lock is free, then holds it until the guard drops.
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        self.raw_lock();
+        SpinGuard { lock: self }
+    }
+
+    /// Takes the lock without a guard; pair with [`SpinLock::raw_unlock`]. Used around fork.
+    pub fn raw_lock(&self) {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Releases a lock taken with [`SpinLock::raw_lock`].
+    pub fn raw_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Holds a [`SpinLock`]; releases it when dropped.
+pub struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while `locked` is held by this thread.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.raw_unlock();
+    }
+}

@@ -1,0 +1,86 @@
+//! `execve`, `execveat`: checked here, then re-entered through a fresh `cloister-rt`, so that
+//! every image the sandbox runs is loaded by the runtime and stays under the same policy.
+
+use crate::abi::{AT_EMPTY_PATH, AT_FDCWD, PATH_MAX};
+use crate::binfmt;
+use crate::config::Config;
+use crate::errno::{Errno, KResult};
+use crate::kernel::Kernel;
+use crate::syscall::{Disposition, ExecPlan, Syscall};
+use crate::task::TaskCtx;
+use alloc::format;
+use alloc::vec::Vec;
+
+/// Most bytes of arguments and environment accepted, as Linux's usual `ARG_MAX` (2 MiB).
+const ARG_MAX: usize = 2 * 1024 * 1024;
+
+/// `execve(path, argv, envp)`.
+pub fn execve(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, argv, envp, ..] = call.args;
+    dispose(
+        task.read_cstring(path, PATH_MAX)
+            .and_then(|p| exec(k, task, p, argv, envp)),
+    )
+}
+
+/// `execveat(dirfd, path, argv, envp, flags)`: the descriptor forms are turned into
+/// `/proc/self/fd` paths.
+pub fn execveat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, argv, envp, flags, _] = call.args;
+    let resolved = task.read_cstring(path, PATH_MAX).map(|p| {
+        let dirfd = dirfd as i32;
+        if p.first() == Some(&b'/') || i64::from(dirfd) == AT_FDCWD {
+            p
+        } else if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+            format!("/proc/self/fd/{dirfd}").into_bytes()
+        } else {
+            let mut full = format!("/proc/self/fd/{dirfd}/").into_bytes();
+            full.extend_from_slice(&p);
+            full
+        }
+    });
+    dispose(resolved.and_then(|p| exec(k, task, p, argv, envp)))
+}
+
+fn dispose(plan: KResult<ExecPlan>) -> Disposition {
+    match plan {
+        Ok(plan) => Disposition::Exec(plan),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
+fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> KResult<ExecPlan> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let argv = task.read_string_array(argv, ARG_MAX)?;
+    let envp = task.read_string_array(envp, ARG_MAX)?;
+    let mut cpath = path.clone();
+    cpath.push(0);
+    binfmt::check(task.host, &cpath, 0)?;
+    Ok(plan(k, path, argv, envp))
+}
+
+/// The runtime's command line: `cloister-rt PROGRAM ARGV...`, and the environment with the
+/// configuration for the next image in place of any the program tried to pass.
+fn plan(k: &Kernel, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> ExecPlan {
+    let mut next = k.config.clone();
+    next.lineage = k.random.lineage_after_exec();
+    let prefix = format!("{}=", Config::ENV).into_bytes();
+    let mut env: Vec<Vec<u8>> = envp
+        .into_iter()
+        .filter(|e| !e.starts_with(&prefix))
+        .collect();
+    let mut ours = prefix;
+    ours.extend_from_slice(next.encode().as_bytes());
+    env.push(ours);
+    let mut args = Vec::with_capacity(argv.len() + 2);
+    args.push(b"cloister-rt".to_vec());
+    args.push(program);
+    args.extend(argv);
+    ExecPlan {
+        path: k.config.rt_path.as_bytes().to_vec(),
+        argv: args,
+        envp: env,
+    }
+}

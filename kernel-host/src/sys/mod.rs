@@ -1,0 +1,22 @@
+//! One module per syscall family: each handler decodes its registers, validates, calls the
+//! subsystem and returns a disposition. State and semantics live in the subsystems.
+
+pub mod exec;
+pub mod fd;
+pub mod identity;
+pub mod process;
+pub mod procfs;
+pub mod random;
+pub mod signal;
+pub mod time;
+
+use crate::errno::KResult;
+use crate::syscall::Disposition;
+
+/// A value or an errno, as the program receives it.
+fn ret(result: KResult<i64>) -> Disposition {
+    Disposition::Return(match result {
+        Ok(v) => v,
+        Err(e) => e.ret(),
+    })
+}

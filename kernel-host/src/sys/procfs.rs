@@ -1,0 +1,127 @@
+//! `open`, `openat`, `readlink`, `readlinkat`: the `/proc` files that would describe the
+//! runtime instead of the program are answered by the kernel; every other path goes to the
+//! host unchanged.
+
+use super::ret;
+use crate::abi::{AT_FDCWD, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, PATH_MAX};
+use crate::errno::{Errno, KResult};
+use crate::kernel::Kernel;
+use crate::procfs::{classify, ProcFile};
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use alloc::vec::Vec;
+use syscalls::Sysno;
+
+/// `open(path, flags, mode)`.
+pub fn open(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, flags, mode, ..] = call.args;
+    open_common(k, task, call, path, flags, mode)
+}
+
+/// `openat(dirfd, path, flags, mode)`.
+pub fn openat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [_dirfd, path, flags, mode, ..] = call.args;
+    open_common(k, task, call, path, flags, mode)
+}
+
+fn served(task: &TaskCtx<'_>, path: u64) -> Option<ProcFile> {
+    let mut buf = [0u8; 64];
+    // Paths the kernel serves are short and absolute: anything unreadable or longer than the
+    // buffer is the host's to answer (with its own EFAULT or ENAMETOOLONG).
+    let n = task.mem.read_cstr(path, &mut buf).ok()?;
+    let own_pid = || task.host_call(Sysno::getpid, [0; 6]) as u64;
+    classify(&buf[..n], own_pid)
+}
+
+fn open_common(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    path: u64,
+    flags: u64,
+    mode: u64,
+) -> Disposition {
+    let contents: Vec<u8> = match served(task, path) {
+        None => return Disposition::Host(*call),
+        Some(ProcFile::Exe) => {
+            return match task.push_scratch(k.process.exe_cstr()) {
+                Ok(addr) => Disposition::Host(Syscall::new(
+                    Sysno::openat,
+                    [AT_FDCWD as u64, addr, flags, mode, 0, 0],
+                )),
+                Err(e) => ret(Err(e)),
+            };
+        }
+        Some(ProcFile::Hostname) => match k.identity.hostname() {
+            Some(name) => {
+                let mut v = name.to_vec();
+                v.push(b'\n');
+                v
+            }
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::Cmdline) => k.process.image().cmdline.clone(),
+        Some(ProcFile::Auxv) => k.process.image().auxv.clone(),
+    };
+    if flags & O_ACCMODE != 0 {
+        return ret(Err(Errno::EACCES));
+    }
+    ret(memfd_with(task, &contents, flags & O_CLOEXEC != 0))
+}
+
+/// A read-only view of `contents` as a fresh descriptor.
+fn memfd_with(task: &TaskCtx<'_>, contents: &[u8], cloexec: bool) -> KResult<i64> {
+    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let name = b"cloister-proc\0";
+    let flags = if cloexec { MFD_CLOEXEC } else { 0 };
+    let fd = check(task.host_call(
+        Sysno::memfd_create,
+        [name.as_ptr() as u64, flags, 0, 0, 0, 0],
+    ))?;
+    let mut done = 0;
+    while done < contents.len() {
+        let rest = &contents[done..];
+        let r = task.host_call(
+            Sysno::write,
+            [fd as u64, rest.as_ptr() as u64, rest.len() as u64, 0, 0, 0],
+        );
+        if r <= 0 {
+            task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
+            return Err(Errno::from_ret(r).unwrap_or(Errno::ENOMEM));
+        }
+        done += r as usize;
+    }
+    check(task.host_call(Sysno::lseek, [fd as u64, 0, 0, 0, 0, 0]))?;
+    Ok(fd)
+}
+
+/// `readlink(path, buf, size)`.
+pub fn readlink(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, buf, size, ..] = call.args;
+    readlink_common(k, task, call, path, buf, size)
+}
+
+/// `readlinkat(dirfd, path, buf, size)`.
+pub fn readlinkat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [_dirfd, path, buf, size, ..] = call.args;
+    readlink_common(k, task, call, path, buf, size)
+}
+
+fn readlink_common(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    path: u64,
+    buf: u64,
+    size: u64,
+) -> Disposition {
+    if served(task, path) != Some(ProcFile::Exe) {
+        return Disposition::Host(*call);
+    }
+    if size as i64 <= 0 {
+        return ret(Err(Errno::EINVAL));
+    }
+    let exe = &k.process.image().exe;
+    let n = exe.len().min(size as usize).min(PATH_MAX);
+    ret(task.mem.write(buf, &exe[..n]).map(|_| n as i64))
+}

@@ -1,0 +1,65 @@
+//! One call in, one disposition out: the kernel's contract with every backend.
+
+use alloc::vec::Vec;
+
+/// A system call as the program made it: the number and the six argument registers
+/// (`rdi, rsi, rdx, r10, r8, r9`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    /// The call number (`rax`).
+    pub nr: u32,
+    /// The argument registers, in ABI order.
+    pub args: [u64; 6],
+}
+
+impl Syscall {
+    /// A call from its number and arguments.
+    pub fn new(nr: syscalls::Sysno, args: [u64; 6]) -> Self {
+        Syscall {
+            nr: nr.id() as u32,
+            args,
+        }
+    }
+
+    /// The call's name for messages and traces (`"uname"`), or `"unknown"`.
+    pub fn name(&self) -> &'static str {
+        syscalls::Sysno::new(self.nr as usize).map_or("unknown", |s| s.name())
+    }
+}
+
+/// What the backend must do with a caught call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The kernel served the call: return this value (or `-errno`) to the program.
+    Return(i64),
+    /// Run this call (perhaps rewritten) on the host, in the program's own context, and
+    /// return its result to the program. Blocking calls and calls that change the thread's
+    /// own state (its mask, its stack) take this path so that signals interrupt them as usual.
+    Host(Syscall),
+    /// Fork the process as `plan` says; the backend brackets it with
+    /// [`crate::Kernel::prepare_fork`] and [`crate::Kernel::after_fork`].
+    Fork(ForkPlan),
+    /// Replace the program: `execve` through a fresh runtime.
+    Exec(ExecPlan),
+}
+
+/// A fork the kernel asked for (`fork`, or `clone` without `CLONE_VM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkPlan {
+    /// The `clone` call to make, with the child stack argument cleared: the child first
+    /// returns into the backend on a copy of the parent's stack.
+    pub call: Syscall,
+    /// Stack pointer the child resumes the program on (`0`: the parent's).
+    pub child_stack: u64,
+}
+
+/// An `execve` the kernel has checked and rewritten to re-enter through `cloister-rt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecPlan {
+    /// The file to execute (the runtime).
+    pub path: Vec<u8>,
+    /// Its arguments, without terminating NULs.
+    pub argv: Vec<Vec<u8>>,
+    /// Its environment, `NAME=value` without terminating NULs.
+    pub envp: Vec<Vec<u8>>,
+}

@@ -1,0 +1,269 @@
+//! The syscall table, as data: number → name, handler, support level, when it is redirected,
+//! and how its arguments print in a trace. The list of supported calls in the docs and in
+//! `cloister syscalls` is printed from this table.
+
+use crate::kernel::Kernel;
+use crate::redirect::{Cond, When};
+use crate::sys;
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use syscalls::Sysno;
+
+/// A handler: decode, validate, call the subsystem, return a disposition.
+pub type Handler = fn(&Kernel, &mut TaskCtx<'_>, &Syscall) -> Disposition;
+
+/// How completely a call is emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// As Linux does it.
+    Full,
+    /// Served, with the difference the note gives.
+    Partial(&'static str),
+}
+
+/// How an argument prints in a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A signed integer.
+    Int,
+    /// Flags or a mask, in hex.
+    Hex,
+    /// A descriptor (`AT_FDCWD` by name).
+    Fd,
+    /// A guest pointer to a NUL-terminated path, printed as the string.
+    Path,
+    /// A guest pointer, in hex.
+    Ptr,
+}
+
+/// One row of the table.
+pub struct Entry {
+    /// The call.
+    pub sysno: Sysno,
+    /// Its handler.
+    pub handler: Handler,
+    /// How completely it is served.
+    pub support: Support,
+    /// When the policy redirects it.
+    pub when: When,
+    /// Which of its calls are redirected.
+    pub cond: Cond,
+    /// Its arguments, for traces.
+    pub args: &'static [Arg],
+}
+
+macro_rules! entry {
+    ($nr:ident, $handler:path, $support:expr, $when:ident, $cond:expr, [$($arg:ident),*]) => {
+        Entry {
+            sysno: Sysno::$nr,
+            handler: $handler,
+            support: $support,
+            when: When::$when,
+            cond: $cond,
+            args: &[$(Arg::$arg),*],
+        }
+    };
+}
+
+use Support::{Full, Partial};
+
+/// Every call the kernel serves.
+pub static TABLE: &[Entry] = &[
+    // identity
+    entry!(
+        uname,
+        sys::identity::uname,
+        Full,
+        Hostname,
+        Cond::Always,
+        [Ptr]
+    ),
+    entry!(
+        sethostname,
+        sys::identity::sethostname,
+        Partial("EPERM: the sandbox's name is fixed"),
+        Hostname,
+        Cond::Always,
+        [Ptr, Int]
+    ),
+    // time
+    entry!(
+        clock_gettime,
+        sys::time::clock_gettime,
+        Full,
+        TimeOffset,
+        Cond::Always,
+        [Int, Ptr]
+    ),
+    entry!(
+        gettimeofday,
+        sys::time::gettimeofday,
+        Full,
+        TimeOffset,
+        Cond::Always,
+        [Ptr, Ptr]
+    ),
+    entry!(time, sys::time::time, Full, TimeOffset, Cond::Always, [Ptr]),
+    entry!(
+        clock_nanosleep,
+        sys::time::clock_nanosleep,
+        Full,
+        TimeOffset,
+        Cond::Always,
+        [Int, Hex, Ptr, Ptr]
+    ),
+    // randomness
+    entry!(
+        getrandom,
+        sys::random::getrandom,
+        Partial("GRND_RANDOM and GRND_NONBLOCK read the same seeded stream"),
+        Seed,
+        Cond::Always,
+        [Ptr, Int, Hex]
+    ),
+    // signals
+    entry!(
+        rt_sigaction,
+        sys::signal::rt_sigaction,
+        Partial("SIGSYS is virtual; SIGSYS is removed from handler masks"),
+        Always,
+        Cond::Always,
+        [Int, Ptr, Ptr, Int]
+    ),
+    entry!(
+        rt_sigprocmask,
+        sys::signal::rt_sigprocmask,
+        Partial("SIGSYS can never be blocked"),
+        Always,
+        Cond::NonZero(1),
+        [Int, Ptr, Ptr, Int]
+    ),
+    // descriptors the runtime reserves
+    entry!(
+        close,
+        sys::fd::close,
+        Partial("closing a reserved descriptor succeeds and keeps it open"),
+        ReservedFd,
+        Cond::ReservedFd(0),
+        [Fd]
+    ),
+    entry!(
+        close_range,
+        sys::fd::close_range,
+        Partial("reserved descriptors are skipped"),
+        ReservedFd,
+        Cond::Always,
+        [Fd, Fd, Hex]
+    ),
+    entry!(
+        dup2,
+        sys::fd::dup_onto,
+        Partial("EBADF onto a reserved descriptor"),
+        ReservedFd,
+        Cond::ReservedFd(1),
+        [Fd, Fd]
+    ),
+    entry!(
+        dup3,
+        sys::fd::dup_onto,
+        Partial("EBADF onto a reserved descriptor"),
+        ReservedFd,
+        Cond::ReservedFd(1),
+        [Fd, Fd, Hex]
+    ),
+    // processes
+    entry!(
+        execve,
+        sys::exec::execve,
+        Full,
+        Always,
+        Cond::Always,
+        [Path, Ptr, Ptr]
+    ),
+    entry!(
+        execveat,
+        sys::exec::execveat,
+        Partial("fexecve needs the descriptor to survive exec"),
+        Always,
+        Cond::Always,
+        [Fd, Path, Ptr, Ptr, Hex]
+    ),
+    entry!(fork, sys::process::fork, Full, Always, Cond::Always, []),
+    entry!(
+        clone,
+        sys::process::clone,
+        Full,
+        Always,
+        Cond::MaskClear(0, crate::abi::CLONE_VM),
+        [Hex, Ptr, Ptr, Ptr, Hex]
+    ),
+    entry!(
+        clone3,
+        sys::process::clone3,
+        Partial("ENOSYS: libc falls back to clone"),
+        Always,
+        Cond::Always,
+        [Ptr, Int]
+    ),
+    entry!(brk, sys::process::brk, Full, Always, Cond::Always, [Ptr]),
+    // /proc/self answered for the program, not the runtime
+    entry!(
+        open,
+        sys::procfs::open,
+        Full,
+        Always,
+        Cond::Always,
+        [Path, Hex, Hex]
+    ),
+    entry!(
+        openat,
+        sys::procfs::openat,
+        Full,
+        Always,
+        Cond::Always,
+        [Fd, Path, Hex, Hex]
+    ),
+    entry!(
+        readlink,
+        sys::procfs::readlink,
+        Full,
+        Always,
+        Cond::Always,
+        [Path, Ptr, Int]
+    ),
+    entry!(
+        readlinkat,
+        sys::procfs::readlinkat,
+        Full,
+        Always,
+        Cond::Always,
+        [Fd, Path, Ptr, Int]
+    ),
+];
+
+/// Highest call number the index covers.
+const INDEX_LEN: usize = 512;
+
+/// Number → position in [`TABLE`] plus one (0: not served), built at compile time.
+static INDEX: [u8; INDEX_LEN] = {
+    let mut index = [0u8; INDEX_LEN];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let nr = TABLE[i].sysno.id() as usize;
+        assert!(
+            nr < INDEX_LEN && index[nr] == 0,
+            "duplicate or out-of-range table entry"
+        );
+        index[nr] = (i + 1) as u8;
+        i += 1;
+    }
+    index
+};
+
+/// The entry for a call number.
+pub fn lookup(nr: u32) -> Option<&'static Entry> {
+    match INDEX.get(nr as usize) {
+        Some(&pos) if pos != 0 => Some(&TABLE[pos as usize - 1]),
+        _ => None,
+    }
+}

@@ -1,0 +1,124 @@
+//! What the kernel may touch: the calling task's memory, the host, and the task's signal mask.
+//!
+//! A backend implements [`GuestMemory`] and [`Host`] and builds a [`TaskCtx`] for each caught
+//! call. Every guest access can fail with `EFAULT`: a bad pointer from the program is the
+//! program's error, never a crash of the kernel.
+
+use crate::errno::{Errno, KResult};
+use alloc::vec::Vec;
+
+/// The calling program's memory.
+pub trait GuestMemory {
+    /// Copies `buf.len()` bytes from guest address `addr`; `EFAULT` if any byte is unreadable.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> KResult<()>;
+    /// Copies `data` to guest address `addr`; `EFAULT` if any byte is unwritable.
+    fn write(&self, addr: u64, data: &[u8]) -> KResult<()>;
+    /// Reads bytes from `addr` into `buf` until the first NUL, returning the length without
+    /// the NUL. `ENAMETOOLONG` when `buf` fills up first, `EFAULT` on a bad pointer.
+    fn read_cstr(&self, addr: u64, buf: &mut [u8]) -> KResult<usize>;
+}
+
+/// Host system calls, made on behalf of the calling task.
+///
+/// Pointer arguments must address memory the host call can see: kernel memory in the
+/// in-process backend. Calls whose effect must land in the program's own context (a mask,
+/// a blocking wait) are not made here but returned as [`crate::Disposition::Host`].
+pub trait Host {
+    /// Makes the raw call and returns the kernel's raw result (`-errno` on failure).
+    fn syscall(&self, nr: u32, args: [u64; 6]) -> i64;
+}
+
+/// One caught call's view of its thread.
+pub struct TaskCtx<'a> {
+    /// The program's memory.
+    pub mem: &'a dyn GuestMemory,
+    /// Host calls.
+    pub host: &'a dyn Host,
+    /// The signal mask the thread runs with when the call returns; handlers may change it.
+    pub sigmask: u64,
+    /// The thread's stack pointer at the call: scratch space is carved below its red zone.
+    pub stack_pointer: u64,
+    /// Bytes of scratch already pushed below the red zone (see [`TaskCtx::push_scratch`]).
+    pub scratch_used: u64,
+}
+
+/// Bytes below the stack pointer that the System V ABI lets leaf code use without moving it.
+pub const RED_ZONE: u64 = 128;
+
+impl<'a> TaskCtx<'a> {
+    /// A context for a thread whose stack pointer is `stack_pointer` and mask `sigmask`.
+    pub fn new(
+        mem: &'a dyn GuestMemory,
+        host: &'a dyn Host,
+        sigmask: u64,
+        stack_pointer: u64,
+    ) -> Self {
+        TaskCtx {
+            mem,
+            host,
+            sigmask,
+            stack_pointer,
+            scratch_used: 0,
+        }
+    }
+
+    /// Copies `data` onto the program's stack, below the red zone, where it stays valid until
+    /// the call returned as [`crate::Disposition::Host`] completes. Returns its guest address.
+    /// Used to hand a rewritten argument (a path, a struct) to a call run in the program's
+    /// own context.
+    pub fn push_scratch(&mut self, data: &[u8]) -> KResult<u64> {
+        let len = (data.len() as u64 + 15) & !15;
+        let addr = self
+            .stack_pointer
+            .checked_sub(RED_ZONE + self.scratch_used + len)
+            .ok_or(Errno::EFAULT)?;
+        self.mem.write(addr, data)?;
+        self.scratch_used += len;
+        Ok(addr)
+    }
+
+    /// Reads a NUL-terminated string (a path, an argument) into a fresh buffer.
+    pub fn read_cstring(&self, addr: u64, max: usize) -> KResult<Vec<u8>> {
+        if addr == 0 {
+            return Err(Errno::EFAULT);
+        }
+        let mut buf = alloc::vec![0u8; max];
+        let n = self.mem.read_cstr(addr, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Reads one `u64` from guest memory.
+    pub fn read_u64(&self, addr: u64) -> KResult<u64> {
+        let mut b = [0u8; 8];
+        self.mem.read(addr, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    /// Reads a NULL-terminated array of string pointers (`argv`, `envp`).
+    pub fn read_string_array(&self, addr: u64, max_total: usize) -> KResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        if addr == 0 {
+            return Ok(out);
+        }
+        let mut total = 0usize;
+        for i in 0.. {
+            let ptr = self.read_u64(addr + i * 8)?;
+            if ptr == 0 {
+                break;
+            }
+            let s = self.read_cstring(ptr, crate::abi::PATH_MAX * 32)?;
+            total += s.len() + 1 + 8;
+            if total > max_total {
+                return Err(Errno::E2BIG);
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Makes a host call.
+    pub fn host_call(&self, nr: syscalls::Sysno, args: [u64; 6]) -> i64 {
+        self.host.syscall(nr.id() as u32, args)
+    }
+}

@@ -1,0 +1,91 @@
+//! Fakes for unit tests: a guest memory that is one byte range at a fixed address, and a host
+//! that answers a handful of calls from canned values.
+
+use crate::errno::{Errno, KResult};
+use crate::task::{GuestMemory, Host};
+use core::cell::RefCell;
+use std::vec::Vec;
+
+extern crate std;
+
+/// Guest memory: `bytes` mapped at `base`; everything else faults.
+pub struct FakeMem {
+    pub base: u64,
+    pub bytes: RefCell<Vec<u8>>,
+}
+
+impl FakeMem {
+    pub fn new(base: u64, len: usize) -> Self {
+        FakeMem {
+            base,
+            bytes: RefCell::new(std::vec![0; len]),
+        }
+    }
+
+    fn range(&self, addr: u64, len: usize) -> KResult<core::ops::Range<usize>> {
+        let start = addr.checked_sub(self.base).ok_or(Errno::EFAULT)? as usize;
+        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
+        if end > self.bytes.borrow().len() {
+            return Err(Errno::EFAULT);
+        }
+        Ok(start..end)
+    }
+
+    pub fn put(&self, addr: u64, data: &[u8]) {
+        self.write(addr, data).unwrap();
+    }
+
+    pub fn get(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut v = std::vec![0; len];
+        self.read(addr, &mut v).unwrap();
+        v
+    }
+}
+
+impl GuestMemory for FakeMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
+        let r = self.range(addr, buf.len())?;
+        buf.copy_from_slice(&self.bytes.borrow()[r]);
+        Ok(())
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> KResult<()> {
+        let r = self.range(addr, data.len())?;
+        self.bytes.borrow_mut()[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_cstr(&self, addr: u64, buf: &mut [u8]) -> KResult<usize> {
+        for (i, slot) in buf.iter_mut().enumerate() {
+            let mut b = [0u8];
+            self.read(addr + i as u64, &mut b)?;
+            if b[0] == 0 {
+                return Ok(i);
+            }
+            *slot = b[0];
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+}
+
+/// A host that records calls and answers with `answer`.
+pub struct FakeHost<F: Fn(u32, [u64; 6]) -> i64> {
+    pub answer: F,
+    pub calls: RefCell<Vec<(u32, [u64; 6])>>,
+}
+
+impl<F: Fn(u32, [u64; 6]) -> i64> FakeHost<F> {
+    pub fn new(answer: F) -> Self {
+        FakeHost {
+            answer,
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl<F: Fn(u32, [u64; 6]) -> i64> Host for FakeHost<F> {
+    fn syscall(&self, nr: u32, args: [u64; 6]) -> i64 {
+        self.calls.borrow_mut().push((nr, args));
+        (self.answer)(nr, args)
+    }
+}

@@ -1,0 +1,15 @@
+//! The cloister launcher and supervisor.
+//!
+//! `cloister run` loads the policy, checks the program, sets up the sandbox's floor (no new
+//! privileges, the seccomp floor) and the redirect filter, starts the program through
+//! `cloister-rt` and stays alive as its supervisor: it waits for the exit status and turns
+//! the runtime's trace records into JSON lines.
+
+pub mod cli;
+pub mod failure;
+pub mod floor;
+pub mod policy_cmd;
+pub mod program;
+pub mod run;
+pub mod spawn;
+pub mod trace_sink;

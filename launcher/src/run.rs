@@ -1,0 +1,131 @@
+//! `cloister run`: policy and flags → kernel configuration → checked program → sandbox.
+
+use crate::cli::RunArgs;
+use crate::failure::Failure;
+use crate::spawn::{self, Launch, TRACE_FD};
+use crate::{floor, program, trace_sink};
+use interposer::RtImage;
+use kernel_host::Config;
+use std::ffi::{CString, OsStr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// Runs `cloister run`; returns the exit status.
+pub fn run(args: &RunArgs) -> i32 {
+    match run_checked(args) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("cloister: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+/// The kernel configuration for a run: the policy's, with each flag overriding its key.
+pub fn config_for(args: &RunArgs) -> Result<Config, Failure> {
+    let policy = policies::load(&args.policy).map_err(|e| Failure::Setup(e.to_string()))?;
+    let mut config = Config::default();
+    policy.apply_to(&mut config);
+    if let Some(h) = &args.hostname {
+        if h.is_empty()
+            || h.len() > policies::MAX_HOSTNAME_LEN
+            || h.bytes().any(|b| b == 0 || b == b'/')
+        {
+            return Err(Failure::Setup(format!(
+                "--hostname {h:?}: a host name is 1 to {} bytes, without '/' or NUL",
+                policies::MAX_HOSTNAME_LEN
+            )));
+        }
+        config.hostname = Some(h.clone());
+    }
+    if let Some(t) = args.time_offset {
+        if t.unsigned_abs() > policies::MAX_OFFSET_SECONDS {
+            return Err(Failure::Setup(format!(
+                "--time-offset {t}: more than 100 years; give a smaller offset"
+            )));
+        }
+        config.time_offset = Some(t);
+    }
+    if let Some(s) = args.seed {
+        config.seed = Some(s);
+    }
+    Ok(config)
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
+    CString::new(bytes)
+        .map_err(|_| Failure::Setup("an argument or variable contains a NUL byte".into()))
+}
+
+fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
+    let mut config = config_for(args)?;
+    let name = &args.command[0];
+    let path = program::resolve(name)?;
+    program::precheck(&path)?;
+    let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
+    config.rt_path = rt.path.to_string_lossy().into_owned();
+
+    let mut sink = None;
+    let mut trace_w = None;
+    if let Some(file) = &args.trace {
+        let out = std::fs::File::create(file).map_err(|e| {
+            Failure::Setup(format!(
+                "--trace {}: cannot create the file: {e}",
+                file.display()
+            ))
+        })?;
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(Failure::Setup(format!(
+                "cannot create the trace pipe: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        sink = Some((r, out));
+        trace_w = Some(w);
+        config.trace_fd = Some(TRACE_FD);
+    }
+
+    let rules = kernel_host::redirect::rules(&config);
+    let redirect = interposer::redirect_program(&rules, rt.code.clone());
+    let floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
+
+    let mut argv = vec![
+        cstring(b"cloister-rt")?,
+        cstring(path.as_os_str().as_bytes())?,
+    ];
+    for a in &args.command {
+        argv.push(cstring(a.as_bytes())?);
+    }
+    let mut envp = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k == OsStr::new(Config::ENV) {
+            continue;
+        }
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        envp.push(cstring(&kv)?);
+    }
+    envp.push(cstring(
+        format!("{}={}", Config::ENV, config.encode()).as_bytes(),
+    )?);
+
+    let pid = spawn::spawn(Launch {
+        rt,
+        argv,
+        envp,
+        floor,
+        redirect,
+        trace: trace_w,
+    })?;
+    let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
+    let status = spawn::wait(pid);
+    if let Some(sink) = sink {
+        sink.finish();
+    }
+    Ok(status)
+}

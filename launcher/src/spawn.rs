@@ -1,0 +1,272 @@
+//! Starting the program: fork, set up the floor and the redirect filter in the child, and
+//! exec `cloister-rt`.
+//!
+//! Once the redirect filter is in place, an `execve` from the launcher's own code would trap,
+//! and the child has no handler yet. So the child maps the runtime's code at its fixed address
+//! first and makes its final `execve` through the runtime's gate, whose `syscall` the filter
+//! trusts. Between fork and exec the child only makes raw system calls (async-signal-safe);
+//! a failure is reported through a close-on-exec pipe and ends the child with status 125.
+
+use crate::failure::Failure;
+use interposer::RtImage;
+use seccompiler::BpfProgram;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The descriptor number the runtime's trace pipe gets in the sandbox.
+pub const TRACE_FD: RawFd = 1023;
+
+/// Everything the child needs, prepared before the fork (the child must not allocate).
+pub struct Launch {
+    /// The runtime.
+    pub rt: RtImage,
+    /// Its argument vector.
+    pub argv: Vec<CString>,
+    /// Its environment.
+    pub envp: Vec<CString>,
+    /// Floor programs, installed first.
+    pub floor: Vec<BpfProgram>,
+    /// The redirect filter, installed last.
+    pub redirect: Vec<interposer::SockFilter>,
+    /// The write end of the trace pipe, if tracing.
+    pub trace: Option<OwnedFd>,
+}
+
+/// Steps of the child's set-up, named in the error it reports.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Step {
+    OpenRuntime = 1,
+    MapRuntime,
+    TraceFd,
+    NoNewPrivs,
+    Floor,
+    Redirect,
+    Exec,
+}
+
+impl Step {
+    fn describe(code: u8) -> &'static str {
+        match code {
+            1 => "cannot open the runtime",
+            2 => "cannot map the runtime's code at its fixed address",
+            3 => "cannot set up the trace descriptor",
+            4 => "cannot set no_new_privs",
+            5 => "cannot install the seccomp floor",
+            6 => "cannot install the redirect filter",
+            _ => "cannot execute the runtime",
+        }
+    }
+}
+
+fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
+    libc::sock_fprog {
+        len: p.len() as u16,
+        filter: p.as_ptr() as *mut libc::sock_filter,
+    }
+}
+
+/// Starts the program; returns the child's pid.
+pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
+    let setup = |what: &str, e: std::io::Error| Failure::Setup(format!("{what}: {e}"));
+    let rt_path = CString::new(launch.rt.path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Failure::Setup("the runtime's path contains a NUL byte".into()))?;
+    let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let redirect: Vec<seccompiler::sock_filter> = launch
+        .redirect
+        .iter()
+        .map(|f| seccompiler::sock_filter {
+            code: f.code,
+            jt: f.jt,
+            jf: f.jf,
+            k: f.k,
+        })
+        .collect();
+    let floor: Vec<libc::sock_fprog> = launch.floor.iter().map(|p| sock_fprog(p)).collect();
+    let redirect_prog = sock_fprog(&redirect);
+    let code_start = launch.rt.code.start & !4095;
+    let code_len = launch.rt.code.end - code_start;
+    let code_offset = launch.rt.code_file_offset - (launch.rt.code.start - code_start);
+    let gate = launch.rt.gate;
+    let trace_fd = launch.trace.as_ref().map(|fd| fd.as_raw_fd());
+
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(setup(
+            "cannot create a pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
+    let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let parent = std::process::id() as libc::pid_t;
+
+    // SAFETY: the child runs only raw system calls on data prepared above, then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(setup("cannot fork", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: in the child of a fork: every call below is async-signal-safe and every
+        // pointer refers to memory prepared before the fork.
+        unsafe {
+            let fail = |step: Step| -> ! {
+                let errno = *libc::__errno_location();
+                let msg = [step as u8, errno as u8, (errno >> 8) as u8];
+                libc::write(err_w.as_raw_fd(), msg.as_ptr().cast(), 3);
+                libc::_exit(125)
+            };
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(125);
+            }
+            if let Some(fd) = trace_fd {
+                if libc::dup2(fd, TRACE_FD) < 0 {
+                    fail(Step::TraceFd);
+                }
+            }
+            let rt_fd = libc::open(rt_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if rt_fd < 0 {
+                fail(Step::OpenRuntime);
+            }
+            let at = libc::mmap(
+                code_start as *mut libc::c_void,
+                code_len as usize,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE,
+                rt_fd,
+                code_offset as libc::off_t,
+            );
+            if at as u64 != code_start {
+                fail(Step::MapRuntime);
+            }
+            libc::close(rt_fd);
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(Step::NoNewPrivs);
+            }
+            for prog in &floor {
+                if libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    prog as *const libc::sock_fprog,
+                ) != 0
+                {
+                    fail(Step::Floor);
+                }
+            }
+            if libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &redirect_prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                fail(Step::Redirect);
+            }
+            let r = exec_through_gate(gate, rt_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            *libc::__errno_location() = -r as i32;
+            fail(Step::Exec);
+        }
+    }
+    drop(err_w);
+    drop(launch.trace);
+    let mut msg = [0u8; 3];
+    // SAFETY: reading into a 3-byte buffer from our own pipe.
+    let n = unsafe { libc::read(err_r.as_raw_fd(), msg.as_mut_ptr().cast(), 3) };
+    if n == 3 {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
+        return Err(Failure::Setup(format!(
+            "{}: {}",
+            Step::describe(msg[0]),
+            std::io::Error::from_raw_os_error(errno)
+        )));
+    }
+    Ok(pid)
+}
+
+/// `execve` made from the runtime's gate: the gate's `syscall` is trusted by the redirect
+/// filter; on failure the gate returns here with the error in `rax`.
+///
+/// # Safety
+/// The runtime's code must be mapped at its fixed address, so that `gate` points at its
+/// `syscall; mov rcx, [rsp]; mov rsp, [rsp + 8]; jmp rcx` sequence.
+unsafe fn exec_through_gate(
+    gate: u64,
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> i64 {
+    let ret: i64;
+    // SAFETY: the gate returns to label 2 with the stack pointer saved in r12 (its return
+    // slots are written below the current stack pointer, past the red zone); it clobbers
+    // only rax, rcx and r11 like any system call.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "sub rsp, 256",
+            "and rsp, -16",
+            "mov [rsp + 8], r12",
+            "lea rcx, [rip + 2f]",
+            "mov [rsp], rcx",
+            "jmp r8",
+            "2:",
+            in("r8") gate,
+            inlateout("rax") 59i64 => ret,
+            in("rdi") path,
+            in("rsi") argv,
+            in("rdx") envp,
+            out("rcx") _,
+            out("r11") _,
+            out("r12") _,
+        );
+    }
+    ret
+}
+
+/// Waits for the child, forwarding termination requests to it, and maps its end to an exit
+/// status: its own code, or 128 + the signal that killed it.
+pub fn wait(pid: libc::pid_t) -> i32 {
+    CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: installing handlers that only call kill(2), which is async-signal-safe; SIGINT
+    // and SIGQUIT reach the child from the terminal directly, so the supervisor ignores them.
+    unsafe {
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(sig, forward as *const () as libc::sighandler_t);
+        }
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: reaping our own child into a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                return 128 + libc::WTERMSIG(status);
+            }
+        } else if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 125;
+        }
+    }
+}
+
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}

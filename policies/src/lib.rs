@@ -1,0 +1,30 @@
+//! cloister's policies: the schema (serde), validation with clear errors, and the built-in
+//! policies, which are JSON files embedded in the binary.
+//!
+//! A policy says what the sandboxed program sees of its host: its host name (`identity`), its
+//! clocks (`time`) and its randomness (`random`). Every object may carry a `comment`, and
+//! unknown keys are errors. The launcher calls [`load`] with what the user gave
+//! (`--policy NAME|FILE`), prints a [`PolicyError`] as one line, and hands the kernel a plain
+//! `kernel_host::Config` through [`Policy::apply_to`].
+//!
+//! This crate does not touch the sandbox itself: it sets up nothing and enforces nothing.
+//!
+//! ```
+//! let policy = policies::load("fixed-identity").unwrap();
+//! assert_eq!(policy.identity.hostname.as_deref(), Some("cloister"));
+//! ```
+
+mod builtin;
+mod error;
+mod load;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use builtin::{builtin_names, builtin_summary, builtin_text};
+pub use error::PolicyError;
+pub use load::{load, parse};
+pub use schema::{Identity, Policy, Random, Time};
+pub use validate::{MAX_HOSTNAME_LEN, MAX_OFFSET_SECONDS};

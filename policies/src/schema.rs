@@ -1,0 +1,162 @@
+//! The policy schema: the shape of a policy file, as serde types.
+//!
+//! Every object is strict (`deny_unknown_fields`), every section and every value is optional,
+//! and every object may carry a `comment` saying why it is there. This module only describes
+//! shapes; the limits on values (a host name's characters, how far a clock may move) are checked
+//! afterwards by the `validate` module, and errors are worded by the `error` module with the
+//! help of [`field_help`].
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A parsed, validated policy.
+///
+/// An empty object `{}` is a valid policy: it runs the program as it is, with only cloister's
+/// runtime and security floor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Free text: why this policy exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The host identity the program sees.
+    #[serde(default, deserialize_with = "object")]
+    pub identity: Identity,
+    /// The clocks the program reads.
+    #[serde(default, deserialize_with = "object")]
+    pub time: Time,
+    /// Where the program's randomness comes from.
+    #[serde(default, deserialize_with = "object")]
+    pub random: Random,
+}
+
+/// The host identity the program sees (`uname`, `gethostname`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    /// Free text: why this section is set as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The host name the program sees; `None` keeps the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// The clocks the program reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Time {
+    /// Free text: why this section is set as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Seconds added to every realtime clock; `None` leaves the clocks alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_seconds: Option<i64>,
+}
+
+/// Where the program's randomness comes from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Random {
+    /// Free text: why this section is set as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Seed of `getrandom`, `/dev/urandom` and `AT_RANDOM`; `None` leaves randomness to the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Policy {
+    /// The policy as indented JSON, as `cloister policy show` prints it. Absent values are left
+    /// out; parsing the text again gives the same policy.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a policy has only strings and integers")
+    }
+
+    /// Copies what the policy decides into the kernel's configuration, leaving the fields a
+    /// policy does not own (runtime path, lineage, tracing) as they are.
+    pub fn apply_to(&self, config: &mut kernel_host::Config) {
+        config.hostname.clone_from(&self.identity.hostname);
+        config.time_offset = self.time.offset_seconds;
+        config.seed = self.random.seed;
+    }
+}
+
+/// A whole policy document: a [`Policy`] that must be written as a JSON object.
+pub(crate) struct Document(pub Policy);
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object(deserializer).map(Document)
+    }
+}
+
+/// Deserializes a `T` from a JSON object only. serde's derived structs also accept an array of
+/// their values in field order (`["why", "cloister"]`), which would let a policy set fields
+/// without naming them; here an array is an error like any other wrong type.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
+    struct ObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectVisitor(PhantomData))
+}
+
+/// What a value at a JSON path should be, and how to write one: the words of schema errors.
+pub(crate) struct FieldHelp {
+    /// What the value should be, e.g. "an integer number of seconds".
+    pub expected: &'static str,
+    /// How to write one, e.g. "write a whole number such as 3600".
+    pub fix: &'static str,
+}
+
+/// The [`FieldHelp`] for a path rendered as `$.a.b`, or `None` for a path the schema lacks.
+pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
+    let (expected, fix) = match json_path {
+        "$" => (
+            "a JSON object",
+            r#"write the policy as an object such as {"identity": {"hostname": "cloister"}}"#,
+        ),
+        "$.identity" => (
+            "an object",
+            r#"write an object such as {"hostname": "cloister"}"#,
+        ),
+        "$.identity.hostname" => (
+            "a host name in double quotes",
+            r#"write a name such as "cloister", or leave the key out to keep the host's name"#,
+        ),
+        "$.time" => (
+            "an object",
+            r#"write an object such as {"offset_seconds": 3600}"#,
+        ),
+        "$.time.offset_seconds" => (
+            "an integer number of seconds",
+            "write a whole number such as 3600",
+        ),
+        "$.random" => ("an object", r#"write an object such as {"seed": 1}"#),
+        "$.random.seed" => (
+            "a whole number from 0 to 18446744073709551615",
+            "write a whole number such as 1",
+        ),
+        p if p.ends_with(".comment") => (
+            "a string",
+            r#"write the comment as text in double quotes, such as "why this is here""#,
+        ),
+        _ => return None,
+    };
+    Some(FieldHelp { expected, fix })
+}
