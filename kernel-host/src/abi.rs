@@ -7,8 +7,16 @@
 pub const SIGKILL: u32 = 9;
 /// `SIGSTOP`.
 pub const SIGSTOP: u32 = 19;
+/// `SIGBUS`.
+pub const SIGBUS: u32 = 7;
+/// `SIGSEGV`.
+pub const SIGSEGV: u32 = 11;
 /// `SIGSYS`: the signal a seccomp `RET_TRAP` raises, reserved to the runtime.
 pub const SIGSYS: u32 = 31;
+/// Signals whose host disposition belongs to the runtime: SIGSYS for the traps, SIGSEGV and
+/// SIGBUS to turn a bad pointer from the program into `EFAULT`. The program's dispositions
+/// for them are kept by the kernel, and the runtime forwards what it did not cause.
+pub const RUNTIME_SIGNALS: [u32; 3] = [SIGSYS, SIGSEGV, SIGBUS];
 /// Highest signal number.
 pub const NSIG: u32 = 64;
 
@@ -18,8 +26,10 @@ pub const fn sigbit(sig: u32) -> u64 {
 }
 
 /// Signals no mask may hold: the kernel refuses to block SIGKILL and SIGSTOP, and the
-/// runtime refuses to let SIGSYS be blocked (a blocked SIGSYS makes a trap fatal).
-pub const UNBLOCKABLE: u64 = sigbit(SIGKILL) | sigbit(SIGSTOP) | sigbit(SIGSYS);
+/// runtime refuses to let its own signals be blocked (a blocked SIGSYS makes a trap fatal,
+/// a blocked SIGSEGV makes a bad pointer fatal instead of `EFAULT`).
+pub const UNBLOCKABLE: u64 =
+    sigbit(SIGKILL) | sigbit(SIGSTOP) | sigbit(SIGSYS) | sigbit(SIGSEGV) | sigbit(SIGBUS);
 
 /// `rt_sigprocmask` `how`: add to the mask.
 pub const SIG_BLOCK: u64 = 0;

@@ -58,9 +58,15 @@ impl Kernel {
         self.random.at_random()
     }
 
-    /// The program's SIGSYS disposition, for a backend forwarding a SIGSYS it did not cause.
-    pub fn program_sigsys(&self) -> crate::abi::KernelSigaction {
-        self.signals.sigsys()
+    /// The program's disposition for one of the runtime's signals, for a backend forwarding
+    /// a signal it did not cause.
+    pub fn program_action(&self, sig: u32) -> crate::abi::KernelSigaction {
+        self.signals.action(sig)
+    }
+
+    /// Sets the program's disposition for one of the runtime's signals (`SA_RESETHAND`).
+    pub fn set_program_action(&self, sig: u32, act: crate::abi::KernelSigaction) {
+        self.signals.set_action(sig, act);
     }
 
     /// Takes every kernel lock so that a fork cannot copy one half-held. Call right before the

@@ -98,7 +98,7 @@ fn sigsys_cannot_be_blocked_or_taken() {
     b.copy_from_slice(&mem.get(h.args[1], 32));
     assert_eq!(
         KernelSigaction::from_bytes(&b).mask,
-        !sigbit(SIGSYS)
+        !crate::abi::UNBLOCKABLE
     );
     assert!(h.args[1] < SP - 128, "scratch must sit below the red zone");
 }

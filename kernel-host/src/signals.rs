@@ -1,16 +1,17 @@
-//! Signals: SIGSYS belongs to the runtime, so the program's view of it is virtual.
+//! Signals the runtime owns (SIGSYS, SIGSEGV, SIGBUS): the program's view of them is virtual.
 //!
-//! The program may install a SIGSYS handler, block SIGSYS or put it in a handler's mask;
-//! each would break the trap path if it reached the host. The kernel keeps the program's
-//! SIGSYS disposition here, strips SIGSYS from every mask that reaches the host, and the
-//! backend forwards a SIGSYS that was not its own trap to the handler kept here.
+//! The program may install handlers for them, block them or put them in a handler's mask;
+//! each would break the runtime if it reached the host (a lost SIGSYS handler ends every
+//! trap, a blocked SIGSEGV turns a bad pointer into a crash). The kernel keeps the program's
+//! dispositions here, strips the runtime's signals from every mask that reaches the host, and
+//! the backend forwards what it did not cause to the disposition kept here.
 
-use crate::abi::KernelSigaction;
+use crate::abi::{KernelSigaction, RUNTIME_SIGNALS};
 use crate::sync::SpinLock;
 
 /// Signal state the kernel keeps for the program.
 pub struct Signals {
-    sigsys: SpinLock<KernelSigaction>,
+    actions: SpinLock<[KernelSigaction; RUNTIME_SIGNALS.len()]>,
 }
 
 impl Default for Signals {
@@ -19,36 +20,50 @@ impl Default for Signals {
     }
 }
 
+const DEFAULT: KernelSigaction = KernelSigaction {
+    handler: 0,
+    flags: 0,
+    restorer: 0,
+    mask: 0,
+};
+
+fn slot(sig: u32) -> Option<usize> {
+    RUNTIME_SIGNALS.iter().position(|&s| s == sig)
+}
+
 impl Signals {
-    /// SIGSYS at its default disposition.
+    /// Every runtime signal at its default disposition.
     pub const fn new() -> Self {
         Signals {
-            sigsys: SpinLock::new(KernelSigaction {
-                handler: 0,
-                flags: 0,
-                restorer: 0,
-                mask: 0,
-            }),
+            actions: SpinLock::new([DEFAULT; RUNTIME_SIGNALS.len()]),
         }
     }
 
-    /// The program's SIGSYS disposition.
-    pub fn sigsys(&self) -> KernelSigaction {
-        *self.sigsys.lock()
+    /// Whether `sig` is one of the runtime's signals.
+    pub fn is_virtual(sig: u32) -> bool {
+        slot(sig).is_some()
     }
 
-    /// Replaces the program's SIGSYS disposition, returning the previous one.
-    pub fn set_sigsys(&self, act: KernelSigaction) -> KernelSigaction {
-        core::mem::replace(&mut *self.sigsys.lock(), act)
+    /// The program's disposition for a runtime signal (default for any other).
+    pub fn action(&self, sig: u32) -> KernelSigaction {
+        slot(sig).map_or(DEFAULT, |i| self.actions.lock()[i])
+    }
+
+    /// Replaces the program's disposition for a runtime signal, returning the previous one.
+    pub fn set_action(&self, sig: u32, act: KernelSigaction) -> KernelSigaction {
+        match slot(sig) {
+            Some(i) => core::mem::replace(&mut self.actions.lock()[i], act),
+            None => DEFAULT,
+        }
     }
 
     /// Takes every lock this subsystem holds, before a fork.
     pub fn lock_for_fork(&self) {
-        self.sigsys.raw_lock();
+        self.actions.raw_lock();
     }
 
     /// Releases what [`Signals::lock_for_fork`] took.
     pub fn unlock_after_fork(&self) {
-        self.sigsys.raw_unlock();
+        self.actions.raw_unlock();
     }
 }

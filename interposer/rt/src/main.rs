@@ -12,6 +12,8 @@
 extern crate alloc;
 
 mod altstack;
+mod fault;
+mod forward;
 mod guest;
 mod heap;
 mod loader;
@@ -21,6 +23,7 @@ mod start;
 mod sys;
 mod trace;
 mod trap;
+mod ucontext;
 
 /// The runtime's allocator.
 #[global_allocator]

@@ -15,7 +15,7 @@ use kernel_host::{Config, Kernel, ProcessImage};
 use crate::loader::{self, File, Image, LoadError};
 use crate::stack::{self, AuxValue, InitialStack};
 use crate::sys::{self, nr};
-use crate::{altstack, fail, guest, trace, trap};
+use crate::{altstack, fail, trace, trap};
 
 global_asm!(
     ".globl _start",
@@ -171,7 +171,6 @@ fn path_of(file: &File) -> Vec<u8> {
 }
 
 extern "C" fn rt_main(sp: *const u64) -> ! {
-    guest::refresh_pid();
     // SAFETY: `_start` passes the initial stack pointer.
     let host = unsafe { read_host_stack(sp) };
     let prefix = alloc::format!("{}=", Config::ENV);

@@ -32,6 +32,7 @@ pub mod nr {
     pub const MPROTECT: u32 = 10;
     pub const MUNMAP: u32 = 11;
     pub const RT_SIGACTION: u32 = 13;
+    pub const RT_SIGPROCMASK: u32 = 14;
     pub const PREAD64: u32 = 17;
     pub const GETPID: u32 = 39;
     pub const EXECVE: u32 = 59;
@@ -42,8 +43,6 @@ pub mod nr {
     pub const CLOCK_GETTIME: u32 = 228;
     pub const TGKILL: u32 = 234;
     pub const OPENAT: u32 = 257;
-    pub const PROCESS_VM_READV: u32 = 310;
-    pub const PROCESS_VM_WRITEV: u32 = 311;
 }
 
 /// Makes a call with fewer arguments.

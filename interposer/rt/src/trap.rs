@@ -12,38 +12,28 @@
 use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel_host::abi::{sigbit, KernelSigaction, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGSYS};
+use kernel_host::abi::{
+    sigbit, KernelSigaction, SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGBUS, SIGSEGV,
+    SIGSYS,
+};
 use kernel_host::{Disposition, ExecPlan, ForkPlan, GuestMemory, Kernel, Syscall, TaskCtx};
 
-use crate::guest::{self, RawHost, SelfMemory};
+use crate::guest::{RawHost, SelfMemory};
 use crate::sys::{self, nr};
-use crate::{altstack, trace, HEAP};
+use crate::ucontext::{reg, Frame};
+use crate::{altstack, fault, forward, trace, HEAP};
 
 /// The kernel serving this process, set once before the program starts.
 static KERNEL: AtomicPtr<Kernel> = AtomicPtr::new(core::ptr::null_mut());
 
 /// `si_code` of a seccomp trap.
 const SYS_SECCOMP: i32 = 1;
-
-// Offsets in `ucontext_t` (x86_64, glibc/kernel layout).
-const UC_STACK_FLAGS: usize = 24;
-const UC_GREGS: usize = 40;
-const UC_SIGMASK: usize = 296;
-const REG_R8: usize = 0;
-const REG_R9: usize = 1;
-const REG_R10: usize = 2;
-const REG_RDI: usize = 8;
-const REG_RSI: usize = 9;
-const REG_RDX: usize = 12;
-const REG_RAX: usize = 13;
-const REG_RSP: usize = 15;
-const REG_RIP: usize = 16;
-// Offsets in `siginfo_t`.
+/// Offsets in `siginfo_t`.
 const SI_ERRNO: usize = 4;
 const SI_CODE: usize = 8;
 const SI_SYSCALL: usize = 24;
-/// `SS_DISABLE` in `stack_t.ss_flags`.
-const SS_DISABLE: i32 = 2;
+/// `SECCOMP_RET_DATA` of the runtime's traps; the same constant as `interposer::TRAP_DATA`.
+const TRAP_DATA: i32 = 0xc15;
 
 extern "C" {
     fn cloister_restorer();
@@ -94,63 +84,57 @@ global_asm!(
 /// Hands the kernel to the trap path and installs the SIGSYS handler.
 pub fn install(kernel: &'static Kernel) {
     KERNEL.store(kernel as *const Kernel as *mut Kernel, Ordering::Release);
-    let act = KernelSigaction {
-        handler: on_sigsys as *const () as u64,
-        flags: SA_SIGINFO | SA_ONSTACK | SA_RESTORER,
-        restorer: cloister_restorer as *const () as u64,
-        // Nothing may interrupt the handler: it holds kernel state only briefly, and a
-        // signal arriving meanwhile is delivered as soon as the call returns.
-        mask: !0,
-    };
-    let bytes = act.to_bytes();
-    let r = sys::call(
-        nr::RT_SIGACTION,
-        &[u64::from(SIGSYS), bytes.as_ptr() as u64, 0, 8],
-    );
-    if r < 0 {
-        crate::fail(125, "cannot install the SIGSYS handler");
-    }
-}
-
-/// A view of the frame the host kernel pushed.
-struct Frame {
-    uc: *mut u8,
-}
-
-impl Frame {
-    fn reg(&self, i: usize) -> u64 {
-        // SAFETY: `uc` points to the live ucontext of this signal; gregs has 23 entries.
-        unsafe { *(self.uc.add(UC_GREGS + 8 * i) as *const u64) }
-    }
-    fn set_reg(&mut self, i: usize, v: u64) {
-        // SAFETY: as in `reg`; the frame is ours to modify until sigreturn.
-        unsafe { *(self.uc.add(UC_GREGS + 8 * i) as *mut u64) = v }
-    }
-    fn sigmask(&self) -> u64 {
-        // SAFETY: uc_sigmask is the 8-byte kernel sigset at this offset.
-        unsafe { *(self.uc.add(UC_SIGMASK) as *const u64) }
-    }
-    fn set_sigmask(&mut self, m: u64) {
-        // SAFETY: as in `sigmask`.
-        unsafe { *(self.uc.add(UC_SIGMASK) as *mut u64) = m }
-    }
-    fn on_altstack_disabled(&self) -> bool {
-        // SAFETY: uc_stack.ss_flags is an i32 at this offset.
-        unsafe { *(self.uc.add(UC_STACK_FLAGS) as *const i32) & SS_DISABLE != 0 }
-    }
-    fn call(&self, nr: u32) -> Syscall {
-        Syscall {
-            nr,
-            args: [
-                self.reg(REG_RDI),
-                self.reg(REG_RSI),
-                self.reg(REG_RDX),
-                self.reg(REG_R10),
-                self.reg(REG_R8),
-                self.reg(REG_R9),
-            ],
+    // Nothing may interrupt the handlers but a fault in a guest copy: they hold kernel state
+    // only briefly, and a signal arriving meanwhile is delivered as soon as they return.
+    let mask = !(sigbit(SIGSEGV) | sigbit(SIGBUS));
+    let handlers: [(u32, extern "C" fn(i32, *mut u8, *mut u8)); 3] =
+        [(SIGSYS, on_sigsys), (SIGSEGV, on_fault), (SIGBUS, on_fault)];
+    for (sig, handler) in handlers {
+        let act = KernelSigaction {
+            handler: handler as *const () as u64,
+            flags: SA_SIGINFO | SA_ONSTACK | SA_RESTORER | SA_NODEFER,
+            restorer: cloister_restorer as *const () as u64,
+            mask,
+        };
+        let bytes = act.to_bytes();
+        if sys::call(
+            nr::RT_SIGACTION,
+            &[u64::from(sig), bytes.as_ptr() as u64, 0, 8],
+        ) < 0
+        {
+            crate::fail(125, "cannot install the runtime's signal handlers");
         }
     }
+}
+
+fn call_of(frame: &Frame, nr: u32) -> Syscall {
+    let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
+    Syscall {
+        nr,
+        args: regs.map(|r| frame.reg(r)),
+    }
+}
+
+fn kernel() -> &'static Kernel {
+    let kernel_ptr = KERNEL.load(Ordering::Acquire);
+    if kernel_ptr.is_null() {
+        crate::fail(125, "a signal arrived before the runtime was ready");
+    }
+    // SAFETY: KERNEL is set once to a leaked, never-freed Kernel before the program runs.
+    unsafe { &*kernel_ptr }
+}
+
+/// SIGSEGV and SIGBUS: a fault in a guest copy becomes `EFAULT`; any other goes to the program.
+extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
+    // SAFETY: the host passes the live ucontext to an SA_SIGINFO handler.
+    let mut frame = unsafe { Frame::new(uc) };
+    if let Some(resume) = fault::fix_up(frame.reg(reg::RIP)) {
+        frame.set_reg(reg::RIP, resume);
+        return;
+    }
+    // SAFETY: the host passes a valid siginfo to an SA_SIGINFO handler.
+    let si_code = unsafe { *(info.add(SI_CODE) as *const i32) };
+    forward::forward(kernel(), sig, info, &mut frame, si_code > 0);
 }
 
 extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
@@ -162,27 +146,23 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
             *(info.add(SI_SYSCALL) as *const i32),
         )
     };
-    let kernel_ptr = KERNEL.load(Ordering::Acquire);
-    if kernel_ptr.is_null() {
-        crate::fail(125, "a call trapped before the runtime was ready");
-    }
-    // SAFETY: KERNEL is set once to a leaked, never-freed Kernel before any trap can happen.
-    let kernel: &Kernel = unsafe { &*kernel_ptr };
-    if si_code != SYS_SECCOMP || si_errno != i32::from(interposer_trap_data()) {
-        forward(kernel, sig, info, uc);
+    let kernel = kernel();
+    // SAFETY: the host passes the live ucontext to an SA_SIGINFO handler.
+    let mut frame = unsafe { Frame::new(uc) };
+    if si_code != SYS_SECCOMP || si_errno != TRAP_DATA {
+        forward::forward(kernel, sig, info, &mut frame, false);
         return;
     }
-    let mut frame = Frame { uc };
-    let call = frame.call(si_syscall as u32);
+    let call = call_of(&frame, si_syscall as u32);
     let started = trace::enabled().then(sys::monotonic_ns);
     let mem = SelfMemory;
-    let mut task = TaskCtx::new(&mem, &RawHost, frame.sigmask(), frame.reg(REG_RSP));
+    let mut task = TaskCtx::new(&mem, &RawHost, frame.sigmask(), frame.reg(reg::RSP));
     let disposition = kernel.handle(&mut task, call);
     let elapsed = started.map(|t| sys::monotonic_ns().wrapping_sub(t));
     frame.set_sigmask(task.sigmask);
     let cookie = elapsed.map(|ns| trace::call(&call, &mem, &disposition, ns));
     match disposition {
-        Disposition::Return(v) => frame.set_reg(REG_RAX, v as u64),
+        Disposition::Return(v) => frame.set_reg(reg::RAX, v as u64),
         Disposition::Host(host) => via_gate(&mut frame, &task, host, cookie),
         Disposition::Fork(plan) => fork(kernel, &mut frame, plan, cookie),
         Disposition::Exec(plan) => {
@@ -190,43 +170,38 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
             via_gate(&mut frame, &task, host, cookie);
         }
     }
-    if frame.on_altstack_disabled() {
+    if frame.had_no_altstack() {
         altstack::install_for_this_thread();
     }
-}
-
-/// The trap data the launcher's filter uses; the same constant as in `interposer::filter`.
-const fn interposer_trap_data() -> u16 {
-    0xc15
 }
 
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
 fn via_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>) {
-    let sp = frame.reg(REG_RSP);
+    let sp = frame.reg(reg::RSP);
     let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - 40) & !15;
     let header: u64 = (2u64 << 32) | 24;
-    let slots = [frame.reg(REG_RIP), sp, header, cookie.unwrap_or(0), 0];
+    let slots = [frame.reg(reg::RIP), sp, header, cookie.unwrap_or(0), 0];
     let mut bytes = [0u8; 40];
     for (i, s) in slots.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&s.to_ne_bytes());
     }
     if let Err(e) = SelfMemory.write(new_sp, &bytes) {
-        frame.set_reg(REG_RAX, e.ret() as u64);
+        frame.set_reg(reg::RAX, e.ret() as u64);
         return;
     }
-    let regs = [REG_RDI, REG_RSI, REG_RDX, REG_R10, REG_R8, REG_R9];
+    let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
     for (r, v) in regs.iter().zip(host.args) {
         frame.set_reg(*r, v);
     }
-    frame.set_reg(REG_RAX, u64::from(host.nr));
-    frame.set_reg(REG_RSP, new_sp);
+    frame.set_reg(reg::RAX, u64::from(host.nr));
+    frame.set_reg(reg::RSP, new_sp);
     let gate = if cookie.is_some() {
         cloister_gate_traced as *const () as usize
     } else {
         cloister_gate as *const () as usize
     };
-    frame.set_reg(REG_RIP, gate as u64);
+    frame.set_reg(reg::RIP, gate as u64);
 }
 
 /// Forks inside the handler: parent and child both return from here, each with its result.
@@ -236,10 +211,9 @@ fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>)
     let r = sys::syscall(plan.call.nr, plan.call.args);
     HEAP.unlock_after_fork();
     if r == 0 {
-        guest::refresh_pid();
         kernel.after_fork(true);
         if plan.child_stack != 0 {
-            frame.set_reg(REG_RSP, plan.child_stack);
+            frame.set_reg(reg::RSP, plan.child_stack);
         }
     } else {
         kernel.after_fork(false);
@@ -247,7 +221,7 @@ fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>)
             trace::result(cookie, r);
         }
     }
-    frame.set_reg(REG_RAX, r as u64);
+    frame.set_reg(reg::RAX, r as u64);
 }
 
 /// Lays the plan out as C strings and arrays (leaked: on success the image is gone, on
@@ -270,40 +244,5 @@ fn exec_call(plan: ExecPlan) -> Syscall {
     Syscall {
         nr: nr::EXECVE,
         args: [path, c_strings(plan.argv), c_strings(plan.envp), 0, 0, 0],
-    }
-}
-
-/// A SIGSYS the runtime did not cause (a `kill`, or a filter of the program's own): given to
-/// the handler the program installed, or to the default action.
-fn forward(kernel: &Kernel, sig: i32, info: *mut u8, uc: *mut u8) {
-    let act = kernel.program_sigsys();
-    match act.handler {
-        1 => {}
-        0 => {
-            // Default action: die of SIGSYS. Restore the default, and let the pending signal
-            // kill the process once the handler returns and SIGSYS is unblocked.
-            let dfl = KernelSigaction::default().to_bytes();
-            sys::call(
-                nr::RT_SIGACTION,
-                &[u64::from(SIGSYS), dfl.as_ptr() as u64, 0, 8],
-            );
-            let pid = sys::call(nr::GETPID, &[]) as u64;
-            let tid = sys::call(nr::GETTID, &[]) as u64;
-            sys::call(nr::TGKILL, &[pid, tid, u64::from(SIGSYS)]);
-            let mut frame = Frame { uc };
-            frame.set_sigmask(frame.sigmask() & !sigbit(SIGSYS));
-        }
-        handler => {
-            if act.flags & SA_SIGINFO != 0 {
-                // SAFETY: the program registered this address as an SA_SIGINFO handler.
-                let f: extern "C" fn(i32, *mut u8, *mut u8) =
-                    unsafe { core::mem::transmute(handler as usize) };
-                f(sig, info, uc);
-            } else {
-                // SAFETY: the program registered this address as a plain handler.
-                let f: extern "C" fn(i32) = unsafe { core::mem::transmute(handler as usize) };
-                f(sig);
-            }
-        }
     }
 }

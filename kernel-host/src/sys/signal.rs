@@ -1,11 +1,10 @@
-//! `rt_sigaction`, `rt_sigprocmask`: SIGSYS stays the runtime's.
+//! `rt_sigaction`, `rt_sigprocmask`: SIGSYS, SIGSEGV and SIGBUS stay the runtime's.
 
 use super::ret;
-use crate::abi::{
-    sigbit, KernelSigaction, SIGSET_SIZE, SIGSYS, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, UNBLOCKABLE,
-};
+use crate::abi::{KernelSigaction, SIGSET_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, UNBLOCKABLE};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
+use crate::signals::Signals;
 use crate::syscall::{Disposition, Syscall};
 use crate::task::TaskCtx;
 
@@ -15,20 +14,21 @@ fn read_action(task: &TaskCtx<'_>, addr: u64) -> KResult<KernelSigaction> {
     Ok(KernelSigaction::from_bytes(&b))
 }
 
-/// `rt_sigaction(sig, act, oldact, sigsetsize)`. SIGSYS is kept virtual; for every other
-/// signal SIGSYS is taken out of the handler's mask, so that a redirected call made inside
-/// the handler still traps instead of killing the process.
+/// `rt_sigaction(sig, act, oldact, sigsetsize)`. The runtime's signals are kept virtual; for
+/// every other signal they are taken out of the handler's mask, so that a redirected call
+/// made inside the handler still traps instead of killing the process.
 pub fn rt_sigaction(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [sig, act, oldact, size, ..] = call.args;
     if size != SIGSET_SIZE {
         return ret(Err(Errno::EINVAL));
     }
-    if sig == u64::from(SIGSYS) {
+    if Signals::is_virtual(sig as u32) {
+        let sig = sig as u32;
         return ret((|| {
             let old = if act != 0 {
-                k.signals.set_sigsys(read_action(task, act)?)
+                k.signals.set_action(sig, read_action(task, act)?)
             } else {
-                k.signals.sigsys()
+                k.signals.action(sig)
             };
             if oldact != 0 {
                 task.mem.write(oldact, &old.to_bytes())?;
@@ -41,7 +41,7 @@ pub fn rt_sigaction(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
     }
     let rewritten = (|| {
         let mut new = read_action(task, act)?;
-        new.mask &= !sigbit(SIGSYS);
+        new.mask &= !UNBLOCKABLE;
         task.push_scratch(&new.to_bytes())
     })();
     match rewritten {
@@ -55,7 +55,8 @@ pub fn rt_sigaction(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
 }
 
 /// `rt_sigprocmask(how, set, oldset, sigsetsize)`, served on the task's mask directly: the
-/// backend applies the new mask when the call returns. SIGSYS can never be blocked.
+/// backend applies the new mask when the call returns. The runtime's signals can never be
+/// blocked.
 pub fn rt_sigprocmask(_k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [how, set, oldset, size, ..] = call.args;
     ret((|| {

@@ -1,0 +1,3 @@
+module cloister.test/goprog
+
+go 1.19

@@ -1,0 +1,343 @@
+//! The kinds of executables cloister must run unmodified — C programs linked dynamic,
+//! `-static`, `-static-pie` and `-no-pie`, a program without libc that makes raw `syscall`
+//! instructions, `#!` scripts and nested interpreters — and what a program can learn about its
+//! own image: `/proc/self/exe` (readlink, stat and open), `AT_EXECFN`, `argv[0]`,
+//! `/proc/self/cmdline` and a program break that starts after its own image (cloister-rt is what
+//! the host kernel actually executed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cloister_tests::{
+    assert_clock, both_modes, compile_c, is_hex, now_unix, programs_dir, temp_dir, write_file,
+    Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
+};
+
+const HOST: &str = VIRTUAL_HOSTNAME;
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("scratch paths are UTF-8")
+}
+
+fn link_flags(link: &str) -> &'static [&'static str] {
+    C_FLAG_SETS
+        .iter()
+        .find(|(name, _)| *name == link)
+        .map(|(_, flags)| *flags)
+        .unwrap_or_else(|| panic!("no link mode {link}"))
+}
+
+/// Every C program in `tests/programs` builds in every link mode (no cloister involved): a
+/// broken toolchain shows up here rather than as a mysterious failure elsewhere.
+#[test]
+fn every_c_program_builds() {
+    let mut listed: Vec<&str> = C_PROGRAMS.iter().map(|(name, _)| *name).collect();
+    listed.sort_unstable();
+    let mut found: Vec<String> = fs::read_dir(programs_dir())
+        .expect("read tests/programs")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".c")?.to_owned())
+        })
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found, listed,
+        "C_PROGRAMS must list every tests/programs/*.c"
+    );
+    for (name, flags) in C_PROGRAMS {
+        if *flags == RAW_C_FLAGS {
+            compile_c(name, flags);
+            continue;
+        }
+        for (_, link) in C_FLAG_SETS {
+            let mut all = flags.to_vec();
+            all.extend_from_slice(link);
+            compile_c(name, &all);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C programs in every link mode
+
+fn c_hello(mode: Mode, link: &str) {
+    let exe = compile_c("hello", link_flags(link));
+    let out = mode
+        .command(&exe)
+        .args(["a", "b c"])
+        .hostname(HOST)
+        .output();
+    out.success();
+    let host = mode.hostname(HOST);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "hello\narg1=a\narg2=b c\nuname={host}\ngethostname={host}\nsysname=Linux\n\
+             machine=x86_64\n"
+        ),
+        "\n{out}"
+    );
+}
+
+fn c_hello_dynamic(mode: Mode) {
+    c_hello(mode, "dynamic");
+}
+
+fn c_hello_static(mode: Mode) {
+    c_hello(mode, "static");
+}
+
+fn c_hello_static_pie(mode: Mode) {
+    c_hello(mode, "static-pie");
+}
+
+fn c_hello_no_pie(mode: Mode) {
+    c_hello(mode, "no-pie");
+}
+
+/// No libc, no vDSO: raw `syscall` instructions for uname, getrandom and clock_gettime must
+/// still be served by the policy.
+fn raw_syscalls_without_libc(mode: Mode) {
+    const OFFSET: i64 = 2 * 86_400;
+    let exe = compile_c("rawsys", RAW_C_FLAGS);
+    let run = |seed: u64| {
+        let before = now_unix();
+        let out = mode
+            .command(&exe)
+            .hostname(HOST)
+            .time_offset(OFFSET)
+            .seed(seed)
+            .output();
+        let after = now_unix();
+        out.success();
+        (out, before, after)
+    };
+    let (first, before, after) = run(11);
+    assert_eq!(first.field("uname"), mode.hostname(HOST), "\n{first}");
+    assert!(is_hex(first.field("random"), 16), "\n{first}");
+    assert_clock(
+        "raw clock_gettime(CLOCK_REALTIME)",
+        first.int_field("time"),
+        before,
+        after,
+        mode.offset(OFFSET),
+    );
+    let (second, _, _) = run(11);
+    if mode.is_cloister() {
+        assert_eq!(
+            first.field("random"),
+            second.field("random"),
+            "the same seed gave different getrandom bytes"
+        );
+    } else {
+        assert_ne!(first.field("random"), second.field("random"));
+    }
+}
+
+/// A few everyday programs print exactly what they print natively.
+fn everyday_programs_match_native(mode: Mode) {
+    let cases: &[(&str, &[&str])] = &[
+        (PYTHON3, &["-c", "print(42)"]),
+        (
+            "python3",
+            &[
+                "-c",
+                "import json, email, asyncio, http.client; print('imported')",
+            ],
+        ),
+        ("bash", &["-c", "echo \"$((6 * 7)) ${BASH_VERSINFO[0]}\""]),
+        ("sha256sum", &["/bin/true"]),
+        ("ls", &["-l", "/usr/bin/env"]),
+        ("sh", &["-c", "printf '%s\\n' c b a | sort | tr -d '\\n'"]),
+    ];
+    for (program, args) in cases {
+        let native = Mode::Native.command(program).args(*args).output();
+        native.success();
+        let out = mode.command(program).args(*args).output();
+        out.success();
+        assert_eq!(out.stdout, native.stdout, "\n{out}");
+        assert_eq!(out.stderr, native.stderr, "\n{out}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripts and interpreters
+
+/// Writes an executable script in a fresh directory.
+fn script(label: &str, name: &str, text: &str) -> PathBuf {
+    let path = temp_dir(label).join(name);
+    write_file(&path, text, 0o755);
+    path
+}
+
+const PY_SCRIPT: &str = "#!/usr/bin/env python3\nimport socket, sys\n\
+                         print(sys.argv[1:], socket.gethostname())\n";
+
+fn shell_script(mode: Mode) {
+    let path = script(
+        "sh-script",
+        "script.sh",
+        "#!/bin/sh -eu\necho \"script $# $1 $2\"\nuname -n\n",
+    );
+    let out = mode
+        .command(&path)
+        .args(["x", "y z"])
+        .hostname(HOST)
+        .output();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        format!("script 2 x y z\n{}\n", mode.hostname(HOST)),
+        "\n{out}"
+    );
+}
+
+fn env_python_script(mode: Mode) {
+    let path = script("py-script", "script.py", PY_SCRIPT);
+    let out = mode.command(&path).arg("x").hostname(HOST).output();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        format!("['x'] {}\n", mode.hostname(HOST)),
+        "\n{out}"
+    );
+}
+
+/// Nested interpreters: a `#!/bin/sh` script runs another `#!/bin/sh` script, which runs a
+/// `#!/usr/bin/env python3` script.
+fn script_running_scripts(mode: Mode) {
+    let py = script("nested", "inner.py", PY_SCRIPT);
+    let middle = script(
+        "nested",
+        "middle.sh",
+        &format!("#!/bin/sh\necho middle\n{} from-middle\n", s(&py)),
+    );
+    let outer = script(
+        "nested",
+        "outer.sh",
+        &format!("#!/bin/sh\necho outer\n{}\n", s(&middle)),
+    );
+    let out = mode.command(&outer).hostname(HOST).output();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        format!("outer\nmiddle\n['from-middle'] {}\n", mode.hostname(HOST)),
+        "\n{out}"
+    );
+}
+
+fn script_found_on_path(mode: Mode) {
+    let py = script("on-path", "cloister-test-script", PY_SCRIPT);
+    let dir = py.parent().expect("parent");
+    let out = mode
+        .command("cloister-test-script")
+        .arg("y")
+        .env(
+            "PATH",
+            format!("{}:{}", s(dir), cloister_tests::SYSTEM_PATH),
+        )
+        .hostname(HOST)
+        .output();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        format!("['y'] {}\n", mode.hostname(HOST)),
+        "\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a program learns about its own image
+
+fn proc_self_exe_python(mode: Mode) {
+    let code = "import os, sys; print(os.readlink('/proc/self/exe'), sys.executable)";
+    let real = fs::canonicalize(PYTHON3).expect("canonicalize python3");
+    for program in [PYTHON3, "python3"] {
+        let native = Mode::Native.command(program).args(["-c", code]).output();
+        native.success();
+        assert_eq!(native.stdout, format!("{} {PYTHON3}\n", s(&real)));
+        let out = mode.command(program).args(["-c", code]).output();
+        out.success();
+        assert_eq!(out.stdout, native.stdout, "\n{out}");
+    }
+}
+
+fn self_exe(mode: Mode, link: &str) {
+    let mut flags = link_flags(link).to_vec();
+    if link == "static-pie" {
+        flags.push("-DSTATIC_PIE");
+    }
+    let exe = compile_c("selfexe", &flags);
+    let out = mode.command(&exe).args(["x", "y"]).output();
+    out.success();
+    let real = fs::canonicalize(&exe).expect("canonicalize");
+    assert_eq!(
+        out.field("exe"),
+        s(&real),
+        "readlink(/proc/self/exe)\n{out}"
+    );
+    for check in [
+        "exe_is_argv0",
+        "stat_same_file",
+        "open_same_file",
+        "open_same_size",
+        "open_is_elf",
+        "brk_grows",
+    ] {
+        assert_eq!(out.field(check), "1", "{check}\n{out}");
+    }
+    if link != "static-pie" {
+        assert_eq!(out.field("brk_after_image"), "1", "\n{out}");
+    }
+    assert_eq!(out.field("execfn"), s(&exe), "AT_EXECFN\n{out}");
+    assert_eq!(out.field("argv0"), s(&exe), "argv[0]\n{out}");
+}
+
+fn proc_self_exe_c_dynamic(mode: Mode) {
+    self_exe(mode, "dynamic");
+}
+
+fn proc_self_exe_c_static(mode: Mode) {
+    self_exe(mode, "static");
+}
+
+fn proc_self_exe_c_static_pie(mode: Mode) {
+    self_exe(mode, "static-pie");
+}
+
+fn proc_self_exe_c_no_pie(mode: Mode) {
+    self_exe(mode, "no-pie");
+}
+
+/// `/proc/self/cmdline` (what `ps` shows) names the program and its arguments, not cloister-rt.
+fn proc_self_cmdline(mode: Mode) {
+    let exe = compile_c("selfexe", &[]);
+    let out = mode.command(&exe).args(["x", "y z"]).output();
+    out.success();
+    assert_eq!(
+        out.field("cmdline"),
+        format!("{} x y z", s(&exe)),
+        "\n{out}"
+    );
+}
+
+both_modes!(
+    c_hello_dynamic,
+    c_hello_static,
+    c_hello_static_pie,
+    c_hello_no_pie,
+    raw_syscalls_without_libc,
+    everyday_programs_match_native,
+    shell_script,
+    env_python_script,
+    script_running_scripts,
+    script_found_on_path,
+    proc_self_exe_python,
+    proc_self_exe_c_dynamic,
+    proc_self_exe_c_static,
+    proc_self_exe_c_static_pie,
+    proc_self_exe_c_no_pie,
+    proc_self_cmdline,
+);
