@@ -28,17 +28,11 @@ fn s(path: &Path) -> &str {
 fn true_succeeds_silently(mode: Mode) {
     let out = mode.command("/bin/true").output();
     out.success();
-    assert!(
-        out.stdout.is_empty() && out.stderr.is_empty(),
-        "cloister printed something of its own\n{out}"
-    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "cloister printed something of its own\n{out}");
 }
 
 fn echo_gets_every_argument(mode: Mode) {
-    let out = mode
-        .command("echo")
-        .args(["hello", "--hostname", "x", "--", "two  words", ""])
-        .output();
+    let out = mode.command("echo").args(["hello", "--hostname", "x", "--", "two  words", ""]).output();
     out.success();
     assert_eq!(out.stdout, "hello --hostname x -- two  words \n", "\n{out}");
     assert!(out.stderr.is_empty(), "\n{out}");
@@ -46,19 +40,13 @@ fn echo_gets_every_argument(mode: Mode) {
 
 fn exit_status_is_the_programs(mode: Mode) {
     for code in [0, 1, 3, 42, 125, 126, 127, 255] {
-        mode.command("sh")
-            .args(["-c", &format!("exit {code}")])
-            .output()
-            .expect_code(code);
+        mode.command("sh").args(["-c", &format!("exit {code}")]).output().expect_code(code);
     }
 }
 
 fn death_by_signal_is_128_plus_n(mode: Mode) {
     for (signal, name) in [(15, "TERM"), (9, "KILL"), (10, "USR1")] {
-        let out = mode
-            .command("sh")
-            .args(["-c", &format!("kill -{name} $$; sleep 5")])
-            .output();
+        let out = mode.command("sh").args(["-c", &format!("kill -{name} $$; sleep 5")]).output();
         match mode {
             // A native shell sees the signal itself.
             Mode::Native => assert_eq!(out.status.signal(), Some(signal), "\n{out}"),
@@ -78,11 +66,8 @@ fn stdin_reaches_the_program(mode: Mode) {
 
 fn environment_reaches_the_program_unchanged(mode: Mode) {
     let env = |m: Mode| {
-        let out = m
-            .command("env")
-            .env("CLOISTER_TEST_VAR", "a value with spaces")
-            .env("EMPTY_VAR", "")
-            .output();
+        let out =
+            m.command("env").env("CLOISTER_TEST_VAR", "a value with spaces").env("EMPTY_VAR", "").output();
         out.success();
         let mut lines: Vec<String> = out.lines().iter().map(|l| (*l).to_owned()).collect();
         lines.sort();
@@ -90,11 +75,7 @@ fn environment_reaches_the_program_unchanged(mode: Mode) {
     };
     let expected = env(Mode::Native);
     assert!(expected.contains(&"CLOISTER_TEST_VAR=a value with spaces".to_owned()));
-    assert_eq!(
-        env(mode),
-        expected,
-        "the program's environment differs from native"
-    );
+    assert_eq!(env(mode), expected, "the program's environment differs from native");
 }
 
 fn working_directory_is_kept(mode: Mode) {
@@ -119,10 +100,7 @@ fn large_argv_and_environment(mode: Mode) {
         .env("BIG", &big)
         .output();
     out.success();
-    assert_eq!(
-        out.stdout, "3000 argument-0 argument-2999 100000\n",
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, "3000 argument-0 argument-2999 100000\n", "\n{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,61 +112,34 @@ fn program_found_on_path_like_a_shell(mode: Mode) {
     let not_exec = script("path-a", "prog", "#!/bin/sh\necho from-a\n", 0o644);
     let exec = script("path-b", "prog", "#!/bin/sh\necho from-b \"$@\"\n", 0o755);
     let dir_of = |p: &Path| s(p.parent().expect("parent")).to_owned();
-    let path = format!(
-        "{}:{}:{}",
-        dir_of(&not_exec),
-        dir_of(&exec),
-        cloister_tests::SYSTEM_PATH
-    );
+    let path = format!("{}:{}:{}", dir_of(&not_exec), dir_of(&exec), cloister_tests::SYSTEM_PATH);
     let out = mode.command("prog").arg("x").env("PATH", &path).output();
     out.success();
     assert_eq!(out.stdout, "from-b x\n", "\n{out}");
 
     // Found only without execute permission: 126, like a shell.
     let path = format!("{}:{}", dir_of(&not_exec), cloister_tests::SYSTEM_PATH);
-    mode.command("prog")
-        .env("PATH", &path)
-        .output()
-        .expect_failure_line(126, "prog");
+    mode.command("prog").env("PATH", &path).output().expect_failure_line(126, "prog");
 }
 
 fn relative_program_path(mode: Mode) {
-    let prog = script(
-        "relative",
-        "prog.sh",
-        "#!/bin/sh\necho relative \"$0\"\n",
-        0o755,
-    );
-    let out = mode
-        .command("./prog.sh")
-        .current_dir(prog.parent().expect("parent"))
-        .output();
+    let prog = script("relative", "prog.sh", "#!/bin/sh\necho relative \"$0\"\n", 0o755);
+    let out = mode.command("./prog.sh").current_dir(prog.parent().expect("parent")).output();
     out.success();
     assert_eq!(out.stdout, "relative ./prog.sh\n", "\n{out}");
 }
 
 fn not_found_is_127(mode: Mode) {
-    mode.command("cloister-no-such-program")
-        .output()
-        .expect_failure_line(127, "cloister-no-such-program");
-    mode.command("/nonexistent/dir/program")
-        .output()
-        .expect_failure_line(127, "/nonexistent/dir/program");
+    mode.command("cloister-no-such-program").output().expect_failure_line(127, "cloister-no-such-program");
+    mode.command("/nonexistent/dir/program").output().expect_failure_line(127, "/nonexistent/dir/program");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Programs that cannot be executed: 126
 
 fn text_without_shebang_is_126(mode: Mode) {
-    let path = script(
-        "noshebang",
-        "notes.txt",
-        "echo this is not a script\n",
-        0o755,
-    );
-    mode.command(&path)
-        .output()
-        .expect_failure_line(126, s(&path));
+    let path = script("noshebang", "notes.txt", "echo this is not a script\n", 0o755);
+    mode.command(&path).output().expect_failure_line(126, s(&path));
 }
 
 fn i386_elf_is_126(mode: Mode) {
@@ -217,47 +168,28 @@ fn corrupt_elf_is_126(mode: Mode) {
     let dir = temp_dir("corrupt");
     let garbage = dir.join("garbage-elf");
     write_file(&garbage, elf::magic_and_garbage(), 0o755);
-    mode.command(&garbage)
-        .output()
-        .expect_failure_line(126, s(&garbage));
+    mode.command(&garbage).output().expect_failure_line(126, s(&garbage));
 
     let truncated = dir.join("truncated-true");
-    write_file(
-        &truncated,
-        elf::truncated(Path::new("/bin/true"), 200),
-        0o755,
-    );
-    mode.command(&truncated)
-        .output()
-        .expect_failure_line(126, s(&truncated));
+    write_file(&truncated, elf::truncated(Path::new("/bin/true"), 200), 0o755);
+    mode.command(&truncated).output().expect_failure_line(126, s(&truncated));
 }
 
 fn no_execute_permission_is_126(mode: Mode) {
     let path = temp_dir("noexec").join("true-copy");
     write_file(&path, fs::read("/bin/true").expect("read /bin/true"), 0o644);
-    mode.command(&path)
-        .output()
-        .expect_failure_line(126, s(&path));
+    mode.command(&path).output().expect_failure_line(126, s(&path));
 }
 
 fn directory_is_126(mode: Mode) {
     let dir = temp_dir("a-directory");
-    mode.command(&dir)
-        .output()
-        .expect_failure_line(126, s(&dir));
+    mode.command(&dir).output().expect_failure_line(126, s(&dir));
 }
 
 fn missing_interpreter_is_126(mode: Mode) {
     // The program exists; its interpreter does not (bash says "bad interpreter", status 126).
-    let path = script(
-        "badinterp",
-        "script",
-        "#!/nonexistent/interpreter\necho hi\n",
-        0o755,
-    );
-    mode.command(&path)
-        .output()
-        .expect_failure_line(126, s(&path));
+    let path = script("badinterp", "script", "#!/nonexistent/interpreter\necho hi\n", 0o755);
+    mode.command(&path).output().expect_failure_line(126, s(&path));
 }
 
 both_modes!(
@@ -297,15 +229,9 @@ fn check_rejects(json: &str, mentions: &[&str]) {
     let path = policy_file("bad-policy.json", json);
     let out = cloister(&["policy", "check", s(&path)]);
     assert_ne!(out.code(), 0, "a bad policy passed the check\n{out}");
-    assert!(
-        out.stderr.contains(s(&path)),
-        "the message does not name the file\n{out}"
-    );
+    assert!(out.stderr.contains(s(&path)), "the message does not name the file\n{out}");
     for mention in mentions {
-        assert!(
-            out.stderr.contains(mention),
-            "the message does not mention {mention:?}\n{out}"
-        );
+        assert!(out.stderr.contains(mention), "the message does not mention {mention:?}\n{out}");
     }
 }
 
@@ -314,9 +240,7 @@ fn policy_list_names_default() {
     let out = cloister(&["policy", "list"]);
     out.success();
     assert!(
-        out.stdout
-            .split(|c: char| c.is_whitespace() || c == ':' || c == ',')
-            .any(|word| word == "default"),
+        out.stdout.split(|c: char| c.is_whitespace() || c == ':' || c == ',').any(|word| word == "default"),
         "`policy list` does not list `default`\n{out}"
     );
 }
@@ -363,20 +287,11 @@ fn policy_check_accepts_every_key() {
 
 #[test]
 fn policy_check_names_file_and_json_path() {
-    check_rejects(
-        r#"{ "time": { "offset_seconds": "soon" } }"#,
-        &["$.time.offset_seconds"],
-    );
+    check_rejects(r#"{ "time": { "offset_seconds": "soon" } }"#, &["$.time.offset_seconds"]);
     check_rejects(r#"{ "random": { "seed": -1 } }"#, &["$.random.seed"]);
+    check_rejects(r#"{ "identity": { "hostname": 5 } }"#, &["$.identity.hostname"]);
     check_rejects(
-        r#"{ "identity": { "hostname": 5 } }"#,
-        &["$.identity.hostname"],
-    );
-    check_rejects(
-        &format!(
-            r#"{{ "identity": {{ "hostname": "{}" }} }}"#,
-            "h".repeat(80)
-        ),
+        &format!(r#"{{ "identity": {{ "hostname": "{}" }} }}"#, "h".repeat(80)),
         &["$.identity.hostname"],
     );
 }
@@ -402,11 +317,7 @@ fn policy_check_missing_file_fails() {
 
 #[test]
 fn run_with_default_policy() {
-    let out = Mode::Cloister
-        .command("echo")
-        .arg("ok")
-        .policy("default")
-        .output();
+    let out = Mode::Cloister.command("echo").arg("ok").policy("default").output();
     out.success();
     assert_eq!(out.stdout, "ok\n");
 }
@@ -422,11 +333,7 @@ fn run_with_bad_policy_is_125() {
         .expect_failure_line(125, s(&bad));
 
     let unknown = policy_file("unknown.json", r#"{ "identity": { "hostnme": "x" } }"#);
-    Mode::Cloister
-        .command("true")
-        .policy(&unknown)
-        .output()
-        .expect_failure_line(125, s(&unknown));
+    Mode::Cloister.command("true").policy(&unknown).output().expect_failure_line(125, s(&unknown));
 
     Mode::Cloister
         .command("true")
@@ -444,12 +351,9 @@ fn run_with_bad_policy_is_125() {
 #[test]
 fn bad_option_values_are_125() {
     // The flags have policy keys; a value the policy would reject is cloister's failure too.
-    for (flag, value) in [
-        ("--time-offset", "soon"),
-        ("--seed", "-1"),
-        ("--seed", "many"),
-        ("--hostname", &"h".repeat(80)),
-    ] {
+    for (flag, value) in
+        [("--time-offset", "soon"), ("--seed", "-1"), ("--seed", "many"), ("--hostname", &"h".repeat(80))]
+    {
         let out = Mode::Cloister
             .command("echo")
             .arg("the program ran")

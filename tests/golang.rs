@@ -15,10 +15,7 @@ const OFFSET: i64 = 30 * 86_400;
 
 /// Runs the Go program under all three options (seed `seed`), with the host clock around it.
 fn run_go(mode: Mode, seed: Option<u64>) -> (Outcome, i64, i64) {
-    let mut invocation = mode
-        .command(go_program())
-        .hostname(HOST)
-        .time_offset(OFFSET);
+    let mut invocation = mode.command(go_program()).hostname(HOST).time_offset(OFFSET);
     if let Some(seed) = seed {
         invocation = invocation.seed(seed);
     }
@@ -35,13 +32,7 @@ fn go_program_sees_the_policy(mode: Mode) {
     for key in ["hostname", "uname", "child", "uname_command"] {
         assert_eq!(out.field(key), host, "{key}\n{out}");
     }
-    assert_clock(
-        "time.Now().Unix()",
-        out.int_field("unix"),
-        before,
-        after,
-        mode.offset(OFFSET),
-    );
+    assert_clock("time.Now().Unix()", out.int_field("unix"), before, after, mode.offset(OFFSET));
     assert!(is_hex(out.field("rand"), 16), "\n{out}");
     for key in ["goroutines", "preemption", "sleep"] {
         assert_eq!(out.field(key), "ok", "{key}\n{out}");
@@ -58,25 +49,12 @@ fn go_crypto_rand_seeded(mode: Mode) {
     let rand = |seed| run_go(mode, seed).0.field("rand").to_owned();
     let (first, again, other, unseeded) = (rand(Some(7)), rand(Some(7)), rand(Some(8)), rand(None));
     if mode.is_cloister() {
-        assert_eq!(
-            first, again,
-            "crypto/rand: the same seed gave different bytes"
-        );
+        assert_eq!(first, again, "crypto/rand: the same seed gave different bytes");
     } else {
         assert_ne!(first, again);
     }
-    assert_ne!(
-        first, other,
-        "crypto/rand: seeds 7 and 8 gave the same bytes"
-    );
-    assert_ne!(
-        first, unseeded,
-        "crypto/rand: the unseeded run repeated the seeded one"
-    );
+    assert_ne!(first, other, "crypto/rand: seeds 7 and 8 gave the same bytes");
+    assert_ne!(first, unseeded, "crypto/rand: the unseeded run repeated the seeded one");
 }
 
-both_modes!(
-    go_program_sees_the_policy,
-    go_os_executable,
-    go_crypto_rand_seeded
-);
+both_modes!(go_program_sees_the_policy, go_os_executable, go_crypto_rand_seeded);

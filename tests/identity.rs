@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cloister_tests::{
-    assert_clock, both_modes, compile_c, is_hex, now_unix, temp_dir, write_file, Invocation, Mode,
-    Outcome, PYTHON3, VIRTUAL_HOSTNAME,
+    assert_clock, both_modes, compile_c, is_hex, now_unix, temp_dir, write_file, Invocation, Mode, Outcome,
+    PYTHON3, VIRTUAL_HOSTNAME,
 };
 use serde_json::Value;
 
@@ -50,24 +50,12 @@ fn hostname_proc_file(mode: Mode) {
 }
 
 fn hostname_python_socket(mode: Mode) {
-    prints_hostname(
-        mode,
-        PYTHON3,
-        &["-c", "import socket; print(socket.gethostname())"],
-    );
+    prints_hostname(mode, PYTHON3, &["-c", "import socket; print(socket.gethostname())"]);
 }
 
 fn hostname_python_uname(mode: Mode) {
-    prints_hostname(
-        mode,
-        PYTHON3,
-        &["-c", "import os; print(os.uname().nodename)"],
-    );
-    prints_hostname(
-        mode,
-        PYTHON3,
-        &["-c", "import platform; print(platform.node())"],
-    );
+    prints_hostname(mode, PYTHON3, &["-c", "import os; print(os.uname().nodename)"]);
+    prints_hostname(mode, PYTHON3, &["-c", "import platform; print(platform.node())"]);
 }
 
 fn hostname_c_program(mode: Mode) {
@@ -80,36 +68,21 @@ fn hostname_c_program(mode: Mode) {
 
 /// Only the node name changes: sysname, release, version and machine are the host's.
 fn hostname_leaves_other_uname_fields(mode: Mode) {
-    let native = Mode::Native
-        .command("uname")
-        .args(["-s", "-r", "-v", "-m"])
-        .output();
+    let native = Mode::Native.command("uname").args(["-s", "-r", "-v", "-m"]).output();
     native.success();
-    let out = mode
-        .command("uname")
-        .args(["-s", "-r", "-v", "-m"])
-        .hostname(HOST)
-        .output();
+    let out = mode.command("uname").args(["-s", "-r", "-v", "-m"]).hostname(HOST).output();
     out.success();
     assert_eq!(out.stdout, native.stdout, "\n{out}");
 }
 
 fn hostname_from_policy_file(mode: Mode) {
     let policy = policy_file(r#"{ "identity": { "hostname": "policy-host" } }"#);
-    for (program, args) in [
-        ("uname", &["-n"][..]),
-        (
-            PYTHON3,
-            &["-c", "import socket; print(socket.gethostname())"][..],
-        ),
-    ] {
+    for (program, args) in
+        [("uname", &["-n"][..]), (PYTHON3, &["-c", "import socket; print(socket.gethostname())"][..])]
+    {
         let out = mode.command(program).args(args).policy(&policy).output();
         out.success();
-        assert_eq!(
-            out.stdout,
-            format!("{}\n", mode.hostname("policy-host")),
-            "\n{out}"
-        );
+        assert_eq!(out.stdout, format!("{}\n", mode.hostname("policy-host")), "\n{out}");
     }
 }
 
@@ -207,10 +180,7 @@ fn check_seeded(mode: Mode, what: &str, [first, again, other, unseeded]: [&str; 
         assert_ne!(first, again, "{what}: two native runs gave the same bytes");
     }
     assert_ne!(first, other, "{what}: seeds 42 and 43 gave the same bytes");
-    assert_ne!(
-        first, unseeded,
-        "{what}: the unseeded run repeated the seeded one"
-    );
+    assert_ne!(first, unseeded, "{what}: the unseeded run repeated the seeded one");
 }
 
 /// `program args`, with `--seed` when one is given.
@@ -230,11 +200,7 @@ fn seed_python_urandom(mode: Mode) {
     for out in &runs {
         assert!(is_hex(out.stdout.trim_end(), 16), "\n{out}");
     }
-    check_seeded(
-        mode,
-        "os.urandom",
-        runs.each_ref().map(|o| o.stdout.as_str()),
-    );
+    check_seeded(mode, "os.urandom", runs.each_ref().map(|o| o.stdout.as_str()));
 }
 
 /// coreutils' `shuf` takes its randomness from getrandom.
@@ -248,19 +214,9 @@ fn seed_c(mode: Mode, flags: &[&str]) {
     let exe = compile_c("randomness", flags);
     let runs = seeded_runs(|seed| maybe_seeded(mode, &exe, &[], seed));
     for out in &runs {
-        assert_eq!(
-            out.field("calls_differ"),
-            "1",
-            "a stream, not a constant\n{out}"
-        );
+        assert_eq!(out.field("calls_differ"), "1", "a stream, not a constant\n{out}");
     }
-    for key in [
-        "getrandom1",
-        "getrandom2",
-        "getrandom_nonblock",
-        "getentropy",
-        "at_random",
-    ] {
+    for key in ["getrandom1", "getrandom2", "getrandom_nonblock", "getentropy", "at_random"] {
         for out in &runs {
             assert!(is_hex(out.field(key), 16), "\n{out}");
         }
@@ -280,9 +236,7 @@ fn seed_c_getrandom_static(mode: Mode) {
 fn seed_from_policy_file(mode: Mode) {
     let policy = policy_file(r#"{ "random": { "seed": 99 } }"#);
     let urandom = |inv: Invocation| {
-        let out = inv
-            .args(["-c", "import os; print(os.urandom(16).hex())"])
-            .output();
+        let out = inv.args(["-c", "import os; print(os.urandom(16).hex())"]).output();
         out.success();
         out.stdout
     };
@@ -291,10 +245,7 @@ fn seed_from_policy_file(mode: Mode) {
     let from_flag = urandom(mode.command(PYTHON3).seed(99));
     if mode.is_cloister() {
         assert_eq!(from_policy, from_policy_again);
-        assert_eq!(
-            from_policy, from_flag,
-            "policy seed 99 and --seed 99 differ"
-        );
+        assert_eq!(from_policy, from_flag, "policy seed 99 and --seed 99 differ");
     } else {
         assert_ne!(from_policy, from_policy_again);
     }
@@ -305,12 +256,7 @@ fn seed_from_policy_file(mode: Mode) {
 
 fn bad_pointers_are_efault(mode: Mode) {
     let exe = compile_c("badptr", &[]);
-    let out = mode
-        .command(&exe)
-        .hostname(HOST)
-        .seed(5)
-        .time_offset(3600)
-        .output();
+    let out = mode.command(&exe).hostname(HOST).seed(5).time_offset(3600).output();
     out.success();
     for (call, errno) in [
         ("uname_addr_1", "EFAULT"),
@@ -357,14 +303,12 @@ both_modes!(
 
 /// Reads a `--trace` file: JSON lines, each an object with at least the keys of issue 2.
 fn read_trace(path: &Path) -> Vec<Value> {
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("no trace file {}: {e}", path.display()));
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("no trace file {}: {e}", path.display()));
     let records: Vec<Value> = text
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("trace line is not JSON ({e}): {line}"))
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("trace line is not JSON ({e}): {line}"))
         })
         .collect();
     for record in &records {
@@ -372,13 +316,9 @@ fn read_trace(path: &Path) -> Vec<Value> {
             && record["tid"].is_u64()
             && record["syscall"].is_string()
             && record["args"].is_string()
-            && (record["result"].is_number()
-                || record["result"].as_str().is_some_and(is_errno_name))
+            && (record["result"].is_number() || record["result"].as_str().is_some_and(is_errno_name))
             && record["ns"].is_number();
-        assert!(
-            ok,
-            "trace record without pid/tid/syscall/args/result/ns of the right types: {record}"
-        );
+        assert!(ok, "trace record without pid/tid/syscall/args/result/ns of the right types: {record}");
     }
     records
 }
@@ -386,9 +326,7 @@ fn read_trace(path: &Path) -> Vec<Value> {
 fn is_errno_name(name: &str) -> bool {
     name.len() > 1
         && name.starts_with('E')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn calls<'a>(records: &'a [Value], syscall: &str) -> Vec<&'a Value> {
@@ -398,41 +336,24 @@ fn calls<'a>(records: &'a [Value], syscall: &str) -> Vec<&'a Value> {
 #[test]
 fn trace_records_redirected_calls() {
     let trace = temp_dir("trace").join("trace.json");
-    let out = Mode::Cloister
-        .command("uname")
-        .arg("-n")
-        .hostname("h")
-        .trace(&trace)
-        .output();
+    let out = Mode::Cloister.command("uname").arg("-n").hostname("h").trace(&trace).output();
     out.success();
     assert_eq!(out.stdout, "h\n", "\n{out}");
     assert!(out.stderr.is_empty(), "tracing went to stderr\n{out}");
     let records = read_trace(&trace);
     let unames = calls(&records, "uname");
-    assert!(
-        unames.iter().any(|r| r["result"] == 0),
-        "no uname record with result 0 in {}",
-        s(&trace)
-    );
+    assert!(unames.iter().any(|r| r["result"] == 0), "no uname record with result 0 in {}", s(&trace));
 }
 
 #[test]
 fn trace_records_errno_names() {
     let trace = temp_dir("trace").join("trace.json");
     let exe = compile_c("badptr", &[]);
-    Mode::Cloister
-        .command(&exe)
-        .hostname("h")
-        .seed(1)
-        .trace(&trace)
-        .output()
-        .success();
+    Mode::Cloister.command(&exe).hostname("h").seed(1).trace(&trace).output().success();
     let records = read_trace(&trace);
     for syscall in ["uname", "getrandom"] {
         assert!(
-            calls(&records, syscall)
-                .iter()
-                .any(|r| r["result"] == "EFAULT"),
+            calls(&records, syscall).iter().any(|r| r["result"] == "EFAULT"),
             "no {syscall} record with result \"EFAULT\" in {}",
             s(&trace)
         );
@@ -442,24 +363,13 @@ fn trace_records_errno_names() {
 #[test]
 fn trace_follows_children() {
     let trace = temp_dir("trace").join("trace.json");
-    let out = Mode::Cloister
-        .command("sh")
-        .args(["-c", "uname -n; uname -n"])
-        .hostname("h")
-        .trace(&trace)
-        .output();
+    let out =
+        Mode::Cloister.command("sh").args(["-c", "uname -n; uname -n"]).hostname("h").trace(&trace).output();
     out.success();
     assert_eq!(out.stdout, "h\nh\n");
     let records = read_trace(&trace);
-    let mut pids: Vec<u64> = calls(&records, "uname")
-        .iter()
-        .filter_map(|r| r["pid"].as_u64())
-        .collect();
+    let mut pids: Vec<u64> = calls(&records, "uname").iter().filter_map(|r| r["pid"].as_u64()).collect();
     pids.sort_unstable();
     pids.dedup();
-    assert!(
-        pids.len() >= 2,
-        "expected uname records from two processes, got pids {pids:?} in {}",
-        s(&trace)
-    );
+    assert!(pids.len() >= 2, "expected uname records from two processes, got pids {pids:?} in {}", s(&trace));
 }

@@ -29,12 +29,10 @@ pub use support::compile::{compile_c, go_program, C_FLAG_SETS, C_PROGRAMS, RAW_C
 pub use support::elf;
 pub use support::expect::{assert_clock, is_hex, CLOCK_TOLERANCE};
 pub use support::paths::{
-    cloister_bin, profile_dir, programs_dir, real_hostname, scratch_dir, temp_dir, write_file,
-    PYTHON3, SYSTEM_PATH,
+    cloister_bin, profile_dir, programs_dir, real_hostname, scratch_dir, temp_dir, write_file, PYTHON3,
+    SYSTEM_PATH,
 };
-pub use support::runner::{
-    cloister, now_unix, run, run_native, Invocation, Mode, Outcome, DEFAULT_TIMEOUT,
-};
+pub use support::runner::{cloister, now_unix, run, run_native, Invocation, Mode, Outcome, DEFAULT_TIMEOUT};
 
 /// A host name no test machine has, given to `--hostname` by the identity tests.
 pub const VIRTUAL_HOSTNAME: &str = "cloister-test-host";

@@ -16,11 +16,7 @@ const HOST: &str = VIRTUAL_HOSTNAME;
 /// Runs the C program `name` (built with `flags`) with the expected host name as its argument.
 fn run_c(mode: Mode, name: &str, flags: &[&str]) -> Outcome {
     let exe = compile_c(name, flags);
-    let out = mode
-        .command(&exe)
-        .arg(mode.hostname(HOST))
-        .hostname(HOST)
-        .output();
+    let out = mode.command(&exe).arg(mode.hostname(HOST)).hostname(HOST).output();
     out.success();
     out
 }
@@ -59,11 +55,7 @@ fn python_threads_hostname(mode: Mode) {
                 for t in threads: t.start()\n\
                 for t in threads: t.join()\n\
                 print('bad=%d' % len(bad))\n";
-    let out = mode
-        .command(PYTHON3)
-        .args(["-c", code, &mode.hostname(HOST)])
-        .hostname(HOST)
-        .output();
+    let out = mode.command(PYTHON3).args(["-c", code, &mode.hostname(HOST)]).hostname(HOST).output();
     out.success();
     assert_eq!(out.stdout, "bad=0\n", "\n{out}");
 }
@@ -105,31 +97,16 @@ fn python_subprocess_and_fork(mode: Mode) {
                 pid = os.posix_spawnp('uname', ['uname', '-n'], os.environ)\n\
                 _, status = os.waitpid(pid, 0)\n\
                 print('status=%d' % status)\n";
-    let out = mode
-        .command(PYTHON3)
-        .args(["-c", code])
-        .hostname(HOST)
-        .output();
+    let out = mode.command(PYTHON3).args(["-c", code]).hostname(HOST).output();
     out.success();
     let host = mode.hostname(HOST);
-    assert_eq!(
-        out.stdout,
-        format!("{host}\n{host}\n{host}\n{host}\nstatus=0\n"),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("{host}\n{host}\n{host}\n{host}\nstatus=0\n"), "\n{out}");
 }
 
 fn shell_pipeline(mode: Mode) {
-    let out = mode
-        .command("sh")
-        .args(["-c", "uname -n | tr a-z A-Z | cat"])
-        .hostname(HOST)
-        .output();
+    let out = mode.command("sh").args(["-c", "uname -n | tr a-z A-Z | cat"]).hostname(HOST).output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("{}\n", mode.hostname(HOST).to_uppercase())
-    );
+    assert_eq!(out.stdout, format!("{}\n", mode.hostname(HOST).to_uppercase()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,11 +129,7 @@ fn exec_chain_sh_python_sh_coreutils(mode: Mode) {
 
 fn exec_from_threaded_program(mode: Mode) {
     let out = run_c(mode, "execthread", &["-pthread"]);
-    assert_eq!(
-        out.stdout,
-        format!("threads=running\n{}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("threads=running\n{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 /// A failed exec inside the sandbox reports the right error and the caller carries on.
@@ -167,11 +140,7 @@ fn exec_failures_inside_sandbox(mode: Mode) {
         .hostname(HOST)
         .output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("127\n{}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("127\n{}\n", mode.hostname(HOST)), "\n{out}");
 
     let code = "import errno, os\n\
                 for path in ['/nonexistent/program', '/etc/passwd', '/tmp']:\n    \
@@ -180,17 +149,9 @@ fn exec_failures_inside_sandbox(mode: Mode) {
                     except OSError as e:\n        \
                         print(errno.errorcode[e.errno])\n\
                 print(os.uname().nodename)\n";
-    let out = mode
-        .command(PYTHON3)
-        .args(["-c", code])
-        .hostname(HOST)
-        .output();
+    let out = mode.command(PYTHON3).args(["-c", code]).hostname(HOST).output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("ENOENT\nEACCES\nEACCES\n{}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("ENOENT\nEACCES\nEACCES\n{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,13 +181,7 @@ fn sigsegv_handler_siglongjmp(mode: Mode) {
     assert_eq!(out.field("recovered"), "3", "\n{out}");
     all_hold(
         &out,
-        &[
-            "handler_on_altstack",
-            "fault_at_null",
-            "handler_uname_ok",
-            "altstack_kept",
-            "uname_ok",
-        ],
+        &["handler_on_altstack", "fault_at_null", "handler_uname_ok", "altstack_kept", "uname_ok"],
     );
 }
 
@@ -275,18 +230,10 @@ fn unhook_attempts_static(mode: Mode) {
 /// child may deadlock (the run's timeout catches it).
 fn fork_while_threads_hammer(mode: Mode) {
     let exe = compile_c("stress", &["-pthread"]);
-    let out = mode
-        .command(&exe)
-        .arg(mode.hostname(HOST))
-        .hostname(HOST)
-        .timeout(Duration::from_secs(120))
-        .output();
+    let out =
+        mode.command(&exe).arg(mode.hostname(HOST)).hostname(HOST).timeout(Duration::from_secs(120)).output();
     out.success();
-    assert!(
-        out.stdout
-            .starts_with("forks=200 failed_children=0 bad_calls=0 calls="),
-        "\n{out}"
-    );
+    assert!(out.stdout.starts_with("forks=200 failed_children=0 bad_calls=0 calls="), "\n{out}");
 }
 
 both_modes!(

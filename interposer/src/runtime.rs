@@ -42,7 +42,9 @@ impl std::fmt::Display for LocateError {
                 p.display()
             ),
             LocateError::Read(p, e) => write!(f, "cannot read the runtime {}: {e}", p.display()),
-            LocateError::Invalid(p, why) => write!(f, "{} is not a usable cloister runtime: {why}", p.display()),
+            LocateError::Invalid(p, why) => {
+                write!(f, "{} is not a usable cloister runtime: {why}", p.display())
+            }
         }
     }
 }
@@ -55,8 +57,8 @@ impl RtImage {
         let path = match std::env::var_os(RT_ENV) {
             Some(p) => PathBuf::from(p),
             None => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| LocateError::Read(PathBuf::from(RT_NAME), e))?;
+                let exe =
+                    std::env::current_exe().map_err(|e| LocateError::Read(PathBuf::from(RT_NAME), e))?;
                 exe.with_file_name(RT_NAME)
             }
         };
@@ -65,8 +67,7 @@ impl RtImage {
 
     /// Reads the runtime at `path`.
     pub fn open(path: &Path) -> Result<RtImage, LocateError> {
-        let path =
-            std::fs::canonicalize(path).map_err(|_| LocateError::NotFound(path.to_path_buf()))?;
+        let path = std::fs::canonicalize(path).map_err(|_| LocateError::NotFound(path.to_path_buf()))?;
         let bytes = std::fs::read(&path).map_err(|e| LocateError::Read(path.clone(), e))?;
         let invalid = |why: &str| LocateError::Invalid(path.clone(), why.to_string());
         let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| invalid(&e.to_string()))?;
@@ -77,9 +78,7 @@ impl RtImage {
             .program_headers
             .iter()
             .filter(|ph| ph.p_type == goblin::elf::program_header::PT_LOAD && ph.is_executable());
-        let seg = exec_segments
-            .next()
-            .ok_or_else(|| invalid("it has no executable segment"))?;
+        let seg = exec_segments.next().ok_or_else(|| invalid("it has no executable segment"))?;
         if exec_segments.next().is_some() {
             return Err(invalid("it has more than one executable segment"));
         }
@@ -93,11 +92,6 @@ impl RtImage {
         if !code.contains(&gate) {
             return Err(invalid("cloister_gate lies outside its code"));
         }
-        Ok(RtImage {
-            path,
-            code,
-            code_file_offset: seg.p_offset,
-            gate,
-        })
+        Ok(RtImage { path, code, code_file_offset: seg.p_offset, gate })
     }
 }

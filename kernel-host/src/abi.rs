@@ -73,12 +73,7 @@ impl KernelSigaction {
             w.copy_from_slice(&b[i * 8..i * 8 + 8]);
             u64::from_ne_bytes(w)
         };
-        KernelSigaction {
-            handler: word(0),
-            flags: word(1),
-            restorer: word(2),
-            mask: word(3),
-        }
+        KernelSigaction { handler: word(0), flags: word(1), restorer: word(2), mask: word(3) }
     }
 }
 
@@ -146,10 +141,7 @@ pub const TIMER_ABSTIME: u64 = 1;
 
 /// Whether a clock id names a clock that reads wall time (and so takes the time offset).
 pub const fn is_realtime_clock(clock: u64) -> bool {
-    matches!(
-        clock,
-        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI
-    )
+    matches!(clock, CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI)
 }
 
 /// Page-aligns upwards.

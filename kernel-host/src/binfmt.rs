@@ -41,11 +41,7 @@ pub fn format_of(head: &[u8]) -> Format {
     if head.len() >= 20 && head.starts_with(b"\x7fELF") {
         let is_64_le = head[4] == 2 && head[5] == 1;
         let machine = u16::from_le_bytes([head[18], head[19]]);
-        return if is_64_le && machine == 62 {
-            Format::Elf
-        } else {
-            Format::Unknown
-        };
+        return if is_64_le && machine == 62 { Format::Elf } else { Format::Unknown };
     }
     match parse_shebang(head) {
         Some(s) => Format::Script(s),
@@ -68,10 +64,7 @@ pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
         .position(|b| !is_blank(b))
         .map(|s| {
             let trimmed = &rest[s..];
-            let e = trimmed
-                .iter()
-                .rposition(|b| !is_blank(b) && *b != b'\r')
-                .map_or(0, |e| e + 1);
+            let e = trimmed.iter().rposition(|b| !is_blank(b) && *b != b'\r').map_or(0, |e| e + 1);
             trimmed[..e].to_vec()
         })
         .filter(|a| !a.is_empty());
@@ -94,10 +87,7 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     let mut head = [0u8; HEAD_LEN];
     let mut stat = [0u8; 144];
     let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
-    let read = sys(
-        Sysno::pread64,
-        [fd, head.as_mut_ptr() as u64, HEAD_LEN as u64, 0, 0, 0],
-    );
+    let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, HEAD_LEN as u64, 0, 0, 0]);
     host.syscall(Sysno::close.id() as u32, [fd, 0, 0, 0, 0, 0]);
     kind?;
     let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
@@ -109,13 +99,7 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
         Format::Script(s) => {
             let mut interp = s.interpreter;
             interp.push(0);
-            check(host, &interp, depth + 1).map_err(|e| {
-                if e == Errno::ENOEXEC {
-                    Errno::ENOEXEC
-                } else {
-                    e
-                }
-            })
+            check(host, &interp, depth + 1).map_err(|e| if e == Errno::ENOEXEC { Errno::ENOEXEC } else { e })
         }
         Format::Unknown => Err(Errno::ENOEXEC),
     }

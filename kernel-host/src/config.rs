@@ -27,6 +27,8 @@ pub struct Config {
     pub rt_path: String,
     /// Descriptor (reserved, inherited) that trace records are written to, if tracing.
     pub trace_fd: Option<i32>,
+    /// The runtime's signals the exec'ing thread believed blocked: a mask survives `execve`.
+    pub blocked: u64,
 }
 
 /// Why an encoded configuration could not be read back.
@@ -68,6 +70,9 @@ impl Config {
         if let Some(fd) = self.trace_fd {
             push_field(&mut out, "trace_fd", &alloc::format!("{fd}"));
         }
+        if self.blocked != 0 {
+            push_field(&mut out, "blocked", &alloc::format!("{}", self.blocked));
+        }
         out
     }
 
@@ -80,28 +85,15 @@ impl Config {
             match key {
                 "hostname" => cfg.hostname = Some(value),
                 "time_offset" => {
-                    cfg.time_offset = Some(
-                        value
-                            .parse()
-                            .map_err(|_| DecodeError::BadValue("time_offset"))?,
-                    )
+                    cfg.time_offset = Some(value.parse().map_err(|_| DecodeError::BadValue("time_offset"))?)
                 }
-                "seed" => {
-                    cfg.seed = Some(value.parse().map_err(|_| DecodeError::BadValue("seed"))?)
-                }
-                "lineage" => {
-                    cfg.lineage = value
-                        .parse()
-                        .map_err(|_| DecodeError::BadValue("lineage"))?
-                }
+                "seed" => cfg.seed = Some(value.parse().map_err(|_| DecodeError::BadValue("seed"))?),
+                "lineage" => cfg.lineage = value.parse().map_err(|_| DecodeError::BadValue("lineage"))?,
                 "rt" => cfg.rt_path = value,
                 "trace_fd" => {
-                    cfg.trace_fd = Some(
-                        value
-                            .parse()
-                            .map_err(|_| DecodeError::BadValue("trace_fd"))?,
-                    )
+                    cfg.trace_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("trace_fd"))?)
                 }
+                "blocked" => cfg.blocked = value.parse().map_err(|_| DecodeError::BadValue("blocked"))?,
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
@@ -154,15 +146,13 @@ mod tests {
             lineage: 7,
             rt_path: "/opt/cloister dir/cloister-rt".into(),
             trace_fd: Some(1021),
+            blocked: 1 << 30,
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }
 
     #[test]
     fn unknown_key_is_an_error() {
-        assert_eq!(
-            Config::decode("colour=blue"),
-            Err(DecodeError::UnknownKey("colour".into()))
-        );
+        assert_eq!(Config::decode("colour=blue"), Err(DecodeError::UnknownKey("colour".into())));
     }
 }

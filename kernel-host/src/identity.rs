@@ -45,18 +45,13 @@ mod tests {
 
     #[test]
     fn nodename_is_replaced_and_other_fields_kept() {
-        let cfg = Config {
-            hostname: Some("sandbox".into()),
-            ..Config::default()
-        };
+        let cfg = Config { hostname: Some("sandbox".into()), ..Config::default() };
         let mut uts = [0u8; UTSNAME_SIZE];
         uts[..5].copy_from_slice(b"Linux");
         uts[UTS_NODENAME..UTS_NODENAME + 20].copy_from_slice(b"a-much-longer-host-x");
         Identity::new(&cfg).patch_utsname(&mut uts);
         assert_eq!(&uts[..6], b"Linux\0");
         assert_eq!(&uts[UTS_NODENAME..UTS_NODENAME + 8], b"sandbox\0");
-        assert!(uts[UTS_NODENAME + 8..UTS_NODENAME + UTS_FIELD]
-            .iter()
-            .all(|&b| b == 0));
+        assert!(uts[UTS_NODENAME + 8..UTS_NODENAME + UTS_FIELD].iter().all(|&b| b == 0));
     }
 }

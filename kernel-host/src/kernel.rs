@@ -10,6 +10,20 @@ use crate::table;
 use crate::task::TaskCtx;
 use crate::time::Clock;
 
+/// Which side of a fork [`Kernel::after_fork`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkSide {
+    /// The parent.
+    Parent,
+    /// The child: `parent_tid` forked, and is now `tid`.
+    Child {
+        /// The forking thread's id in the parent.
+        parent_tid: u32,
+        /// Its id in the child.
+        tid: u32,
+    },
+}
+
 /// The library-OS kernel. Every method takes `&self`: state that changes lives behind atomics
 /// or [`crate::sync::SpinLock`]s, so that every thread of the program can be in a call at once.
 pub struct Kernel {
@@ -76,13 +90,20 @@ impl Kernel {
         self.signals.lock_for_fork();
     }
 
-    /// Releases the locks [`Kernel::prepare_fork`] took and moves a child onto its own
-    /// random stream.
-    pub fn after_fork(&self, child: bool) {
+    /// Releases the locks [`Kernel::prepare_fork`] took and, in the child, moves it onto its
+    /// own random stream and its forking thread's signal state onto its new thread id.
+    pub fn after_fork(&self, fork: ForkSide) {
         self.signals.unlock_after_fork();
-        let index = self.process.unlock_after_fork(child);
-        if child {
+        let index = self.process.unlock_after_fork(matches!(fork, ForkSide::Child { .. }));
+        if let ForkSide::Child { parent_tid, tid } = fork {
             self.random.enter_child(index);
+            self.signals.enter_child(parent_tid, tid);
         }
+    }
+
+    /// Gives the first thread of a new image (`tid`) the view of the runtime's signals that
+    /// the thread which exec'd had: a signal mask survives `execve`.
+    pub fn inherit_blocked(&self, tid: u32) {
+        self.signals.set_virtually_blocked(tid, self.config.blocked, |_| true);
     }
 }

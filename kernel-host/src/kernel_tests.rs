@@ -1,8 +1,6 @@
 //! Kernel-level tests: real handlers, a fake guest memory and a fake host, no interception.
 
-use crate::abi::{
-    sigbit, KernelSigaction, SIGSET_SIZE, SIGSYS, SIG_BLOCK, UTSNAME_SIZE, UTS_NODENAME,
-};
+use crate::abi::{sigbit, KernelSigaction, SIGSET_SIZE, SIGSYS, SIG_BLOCK, UTSNAME_SIZE, UTS_NODENAME};
 use crate::testing::{FakeHost, FakeMem};
 use crate::{Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
 use alloc::vec::Vec;
@@ -18,13 +16,7 @@ fn kernel(cfg: Config) -> Kernel {
         auxv: Vec::new(),
         brk_start: 0x60_0000,
     };
-    Kernel::new(
-        Config {
-            rt_path: "/opt/cloister-rt".into(),
-            ..cfg
-        },
-        image,
-    )
+    Kernel::new(Config { rt_path: "/opt/cloister-rt".into(), ..cfg }, image)
 }
 
 fn host_uname(nr: u32, args: [u64; 6]) -> i64 {
@@ -40,16 +32,10 @@ fn host_uname(nr: u32, args: [u64; 6]) -> i64 {
 
 #[test]
 fn uname_shows_the_virtual_hostname_and_faults_on_bad_pointers() {
-    let k = kernel(Config {
-        hostname: Some("box".into()),
-        ..Config::default()
-    });
+    let k = kernel(Config { hostname: Some("box".into()), ..Config::default() });
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_uname));
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
-    assert_eq!(
-        k.handle(&mut t, Syscall::new(Sysno::uname, [BASE, 0, 0, 0, 0, 0])),
-        Disposition::Return(0)
-    );
+    assert_eq!(k.handle(&mut t, Syscall::new(Sysno::uname, [BASE, 0, 0, 0, 0, 0])), Disposition::Return(0));
     assert_eq!(mem.get(BASE + UTS_NODENAME as u64, 4), b"box\0");
     assert_eq!(mem.get(BASE, 5), b"Linux");
     assert_eq!(
@@ -64,51 +50,40 @@ fn sigsys_cannot_be_blocked_or_taken() {
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
     mem.put(BASE, &u64::MAX.to_ne_bytes());
-    let call = Syscall::new(
-        Sysno::rt_sigprocmask,
-        [SIG_BLOCK, BASE, BASE + 8, SIGSET_SIZE, 0, 0],
-    );
+    let call = Syscall::new(Sysno::rt_sigprocmask, [SIG_BLOCK, BASE, BASE + 8, SIGSET_SIZE, 0, 0]);
     assert_eq!(k.handle(&mut t, call), Disposition::Return(0));
     assert_eq!(t.sigmask & sigbit(SIGSYS), 0);
     assert_ne!(t.sigmask & sigbit(2), 0);
+    // ... but the program is told it is blocked.
+    let query = Syscall::new(Sysno::rt_sigprocmask, [SIG_BLOCK, 0, BASE + 8, SIGSET_SIZE, 0, 0]);
+    assert_eq!(k.handle(&mut t, query), Disposition::Return(0));
+    assert_eq!(
+        u64::from_ne_bytes(mem.get(BASE + 8, 8).try_into().unwrap()),
+        !crate::abi::sigbit(9) & !crate::abi::sigbit(19)
+    );
 
-    let act = KernelSigaction {
-        handler: 0x1234,
-        flags: 4,
-        restorer: 0,
-        mask: u64::MAX,
-    };
+    let act = KernelSigaction { handler: 0x1234, flags: 4, restorer: 0, mask: u64::MAX };
     mem.put(BASE + 64, &act.to_bytes());
+    host.calls.borrow_mut().clear();
     let set = Syscall::new(Sysno::rt_sigaction, [31, BASE + 64, 0, 8, 0, 0]);
     assert_eq!(k.handle(&mut t, set), Disposition::Return(0));
-    assert!(
-        host.calls.borrow().is_empty(),
-        "SIGSYS's handler must never reach the host"
-    );
+    assert!(host.calls.borrow().is_empty(), "SIGSYS's handler must never reach the host");
     let get = Syscall::new(Sysno::rt_sigaction, [31, 0, BASE + 128, 8, 0, 0]);
     assert_eq!(k.handle(&mut t, get), Disposition::Return(0));
     assert_eq!(mem.get(BASE + 128, 32), act.to_bytes());
 
     // Another signal's handler mask loses SIGSYS on its way to the host.
     let other = Syscall::new(Sysno::rt_sigaction, [2, BASE + 64, 0, 8, 0, 0]);
-    let Disposition::Host(h) = k.handle(&mut t, other) else {
-        panic!("expected a host call")
-    };
+    let Disposition::Host(h) = k.handle(&mut t, other) else { panic!("expected a host call") };
     let mut b = [0u8; 32];
     b.copy_from_slice(&mem.get(h.args[1], 32));
-    assert_eq!(
-        KernelSigaction::from_bytes(&b).mask,
-        !crate::abi::UNBLOCKABLE
-    );
+    assert_eq!(KernelSigaction::from_bytes(&b).mask, !crate::abi::UNBLOCKABLE);
     assert!(h.args[1] < SP - 128, "scratch must sit below the red zone");
 }
 
 #[test]
 fn seeded_getrandom_is_repeatable_and_faults_cleanly() {
-    let cfg = Config {
-        seed: Some(9),
-        ..Config::default()
-    };
+    let cfg = Config { seed: Some(9), ..Config::default() };
     let (k1, k2) = (kernel(cfg.clone()), kernel(cfg));
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
@@ -118,10 +93,7 @@ fn seeded_getrandom_is_repeatable_and_faults_cleanly() {
     assert_eq!(k2.handle(&mut t, call), Disposition::Return(600));
     assert_eq!(first, mem.get(BASE, 600));
     let bad = Syscall::new(Sysno::getrandom, [8, 16, 0, 0, 0, 0]);
-    assert_eq!(
-        k1.handle(&mut t, bad),
-        Disposition::Return(Errno::EFAULT.ret())
-    );
+    assert_eq!(k1.handle(&mut t, bad), Disposition::Return(Errno::EFAULT.ret()));
 }
 
 #[test]
@@ -139,10 +111,7 @@ fn proc_self_exe_names_the_program() {
 
 #[test]
 fn execve_reenters_through_the_runtime() {
-    let k = kernel(Config {
-        hostname: Some("box".into()),
-        ..Config::default()
-    });
+    let k = kernel(Config { hostname: Some("box".into()), ..Config::default() });
     let host = FakeHost::new(|nr, args| {
         if nr == Sysno::pread64.id() as u32 {
             // SAFETY: the kernel passes a pointer to its own buffer of at least 64 bytes.
@@ -176,28 +145,13 @@ fn execve_reenters_through_the_runtime() {
     mem.put(BASE + 280, &(BASE + 128).to_ne_bytes());
     mem.put(BASE + 288, &0u64.to_ne_bytes());
     let call = Syscall::new(Sysno::execve, [BASE, BASE + 256, BASE + 272, 0, 0, 0]);
-    let Disposition::Exec(plan) = k.handle(&mut t, call) else {
-        panic!("expected an exec plan")
-    };
+    let Disposition::Exec(plan) = k.handle(&mut t, call) else { panic!("expected an exec plan") };
     assert_eq!(plan.path, b"/opt/cloister-rt");
-    assert_eq!(
-        plan.argv,
-        [
-            b"cloister-rt".to_vec(),
-            b"/bin/true".to_vec(),
-            b"true".to_vec()
-        ]
-    );
+    assert_eq!(plan.argv, [b"cloister-rt".to_vec(), b"/bin/true".to_vec(), b"true".to_vec()]);
     assert_eq!(plan.envp.len(), 2);
     assert_eq!(plan.envp[0], b"HOME=/root");
-    let cfg = core::str::from_utf8(&plan.envp[1])
-        .unwrap()
-        .strip_prefix("CLOISTER_RT_CONFIG=")
-        .unwrap();
-    assert_eq!(
-        Config::decode(cfg).unwrap().hostname.as_deref(),
-        Some("box")
-    );
+    let cfg = core::str::from_utf8(&plan.envp[1]).unwrap().strip_prefix("CLOISTER_RT_CONFIG=").unwrap();
+    assert_eq!(Config::decode(cfg).unwrap().hostname.as_deref(), Some("box"));
 }
 
 #[test]
@@ -208,8 +162,5 @@ fn execve_of_a_missing_file_fails_in_the_caller() {
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
     mem.put(BASE, b"/nope\0");
     let call = Syscall::new(Sysno::execve, [BASE, 0, 0, 0, 0, 0]);
-    assert_eq!(
-        k.handle(&mut t, call),
-        Disposition::Return(Errno::ENOENT.ret())
-    );
+    assert_eq!(k.handle(&mut t, call), Disposition::Return(Errno::ENOENT.ret()));
 }

@@ -42,7 +42,7 @@ mod sys;
 
 pub use config::Config;
 pub use errno::Errno;
-pub use kernel::Kernel;
+pub use kernel::{ForkSide, Kernel};
 pub use process::ProcessImage;
 pub use syscall::{Disposition, ExecPlan, ForkPlan, Syscall};
 pub use task::{GuestMemory, Host, TaskCtx};

@@ -40,12 +40,7 @@ impl Process {
         let mut exe_cstr = image.exe.clone();
         exe_cstr.push(0);
         let brk = SpinLock::new(page_up(image.brk_start));
-        Process {
-            image,
-            exe_cstr,
-            brk,
-            forks: AtomicU64::new(0),
-        }
+        Process { image, exe_cstr, brk, forks: AtomicU64::new(0) }
     }
 
     /// The loaded image.
@@ -87,14 +82,7 @@ impl Process {
         if new_end > old_end {
             let got = task.host_call(
                 Sysno::mmap,
-                [
-                    old_end,
-                    new_end - old_end,
-                    PROT_RW,
-                    MAP_PRIVATE_ANON | MAP_FIXED_NOREPLACE,
-                    u64::MAX,
-                    0,
-                ],
+                [old_end, new_end - old_end, PROT_RW, MAP_PRIVATE_ANON | MAP_FIXED_NOREPLACE, u64::MAX, 0],
             );
             if got as u64 != old_end {
                 if got >= 0 {

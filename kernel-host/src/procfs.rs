@@ -43,9 +43,7 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
 }
 
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    digits.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -57,16 +55,10 @@ mod tests {
         let pid = || 42;
         assert_eq!(classify(b"/proc/self/exe", pid), Some(ProcFile::Exe));
         assert_eq!(classify(b"/proc/42/cmdline", pid), Some(ProcFile::Cmdline));
-        assert_eq!(
-            classify(b"/proc/thread-self/auxv", pid),
-            Some(ProcFile::Auxv)
-        );
+        assert_eq!(classify(b"/proc/thread-self/auxv", pid), Some(ProcFile::Auxv));
         assert_eq!(classify(b"/proc/43/exe", pid), None);
         assert_eq!(classify(b"/proc/self/maps", pid), None);
         assert_eq!(classify(b"/etc/passwd", pid), None);
-        assert_eq!(
-            classify(b"/proc/sys/kernel/hostname", pid),
-            Some(ProcFile::Hostname)
-        );
+        assert_eq!(classify(b"/proc/sys/kernel/hostname", pid), Some(ProcFile::Hostname));
     }
 }

@@ -28,11 +28,7 @@ pub struct Random {
 impl Random {
     /// Randomness as the configuration sets it.
     pub fn new(config: &Config) -> Self {
-        Random {
-            seed: config.seed,
-            lineage: AtomicU64::new(config.lineage),
-            next_block: AtomicU64::new(0),
-        }
+        Random { seed: config.seed, lineage: AtomicU64::new(config.lineage), next_block: AtomicU64::new(0) }
     }
 
     /// Whether randomness is seeded (and so served by the kernel).
@@ -70,10 +66,7 @@ impl Random {
 
     /// The lineage the next image of this process gets when it execs.
     pub fn lineage_after_exec(&self) -> u64 {
-        mix(
-            self.lineage(),
-            0xe8ec_0000_0000_0000 ^ self.next_block.load(Ordering::Relaxed),
-        )
+        mix(self.lineage(), 0xe8ec_0000_0000_0000 ^ self.next_block.load(Ordering::Relaxed))
     }
 }
 
@@ -103,10 +96,7 @@ mod tests {
     use super::*;
 
     fn seeded(seed: u64) -> Random {
-        Random::new(&Config {
-            seed: Some(seed),
-            ..Config::default()
-        })
+        Random::new(&Config { seed: Some(seed), ..Config::default() })
     }
 
     #[test]

@@ -88,15 +88,9 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
-                Cond::ReservedFd(arg) => ArgTest::Eq {
-                    arg,
-                    value: config.trace_fd? as u32,
-                },
+                Cond::ReservedFd(arg) => ArgTest::Eq { arg, value: config.trace_fd? as u32 },
             };
-            Some(Rule {
-                nr: e.sysno.id() as u32,
-                test,
-            })
+            Some(Rule { nr: e.sysno.id() as u32, test })
         })
         .collect();
     out.sort_by_key(|r| r.nr);
@@ -118,11 +112,7 @@ mod tests {
         assert!(has(&base, Sysno::execve) && has(&base, Sysno::rt_sigaction));
         assert!(!has(&base, Sysno::uname) && !has(&base, Sysno::getrandom));
         assert!(!has(&base, Sysno::getppid));
-        let cfg = Config {
-            hostname: Some("h".into()),
-            seed: Some(1),
-            ..Config::default()
-        };
+        let cfg = Config { hostname: Some("h".into()), seed: Some(1), ..Config::default() };
         let more = rules(&cfg);
         assert!(has(&more, Sysno::uname) && has(&more, Sysno::getrandom));
         assert!(!has(&more, Sysno::clock_gettime));
@@ -130,19 +120,8 @@ mod tests {
 
     #[test]
     fn reserved_descriptors_resolve_to_equality_tests() {
-        let cfg = Config {
-            trace_fd: Some(1000),
-            ..Config::default()
-        };
-        let close = rules(&cfg)
-            .into_iter()
-            .find(|r| r.nr == Sysno::close.id() as u32);
-        assert_eq!(
-            close.map(|r| r.test),
-            Some(ArgTest::Eq {
-                arg: 0,
-                value: 1000
-            })
-        );
+        let cfg = Config { trace_fd: Some(1000), ..Config::default() };
+        let close = rules(&cfg).into_iter().find(|r| r.nr == Sysno::close.id() as u32);
+        assert_eq!(close.map(|r| r.test), Some(ArgTest::Eq { arg: 0, value: 1000 }));
     }
 }

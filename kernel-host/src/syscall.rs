@@ -15,10 +15,7 @@ pub struct Syscall {
 impl Syscall {
     /// A call from its number and arguments.
     pub fn new(nr: syscalls::Sysno, args: [u64; 6]) -> Self {
-        Syscall {
-            nr: nr.id() as u32,
-            args,
-        }
+        Syscall { nr: nr.id() as u32, args }
     }
 
     /// The call's name for messages and traces (`"uname"`), or `"unknown"`.

@@ -68,177 +68,41 @@ macro_rules! entry {
 use Support::{Full, Partial};
 
 /// Every call the kernel serves.
+#[rustfmt::skip]
 pub static TABLE: &[Entry] = &[
     // identity
-    entry!(
-        uname,
-        sys::identity::uname,
-        Full,
-        Hostname,
-        Cond::Always,
-        [Ptr]
-    ),
-    entry!(
-        sethostname,
-        sys::identity::sethostname,
-        Partial("EPERM: the sandbox's name is fixed"),
-        Hostname,
-        Cond::Always,
-        [Ptr, Int]
-    ),
+    entry!(uname, sys::identity::uname, Full, Hostname, Cond::Always, [Ptr]),
+    entry!(sethostname, sys::identity::sethostname, Partial("EPERM: the sandbox's name is fixed"), Hostname, Cond::Always, [Ptr, Int]),
     // time
-    entry!(
-        clock_gettime,
-        sys::time::clock_gettime,
-        Full,
-        TimeOffset,
-        Cond::Always,
-        [Int, Ptr]
-    ),
-    entry!(
-        gettimeofday,
-        sys::time::gettimeofday,
-        Full,
-        TimeOffset,
-        Cond::Always,
-        [Ptr, Ptr]
-    ),
+    entry!(clock_gettime, sys::time::clock_gettime, Full, TimeOffset, Cond::Always, [Int, Ptr]),
+    entry!(gettimeofday, sys::time::gettimeofday, Full, TimeOffset, Cond::Always, [Ptr, Ptr]),
     entry!(time, sys::time::time, Full, TimeOffset, Cond::Always, [Ptr]),
-    entry!(
-        clock_nanosleep,
-        sys::time::clock_nanosleep,
-        Full,
-        TimeOffset,
-        Cond::Always,
-        [Int, Hex, Ptr, Ptr]
-    ),
+    entry!(clock_nanosleep, sys::time::clock_nanosleep, Full, TimeOffset, Cond::Always, [Int, Hex, Ptr, Ptr]),
     // randomness
-    entry!(
-        getrandom,
-        sys::random::getrandom,
-        Partial("GRND_RANDOM and GRND_NONBLOCK read the same seeded stream"),
-        Seed,
-        Cond::Always,
-        [Ptr, Int, Hex]
-    ),
+    entry!(getrandom, sys::random::getrandom, Partial("GRND_RANDOM and GRND_NONBLOCK read the same seeded stream"), Seed, Cond::Always, [Ptr, Int, Hex]),
     // signals
-    entry!(
-        rt_sigaction,
-        sys::signal::rt_sigaction,
-        Partial("SIGSYS is virtual; SIGSYS is removed from handler masks"),
-        Always,
-        Cond::Always,
-        [Int, Ptr, Ptr, Int]
-    ),
-    entry!(
-        rt_sigprocmask,
-        sys::signal::rt_sigprocmask,
-        Partial("SIGSYS can never be blocked"),
-        Always,
-        Cond::NonZero(1),
-        [Int, Ptr, Ptr, Int]
-    ),
+    entry!(rt_sigaction, sys::signal::rt_sigaction, Partial("SIGSYS, SIGSEGV and SIGBUS are virtual, and never in a handler's host mask"), Always, Cond::Always, [Int, Ptr, Ptr, Int]),
+    entry!(rt_sigprocmask, sys::signal::rt_sigprocmask, Partial("SIGSYS, SIGSEGV and SIGBUS are blocked only in the program's view"), Always, Cond::Always, [Int, Ptr, Ptr, Int]),
     // descriptors the runtime reserves
-    entry!(
-        close,
-        sys::fd::close,
-        Partial("closing a reserved descriptor succeeds and keeps it open"),
-        ReservedFd,
-        Cond::ReservedFd(0),
-        [Fd]
-    ),
-    entry!(
-        close_range,
-        sys::fd::close_range,
-        Partial("reserved descriptors are skipped"),
-        ReservedFd,
-        Cond::Always,
-        [Fd, Fd, Hex]
-    ),
-    entry!(
-        dup2,
-        sys::fd::dup_onto,
-        Partial("EBADF onto a reserved descriptor"),
-        ReservedFd,
-        Cond::ReservedFd(1),
-        [Fd, Fd]
-    ),
-    entry!(
-        dup3,
-        sys::fd::dup_onto,
-        Partial("EBADF onto a reserved descriptor"),
-        ReservedFd,
-        Cond::ReservedFd(1),
-        [Fd, Fd, Hex]
-    ),
+    entry!(close, sys::fd::close, Partial("closing a reserved descriptor succeeds and keeps it open"), ReservedFd, Cond::ReservedFd(0), [Fd]),
+    entry!(close_range, sys::fd::close_range, Partial("reserved descriptors are skipped"), ReservedFd, Cond::Always, [Fd, Fd, Hex]),
+    entry!(dup2, sys::fd::dup_onto, Partial("EBADF onto a reserved descriptor"), ReservedFd, Cond::ReservedFd(1), [Fd, Fd]),
+    entry!(dup3, sys::fd::dup_onto, Partial("EBADF onto a reserved descriptor"), ReservedFd, Cond::ReservedFd(1), [Fd, Fd, Hex]),
     // processes
-    entry!(
-        execve,
-        sys::exec::execve,
-        Full,
-        Always,
-        Cond::Always,
-        [Path, Ptr, Ptr]
-    ),
-    entry!(
-        execveat,
-        sys::exec::execveat,
-        Partial("fexecve needs the descriptor to survive exec"),
-        Always,
-        Cond::Always,
-        [Fd, Path, Ptr, Ptr, Hex]
-    ),
+    entry!(execve, sys::exec::execve, Full, Always, Cond::Always, [Path, Ptr, Ptr]),
+    entry!(execveat, sys::exec::execveat, Partial("fexecve needs the descriptor to survive exec"), Always, Cond::Always, [Fd, Path, Ptr, Ptr, Hex]),
     entry!(fork, sys::process::fork, Full, Always, Cond::Always, []),
-    entry!(
-        clone,
-        sys::process::clone,
-        Full,
-        Always,
-        Cond::MaskClear(0, crate::abi::CLONE_VM),
-        [Hex, Ptr, Ptr, Ptr, Hex]
-    ),
-    entry!(
-        clone3,
-        sys::process::clone3,
-        Partial("ENOSYS: libc falls back to clone"),
-        Always,
-        Cond::Always,
-        [Ptr, Int]
-    ),
+    entry!(clone, sys::process::clone, Full, Always, Cond::MaskClear(0, crate::abi::CLONE_VM), [Hex, Ptr, Ptr, Ptr, Hex]),
+    entry!(clone3, sys::process::clone3, Partial("ENOSYS: libc falls back to clone"), Always, Cond::Always, [Ptr, Int]),
     entry!(brk, sys::process::brk, Full, Always, Cond::Always, [Ptr]),
     // /proc/self answered for the program, not the runtime
-    entry!(
-        open,
-        sys::procfs::open,
-        Full,
-        Always,
-        Cond::Always,
-        [Path, Hex, Hex]
-    ),
-    entry!(
-        openat,
-        sys::procfs::openat,
-        Full,
-        Always,
-        Cond::Always,
-        [Fd, Path, Hex, Hex]
-    ),
-    entry!(
-        readlink,
-        sys::procfs::readlink,
-        Full,
-        Always,
-        Cond::Always,
-        [Path, Ptr, Int]
-    ),
-    entry!(
-        readlinkat,
-        sys::procfs::readlinkat,
-        Full,
-        Always,
-        Cond::Always,
-        [Fd, Path, Ptr, Int]
-    ),
+    entry!(open, sys::procfs::open, Full, Always, Cond::Always, [Path, Hex, Hex]),
+    entry!(openat, sys::procfs::openat, Full, Always, Cond::Always, [Fd, Path, Hex, Hex]),
+    entry!(readlink, sys::procfs::readlink, Full, Always, Cond::Always, [Path, Ptr, Int]),
+    entry!(readlinkat, sys::procfs::readlinkat, Full, Always, Cond::Always, [Fd, Path, Ptr, Int]),
+    entry!(stat, sys::procfs::stat, Full, Always, Cond::Always, [Path, Ptr]),
+    entry!(newfstatat, sys::procfs::newfstatat, Full, Always, Cond::Always, [Fd, Path, Ptr, Hex]),
+    entry!(statx, sys::procfs::statx, Full, Always, Cond::Always, [Fd, Path, Hex, Hex, Ptr]),
 ];
 
 /// Highest call number the index covers.
@@ -250,10 +114,7 @@ static INDEX: [u8; INDEX_LEN] = {
     let mut i = 0;
     while i < TABLE.len() {
         let nr = TABLE[i].sysno.id() as usize;
-        assert!(
-            nr < INDEX_LEN && index[nr] == 0,
-            "duplicate or out-of-range table entry"
-        );
+        assert!(nr < INDEX_LEN && index[nr] == 0, "duplicate or out-of-range table entry");
         index[nr] = (i + 1) as u8;
         i += 1;
     }

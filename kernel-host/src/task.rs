@@ -47,19 +47,8 @@ pub const RED_ZONE: u64 = 128;
 
 impl<'a> TaskCtx<'a> {
     /// A context for a thread whose stack pointer is `stack_pointer` and mask `sigmask`.
-    pub fn new(
-        mem: &'a dyn GuestMemory,
-        host: &'a dyn Host,
-        sigmask: u64,
-        stack_pointer: u64,
-    ) -> Self {
-        TaskCtx {
-            mem,
-            host,
-            sigmask,
-            stack_pointer,
-            scratch_used: 0,
-        }
+    pub fn new(mem: &'a dyn GuestMemory, host: &'a dyn Host, sigmask: u64, stack_pointer: u64) -> Self {
+        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0 }
     }
 
     /// Copies `data` onto the program's stack, below the red zone, where it stays valid until
@@ -68,10 +57,7 @@ impl<'a> TaskCtx<'a> {
     /// own context.
     pub fn push_scratch(&mut self, data: &[u8]) -> KResult<u64> {
         let len = (data.len() as u64 + 15) & !15;
-        let addr = self
-            .stack_pointer
-            .checked_sub(RED_ZONE + self.scratch_used + len)
-            .ok_or(Errno::EFAULT)?;
+        let addr = self.stack_pointer.checked_sub(RED_ZONE + self.scratch_used + len).ok_or(Errno::EFAULT)?;
         self.mem.write(addr, data)?;
         self.scratch_used += len;
         Ok(addr)
@@ -115,6 +101,17 @@ impl<'a> TaskCtx<'a> {
             out.push(s);
         }
         Ok(out)
+    }
+
+    /// The calling thread's id.
+    pub fn tid(&self) -> u32 {
+        self.host_call(syscalls::Sysno::gettid, [0; 6]) as u32
+    }
+
+    /// Whether thread `tid` of this process still exists.
+    pub fn thread_alive(&self, tid: u32) -> bool {
+        let pid = self.host_call(syscalls::Sysno::getpid, [0; 6]) as u64;
+        self.host_call(syscalls::Sysno::tgkill, [pid, u64::from(tid), 0, 0, 0, 0]) != Errno::ESRCH.ret()
     }
 
     /// Makes a host call.

@@ -16,10 +16,7 @@ pub struct FakeMem {
 
 impl FakeMem {
     pub fn new(base: u64, len: usize) -> Self {
-        FakeMem {
-            base,
-            bytes: RefCell::new(std::vec![0; len]),
-        }
+        FakeMem { base, bytes: RefCell::new(std::vec![0; len]) }
     }
 
     fn range(&self, addr: u64, len: usize) -> KResult<core::ops::Range<usize>> {
@@ -76,10 +73,7 @@ pub struct FakeHost<F: Fn(u32, [u64; 6]) -> i64> {
 
 impl<F: Fn(u32, [u64; 6]) -> i64> FakeHost<F> {
     pub fn new(answer: F) -> Self {
-        FakeHost {
-            answer,
-            calls: RefCell::new(Vec::new()),
-        }
+        FakeHost { answer, calls: RefCell::new(Vec::new()) }
     }
 }
 

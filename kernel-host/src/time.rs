@@ -24,10 +24,7 @@ impl TimePair {
         let mut f = [0u8; 8];
         s.copy_from_slice(&b[..8]);
         f.copy_from_slice(&b[8..]);
-        TimePair {
-            secs: i64::from_ne_bytes(s),
-            frac: i64::from_ne_bytes(f),
-        }
+        TimePair { secs: i64::from_ne_bytes(s), frac: i64::from_ne_bytes(f) }
     }
 
     /// The 16 bytes the kernel would write.
@@ -47,9 +44,7 @@ pub struct Clock {
 impl Clock {
     /// Clocks as the configuration sets them.
     pub fn new(config: &Config) -> Self {
-        Clock {
-            offset: config.time_offset,
-        }
+        Clock { offset: config.time_offset }
     }
 
     /// Seconds to add to a reading of `clock` (0 for clocks that are not wall time).
@@ -73,10 +68,7 @@ mod tests {
 
     #[test]
     fn only_realtime_clocks_shift() {
-        let clock = Clock::new(&Config {
-            time_offset: Some(3600),
-            ..Config::default()
-        });
+        let clock = Clock::new(&Config { time_offset: Some(3600), ..Config::default() });
         assert_eq!(clock.offset_for(CLOCK_REALTIME), 3600);
         assert_eq!(clock.offset_for(1 /* CLOCK_MONOTONIC */), 0);
         assert_eq!(clock.offset_for(7 /* CLOCK_BOOTTIME */), 0);

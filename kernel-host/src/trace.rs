@@ -220,13 +220,7 @@ pub mod record {
             buf.extend(encode_result(5, -2));
             let (first, n) = decode(&buf).unwrap();
             assert_eq!(first, Some(Record::Call(c)));
-            assert_eq!(
-                decode(&buf[n..]).unwrap().0,
-                Some(Record::Result {
-                    cookie: 5,
-                    result: -2
-                })
-            );
+            assert_eq!(decode(&buf[n..]).unwrap().0, Some(Record::Result { cookie: 5, result: -2 }));
             assert!(decode(&buf[..10]).is_none());
         }
     }

@@ -4,8 +4,8 @@
 //! fall back to ordinary I/O; `EPERM` for the rest). See the threat model in the docs.
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
 };
 use std::collections::BTreeMap;
 
@@ -50,11 +50,7 @@ const DENIED: &[i64] = &[
 ];
 
 /// io_uring submits work the seccomp filter never sees: refused as if absent.
-const ABSENT: &[i64] = &[
-    libc::SYS_io_uring_setup,
-    libc::SYS_io_uring_enter,
-    libc::SYS_io_uring_register,
-];
+const ABSENT: &[i64] = &[libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register];
 
 /// `ioctl` requests that push input into a terminal.
 const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI, 0x541C /* TIOCLINUX */];
@@ -98,8 +94,7 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 
 /// The floor's programs, in the order they are installed.
 pub fn programs() -> Result<Vec<BpfProgram>, FloorError> {
-    let mut eperm: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&nr| (nr, vec![])).collect();
+    let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|&nr| (nr, vec![])).collect();
     let ioctl = TERMINAL_INJECTION
         .iter()
         .map(|&req| rule(vec![cond(1, SeccompCmpOp::Eq, req)?]))
@@ -108,16 +103,10 @@ pub fn programs() -> Result<Vec<BpfProgram>, FloorError> {
     let personality = WEAKENING_PERSONALITY
         .iter()
         .map(|&bit| {
-            rule(vec![
-                cond(0, SeccompCmpOp::MaskedEq(bit), bit)?,
-                cond(0, SeccompCmpOp::Ne, 0xffff_ffff)?,
-            ])
+            rule(vec![cond(0, SeccompCmpOp::MaskedEq(bit), bit)?, cond(0, SeccompCmpOp::Ne, 0xffff_ffff)?])
         })
         .collect::<Result<_, _>>()?;
     eperm.insert(libc::SYS_personality, personality);
     let enosys = ABSENT.iter().map(|&nr| (nr, vec![])).collect();
-    Ok(vec![
-        compile(eperm, libc::EPERM)?,
-        compile(enosys, libc::ENOSYS)?,
-    ])
+    Ok(vec![compile(eperm, libc::EPERM)?, compile(enosys, libc::ENOSYS)?])
 }

@@ -31,11 +31,7 @@ pub fn run(cmd: &PolicyCommand) -> i32 {
         PolicyCommand::Check { file } => {
             let text = file.to_string_lossy();
             // A path given to `check` is always a file, even without a slash.
-            let arg = if file.components().count() == 1 {
-                format!("./{text}")
-            } else {
-                text.into_owned()
-            };
+            let arg = if file.components().count() == 1 { format!("./{text}") } else { text.into_owned() };
             match policies::load(&arg) {
                 Ok(_) => {
                     println!("{}: ok", file.display());

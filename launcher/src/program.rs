@@ -25,15 +25,10 @@ pub fn resolve(name: &OsStr) -> Result<PathBuf, Failure> {
     if name.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(name));
     }
-    let path =
-        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
     let mut not_executable = None;
     for dir in std::env::split_paths(&path) {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let candidate = dir.join(name);
         if candidate.is_file() {
             if is_executable(&candidate) {
@@ -47,9 +42,7 @@ pub fn resolve(name: &OsStr) -> Result<PathBuf, Failure> {
             "{}: permission denied (the file is not executable)",
             p.display()
         ))),
-        None => Err(Failure::NotFound(format!(
-            "{shown}: command not found (searched PATH)"
-        ))),
+        None => Err(Failure::NotFound(format!("{shown}: command not found (searched PATH)"))),
     }
 }
 
@@ -94,21 +87,15 @@ fn check(path: &Path, depth: usize) -> Result<(), Failure> {
         Format::Script(s) => {
             let interp = PathBuf::from(OsStr::from_bytes(&s.interpreter));
             check(&interp, depth + 1).map_err(|e| {
-                Failure::NotExecutable(format!(
-                    "{shown}: bad interpreter {}: {e}",
-                    interp.display()
-                ))
+                Failure::NotExecutable(format!("{shown}: bad interpreter {}: {e}", interp.display()))
             })
         }
-        _ => Err(cannot(
-            "it is not an executable file (no ELF header, no #! line)",
-        )),
+        _ => Err(cannot("it is not an executable file (no ELF header, no #! line)")),
     }
 }
 
 fn check_elf(file: &File, head: &[u8]) -> Result<(), String> {
-    let header =
-        goblin::elf::Elf::parse_header(head).map_err(|e| format!("corrupt ELF header ({e})"))?;
+    let header = goblin::elf::Elf::parse_header(head).map_err(|e| format!("corrupt ELF header ({e})"))?;
     if header.e_ident[4] != 2 || header.e_machine != EM_X86_64 {
         let machine = goblin::elf::header::machine_to_str(header.e_machine);
         let bits = if header.e_ident[4] == 1 { 32 } else { 64 };

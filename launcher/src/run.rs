@@ -27,10 +27,7 @@ pub fn config_for(args: &RunArgs) -> Result<Config, Failure> {
     let mut config = Config::default();
     policy.apply_to(&mut config);
     if let Some(h) = &args.hostname {
-        if h.is_empty()
-            || h.len() > policies::MAX_HOSTNAME_LEN
-            || h.bytes().any(|b| b == 0 || b == b'/')
-        {
+        if h.is_empty() || h.len() > policies::MAX_HOSTNAME_LEN || h.bytes().any(|b| b == 0 || b == b'/') {
             return Err(Failure::Setup(format!(
                 "--hostname {h:?}: a host name is 1 to {} bytes, without '/' or NUL",
                 policies::MAX_HOSTNAME_LEN
@@ -53,8 +50,7 @@ pub fn config_for(args: &RunArgs) -> Result<Config, Failure> {
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
-    CString::new(bytes)
-        .map_err(|_| Failure::Setup("an argument or variable contains a NUL byte".into()))
+    CString::new(bytes).map_err(|_| Failure::Setup("an argument or variable contains a NUL byte".into()))
 }
 
 fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
@@ -69,10 +65,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let mut trace_w = None;
     if let Some(file) = &args.trace {
         let out = std::fs::File::create(file).map_err(|e| {
-            Failure::Setup(format!(
-                "--trace {}: cannot create the file: {e}",
-                file.display()
-            ))
+            Failure::Setup(format!("--trace {}: cannot create the file: {e}", file.display()))
         })?;
         let mut fds = [0; 2];
         // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
@@ -93,10 +86,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let redirect = interposer::redirect_program(&rules, rt.code.clone());
     let floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
 
-    let mut argv = vec![
-        cstring(b"cloister-rt")?,
-        cstring(path.as_os_str().as_bytes())?,
-    ];
+    let mut argv = vec![cstring(b"cloister-rt")?, cstring(path.as_os_str().as_bytes())?];
     for a in &args.command {
         argv.push(cstring(a.as_bytes())?);
     }
@@ -110,18 +100,9 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         kv.extend_from_slice(v.as_bytes());
         envp.push(cstring(&kv)?);
     }
-    envp.push(cstring(
-        format!("{}={}", Config::ENV, config.encode()).as_bytes(),
-    )?);
+    envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
 
-    let pid = spawn::spawn(Launch {
-        rt,
-        argv,
-        envp,
-        floor,
-        redirect,
-        trace: trace_w,
-    })?;
+    let pid = spawn::spawn(Launch { rt, argv, envp, floor, redirect, trace: trace_w })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);
     if let Some(sink) = sink {

@@ -60,10 +60,7 @@ impl Step {
 }
 
 fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
-    libc::sock_fprog {
-        len: p.len() as u16,
-        filter: p.as_ptr() as *mut libc::sock_filter,
-    }
+    libc::sock_fprog { len: p.len() as u16, filter: p.as_ptr() as *mut libc::sock_filter }
 }
 
 /// Starts the program; returns the child's pid.
@@ -78,12 +75,7 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     let redirect: Vec<seccompiler::sock_filter> = launch
         .redirect
         .iter()
-        .map(|f| seccompiler::sock_filter {
-            code: f.code,
-            jt: f.jt,
-            jf: f.jf,
-            k: f.k,
-        })
+        .map(|f| seccompiler::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k })
         .collect();
     let floor: Vec<libc::sock_fprog> = launch.floor.iter().map(|p| sock_fprog(p)).collect();
     let redirect_prog = sock_fprog(&redirect);
@@ -96,10 +88,7 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(setup(
-            "cannot create a pipe",
-            std::io::Error::last_os_error(),
-        ));
+        return Err(setup("cannot create a pipe", std::io::Error::last_os_error()));
     }
     // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
     let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };

@@ -62,11 +62,7 @@ fn pump(pipe: OwnedFd, out: File, done: &AtomicBool) {
             if drain_until.is_some_and(|t| Instant::now() >= t) {
                 break;
             }
-            let mut pfd = libc::pollfd {
-                fd: file.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.
             let ready = unsafe { libc::poll(&mut pfd, 1, 50) };
             if ready <= 0 {
@@ -107,11 +103,7 @@ fn pump(pipe: OwnedFd, out: File, done: &AtomicBool) {
 }
 
 fn emit(call: &Call, result: Option<i64>) {
-    let name = Syscall {
-        nr: call.nr,
-        args: [0; 6],
-    }
-    .name();
+    let name = Syscall { nr: call.nr, args: [0; 6] }.name();
     let args = String::from_utf8_lossy(&call.args);
     match result.map(|r| (r, Errno::from_ret(r))) {
         Some((_, Some(e))) => {

@@ -8,10 +8,7 @@
 /// Every built-in policy as (name, JSON text), sorted by name.
 const BUILTINS: &[(&str, &str)] = &[
     ("default", include_str!("../builtin/default.json")),
-    (
-        "fixed-identity",
-        include_str!("../builtin/fixed-identity.json"),
-    ),
+    ("fixed-identity", include_str!("../builtin/fixed-identity.json")),
 ];
 
 /// Names of the built-in policies, sorted.
@@ -21,10 +18,7 @@ pub fn builtin_names() -> Vec<&'static str> {
 
 /// The JSON text of a built-in policy, or `None` if there is none of that name.
 pub fn builtin_text(name: &str) -> Option<&'static str> {
-    BUILTINS
-        .iter()
-        .find(|&&(n, _)| n == name)
-        .map(|&(_, text)| text)
+    BUILTINS.iter().find(|&&(n, _)| n == name).map(|&(_, text)| text)
 }
 
 /// One-line description of a built-in policy (its top-level `comment`; empty if it has none),

@@ -97,38 +97,14 @@ impl fmt::Display for PolicyError {
                 }
                 Ok(())
             }
-            Self::Syntax {
-                origin,
-                line,
-                column,
-                message,
-            } => write!(
-                f,
-                "{}: line {line} column {column}: invalid JSON: {message}",
-                Label(origin)
-            ),
-            Self::Schema {
-                origin,
-                json_path,
-                expected,
-                found,
-                fix,
-            } => write!(
-                f,
-                "{}: at {json_path}: expected {expected}, found {found}; {fix}",
-                Label(origin)
-            ),
-            Self::UnknownKey {
-                origin,
-                json_path,
-                key,
-                allowed,
-            } => {
-                write!(
-                    f,
-                    "{}: at {json_path}: unknown key {key:?}; ",
-                    Label(origin)
-                )?;
+            Self::Syntax { origin, line, column, message } => {
+                write!(f, "{}: line {line} column {column}: invalid JSON: {message}", Label(origin))
+            }
+            Self::Schema { origin, json_path, expected, found, fix } => {
+                write!(f, "{}: at {json_path}: expected {expected}, found {found}; {fix}", Label(origin))
+            }
+            Self::UnknownKey { origin, json_path, key, allowed } => {
+                write!(f, "{}: at {json_path}: unknown key {key:?}; ", Label(origin))?;
                 if allowed.is_empty() {
                     f.write_str("no keys are allowed here")
                 } else {
@@ -141,12 +117,7 @@ impl fmt::Display for PolicyError {
                  or give a file path such as ./{name}.json",
                 available.join(", ")
             ),
-            Self::Invalid {
-                origin,
-                json_path,
-                message,
-                fix,
-            } => {
+            Self::Invalid { origin, json_path, message, fix } => {
                 write!(f, "{}: at {json_path}: {message}; {fix}", Label(origin))
             }
         }
@@ -176,10 +147,7 @@ impl fmt::Display for Label<'_> {
 }
 
 /// Turns a failed `serde_path_to_error::deserialize` of a policy into a [`PolicyError`].
-pub(crate) fn from_json(
-    err: serde_path_to_error::Error<serde_json::Error>,
-    origin: &str,
-) -> PolicyError {
+pub(crate) fn from_json(err: serde_path_to_error::Error<serde_json::Error>, origin: &str) -> PolicyError {
     if err.inner().classify() != Category::Data {
         return syntax(err.inner(), origin);
     }
@@ -192,44 +160,20 @@ pub(crate) fn from_json(
             segments.pop();
         }
         let json_path = render_path(&segments);
-        return PolicyError::UnknownKey {
-            origin,
-            json_path,
-            key,
-            allowed,
-        };
+        return PolicyError::UnknownKey { origin, json_path, key, allowed };
     }
     let json_path = render_path(&segments);
     let help = field_help(&json_path);
     let fix = help.as_ref().map_or(GENERIC_FIX, |h| h.fix).to_owned();
     if let Some((found, serde_expected)) = wrong_type(&message) {
         let expected = help.map_or(serde_expected, |h| h.expected).to_owned();
-        return PolicyError::Schema {
-            origin,
-            json_path,
-            expected,
-            found,
-            fix,
-        };
+        return PolicyError::Schema { origin, json_path, expected, found, fix };
     }
-    if let Some(key) = message
-        .strip_prefix("duplicate field `")
-        .and_then(|r| r.strip_suffix('`'))
-    {
+    if let Some(key) = message.strip_prefix("duplicate field `").and_then(|r| r.strip_suffix('`')) {
         let message = format!("the key {key:?} appears twice");
-        return PolicyError::Invalid {
-            origin,
-            json_path,
-            message,
-            fix: "keep only one".into(),
-        };
+        return PolicyError::Invalid { origin, json_path, message, fix: "keep only one".into() };
     }
-    PolicyError::Invalid {
-        origin,
-        json_path,
-        message,
-        fix,
-    }
+    PolicyError::Invalid { origin, json_path, message, fix }
 }
 
 /// Turns a serde_json error that is not about the data (broken JSON, text cut short) into
@@ -259,9 +203,7 @@ fn render_path(segments: &[&Segment]) -> String {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 let plain = !key.is_empty()
-                    && key
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
                 if plain {
                     out.push('.');
                     out.push_str(key);
@@ -283,12 +225,7 @@ fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
         return Some((key.to_owned(), Vec::new()));
     }
     let end = rest.rfind("`, expected ")?;
-    let allowed = rest[end + 1..]
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
+    let allowed = rest[end + 1..].split('`').skip(1).step_by(2).map(str::to_owned).collect();
     Some((rest[..end].to_owned(), allowed))
 }
 
@@ -301,11 +238,7 @@ fn wrong_type(message: &str) -> Option<(String, &str)> {
         None => (message.strip_prefix("invalid value: ")?, true),
     };
     let (unexpected, expected) = rest.rsplit_once(", expected ")?;
-    let ticked = |prefix: &str| {
-        unexpected
-            .strip_prefix(prefix)
-            .map(|v| v.trim_matches('`').to_owned())
-    };
+    let ticked = |prefix: &str| unexpected.strip_prefix(prefix).map(|v| v.trim_matches('`').to_owned());
     let mut found = match unexpected {
         "map" => "an object".to_owned(),
         "sequence" => "an array".to_owned(),

@@ -16,22 +16,18 @@ use crate::validate::validate;
 /// otherwise it is the name of a built-in policy, and an unknown name is
 /// [`PolicyError::UnknownBuiltin`], which lists the names there are.
 pub fn load(name_or_path: &str) -> Result<Policy, PolicyError> {
-    let is_file = name_or_path.contains('/')
-        || name_or_path.ends_with(".json")
-        || Path::new(name_or_path).is_file();
+    let is_file =
+        name_or_path.contains('/') || name_or_path.ends_with(".json") || Path::new(name_or_path).is_file();
     if is_file {
-        let text = std::fs::read_to_string(name_or_path).map_err(|source| PolicyError::Read {
-            path: name_or_path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(name_or_path)
+            .map_err(|source| PolicyError::Read { path: name_or_path.to_owned(), source })?;
         return parse(&text, name_or_path);
     }
     match builtin_text(name_or_path) {
         Some(text) => parse(text, &origin(name_or_path)),
-        None => Err(PolicyError::UnknownBuiltin {
-            name: name_or_path.to_owned(),
-            available: builtin_names(),
-        }),
+        None => {
+            Err(PolicyError::UnknownBuiltin { name: name_or_path.to_owned(), available: builtin_names() })
+        }
     }
 }
 
@@ -39,8 +35,7 @@ pub fn load(name_or_path: &str) -> Result<Policy, PolicyError> {
 /// "built-in policy NAME").
 pub fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let Document(policy) =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| from_json(e, origin))?;
+    let Document(policy) = serde_path_to_error::deserialize(&mut de).map_err(|e| from_json(e, origin))?;
     // Anything but whitespace after the policy's object is a syntax error.
     de.end().map_err(|e| syntax(&e, origin))?;
     validate(&policy, origin)?;

@@ -131,31 +131,20 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
             "a JSON object",
             r#"write the policy as an object such as {"identity": {"hostname": "cloister"}}"#,
         ),
-        "$.identity" => (
-            "an object",
-            r#"write an object such as {"hostname": "cloister"}"#,
-        ),
+        "$.identity" => ("an object", r#"write an object such as {"hostname": "cloister"}"#),
         "$.identity.hostname" => (
             "a host name in double quotes",
             r#"write a name such as "cloister", or leave the key out to keep the host's name"#,
         ),
-        "$.time" => (
-            "an object",
-            r#"write an object such as {"offset_seconds": 3600}"#,
-        ),
-        "$.time.offset_seconds" => (
-            "an integer number of seconds",
-            "write a whole number such as 3600",
-        ),
+        "$.time" => ("an object", r#"write an object such as {"offset_seconds": 3600}"#),
+        "$.time.offset_seconds" => ("an integer number of seconds", "write a whole number such as 3600"),
         "$.random" => ("an object", r#"write an object such as {"seed": 1}"#),
-        "$.random.seed" => (
-            "a whole number from 0 to 18446744073709551615",
-            "write a whole number such as 1",
-        ),
-        p if p.ends_with(".comment") => (
-            "a string",
-            r#"write the comment as text in double quotes, such as "why this is here""#,
-        ),
+        "$.random.seed" => {
+            ("a whole number from 0 to 18446744073709551615", "write a whole number such as 1")
+        }
+        p if p.ends_with(".comment") => {
+            ("a string", r#"write the comment as text in double quotes, such as "why this is here""#)
+        }
         _ => return None,
     };
     Some(FieldHelp { expected, fix })

@@ -1,8 +1,7 @@
 //! Tests of the crate's public behaviour: built-ins, error wording, loading.
 
 use crate::{
-    builtin_names, builtin_summary, builtin_text, load, parse, Policy, PolicyError,
-    MAX_OFFSET_SECONDS,
+    builtin_names, builtin_summary, builtin_text, load, parse, Policy, PolicyError, MAX_OFFSET_SECONDS,
 };
 
 /// Parses `text` as `./bad.json`, expecting an error, and returns it with its message.
@@ -23,10 +22,7 @@ fn every_builtin_parses_validates_and_has_a_summary() {
         let policy = parse(text, &format!("built-in policy {name}")).unwrap();
         assert_eq!(load(name).unwrap(), policy);
         let summary = builtin_summary(name).unwrap();
-        assert!(
-            !summary.is_empty() && !summary.contains('\n'),
-            "{name}: {summary:?}"
-        );
+        assert!(!summary.is_empty() && !summary.contains('\n'), "{name}: {summary:?}");
         // What `cloister policy show` prints reads back as the same policy.
         assert_eq!(parse(&policy.to_json_pretty(), name).unwrap(), policy);
     }
@@ -36,37 +32,23 @@ fn every_builtin_parses_validates_and_has_a_summary() {
 
 #[test]
 fn default_changes_nothing_and_fixed_identity_fixes_name_and_seed() {
-    assert_eq!(
-        Policy {
-            comment: None,
-            ..load("default").unwrap()
-        },
-        Policy::default()
-    );
+    assert_eq!(Policy { comment: None, ..load("default").unwrap() }, Policy::default());
     let fixed = load("fixed-identity").unwrap();
     assert_eq!(fixed.identity.hostname.as_deref(), Some("cloister"));
     assert_eq!(fixed.time.offset_seconds, None);
     assert_eq!(fixed.random.seed, Some(1));
 
-    let mut config = kernel_host::Config {
-        lineage: 3,
-        ..Default::default()
-    };
+    let mut config = kernel_host::Config { lineage: 3, ..Default::default() };
     fixed.apply_to(&mut config);
     assert_eq!(config.hostname.as_deref(), Some("cloister"));
-    assert_eq!(
-        (config.time_offset, config.seed, config.lineage),
-        (None, Some(1), 3)
-    );
+    assert_eq!((config.time_offset, config.seed, config.lineage), (None, Some(1), 3));
 }
 
 #[test]
 fn unknown_key_at_top_level_names_the_allowed_keys() {
     let (err, line) = fail(r#"{"identiy": {}}"#);
-    assert!(
-        matches!(&err, PolicyError::UnknownKey { json_path, key, .. }
-        if json_path == "$" && key == "identiy")
-    );
+    assert!(matches!(&err, PolicyError::UnknownKey { json_path, key, .. }
+        if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
         r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random"#
@@ -91,29 +73,14 @@ fn wrong_type_says_expected_and_found() {
         r#"policy ./bad.json: at $.time.offset_seconds: expected an integer number of seconds, found the string "soon"; write a whole number such as 3600"#
     );
     let (_, line) = fail(r#"{"random": {"seed": -1}}"#);
-    assert!(
-        line.contains("at $.random.seed: expected a whole number from 0 to"),
-        "{line}"
-    );
-    assert!(
-        line.contains("found the integer -1, which is out of range"),
-        "{line}"
-    );
+    assert!(line.contains("at $.random.seed: expected a whole number from 0 to"), "{line}");
+    assert!(line.contains("found the integer -1, which is out of range"), "{line}");
     let (_, line) = fail(r#"{"identity": ["x"]}"#);
-    assert!(
-        line.contains("at $.identity: expected an object, found an array"),
-        "{line}"
-    );
+    assert!(line.contains("at $.identity: expected an object, found an array"), "{line}");
     let (_, line) = fail(r#"{"comment": 1.5}"#);
-    assert!(
-        line.contains("at $.comment: expected a string, found the number 1.5"),
-        "{line}"
-    );
+    assert!(line.contains("at $.comment: expected a string, found the number 1.5"), "{line}");
     let (_, line) = fail("[]");
-    assert!(
-        line.contains("at $: expected a JSON object, found an array"),
-        "{line}"
-    );
+    assert!(line.contains("at $: expected a JSON object, found an array"), "{line}");
 }
 
 #[test]
@@ -127,20 +94,14 @@ fn bad_hostnames_are_rejected_with_a_fix() {
     for (name, message) in cases {
         let (err, line) = fail(&format!(r#"{{"identity": {{"hostname": "{name}"}}}}"#));
         assert!(matches!(err, PolicyError::Invalid { .. }), "{line}");
-        assert!(
-            line.starts_with("policy ./bad.json: at $.identity.hostname: "),
-            "{line}"
-        );
+        assert!(line.starts_with("policy ./bad.json: at $.identity.hostname: "), "{line}");
         assert!(line.contains(message), "{line}");
     }
     let (_, line) = fail(r#"{"identity": {"hostname": "a b"}}"#);
     assert!(line.ends_with(r#"; use only letters, digits, '.' and '-', such as "cloister""#));
     let long = "a".repeat(65);
     let (_, line) = fail(&format!(r#"{{"identity": {{"hostname": "{long}"}}}}"#));
-    assert!(
-        line.contains("65 bytes long; shorten it to at most 64 bytes"),
-        "{line}"
-    );
+    assert!(line.contains("65 bytes long; shorten it to at most 64 bytes"), "{line}");
     let ok = format!(r#"{{"identity": {{"hostname": "{}"}}}}"#, "a".repeat(64));
     parse(&ok, "ok").unwrap();
     parse(r#"{"identity": {"hostname": "Build-01.example"}}"#, "ok").unwrap();
@@ -149,47 +110,21 @@ fn bad_hostnames_are_rejected_with_a_fix() {
 #[test]
 fn offsets_beyond_a_hundred_years_are_rejected() {
     let max = MAX_OFFSET_SECONDS;
-    parse(
-        &format!(r#"{{"time": {{"offset_seconds": -{max}}}}}"#),
-        "ok",
-    )
-    .unwrap();
+    parse(&format!(r#"{{"time": {{"offset_seconds": -{max}}}}}"#), "ok").unwrap();
     let (_, line) = fail(&format!(r#"{{"time": {{"offset_seconds": {}}}}}"#, max + 1));
-    assert!(
-        line.starts_with("policy ./bad.json: at $.time.offset_seconds: "),
-        "{line}"
-    );
+    assert!(line.starts_with("policy ./bad.json: at $.time.offset_seconds: "), "{line}");
     assert!(line.contains("more than 100 years"), "{line}");
-    let (_, line) = fail(&format!(
-        r#"{{"time": {{"offset_seconds": {}}}}}"#,
-        i64::MIN
-    ));
+    let (_, line) = fail(&format!(r#"{{"time": {{"offset_seconds": {}}}}}"#, i64::MIN));
     assert!(line.contains("more than 100 years"), "{line}");
 }
 
 #[test]
 fn syntax_errors_give_line_and_column() {
     let (err, line) = fail("{\n  \"time\": {\n    \"offset_seconds\": 1,\n  }\n}");
-    assert!(
-        matches!(
-            err,
-            PolicyError::Syntax {
-                line: 4,
-                column: 3,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(
-        line,
-        "policy ./bad.json: line 4 column 3: invalid JSON: trailing comma"
-    );
+    assert!(matches!(err, PolicyError::Syntax { line: 4, column: 3, .. }), "{err:?}");
+    assert_eq!(line, "policy ./bad.json: line 4 column 3: invalid JSON: trailing comma");
     let (_, line) = fail("{} {}");
-    assert_eq!(
-        line,
-        "policy ./bad.json: line 1 column 4: invalid JSON: trailing characters"
-    );
+    assert_eq!(line, "policy ./bad.json: line 1 column 4: invalid JSON: trailing characters");
     let (err, _) = fail("");
     assert!(matches!(err, PolicyError::Syntax { .. }), "{err:?}");
 }
@@ -197,42 +132,26 @@ fn syntax_errors_give_line_and_column() {
 #[test]
 fn duplicate_keys_are_rejected() {
     let (_, line) = fail(r#"{"comment": "a", "comment": "b"}"#);
-    assert_eq!(
-        line,
-        r#"policy ./bad.json: at $: the key "comment" appears twice; keep only one"#
-    );
+    assert_eq!(line, r#"policy ./bad.json: at $: the key "comment" appears twice; keep only one"#);
 }
 
 #[test]
 fn builtin_errors_name_the_builtin() {
     let err = parse("{", "built-in policy broken").unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("built-in policy broken: line 1"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("built-in policy broken: line 1"), "{err}");
 }
 
 #[test]
 fn missing_file_is_a_read_error_naming_the_path() {
     let path = "/nonexistent-cloister-dir/policy.json";
     let err = load(path).unwrap_err();
-    assert!(
-        matches!(&err, PolicyError::Read { path: p, .. } if p == path),
-        "{err:?}"
-    );
+    assert!(matches!(&err, PolicyError::Read { path: p, .. } if p == path), "{err:?}");
     assert!(std::error::Error::source(&err).is_some());
     let line = err.to_string();
-    assert!(
-        line.starts_with(&format!("policy {path}: cannot read the file: ")),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("policy {path}: cannot read the file: ")), "{line}");
     assert!(line.ends_with("; check the path, or name a built-in policy (default, fixed-identity)"));
     // A name ending in .json is a file even without a '/'.
-    assert!(matches!(
-        load("no-such-policy.json"),
-        Err(PolicyError::Read { .. })
-    ));
+    assert!(matches!(load("no-such-policy.json"), Err(PolicyError::Read { .. })));
 }
 
 #[test]
@@ -248,19 +167,14 @@ fn existing_file_is_loaded_and_errors_name_it() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(loaded.unwrap().random.seed, Some(7));
     let line = failed.unwrap_err().to_string();
-    assert!(
-        line.starts_with(&format!("policy {}: at $.random.seed: ", bad.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("policy {}: at $.random.seed: ", bad.display())), "{line}");
 }
 
 #[test]
 fn unknown_builtin_lists_the_names() {
     let err = load("nope").unwrap_err();
-    assert!(
-        matches!(&err, PolicyError::UnknownBuiltin { name, available }
-        if name == "nope" && available == &["default", "fixed-identity"])
-    );
+    assert!(matches!(&err, PolicyError::UnknownBuiltin { name, available }
+        if name == "nope" && available == &["default", "fixed-identity"]));
     assert_eq!(
         err.to_string(),
         "policy nope: no built-in policy has this name; choose one of default, fixed-identity, \

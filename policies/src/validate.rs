@@ -48,15 +48,9 @@ fn check_hostname(name: &str) -> Result<(), (String, String)> {
     }
     if name.len() > MAX_HOSTNAME_LEN {
         let message = format!("the host name is {} bytes long", name.len());
-        return Err((
-            message,
-            format!("shorten it to at most {MAX_HOSTNAME_LEN} bytes"),
-        ));
+        return Err((message, format!("shorten it to at most {MAX_HOSTNAME_LEN} bytes")));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-    {
+    if let Some(bad) = name.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
         return Err((format!("the host name {name:?} contains {bad:?}"), chars()));
     }
     if let Some(first @ ('-' | '.')) = name.chars().next() {

@@ -12,21 +12,12 @@ use super::paths::{profile_dir, programs_dir, scratch_dir, SYSTEM_PATH};
 
 /// The ways a C program can be linked that cloister must run, by name: dynamic PIE (gcc's
 /// default on Debian), `-static`, `-static-pie` and dynamic non-PIE.
-pub const C_FLAG_SETS: &[(&str, &[&str])] = &[
-    ("dynamic", &[]),
-    ("static", &["-static"]),
-    ("static-pie", &["-static-pie"]),
-    ("no-pie", &["-no-pie"]),
-];
+pub const C_FLAG_SETS: &[(&str, &[&str])] =
+    &[("dynamic", &[]), ("static", &["-static"]), ("static-pie", &["-static-pie"]), ("no-pie", &["-no-pie"])];
 
 /// Flags for `rawsys.c`, which brings its own `_start` and makes raw `syscall` instructions.
-pub const RAW_C_FLAGS: &[&str] = &[
-    "-nostdlib",
-    "-static",
-    "-ffreestanding",
-    "-fno-stack-protector",
-    "-fno-builtin",
-];
+pub const RAW_C_FLAGS: &[&str] =
+    &["-nostdlib", "-static", "-ffreestanding", "-fno-stack-protector", "-fno-builtin"];
 
 /// Every C test program with the flags it needs beyond a link mode from [`C_FLAG_SETS`].
 pub const C_PROGRAMS: &[(&str, &[&str])] = &[
@@ -52,15 +43,10 @@ type Cache = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
 /// Panics with gcc's messages if it fails.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     static CACHE: OnceLock<Cache> = OnceLock::new();
-    let key = std::iter::once(name)
-        .chain(flags.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let key = std::iter::once(name).chain(flags.iter().copied()).collect::<Vec<_>>().join(" ");
     let cell = {
-        let mut cache = CACHE
-            .get_or_init(Cache::default)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache =
+            CACHE.get_or_init(Cache::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         Arc::clone(cache.entry(key).or_default())
     };
     cell.get_or_init(|| gcc(name, flags)).clone()
@@ -71,20 +57,12 @@ fn gcc(name: &str, flags: &[&str]) -> PathBuf {
     assert!(source.is_file(), "no test program {}", source.display());
     let suffix: String = flags
         .iter()
-        .map(|f| {
-            f.chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect::<String>()
-        })
+        .map(|f| f.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>())
         .collect::<Vec<_>>()
         .join("");
     let dir = scratch_dir().join("bin");
     std::fs::create_dir_all(&dir).expect("cannot create the programs directory");
-    let exe = dir.join(if suffix.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}{suffix}")
-    });
+    let exe = dir.join(if suffix.is_empty() { name.to_owned() } else { format!("{name}{suffix}") });
     let out = Command::new("gcc")
         .env("PATH", SYSTEM_PATH)
         .args(["-O2", "-g", "-Wall", "-Wextra", "-o"])
@@ -115,10 +93,7 @@ pub fn go_program() -> PathBuf {
         let out = Command::new("go")
             .current_dir(&source)
             .env("PATH", format!("/usr/lib/go/bin:{SYSTEM_PATH}"))
-            .env(
-                "HOME",
-                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
-            )
+            .env("HOME", std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
             .env("GOFLAGS", "-mod=mod")
             .env("CGO_ENABLED", "0")
             .env("GOCACHE", target.join("go-build-cache"))
@@ -137,11 +112,7 @@ pub fn go_program() -> PathBuf {
             source.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            Path::new(&exe).is_file(),
-            "go build made no {}",
-            exe.display()
-        );
+        assert!(Path::new(&exe).is_file(), "go build made no {}", exe.display());
         exe
     })
     .clone()

@@ -21,9 +21,7 @@ pub fn i386_exit42() -> Vec<u8> {
     const BASE: u32 = 0x0804_8000;
     const HEADERS: u32 = 52 + 32;
     // mov eax, 1 (exit); mov ebx, 42; int 0x80
-    let code: &[u8] = &[
-        0xb8, 0x01, 0x00, 0x00, 0x00, 0xbb, 0x2a, 0x00, 0x00, 0x00, 0xcd, 0x80,
-    ];
+    let code: &[u8] = &[0xb8, 0x01, 0x00, 0x00, 0x00, 0xbb, 0x2a, 0x00, 0x00, 0x00, 0xcd, 0x80];
     let size = HEADERS + u32::try_from(code.len()).expect("tiny");
     let mut elf = Vec::new();
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1, 0]); // ELFCLASS32, LSB, v1, SysV
@@ -61,10 +59,8 @@ pub fn aarch64_exit42() -> Vec<u8> {
     const BASE: u64 = 0x40_0000;
     const HEADERS: u64 = 64 + 56;
     // mov x0, #42; mov x8, #93 (exit); svc #0
-    let code: Vec<u8> = [0xd280_0540u32, 0xd280_0ba8, 0xd400_0001]
-        .iter()
-        .flat_map(|insn| insn.to_le_bytes())
-        .collect();
+    let code: Vec<u8> =
+        [0xd280_0540u32, 0xd280_0ba8, 0xd400_0001].iter().flat_map(|insn| insn.to_le_bytes()).collect();
     let size = HEADERS + u64::try_from(code.len()).expect("tiny");
     let mut elf = Vec::new();
     elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]); // ELFCLASS64, LSB, v1, SysV
@@ -113,13 +109,8 @@ pub fn magic_and_garbage() -> Vec<u8> {
 /// The first `len` bytes of a real x86_64 executable: a valid ELF header whose program
 /// headers run past the end of the file.
 pub fn truncated(real: &Path, len: usize) -> Vec<u8> {
-    let mut bytes =
-        fs::read(real).unwrap_or_else(|e| panic!("cannot read {}: {e}", real.display()));
-    assert!(
-        bytes.len() > len,
-        "{} is too small to truncate",
-        real.display()
-    );
+    let mut bytes = fs::read(real).unwrap_or_else(|e| panic!("cannot read {}: {e}", real.display()));
+    assert!(bytes.len() > len, "{} is too small to truncate", real.display());
     bytes.truncate(len);
     bytes
 }

@@ -9,10 +9,7 @@ pub const CLOCK_TOLERANCE: i64 = 5;
 /// [`CLOCK_TOLERANCE`].
 #[track_caller]
 pub fn assert_clock(what: &str, value: i64, before: i64, after: i64, offset: i64) {
-    let (low, high) = (
-        before + offset - CLOCK_TOLERANCE,
-        after + offset + CLOCK_TOLERANCE,
-    );
+    let (low, high) = (before + offset - CLOCK_TOLERANCE, after + offset + CLOCK_TOLERANCE);
     assert!(
         (low..=high).contains(&value),
         "{what} = {value}, expected {}..={} (host clock {before}..={after} shifted by {offset}): \
@@ -25,8 +22,5 @@ pub fn assert_clock(what: &str, value: i64, before: i64, after: i64, offset: i64
 
 /// Whether `text` is exactly `bytes` bytes in lowercase hexadecimal.
 pub fn is_hex(text: &str, bytes: usize) -> bool {
-    text.len() == 2 * bytes
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.len() == 2 * bytes && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -23,14 +23,11 @@ pub const PYTHON3: &str = "/usr/bin/python3";
 /// the test executable is `target/<profile>/deps/<name>-<hash>`.
 pub fn profile_dir() -> PathBuf {
     let exe = env::current_exe().expect("cannot locate the running test executable");
-    let deps = exe
-        .parent()
-        .expect("the test executable has no parent directory");
+    let deps = exe.parent().expect("the test executable has no parent directory");
     match deps.file_name() {
-        Some(name) if name == "deps" => deps
-            .parent()
-            .expect("target/<profile>/deps has no parent")
-            .to_path_buf(),
+        Some(name) if name == "deps" => {
+            deps.parent().expect("target/<profile>/deps has no parent").to_path_buf()
+        }
         _ => deps.to_path_buf(),
     }
 }

@@ -113,8 +113,7 @@ impl Invocation {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -131,8 +130,7 @@ impl Invocation {
 
     /// `--time-offset SECONDS` (ignored natively).
     pub fn time_offset(self, seconds: i64) -> Self {
-        self.cloister_arg("--time-offset")
-            .cloister_arg(seconds.to_string())
+        self.cloister_arg("--time-offset").cloister_arg(seconds.to_string())
     }
 
     /// `--seed N` (ignored natively).
@@ -152,8 +150,7 @@ impl Invocation {
 
     /// Sets an environment variable for the program (and, under cloister, for cloister).
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.env
-            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 
@@ -202,10 +199,7 @@ impl Invocation {
             Mode::Native => Command::new(&self.program),
             Mode::Cloister => {
                 let mut cmd = Command::new(cloister_bin());
-                cmd.arg("run")
-                    .args(&self.cloister_args)
-                    .arg("--")
-                    .arg(&self.program);
+                cmd.arg("run").args(&self.cloister_args).arg("--").arg(&self.program);
                 cmd
             }
         };
@@ -285,9 +279,7 @@ impl Outcome {
     #[track_caller]
     pub fn int_field(&self, key: &str) -> i64 {
         let value = self.field(key);
-        value
-            .parse()
-            .unwrap_or_else(|e| panic!("`{key}={value}` is not an integer ({e})\n{self}"))
+        value.parse().unwrap_or_else(|e| panic!("`{key}={value}` is not an integer ({e})\n{self}"))
     }
 
     /// Checks the failure contract: exit status `code`, nothing on standard output, and exactly
@@ -296,30 +288,16 @@ impl Outcome {
     pub fn expect_failure_line(&self, code: i32, mention: &str) -> &Self {
         self.expect_code(code);
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected exactly one line on stderr\n{self}"
-        );
-        assert!(
-            self.stderr.ends_with('\n'),
-            "the stderr line is not terminated\n{self}"
-        );
-        assert!(
-            lines[0].contains(mention),
-            "the stderr line does not name {mention:?}\n{self}"
-        );
+        assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{self}");
+        assert!(self.stderr.ends_with('\n'), "the stderr line is not terminated\n{self}");
+        assert!(lines[0].contains(mention), "the stderr line does not name {mention:?}\n{self}");
         assert!(self.stdout.is_empty(), "unexpected stdout\n{self}");
         self
     }
 
     /// Converts into the standard library's [`Output`].
     pub fn into_output(self) -> Output {
-        Output {
-            status: self.status,
-            stdout: self.stdout_bytes,
-            stderr: self.stderr.into_bytes(),
-        }
+        Output { status: self.status, stdout: self.stdout_bytes, stderr: self.stderr.into_bytes() }
     }
 }
 
@@ -352,12 +330,7 @@ fn clip(text: &str) -> String {
     while !text.is_char_boundary(tail) {
         tail += 1;
     }
-    format!(
-        "{}\n[... {} bytes ...]\n{}",
-        &text[..head],
-        tail - head,
-        &text[tail..]
-    )
+    format!("{}\n[... {} bytes ...]\n{}", &text[..head], tail - head, &text[tail..])
 }
 
 /// Runs `cloister run <args>` (the caller writes the `--`) and returns its output.
@@ -369,25 +342,13 @@ pub fn run(args: &[&str]) -> Output {
         .chain(std::iter::once("run".into()))
         .chain(args.iter().map(OsString::from))
         .collect();
-    execute(
-        cmd,
-        shell_words(&words),
-        None,
-        default_timeout(),
-        None,
-        None,
-    )
-    .into_output()
+    execute(cmd, shell_words(&words), None, default_timeout(), None, None).into_output()
 }
 
 /// Runs `program args` natively, with the same environment, timeout and exit-status mapping as
 /// a [`Mode::Native`] run.
 pub fn run_native(program: &str, args: &[&str]) -> Output {
-    Mode::Native
-        .command(program)
-        .args(args)
-        .output()
-        .into_output()
+    Mode::Native.command(program).args(args).output().into_output()
 }
 
 /// Runs `cloister <args>` (any subcommand, e.g. `policy list`).
@@ -395,24 +356,14 @@ pub fn cloister(args: &[&str]) -> Outcome {
     let mut cmd = Command::new(cloister_bin());
     cmd.args(args);
     apply_env(&mut cmd, &[]);
-    let words: Vec<OsString> = std::iter::once(cloister_bin().into_os_string())
-        .chain(args.iter().map(OsString::from))
-        .collect();
-    execute(
-        cmd,
-        shell_words(&words),
-        None,
-        default_timeout(),
-        None,
-        None,
-    )
+    let words: Vec<OsString> =
+        std::iter::once(cloister_bin().into_os_string()).chain(args.iter().map(OsString::from)).collect();
+    execute(cmd, shell_words(&words), None, default_timeout(), None, None)
 }
 
 /// Seconds since the epoch on the host's clock.
 pub fn now_unix() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the host clock is before 1970");
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).expect("the host clock is before 1970");
     i64::try_from(since.as_secs()).expect("the host clock is too far in the future")
 }
 
@@ -420,15 +371,10 @@ pub fn now_unix() -> i64 {
 fn apply_env(cmd: &mut Command, changes: &[(OsString, Option<OsString>)]) {
     cmd.env_clear();
     cmd.env("PATH", SYSTEM_PATH)
-        .env(
-            "HOME",
-            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
-        )
+        .env("HOME", std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
         .env("LC_ALL", "C");
     for (key, value) in std::env::vars_os() {
-        let keep = key
-            .to_str()
-            .is_some_and(|k| k.starts_with("CLOISTER_") || k.starts_with("RUST_"));
+        let keep = key.to_str().is_some_and(|k| k.starts_with("CLOISTER_") || k.starts_with("RUST_"));
         if keep && key != "CLOISTER_BIN" && key != "CLOISTER_TEST_TIMEOUT" {
             cmd.env(key, value);
         }
@@ -454,15 +400,13 @@ fn execute(
 ) -> Outcome {
     let dir = temp_dir("run");
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
-    let create = |path: &Path| {
-        File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()))
-    };
+    let create =
+        |path: &Path| File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     cmd.stdout(create(&out_path)).stderr(create(&err_path));
     match stdin {
         Some(input) => {
             let in_path = dir.join("stdin");
-            fs::write(&in_path, input)
-                .unwrap_or_else(|e| panic!("cannot write {}: {e}", in_path.display()));
+            fs::write(&in_path, input).unwrap_or_else(|e| panic!("cannot write {}: {e}", in_path.display()));
             cmd.stdin(File::open(&in_path).expect("cannot reopen the stdin file"));
         }
         None => {
@@ -523,11 +467,7 @@ fn execute(
 /// exists, 126 otherwise, with one line on stderr.
 fn exec_failure(command: String, program: &OsStr, cwd: Option<&Path>, e: &io::Error) -> Outcome {
     let exists = resolve(program, cwd).is_some();
-    let code = if e.kind() == io::ErrorKind::NotFound && !exists {
-        127
-    } else {
-        126
-    };
+    let code = if e.kind() == io::ErrorKind::NotFound && !exists { 127 } else { 126 };
     Outcome {
         command,
         status: ExitStatus::from_raw(code << 8),
@@ -548,10 +488,7 @@ fn resolve(program: &OsStr, cwd: Option<&Path>) -> Option<PathBuf> {
         };
         return full.exists().then_some(full);
     }
-    SYSTEM_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(path))
-        .find(|candidate| candidate.is_file())
+    SYSTEM_PATH.split(':').map(|dir| Path::new(dir).join(path)).find(|candidate| candidate.is_file())
 }
 
 /// Whether the process `pid` (our child) has exited, without reaping it.
@@ -561,14 +498,8 @@ fn has_exited(pid: i32) -> bool {
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a live, writable siginfo_t; WNOWAIT leaves the child reapable by
     // std's Child::wait later, and WNOHANG makes the call return at once.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid,
-            &mut info,
-            libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-        )
-    };
+    let rc =
+        unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT | libc::WNOHANG) };
     // SAFETY: waitid succeeded, so si_pid is initialised (0 when the child is still running).
     rc == 0 && unsafe { info.si_pid() } != 0
 }
@@ -612,14 +543,11 @@ fn children_of(parent: i32) -> Vec<i32> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // The command name is in parentheses and may contain spaces.
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                == Some(parent)
+            fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+                // The command name is in parentheses and may contain spaces.
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+            }) == Some(parent)
         })
         .collect()
 }
@@ -630,9 +558,8 @@ fn shell_words(words: &[OsString]) -> String {
         .iter()
         .map(|w| {
             let w = w.to_string_lossy();
-            let plain = !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c));
+            let plain =
+                !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c));
             if plain {
                 w.into_owned()
             } else {

@@ -73,7 +73,5 @@ pub fn copy_cstr(dst: *mut u8, src: *const u8, max: usize) -> Option<usize> {
 pub fn fix_up(rip: u64) -> Option<u64> {
     let begin = cloister_fault_begin as *const () as u64;
     let end = cloister_fault_end as *const () as u64;
-    (begin..end)
-        .contains(&rip)
-        .then_some(cloister_fault_fixup as *const () as u64)
+    (begin..end).contains(&rip).then_some(cloister_fault_fixup as *const () as u64)
 }

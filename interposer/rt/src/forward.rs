@@ -6,9 +6,7 @@
 //! the host the default back: a fault then recurs when the instruction is retried, and a sent
 //! signal is sent again.
 
-use kernel_host::abi::{
-    sigbit, KernelSigaction, SA_NODEFER, SA_RESETHAND, SA_SIGINFO, UNBLOCKABLE,
-};
+use kernel_host::abi::{sigbit, KernelSigaction, SA_NODEFER, SA_RESETHAND, SA_SIGINFO, UNBLOCKABLE};
 use kernel_host::Kernel;
 
 use crate::sys::{self, nr};
@@ -27,10 +25,7 @@ pub fn forward(kernel: &Kernel, sig: i32, info: *mut u8, frame: &mut Frame, faul
     if act.handler == SIG_DFL || (act.handler == SIG_IGN && faulted) {
         // The host would kill the process (a faulting instruction cannot be ignored).
         let dfl = KernelSigaction::default().to_bytes();
-        sys::call(
-            nr::RT_SIGACTION,
-            &[u64::from(signo), dfl.as_ptr() as u64, 0, 8],
-        );
+        sys::call(nr::RT_SIGACTION, &[u64::from(signo), dfl.as_ptr() as u64, 0, 8]);
         if !faulted {
             let pid = sys::call(nr::GETPID, &[]) as u64;
             let tid = sys::call(nr::GETTID, &[]) as u64;
@@ -53,8 +48,7 @@ pub fn forward(kernel: &Kernel, sig: i32, info: *mut u8, frame: &mut Frame, faul
     sys::call(nr::RT_SIGPROCMASK, &[2, &mask as *const u64 as u64, 0, 8]);
     if act.flags & SA_SIGINFO != 0 {
         // SAFETY: the program registered this address as an SA_SIGINFO handler.
-        let f: extern "C" fn(i32, *mut u8, *mut u8) =
-            unsafe { core::mem::transmute(act.handler as usize) };
+        let f: extern "C" fn(i32, *mut u8, *mut u8) = unsafe { core::mem::transmute(act.handler as usize) };
         f(sig, info, frame.raw());
     } else {
         // SAFETY: the program registered this address as a plain handler.

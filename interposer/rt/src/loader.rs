@@ -22,10 +22,7 @@ pub struct File {
 impl File {
     /// Opens `path` (NUL-terminated) read-only; the raw errno on failure.
     pub fn open(path: &[u8]) -> Result<File, i64> {
-        let r = sys::call(
-            nr::OPENAT,
-            &[(-100i64) as u64, path.as_ptr() as u64, 0o2_000_000],
-        );
+        let r = sys::call(nr::OPENAT, &[(-100i64) as u64, path.as_ptr() as u64, 0o2_000_000]);
         if r < 0 {
             Err(-r)
         } else {
@@ -35,15 +32,7 @@ impl File {
 
     /// Reads up to `buf.len()` bytes at `offset`.
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, i64> {
-        let r = sys::call(
-            nr::PREAD64,
-            &[
-                self.fd as u64,
-                buf.as_mut_ptr() as u64,
-                buf.len() as u64,
-                offset,
-            ],
-        );
+        let r = sys::call(nr::PREAD64, &[self.fd as u64, buf.as_mut_ptr() as u64, buf.len() as u64, offset]);
         if r < 0 {
             Err(-r)
         } else {
@@ -91,10 +80,7 @@ fn read_exact(file: &File, len: usize, offset: u64) -> Result<Vec<u8>, LoadError
     let mut buf = alloc::vec![0u8; len];
     let mut done = 0;
     while done < len {
-        match file
-            .pread(&mut buf[done..], offset + done as u64)
-            .map_err(LoadError::Read)?
-        {
+        match file.pread(&mut buf[done..], offset + done as u64).map_err(LoadError::Read)? {
             0 => return Err(LoadError::Format("the file ends inside its headers")),
             n => done += n,
         }
@@ -140,9 +126,7 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
         return Err(LoadError::Format("it is not an x86_64 executable"));
     }
     if header.e_type != ET_EXEC && header.e_type != ET_DYN {
-        return Err(LoadError::Format(
-            "it is neither an executable nor a position-independent one",
-        ));
+        return Err(LoadError::Format("it is neither an executable nor a position-independent one"));
     }
     if header.e_phentsize as usize != 56 || header.e_phnum == 0 || header.e_phnum > 256 {
         return Err(LoadError::Format("its program headers are corrupt"));
@@ -158,21 +142,11 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
     }
     for p in &loads {
         if p.p_filesz > p.p_memsz || p.p_vaddr % PAGE_SIZE != p.p_offset % PAGE_SIZE {
-            return Err(LoadError::Format(
-                "a segment is misaligned or larger on disk than in memory",
-            ));
+            return Err(LoadError::Format("a segment is misaligned or larger on disk than in memory"));
         }
     }
-    let lo = loads
-        .iter()
-        .map(|p| p.p_vaddr & !(PAGE_SIZE - 1))
-        .min()
-        .unwrap_or(0);
-    let hi = loads
-        .iter()
-        .map(|p| page_up(p.p_vaddr.saturating_add(p.p_memsz)))
-        .max()
-        .unwrap_or(0);
+    let lo = loads.iter().map(|p| p.p_vaddr & !(PAGE_SIZE - 1)).min().unwrap_or(0);
+    let hi = loads.iter().map(|p| page_up(p.p_vaddr.saturating_add(p.p_memsz))).max().unwrap_or(0);
     if hi <= lo || hi - lo > (1 << 40) {
         return Err(LoadError::Format("its segments span an impossible range"));
     }
@@ -181,18 +155,11 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
     // Reserve the whole span first so that the segments land together, then map each over it.
     let bias = if header.e_type == ET_DYN {
         let flags = MAP_PRIVATE | MAP_ANON | if hint != 0 { MAP_FIXED_NOREPLACE } else { 0 };
-        let at = map(hint, span, 0, flags, -1, 0)
-            .or_else(|_| map(0, span, 0, MAP_PRIVATE | MAP_ANON, -1, 0))?;
+        let at =
+            map(hint, span, 0, flags, -1, 0).or_else(|_| map(0, span, 0, MAP_PRIVATE | MAP_ANON, -1, 0))?;
         at - lo
     } else {
-        map(
-            lo,
-            span,
-            0,
-            MAP_PRIVATE | MAP_ANON | MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        )?;
+        map(lo, span, 0, MAP_PRIVATE | MAP_ANON | MAP_FIXED_NOREPLACE, -1, 0)?;
         0
     };
 
@@ -256,20 +223,9 @@ fn map_segment(file: &File, p: &ProgramHeader, bias: u64) -> Result<(), LoadErro
             sys::call(nr::MPROTECT, &[start, page_up(file_end) - start, prot]);
         }
     }
-    let anon_start = if p.p_filesz > 0 {
-        page_up(file_end)
-    } else {
-        start
-    };
+    let anon_start = if p.p_filesz > 0 { page_up(file_end) } else { start };
     if mem_end > anon_start {
-        map(
-            anon_start,
-            mem_end - anon_start,
-            prot,
-            MAP_PRIVATE | MAP_ANON | MAP_FIXED,
-            -1,
-            0,
-        )?;
+        map(anon_start, mem_end - anon_start, prot, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0)?;
     }
     Ok(())
 }

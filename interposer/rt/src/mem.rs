@@ -64,12 +64,7 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i < n {
         // SAFETY: `i < n` and the caller guarantees `n` readable bytes at each pointer.
-        let (x, y) = unsafe {
-            (
-                core::ptr::read_volatile(a.add(i)),
-                core::ptr::read_volatile(b.add(i)),
-            )
-        };
+        let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
         if x != y {
             return i32::from(x) - i32::from(y);
         }

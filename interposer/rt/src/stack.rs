@@ -65,12 +65,7 @@ impl InitialStack<'_> {
     /// The memory below `top` must be writable and unused for as many bytes as the strings and
     /// vectors need (it is the process's own stack, well below the caller's frames).
     pub unsafe fn write(&self, top: u64) -> Built {
-        let strings: usize = self
-            .argv
-            .iter()
-            .chain(self.envp)
-            .map(|s| s.len() + 1)
-            .sum::<usize>()
+        let strings: usize = self.argv.iter().chain(self.envp).map(|s| s.len() + 1).sum::<usize>()
             + self.execfn.len()
             + 1
             + 16;
@@ -115,10 +110,7 @@ impl InitialStack<'_> {
         vector.extend([AT_NULL, 0]);
         // SAFETY: [sp, sp + 8 * words) lies below str_base, inside the caller's region.
         unsafe { core::ptr::copy_nonoverlapping(vector.as_ptr(), sp as *mut u64, vector.len()) };
-        let auxv = vector[aux_start..]
-            .iter()
-            .flat_map(|w| w.to_ne_bytes())
-            .collect();
+        let auxv = vector[aux_start..].iter().flat_map(|w| w.to_ne_bytes()).collect();
         Built { sp, auxv }
     }
 }

@@ -62,9 +62,7 @@ unsafe fn read_host_stack(sp: *const u64) -> HostStack {
     // the initial stack pointer, and the strings stay for the life of the process.
     unsafe {
         let argc = *sp as usize;
-        let argv = (0..argc)
-            .map(|i| cstr(*sp.add(1 + i) as *const u8))
-            .collect();
+        let argv = (0..argc).map(|i| cstr(*sp.add(1 + i) as *const u8)).collect();
         let mut p = sp.add(argc + 2);
         let mut envp = Vec::new();
         while *p != 0 {
@@ -94,13 +92,7 @@ struct Resolved {
 }
 
 fn not_executable(path: &[u8], why: &str) -> ! {
-    fail(
-        126,
-        &alloc::format!(
-            "{}: cannot execute: {why}",
-            alloc::string::String::from_utf8_lossy(path)
-        ),
-    )
+    fail(126, &alloc::format!("{}: cannot execute: {why}", alloc::string::String::from_utf8_lossy(path)))
 }
 
 fn resolve(program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
@@ -108,13 +100,9 @@ fn resolve(program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
     for _ in 0..=MAX_DEPTH {
         let file = match File::open(&with_nul(&path)) {
             Ok(f) => f,
-            Err(2) | Err(20) => fail(
-                127,
-                &alloc::format!(
-                    "{}: not found",
-                    alloc::string::String::from_utf8_lossy(&path)
-                ),
-            ),
+            Err(2) | Err(20) => {
+                fail(127, &alloc::format!("{}: not found", alloc::string::String::from_utf8_lossy(&path)))
+            }
             Err(e) => not_executable(&path, errno_text(e)),
         };
         let mut head = [0u8; binfmt::HEAD_LEN];
@@ -133,10 +121,9 @@ fn resolve(program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
             Format::Unknown if n >= 4 && head.starts_with(b"\x7fELF") => {
                 not_executable(&path, "it is not an x86_64 executable")
             }
-            Format::Unknown => not_executable(
-                &path,
-                "it is not an executable file (no ELF header, no #! line)",
-            ),
+            Format::Unknown => {
+                not_executable(&path, "it is not an executable file (no ELF header, no #! line)")
+            }
         }
     }
     not_executable(program, "too many levels of #! interpreters")
@@ -158,14 +145,7 @@ fn load_or_fail(file: &File, hint: u64, path: &[u8]) -> Image {
 fn path_of(file: &File) -> Vec<u8> {
     let link = alloc::format!("/proc/self/fd/{}\0", file.fd);
     let mut buf = alloc::vec![0u8; 4096];
-    let n = sys::call(
-        nr::READLINK,
-        &[
-            link.as_ptr() as u64,
-            buf.as_mut_ptr() as u64,
-            buf.len() as u64,
-        ],
-    );
+    let n = sys::call(nr::READLINK, &[link.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64]);
     buf.truncate(n.max(0) as usize);
     buf
 }
@@ -180,11 +160,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         .iter()
         .filter(|e| match e.strip_prefix(prefix.as_bytes()) {
             Some(value) => {
-                config = Some(
-                    core::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| Config::decode(v).ok()),
-                );
+                config = Some(core::str::from_utf8(value).ok().and_then(|v| Config::decode(v).ok()));
                 false
             }
             None => true,
@@ -193,14 +169,10 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         .collect();
     let config = match config {
         Some(Some(c)) => c,
-        Some(None) => fail(
-            125,
-            "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)",
-        ),
-        None => fail(
-            125,
-            "cloister-rt is started by `cloister run`, not directly",
-        ),
+        Some(None) => {
+            fail(125, "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)")
+        }
+        None => fail(125, "cloister-rt is started by `cloister run`, not directly"),
     };
     if host.argv.len() < 2 {
         fail(125, "cloister-rt: no program given");
@@ -216,8 +188,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         r.copy_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, 16) });
         r
     });
-    let pie_slide =
-        (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12;
+    let pie_slide = (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12;
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
         let file = File::open(path).unwrap_or_else(|e| {
@@ -234,9 +205,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     });
     drop(resolved.file);
 
-    let random = kernel_host::random::Random::new(&config)
-        .at_random()
-        .unwrap_or(host_random);
+    let random = kernel_host::random::Random::new(&config).at_random().unwrap_or(host_random);
     let overridden = [
         stack::AT_PHDR,
         stack::AT_PHENT,
@@ -263,10 +232,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (stack::AT_PHDR, AuxValue::Value(main.phdr)),
         (stack::AT_PHENT, AuxValue::Value(main.phent)),
         (stack::AT_PHNUM, AuxValue::Value(main.phnum)),
-        (
-            stack::AT_BASE,
-            AuxValue::Value(interp.as_ref().map_or(0, |i| i.bias)),
-        ),
+        (stack::AT_BASE, AuxValue::Value(interp.as_ref().map_or(0, |i| i.bias))),
         (stack::AT_FLAGS, AuxValue::Value(0)),
         (stack::AT_ENTRY, AuxValue::Value(main.entry)),
         (stack::AT_RANDOM, AuxValue::Random),
@@ -275,33 +241,19 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let argv: Vec<&[u8]> = resolved.argv.iter().map(|a| a.as_slice()).collect();
     let here = &argv as *const _ as u64;
     let top = (here - STACK_GAP) & !15;
-    let initial = InitialStack {
-        argv: &argv,
-        envp: &envp,
-        auxv: &auxv,
-        execfn: program,
-        random,
-    };
+    let initial = InitialStack { argv: &argv, envp: &envp, auxv: &auxv, execfn: program, random };
     // SAFETY: `top` is STACK_GAP below this frame, on the process stack, which grows on demand
     // and holds nothing the runtime still needs below that point.
     let built = unsafe { initial.write(top) };
 
-    let cmdline = resolved
-        .argv
-        .iter()
-        .flat_map(|a| a.iter().copied().chain([0]))
-        .collect();
+    let cmdline = resolved.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
     let trace_fd = config.trace_fd;
-    let image = ProcessImage {
-        exe,
-        cmdline,
-        auxv: built.auxv,
-        brk_start: main.end,
-    };
+    let image = ProcessImage { exe, cmdline, auxv: built.auxv, brk_start: main.end };
     let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);
     }
+    kernel.inherit_blocked(sys::call(nr::GETTID, &[]) as u32);
     altstack::install_for_this_thread();
     trap::install(kernel);
     let entry = interp.as_ref().map_or(main.entry, |i| i.entry);

@@ -56,10 +56,7 @@ pub fn call(nr: u32, args: &[u64]) -> i64 {
 /// Writes all of `bytes` to `fd`, ignoring errors (used for diagnostics).
 pub fn write_all(fd: i32, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        let r = call(
-            nr::WRITE,
-            &[fd as u64, bytes.as_ptr() as u64, bytes.len() as u64],
-        );
+        let r = call(nr::WRITE, &[fd as u64, bytes.as_ptr() as u64, bytes.len() as u64]);
         if r <= 0 {
             return;
         }
@@ -84,7 +81,5 @@ pub fn mmap_anon(len: usize) -> Option<*mut u8> {
 pub fn monotonic_ns() -> u64 {
     let mut ts = [0i64; 2];
     call(nr::CLOCK_GETTIME, &[1, ts.as_mut_ptr() as u64]);
-    (ts[0] as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts[1] as u64)
+    (ts[0] as u64).wrapping_mul(1_000_000_000).wrapping_add(ts[1] as u64)
 }

@@ -52,8 +52,5 @@ pub fn call(call: &Syscall, mem: &dyn GuestMemory, d: &Disposition, ns: u64) -> 
 
 /// Writes a result record (for forks, whose result the handler sees itself).
 pub fn result(cookie: u64, value: i64) {
-    sys::write_all(
-        TRACE_FD.load(Ordering::Relaxed),
-        &record::encode_result(cookie, value),
-    );
+    sys::write_all(TRACE_FD.load(Ordering::Relaxed), &record::encode_result(cookie, value));
 }

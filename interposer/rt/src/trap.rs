@@ -13,10 +13,9 @@ use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel_host::abi::{
-    sigbit, KernelSigaction, SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGBUS, SIGSEGV,
-    SIGSYS,
+    sigbit, KernelSigaction, SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGBUS, SIGSEGV, SIGSYS,
 };
-use kernel_host::{Disposition, ExecPlan, ForkPlan, GuestMemory, Kernel, Syscall, TaskCtx};
+use kernel_host::{Disposition, ExecPlan, ForkPlan, ForkSide, GuestMemory, Kernel, Syscall, TaskCtx};
 
 use crate::guest::{RawHost, SelfMemory};
 use crate::sys::{self, nr};
@@ -97,11 +96,7 @@ pub fn install(kernel: &'static Kernel) {
             mask,
         };
         let bytes = act.to_bytes();
-        if sys::call(
-            nr::RT_SIGACTION,
-            &[u64::from(sig), bytes.as_ptr() as u64, 0, 8],
-        ) < 0
-        {
+        if sys::call(nr::RT_SIGACTION, &[u64::from(sig), bytes.as_ptr() as u64, 0, 8]) < 0 {
             crate::fail(125, "cannot install the runtime's signal handlers");
         }
     }
@@ -109,10 +104,7 @@ pub fn install(kernel: &'static Kernel) {
 
 fn call_of(frame: &Frame, nr: u32) -> Syscall {
     let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
-    Syscall {
-        nr,
-        args: regs.map(|r| frame.reg(r)),
-    }
+    Syscall { nr, args: regs.map(|r| frame.reg(r)) }
 }
 
 fn kernel() -> &'static Kernel {
@@ -206,17 +198,19 @@ fn via_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option
 
 /// Forks inside the handler: parent and child both return from here, each with its result.
 fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>) {
+    let parent_tid = sys::call(nr::GETTID, &[]) as u32;
     kernel.prepare_fork();
     HEAP.lock_for_fork();
     let r = sys::syscall(plan.call.nr, plan.call.args);
     HEAP.unlock_after_fork();
     if r == 0 {
-        kernel.after_fork(true);
+        let tid = sys::call(nr::GETTID, &[]) as u32;
+        kernel.after_fork(ForkSide::Child { parent_tid, tid });
         if plan.child_stack != 0 {
             frame.set_reg(reg::RSP, plan.child_stack);
         }
     } else {
-        kernel.after_fork(false);
+        kernel.after_fork(ForkSide::Parent);
         if let Some(cookie) = cookie {
             trace::result(cookie, r);
         }
@@ -241,8 +235,5 @@ fn exec_call(plan: ExecPlan) -> Syscall {
     let mut path = plan.path;
     path.push(0);
     let path = path.leak().as_ptr() as u64;
-    Syscall {
-        nr: nr::EXECVE,
-        args: [path, c_strings(plan.argv), c_strings(plan.envp), 0, 0, 0],
-    }
+    Syscall { nr: nr::EXECVE, args: [path, c_strings(plan.argv), c_strings(plan.envp), 0, 0, 0] }
 }

@@ -17,10 +17,7 @@ const ARG_MAX: usize = 2 * 1024 * 1024;
 /// `execve(path, argv, envp)`.
 pub fn execve(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, argv, envp, ..] = call.args;
-    dispose(
-        task.read_cstring(path, PATH_MAX)
-            .and_then(|p| exec(k, task, p, argv, envp)),
-    )
+    dispose(task.read_cstring(path, PATH_MAX).and_then(|p| exec(k, task, p, argv, envp)))
 }
 
 /// `execveat(dirfd, path, argv, envp, flags)`: the descriptor forms are turned into
@@ -58,19 +55,17 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     let mut cpath = path.clone();
     cpath.push(0);
     binfmt::check(task.host, &cpath, 0)?;
-    Ok(plan(k, path, argv, envp))
+    Ok(plan(k, task.tid(), path, argv, envp))
 }
 
 /// The runtime's command line: `cloister-rt PROGRAM ARGV...`, and the environment with the
 /// configuration for the next image in place of any the program tried to pass.
-fn plan(k: &Kernel, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> ExecPlan {
+fn plan(k: &Kernel, tid: u32, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> ExecPlan {
     let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
+    next.blocked = k.signals.virtually_blocked(tid);
     let prefix = format!("{}=", Config::ENV).into_bytes();
-    let mut env: Vec<Vec<u8>> = envp
-        .into_iter()
-        .filter(|e| !e.starts_with(&prefix))
-        .collect();
+    let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;
     ours.extend_from_slice(next.encode().as_bytes());
     env.push(ours);
@@ -78,9 +73,5 @@ fn plan(k: &Kernel, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) ->
     args.push(b"cloister-rt".to_vec());
     args.push(program);
     args.extend(argv);
-    ExecPlan {
-        path: k.config.rt_path.as_bytes().to_vec(),
-        argv: args,
-        envp: env,
-    }
+    ExecPlan { path: k.config.rt_path.as_bytes().to_vec(), argv: args, envp: env }
 }

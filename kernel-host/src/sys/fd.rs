@@ -23,10 +23,7 @@ pub fn close_range(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispos
         Some(fd) if (first..=last).contains(&(fd as u32)) => fd as u32,
         _ => return Disposition::Host(*call),
     };
-    let mut parts = [
-        (first, reserved.wrapping_sub(1)),
-        (reserved.wrapping_add(1), last),
-    ];
+    let mut parts = [(first, reserved.wrapping_sub(1)), (reserved.wrapping_add(1), last)];
     if reserved == first {
         parts[0] = (1, 0);
     }
@@ -35,10 +32,7 @@ pub fn close_range(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispos
     }
     for (lo, hi) in parts {
         if lo <= hi {
-            let r = task.host_call(
-                Sysno::close_range,
-                [u64::from(lo), u64::from(hi), flags, 0, 0, 0],
-            );
+            let r = task.host_call(Sysno::close_range, [u64::from(lo), u64::from(hi), flags, 0, 0, 0]);
             if r < 0 {
                 return Disposition::Return(r);
             }

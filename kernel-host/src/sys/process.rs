@@ -9,10 +9,7 @@ use syscalls::Sysno;
 
 /// `fork()`: a `clone(SIGCHLD)` run by the backend between the kernel's fork hooks.
 pub fn fork(_k: &Kernel, _task: &mut TaskCtx<'_>, _call: &Syscall) -> Disposition {
-    Disposition::Fork(ForkPlan {
-        call: Syscall::new(Sysno::clone, [SIGCHLD, 0, 0, 0, 0, 0]),
-        child_stack: 0,
-    })
+    Disposition::Fork(ForkPlan { call: Syscall::new(Sysno::clone, [SIGCHLD, 0, 0, 0, 0, 0]), child_stack: 0 })
 }
 
 /// `clone(flags, stack, parent_tid, child_tid, tls)` without `CLONE_VM`: a fork. The child

@@ -1,6 +1,6 @@
-//! `open`, `openat`, `readlink`, `readlinkat`: the `/proc` files that would describe the
-//! runtime instead of the program are answered by the kernel; every other path goes to the
-//! host unchanged.
+//! `open`, `openat`, `readlink`, `readlinkat` and the `stat` family: the `/proc` files that
+//! would describe the runtime instead of the program are answered by the kernel; every other
+//! path goes to the host unchanged.
 
 use super::ret;
 use crate::abi::{AT_FDCWD, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, PATH_MAX};
@@ -45,10 +45,9 @@ fn open_common(
         None => return Disposition::Host(*call),
         Some(ProcFile::Exe) => {
             return match task.push_scratch(k.process.exe_cstr()) {
-                Ok(addr) => Disposition::Host(Syscall::new(
-                    Sysno::openat,
-                    [AT_FDCWD as u64, addr, flags, mode, 0, 0],
-                )),
+                Ok(addr) => {
+                    Disposition::Host(Syscall::new(Sysno::openat, [AT_FDCWD as u64, addr, flags, mode, 0, 0]))
+                }
                 Err(e) => ret(Err(e)),
             };
         }
@@ -74,17 +73,11 @@ fn memfd_with(task: &TaskCtx<'_>, contents: &[u8], cloexec: bool) -> KResult<i64
     let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
     let name = b"cloister-proc\0";
     let flags = if cloexec { MFD_CLOEXEC } else { 0 };
-    let fd = check(task.host_call(
-        Sysno::memfd_create,
-        [name.as_ptr() as u64, flags, 0, 0, 0, 0],
-    ))?;
+    let fd = check(task.host_call(Sysno::memfd_create, [name.as_ptr() as u64, flags, 0, 0, 0, 0]))?;
     let mut done = 0;
     while done < contents.len() {
         let rest = &contents[done..];
-        let r = task.host_call(
-            Sysno::write,
-            [fd as u64, rest.as_ptr() as u64, rest.len() as u64, 0, 0, 0],
-        );
+        let r = task.host_call(Sysno::write, [fd as u64, rest.as_ptr() as u64, rest.len() as u64, 0, 0, 0]);
         if r <= 0 {
             task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
             return Err(Errno::from_ret(r).unwrap_or(Errno::ENOMEM));
@@ -124,4 +117,45 @@ fn readlink_common(
     let exe = &k.process.image().exe;
     let n = exe.len().min(size as usize).min(PATH_MAX);
     ret(task.mem.write(buf, &exe[..n]).map(|_| n as i64))
+}
+
+/// `AT_SYMLINK_NOFOLLOW`: look at a link itself.
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+
+/// Points a `stat` that follows `/proc/self/exe` at the program instead of the runtime:
+/// `path_arg` is the index of the path argument, `flags_arg` that of the `AT_*` flags.
+fn stat_common(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    path_arg: usize,
+    flags_arg: Option<usize>,
+) -> Disposition {
+    let nofollow = flags_arg.is_some_and(|i| call.args[i] & AT_SYMLINK_NOFOLLOW != 0);
+    if nofollow || served(task, call.args[path_arg]) != Some(ProcFile::Exe) {
+        return Disposition::Host(*call);
+    }
+    match task.push_scratch(k.process.exe_cstr()) {
+        Ok(addr) => {
+            let mut host = *call;
+            host.args[path_arg] = addr;
+            Disposition::Host(host)
+        }
+        Err(e) => ret(Err(e)),
+    }
+}
+
+/// `stat(path, buf)`.
+pub fn stat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    stat_common(k, task, call, 0, None)
+}
+
+/// `newfstatat(dirfd, path, buf, flags)`.
+pub fn newfstatat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    stat_common(k, task, call, 1, Some(3))
+}
+
+/// `statx(dirfd, path, flags, mask, buf)`.
+pub fn statx(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    stat_common(k, task, call, 1, Some(2))
 }

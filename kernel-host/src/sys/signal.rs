@@ -55,15 +55,16 @@ pub fn rt_sigaction(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
 }
 
 /// `rt_sigprocmask(how, set, oldset, sigsetsize)`, served on the task's mask directly: the
-/// backend applies the new mask when the call returns. The runtime's signals can never be
-/// blocked.
-pub fn rt_sigprocmask(_k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+/// backend applies the new mask when the call returns. The runtime's signals are never
+/// blocked on the host; the thread is told they are if it asked.
+pub fn rt_sigprocmask(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [how, set, oldset, size, ..] = call.args;
     ret((|| {
         if size != SIGSET_SIZE {
             return Err(Errno::EINVAL);
         }
-        let old = task.sigmask;
+        let tid = task.tid();
+        let old = task.sigmask | k.signals.virtually_blocked(tid);
         if set != 0 {
             let requested = task.read_u64(set)?;
             let new = match how {
@@ -73,6 +74,7 @@ pub fn rt_sigprocmask(_k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
                 _ => return Err(Errno::EINVAL),
             };
             task.sigmask = new & !UNBLOCKABLE;
+            k.signals.set_virtually_blocked(tid, new, |t| task.thread_alive(t));
         }
         if oldset != 0 {
             task.mem.write(oldset, &old.to_ne_bytes())?;

@@ -11,10 +11,7 @@ use syscalls::Sysno;
 
 fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
     let mut buf = [0u8; 16];
-    let r = task.host_call(
-        Sysno::clock_gettime,
-        [clock, buf.as_mut_ptr() as u64, 0, 0, 0, 0],
-    );
+    let r = task.host_call(Sysno::clock_gettime, [clock, buf.as_mut_ptr() as u64, 0, 0, 0, 0]);
     match Errno::from_ret(r) {
         Some(e) => Err(e),
         None => Ok(TimePair::from_bytes(&buf)),
@@ -38,10 +35,7 @@ pub fn gettimeofday(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
     ret((|| {
         if tv != 0 {
             let now = host_clock(task, CLOCK_REALTIME)?;
-            let micros = TimePair {
-                secs: now.secs + k.clock.wall_offset(),
-                frac: now.frac / 1000,
-            };
+            let micros = TimePair { secs: now.secs + k.clock.wall_offset(), frac: now.frac / 1000 };
             task.mem.write(tv, &micros.to_bytes())?;
         }
         if tz != 0 {
