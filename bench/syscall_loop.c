@@ -8,6 +8,8 @@
  *   trap     installs its own seccomp filter that returns SECCOMP_RET_TRAP for getppid and an
  *            empty SIGSYS handler, then loops on getppid: the bare cost of a trap + SIGSYS
  *            delivery + rt_sigreturn on this machine, with no work in the handler.
+ *   filtered the same filter and handler, but trapping uname, then loops on getppid: what any
+ *            seccomp filter costs a call it lets through (the kernel's own share of row 1).
  *
  * The batch size is calibrated so one batch takes about BATCH_MS, which keeps the same
  * run time whether a call costs 50 ns (native) or 50 us (under strace).
@@ -29,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { GETPPID, UNAME, TRAP };
+enum mode { GETPPID, UNAME, TRAP, FILTERED };
 
 static struct utsname uts;
 static volatile long sink;
@@ -60,7 +62,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     (void)uc;
 }
 
-static void install_trap(void)
+static void install_trap(int nr)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -75,7 +77,7 @@ static void install_trap(void)
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -96,7 +98,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s getppid|uname|trap BATCH_MS BATCHES\n", argv[0]);
+        fprintf(stderr, "usage: %s getppid|uname|trap|filtered BATCH_MS BATCHES\n", argv[0]);
         return 2;
     }
     enum mode m;
@@ -106,6 +108,8 @@ int main(int argc, char **argv)
         m = UNAME;
     else if (strcmp(argv[1], "trap") == 0)
         m = TRAP;
+    else if (strcmp(argv[1], "filtered") == 0)
+        m = FILTERED;
     else {
         fprintf(stderr, "syscall_loop: unknown mode %s\n", argv[1]);
         return 2;
@@ -117,7 +121,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (m == TRAP)
-        install_trap();
+        install_trap(SYS_getppid);
+    else if (m == FILTERED)
+        install_trap(SYS_uname);
 
     /* Calibrate (this also warms caches and the CPU's frequency). */
     long n = 64;

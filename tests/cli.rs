@@ -365,3 +365,16 @@ fn bad_option_values_are_125() {
         assert!(out.stdout.is_empty(), "the program ran\n{out}");
     }
 }
+
+#[test]
+fn syscalls_doc_is_printed_from_the_table() {
+    let out = cloister(&["syscalls", "--markdown"]);
+    out.success();
+    let doc_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/syscalls.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/syscalls.md");
+    assert_eq!(
+        out.stdout, doc,
+        "docs/syscalls.md is stale: regenerate it with `cloister syscalls --markdown > docs/syscalls.md`"
+    );
+    assert!(out.stdout.contains("| `uname` |"), "{out}");
+}

@@ -99,6 +99,8 @@ pub const SIGCHLD: u64 = 17;
 
 /// `AT_FDCWD`: resolve relative to the working directory.
 pub const AT_FDCWD: i64 = -100;
+/// `AT_SYMLINK_NOFOLLOW`: look at a link itself.
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 /// `AT_EMPTY_PATH`: operate on the descriptor itself.
 pub const AT_EMPTY_PATH: u64 = 0x1000;
 /// `O_ACCMODE`.

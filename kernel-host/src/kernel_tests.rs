@@ -14,6 +14,7 @@ fn kernel(cfg: Config) -> Kernel {
         exe: b"/usr/bin/prog".to_vec(),
         cmdline: b"prog\0-x\0".to_vec(),
         auxv: Vec::new(),
+        environ: Vec::new(),
         brk_start: 0x60_0000,
     };
     Kernel::new(Config { rt_path: "/opt/cloister-rt".into(), ..cfg }, image)

@@ -22,6 +22,9 @@ pub struct ProcessImage {
     pub cmdline: Vec<u8>,
     /// The auxiliary vector the program was given, as `/proc/self/auxv` shows it.
     pub auxv: Vec<u8>,
+    /// The environment the program was given, each `NAME=value` followed by a NUL, as
+    /// `/proc/self/environ` shows it (without the runtime's own variable).
+    pub environ: Vec<u8>,
     /// First address after the program's image: where its break starts.
     pub brk_start: u64,
 }

@@ -1,5 +1,5 @@
 //! The few `/proc` files the kernel answers for, because the host would describe the runtime
-//! instead of the program: `exe`, `cmdline` and `auxv` of the calling process, and
+//! instead of the program: `exe`, `cmdline`, `environ` and `auxv` of the calling process, and
 //! `/proc/sys/kernel/hostname` when the host name is virtual.
 
 /// A `/proc` file the kernel serves.
@@ -11,6 +11,8 @@ pub enum ProcFile {
     Cmdline,
     /// `/proc/self/auxv`: the auxiliary vector the runtime built.
     Auxv,
+    /// `/proc/self/environ`: the environment the program started with.
+    Environ,
     /// `/proc/sys/kernel/hostname`.
     Hostname,
 }
@@ -38,6 +40,7 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         b"exe" => Some(ProcFile::Exe),
         b"cmdline" => Some(ProcFile::Cmdline),
         b"auxv" => Some(ProcFile::Auxv),
+        b"environ" => Some(ProcFile::Environ),
         _ => None,
     }
 }

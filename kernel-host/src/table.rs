@@ -2,6 +2,7 @@
 //! and how its arguments print in a trace. The list of supported calls in the docs and in
 //! `cloister syscalls` is printed from this table.
 
+use crate::abi::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
 use crate::kernel::Kernel;
 use crate::redirect::{Cond, When};
 use crate::sys;
@@ -101,8 +102,8 @@ pub static TABLE: &[Entry] = &[
     entry!(readlink, sys::procfs::readlink, Full, Always, Cond::Always, [Path, Ptr, Int]),
     entry!(readlinkat, sys::procfs::readlinkat, Full, Always, Cond::Always, [Fd, Path, Ptr, Int]),
     entry!(stat, sys::procfs::stat, Full, Always, Cond::Always, [Path, Ptr]),
-    entry!(newfstatat, sys::procfs::newfstatat, Full, Always, Cond::Always, [Fd, Path, Ptr, Hex]),
-    entry!(statx, sys::procfs::statx, Full, Always, Cond::Always, [Fd, Path, Hex, Hex, Ptr]),
+    entry!(newfstatat, sys::procfs::newfstatat, Full, Always, Cond::MaskClear(3, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW), [Fd, Path, Ptr, Hex]),
+    entry!(statx, sys::procfs::statx, Full, Always, Cond::MaskClear(2, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW), [Fd, Path, Hex, Hex, Ptr]),
 ];
 
 /// Highest call number the index covers.

@@ -23,6 +23,12 @@ pub enum Command {
     /// List, show and check policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// List the system calls the kernel serves, and when each is redirected.
+    Syscalls {
+        /// Print a Markdown document (docs/syscalls.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// Options of `cloister run`. Each flag overrides the equal key of the policy.
@@ -78,5 +84,9 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
+        Command::Syscalls { markdown } => {
+            print!("{}", crate::syscalls_cmd::render(markdown));
+            0
+        }
     }
 }

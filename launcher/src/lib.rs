@@ -12,4 +12,5 @@ pub mod policy_cmd;
 pub mod program;
 pub mod run;
 pub mod spawn;
+pub mod syscalls_cmd;
 pub mod trace_sink;

@@ -248,7 +248,8 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
 
     let cmdline = resolved.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
     let trace_fd = config.trace_fd;
-    let image = ProcessImage { exe, cmdline, auxv: built.auxv, brk_start: main.end };
+    let environ = envp.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
+    let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
     let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);

@@ -3,7 +3,7 @@
 //! path goes to the host unchanged.
 
 use super::ret;
-use crate::abi::{AT_FDCWD, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, PATH_MAX};
+use crate::abi::{AT_FDCWD, AT_SYMLINK_NOFOLLOW, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, PATH_MAX};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::procfs::{classify, ProcFile};
@@ -61,6 +61,7 @@ fn open_common(
         },
         Some(ProcFile::Cmdline) => k.process.image().cmdline.clone(),
         Some(ProcFile::Auxv) => k.process.image().auxv.clone(),
+        Some(ProcFile::Environ) => k.process.image().environ.clone(),
     };
     if flags & O_ACCMODE != 0 {
         return ret(Err(Errno::EACCES));
@@ -118,9 +119,6 @@ fn readlink_common(
     let n = exe.len().min(size as usize).min(PATH_MAX);
     ret(task.mem.write(buf, &exe[..n]).map(|_| n as i64))
 }
-
-/// `AT_SYMLINK_NOFOLLOW`: look at a link itself.
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 
 /// Points a `stat` that follows `/proc/self/exe` at the program instead of the runtime:
 /// `path_arg` is the index of the path argument, `flags_arg` that of the `AT_*` flags.
