@@ -17,9 +17,21 @@ use crate::stack::{self, AuxValue, InitialStack};
 use crate::sys::{self, nr};
 use crate::{altstack, fail, trace, trap};
 
+// The entry point jumps over the plain gate, which sits 16 bytes after it: the launcher finds
+// the gate there (`interposer::runtime`) without reading the symbol table, and checks its bytes.
 global_asm!(
     ".globl _start",
+    ".globl cloister_gate",
+    ".balign 16",
     "_start:",
+    "jmp 2f",
+    ".balign 16",
+    "cloister_gate:",
+    "syscall",
+    "mov rcx, [rsp]",
+    "mov rsp, [rsp + 8]",
+    "jmp rcx",
+    "2:",
     "xor ebp, ebp",
     "mov rdi, rsp",
     "and rsp, -16",

@@ -41,7 +41,8 @@ extern "C" {
 }
 
 // The restorer: where a handler returns to. It lives in the runtime's code so that
-// `rt_sigreturn` is never trapped. The gates: run the call, then return to the program at the
+// `rt_sigreturn` is never trapped. The gates (the plain one sits right after `_start`, see
+// `start.rs`): run the call, then return to the program at the
 // address and stack pointer the handler stored at [rsp] and [rsp+8]. `rcx` and `r11` are
 // clobbered by `syscall` anyway; nothing else is touched. The traced gate also writes the
 // result record prepared at [rsp+16..rsp+40] to the trace descriptor.
@@ -51,12 +52,6 @@ global_asm!(
     "mov eax, 15",
     "syscall",
     "ud2",
-    ".globl cloister_gate",
-    "cloister_gate:",
-    "syscall",
-    "mov rcx, [rsp]",
-    "mov rsp, [rsp + 8]",
-    "jmp rcx",
     ".globl cloister_gate_traced",
     "cloister_gate_traced:",
     "syscall",
