@@ -103,6 +103,21 @@ fn python_subprocess_and_fork(mode: Mode) {
     assert_eq!(out.stdout, format!("{host}\n{host}\n{host}\n{host}\nstatus=0\n"), "\n{out}");
 }
 
+/// Spawning many children from one sandboxed process must not grow it: each exec's layout
+/// lives in the parent's address space when the child is a vfork (Python's subprocess).
+fn many_spawns_do_not_grow_the_parent(mode: Mode) {
+    let code = "import subprocess, resource\n\
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n\
+                for _ in range(150):\n    subprocess.run(['/bin/true'], check=True)\n\
+                after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n\
+                print('growth_kib=%d' % (after - before))\n";
+    let out = mode.command(PYTHON3).args(["-c", code]).output();
+    out.success();
+    let growth: i64 =
+        out.stdout.trim().strip_prefix("growth_kib=").and_then(|v| v.parse().ok()).expect("growth");
+    assert!(growth < 4096, "150 spawns grew the parent by {growth} KiB\n{out}");
+}
+
 fn shell_pipeline(mode: Mode) {
     let out = mode.command("sh").args(["-c", "uname -n | tr a-z A-Z | cat"]).hostname(HOST).output();
     out.success();
@@ -243,6 +258,7 @@ both_modes!(
     fork_vfork_posix_spawn_dynamic,
     fork_vfork_posix_spawn_static,
     python_subprocess_and_fork,
+    many_spawns_do_not_grow_the_parent,
     shell_pipeline,
     exec_chain_sh_python_sh_coreutils,
     exec_from_threaded_program,

@@ -6,11 +6,15 @@
 
 use crate::abi::{UTSNAME_SIZE, UTS_FIELD, UTS_NODENAME};
 use crate::config::Config;
+use crate::sync::OnceValue;
 use alloc::vec::Vec;
 
 /// The sandbox's identity.
 pub struct Identity {
     hostname: Option<Vec<u8>>,
+    /// The host's `utsname`, read once: none of its fields but the names ever change, and
+    /// the node name is replaced anyway.
+    host_uts: OnceValue<[u8; UTSNAME_SIZE]>,
 }
 
 impl Identity {
@@ -21,7 +25,17 @@ impl Identity {
             v.truncate(UTS_FIELD - 1);
             v
         });
-        Identity { hostname }
+        Identity { hostname, host_uts: OnceValue::new() }
+    }
+
+    /// The host's `utsname` as first read, if it was.
+    pub fn cached_host_uts(&self) -> Option<[u8; UTSNAME_SIZE]> {
+        self.host_uts.get().copied()
+    }
+
+    /// Keeps the host's `utsname` for later calls.
+    pub fn cache_host_uts(&self, uts: [u8; UTSNAME_SIZE]) {
+        self.host_uts.set(uts);
     }
 
     /// The virtual host name, if there is one.

@@ -165,3 +165,18 @@ fn execve_of_a_missing_file_fails_in_the_caller() {
     let call = Syscall::new(Sysno::execve, [BASE, 0, 0, 0, 0, 0]);
     assert_eq!(k.handle(&mut t, call), Disposition::Return(Errno::ENOENT.ret()));
 }
+
+#[test]
+fn strings_are_read_at_their_own_size() {
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let t = TaskCtx::new(&mem, &host, 0, SP);
+    mem.put(BASE, b"short\0");
+    let s = t.read_cstring(BASE, 128 * 1024).unwrap();
+    assert_eq!((s.as_slice(), s.capacity()), (&b"short"[..], 5));
+    let long = [b'x'; 1000];
+    mem.put(BASE + 0x100, &long);
+    mem.put(BASE + 0x100 + 1000, b"\0");
+    let s = t.read_cstring(BASE + 0x100, 4096).unwrap();
+    assert_eq!((s.len(), s.capacity()), (1000, 1000));
+    assert_eq!(t.read_cstring(BASE + 0x100, 999), Err(Errno::ENAMETOOLONG));
+}

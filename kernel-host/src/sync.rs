@@ -73,3 +73,54 @@ impl<T> Drop for SpinGuard<'_, T> {
         self.lock.raw_unlock();
     }
 }
+
+/// A value set at most once, readable without a lock. A thread that loses the race to set it,
+/// or a child forked while it was being set, simply does without (`get` returns `None`), so
+/// there is nothing for a fork to leave half-held.
+pub struct OnceValue<T> {
+    state: core::sync::atomic::AtomicU8,
+    value: UnsafeCell<core::mem::MaybeUninit<T>>,
+}
+
+const EMPTY: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+
+// SAFETY: the value is written once, before `state` becomes READY with release ordering, and
+// only read after an acquire load sees READY; it is never written again.
+unsafe impl<T: Send + Sync> Sync for OnceValue<T> {}
+
+impl<T> OnceValue<T> {
+    /// An empty cell.
+    pub const fn new() -> Self {
+        OnceValue {
+            state: core::sync::atomic::AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
+    }
+
+    /// The value, if set.
+    pub fn get(&self) -> Option<&T> {
+        if self.state.load(Ordering::Acquire) == READY {
+            // SAFETY: READY is stored only after the value was fully written.
+            Some(unsafe { (*self.value.get()).assume_init_ref() })
+        } else {
+            None
+        }
+    }
+
+    /// Sets the value unless it is set or being set.
+    pub fn set(&self, value: T) {
+        if self.state.compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            // SAFETY: winning the EMPTY → WRITING exchange gives this thread sole access.
+            unsafe { (*self.value.get()).write(value) };
+            self.state.store(READY, Ordering::Release);
+        }
+    }
+}
+
+impl<T> Default for OnceValue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -63,15 +63,25 @@ impl<'a> TaskCtx<'a> {
         Ok(addr)
     }
 
-    /// Reads a NUL-terminated string (a path, an argument) into a fresh buffer.
+    /// Reads a NUL-terminated string (a path, an argument) of at most `max` bytes into a
+    /// buffer of its own size. Most strings are short: they are read through a small buffer on
+    /// the stack, and only a long one costs a second read into a buffer of `max` bytes.
     pub fn read_cstring(&self, addr: u64, max: usize) -> KResult<Vec<u8>> {
         if addr == 0 {
             return Err(Errno::EFAULT);
         }
-        let mut buf = alloc::vec![0u8; max];
-        let n = self.mem.read_cstr(addr, &mut buf)?;
-        buf.truncate(n);
-        Ok(buf)
+        let mut small = [0u8; 256];
+        let cap = small.len().min(max);
+        match self.mem.read_cstr(addr, &mut small[..cap]) {
+            Ok(n) => return Ok(small[..n].to_vec()),
+            Err(Errno::ENAMETOOLONG) if max > cap => {}
+            Err(e) => return Err(e),
+        }
+        let mut big = alloc::vec![0u8; max];
+        let n = self.mem.read_cstr(addr, &mut big)?;
+        big.truncate(n);
+        big.shrink_to_fit();
+        Ok(big)
     }
 
     /// Reads one `u64` from guest memory.
@@ -93,7 +103,14 @@ impl<'a> TaskCtx<'a> {
             if ptr == 0 {
                 break;
             }
-            let s = self.read_cstring(ptr, crate::abi::PATH_MAX * 32)?;
+            // MAX_ARG_STRLEN: Linux refuses longer single arguments with E2BIG.
+            let s = self.read_cstring(ptr, crate::abi::PATH_MAX * 32).map_err(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })?;
             total += s.len() + 1 + 8;
             if total > max_total {
                 return Err(Errno::E2BIG);

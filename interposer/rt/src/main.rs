@@ -12,6 +12,7 @@
 extern crate alloc;
 
 mod altstack;
+mod exec;
 mod fault;
 mod forward;
 mod guest;

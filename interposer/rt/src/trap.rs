@@ -9,18 +9,17 @@
 //! because it comes from the runtime's code. See `sigaction(2)`, `seccomp(2)`
 //! (`SECCOMP_RET_TRAP`), and `getcontext(3)` for the frame layout.
 
-use alloc::vec::Vec;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel_host::abi::{
     sigbit, KernelSigaction, SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGBUS, SIGSEGV, SIGSYS,
 };
-use kernel_host::{Disposition, ExecPlan, ForkPlan, ForkSide, GuestMemory, Kernel, Syscall, TaskCtx};
+use kernel_host::{Disposition, ForkPlan, ForkSide, GuestMemory, Kernel, Syscall, TaskCtx};
 
 use crate::guest::{RawHost, SelfMemory};
 use crate::sys::{self, nr};
 use crate::ucontext::{reg, Frame};
-use crate::{altstack, fault, forward, trace, HEAP};
+use crate::{altstack, exec, fault, forward, trace, HEAP};
 
 /// The kernel serving this process, set once before the program starts.
 static KERNEL: AtomicPtr<Kernel> = AtomicPtr::new(core::ptr::null_mut());
@@ -152,10 +151,10 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
         Disposition::Return(v) => frame.set_reg(reg::RAX, v as u64),
         Disposition::Host(host) => via_gate(&mut frame, &task, host, cookie),
         Disposition::Fork(plan) => fork(kernel, &mut frame, plan, cookie),
-        Disposition::Exec(plan) => {
-            let host = exec_call(plan);
-            via_gate(&mut frame, &task, host, cookie);
-        }
+        Disposition::Exec(plan) => match exec::call_for(&plan) {
+            Some(host) => via_gate(&mut frame, &task, host, cookie),
+            None => frame.set_reg(reg::RAX, kernel_host::Errno::ENOMEM.ret() as u64),
+        },
     }
     if frame.had_no_altstack() {
         altstack::install_for_this_thread();
@@ -211,24 +210,4 @@ fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>)
         }
     }
     frame.set_reg(reg::RAX, r as u64);
-}
-
-/// Lays the plan out as C strings and arrays (leaked: on success the image is gone, on
-/// failure it is a few hundred bytes) and returns the `execve` that runs it.
-fn exec_call(plan: ExecPlan) -> Syscall {
-    fn c_strings(items: Vec<Vec<u8>>) -> u64 {
-        let mut ptrs: Vec<u64> = items
-            .into_iter()
-            .map(|mut s| {
-                s.push(0);
-                s.leak().as_ptr() as u64
-            })
-            .collect();
-        ptrs.push(0);
-        ptrs.leak().as_ptr() as u64
-    }
-    let mut path = plan.path;
-    path.push(0);
-    let path = path.leak().as_ptr() as u64;
-    Syscall { nr: nr::EXECVE, args: [path, c_strings(plan.argv), c_strings(plan.envp), 0, 0, 0] }
 }

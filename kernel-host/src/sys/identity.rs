@@ -11,11 +11,18 @@ use syscalls::Sysno;
 /// `uname(buf)`: the host's answer with the sandbox's identity written over it.
 pub fn uname(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     ret((|| -> KResult<i64> {
-        let mut uts = [0u8; UTSNAME_SIZE];
-        let r = task.host_call(Sysno::uname, [uts.as_mut_ptr() as u64, 0, 0, 0, 0, 0]);
-        if let Some(e) = Errno::from_ret(r) {
-            return Err(e);
-        }
+        let mut uts = match k.identity.cached_host_uts() {
+            Some(uts) => uts,
+            None => {
+                let mut uts = [0u8; UTSNAME_SIZE];
+                let r = task.host_call(Sysno::uname, [uts.as_mut_ptr() as u64, 0, 0, 0, 0, 0]);
+                if let Some(e) = Errno::from_ret(r) {
+                    return Err(e);
+                }
+                k.identity.cache_host_uts(uts);
+                uts
+            }
+        };
         k.identity.patch_utsname(&mut uts);
         task.mem.write(call.args[0], &uts)?;
         Ok(0)
