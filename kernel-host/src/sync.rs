@@ -42,6 +42,17 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// The value, while the caller holds the lock through [`SpinLock::raw_lock`].
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock (taken with `raw_lock`, not yet released), and
+    /// must not keep the reference past `raw_unlock`.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn raw_get(&self) -> &mut T {
+        // SAFETY: the caller holds the lock, so no other reference exists.
+        unsafe { &mut *self.value.get() }
+    }
+
     /// Releases a lock taken with [`SpinLock::raw_lock`].
     pub fn raw_unlock(&self) {
         self.locked.store(false, Ordering::Release);

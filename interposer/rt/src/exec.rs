@@ -81,3 +81,14 @@ pub fn call_for(plan: &ExecPlan) -> Option<Syscall> {
     PENDING.lock().push((me, base, len as u64));
     Some(Syscall { nr: nr::EXECVE, args: [path, argv, envp, 0, 0, 0] })
 }
+
+/// Takes the table's lock before a fork, so that the child never inherits it held.
+pub fn lock_for_fork() {
+    PENDING.raw_lock();
+}
+
+/// Releases it after the fork, in parent and child. (A child reclaims the parent's entries at
+/// its first exec: `kcmp` finds their threads in another address space.)
+pub fn unlock_after_fork() {
+    PENDING.raw_unlock();
+}

@@ -194,16 +194,23 @@ fn via_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option
 fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>) {
     let parent_tid = sys::call(nr::GETTID, &[]) as u32;
     kernel.prepare_fork();
+    // Lock order: kernel, alternate stacks, exec layouts, then the heap, which the others'
+    // critical sections may allocate from.
+    altstack::lock_for_fork();
+    exec::lock_for_fork();
     HEAP.lock_for_fork();
     let r = sys::syscall(plan.call.nr, plan.call.args);
     HEAP.unlock_after_fork();
+    exec::unlock_after_fork();
     if r == 0 {
         let tid = sys::call(nr::GETTID, &[]) as u32;
+        altstack::unlock_after_fork(Some((parent_tid, tid)));
         kernel.after_fork(ForkSide::Child { parent_tid, tid });
         if plan.child_stack != 0 {
             frame.set_reg(reg::RSP, plan.child_stack);
         }
     } else {
+        altstack::unlock_after_fork(None);
         kernel.after_fork(ForkSide::Parent);
         if let Some(cookie) = cookie {
             trace::result(cookie, r);
