@@ -33,6 +33,7 @@ const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JA: u16 = 0x05;
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
+const BPF_JGT_K: u16 = 0x25;
 const BPF_JSET_K: u16 = 0x45;
 const BPF_RET_K: u16 = 0x06;
 
@@ -113,9 +114,12 @@ fn arg_block(test: ArgTest) -> Vec<SockFilter> {
     let allow = stmt(BPF_RET_K, SECCOMP_RET_ALLOW);
     match test {
         ArgTest::Always => vec![],
-        ArgTest::Eq { arg, value } => {
-            vec![stmt(BPF_LD_W_ABS, off_arg_lo(arg)), jump(BPF_JEQ_K, value, 1, 0), allow]
-        }
+        ArgTest::InRange { arg, lo, hi } => vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
+            jump(BPF_JGE_K, lo, 0, 1),
+            jump(BPF_JGT_K, hi, 0, 1),
+            allow,
+        ],
         ArgTest::MaskClear { arg, mask } => {
             assert!(mask >> 32 == 0, "only low-word masks are supported");
             vec![stmt(BPF_LD_W_ABS, off_arg_lo(arg)), jump(BPF_JSET_K, mask as u32, 0, 1), allow]
@@ -154,10 +158,11 @@ mod tests {
                     acc = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
                 }
                 BPF_JMP_JA => pc += i.k as usize,
-                BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
+                BPF_JEQ_K | BPF_JGE_K | BPF_JGT_K | BPF_JSET_K => {
                     let taken = match i.code {
                         BPF_JEQ_K => acc == i.k,
                         BPF_JGE_K => acc >= i.k,
+                        BPF_JGT_K => acc > i.k,
                         _ => acc & i.k != 0,
                     };
                     pc += usize::from(if taken { i.jt } else { i.jf });
@@ -173,7 +178,7 @@ mod tests {
 
     #[test]
     fn redirected_calls_trap_except_from_the_runtime() {
-        let cfg = Config { hostname: Some("h".into()), trace_fd: Some(1000), ..Config::default() };
+        let cfg = Config { hostname: Some("h".into()), trace_fd: Some(1023), ..Config::default() };
         let p = redirect_program(&kernel_host::redirect::rules(&cfg), RT);
         let uname = 63;
         assert_eq!(run(&p, uname, 0x40_1000, [0; 6]), TRAP);
@@ -182,7 +187,10 @@ mod tests {
         assert_eq!(run(&p, uname, 0x7f00_0040_0010, [0; 6]), TRAP);
         assert_eq!(run(&p, 110 /* getppid */, 0x40_1000, [0; 6]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, 3 /* close */, 0x40_1000, [4, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(run(&p, 3, 0x40_1000, [1000, 0, 0, 0, 0, 0]), TRAP);
+        assert_eq!(run(&p, 3, 0x40_1000, [1023, 0, 0, 0, 0, 0]), TRAP);
+        assert_eq!(run(&p, 3, 0x40_1000, [1022, 0, 0, 0, 0, 0]), TRAP);
+        assert_eq!(run(&p, 3, 0x40_1000, [1024, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&p, 3, 0x40_1000, [1021, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, 56 /* clone */, 0x40_1000, [0x100, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&p, 56, 0x40_1000, [17, 0, 0, 0, 0, 0]), TRAP);
         assert_eq!(run(&p, 14 /* sigprocmask */, 0x40_1000, [0, 0, 8, 8, 0, 0]), TRAP);

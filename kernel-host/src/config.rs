@@ -29,7 +29,36 @@ pub struct Config {
     pub trace_fd: Option<i32>,
     /// The runtime's signals the exec'ing thread believed blocked: a mask survives `execve`.
     pub blocked: u64,
+    /// Reproducible mode, when on.
+    pub reproducible: Option<Reproducible>,
+    /// Descriptor (reserved, inherited) of the memory the whole sandbox shares (the virtual
+    /// clock), when some subsystem needs it.
+    pub shared_fd: Option<i32>,
 }
+
+/// The settings of reproducible mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reproducible {
+    /// The virtual clock's start, seconds since 1970.
+    pub epoch: i64,
+    /// Sleeps advance the virtual clock without waiting.
+    pub fast_sleep: bool,
+    /// Processors the program sees.
+    pub cpus: u32,
+}
+
+impl Default for Reproducible {
+    fn default() -> Self {
+        Reproducible { epoch: 946_684_800, fast_sleep: false, cpus: 1 }
+    }
+}
+
+/// The descriptors the runtime may reserve, at the top of the default `RLIMIT_NOFILE`.
+pub const RESERVED_FDS: core::ops::RangeInclusive<i32> = 1022..=1023;
+/// The reserved descriptor of the trace pipe.
+pub const TRACE_FD: i32 = 1023;
+/// The reserved descriptor of the sandbox's shared memory.
+pub const SHARED_FD: i32 = 1022;
 
 /// Why an encoded configuration could not be read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +79,12 @@ impl Config {
     /// Whether any clock is virtualised, which makes the runtime withhold the vDSO so that
     /// clock reads reach the trap.
     pub fn virtual_clocks(&self) -> bool {
-        self.time_offset.is_some()
+        self.time_offset.is_some() || self.reproducible.is_some()
+    }
+
+    /// The reserved descriptors this configuration uses.
+    pub fn reserved_fds(&self) -> impl Iterator<Item = i32> {
+        self.trace_fd.into_iter().chain(self.shared_fd)
     }
 
     /// Encodes the configuration as the value of [`Config::ENV`].
@@ -73,6 +107,16 @@ impl Config {
         if self.blocked != 0 {
             push_field(&mut out, "blocked", &alloc::format!("{}", self.blocked));
         }
+        if let Some(r) = self.reproducible {
+            push_field(
+                &mut out,
+                "repro",
+                &alloc::format!("{},{},{}", r.epoch, u8::from(r.fast_sleep), r.cpus),
+            );
+        }
+        if let Some(fd) = self.shared_fd {
+            push_field(&mut out, "shared_fd", &alloc::format!("{fd}"));
+        }
         out
     }
 
@@ -94,11 +138,25 @@ impl Config {
                     cfg.trace_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("trace_fd"))?)
                 }
                 "blocked" => cfg.blocked = value.parse().map_err(|_| DecodeError::BadValue("blocked"))?,
+                "repro" => {
+                    cfg.reproducible = Some(parse_reproducible(&value).ok_or(DecodeError::BadValue("repro"))?)
+                }
+                "shared_fd" => {
+                    cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
+                }
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
         Ok(cfg)
     }
+}
+
+fn parse_reproducible(value: &str) -> Option<Reproducible> {
+    let mut parts = value.split(',');
+    let epoch = parts.next()?.parse().ok()?;
+    let fast_sleep = parts.next()? == "1";
+    let cpus = parts.next()?.parse().ok()?;
+    Some(Reproducible { epoch, fast_sleep, cpus })
 }
 
 fn push_field(out: &mut String, key: &str, value: &str) {
@@ -147,6 +205,8 @@ mod tests {
             rt_path: "/opt/cloister dir/cloister-rt".into(),
             trace_fd: Some(1021),
             blocked: 1 << 30,
+            reproducible: Some(Reproducible { epoch: 5, fast_sleep: true, cpus: 2 }),
+            shared_fd: Some(1022),
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::process::{Process, ProcessImage};
 use crate::random::Random;
+use crate::shared::Shared;
 use crate::signals::Signals;
 use crate::syscall::{Disposition, Syscall};
 use crate::table;
@@ -36,11 +37,18 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel serving `image` under `config`.
-    pub fn new(config: Config, image: ProcessImage) -> Self {
+    /// A kernel serving `image` under `config`. `shared` is the memory the whole sandbox
+    /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
+    pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
+        let shared = shared.unwrap_or_else(|| {
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(Shared {
+                magic: Shared::MAGIC.into(),
+                clock_ns: 0.into(),
+            }))
+        });
         Kernel {
             identity: Identity::new(&config),
-            clock: Clock::new(&config),
+            clock: Clock::new(&config, shared),
             random: Random::new(&config),
             process: Process::new(image),
             signals: Signals::new(),

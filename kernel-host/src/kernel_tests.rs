@@ -17,7 +17,7 @@ fn kernel(cfg: Config) -> Kernel {
         environ: Vec::new(),
         brk_start: 0x60_0000,
     };
-    Kernel::new(Config { rt_path: "/opt/cloister-rt".into(), ..cfg }, image)
+    Kernel::new(Config { rt_path: "/opt/cloister-rt".into(), ..cfg }, image, None)
 }
 
 fn host_uname(nr: u32, args: [u64; 6]) -> i64 {
@@ -179,4 +179,19 @@ fn strings_are_read_at_their_own_size() {
     let s = t.read_cstring(BASE + 0x100, 4096).unwrap();
     assert_eq!((s.len(), s.capacity()), (1000, 1000));
     assert_eq!(t.read_cstring(BASE + 0x100, 999), Err(Errno::ENAMETOOLONG));
+}
+
+#[test]
+fn close_range_skips_every_reserved_descriptor() {
+    let k = kernel(Config { trace_fd: Some(1023), shared_fd: Some(1022), ..Config::default() });
+    let (mem, host) = (FakeMem::new(BASE, 0x1000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    let call = Syscall::new(Sysno::close_range, [3, u64::from(u32::MAX), 0, 0, 0, 0]);
+    assert_eq!(k.handle(&mut t, call), Disposition::Return(0));
+    let ranges: Vec<(u64, u64)> = host.calls.borrow().iter().map(|(_, a)| (a[0], a[1])).collect();
+    assert_eq!(ranges, [(3, 1021), (1024, u64::from(u32::MAX))]);
+    host.calls.borrow_mut().clear();
+    let call = Syscall::new(Sysno::close_range, [1022, 1023, 0, 0, 0, 0]);
+    assert_eq!(k.handle(&mut t, call), Disposition::Return(0));
+    assert!(host.calls.borrow().is_empty());
 }

@@ -30,6 +30,7 @@ pub mod process;
 pub mod procfs;
 pub mod random;
 pub mod redirect;
+pub mod shared;
 pub mod signals;
 pub mod sync;
 pub mod syscall;

@@ -5,7 +5,7 @@
 //! one per call number, that the launcher compiles to BPF. A number without a rule is never
 //! trapped and runs on the host at native speed.
 
-use crate::config::Config;
+use crate::config::{Config, RESERVED_FDS};
 use crate::table::TABLE;
 use alloc::vec::Vec;
 
@@ -14,13 +14,16 @@ use alloc::vec::Vec;
 pub enum When {
     /// Always: the runtime needs it to keep working (signals, exec, fork, `/proc/self`).
     Always,
-    /// When the host name is virtual.
-    Hostname,
-    /// When clocks are shifted.
-    TimeOffset,
+    /// When the host name is virtual (set, or reproducible mode).
+    Identity,
+    /// When clocks are shifted or virtual.
+    Clocks,
     /// When randomness is seeded.
     Seed,
-    /// When the runtime holds a reserved descriptor (tracing) that must not be closed.
+    /// In reproducible mode.
+    Reproducible,
+    /// When the runtime holds a reserved descriptor (tracing, shared memory) that must not be
+    /// closed.
     ReservedFd,
 }
 
@@ -42,12 +45,14 @@ pub enum Cond {
 pub enum ArgTest {
     /// Every call.
     Always,
-    /// `args[arg] == value` (compared as 32-bit, as descriptors are).
-    Eq {
+    /// `lo <= args[arg] <= hi` (compared as 32-bit, as descriptors are).
+    InRange {
         /// Argument index.
         arg: u8,
-        /// Value.
-        value: u32,
+        /// Lowest value.
+        lo: u32,
+        /// Highest value.
+        hi: u32,
     },
     /// `args[arg] & mask == 0`.
     MaskClear {
@@ -78,19 +83,22 @@ pub fn rules(config: &Config) -> Vec<Rule> {
         .iter()
         .filter(|e| match e.when {
             When::Always => true,
-            When::Hostname => config.hostname.is_some(),
-            When::TimeOffset => config.time_offset.is_some(),
+            When::Identity => config.hostname.is_some() || config.reproducible.is_some(),
+            When::Clocks => config.virtual_clocks(),
             When::Seed => config.seed.is_some(),
-            When::ReservedFd => config.trace_fd.is_some(),
+            When::Reproducible => config.reproducible.is_some(),
+            When::ReservedFd => config.reserved_fds().next().is_some(),
         })
-        .filter_map(|e| {
+        .map(|e| {
             let test = match e.cond {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
-                Cond::ReservedFd(arg) => ArgTest::Eq { arg, value: config.trace_fd? as u32 },
+                Cond::ReservedFd(arg) => {
+                    ArgTest::InRange { arg, lo: *RESERVED_FDS.start() as u32, hi: *RESERVED_FDS.end() as u32 }
+                }
             };
-            Some(Rule { nr: e.sysno.id() as u32, test })
+            Rule { nr: e.sysno.id() as u32, test }
         })
         .collect();
     out.sort_by_key(|r| r.nr);
@@ -122,6 +130,6 @@ mod tests {
     fn reserved_descriptors_resolve_to_equality_tests() {
         let cfg = Config { trace_fd: Some(1000), ..Config::default() };
         let close = rules(&cfg).into_iter().find(|r| r.nr == Sysno::close.id() as u32);
-        assert_eq!(close.map(|r| r.test), Some(ArgTest::Eq { arg: 0, value: 1000 }));
+        assert_eq!(close.map(|r| r.test), Some(ArgTest::InRange { arg: 0, lo: 1022, hi: 1023 }));
     }
 }

@@ -72,13 +72,17 @@ use Support::{Full, Partial};
 #[rustfmt::skip]
 pub static TABLE: &[Entry] = &[
     // identity
-    entry!(uname, sys::identity::uname, Full, Hostname, Cond::Always, [Ptr]),
-    entry!(sethostname, sys::identity::sethostname, Partial("EPERM: the sandbox's name is fixed"), Hostname, Cond::Always, [Ptr, Int]),
+    entry!(uname, sys::identity::uname, Full, Identity, Cond::Always, [Ptr]),
+    entry!(sethostname, sys::identity::sethostname, Partial("EPERM: the sandbox's name is fixed"), Identity, Cond::Always, [Ptr, Int]),
     // time
-    entry!(clock_gettime, sys::time::clock_gettime, Full, TimeOffset, Cond::Always, [Int, Ptr]),
-    entry!(gettimeofday, sys::time::gettimeofday, Full, TimeOffset, Cond::Always, [Ptr, Ptr]),
-    entry!(time, sys::time::time, Full, TimeOffset, Cond::Always, [Ptr]),
-    entry!(clock_nanosleep, sys::time::clock_nanosleep, Full, TimeOffset, Cond::Always, [Int, Hex, Ptr, Ptr]),
+    entry!(clock_gettime, sys::time::clock_gettime, Full, Clocks, Cond::Always, [Int, Ptr]),
+    entry!(gettimeofday, sys::time::gettimeofday, Full, Clocks, Cond::Always, [Ptr, Ptr]),
+    entry!(time, sys::time::time, Full, Clocks, Cond::Always, [Ptr]),
+    entry!(clock_nanosleep, sys::time::clock_nanosleep, Full, Clocks, Cond::Always, [Int, Hex, Ptr, Ptr]),
+    entry!(nanosleep, sys::time::nanosleep, Full, Reproducible, Cond::Always, [Ptr, Ptr]),
+    entry!(times, sys::time::times, Partial("user time is the virtual clock's; system time is zero"), Reproducible, Cond::Always, [Ptr]),
+    entry!(getrusage, sys::time::getrusage, Partial("only user time, from the virtual clock; the rest reads zero"), Reproducible, Cond::Always, [Int, Ptr]),
+    entry!(sysinfo, sys::time::sysinfo, Partial("virtual uptime; loads zero, one process"), Reproducible, Cond::Always, [Ptr]),
     // randomness
     entry!(getrandom, sys::random::getrandom, Partial("GRND_RANDOM and GRND_NONBLOCK read the same seeded stream"), Seed, Cond::Always, [Ptr, Int, Hex]),
     // signals

@@ -1,12 +1,28 @@
-//! Time: shifted realtime clocks.
+//! Time: shifted realtime clocks, or a virtual clock.
 //!
 //! With an offset, every clock that reads wall time (`CLOCK_REALTIME` and its coarse, alarm
 //! and TAI variants, `gettimeofday`, `time`) reads the host's value plus the offset, and
 //! absolute realtime sleeps are shifted back. Monotonic and CPU clocks are left alone, so they
-//! stay monotonic. The kernel never reads a clock by itself: callers pass the host's reading.
+//! stay monotonic.
+//!
+//! In reproducible mode every clock is virtual: one counter of nanoseconds, shared by the
+//! whole sandbox ([`crate::shared::Shared`]), that advances by [`STEP_NS`] on every read and by
+//! the duration of every sleep, never by itself. Wall clocks read the epoch plus the counter;
+//! the others read [`MONOTONIC_BASE_NS`] plus the counter. The kernel never reads a clock by
+//! itself: in offset mode callers pass the host's reading.
 
 use crate::abi::is_realtime_clock;
 use crate::config::Config;
+use crate::shared::Shared;
+use core::sync::atomic::Ordering;
+
+/// How far the virtual clock moves on each read, so that two reads never return the same
+/// time and a loop that waits for time to pass ends.
+pub const STEP_NS: u64 = 1_000;
+/// What monotonic clocks read when the sandbox starts: as if the machine had been up 100 s.
+pub const MONOTONIC_BASE_NS: u64 = 100 * 1_000_000_000;
+/// Nanoseconds per second.
+const NS: u64 = 1_000_000_000;
 
 /// `struct timespec` / `struct timeval`: two 64-bit words.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,20 +50,88 @@ impl TimePair {
         b[8..].copy_from_slice(&self.frac.to_ne_bytes());
         b
     }
+
+    /// A `timespec` from nanoseconds.
+    pub fn from_ns(ns: u64) -> Self {
+        TimePair { secs: (ns / NS) as i64, frac: (ns % NS) as i64 }
+    }
+
+    /// Nanoseconds of a `timespec`; `None` if it is negative or not normalised.
+    pub fn to_ns(self) -> Option<u64> {
+        if self.secs < 0 || !(0..NS as i64).contains(&self.frac) {
+            return None;
+        }
+        (self.secs as u64).checked_mul(NS)?.checked_add(self.frac as u64)
+    }
+}
+
+/// The virtual clock of reproducible mode.
+pub struct VirtualClock {
+    shared: &'static Shared,
+    epoch_ns: u64,
+    fast_sleep: bool,
+}
+
+impl VirtualClock {
+    /// Advances the clock by one step and returns the nanoseconds elapsed since the start.
+    pub fn tick(&self) -> u64 {
+        self.shared.clock_ns.fetch_add(STEP_NS, Ordering::Relaxed) + STEP_NS
+    }
+
+    /// Advances the clock by `ns` (a sleep) and returns the time elapsed after it.
+    pub fn advance(&self, ns: u64) -> u64 {
+        self.shared.clock_ns.fetch_add(ns, Ordering::Relaxed).saturating_add(ns)
+    }
+
+    /// Elapsed nanoseconds, without advancing.
+    pub fn elapsed(&self) -> u64 {
+        self.shared.clock_ns.load(Ordering::Relaxed)
+    }
+
+    /// Reads `clock` (advancing the counter).
+    pub fn read(&self, clock: u64) -> TimePair {
+        let elapsed = self.tick();
+        TimePair::from_ns(self.base(clock).saturating_add(elapsed))
+    }
+
+    /// What `clock` read when the sandbox started.
+    pub fn base(&self, clock: u64) -> u64 {
+        if is_realtime_clock(clock) {
+            self.epoch_ns
+        } else {
+            MONOTONIC_BASE_NS
+        }
+    }
+
+    /// Whether sleeps return at once.
+    pub fn fast_sleep(&self) -> bool {
+        self.fast_sleep
+    }
 }
 
 /// The sandbox's view of time.
 pub struct Clock {
     offset: Option<i64>,
+    virt: Option<VirtualClock>,
 }
 
 impl Clock {
-    /// Clocks as the configuration sets them.
-    pub fn new(config: &Config) -> Self {
-        Clock { offset: config.time_offset }
+    /// Clocks as the configuration sets them; `shared` holds the virtual clock's counter.
+    pub fn new(config: &Config, shared: &'static Shared) -> Self {
+        let virt = config.reproducible.map(|r| VirtualClock {
+            shared,
+            epoch_ns: (r.epoch.max(0) as u64).saturating_mul(NS),
+            fast_sleep: r.fast_sleep,
+        });
+        Clock { offset: config.time_offset, virt }
     }
 
-    /// Seconds to add to a reading of `clock` (0 for clocks that are not wall time).
+    /// The virtual clock, in reproducible mode.
+    pub fn virtual_clock(&self) -> Option<&VirtualClock> {
+        self.virt.as_ref()
+    }
+
+    /// Seconds to add to a host reading of `clock` (0 for clocks that are not wall time).
     pub fn offset_for(&self, clock: u64) -> i64 {
         match self.offset {
             Some(off) if is_realtime_clock(clock) => off,
@@ -65,12 +149,32 @@ impl Clock {
 mod tests {
     use super::*;
     use crate::abi::CLOCK_REALTIME;
+    use crate::config::Reproducible;
+
+    fn shared() -> &'static Shared {
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(Shared {
+            magic: Shared::MAGIC.into(),
+            clock_ns: 0.into(),
+        }))
+    }
 
     #[test]
     fn only_realtime_clocks_shift() {
-        let clock = Clock::new(&Config { time_offset: Some(3600), ..Config::default() });
+        let clock = Clock::new(&Config { time_offset: Some(3600), ..Config::default() }, shared());
         assert_eq!(clock.offset_for(CLOCK_REALTIME), 3600);
         assert_eq!(clock.offset_for(1 /* CLOCK_MONOTONIC */), 0);
         assert_eq!(clock.offset_for(7 /* CLOCK_BOOTTIME */), 0);
+    }
+
+    #[test]
+    fn the_virtual_clock_starts_at_the_epoch_and_only_moves_when_used() {
+        let cfg = Config { reproducible: Some(Reproducible::default()), ..Config::default() };
+        let clock = Clock::new(&cfg, shared());
+        let v = clock.virtual_clock().unwrap();
+        let first = v.read(CLOCK_REALTIME);
+        assert_eq!(first, TimePair { secs: 946_684_800, frac: STEP_NS as i64 });
+        assert!(v.read(CLOCK_REALTIME).to_ns() > first.to_ns());
+        v.advance(2 * NS);
+        assert_eq!(v.read(1).secs, 102);
     }
 }

@@ -46,6 +46,18 @@ pub struct RunArgs {
     /// Seed for getrandom and AT_RANDOM: the same seed gives the same bytes (policy: random.seed).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Reproducible mode: virtual, seeded time, randomness, ids, host name and directory
+    /// order, so that two runs print the same bytes (policy: reproducible).
+    #[arg(long)]
+    pub reproducible: bool,
+    /// Reproducible mode: the virtual clock's start, in seconds since 1970 (default
+    /// 946684800, 2000-01-01T00:00:00Z) (policy: time.epoch_seconds).
+    #[arg(long, value_name = "SECONDS")]
+    pub epoch: Option<i64>,
+    /// Reproducible mode: sleeps advance the virtual clock without waiting (policy:
+    /// time.fast_sleep).
+    #[arg(long)]
+    pub fast_sleep: bool,
     /// Write one JSON line per redirected call to FILE.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,

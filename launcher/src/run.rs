@@ -2,9 +2,11 @@
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
-use crate::spawn::{self, Launch, TRACE_FD};
+use crate::spawn::{self, Launch};
 use crate::{floor, program, trace_sink};
 use interposer::RtImage;
+use kernel_host::config::{SHARED_FD, TRACE_FD};
+use kernel_host::shared::Shared;
 use kernel_host::Config;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -46,6 +48,25 @@ pub fn config_for(args: &RunArgs) -> Result<Config, Failure> {
     if let Some(s) = args.seed {
         config.seed = Some(s);
     }
+    if args.reproducible || args.epoch.is_some() || args.fast_sleep {
+        let mut r = config.reproducible.unwrap_or_default();
+        if let Some(epoch) = args.epoch {
+            if !(0..=policies::MAX_EPOCH_SECONDS).contains(&epoch) {
+                return Err(Failure::Setup(format!(
+                    "--epoch {epoch}: give seconds since 1970, from 0 to {}",
+                    policies::MAX_EPOCH_SECONDS
+                )));
+            }
+            r.epoch = epoch;
+        }
+        r.fast_sleep |= args.fast_sleep;
+        config.reproducible = Some(r);
+    }
+    if config.reproducible.is_some() {
+        // Reproducible mode fixes whatever the policy and flags left to the host.
+        config.seed.get_or_insert(0);
+        config.hostname.get_or_insert_with(|| "cloister".to_string());
+    }
     Ok(config)
 }
 
@@ -82,6 +103,13 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         config.trace_fd = Some(TRACE_FD);
     }
 
+    let shared = if config.reproducible.is_some() {
+        config.shared_fd = Some(SHARED_FD);
+        Some(shared_memory()?)
+    } else {
+        None
+    };
+
     let rules = kernel_host::redirect::rules(&config);
     let redirect = interposer::redirect_program(&rules, rt.code.clone());
     let floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
@@ -102,11 +130,34 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     }
     envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
 
-    let pid = spawn::spawn(Launch { rt, argv, envp, floor, redirect, trace: trace_w })?;
+    let pid = spawn::spawn(Launch { rt, argv, envp, floor, redirect, trace: trace_w, shared })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);
     if let Some(sink) = sink {
         sink.finish();
     }
     Ok(status)
+}
+
+/// The page the whole sandbox shares (the virtual clock), as a memfd laid out as
+/// [`Shared`] expects.
+fn shared_memory() -> Result<OwnedFd, Failure> {
+    let fail = |what: &str| {
+        Failure::Setup(format!(
+            "cannot create the sandbox's shared memory: {what}: {}",
+            std::io::Error::last_os_error()
+        ))
+    };
+    // SAFETY: the name is a valid C string; the flags ask for a close-on-exec memfd.
+    let fd = unsafe { libc::memfd_create(c"cloister-shared".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(fail("memfd_create"));
+    }
+    // SAFETY: memfd_create returned a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut page = vec![0u8; Shared::SIZE];
+    page[..8].copy_from_slice(&Shared::MAGIC.to_ne_bytes());
+    let file = std::fs::File::from(fd);
+    std::os::unix::fs::FileExt::write_all_at(&file, &page, 0).map_err(|_| fail("write"))?;
+    Ok(OwnedFd::from(file))
 }

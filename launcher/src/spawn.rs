@@ -11,10 +11,9 @@ use crate::failure::Failure;
 use interposer::RtImage;
 use seccompiler::BpfProgram;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// The descriptor number the runtime's trace pipe gets in the sandbox.
-pub const TRACE_FD: RawFd = 1023;
+use kernel_host::config::{SHARED_FD, TRACE_FD};
 
 /// Everything the child needs, prepared before the fork (the child must not allocate).
 pub struct Launch {
@@ -30,6 +29,8 @@ pub struct Launch {
     pub redirect: Vec<interposer::SockFilter>,
     /// The write end of the trace pipe, if tracing.
     pub trace: Option<OwnedFd>,
+    /// The sandbox's shared memory, if a subsystem needs it.
+    pub shared: Option<OwnedFd>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -38,7 +39,7 @@ pub struct Launch {
 enum Step {
     OpenRuntime = 1,
     MapRuntime,
-    TraceFd,
+    ReservedFd,
     NoNewPrivs,
     Floor,
     Redirect,
@@ -50,7 +51,7 @@ impl Step {
         match code {
             1 => "cannot open the runtime",
             2 => "cannot map the runtime's code at its fixed address",
-            3 => "cannot set up the trace descriptor",
+            3 => "cannot set up the runtime's reserved descriptors (1022, 1023)",
             4 => "cannot set no_new_privs",
             5 => "cannot install the seccomp floor",
             6 => "cannot install the redirect filter",
@@ -84,6 +85,7 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     let code_offset = launch.rt.code_file_offset - (launch.rt.code.start - code_start);
     let gate = launch.rt.gate;
     let trace_fd = launch.trace.as_ref().map(|fd| fd.as_raw_fd());
+    let shared_fd = launch.shared.as_ref().map(|fd| fd.as_raw_fd());
 
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
@@ -113,9 +115,11 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
             if libc::getppid() != parent {
                 libc::_exit(125);
             }
-            if let Some(fd) = trace_fd {
-                if libc::dup2(fd, TRACE_FD) < 0 {
-                    fail(Step::TraceFd);
+            for (fd, reserved) in [(trace_fd, TRACE_FD), (shared_fd, SHARED_FD)] {
+                if let Some(fd) = fd {
+                    if libc::dup2(fd, reserved) < 0 {
+                        fail(Step::ReservedFd);
+                    }
                 }
             }
             let rt_fd = libc::open(rt_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
@@ -164,6 +168,7 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     }
     drop(err_w);
     drop(launch.trace);
+    drop(launch.shared);
     let mut msg = [0u8; 3];
     // SAFETY: reading into a 3-byte buffer from our own pipe.
     let n = unsafe { libc::read(err_r.as_raw_fd(), msg.as_mut_ptr().cast(), 3) };

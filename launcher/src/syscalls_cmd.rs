@@ -8,10 +8,11 @@ use std::fmt::Write;
 fn when(w: When) -> &'static str {
     match w {
         When::Always => "always",
-        When::Hostname => "with a virtual host name",
-        When::TimeOffset => "with a time offset",
+        When::Identity => "with a virtual host name",
+        When::Clocks => "with a time offset or virtual time",
         When::Seed => "with a seed",
-        When::ReservedFd => "while the runtime holds a reserved descriptor (--trace)",
+        When::Reproducible => "in reproducible mode",
+        When::ReservedFd => "while the runtime holds a reserved descriptor",
     }
 }
 
@@ -20,7 +21,7 @@ fn cond(c: Cond) -> String {
         Cond::Always => "every call".into(),
         Cond::MaskClear(arg, mask) => format!("when argument {arg} has none of {mask:#x}"),
         Cond::NonZero(arg) => format!("when argument {arg} is not zero"),
-        Cond::ReservedFd(arg) => format!("when argument {arg} is a reserved descriptor"),
+        Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
     }
 }
 

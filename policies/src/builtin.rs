@@ -9,6 +9,7 @@
 const BUILTINS: &[(&str, &str)] = &[
     ("default", include_str!("../builtin/default.json")),
     ("fixed-identity", include_str!("../builtin/fixed-identity.json")),
+    ("reproducible", include_str!("../builtin/reproducible.json")),
 ];
 
 /// Names of the built-in policies, sorted.

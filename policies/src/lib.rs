@@ -27,4 +27,4 @@ pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
 pub use load::{load, parse};
 pub use schema::{Identity, Policy, Random, Time};
-pub use validate::{MAX_HOSTNAME_LEN, MAX_OFFSET_SECONDS};
+pub use validate::{MAX_CPUS, MAX_EPOCH_SECONDS, MAX_HOSTNAME_LEN, MAX_OFFSET_SECONDS};

@@ -32,6 +32,10 @@ pub struct Policy {
     /// Where the program's randomness comes from.
     #[serde(default, deserialize_with = "object")]
     pub random: Random,
+    /// Reproducible mode: time, randomness, ids, host name and directory order become
+    /// virtual and seeded, so that two runs print the same bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reproducible: bool,
 }
 
 /// The host identity the program sees (`uname`, `gethostname`).
@@ -44,6 +48,10 @@ pub struct Identity {
     /// The host name the program sees; `None` keeps the host's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Processors the program sees (`nproc`, `sched_getaffinity`, `/proc/cpuinfo`) in
+    /// reproducible mode; 1 when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
 }
 
 /// The clocks the program reads.
@@ -56,6 +64,13 @@ pub struct Time {
     /// Seconds added to every realtime clock; `None` leaves the clocks alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset_seconds: Option<i64>,
+    /// Reproducible mode: the virtual clock's start, in seconds since 1970 (default
+    /// 946684800, 2000-01-01T00:00:00Z).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch_seconds: Option<i64>,
+    /// Reproducible mode: sleeps advance the virtual clock without waiting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fast_sleep: bool,
 }
 
 /// Where the program's randomness comes from.
@@ -83,6 +98,14 @@ impl Policy {
         config.hostname.clone_from(&self.identity.hostname);
         config.time_offset = self.time.offset_seconds;
         config.seed = self.random.seed;
+        if self.reproducible {
+            let defaults = kernel_host::config::Reproducible::default();
+            config.reproducible = Some(kernel_host::config::Reproducible {
+                epoch: self.time.epoch_seconds.unwrap_or(defaults.epoch),
+                fast_sleep: self.time.fast_sleep,
+                cpus: self.identity.cpus.unwrap_or(defaults.cpus),
+            });
+        }
     }
 }
 
@@ -138,6 +161,12 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         ),
         "$.time" => ("an object", r#"write an object such as {"offset_seconds": 3600}"#),
         "$.time.offset_seconds" => ("an integer number of seconds", "write a whole number such as 3600"),
+        "$.time.epoch_seconds" => {
+            ("an integer number of seconds since 1970", "write a whole number such as 946684800")
+        }
+        "$.time.fast_sleep" => ("true or false", "write true to make sleeps return at once"),
+        "$.identity.cpus" => ("a whole number of processors from 1 to 1024", "write a number such as 1"),
+        "$.reproducible" => ("true or false", "write true to make the run reproducible"),
         "$.random" => ("an object", r#"write an object such as {"seed": 1}"#),
         "$.random.seed" => {
             ("a whole number from 0 to 18446744073709551615", "write a whole number such as 1")

@@ -4,7 +4,9 @@
 //! adds the limits that types cannot say:
 //! - `identity.hostname`: 1 to [`MAX_HOSTNAME_LEN`] bytes of `A-Z a-z 0-9 . -`, not starting
 //!   with `-` or `.` (see hostname(7); Linux's limit is `HOST_NAME_MAX`, 64);
-//! - `time.offset_seconds`: at most [`MAX_OFFSET_SECONDS`] (100 years) either way.
+//! - `time.offset_seconds`: at most [`MAX_OFFSET_SECONDS`] (100 years) either way;
+//! - `time.epoch_seconds`: from 0 to [`MAX_EPOCH_SECONDS`] (the year 9999);
+//! - `identity.cpus`: 1 to [`MAX_CPUS`].
 
 use crate::error::PolicyError;
 use crate::schema::Policy;
@@ -14,6 +16,12 @@ pub const MAX_HOSTNAME_LEN: usize = 64;
 
 /// Largest clock offset a policy may set, either way: 100 years of 365.25 days, in seconds.
 pub const MAX_OFFSET_SECONDS: u64 = 3_155_760_000;
+
+/// Latest virtual epoch a policy may set: 9999-12-31T23:59:59Z.
+pub const MAX_EPOCH_SECONDS: i64 = 253_402_300_799;
+
+/// Most processors a policy may show the program.
+pub const MAX_CPUS: u32 = 1024;
 
 /// Checks every value of `policy`; `origin` names the policy in the error.
 pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError> {

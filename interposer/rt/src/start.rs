@@ -10,6 +10,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::arch::{asm, global_asm};
 use kernel_host::binfmt::{self, Format, MAX_DEPTH};
+use kernel_host::shared::Shared;
 use kernel_host::{Config, Kernel, ProcessImage};
 
 use crate::loader::{self, File, Image, LoadError};
@@ -162,6 +163,23 @@ fn path_of(file: &File) -> Vec<u8> {
     buf
 }
 
+/// Maps the page the whole sandbox shares, from its reserved descriptor.
+fn map_shared(fd: i32) -> &'static Shared {
+    const PROT_RW: u64 = 3;
+    const MAP_SHARED: u64 = 1;
+    let at = sys::call(nr::MMAP, &[0, Shared::SIZE as u64, PROT_RW, MAP_SHARED, fd as u64, 0]);
+    if at < 0 {
+        fail(125, "cloister-rt: cannot map the sandbox's shared memory (was descriptor 1022 closed?)");
+    }
+    // SAFETY: a fresh shared mapping of Shared::SIZE bytes, page-aligned, never unmapped: a
+    // valid `Shared`, whose fields are atomics that any process of the sandbox may change.
+    let shared = unsafe { &*(at as *const Shared) };
+    if shared.magic.load(core::sync::atomic::Ordering::Relaxed) != Shared::MAGIC {
+        fail(125, "cloister-rt: the sandbox's shared memory is not laid out as this runtime expects");
+    }
+    shared
+}
+
 extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
     let host = unsafe { read_host_stack(sp) };
@@ -262,7 +280,8 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let trace_fd = config.trace_fd;
     let environ = envp.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
     let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
-    let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image)));
+    let shared = config.shared_fd.map(map_shared);
+    let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image, shared)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);
     }

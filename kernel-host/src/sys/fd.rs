@@ -10,38 +10,59 @@ use crate::syscall::{Disposition, Syscall};
 use crate::task::TaskCtx;
 use syscalls::Sysno;
 
-/// `close(reserved)`: reported done, kept open.
-pub fn close(_k: &Kernel, _task: &mut TaskCtx<'_>, _call: &Syscall) -> Disposition {
-    Disposition::Return(0)
+fn is_reserved(k: &Kernel, fd: u64) -> bool {
+    k.config.reserved_fds().any(|r| r as u32 == fd as u32)
 }
 
-/// `close_range(first, last, flags)`, split around the reserved descriptor.
+/// `close(reserved)`: reported done, kept open.
+pub fn close(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    if is_reserved(k, call.args[0]) {
+        Disposition::Return(0)
+    } else {
+        Disposition::Host(*call)
+    }
+}
+
+/// `close_range(first, last, flags)`, split around the reserved descriptors.
 pub fn close_range(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [first, last, flags, ..] = call.args;
     let (first, last) = (first as u32, last as u32);
-    let reserved = match k.config.trace_fd {
-        Some(fd) if (first..=last).contains(&(fd as u32)) => fd as u32,
-        _ => return Disposition::Host(*call),
-    };
-    let mut parts = [(first, reserved.wrapping_sub(1)), (reserved.wrapping_add(1), last)];
-    if reserved == first {
-        parts[0] = (1, 0);
+    if first > last {
+        return ret(Err(Errno::EINVAL));
     }
-    if reserved == last {
-        parts[1] = (1, 0);
+    let mut reserved: alloc::vec::Vec<u32> =
+        k.config.reserved_fds().map(|fd| fd as u32).filter(|fd| (first..=last).contains(fd)).collect();
+    if reserved.is_empty() {
+        return Disposition::Host(*call);
     }
-    for (lo, hi) in parts {
-        if lo <= hi {
-            let r = task.host_call(Sysno::close_range, [u64::from(lo), u64::from(hi), flags, 0, 0, 0]);
+    reserved.sort_unstable();
+    let close =
+        |lo: u32, hi: u32| task.host_call(Sysno::close_range, [u64::from(lo), u64::from(hi), flags, 0, 0, 0]);
+    // Close the gaps between the reserved descriptors: [first, r1-1], [r1+1, r2-1], ..., [rn+1, last].
+    let mut lo = Some(first);
+    for fd in reserved {
+        if let Some(l) = lo.filter(|&l| l < fd) {
+            let r = close(l, fd - 1);
             if r < 0 {
                 return Disposition::Return(r);
             }
+        }
+        lo = fd.checked_add(1);
+    }
+    if let Some(l) = lo.filter(|&l| l <= last) {
+        let r = close(l, last);
+        if r < 0 {
+            return Disposition::Return(r);
         }
     }
     Disposition::Return(0)
 }
 
 /// `dup2`/`dup3` onto a reserved descriptor: refused as if the number were out of range.
-pub fn dup_onto(_k: &Kernel, _task: &mut TaskCtx<'_>, _call: &Syscall) -> Disposition {
-    ret(Err(Errno::EBADF))
+pub fn dup_onto(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    if is_reserved(k, call.args[1]) {
+        ret(Err(Errno::EBADF))
+    } else {
+        Disposition::Host(*call)
+    }
 }

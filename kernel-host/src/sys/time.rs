@@ -1,4 +1,5 @@
-//! `clock_gettime`, `gettimeofday`, `time`, `clock_nanosleep`.
+//! `clock_gettime`, `gettimeofday`, `time`, `clock_nanosleep`, `nanosleep`, `times`,
+//! `getrusage`, `sysinfo`.
 
 use super::ret;
 use crate::abi::{is_realtime_clock, CLOCK_REALTIME, TIMER_ABSTIME};
@@ -6,8 +7,14 @@ use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::syscall::{Disposition, Syscall};
 use crate::task::TaskCtx;
-use crate::time::TimePair;
+use crate::time::{TimePair, VirtualClock};
 use syscalls::Sysno;
+
+/// Clock ids the kernel knows (`CLOCK_REALTIME` .. `CLOCK_TAI`), and the negative ids of
+/// per-process and per-thread CPU clocks.
+fn valid_clock(clock: u64) -> bool {
+    clock <= 11 && clock != 10 || (clock as i64) < 0
+}
 
 fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
     let mut buf = [0u8; 16];
@@ -18,15 +25,20 @@ fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
     }
 }
 
+/// A reading of `clock` as the program sees it.
+fn now(k: &Kernel, task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
+    if let Some(v) = k.clock.virtual_clock() {
+        return if valid_clock(clock) { Ok(v.read(clock)) } else { Err(Errno::EINVAL) };
+    }
+    let mut t = host_clock(task, clock)?;
+    t.secs += k.clock.offset_for(clock);
+    Ok(t)
+}
+
 /// `clock_gettime(clock, tp)`.
 pub fn clock_gettime(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [clock, tp, ..] = call.args;
-    ret((|| {
-        let mut now = host_clock(task, clock)?;
-        now.secs += k.clock.offset_for(clock);
-        task.mem.write(tp, &now.to_bytes())?;
-        Ok(0)
-    })())
+    ret(now(k, task, clock).and_then(|t| task.mem.write(tp, &t.to_bytes())).map(|_| 0))
 }
 
 /// `gettimeofday(tv, tz)`.
@@ -34,9 +46,8 @@ pub fn gettimeofday(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
     let [tv, tz, ..] = call.args;
     ret((|| {
         if tv != 0 {
-            let now = host_clock(task, CLOCK_REALTIME)?;
-            let micros = TimePair { secs: now.secs + k.clock.wall_offset(), frac: now.frac / 1000 };
-            task.mem.write(tv, &micros.to_bytes())?;
+            let t = now(k, task, CLOCK_REALTIME)?;
+            task.mem.write(tv, &TimePair { secs: t.secs, frac: t.frac / 1000 }.to_bytes())?;
         }
         if tz != 0 {
             // The kernel keeps no time zone of its own: `struct timezone` reads as zeros.
@@ -49,7 +60,7 @@ pub fn gettimeofday(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
 /// `time(t)`.
 pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     ret((|| {
-        let secs = host_clock(task, CLOCK_REALTIME)?.secs + k.clock.wall_offset();
+        let secs = now(k, task, CLOCK_REALTIME)?.secs;
         if call.args[0] != 0 {
             task.mem.write(call.args[0], &secs.to_ne_bytes())?;
         }
@@ -57,17 +68,61 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     })())
 }
 
-/// `clock_nanosleep(clock, flags, req, rem)`: an absolute deadline on a shifted clock is
-/// shifted back to host time; everything else sleeps on the host, in the program's context.
+/// A relative sleep of `ns` on the virtual clock: the clock moves by it, and the thread
+/// sleeps for real (in its own context, interruptible) unless sleeps are fast.
+fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64) -> Disposition {
+    v.advance(ns);
+    if v.fast_sleep() {
+        return Disposition::Return(0);
+    }
+    match task.push_scratch(&TimePair::from_ns(ns).to_bytes()) {
+        Ok(req) => Disposition::Host(Syscall::new(Sysno::nanosleep, [req, 0, 0, 0, 0, 0])),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
+fn read_timespec(task: &TaskCtx<'_>, addr: u64) -> KResult<TimePair> {
+    let mut buf = [0u8; 16];
+    task.mem.read(addr, &mut buf)?;
+    Ok(TimePair::from_bytes(&buf))
+}
+
+/// `nanosleep(req, rem)`.
+pub fn nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    match read_timespec(task, call.args[0]).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
+        Ok(ns) => virtual_sleep(v, task, ns),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
+/// `clock_nanosleep(clock, flags, req, rem)`: on the virtual clock, a sleep of the asked
+/// length (or up to the absolute deadline); with an offset, an absolute deadline on a shifted
+/// clock is shifted back to host time; otherwise the host sleeps as asked.
 pub fn clock_nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [clock, flags, req, ..] = call.args;
+    // clock_nanosleep returns the error number itself, not -errno.
+    let fail = |e: Errno| Disposition::Return(i64::from(e.0));
+    if let Some(v) = k.clock.virtual_clock() {
+        if !valid_clock(clock) {
+            return fail(Errno::EINVAL);
+        }
+        let asked = match read_timespec(task, req).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
+            Ok(ns) => ns,
+            Err(e) => return fail(e),
+        };
+        let ns = if flags & TIMER_ABSTIME != 0 {
+            asked.saturating_sub(v.base(clock).saturating_add(v.elapsed()))
+        } else {
+            asked
+        };
+        return virtual_sleep(v, task, ns);
+    }
     if flags & TIMER_ABSTIME == 0 || !is_realtime_clock(clock) || k.clock.offset_for(clock) == 0 {
         return Disposition::Host(*call);
     }
     let shifted = (|| {
-        let mut buf = [0u8; 16];
-        task.mem.read(req, &mut buf)?;
-        let mut deadline = TimePair::from_bytes(&buf);
+        let mut deadline = read_timespec(task, req)?;
         deadline.secs -= k.clock.offset_for(clock);
         task.push_scratch(&deadline.to_bytes())
     })();
@@ -77,7 +132,55 @@ pub fn clock_nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
             host.args[2] = addr;
             Disposition::Host(host)
         }
-        // clock_nanosleep returns the error number itself, not -1/errno.
-        Err(e) => Disposition::Return(i64::from(e.0)),
+        Err(e) => fail(e),
     }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+const CLK_TCK: u64 = 100;
+
+/// `times(buf)`: the process has used as much user time as the virtual clock has moved, and
+/// no system time.
+pub fn times(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let elapsed = v.tick();
+    let ticks = elapsed / (1_000_000_000 / CLK_TCK);
+    if call.args[0] != 0 {
+        let mut tms = [0u8; 32];
+        tms[..8].copy_from_slice(&ticks.to_ne_bytes());
+        if let Err(e) = task.mem.write(call.args[0], &tms) {
+            return Disposition::Return(e.ret());
+        }
+    }
+    Disposition::Return(((crate::time::MONOTONIC_BASE_NS + elapsed) / (1_000_000_000 / CLK_TCK)) as i64)
+}
+
+/// `getrusage(who, usage)`: user time from the virtual clock; every other figure (system
+/// time, peak memory, faults, switches) would differ from run to run, and reads as zero.
+pub fn getrusage(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let [who, usage, ..] = call.args;
+    if !matches!(who as i64, 0 | -1 | 1) {
+        return ret(Err(Errno::EINVAL));
+    }
+    let mut ru = [0u8; 144];
+    let user = TimePair::from_ns(v.tick());
+    ru[..16].copy_from_slice(&TimePair { secs: user.secs, frac: user.frac / 1000 }.to_bytes());
+    ret(task.mem.write(usage, &ru).map(|_| 0))
+}
+
+/// `sysinfo(info)`: the host's figures, with the uptime from the virtual clock and the load
+/// averages and process count, which change from run to run, fixed.
+pub fn sysinfo(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let mut info = [0u8; 112];
+    let r = task.host_call(Sysno::sysinfo, [info.as_mut_ptr() as u64, 0, 0, 0, 0, 0]);
+    if r < 0 {
+        return Disposition::Return(r);
+    }
+    let uptime = (crate::time::MONOTONIC_BASE_NS + v.tick()) / 1_000_000_000;
+    info[..8].copy_from_slice(&uptime.to_ne_bytes());
+    info[8..32].fill(0); // loads[3]
+    info[80..82].copy_from_slice(&1u16.to_ne_bytes()); // procs
+    ret(task.mem.write(call.args[0], &info).map(|_| 0))
 }
