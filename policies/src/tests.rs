@@ -16,7 +16,7 @@ fn fail(text: &str) -> (PolicyError, String) {
 fn every_builtin_parses_validates_and_has_a_summary() {
     let names = builtin_names();
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted: {names:?}");
-    assert_eq!(names, ["default", "fixed-identity"]);
+    assert_eq!(names, ["default", "fixed-identity", "reproducible"]);
     for name in names {
         let text = builtin_text(name).expect("listed names have text");
         let policy = parse(text, &format!("built-in policy {name}")).unwrap();
@@ -51,7 +51,7 @@ fn unknown_key_at_top_level_names_the_allowed_keys() {
         if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random"#
+        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible"#
     );
 }
 
@@ -60,7 +60,7 @@ fn unknown_nested_key_names_its_object() {
     let (_, line) = fail(r#"{"identity": {"hostnme": "x"}}"#);
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $.identity: unknown key "hostnme"; the keys allowed here are comment, hostname"#
+        r#"policy ./bad.json: at $.identity: unknown key "hostnme"; the keys allowed here are comment, hostname, cpus"#
     );
 }
 
@@ -149,7 +149,9 @@ fn missing_file_is_a_read_error_naming_the_path() {
     assert!(std::error::Error::source(&err).is_some());
     let line = err.to_string();
     assert!(line.starts_with(&format!("policy {path}: cannot read the file: ")), "{line}");
-    assert!(line.ends_with("; check the path, or name a built-in policy (default, fixed-identity)"));
+    assert!(
+        line.ends_with("; check the path, or name a built-in policy (default, fixed-identity, reproducible)")
+    );
     // A name ending in .json is a file even without a '/'.
     assert!(matches!(load("no-such-policy.json"), Err(PolicyError::Read { .. })));
 }
@@ -174,7 +176,7 @@ fn existing_file_is_loaded_and_errors_name_it() {
 fn unknown_builtin_lists_the_names() {
     let err = load("nope").unwrap_err();
     assert!(matches!(&err, PolicyError::UnknownBuiltin { name, available }
-        if name == "nope" && available == &["default", "fixed-identity"]));
+        if name == "nope" && available == &["default", "fixed-identity", "reproducible"]));
     assert_eq!(
         err.to_string(),
         "policy nope: no built-in policy has this name; choose one of default, fixed-identity, \

@@ -160,7 +160,7 @@ pub fn times(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
 pub fn getrusage(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     let [who, usage, ..] = call.args;
-    if !matches!(who as i64, 0 | -1 | 1) {
+    if !(-1..=1).contains(&(who as i64)) {
         return ret(Err(Errno::EINVAL));
     }
     let mut ru = [0u8; 144];
