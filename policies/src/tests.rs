@@ -179,7 +179,7 @@ fn unknown_builtin_lists_the_names() {
         if name == "nope" && available == &["default", "fixed-identity", "reproducible"]));
     assert_eq!(
         err.to_string(),
-        "policy nope: no built-in policy has this name; choose one of default, fixed-identity, \
+        "policy nope: no built-in policy has this name; choose one of default, fixed-identity, reproducible, \
          or give a file path such as ./nope.json"
     );
 }
