@@ -9,9 +9,20 @@ use crate::config::Config;
 use crate::sync::OnceValue;
 use alloc::vec::Vec;
 
+/// The kernel release reproducible mode shows (`uname -r`).
+pub const RELEASE: &[u8] = b"6.1.0-cloister";
+/// The kernel version reproducible mode shows (`uname -v`).
+pub const VERSION: &[u8] = b"#1 SMP PREEMPT_DYNAMIC Sat Jan  1 00:00:00 UTC 2000";
+/// Offsets of `release`, `version` and `domainname` in `struct utsname`.
+const UTS_RELEASE: usize = 2 * UTS_FIELD;
+const UTS_VERSION: usize = 3 * UTS_FIELD;
+const UTS_DOMAINNAME: usize = 5 * UTS_FIELD;
+
 /// The sandbox's identity.
 pub struct Identity {
     hostname: Option<Vec<u8>>,
+    /// Reproducible mode: the release, version and domain name are fixed too.
+    fixed_kernel: bool,
     /// The host's `utsname`, read once: none of its fields but the names ever change, and
     /// the node name is replaced anyway.
     host_uts: OnceValue<[u8; UTSNAME_SIZE]>,
@@ -25,7 +36,7 @@ impl Identity {
             v.truncate(UTS_FIELD - 1);
             v
         });
-        Identity { hostname, host_uts: OnceValue::new() }
+        Identity { hostname, fixed_kernel: config.reproducible.is_some(), host_uts: OnceValue::new() }
     }
 
     /// The host's `utsname` as first read, if it was.
@@ -45,10 +56,18 @@ impl Identity {
 
     /// Rewrites a `struct utsname` the host filled in to show the sandbox's identity.
     pub fn patch_utsname(&self, uts: &mut [u8; UTSNAME_SIZE]) {
-        if let Some(name) = &self.hostname {
-            let field = &mut uts[UTS_NODENAME..UTS_NODENAME + UTS_FIELD];
+        let mut set = |at: usize, value: &[u8]| {
+            let field = &mut uts[at..at + UTS_FIELD];
             field.fill(0);
-            field[..name.len()].copy_from_slice(name);
+            field[..value.len()].copy_from_slice(value);
+        };
+        if let Some(name) = &self.hostname {
+            set(UTS_NODENAME, name);
+        }
+        if self.fixed_kernel {
+            set(UTS_RELEASE, RELEASE);
+            set(UTS_VERSION, VERSION);
+            set(UTS_DOMAINNAME, b"(none)");
         }
     }
 }

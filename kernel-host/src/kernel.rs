@@ -1,6 +1,7 @@
 //! The kernel: one instance per process image, shared by all of its threads.
 
 use crate::config::Config;
+use crate::dirs::Dirs;
 use crate::identity::Identity;
 use crate::process::{Process, ProcessImage};
 use crate::random::Random;
@@ -34,6 +35,7 @@ pub struct Kernel {
     pub(crate) random: Random,
     pub(crate) process: Process,
     pub(crate) signals: Signals,
+    pub(crate) dirs: Dirs,
 }
 
 impl Kernel {
@@ -52,6 +54,7 @@ impl Kernel {
             random: Random::new(&config),
             process: Process::new(image),
             signals: Signals::new(),
+            dirs: Dirs::default(),
             config,
         }
     }
@@ -68,6 +71,13 @@ impl Kernel {
     /// The configuration this kernel serves.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The virtual time-stamp counter of reproducible mode, what `rdtsc` reads: a 1 GHz
+    /// counter that reads like the monotonic clock (and advances the virtual clock like any
+    /// clock read). `None` when time is not virtual.
+    pub fn virtual_tsc(&self) -> Option<u64> {
+        self.clock.virtual_clock().map(|v| crate::time::MONOTONIC_BASE_NS.saturating_add(v.tick()))
     }
 
     /// The process image the kernel answers for.
@@ -96,11 +106,13 @@ impl Kernel {
     pub fn prepare_fork(&self) {
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
+        self.dirs.lock_for_fork();
     }
 
     /// Releases the locks [`Kernel::prepare_fork`] took and, in the child, moves it onto its
     /// own random stream and its forking thread's signal state onto its new thread id.
     pub fn after_fork(&self, fork: ForkSide) {
+        self.dirs.unlock_after_fork();
         self.signals.unlock_after_fork();
         let index = self.process.unlock_after_fork(matches!(fork, ForkSide::Child { .. }));
         if let ForkSide::Child { parent_tid, tid } = fork {

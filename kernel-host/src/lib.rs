@@ -23,6 +23,7 @@ extern crate alloc;
 pub mod abi;
 pub mod binfmt;
 pub mod config;
+pub mod dirs;
 pub mod errno;
 pub mod identity;
 pub mod kernel;

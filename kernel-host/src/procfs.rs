@@ -1,8 +1,10 @@
-//! The few `/proc` files the kernel answers for, because the host would describe the runtime
-//! instead of the program: `exe`, `cmdline`, `environ` and `auxv` of the calling process, and
-//! `/proc/sys/kernel/hostname` when the host name is virtual.
+//! The few files the kernel answers for: those where the host would describe the runtime
+//! instead of the program (`exe`, `cmdline`, `environ` and `auxv` of the calling process), and
+//! those that show what the sandbox makes virtual: the host name, the kernel release, the
+//! processors (reproducible mode) and the random devices (when randomness is seeded).
 
-/// A `/proc` file the kernel serves.
+/// A file the kernel may serve. Whether it does depends on the configuration: a file whose
+/// subject is not virtual is the host's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcFile {
     /// `/proc/self/exe`: the program, not the runtime.
@@ -15,14 +17,32 @@ pub enum ProcFile {
     Environ,
     /// `/proc/sys/kernel/hostname`.
     Hostname,
+    /// `/proc/sys/kernel/osrelease`.
+    OsRelease,
+    /// `/proc/cpuinfo`.
+    CpuInfo,
+    /// `/sys/devices/system/cpu/{online,possible,present}`: the processor list.
+    CpuList,
+    /// `/dev/urandom`, `/dev/random`.
+    RandomDevice,
 }
 
 /// Recognises a path the kernel serves. `own_pid` is asked only when the path names a numeric
 /// pid, to tell `/proc/<own pid>/exe` from another process's.
 pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> {
+    match path {
+        b"/dev/urandom" | b"/dev/random" => return Some(ProcFile::RandomDevice),
+        b"/sys/devices/system/cpu/online"
+        | b"/sys/devices/system/cpu/possible"
+        | b"/sys/devices/system/cpu/present" => return Some(ProcFile::CpuList),
+        _ => {}
+    }
     let rest = path.strip_prefix(b"/proc/")?;
-    if rest == b"sys/kernel/hostname" {
-        return Some(ProcFile::Hostname);
+    match rest {
+        b"sys/kernel/hostname" => return Some(ProcFile::Hostname),
+        b"sys/kernel/osrelease" => return Some(ProcFile::OsRelease),
+        b"cpuinfo" => return Some(ProcFile::CpuInfo),
+        _ => {}
     }
     let slash = rest.iter().position(|&b| b == b'/')?;
     let (who, file) = (&rest[..slash], &rest[slash + 1..]);
@@ -63,5 +83,51 @@ mod tests {
         assert_eq!(classify(b"/proc/self/maps", pid), None);
         assert_eq!(classify(b"/etc/passwd", pid), None);
         assert_eq!(classify(b"/proc/sys/kernel/hostname", pid), Some(ProcFile::Hostname));
+        assert_eq!(classify(b"/dev/urandom", pid), Some(ProcFile::RandomDevice));
+        assert_eq!(classify(b"/sys/devices/system/cpu/online", pid), Some(ProcFile::CpuList));
+        assert_eq!(classify(b"/proc/cpuinfo", pid), Some(ProcFile::CpuInfo));
+    }
+}
+
+/// `/proc/cpuinfo` for `cpus` processors: the host's first processor, repeated and renumbered,
+/// with the clock speed (which moves from read to read) fixed.
+pub fn cpuinfo(host: &[u8], cpus: u32) -> alloc::vec::Vec<u8> {
+    use alloc::vec::Vec;
+    let first = host.split(|&b| b == b'\n').take_while(|l| !l.is_empty()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for i in 0..cpus {
+        for line in &first {
+            let key = line.split(|&b| b == b':').next().unwrap_or(&[]);
+            let key = key.trim_ascii_end();
+            let value: Option<alloc::string::String> = match key {
+                b"processor" | b"core id" | b"apicid" | b"initial apicid" => Some(alloc::format!("{i}")),
+                b"siblings" | b"cpu cores" => Some(alloc::format!("{cpus}")),
+                b"physical id" => Some(alloc::string::String::from("0")),
+                b"cpu MHz" => Some(alloc::string::String::from("2000.000")),
+                _ => None,
+            };
+            match value {
+                Some(v) => {
+                    out.extend_from_slice(
+                        &line[..line.iter().position(|&b| b == b':').map_or(line.len(), |p| p + 1)],
+                    );
+                    out.push(b' ');
+                    out.extend_from_slice(v.as_bytes());
+                }
+                None => out.extend_from_slice(line),
+            }
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The processor list (`0`, `0-3`) of `cpus` processors.
+pub fn cpu_list(cpus: u32) -> alloc::vec::Vec<u8> {
+    if cpus <= 1 {
+        b"0\n".to_vec()
+    } else {
+        alloc::format!("0-{}\n", cpus - 1).into_bytes()
     }
 }

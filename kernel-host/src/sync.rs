@@ -59,6 +59,12 @@ impl<T> SpinLock<T> {
     }
 }
 
+impl<T: Default> Default for SpinLock<T> {
+    fn default() -> Self {
+        SpinLock::new(T::default())
+    }
+}
+
 /// Holds a [`SpinLock`]; releases it when dropped.
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,

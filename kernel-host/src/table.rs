@@ -83,6 +83,9 @@ pub static TABLE: &[Entry] = &[
     entry!(times, sys::time::times, Partial("user time is the virtual clock's; system time is zero"), Reproducible, Cond::Always, [Ptr]),
     entry!(getrusage, sys::time::getrusage, Partial("only user time, from the virtual clock; the rest reads zero"), Reproducible, Cond::Always, [Int, Ptr]),
     entry!(sysinfo, sys::time::sysinfo, Partial("virtual uptime; loads zero, one process"), Reproducible, Cond::Always, [Ptr]),
+    // processors and directories, in reproducible mode
+    entry!(sched_getaffinity, sys::sched::sched_getaffinity, Partial("processors 0..cpus of the policy"), Reproducible, Cond::Always, [Int, Int, Ptr]),
+    entry!(getdents64, sys::dir::getdents64, Partial("sorted by name; d_off is the entry's position"), Reproducible, Cond::Always, [Fd, Ptr, Int]),
     // randomness
     entry!(getrandom, sys::random::getrandom, Partial("GRND_RANDOM and GRND_NONBLOCK read the same seeded stream"), Seed, Cond::Always, [Ptr, Int, Hex]),
     // signals

@@ -1,12 +1,14 @@
 //! One module per syscall family: each handler decodes its registers, validates, calls the
 //! subsystem and returns a disposition. State and semantics live in the subsystems.
 
+pub mod dir;
 pub mod exec;
 pub mod fd;
 pub mod identity;
 pub mod process;
 pub mod procfs;
 pub mod random;
+pub mod sched;
 pub mod signal;
 pub mod time;
 

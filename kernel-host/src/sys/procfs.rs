@@ -62,11 +62,56 @@ fn open_common(
         Some(ProcFile::Cmdline) => k.process.image().cmdline.clone(),
         Some(ProcFile::Auxv) => k.process.image().auxv.clone(),
         Some(ProcFile::Environ) => k.process.image().environ.clone(),
+        Some(ProcFile::OsRelease) => match k.config.reproducible {
+            Some(_) => [crate::identity::RELEASE, b"\n"].concat(),
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::CpuList) => match k.config.reproducible {
+            Some(r) => crate::procfs::cpu_list(r.cpus),
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::CpuInfo) => match k.config.reproducible {
+            Some(r) => match host_read_file(task, b"/proc/cpuinfo\0") {
+                Ok(host) => crate::procfs::cpuinfo(&host, r.cpus),
+                Err(e) => return ret(Err(e)),
+            },
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::RandomDevice) if k.random.is_seeded() => {
+            // A device would never end; a program reading more than this sees end of file.
+            let mut bytes = alloc::vec![0u8; RANDOM_DEVICE_LEN];
+            k.random.fill(&mut bytes);
+            bytes
+        }
+        Some(ProcFile::RandomDevice) => return Disposition::Host(*call),
     };
     if flags & O_ACCMODE != 0 {
         return ret(Err(Errno::EACCES));
     }
     ret(memfd_with(task, &contents, flags & O_CLOEXEC != 0))
+}
+
+/// Bytes a seeded `/dev/urandom` holds.
+const RANDOM_DEVICE_LEN: usize = 64 * 1024;
+
+/// Reads a whole host file (NUL-terminated `path`) into kernel memory.
+fn host_read_file(task: &TaskCtx<'_>, path: &[u8]) -> KResult<Vec<u8>> {
+    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let fd =
+        check(task.host_call(Sysno::openat, [AT_FDCWD as u64, path.as_ptr() as u64, O_CLOEXEC, 0, 0, 0]))?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let result = loop {
+        match check(
+            task.host_call(Sysno::read, [fd as u64, chunk.as_mut_ptr() as u64, chunk.len() as u64, 0, 0, 0]),
+        ) {
+            Ok(0) => break Ok(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n as usize]),
+            Err(e) => break Err(e),
+        }
+    };
+    task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
+    result
 }
 
 /// A read-only view of `contents` as a fresh descriptor.

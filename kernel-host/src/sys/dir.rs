@@ -1,0 +1,60 @@
+//! `getdents64`: sorted listings in reproducible mode (see [`crate::dirs`]).
+
+use super::ret;
+use crate::dirs::{self, Read};
+use crate::errno::{Errno, KResult};
+use crate::kernel::Kernel;
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use alloc::vec::Vec;
+use syscalls::Sysno;
+
+/// `SEEK_CUR`.
+const SEEK_CUR: u64 = 1;
+
+/// `getdents64(fd, dirp, count)`.
+pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    if k.config.reproducible.is_none() {
+        return Disposition::Host(*call);
+    }
+    let [fd, dirp, count, ..] = call.args;
+    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let identity = || -> KResult<(u64, u64, i64)> {
+        let mut st = [0u8; 144];
+        check(task.host_call(Sysno::fstat, [fd, st.as_mut_ptr() as u64, 0, 0, 0, 0]))?;
+        let dev = u64::from_ne_bytes(st[0..8].try_into().unwrap_or([0; 8]));
+        let ino = u64::from_ne_bytes(st[8..16].try_into().unwrap_or([0; 8]));
+        let off = check(task.host_call(Sysno::lseek, [fd, 0, SEEK_CUR, 0, 0, 0]))?;
+        Ok((dev, ino, off))
+    };
+    // Anything odd (not a directory, a seek the kernel did not make) is the host's to answer.
+    let Ok((dev, ino, off)) = identity() else { return Disposition::Host(*call) };
+    let room = count.min(i32::MAX as u64) as usize;
+    let fd32 = fd as i32;
+    match k.dirs.read(fd32, dev, ino, off, room) {
+        Read::Entries(bytes) => return ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
+        Read::TooSmall => return ret(Err(Errno::EINVAL)),
+        Read::Unknown if off != 0 => return Disposition::Host(*call),
+        Read::Unknown => {}
+    }
+    let mut entries = Vec::new();
+    let mut chunk = alloc::vec![0u8; 32 * 1024];
+    loop {
+        match check(
+            task.host_call(Sysno::getdents64, [fd, chunk.as_mut_ptr() as u64, chunk.len() as u64, 0, 0, 0]),
+        ) {
+            Ok(0) => break,
+            Ok(n) => dirs::parse(&chunk[..n as usize], &mut entries),
+            Err(e) => return ret(Err(e)),
+        }
+    }
+    let end = match check(task.host_call(Sysno::lseek, [fd, 0, SEEK_CUR, 0, 0, 0])) {
+        Ok(end) => end,
+        Err(e) => return ret(Err(e)),
+    };
+    k.dirs.start(fd32, dev, ino, end, entries);
+    match k.dirs.read(fd32, dev, ino, end, room) {
+        Read::Entries(bytes) => ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
+        _ => ret(Err(Errno::EINVAL)),
+    }
+}
