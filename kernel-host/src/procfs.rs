@@ -69,26 +69,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_files_are_recognised_and_others_are_not() {
-        let pid = || 42;
-        assert_eq!(classify(b"/proc/self/exe", pid), Some(ProcFile::Exe));
-        assert_eq!(classify(b"/proc/42/cmdline", pid), Some(ProcFile::Cmdline));
-        assert_eq!(classify(b"/proc/thread-self/auxv", pid), Some(ProcFile::Auxv));
-        assert_eq!(classify(b"/proc/43/exe", pid), None);
-        assert_eq!(classify(b"/proc/self/maps", pid), None);
-        assert_eq!(classify(b"/etc/passwd", pid), None);
-        assert_eq!(classify(b"/proc/sys/kernel/hostname", pid), Some(ProcFile::Hostname));
-        assert_eq!(classify(b"/dev/urandom", pid), Some(ProcFile::RandomDevice));
-        assert_eq!(classify(b"/sys/devices/system/cpu/online", pid), Some(ProcFile::CpuList));
-        assert_eq!(classify(b"/proc/cpuinfo", pid), Some(ProcFile::CpuInfo));
-    }
-}
-
 /// `/proc/cpuinfo` for `cpus` processors: the host's first processor, repeated and renumbered,
 /// with the clock speed (which moves from read to read) fixed.
 pub fn cpuinfo(host: &[u8], cpus: u32) -> alloc::vec::Vec<u8> {
@@ -129,5 +109,25 @@ pub fn cpu_list(cpus: u32) -> alloc::vec::Vec<u8> {
         b"0\n".to_vec()
     } else {
         alloc::format!("0-{}\n", cpus - 1).into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_files_are_recognised_and_others_are_not() {
+        let pid = || 42;
+        assert_eq!(classify(b"/proc/self/exe", pid), Some(ProcFile::Exe));
+        assert_eq!(classify(b"/proc/42/cmdline", pid), Some(ProcFile::Cmdline));
+        assert_eq!(classify(b"/proc/thread-self/auxv", pid), Some(ProcFile::Auxv));
+        assert_eq!(classify(b"/proc/43/exe", pid), None);
+        assert_eq!(classify(b"/proc/self/maps", pid), None);
+        assert_eq!(classify(b"/etc/passwd", pid), None);
+        assert_eq!(classify(b"/proc/sys/kernel/hostname", pid), Some(ProcFile::Hostname));
+        assert_eq!(classify(b"/dev/urandom", pid), Some(ProcFile::RandomDevice));
+        assert_eq!(classify(b"/sys/devices/system/cpu/online", pid), Some(ProcFile::CpuList));
+        assert_eq!(classify(b"/proc/cpuinfo", pid), Some(ProcFile::CpuInfo));
     }
 }
