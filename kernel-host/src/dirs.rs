@@ -114,6 +114,17 @@ impl Dirs {
         Read::Entries(out)
     }
 
+    /// A seek the program made (`seekdir`, `lseek`) on a directory the kernel lists: positions
+    /// are entry indices. Moves the listing of `fd` to `pos` and returns the host offset to
+    /// put the descriptor back at, or `None` if the kernel has no such listing.
+    pub fn seek(&self, fd: i32, dev: u64, ino: u64, pos: i64) -> Option<i64> {
+        let mut listings = self.listings.lock();
+        let l = listings.iter_mut().find(|l| l.fd == fd && l.dev == dev && l.ino == ino)?;
+        let pos = usize::try_from(pos).ok().filter(|&p| p <= l.entries.len())?;
+        l.next = pos;
+        Some(l.host_end)
+    }
+
     /// Keeps a freshly read directory, sorted by name, replacing any listing of `fd`.
     pub fn start(&self, fd: i32, dev: u64, ino: u64, host_end: i64, mut entries: Vec<Entry>) {
         entries.sort_by(|a, b| a.name.cmp(&b.name));

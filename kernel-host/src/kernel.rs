@@ -121,6 +121,12 @@ impl Kernel {
         }
     }
 
+    /// The virtual clock's counter (nanoseconds elapsed), which a backend advances for
+    /// [`crate::AfterHost::AdvanceClockOnTimeout`]; `None` outside reproducible mode.
+    pub fn virtual_clock_counter(&self) -> Option<&'static core::sync::atomic::AtomicU64> {
+        self.clock.virtual_clock().map(|v| v.counter())
+    }
+
     /// Gives the first thread of a new image (`tid`) the view of the runtime's signals that
     /// the thread which exec'd had: a signal mask survives `execve`.
     pub fn inherit_blocked(&self, tid: u32) {

@@ -46,7 +46,7 @@ pub use config::Config;
 pub use errno::Errno;
 pub use kernel::{ForkSide, Kernel};
 pub use process::ProcessImage;
-pub use syscall::{Disposition, ExecPlan, ForkPlan, Syscall};
+pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall};
 pub use task::{GuestMemory, Host, TaskCtx};
 
 #[cfg(test)]

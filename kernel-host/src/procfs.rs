@@ -25,6 +25,14 @@ pub enum ProcFile {
     CpuList,
     /// `/dev/urandom`, `/dev/random`.
     RandomDevice,
+    /// `/proc/sys/kernel/random/uuid`: a fresh random UUID on each read.
+    RandomUuid,
+    /// `/proc/uptime`.
+    Uptime,
+    /// `/proc/loadavg`.
+    LoadAvg,
+    /// `/etc/hostname`.
+    EtcHostname,
 }
 
 /// Recognises a path the kernel serves. `own_pid` is asked only when the path names a numeric
@@ -32,6 +40,7 @@ pub enum ProcFile {
 pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> {
     match path {
         b"/dev/urandom" | b"/dev/random" => return Some(ProcFile::RandomDevice),
+        b"/etc/hostname" => return Some(ProcFile::EtcHostname),
         b"/sys/devices/system/cpu/online"
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Some(ProcFile::CpuList),
@@ -42,6 +51,9 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         b"sys/kernel/hostname" => return Some(ProcFile::Hostname),
         b"sys/kernel/osrelease" => return Some(ProcFile::OsRelease),
         b"cpuinfo" => return Some(ProcFile::CpuInfo),
+        b"sys/kernel/random/uuid" => return Some(ProcFile::RandomUuid),
+        b"uptime" => return Some(ProcFile::Uptime),
+        b"loadavg" => return Some(ProcFile::LoadAvg),
         _ => {}
     }
     let slash = rest.iter().position(|&b| b == b'/')?;
@@ -101,6 +113,21 @@ pub fn cpuinfo(host: &[u8], cpus: u32) -> alloc::vec::Vec<u8> {
         out.push(b'\n');
     }
     out
+}
+
+/// A version 4 UUID from 16 random bytes, as the kernel prints it.
+pub fn uuid(mut b: [u8; 16]) -> alloc::vec::Vec<u8> {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = alloc::string::String::new();
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = core::fmt::Write::write_fmt(&mut out, format_args!("{byte:02x}"));
+    }
+    out.push('\n');
+    out.into_bytes()
 }
 
 /// The processor list (`0`, `0-3`) of `cpus` processors.

@@ -38,6 +38,8 @@ pub enum Cond {
     NonZero(u8),
     /// When the argument is a descriptor the runtime reserves.
     ReservedFd(u8),
+    /// When the argument equals the value (as 32 bits).
+    Equals(u8, u32),
 }
 
 /// A resolved argument test.
@@ -94,6 +96,7 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
+                Cond::Equals(arg, value) => ArgTest::InRange { arg, lo: value, hi: value },
                 Cond::ReservedFd(arg) => {
                     ArgTest::InRange { arg, lo: *RESERVED_FDS.start() as u32, hi: *RESERVED_FDS.end() as u32 }
                 }

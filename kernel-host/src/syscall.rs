@@ -60,3 +60,19 @@ pub struct ExecPlan {
     /// Its environment, `NAME=value` without terminating NULs.
     pub envp: Vec<Vec<u8>>,
 }
+
+/// Work the backend does once a call returned as [`Disposition::Host`] completes on the host,
+/// set by the handler in [`crate::TaskCtx::after`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterHost {
+    /// A timed wait: if the call returns `timed_out` (it waited its whole timeout), the virtual
+    /// clock moves to `deadline` (elapsed nanoseconds) unless it is already past it, as if the
+    /// time had passed. Reproducible mode; the clock is
+    /// [`crate::Kernel::virtual_clock_counter`].
+    AdvanceClockOnTimeout {
+        /// The result that means "timed out" (`0` for poll-like calls, `-ETIMEDOUT` for futex).
+        timed_out: i64,
+        /// The clock's value at the wait's deadline.
+        deadline: u64,
+    },
+}

@@ -40,6 +40,8 @@ pub struct TaskCtx<'a> {
     pub stack_pointer: u64,
     /// Bytes of scratch already pushed below the red zone (see [`TaskCtx::push_scratch`]).
     pub scratch_used: u64,
+    /// What to do after a call returned as [`crate::Disposition::Host`] completes.
+    pub after: Option<crate::syscall::AfterHost>,
 }
 
 /// Bytes below the stack pointer that the System V ABI lets leaf code use without moving it.
@@ -48,7 +50,7 @@ pub const RED_ZONE: u64 = 128;
 impl<'a> TaskCtx<'a> {
     /// A context for a thread whose stack pointer is `stack_pointer` and mask `sigmask`.
     pub fn new(mem: &'a dyn GuestMemory, host: &'a dyn Host, sigmask: u64, stack_pointer: u64) -> Self {
-        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0 }
+        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0, after: None }
     }
 
     /// Copies `data` onto the program's stack, below the red zone, where it stays valid until

@@ -78,9 +78,13 @@ impl VirtualClock {
         self.shared.clock_ns.fetch_add(STEP_NS, Ordering::Relaxed) + STEP_NS
     }
 
-    /// Advances the clock by `ns` (a sleep) and returns the time elapsed after it.
+    /// A sleep of `ns` from now: the clock moves to the sleeper's deadline unless another
+    /// thread or process already moved it past (sleeps that overlap do not add up). Returns
+    /// the deadline.
     pub fn advance(&self, ns: u64) -> u64 {
-        self.shared.clock_ns.fetch_add(ns, Ordering::Relaxed).saturating_add(ns)
+        let deadline = self.elapsed().saturating_add(ns);
+        self.shared.clock_ns.fetch_max(deadline, Ordering::Relaxed);
+        deadline
     }
 
     /// Elapsed nanoseconds, without advancing.
@@ -94,10 +98,15 @@ impl VirtualClock {
         TimePair::from_ns(self.base(clock).saturating_add(elapsed))
     }
 
-    /// What `clock` read when the sandbox started.
+    /// What `clock` read when the sandbox started: the epoch for wall clocks, nothing for
+    /// CPU-time clocks (a process has used none yet), an uptime for the others.
     pub fn base(&self, clock: u64) -> u64 {
+        const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+        const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
         if is_realtime_clock(clock) {
             self.epoch_ns
+        } else if matches!(clock, CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) || (clock as i64) < 0 {
+            0
         } else {
             MONOTONIC_BASE_NS
         }
@@ -106,6 +115,11 @@ impl VirtualClock {
     /// Whether sleeps return at once.
     pub fn fast_sleep(&self) -> bool {
         self.fast_sleep
+    }
+
+    /// The shared counter itself.
+    pub fn counter(&self) -> &'static core::sync::atomic::AtomicU64 {
+        &self.shared.clock_ns
     }
 }
 

@@ -23,6 +23,9 @@ pub enum Command {
     /// List, show and check policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Show which protections and capabilities this host offers a sandbox (seccomp,
+    /// namespaces, Landlock, TSC and CPUID faulting, vDSO), one line each.
+    Doctor,
     /// List the system calls the kernel serves, and when each is redirected.
     Syscalls {
         /// Print a Markdown document (docs/syscalls.md).
@@ -96,6 +99,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
+        Command::Doctor => crate::doctor::run(),
         Command::Syscalls { markdown } => {
             print!("{}", crate::syscalls_cmd::render(markdown));
             0

@@ -6,8 +6,10 @@
 //! the runtime's trace records into JSON lines.
 
 pub mod cli;
+pub mod doctor;
 pub mod failure;
 pub mod floor;
+pub mod namespaces;
 pub mod policy_cmd;
 pub mod program;
 pub mod run;

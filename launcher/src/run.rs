@@ -79,6 +79,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let name = &args.command[0];
     let path = program::resolve(name)?;
     program::precheck(&path)?;
+    if config.reproducible.is_some() && std::path::absolute(&path).is_ok_and(|p| p.starts_with("/tmp")) {
+        return Err(Failure::NotFound(format!(
+            "{}: not found inside the sandbox: reproducible mode gives the program a fresh, empty /tmp; move the program out of /tmp",
+            path.display()
+        )));
+    }
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
@@ -130,7 +136,24 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     }
     envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
 
-    let pid = spawn::spawn(Launch { rt, argv, envp, floor, redirect, trace: trace_w, shared })?;
+    let fixed_addresses = config.reproducible.is_some();
+    if fixed_addresses && !crate::doctor::cpuid_faulting() {
+        eprintln!(
+            "cloister: reproducible mode on a host without CPUID faulting: RDRAND and RDSEED stay visible, and programs that use them directly are not reproducible"
+        );
+    }
+    spawn::handle_signals();
+    let pid = spawn::spawn(Launch {
+        rt,
+        argv,
+        envp,
+        floor,
+        redirect,
+        trace: trace_w,
+        shared,
+        fixed_addresses,
+        namespaces: config.reproducible.is_some(),
+    })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);
     if let Some(sink) = sink {

@@ -6,12 +6,17 @@
 //! first and makes its final `execve` through the runtime's gate, whose `syscall` the filter
 //! trusts. Between fork and exec the child only makes raw system calls (async-signal-safe);
 //! a failure is reported through a close-on-exec pipe and ends the child with status 125.
+//! In reproducible mode the child is first init (pid 1) of the sandbox's own pid and mount
+//! namespaces, and forks the program (pid 2) just before the redirect filter: see
+//! [`crate::namespaces`].
 
 use crate::failure::Failure;
+use crate::namespaces::{self, Namespaces};
 use interposer::RtImage;
 use seccompiler::BpfProgram;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use kernel_host::config::{SHARED_FD, TRACE_FD};
 
@@ -31,6 +36,12 @@ pub struct Launch {
     pub trace: Option<OwnedFd>,
     /// The sandbox's shared memory, if a subsystem needs it.
     pub shared: Option<OwnedFd>,
+    /// Turn address-space randomisation off (reproducible mode: stack and mmap addresses
+    /// leak into programs' output, e.g. through hash seeds and temporary names).
+    pub fixed_addresses: bool,
+    /// Give the sandbox its own pid and mount namespaces, when the host allows them
+    /// (reproducible mode; see [`crate::namespaces`]).
+    pub namespaces: bool,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -48,6 +59,9 @@ enum Step {
 
 impl Step {
     fn describe(code: u8) -> &'static str {
+        if let Some(step) = namespaces::Step::from_code(code) {
+            return step.describe();
+        }
         match code {
             1 => "cannot open the runtime",
             2 => "cannot map the runtime's code at its fixed address",
@@ -66,6 +80,17 @@ fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
 
 /// Starts the program; returns the child's pid.
 pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
+    // Namespaces: a set-up step the host refuses is tried again without them.
+    let mut ns = Namespaces::new(launch.namespaces);
+    loop {
+        if let Some(pid) = start(&launch, &mut ns)? {
+            return Ok(pid);
+        }
+    }
+}
+
+/// One attempt of [`spawn`]: `None` when it should be made again without namespaces.
+fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Failure> {
     let setup = |what: &str, e: std::io::Error| Failure::Setup(format!("{what}: {e}"));
     let rt_path = CString::new(launch.rt.path.as_os_str().as_encoded_bytes())
         .map_err(|_| Failure::Setup("the runtime's path contains a NUL byte".into()))?;
@@ -86,6 +111,7 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     let gate = launch.rt.gate;
     let trace_fd = launch.trace.as_ref().map(|fd| fd.as_raw_fd());
     let shared_fd = launch.shared.as_ref().map(|fd| fd.as_raw_fd());
+    let fixed_addresses = launch.fixed_addresses;
 
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
@@ -96,23 +122,31 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let parent = std::process::id() as libc::pid_t;
 
-    // SAFETY: the child runs only raw system calls on data prepared above, then execs or exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(setup("cannot fork", std::io::Error::last_os_error()));
-    }
+    // The child runs only raw system calls on data prepared above, then execs or exits.
+    let pid = ns.fork()?;
     if pid == 0 {
         // SAFETY: in the child of a fork: every call below is async-signal-safe and every
         // pointer refers to memory prepared before the fork.
         unsafe {
-            let fail = |step: Step| -> ! {
+            let report = |code: u8| -> ! {
                 let errno = *libc::__errno_location();
-                let msg = [step as u8, errno as u8, (errno >> 8) as u8];
+                let msg = [code, errno as u8, (errno >> 8) as u8];
                 libc::write(err_w.as_raw_fd(), msg.as_ptr().cast(), 3);
                 libc::_exit(125)
             };
+            let fail = |step: Step| -> ! { report(step as u8) };
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
+            // The supervisor's own dispositions are not the program's: an ignored SIGINT
+            // would survive exec.
+            for sig in SUPERVISOR_SIGNALS {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            // --- namespaces: this process is init (pid 1) of the sandbox's namespaces.
+            if ns.active() {
+                if let Err(step) = ns.enter(err_r.as_raw_fd(), err_w.as_raw_fd()) {
+                    report(step as u8);
+                }
+            } else if libc::getppid() != parent {
                 libc::_exit(125);
             }
             for (fd, reserved) in [(trace_fd, TRACE_FD), (shared_fd, SHARED_FD)] {
@@ -138,6 +172,10 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
                 fail(Step::MapRuntime);
             }
             libc::close(rt_fd);
+            // Before the floor, which refuses this personality to the program itself.
+            if fixed_addresses && libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong) < 0 {
+                fail(Step::NoNewPrivs);
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 fail(Step::NoNewPrivs);
             }
@@ -150,6 +188,12 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
                 ) != 0
                 {
                     fail(Step::Floor);
+                }
+            }
+            // --- namespaces: init forks the program (pid 2), which goes on from here.
+            if ns.active() {
+                if let Err(step) = namespaces::start_program() {
+                    report(step as u8);
                 }
             }
             if libc::syscall(
@@ -167,8 +211,6 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
         }
     }
     drop(err_w);
-    drop(launch.trace);
-    drop(launch.shared);
     let mut msg = [0u8; 3];
     // SAFETY: reading into a 3-byte buffer from our own pipe.
     let n = unsafe { libc::read(err_r.as_raw_fd(), msg.as_mut_ptr().cast(), 3) };
@@ -177,13 +219,16 @@ pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
+        if ns.retry_without(msg[0], errno) {
+            return Ok(None);
+        }
         return Err(Failure::Setup(format!(
             "{}: {}",
             Step::describe(msg[0]),
             std::io::Error::from_raw_os_error(errno)
         )));
     }
-    Ok(pid)
+    Ok(Some(pid))
 }
 
 /// `execve` made from the runtime's gate: the gate's `syscall` is trusted by the redirect
@@ -225,18 +270,32 @@ unsafe fn exec_through_gate(
     ret
 }
 
-/// Waits for the child, forwarding termination requests to it, and maps its end to an exit
-/// status: its own code, or 128 + the signal that killed it.
-pub fn wait(pid: libc::pid_t) -> i32 {
-    CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: installing handlers that only call kill(2), which is async-signal-safe; SIGINT
-    // and SIGQUIT reach the child from the terminal directly, so the supervisor ignores them.
+/// Signals the supervisor handles: termination requests it passes on, and the terminal's
+/// interrupt and quit, which reach the program directly and which the supervisor ignores.
+const SUPERVISOR_SIGNALS: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT];
+
+/// Installs the supervisor's signal handling. Called before the program starts, so that a
+/// termination request that arrives meanwhile is kept and passed on, not fatal to the
+/// supervisor alone.
+pub fn handle_signals() {
+    // SAFETY: the handler only touches atomics and calls kill(2), which is async-signal-safe.
     unsafe {
         for sig in [libc::SIGTERM, libc::SIGHUP] {
             libc::signal(sig, forward as *const () as libc::sighandler_t);
         }
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
+
+/// Waits for the child, forwarding termination requests to it, and maps its end to an exit
+/// status: its own code, or 128 + the signal that killed it.
+pub fn wait(pid: libc::pid_t) -> i32 {
+    CHILD.store(pid, Ordering::SeqCst);
+    let early = PENDING.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, early) };
     }
     loop {
         let mut status = 0;
@@ -255,12 +314,17 @@ pub fn wait(pid: libc::pid_t) -> i32 {
     }
 }
 
-static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The program's pid, once started.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A termination request that came before the program was started.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }

@@ -21,6 +21,7 @@ fn cond(c: Cond) -> String {
         Cond::Always => "every call".into(),
         Cond::MaskClear(arg, mask) => format!("when argument {arg} has none of {mask:#x}"),
         Cond::NonZero(arg) => format!("when argument {arg} is not zero"),
+        Cond::Equals(arg, value) => format!("when argument {arg} is {value:#x}"),
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
     }
 }

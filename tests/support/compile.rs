@@ -26,6 +26,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("execthread", &["-pthread"]),
     ("forks", &[]),
     ("hello", &[]),
+    ("cpu", &[]),
     ("randomness", &[]),
     ("rawsys", RAW_C_FLAGS),
     ("segv", &[]),

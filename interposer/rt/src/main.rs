@@ -12,6 +12,7 @@
 extern crate alloc;
 
 mod altstack;
+mod cpu;
 mod exec;
 mod fault;
 mod forward;

@@ -16,7 +16,7 @@ use kernel_host::{Config, Kernel, ProcessImage};
 use crate::loader::{self, File, Image, LoadError};
 use crate::stack::{self, AuxValue, InitialStack};
 use crate::sys::{self, nr};
-use crate::{altstack, fail, trace, trap};
+use crate::{altstack, cpu, fail, trace, trap};
 
 // The entry point jumps over the plain gate, which sits 16 bytes after it: the launcher finds
 // the gate there (`interposer::runtime`) without reading the symbol table, and checks its bytes.
@@ -163,6 +163,17 @@ fn path_of(file: &File) -> Vec<u8> {
     buf
 }
 
+/// Names the thread after the program, as the host's `execve` would (`ps`, `top`,
+/// `/proc/self/comm` show it): the last path component, cut to 15 bytes.
+fn set_comm(program: &[u8]) {
+    const PR_SET_NAME: u64 = 15;
+    let base = program.rsplit(|&b| b == b'/').next().unwrap_or(program);
+    let mut name = [0u8; 16];
+    let n = base.len().min(15);
+    name[..n].copy_from_slice(&base[..n]);
+    sys::call(nr::PRCTL, &[PR_SET_NAME, name.as_ptr() as u64]);
+}
+
 /// Maps the page the whole sandbox shares, from its reserved descriptor.
 fn map_shared(fd: i32) -> &'static Shared {
     const PROT_RW: u64 = 3;
@@ -218,7 +229,13 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         r.copy_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, 16) });
         r
     });
-    let pie_slide = (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12;
+    // Reproducible mode runs without address randomisation: the program lands where the host
+    // kernel would put it with ASLR off.
+    let pie_slide = if config.reproducible.is_some() {
+        0
+    } else {
+        (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12
+    };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
         let file = File::open(path).unwrap_or_else(|e| {
@@ -288,6 +305,8 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     kernel.inherit_blocked(sys::call(nr::GETTID, &[]) as u32);
     altstack::install_for_this_thread();
     trap::install(kernel);
+    cpu::setup(kernel);
+    set_comm(program);
     let entry = interp.as_ref().map_or(main.entry, |i| i.entry);
     // SAFETY: the stack at `built.sp` is the program's initial stack and `entry` its (or its
     // interpreter's) entry point; the registers are cleared as the ABI expects at process

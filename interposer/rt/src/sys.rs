@@ -39,6 +39,7 @@ pub mod nr {
     pub const EXIT_GROUP: u32 = 231;
     pub const READLINK: u32 = 89;
     pub const SIGALTSTACK: u32 = 131;
+    pub const PRCTL: u32 = 157;
     pub const GETTID: u32 = 186;
     pub const CLOCK_GETTIME: u32 = 228;
     pub const TGKILL: u32 = 234;

@@ -10,16 +10,16 @@
 //! (`SECCOMP_RET_TRAP`), and `getcontext(3)` for the frame layout.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use kernel_host::abi::{
     sigbit, KernelSigaction, SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIGBUS, SIGSEGV, SIGSYS,
 };
-use kernel_host::{Disposition, ForkPlan, ForkSide, GuestMemory, Kernel, Syscall, TaskCtx};
+use kernel_host::{AfterHost, Disposition, ForkPlan, ForkSide, GuestMemory, Kernel, Syscall, TaskCtx};
 
 use crate::guest::{RawHost, SelfMemory};
 use crate::sys::{self, nr};
 use crate::ucontext::{reg, Frame};
-use crate::{altstack, exec, fault, forward, trace, HEAP};
+use crate::{altstack, cpu, exec, fault, forward, trace, HEAP};
 
 /// The kernel serving this process, set once before the program starts.
 static KERNEL: AtomicPtr<Kernel> = AtomicPtr::new(core::ptr::null_mut());
@@ -37,6 +37,7 @@ extern "C" {
     fn cloister_restorer();
     fn cloister_gate();
     fn cloister_gate_traced();
+    fn cloister_gate_timed();
 }
 
 // The restorer: where a handler returns to. It lives in the runtime's code so that
@@ -68,6 +69,31 @@ global_asm!(
     "pop rdx",
     "pop rsi",
     "pop rdi",
+    "mov rcx, [rsp]",
+    "mov rsp, [rsp + 8]",
+    "jmp rcx",
+    // The timed gate: if the call returned [rsp+16] (it timed out), move the virtual clock at
+    // [rsp+32] up to the deadline [rsp+24] (a compare-and-swap maximum). The flags and every
+    // register but rcx and r11 (clobbered by `syscall` anyway) are kept.
+    ".globl cloister_gate_timed",
+    "cloister_gate_timed:",
+    "syscall",
+    "pushfq",
+    "cmp rax, [rsp + 24]",
+    "jne 5f",
+    "push rax",
+    "mov rcx, [rsp + 40]",
+    "mov r11, [rsp + 48]",
+    "mov rax, [r11]",
+    "4:",
+    "cmp rax, rcx",
+    "jae 6f",
+    "lock cmpxchg [r11], rcx",
+    "jne 4b",
+    "6:",
+    "pop rax",
+    "5:",
+    "popfq",
     "mov rcx, [rsp]",
     "mov rsp, [rsp + 8]",
     "jmp rcx",
@@ -110,7 +136,8 @@ fn kernel() -> &'static Kernel {
     unsafe { &*kernel_ptr }
 }
 
-/// SIGSEGV and SIGBUS: a fault in a guest copy becomes `EFAULT`; any other goes to the program.
+/// SIGSEGV and SIGBUS: a fault in a guest copy becomes `EFAULT`; `rdtsc`, `rdtscp` and `cpuid`
+/// made to fault in reproducible mode are answered ([`cpu`]); any other goes to the program.
 extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
     // SAFETY: the host passes the live ucontext to an SA_SIGINFO handler.
     let mut frame = unsafe { Frame::new(uc) };
@@ -120,6 +147,9 @@ extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
     }
     // SAFETY: the host passes a valid siginfo to an SA_SIGINFO handler.
     let si_code = unsafe { *(info.add(SI_CODE) as *const i32) };
+    if sig == SIGSEGV as i32 && si_code == cpu::SI_KERNEL && cpu::emulate(kernel(), &mut frame) {
+        return;
+    }
     forward::forward(kernel(), sig, info, &mut frame, si_code > 0);
 }
 
@@ -149,10 +179,10 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     let cookie = elapsed.map(|ns| trace::call(&call, &mem, &disposition, ns));
     match disposition {
         Disposition::Return(v) => frame.set_reg(reg::RAX, v as u64),
-        Disposition::Host(host) => via_gate(&mut frame, &task, host, cookie),
+        Disposition::Host(host) => via_gate(kernel, &mut frame, &task, host, cookie),
         Disposition::Fork(plan) => fork(kernel, &mut frame, plan, cookie),
         Disposition::Exec(plan) => match exec::call_for(&plan) {
-            Some(host) => via_gate(&mut frame, &task, host, cookie),
+            Some(host) => via_gate(kernel, &mut frame, &task, host, cookie),
             None => frame.set_reg(reg::RAX, kernel_host::Errno::ENOMEM.ret() as u64),
         },
     }
@@ -163,11 +193,22 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
 
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
-fn via_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>) {
+fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>) {
     let sp = frame.reg(reg::RSP);
     let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - 40) & !15;
-    let header: u64 = (2u64 << 32) | 24;
-    let slots = [frame.reg(reg::RIP), sp, header, cookie.unwrap_or(0), 0];
+    // The words after the return address and stack pointer are the gate's own.
+    let timed = match (task.after, kernel.virtual_clock_counter()) {
+        (Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }), Some(counter)) => {
+            Some([timed_out as u64, deadline, counter as *const AtomicU64 as u64])
+        }
+        _ => None,
+    };
+    let (gate, words) = match (timed, cookie) {
+        (Some(words), _) => (cloister_gate_timed as *const () as u64, words),
+        (None, Some(cookie)) => (cloister_gate_traced as *const () as u64, [(2u64 << 32) | 24, cookie, 0]),
+        (None, None) => (cloister_gate as *const () as u64, [0; 3]),
+    };
+    let slots = [frame.reg(reg::RIP), sp, words[0], words[1], words[2]];
     let mut bytes = [0u8; 40];
     for (i, s) in slots.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&s.to_ne_bytes());
@@ -182,12 +223,7 @@ fn via_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option
     }
     frame.set_reg(reg::RAX, u64::from(host.nr));
     frame.set_reg(reg::RSP, new_sp);
-    let gate = if cookie.is_some() {
-        cloister_gate_traced as *const () as usize
-    } else {
-        cloister_gate as *const () as usize
-    };
-    frame.set_reg(reg::RIP, gate as u64);
+    frame.set_reg(reg::RIP, gate);
 }
 
 /// Forks inside the handler: parent and child both return from here, each with its result.

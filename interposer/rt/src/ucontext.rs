@@ -18,8 +18,10 @@ pub mod reg {
     pub const R10: usize = 2;
     pub const RDI: usize = 8;
     pub const RSI: usize = 9;
+    pub const RBX: usize = 11;
     pub const RDX: usize = 12;
     pub const RAX: usize = 13;
+    pub const RCX: usize = 14;
     pub const RSP: usize = 15;
     pub const RIP: usize = 16;
 }

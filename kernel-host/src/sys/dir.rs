@@ -34,7 +34,20 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     match k.dirs.read(fd32, dev, ino, off, room) {
         Read::Entries(bytes) => return ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
         Read::TooSmall => return ret(Err(Errno::EINVAL)),
-        Read::Unknown if off != 0 => return Disposition::Host(*call),
+        Read::Unknown if off != 0 => {
+            // The program moved the descriptor to one of the positions this kernel handed out
+            // as `d_off`: serve from there, and put the host's offset back at the end.
+            return match k.dirs.seek(fd32, dev, ino, off) {
+                Some(end) => {
+                    task.host_call(Sysno::lseek, [fd, end as u64, 0, 0, 0, 0]);
+                    match k.dirs.read(fd32, dev, ino, end, room) {
+                        Read::Entries(bytes) => ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
+                        _ => ret(Err(Errno::EINVAL)),
+                    }
+                }
+                None => Disposition::Host(*call),
+            };
+        }
         Read::Unknown => {}
     }
     let mut entries = Vec::new();

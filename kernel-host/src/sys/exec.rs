@@ -50,6 +50,13 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
+    // `/proc/self/exe` is the runtime on the host: exec'ing it means the program itself.
+    let own_pid = || task.host_call(syscalls::Sysno::getpid, [0; 6]) as u64;
+    let path = if crate::procfs::classify(&path, own_pid) == Some(crate::procfs::ProcFile::Exe) {
+        k.process.image().exe.clone()
+    } else {
+        path
+    };
     let argv = task.read_string_array(argv, ARG_MAX)?;
     let envp = task.read_string_array(envp, ARG_MAX)?;
     let mut cpath = path.clone();

@@ -1,6 +1,7 @@
 //! One module per syscall family: each handler decodes its registers, validates, calls the
 //! subsystem and returns a disposition. State and semantics live in the subsystems.
 
+pub mod cpu;
 pub mod dir;
 pub mod exec;
 pub mod fd;
@@ -11,6 +12,7 @@ pub mod random;
 pub mod sched;
 pub mod signal;
 pub mod time;
+pub mod wait;
 
 use crate::errno::KResult;
 use crate::syscall::Disposition;

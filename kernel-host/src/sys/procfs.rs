@@ -3,7 +3,7 @@
 //! path goes to the host unchanged.
 
 use super::ret;
-use crate::abi::{AT_FDCWD, AT_SYMLINK_NOFOLLOW, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, PATH_MAX};
+use crate::abi::{AT_FDCWD, AT_SYMLINK_NOFOLLOW, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_WRONLY, PATH_MAX};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::procfs::{classify, ProcFile};
@@ -41,7 +41,8 @@ fn open_common(
     flags: u64,
     mode: u64,
 ) -> Disposition {
-    let contents: Vec<u8> = match served(task, path) {
+    let served = served(task, path);
+    let contents: Vec<u8> = match served {
         None => return Disposition::Host(*call),
         Some(ProcFile::Exe) => {
             return match task.push_scratch(k.process.exe_cstr()) {
@@ -75,6 +76,32 @@ fn open_common(
                 Ok(host) => crate::procfs::cpuinfo(&host, r.cpus),
                 Err(e) => return ret(Err(e)),
             },
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::RandomDevice) if flags & O_ACCMODE == O_WRONLY => return Disposition::Host(*call),
+        Some(ProcFile::RandomUuid) if k.random.is_seeded() => {
+            let mut b = [0u8; 16];
+            k.random.fill(&mut b);
+            crate::procfs::uuid(b)
+        }
+        Some(ProcFile::RandomUuid) => return Disposition::Host(*call),
+        Some(ProcFile::Uptime) | Some(ProcFile::LoadAvg) => match k.clock.virtual_clock() {
+            Some(v) if served == Some(ProcFile::Uptime) => {
+                let up = crate::time::MONOTONIC_BASE_NS + v.tick();
+                alloc::format!(
+                    "{}.{:02} {}.{:02}\n",
+                    up / 1_000_000_000,
+                    up / 10_000_000 % 100,
+                    up / 1_000_000_000,
+                    up / 10_000_000 % 100
+                )
+                .into_bytes()
+            }
+            Some(_) => b"0.00 0.00 0.00 1/1 2\n".to_vec(),
+            None => return Disposition::Host(*call),
+        },
+        Some(ProcFile::EtcHostname) => match k.identity.hostname() {
+            Some(name) => [name, b"\n"].concat(),
             None => return Disposition::Host(*call),
         },
         Some(ProcFile::RandomDevice) if k.random.is_seeded() => {

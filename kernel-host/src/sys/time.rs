@@ -5,7 +5,7 @@ use super::ret;
 use crate::abi::{is_realtime_clock, CLOCK_REALTIME, TIMER_ABSTIME};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
-use crate::syscall::{Disposition, Syscall};
+use crate::syscall::{AfterHost, Disposition, Syscall};
 use crate::task::TaskCtx;
 use crate::time::{TimePair, VirtualClock};
 use syscalls::Sysno;
@@ -68,15 +68,21 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     })())
 }
 
-/// A relative sleep of `ns` on the virtual clock: the clock moves by it, and the thread
-/// sleeps for real (in its own context, interruptible) unless sleeps are fast.
+/// A relative sleep of `ns` on the virtual clock. With fast sleeps the clock moves to the
+/// sleeper's deadline at once; otherwise the thread sleeps for real (in its own context,
+/// interruptible) and the clock moves to the deadline when the sleep completes, so that
+/// sleeps that overlap do not add up.
 fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64) -> Disposition {
-    v.advance(ns);
     if v.fast_sleep() {
+        v.advance(ns);
         return Disposition::Return(0);
     }
     match task.push_scratch(&TimePair::from_ns(ns).to_bytes()) {
-        Ok(req) => Disposition::Host(Syscall::new(Sysno::nanosleep, [req, 0, 0, 0, 0, 0])),
+        Ok(req) => {
+            let deadline = v.elapsed().saturating_add(ns);
+            task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline });
+            Disposition::Host(Syscall::new(Sysno::nanosleep, [req, 0, 0, 0, 0, 0]))
+        }
         Err(e) => Disposition::Return(e.ret()),
     }
 }

@@ -1,0 +1,162 @@
+//! Timed waits on the virtual clock: `futex` with a timeout, `poll`, `ppoll`, `select`,
+//! `pselect6`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2`.
+//!
+//! Programs wait with a timeout and then read the clock to see whether their deadline passed
+//! (Go's timers, asyncio, condition variables). On a clock that only moves when read, the
+//! deadline would never come. So a wait that times out advances the virtual clock by its
+//! timeout, as if that time had passed ([`AfterHost::AdvanceClockOnTimeout`]); with
+//! `--fast-sleep` the wait does not wait at all. Absolute futex deadlines, which the program
+//! computed on the virtual clock, are turned into the host's relative ones.
+
+use crate::errno::{Errno, KResult};
+use crate::kernel::Kernel;
+use crate::syscall::{AfterHost, Disposition, Syscall};
+use crate::task::TaskCtx;
+use crate::time::{TimePair, VirtualClock};
+
+/// `futex` operations that wait with a timeout, and the flag bits around them.
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_CMD_MASK: u64 = 0x7f;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+const CLOCK_MONOTONIC: u64 = 1;
+const ETIMEDOUT: Errno = Errno(110);
+
+/// Arranges `call` (whose timeout is `ns`) to advance the clock if it times out, after
+/// rewriting its timeout to zero when sleeps are fast (`zero` rewrites the call).
+fn timed(
+    v: &VirtualClock,
+    task: &mut TaskCtx<'_>,
+    mut call: Syscall,
+    ns: u64,
+    timed_out: i64,
+    zero: impl FnOnce(&mut TaskCtx<'_>, &mut Syscall) -> KResult<()>,
+) -> Disposition {
+    if v.fast_sleep() {
+        if let Err(e) = zero(task, &mut call) {
+            return Disposition::Return(e.ret());
+        }
+    }
+    task.after =
+        Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.elapsed().saturating_add(ns) });
+    Disposition::Host(call)
+}
+
+fn read_pair(task: &TaskCtx<'_>, addr: u64) -> KResult<TimePair> {
+    let mut b = [0u8; 16];
+    task.mem.read(addr, &mut b)?;
+    Ok(TimePair::from_bytes(&b))
+}
+
+/// Points argument `arg` at a scratch `timespec` (or `timeval`) of zero.
+fn zero_pair(arg: usize) -> impl FnOnce(&mut TaskCtx<'_>, &mut Syscall) -> KResult<()> {
+    move |task, call| {
+        call.args[arg] = task.push_scratch(&[0u8; 16])?;
+        Ok(())
+    }
+}
+
+/// `futex(uaddr, op, val, timeout, uaddr2, val3)`, trapped when a timeout is given.
+pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let [_, op, _, timeout, ..] = call.args;
+    let cmd = op & FUTEX_CMD_MASK;
+    if timeout == 0 || (cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) {
+        return Disposition::Host(*call);
+    }
+    let t = match read_pair(task, timeout).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
+        Ok(t) => t,
+        Err(e) => return Disposition::Return(e.ret()),
+    };
+    let (ns, mut host) = if cmd == FUTEX_WAIT {
+        (t, *call)
+    } else {
+        // An absolute deadline on the virtual clock: wait the time left, as a relative
+        // FUTEX_WAIT_BITSET cannot say, through the host's own clock.
+        let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { CLOCK_MONOTONIC };
+        let left = t.saturating_sub(v.base(clock).saturating_add(v.elapsed()));
+        let mut now = [0u8; 16];
+        task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
+        let deadline = TimePair::from_bytes(&now).to_ns().unwrap_or(0).saturating_add(left);
+        let mut host = *call;
+        match task.push_scratch(&TimePair::from_ns(deadline).to_bytes()) {
+            Ok(addr) => host.args[3] = addr,
+            Err(e) => return Disposition::Return(e.ret()),
+        }
+        (left, host)
+    };
+    if v.fast_sleep() && cmd == FUTEX_WAIT_BITSET {
+        // Zero time left on an absolute deadline: a deadline of "now" on the host.
+        let mut now = [0u8; 16];
+        let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { CLOCK_MONOTONIC };
+        task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
+        match task.push_scratch(&now) {
+            Ok(addr) => host.args[3] = addr,
+            Err(e) => return Disposition::Return(e.ret()),
+        }
+        let deadline = v.elapsed().saturating_add(ns);
+        task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: ETIMEDOUT.ret(), deadline });
+        return Disposition::Host(host);
+    }
+    timed(v, task, host, ns, ETIMEDOUT.ret(), zero_pair(3))
+}
+
+/// A timeout in milliseconds (`poll`, `epoll_wait`) at argument `arg`; negative waits forever.
+fn millis(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let ms = call.args[arg] as i32;
+    if ms <= 0 {
+        return Disposition::Host(*call);
+    }
+    timed(v, task, *call, ms as u64 * 1_000_000, 0, move |_, c| {
+        c.args[arg] = 0;
+        Ok(())
+    })
+}
+
+/// A timeout as a pointer to a `timespec` (`micros` false) or `timeval` (true) at `arg`.
+fn pair(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize, micros: bool) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    if call.args[arg] == 0 {
+        return Disposition::Host(*call);
+    }
+    let t = match read_pair(task, call.args[arg]) {
+        Ok(t) => t,
+        Err(e) => return Disposition::Return(e.ret()),
+    };
+    let t = if micros { TimePair { secs: t.secs, frac: t.frac.saturating_mul(1000) } } else { t };
+    match t.to_ns() {
+        Some(0) | None => Disposition::Host(*call),
+        Some(ns) => timed(v, task, *call, ns, 0, zero_pair(arg)),
+    }
+}
+
+/// `poll(fds, nfds, timeout_ms)`.
+pub fn poll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    millis(k, task, call, 2)
+}
+
+/// `epoll_wait(epfd, events, max, timeout_ms)` and `epoll_pwait(..., sigmask, size)`.
+pub fn epoll_wait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    millis(k, task, call, 3)
+}
+
+/// `epoll_pwait2(epfd, events, max, timeout, sigmask, size)`.
+pub fn epoll_pwait2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    pair(k, task, call, 3, false)
+}
+
+/// `ppoll(fds, nfds, tsp, sigmask, size)`.
+pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    pair(k, task, call, 2, false)
+}
+
+/// `select(nfds, r, w, e, timeval)`.
+pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    pair(k, task, call, 4, true)
+}
+
+/// `pselect6(nfds, r, w, e, timespec, sigmask)`.
+pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    pair(k, task, call, 4, false)
+}

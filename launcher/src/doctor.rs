@@ -1,0 +1,420 @@
+//! `cloister doctor`: which of the protections and capabilities cloister builds on this host
+//! offers, one line each, with what it means for a sandbox.
+//!
+//! Every probe that changes irreversible state (no_new_privs, seccomp filters, namespaces,
+//! TSC and CPUID faulting) runs in a forked child that exits right after; the others (the
+//! Landlock ABI, the vDSO, `/proc/cpuinfo`) only read. See `seccomp(2)`, `unshare(2)`,
+//! `landlock_create_ruleset(2)`, `prctl(2)` (`PR_SET_TSC`) and `arch_prctl(2)`
+//! (`ARCH_SET_CPUID`).
+
+use std::arch::asm;
+use std::fmt::Write;
+
+/// `arch_prctl` codes (`asm/prctl.h`).
+const ARCH_GET_CPUID: libc::c_ulong = 0x1011;
+const ARCH_SET_CPUID: libc::c_ulong = 0x1012;
+/// `landlock_create_ruleset` flag that asks for the ABI version (`linux/landlock.h`).
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+/// `si_code` of a seccomp trap.
+const SYS_SECCOMP: libc::c_int = 1;
+/// A child's exit status when the instruction or call it tried did not fault or trap.
+const DID_NOT_FAULT: i32 = 200;
+
+/// One line of the report.
+#[derive(Debug)]
+pub struct Check {
+    /// What was probed.
+    pub name: &'static str,
+    /// `Ok(detail)` when the host offers it, `Err(why not)` otherwise.
+    pub outcome: Result<String, String>,
+    /// What it means when available.
+    pub yes: &'static str,
+    /// What it means when not.
+    pub no: &'static str,
+}
+
+impl Check {
+    /// Whether the host offers it.
+    pub fn available(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+/// How a probe run in a child ended.
+enum ChildEnd {
+    Exit(i32),
+    Signal(i32),
+}
+
+/// Runs `probe` in a forked child and returns how the child ended; the child's state (filters,
+/// namespaces, flags) dies with it. `probe` returns the child's exit status.
+fn in_child(probe: fn() -> i32) -> Result<ChildEnd, String> {
+    // SAFETY: the launcher is single-threaded when it runs the doctor, and the child only
+    // makes async-signal-safe calls before `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("cannot fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = probe();
+        // SAFETY: ending the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child into a valid status word.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("cannot wait for the probe: {}", std::io::Error::last_os_error()));
+    }
+    if libc::WIFSIGNALED(status) {
+        Ok(ChildEnd::Signal(libc::WTERMSIG(status)))
+    } else {
+        Ok(ChildEnd::Exit(libc::WEXITSTATUS(status)))
+    }
+}
+
+/// The name of an errno value.
+fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::ENODEV => "ENODEV",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EACCES => "EACCES",
+        libc::ENOSPC => "ENOSPC",
+        libc::EUSERS => "EUSERS",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_string()
+}
+
+/// The errno of the last failed call, as a child's exit status (never 0).
+fn errno_status() -> i32 {
+    // SAFETY: reading this thread's errno.
+    let errno = unsafe { *libc::__errno_location() };
+    errno.clamp(1, 199)
+}
+
+/// A probe whose child exits 0 when the feature works, or with an errno.
+fn simple(probe: fn() -> i32) -> Result<String, String> {
+    match in_child(probe)? {
+        ChildEnd::Exit(0) => Ok(String::new()),
+        ChildEnd::Exit(DID_NOT_FAULT) => Err("did not fault".into()),
+        ChildEnd::Exit(errno) => Err(errno_name(errno)),
+        ChildEnd::Signal(sig) => Err(format!("probe killed by signal {sig}")),
+    }
+}
+
+fn seccomp_install(flags: libc::c_ulong, program: &[libc::sock_filter]) -> libc::c_long {
+    let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut _ };
+    // SAFETY: `prog` points to `program`, which outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return -1;
+        }
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    }
+}
+
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
+}
+
+const ALLOW_ALL: [libc::sock_filter; 1] = [libc::sock_filter {
+    code: (libc::BPF_RET | libc::BPF_K) as u16,
+    jt: 0,
+    jf: 0,
+    k: libc::SECCOMP_RET_ALLOW,
+}];
+
+fn probe_no_new_privs() -> i32 {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return errno_status();
+        }
+        if libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 {
+            0
+        } else {
+            libc::EINVAL
+        }
+    }
+}
+
+fn probe_seccomp_filter() -> i32 {
+    if seccomp_install(0, &ALLOW_ALL) != 0 {
+        return errno_status();
+    }
+    0
+}
+
+extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the host passes a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    // SAFETY: ending the probe's child.
+    unsafe { libc::_exit(if code == SYS_SECCOMP { 0 } else { DID_NOT_FAULT }) }
+}
+
+extern "C" fn exit_on_signal(_: libc::c_int) {
+    // SAFETY: ending the probe's child: the instruction faulted as asked.
+    unsafe { libc::_exit(0) }
+}
+
+/// Sets `handler` (an `extern "C"` function of the right shape for `flags`) for `sig`.
+fn handle(sig: libc::c_int, handler: libc::sighandler_t, flags: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is valid; `handler` is a function that only calls `_exit`.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = handler;
+        act.sa_flags = flags;
+        libc::sigaction(sig, &act, std::ptr::null_mut()) == 0
+    }
+}
+
+fn probe_ret_trap() -> i32 {
+    type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+    if !handle(libc::SIGSYS, on_sigsys as Handler as libc::sighandler_t, libc::SA_SIGINFO) {
+        return errno_status();
+    }
+    let program = [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_getppid as u32,
+        },
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_TRAP),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    if seccomp_install(0, &program) != 0 {
+        return errno_status();
+    }
+    // SAFETY: a call without arguments; the filter turns it into SIGSYS.
+    unsafe { libc::syscall(libc::SYS_getppid) };
+    DID_NOT_FAULT
+}
+
+fn probe_user_notif() -> i32 {
+    let listener = seccomp_install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &ALLOW_ALL);
+    if listener < 0 {
+        return errno_status();
+    }
+    0
+}
+
+/// Unshares `flag`, with a new user namespace when that alone is refused (as an unprivileged
+/// user must).
+fn unshare(flag: libc::c_int) -> i32 {
+    // SAFETY: unshare with flags only changes this (forked) process.
+    unsafe {
+        if libc::unshare(flag) == 0 || libc::unshare(libc::CLONE_NEWUSER | flag) == 0 {
+            0
+        } else {
+            errno_status()
+        }
+    }
+}
+
+fn probe_user_ns() -> i32 {
+    unshare(libc::CLONE_NEWUSER)
+}
+
+fn probe_mount_ns() -> i32 {
+    unshare(libc::CLONE_NEWNS)
+}
+
+fn probe_pid_ns() -> i32 {
+    unshare(libc::CLONE_NEWPID)
+}
+
+fn probe_net_ns() -> i32 {
+    unshare(libc::CLONE_NEWNET)
+}
+
+fn probe_tsc() -> i32 {
+    if !handle(libc::SIGSEGV, exit_on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t, 0) {
+        return errno_status();
+    }
+    // SAFETY: prctl with integer arguments, in the probe's child.
+    if unsafe { libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0) } != 0 {
+        return errno_status();
+    }
+    // SAFETY: `rdtsc` writes only eax and edx; here it should raise SIGSEGV.
+    unsafe { asm!("rdtsc", out("eax") _, out("edx") _, options(nostack, nomem, preserves_flags)) };
+    DID_NOT_FAULT
+}
+
+fn probe_cpuid() -> i32 {
+    if !handle(libc::SIGSEGV, exit_on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t, 0) {
+        return errno_status();
+    }
+    // SAFETY: arch_prctl with integer arguments, in the probe's child.
+    unsafe {
+        if libc::syscall(libc::SYS_arch_prctl, ARCH_GET_CPUID, 0) < 0 {
+            return errno_status();
+        }
+        if libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 0) != 0 {
+            return errno_status();
+        }
+    }
+    // SAFETY: `cpuid` writes eax, ebx, ecx and edx; rbx, which LLVM reserves, is saved in
+    // another register and restored. Here it should raise SIGSEGV.
+    unsafe {
+        asm!(
+            "mov {save}, rbx",
+            "cpuid",
+            "mov rbx, {save}",
+            save = out(reg) _,
+            inout("eax") 0 => _,
+            inout("ecx") 0 => _,
+            out("edx") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    DID_NOT_FAULT
+}
+
+fn landlock_abi() -> Result<String, String> {
+    // SAFETY: with a null attribute, size 0 and the VERSION flag the call only returns a number.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if abi > 0 {
+        Ok(format!("ABI {abi}"))
+    } else {
+        Err(errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+    }
+}
+
+fn vdso() -> Result<String, String> {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let at = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    if at != 0 {
+        Ok(String::new())
+    } else {
+        Err(String::new())
+    }
+}
+
+/// Whether `cpuid` can be made to fault on this host (what `--reproducible` needs to hide
+/// RDRAND and RDSEED).
+pub fn cpuid_faulting() -> bool {
+    simple(probe_cpuid).is_ok()
+}
+
+type Probe = fn() -> Result<String, String>;
+
+/// What is probed, how, and what each answer means for a sandbox.
+const CHECKS: &[(&str, Probe, &str, &str)] = &[
+    (
+        "no_new_privs",
+        || simple(probe_no_new_privs),
+        "set for every sandbox: setuid programs gain nothing",
+        "cloister cannot run: seccomp filters need it",
+    ),
+    (
+        "seccomp filter",
+        || simple(probe_seccomp_filter),
+        "the floor (calls no sandboxed program may make) is enforced by the host kernel",
+        "cloister cannot run here",
+    ),
+    (
+        "SECCOMP_RET_TRAP",
+        || simple(probe_ret_trap),
+        "redirected calls reach the in-process kernel as SIGSYS",
+        "the in-process backend cannot work",
+    ),
+    (
+        "user notification",
+        || simple(probe_user_notif),
+        "a supervisor can serve calls through SECCOMP_RET_USER_NOTIF",
+        "no seccomp user notification",
+    ),
+    (
+        "user namespace",
+        || simple(probe_user_ns),
+        "sandboxes can have their own user ids and capabilities",
+        "sandboxes run in the host's namespaces (the seccomp floor still holds)",
+    ),
+    (
+        "mount namespace",
+        || simple(probe_mount_ns),
+        "sandboxes can have a private mount table",
+        "sandboxes share the host's mount table",
+    ),
+    (
+        "pid namespace",
+        || simple(probe_pid_ns),
+        "sandboxed processes can be kept from seeing the host's",
+        "sandboxed processes see the host's process list",
+    ),
+    (
+        "net namespace",
+        || simple(probe_net_ns),
+        "sandboxes can be cut off from the host's network interfaces",
+        "sandboxes share the host's network interfaces",
+    ),
+    (
+        "Landlock",
+        landlock_abi,
+        "the host kernel can refuse host paths the policy does not name",
+        "host paths are not confined by the host kernel",
+    ),
+    (
+        "TSC faulting",
+        || simple(probe_tsc),
+        "--reproducible answers rdtsc/rdtscp from the virtual clock",
+        "rdtsc reads the host's counter, even in --reproducible",
+    ),
+    (
+        "CPUID faulting",
+        || simple(probe_cpuid),
+        "--reproducible hides RDRAND/RDSEED from cpuid",
+        "cpuid shows the CPU's RDRAND/RDSEED, even in --reproducible",
+    ),
+    (
+        "vDSO",
+        vdso,
+        "clock reads skip the system call (withheld with --time-offset and --reproducible)",
+        "every clock read is a system call",
+    ),
+];
+
+/// Probes the host.
+pub fn checks() -> Vec<Check> {
+    CHECKS.iter().map(|&(name, probe, yes, no)| Check { name, outcome: probe(), yes, no }).collect()
+}
+
+/// The report: one line per check.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let (status, meaning) = match &c.outcome {
+            Ok(d) if d.is_empty() => ("yes".to_string(), c.yes),
+            Ok(d) => (format!("yes ({d})"), c.yes),
+            Err(e) if e.is_empty() => ("no".to_string(), c.no),
+            Err(e) => (format!("no ({e})"), c.no),
+        };
+        let _ = writeln!(out, "{:<18} {:<19} {meaning}", c.name, status);
+    }
+    out
+}
+
+/// `cloister doctor`: prints the report; always exits 0.
+pub fn run() -> i32 {
+    print!("{}", render(&checks()));
+    0
+}

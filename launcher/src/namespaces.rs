@@ -1,0 +1,351 @@
+//! The sandbox's own pid and mount namespaces (reproducible mode): process ids that are virtual
+//! and the same on every run, a `/proc` (and so `ps`) that agrees with them, and a fresh, empty
+//! `/tmp`.
+//!
+//! The launcher creates the sandbox's first process with `clone(CLONE_NEWPID | CLONE_NEWNS)`
+//! (plus `CLONE_NEWUSER`, mapping only the caller's own uid and gid, when the launcher is not
+//! root or root may not create the others by itself). That process is pid 1 of the new pid
+//! namespace and acts as a minimal init: it makes every mount private, mounts a fresh `proc` on
+//! `/proc` and a fresh tmpfs on `/tmp`, sets up the floor like any sandboxed process, and forks
+//! the program, which becomes pid 2 and continues the usual path of [`crate::spawn`]. The
+//! program cannot be pid 1 itself: the kernel drops signals a namespace's init has no handler
+//! for, so `sh -c 'kill -TERM $$'` would outlive its own kill.
+//!
+//! Init reaps every process of the namespace and, when the program ends, exits with the
+//! program's status mapped like [`crate::spawn::wait`] maps it (the exit code, or 128 + the
+//! signal), so `cloister run` still reports the program's status; the kernel then kills whatever
+//! is left in the namespace. Init forwards SIGTERM and SIGHUP sent from outside the namespace
+//! (the supervisor's forwarding) to the program, and leaves SIGINT and SIGQUIT alone: the
+//! terminal sends them to the whole foreground process group, program included, and the kernel
+//! drops them for an init without a handler.
+//!
+//! Where the host refuses the namespaces (`EPERM`, `EINVAL`, ... from `clone`, or from a set-up
+//! step inside the new namespaces), the launcher says so in one line on stderr and starts the
+//! program without them; process ids are then the host's.
+//!
+//! What this does not do: ipc, uts and network namespaces, and hiding the launcher's command
+//! line in init's `/proc/1/cmdline`. A program or script stored under the host's `/tmp` is not
+//! reachable by that path inside the sandbox (the fresh tmpfs covers it).
+//!
+//! Read first: namespaces(7), pid_namespaces(7), mount_namespaces(7), user_namespaces(7),
+//! clone(2), mount(2).
+
+use crate::failure::Failure;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The line printed when the host does not let the sandbox have its own namespaces.
+pub const UNAVAILABLE: &str =
+    "cloister: reproducible mode without a pid namespace on this host: process ids are the host's";
+
+/// Set-up steps inside the new namespaces, numbered after [`crate::spawn`]'s own steps in the
+/// error record the child sends the launcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    /// Writing `/proc/self/{setgroups,uid_map,gid_map}` in a new user namespace.
+    IdMaps = 32,
+    /// `mount(NULL, "/", NULL, MS_REC | MS_PRIVATE)`.
+    PrivateMounts,
+    /// A fresh `proc` on `/proc`.
+    Proc,
+    /// A fresh tmpfs on `/tmp`.
+    Tmp,
+    /// Forking the program (pid 2) from init.
+    ForkProgram,
+}
+
+impl Step {
+    const ALL: [Step; 5] = [Step::IdMaps, Step::PrivateMounts, Step::Proc, Step::Tmp, Step::ForkProgram];
+
+    /// The step an error record's code names, if it is one of these.
+    pub fn from_code(code: u8) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| *s as u8 == code)
+    }
+
+    /// What failed, for the user.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::IdMaps => "cannot map the sandbox's user and group ids in its user namespace",
+            Step::PrivateMounts => "cannot make the sandbox's mounts private (mount --make-rprivate /)",
+            Step::Proc => "cannot mount a fresh /proc in the sandbox's pid namespace",
+            Step::Tmp => "cannot mount a fresh tmpfs on the sandbox's /tmp",
+            Step::ForkProgram => "cannot fork the program from the sandbox's init",
+        }
+    }
+}
+
+/// Whether an errno means "this host does not allow it" rather than a fault to report.
+fn refused(errno: i32) -> bool {
+    matches!(errno, libc::EPERM | libc::EACCES | libc::EINVAL | libc::ENOSPC | libc::EUSERS | libc::ENOSYS)
+}
+
+/// One `/proc/self/*_map` line, formatted before the fork.
+#[derive(Clone, Copy)]
+struct IdMap {
+    line: [u8; 32],
+    len: usize,
+}
+
+impl IdMap {
+    /// `id id 1`: the id maps to itself, and nothing else is mapped.
+    fn identity(id: u32) -> IdMap {
+        let text = format!("{id} {id} 1\n");
+        let mut line = [0u8; 32];
+        line[..text.len()].copy_from_slice(text.as_bytes());
+        IdMap { line, len: text.len() }
+    }
+}
+
+/// Whether and how the sandbox gets its own namespaces; decided in the launcher, before the
+/// fork, and copied into the child with the rest of its memory.
+pub struct Namespaces {
+    /// Still trying to use them (false once the host refused, or when not asked for).
+    wanted: bool,
+    /// Add a user namespace (not root, or root without the right to create the others).
+    user: bool,
+    uid_map: IdMap,
+    gid_map: IdMap,
+}
+
+impl Namespaces {
+    /// The plan for a sandbox: with namespaces if `wanted` (reproducible mode).
+    pub fn new(wanted: bool) -> Namespaces {
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Namespaces { wanted, user: uid != 0, uid_map: IdMap::identity(uid), gid_map: IdMap::identity(gid) }
+    }
+
+    /// Whether the process this plan was copied into runs in the new namespaces (true in the
+    /// child of a [`Namespaces::fork`] that created them).
+    pub fn active(&self) -> bool {
+        self.wanted
+    }
+
+    /// Gives up on the namespaces, saying so once on stderr.
+    fn give_up(&mut self) {
+        if self.wanted {
+            self.wanted = false;
+            eprintln!("{UNAVAILABLE}");
+        }
+    }
+
+    /// Forks the sandbox's first process: with `clone` into new namespaces when wanted and
+    /// allowed, with a plain `fork` otherwise. Returns 0 in the child, like `fork`.
+    pub fn fork(&mut self) -> Result<libc::pid_t, Failure> {
+        while self.wanted {
+            let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD;
+            if self.user {
+                flags |= libc::CLONE_NEWUSER;
+            }
+            // SAFETY: without CLONE_VM and with a null stack, clone behaves like fork: the child
+            // gets a copy of the calling thread and its memory and returns 0 here. The child
+            // then runs only async-signal-safe calls (see `spawn`), so glibc's state, which is
+            // not told about this fork, is never consulted.
+            let pid = unsafe { libc::syscall(libc::SYS_clone, libc::c_long::from(flags), 0, 0, 0, 0) };
+            if pid >= 0 {
+                return Ok(pid as libc::pid_t);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(errno) if refused(errno) && !self.user => self.user = true,
+                Some(errno) if refused(errno) => self.give_up(),
+                _ => {
+                    return Err(Failure::Setup(format!(
+                        "cannot create the sandbox's pid and mount namespaces: {e}"
+                    )))
+                }
+            }
+        }
+        // SAFETY: the child runs only raw system calls on data prepared before, then execs or
+        // exits (see `spawn`).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Failure::Setup(format!("cannot fork: {}", std::io::Error::last_os_error())));
+        }
+        Ok(pid)
+    }
+
+    /// After the child reported that set-up step `code` failed with `errno`: whether to start
+    /// again without namespaces (the failure was one of their steps, refused by the host). Says
+    /// so on stderr when it is.
+    pub fn retry_without(&mut self, code: u8, errno: i32) -> bool {
+        if self.wanted && Step::from_code(code).is_some() && refused(errno) {
+            self.give_up();
+            return true;
+        }
+        false
+    }
+
+    /// In init (pid 1 of the new namespaces), first thing after `PR_SET_PDEATHSIG`: checks that
+    /// the launcher is still there, maps the ids of a new user namespace, and mounts a private
+    /// tree with a fresh `/proc` and `/tmp`. On error `errno` says why.
+    ///
+    /// `err_r` and `err_w` are this process's copies of the error pipe's ends.
+    ///
+    /// # Safety
+    /// Only in the child of [`Namespaces::fork`] that created the namespaces, before it execs or
+    /// forks: it makes only async-signal-safe calls and does not allocate.
+    pub unsafe fn enter(&self, err_r: RawFd, err_w: RawFd) -> Result<(), Step> {
+        // SAFETY: raw system calls on descriptors this process owns and on constant C strings
+        // and buffers prepared before the fork.
+        unsafe {
+            // getppid() is 0 here (the launcher is outside the namespace), so the usual check
+            // that the launcher did not die before PR_SET_PDEATHSIG took effect looks at the
+            // error pipe instead: once our copy of the read end is closed, only the launcher
+            // holds one, and a pipe without readers polls as POLLERR.
+            libc::close(err_r);
+            let mut pfd = libc::pollfd { fd: err_w, events: libc::POLLOUT, revents: 0 };
+            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
+                libc::_exit(125);
+            }
+            if self.user {
+                // "deny" must precede gid_map for an unprivileged writer; kernels before 3.19
+                // have no such file and need none.
+                if write_file(c"/proc/self/setgroups", b"deny\n") != 0
+                    && *libc::__errno_location() != libc::ENOENT
+                {
+                    return Err(Step::IdMaps);
+                }
+                if write_file(c"/proc/self/uid_map", &self.uid_map.line[..self.uid_map.len]) != 0
+                    || write_file(c"/proc/self/gid_map", &self.gid_map.line[..self.gid_map.len]) != 0
+                {
+                    return Err(Step::IdMaps);
+                }
+            }
+            // Without this, mounts below would propagate to the host's shared mounts.
+            let none = std::ptr::null::<libc::c_char>();
+            if libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+            {
+                return Err(Step::PrivateMounts);
+            }
+            let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            if libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                proc_flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(Step::Proc);
+            }
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"mode=1777".as_ptr().cast(),
+            ) != 0
+            {
+                return Err(Step::Tmp);
+            }
+            libc::prctl(libc::PR_SET_NAME, c"cloister-init".as_ptr());
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to the file `path` in one `write`; returns 0, or -1 with `errno` set.
+///
+/// # Safety
+/// Async-signal-safe; `path` and `bytes` must be valid for the duration of the call.
+unsafe fn write_file(path: &std::ffi::CStr, bytes: &[u8]) -> i32 {
+    // SAFETY: open/write/close on a C string and a buffer the caller keeps alive.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return -1;
+        }
+        let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        let errno = *libc::__errno_location();
+        libc::close(fd);
+        if n != bytes.len() as isize {
+            *libc::__errno_location() = if n < 0 { errno } else { libc::EIO };
+            return -1;
+        }
+    }
+    0
+}
+
+/// The program's pid, as init sees it (2), for the signal forwarder.
+static PROGRAM: AtomicI32 = AtomicI32::new(0);
+
+/// In init, once its set-up and the floor are in place: forks the program. Returns `Ok` in the
+/// program's process (pid 2), which continues the launcher's set-up; in init it never returns:
+/// init closes every descriptor, reaps every process of the namespace, and exits with the
+/// program's status when the program ends.
+///
+/// # Safety
+/// Only in init, after [`Namespaces::enter`]: async-signal-safe calls only, no allocation.
+pub unsafe fn start_program() -> Result<(), Step> {
+    // SAFETY: signal-mask and sigaction calls on local, initialised sets; clone without
+    // CLONE_VM behaves like fork (see `Namespaces::fork`); the rest are raw system calls.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        // Blocked from here to the end of the set-up on both sides of the fork: a request to
+        // forward cannot arrive before init knows where to send it, and the program does not
+        // run init's handler.
+        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = forward as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        action.sa_mask = all;
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+        let pid = libc::syscall(libc::SYS_clone, libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0);
+        if pid < 0 {
+            return Err(Step::ForkProgram);
+        }
+        if pid == 0 {
+            for sig in [libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            return Ok(());
+        }
+        let program = pid as libc::pid_t;
+        PROGRAM.store(program, Ordering::Relaxed);
+        // Init keeps no descriptor: the launcher's error pipe reaches end-of-file when the
+        // program execs, the trace pipe when the sandbox ends, and the program's standard
+        // streams belong to the program.
+        if libc::syscall(libc::SYS_close_range, 0, libc::c_uint::MAX, 0) != 0 {
+            for fd in 0..1024 {
+                libc::close(fd);
+            }
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        loop {
+            let mut status = 0;
+            let r = libc::waitpid(-1, &mut status, libc::__WALL);
+            if r == program {
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                if libc::WIFSIGNALED(status) {
+                    libc::_exit(128 + libc::WTERMSIG(status));
+                }
+            } else if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(125);
+            }
+        }
+    }
+}
+
+/// Init's handler for SIGTERM and SIGHUP: passes on a request that came from outside the
+/// namespace (the supervisor, or someone who signalled init by its host pid) to the program.
+/// Signals from inside (the program signalling pid 1) and from the kernel (a terminal hang-up
+/// reaches the program by itself) are dropped, as an init without a handler would.
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; si_pid is set for
+    // signals sent with kill(2) (0 when the sender is outside this pid namespace).
+    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
+    let program = PROGRAM.load(Ordering::Relaxed);
+    if sender == 0 && code != libc::SI_KERNEL && program > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(program, sig) };
+    }
+}
