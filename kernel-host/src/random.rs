@@ -7,9 +7,9 @@
 //! no lock is held.
 
 use crate::config::Config;
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use chacha20::ChaCha20;
 use core::sync::atomic::{AtomicU64, Ordering};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 
 /// Bytes per ChaCha20 block.
 const BLOCK: u64 = 64;
@@ -83,12 +83,12 @@ fn keystream(seed: u64, lineage: u64, domain: u8, offset: u64, out: &mut [u8]) {
     for (i, chunk) in key.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&mix(mix(seed, lineage), i as u64).to_le_bytes());
     }
-    let mut nonce = [0u8; 12];
-    nonce[0] = domain;
-    let mut cipher = ChaCha20::new(&key.into(), &nonce.into());
-    cipher.seek(offset);
-    out.fill(0);
-    cipher.apply_keystream(out);
+    // rand_chacha picks its implementation at compile time; the chacha20 crate detects CPU
+    // features at run time with `cpuid`, which costs a VM exit in every new process.
+    let mut rng = ChaCha20Rng::from_seed(key);
+    rng.set_stream(u64::from(domain));
+    rng.set_word_pos(u128::from(offset / 4));
+    rng.fill_bytes(out);
 }
 
 #[cfg(test)]
