@@ -64,3 +64,15 @@ macro_rules! both_modes {
         )+
     };
 }
+
+/// Whether this checkout (and so cloister's binaries and the tests' working directory) lies
+/// under the host's `/tmp`: reproducible mode then keeps the host's `/tmp` instead of an empty
+/// one, and tests of the empty `/tmp` have nothing to check.
+pub fn checkout_under_tmp() -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let under = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).starts_with("/tmp");
+    if under {
+        eprintln!("skipped: the checkout lies under /tmp, so reproducible mode keeps the host's /tmp");
+    }
+    under
+}

@@ -105,6 +105,8 @@ pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 pub const AT_EMPTY_PATH: u64 = 0x1000;
 /// `O_ACCMODE`.
 pub const O_ACCMODE: u64 = 3;
+/// `O_NONBLOCK`.
+pub const O_NONBLOCK: u64 = 0o4000;
 /// `O_WRONLY`.
 pub const O_WRONLY: u64 = 1;
 /// `O_CLOEXEC`.

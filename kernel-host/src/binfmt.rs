@@ -5,7 +5,7 @@
 //! interpreter that must itself be runnable (up to [`MAX_DEPTH`] levels); anything else is
 //! `ENOEXEC`. The runtime's loader does the full parse (goblin); this only decides errnos.
 
-use crate::abi::{AT_FDCWD, O_CLOEXEC, X_OK};
+use crate::abi::{AT_FDCWD, O_CLOEXEC, O_NONBLOCK, X_OK};
 use crate::errno::{Errno, KResult};
 use crate::task::Host;
 use alloc::vec::Vec;
@@ -41,7 +41,10 @@ pub fn format_of(head: &[u8]) -> Format {
     if head.len() >= 20 && head.starts_with(b"\x7fELF") {
         let is_64_le = head[4] == 2 && head[5] == 1;
         let machine = u16::from_le_bytes([head[18], head[19]]);
-        return if is_64_le && machine == 62 { Format::Elf } else { Format::Unknown };
+        let kind = u16::from_le_bytes([head[16], head[17]]);
+        // ET_EXEC or ET_DYN: an object file or a core dump is not a program.
+        let runnable = matches!(kind, 2 | 3);
+        return if is_64_le && machine == 62 && runnable { Format::Elf } else { Format::Unknown };
     }
     match parse_shebang(head) {
         Some(s) => Format::Script(s),
@@ -83,7 +86,8 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     };
     let p = path.as_ptr() as u64;
     sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
-    let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC, 0, 0, 0])? as u64;
+    // Non-blocking: opening a FIFO to look at it must not wait for a writer.
+    let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC | O_NONBLOCK, 0, 0, 0])? as u64;
     let mut head = [0u8; HEAD_LEN];
     let mut stat = [0u8; 144];
     let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
@@ -127,6 +131,7 @@ mod tests {
         h[4] = 2;
         h[5] = 1;
         h[18] = 62;
+        h[16] = 3;
         assert_eq!(format_of(&h), Format::Elf);
         h[4] = 1;
         assert_eq!(format_of(&h), Format::Unknown);

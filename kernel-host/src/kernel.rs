@@ -129,7 +129,9 @@ impl Kernel {
 
     /// Gives the first thread of a new image (`tid`) the view of the runtime's signals that
     /// the thread which exec'd had: a signal mask survives `execve`.
-    pub fn inherit_blocked(&self, tid: u32) {
-        self.signals.set_virtually_blocked(tid, self.config.blocked, |_| true);
+    /// `host_blocked` adds the runtime signals that were blocked on the host when the image
+    /// started (the runtime unblocks them).
+    pub fn inherit_blocked(&self, tid: u32, host_blocked: u64) {
+        self.signals.set_virtually_blocked(tid, self.config.blocked | host_blocked, |_| true);
     }
 }

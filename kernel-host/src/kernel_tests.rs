@@ -121,6 +121,7 @@ fn execve_reenters_through_the_runtime() {
             buf[4] = 2;
             buf[5] = 1;
             buf[18] = 62;
+            buf[16] = 3;
             return 64;
         }
         if nr == Sysno::fstat.id() as u32 {

@@ -35,6 +35,8 @@ pub struct Process {
     exe_cstr: Vec<u8>,
     brk: SpinLock<u64>,
     forks: AtomicU64,
+    /// The number of the fork in progress (set under the `brk` lock).
+    fork_index: AtomicU64,
 }
 
 impl Process {
@@ -43,7 +45,7 @@ impl Process {
         let mut exe_cstr = image.exe.clone();
         exe_cstr.push(0);
         let brk = SpinLock::new(page_up(image.brk_start));
-        Process { image, exe_cstr, brk, forks: AtomicU64::new(0) }
+        Process { image, exe_cstr, brk, forks: AtomicU64::new(0), fork_index: AtomicU64::new(0) }
     }
 
     /// The loaded image.
@@ -56,21 +58,22 @@ impl Process {
         &self.exe_cstr
     }
 
-    /// Takes every lock this subsystem holds, before a fork.
+    /// Takes every lock this subsystem holds, before a fork, and numbers the fork: the lock
+    /// makes two forks racing from two threads get two numbers.
     pub fn lock_for_fork(&self) {
         self.brk.raw_lock();
+        let index = self.forks.fetch_add(1, Ordering::Relaxed);
+        self.fork_index.store(index, Ordering::Relaxed);
     }
 
-    /// Releases what [`Process::lock_for_fork`] took; returns the fork's index.
+    /// Releases what [`Process::lock_for_fork`] took; returns the fork's number.
     pub fn unlock_after_fork(&self, child: bool) -> u64 {
-        self.brk.raw_unlock();
+        let index = self.fork_index.load(Ordering::Relaxed);
         if child {
-            let index = self.forks.load(Ordering::Relaxed);
             self.forks.store(0, Ordering::Relaxed);
-            index
-        } else {
-            self.forks.fetch_add(1, Ordering::Relaxed)
         }
+        self.brk.raw_unlock();
+        index
     }
 
     /// `brk(2)`: moves the break to `addr` if the pages can be mapped; always returns the
@@ -78,7 +81,10 @@ impl Process {
     pub fn brk(&self, task: &TaskCtx<'_>, addr: u64) -> u64 {
         let mut cur = self.brk.lock();
         let start = page_up(self.image.brk_start);
-        if addr < start {
+        // Below the start, or past the top of the user address space (where rounding up to
+        // a page would wrap): the break stays where it is.
+        const USER_TOP: u64 = 0x7fff_ffff_f000;
+        if addr < start || addr > USER_TOP {
             return *cur;
         }
         let (old_end, new_end) = (page_up(*cur), page_up(addr));

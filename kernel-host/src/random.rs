@@ -23,12 +23,20 @@ pub struct Random {
     seed: Option<u64>,
     lineage: AtomicU64,
     next_block: AtomicU64,
+    /// Execs started from this process so far. A `vfork` child shares this memory, so
+    /// children spawned one after another each see a new count.
+    execs: AtomicU64,
 }
 
 impl Random {
     /// Randomness as the configuration sets it.
     pub fn new(config: &Config) -> Self {
-        Random { seed: config.seed, lineage: AtomicU64::new(config.lineage), next_block: AtomicU64::new(0) }
+        Random {
+            seed: config.seed,
+            lineage: AtomicU64::new(config.lineage),
+            next_block: AtomicU64::new(0),
+            execs: AtomicU64::new(0),
+        }
     }
 
     /// Whether randomness is seeded (and so served by the kernel).
@@ -62,11 +70,13 @@ impl Random {
         let child = mix(self.lineage(), 0x6b1d_0000_0000_0000 ^ index);
         self.lineage.store(child, Ordering::Relaxed);
         self.next_block.store(0, Ordering::Relaxed);
+        self.execs.store(0, Ordering::Relaxed);
     }
 
     /// The lineage the next image of this process gets when it execs.
     pub fn lineage_after_exec(&self) -> u64 {
-        mix(self.lineage(), 0xe8ec_0000_0000_0000 ^ self.next_block.load(Ordering::Relaxed))
+        let exec = self.execs.fetch_add(1, Ordering::Relaxed);
+        mix(mix(self.lineage(), 0xe8ec_0000_0000_0000 ^ exec), self.next_block.load(Ordering::Relaxed))
     }
 }
 

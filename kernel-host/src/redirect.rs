@@ -22,6 +22,8 @@ pub enum When {
     Seed,
     /// In reproducible mode.
     Reproducible,
+    /// Always, but for calls whose [`Cond::MaskGiven`] test is the reason.
+    MaskOrReproducible,
     /// When the runtime holds a reserved descriptor (tracing, shared memory) that must not be
     /// closed.
     ReservedFd,
@@ -40,6 +42,9 @@ pub enum Cond {
     ReservedFd(u8),
     /// When the argument equals the value (as 32 bits).
     Equals(u8, u32),
+    /// When the argument (a signal mask for the call's duration) is given; every call in
+    /// reproducible mode, where the call's timeout matters too.
+    MaskGiven(u8),
 }
 
 /// A resolved argument test.
@@ -89,6 +94,7 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::Clocks => config.virtual_clocks(),
             When::Seed => config.seed.is_some(),
             When::Reproducible => config.reproducible.is_some(),
+            When::MaskOrReproducible => true,
             When::ReservedFd => config.reserved_fds().next().is_some(),
         })
         .map(|e| {
@@ -97,6 +103,8 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
                 Cond::Equals(arg, value) => ArgTest::InRange { arg, lo: value, hi: value },
+                Cond::MaskGiven(_) if config.reproducible.is_some() => ArgTest::Always,
+                Cond::MaskGiven(arg) => ArgTest::NonZero { arg },
                 Cond::ReservedFd(arg) => {
                     ArgTest::InRange { arg, lo: *RESERVED_FDS.start() as u32, hi: *RESERVED_FDS.end() as u32 }
                 }

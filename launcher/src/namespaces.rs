@@ -106,14 +106,23 @@ pub struct Namespaces {
     user: bool,
     uid_map: IdMap,
     gid_map: IdMap,
+    /// Mount an empty tmpfs on `/tmp` (not when something the sandbox needs lies under it).
+    fresh_tmp: bool,
 }
 
 impl Namespaces {
-    /// The plan for a sandbox: with namespaces if `wanted` (reproducible mode).
-    pub fn new(wanted: bool) -> Namespaces {
+    /// The plan for a sandbox: with namespaces if `wanted` (reproducible mode), and a fresh
+    /// `/tmp` in them if `fresh_tmp`.
+    pub fn new(wanted: bool, fresh_tmp: bool) -> Namespaces {
         // SAFETY: geteuid and getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        Namespaces { wanted, user: uid != 0, uid_map: IdMap::identity(uid), gid_map: IdMap::identity(gid) }
+        Namespaces {
+            wanted,
+            user: uid != 0,
+            uid_map: IdMap::identity(uid),
+            gid_map: IdMap::identity(gid),
+            fresh_tmp,
+        }
     }
 
     /// Whether the process this plan was copied into runs in the new namespaces (true in the
@@ -230,13 +239,14 @@ impl Namespaces {
             {
                 return Err(Step::Proc);
             }
-            if libc::mount(
-                c"tmpfs".as_ptr(),
-                c"/tmp".as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=1777".as_ptr().cast(),
-            ) != 0
+            if self.fresh_tmp
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    c"/tmp".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    c"mode=1777".as_ptr().cast(),
+                ) != 0
             {
                 return Err(Step::Tmp);
             }

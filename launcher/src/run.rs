@@ -79,12 +79,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let name = &args.command[0];
     let path = program::resolve(name)?;
     program::precheck(&path)?;
-    if config.reproducible.is_some() && std::path::absolute(&path).is_ok_and(|p| p.starts_with("/tmp")) {
-        return Err(Failure::NotFound(format!(
-            "{}: not found inside the sandbox: reproducible mode gives the program a fresh, empty /tmp; move the program out of /tmp",
-            path.display()
-        )));
-    }
+
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
@@ -137,6 +132,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
 
     let fixed_addresses = config.reproducible.is_some();
+    let fresh_tmp = fixed_addresses && may_replace_tmp(&[("the program", &path), ("cloister-rt", &rt.path)]);
     if fixed_addresses && !crate::doctor::cpuid_faulting() {
         eprintln!(
             "cloister: reproducible mode on a host without CPUID faulting: RDRAND and RDSEED stay visible, and programs that use them directly are not reproducible"
@@ -153,6 +149,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         shared,
         fixed_addresses,
         namespaces: config.reproducible.is_some(),
+        fresh_tmp,
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);
@@ -183,4 +180,27 @@ fn shared_memory() -> Result<OwnedFd, Failure> {
     let file = std::fs::File::from(fd);
     std::os::unix::fs::FileExt::write_all_at(&file, &page, 0).map_err(|_| fail("write"))?;
     Ok(OwnedFd::from(file))
+}
+
+/// Whether the sandbox may get an empty `/tmp`: not when the program, the runtime or the
+/// working directory lies under the host's `/tmp` (an empty one would hide them). Says so on
+/// stderr when it may not.
+fn may_replace_tmp(paths: &[(&str, &std::path::Path)]) -> bool {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let under_tmp = |p: &std::path::Path| std::path::absolute(p).is_ok_and(|p| p.starts_with("/tmp"));
+    let blocker = paths
+        .iter()
+        .map(|&(what, p)| (what, p))
+        .chain([("the working directory", cwd.as_path())])
+        .find(|(_, p)| under_tmp(p));
+    match blocker {
+        Some((what, p)) => {
+            eprintln!(
+                "cloister: reproducible mode keeps the host's /tmp: {what} ({}) lies under it",
+                p.display()
+            );
+            false
+        }
+        None => true,
+    }
 }

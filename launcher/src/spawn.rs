@@ -42,6 +42,8 @@ pub struct Launch {
     /// Give the sandbox its own pid and mount namespaces, when the host allows them
     /// (reproducible mode; see [`crate::namespaces`]).
     pub namespaces: bool,
+    /// In those namespaces, an empty tmpfs on `/tmp`.
+    pub fresh_tmp: bool,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -81,7 +83,7 @@ fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
 /// Starts the program; returns the child's pid.
 pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
     // Namespaces: a set-up step the host refuses is tried again without them.
-    let mut ns = Namespaces::new(launch.namespaces);
+    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp);
     loop {
         if let Some(pid) = start(&launch, &mut ns)? {
             return Ok(pid);

@@ -26,9 +26,12 @@ fn done_with(tid: u32, me: u32) -> bool {
         return true;
     }
     let pid = sys::call(nr::GETPID, &[]) as u64;
-    // 0: `tid` still shares this address space (its exec is in flight); anything else
-    // (another address space, or no such thread) means it is done with the layout.
-    sys::call(SYS_KCMP, &[pid, u64::from(tid), KCMP_VM, 0, 0]) != 0
+    // 0: `tid` still shares this address space (its exec is in flight); positive: another
+    // address space; ESRCH: no such thread. Any other error (no kcmp on this host) proves
+    // nothing, and the layout is kept.
+    const ESRCH: i64 = -3;
+    let r = sys::call(SYS_KCMP, &[pid, u64::from(tid), KCMP_VM, 0, 0]);
+    r > 0 || r == ESRCH
 }
 
 fn reclaim(me: u32) {

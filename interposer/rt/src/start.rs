@@ -231,10 +231,14 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     });
     // Reproducible mode runs without address randomisation: the program lands where the host
     // kernel would put it with ASLR off.
+    // The slide has its own random bits: AT_RANDOM's become the program's stack canary, and
+    // must not be told by its load address. 28 bits of pages, as the host kernel uses.
     let pie_slide = if config.reproducible.is_some() {
         0
     } else {
-        (u64::from_ne_bytes(host_random[..8].try_into().unwrap_or([0; 8])) & 0x3f_ffff) << 12
+        let mut bits = [0u8; 8];
+        sys::call(nr::GETRANDOM, &[bits.as_mut_ptr() as u64, 8, 0]);
+        (u64::from_ne_bytes(bits) & 0x0fff_ffff) << 12
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
@@ -302,7 +306,12 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     if let Some(fd) = trace_fd {
         trace::enable(fd);
     }
-    kernel.inherit_blocked(sys::call(nr::GETTID, &[]) as u32);
+    // A mask inherited from whoever started cloister may block the runtime's own signals:
+    // unblock them on the host, and let the program believe them blocked as it inherited.
+    let unblock = kernel_host::signals::RUNTIME_MASK;
+    let mut old = 0u64;
+    sys::call(nr::RT_SIGPROCMASK, &[1, &unblock as *const u64 as u64, &mut old as *mut u64 as u64, 8]);
+    kernel.inherit_blocked(sys::call(nr::GETTID, &[]) as u32, old);
     altstack::install_for_this_thread();
     trap::install(kernel);
     cpu::setup(kernel);

@@ -44,6 +44,7 @@ pub mod nr {
     pub const CLOCK_GETTIME: u32 = 228;
     pub const TGKILL: u32 = 234;
     pub const OPENAT: u32 = 257;
+    pub const GETRANDOM: u32 = 318;
 }
 
 /// Makes a call with fewer arguments.

@@ -35,9 +35,9 @@ const TRAP_DATA: i32 = 0xc15;
 
 extern "C" {
     fn cloister_restorer();
-    fn cloister_gate();
     fn cloister_gate_traced();
     fn cloister_gate_timed();
+    fn cloister_gate_plain();
 }
 
 // The restorer: where a handler returns to. It lives in the runtime's code so that
@@ -69,9 +69,7 @@ global_asm!(
     "pop rdx",
     "pop rsi",
     "pop rdi",
-    "mov rcx, [rsp]",
-    "mov rsp, [rsp + 8]",
-    "jmp rcx",
+    "jmp cloister_gate_return",
     // The timed gate: if the call returned [rsp+16] (it timed out), move the virtual clock at
     // [rsp+32] up to the deadline [rsp+24] (a compare-and-swap maximum). The flags and every
     // register but rcx and r11 (clobbered by `syscall` anyway) are kept.
@@ -94,6 +92,21 @@ global_asm!(
     "pop rax",
     "5:",
     "popfq",
+    "jmp cloister_gate_return",
+    // The plain gate, and the common return of all three: put back the argument registers the
+    // call was made with ([rsp+40..rsp+88]: the kernel preserves them, and code that made the
+    // call may rely on that even when the handler rewrote the call), then return to the
+    // program at [rsp] with its stack pointer [rsp+8].
+    ".globl cloister_gate_plain",
+    "cloister_gate_plain:",
+    "syscall",
+    "cloister_gate_return:",
+    "mov rdi, [rsp + 40]",
+    "mov rsi, [rsp + 48]",
+    "mov rdx, [rsp + 56]",
+    "mov r10, [rsp + 64]",
+    "mov r8, [rsp + 72]",
+    "mov r9, [rsp + 80]",
     "mov rcx, [rsp]",
     "mov rsp, [rsp + 8]",
     "jmp rcx",
@@ -141,16 +154,39 @@ fn kernel() -> &'static Kernel {
 extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
     // SAFETY: the host passes the live ucontext to an SA_SIGINFO handler.
     let mut frame = unsafe { Frame::new(uc) };
-    if let Some(resume) = fault::fix_up(frame.reg(reg::RIP)) {
-        frame.set_reg(reg::RIP, resume);
-        return;
-    }
     // SAFETY: the host passes a valid siginfo to an SA_SIGINFO handler.
     let si_code = unsafe { *(info.add(SI_CODE) as *const i32) };
+    let faulted = si_code > 0;
+    if faulted {
+        if let Some(resume) = fault::fix_up(frame.reg(reg::RIP)) {
+            frame.set_reg(reg::RIP, resume);
+            return;
+        }
+    } else if in_runtime_code(frame.reg(reg::RIP)) {
+        // Sent (kill, tgkill) while the runtime was serving a call, perhaps holding a lock a
+        // program handler would want: keep it pending until the runtime's handler returns.
+        frame.set_sigmask(frame.sigmask() | sigbit(sig as u32));
+        let pid = sys::call(nr::GETPID, &[]) as u64;
+        let tid = sys::call(nr::GETTID, &[]) as u64;
+        sys::call(nr::TGKILL, &[pid, tid, sig as u64]);
+        return;
+    }
     if sig == SIGSEGV as i32 && si_code == cpu::SI_KERNEL && cpu::emulate(kernel(), &mut frame) {
         return;
     }
-    forward::forward(kernel(), sig, info, &mut frame, si_code > 0);
+    forward::forward(kernel(), sig, info, &mut frame, faulted);
+}
+
+/// Whether `ip` lies in the runtime's own code (its text segment, from the ELF header the
+/// linker places at the start of the image to the end of the text).
+fn in_runtime_code(ip: u64) -> bool {
+    extern "C" {
+        static __ehdr_start: u8;
+        static etext: u8;
+    }
+    // Only the addresses of these linker-defined symbols are taken, never their bytes.
+    let (start, end) = (&raw const __ehdr_start as u64, &raw const etext as u64);
+    (start..end).contains(&ip)
 }
 
 extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
@@ -191,11 +227,15 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     }
 }
 
+/// Words a gate reads at its stack pointer: return address, stack pointer, three of the
+/// gate's own, and the six argument registers to put back.
+const GATE_SLOTS: usize = 11;
+
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
 fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>) {
     let sp = frame.reg(reg::RSP);
-    let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - 40) & !15;
+    let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - GATE_SLOTS as u64 * 8) & !15;
     // The words after the return address and stack pointer are the gate's own.
     let timed = match (task.after, kernel.virtual_clock_counter()) {
         (Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }), Some(counter)) => {
@@ -206,10 +246,15 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
     let (gate, words) = match (timed, cookie) {
         (Some(words), _) => (cloister_gate_timed as *const () as u64, words),
         (None, Some(cookie)) => (cloister_gate_traced as *const () as u64, [(2u64 << 32) | 24, cookie, 0]),
-        (None, None) => (cloister_gate as *const () as u64, [0; 3]),
+        (None, None) => (cloister_gate_plain as *const () as u64, [0; 3]),
     };
-    let slots = [frame.reg(reg::RIP), sp, words[0], words[1], words[2]];
-    let mut bytes = [0u8; 40];
+    let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
+    let mut slots = [0u64; GATE_SLOTS];
+    slots[..5].copy_from_slice(&[frame.reg(reg::RIP), sp, words[0], words[1], words[2]]);
+    for (slot, r) in slots[5..].iter_mut().zip(regs) {
+        *slot = frame.reg(r);
+    }
+    let mut bytes = [0u8; GATE_SLOTS * 8];
     for (i, s) in slots.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&s.to_ne_bytes());
     }
@@ -217,7 +262,6 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
         frame.set_reg(reg::RAX, e.ret() as u64);
         return;
     }
-    let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
     for (r, v) in regs.iter().zip(host.args) {
         frame.set_reg(*r, v);
     }

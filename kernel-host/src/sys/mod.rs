@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod dir;
 pub mod exec;
 pub mod fd;
+pub mod getcpu;
 pub mod identity;
 pub mod process;
 pub mod procfs;

@@ -107,8 +107,7 @@ pub fn nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
 /// clock is shifted back to host time; otherwise the host sleeps as asked.
 pub fn clock_nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [clock, flags, req, ..] = call.args;
-    // clock_nanosleep returns the error number itself, not -errno.
-    let fail = |e: Errno| Disposition::Return(i64::from(e.0));
+    let fail = |e: Errno| Disposition::Return(e.ret());
     if let Some(v) = k.clock.virtual_clock() {
         if !valid_clock(clock) {
             return fail(Errno::EINVAL);

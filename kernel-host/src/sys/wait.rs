@@ -1,5 +1,9 @@
-//! Timed waits on the virtual clock: `futex` with a timeout, `poll`, `ppoll`, `select`,
-//! `pselect6`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2`.
+//! Waits: `futex` with a timeout, `poll`, `ppoll`, `select`, `pselect6`, `epoll_wait`,
+//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`.
+//!
+//! The calls that take a signal mask for the time they wait (`ppoll`, `pselect6`,
+//! `epoll_pwait*`, `rt_sigsuspend`) would let the program block the runtime's signals on
+//! the host, which makes the next trap fatal: the mask is passed on without them.
 //!
 //! Programs wait with a timeout and then read the clock to see whether their deadline passed
 //! (Go's timers, asyncio, condition variables). On a clock that only moves when read, the
@@ -8,6 +12,7 @@
 //! `--fast-sleep` the wait does not wait at all. Absolute futex deadlines, which the program
 //! computed on the virtual clock, are turned into the host's relative ones.
 
+use crate::abi::UNBLOCKABLE;
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::syscall::{AfterHost, Disposition, Syscall};
@@ -101,6 +106,50 @@ pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
     timed(v, task, host, ns, ETIMEDOUT.ret(), zero_pair(3))
 }
 
+/// Rewrites the `sigset_t` pointer at argument `arg` (if any) to a copy without the runtime's
+/// signals.
+fn strip_mask(task: &mut TaskCtx<'_>, call: &mut Syscall, arg: usize) -> KResult<()> {
+    let ptr = call.args[arg];
+    if ptr == 0 {
+        return Ok(());
+    }
+    let mask = task.read_u64(ptr)?;
+    if mask & UNBLOCKABLE != 0 {
+        call.args[arg] = task.push_scratch(&(mask & !UNBLOCKABLE).to_ne_bytes())?;
+    }
+    Ok(())
+}
+
+/// `pselect6`'s sixth argument points to `{ const sigset_t *ss; size_t ss_len; }`.
+fn strip_pselect_mask(task: &mut TaskCtx<'_>, call: &mut Syscall) -> KResult<()> {
+    let data = call.args[5];
+    if data == 0 {
+        return Ok(());
+    }
+    let mut pair = [0u8; 16];
+    task.mem.read(data, &mut pair)?;
+    let ss = u64::from_ne_bytes(pair[..8].try_into().unwrap_or([0; 8]));
+    if ss == 0 {
+        return Ok(());
+    }
+    let mask = task.read_u64(ss)?;
+    if mask & UNBLOCKABLE != 0 {
+        let copy = task.push_scratch(&(mask & !UNBLOCKABLE).to_ne_bytes())?;
+        pair[..8].copy_from_slice(&copy.to_ne_bytes());
+        call.args[5] = task.push_scratch(&pair)?;
+    }
+    Ok(())
+}
+
+/// `rt_sigsuspend(mask, size)`.
+pub fn rt_sigsuspend(_k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let mut call = *call;
+    match strip_mask(task, &mut call, 0) {
+        Ok(()) => Disposition::Host(call),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
 /// A timeout in milliseconds (`poll`, `epoll_wait`) at argument `arg`; negative waits forever.
 fn millis(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
@@ -136,19 +185,38 @@ pub fn poll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     millis(k, task, call, 2)
 }
 
-/// `epoll_wait(epfd, events, max, timeout_ms)` and `epoll_pwait(..., sigmask, size)`.
+/// Runs `then` on `call` with the mask at argument `mask_arg` stripped.
+fn with_mask(
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    strip: impl FnOnce(&mut TaskCtx<'_>, &mut Syscall) -> KResult<()>,
+    then: impl FnOnce(&mut TaskCtx<'_>, &Syscall) -> Disposition,
+) -> Disposition {
+    let mut call = *call;
+    match strip(task, &mut call) {
+        Ok(()) => then(task, &call),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
+/// `epoll_wait(epfd, events, max, timeout_ms)`.
 pub fn epoll_wait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     millis(k, task, call, 3)
 }
 
+/// `epoll_pwait(epfd, events, max, timeout_ms, sigmask, size)`.
+pub fn epoll_pwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| millis(k, t, c, 3))
+}
+
 /// `epoll_pwait2(epfd, events, max, timeout, sigmask, size)`.
 pub fn epoll_pwait2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    pair(k, task, call, 3, false)
+    with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| pair(k, t, c, 3, false))
 }
 
 /// `ppoll(fds, nfds, tsp, sigmask, size)`.
 pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    pair(k, task, call, 2, false)
+    with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false))
 }
 
 /// `select(nfds, r, w, e, timeval)`.
@@ -158,5 +226,5 @@ pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
 
 /// `pselect6(nfds, r, w, e, timespec, sigmask)`.
 pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    pair(k, task, call, 4, false)
+    with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
 }
