@@ -88,7 +88,7 @@ pub static TABLE: &[Entry] = &[
     entry!(getcpu, sys::getcpu::getcpu, Partial("always processor 0, node 0"), Reproducible, Cond::Always, [Ptr, Ptr, Ptr]),
     entry!(getdents64, sys::dir::getdents64, Partial("sorted by name; d_off is the entry's position"), Reproducible, Cond::Always, [Fd, Ptr, Int]),
     // timed waits on the virtual clock
-    entry!(futex, sys::wait::futex, Partial("a timed wait that times out advances the virtual clock by its timeout"), Reproducible, Cond::NonZero(3), [Ptr, Hex, Int, Ptr, Ptr, Int]),
+    entry!(futex, sys::wait::futex, Partial("absolute deadlines follow the program's clock; a timed wait that times out advances the virtual clock"), Clocks, Cond::NonZero(3), [Ptr, Hex, Int, Ptr, Ptr, Int]),
     entry!(poll, sys::wait::poll, Partial("a timeout advances the virtual clock"), Reproducible, Cond::Always, [Ptr, Int, Int]),
     entry!(ppoll, sys::wait::ppoll, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), MaskOrReproducible, Cond::MaskGiven(3), [Ptr, Int, Ptr, Ptr, Int]),
     entry!(select, sys::wait::select, Partial("a timeout advances the virtual clock"), Reproducible, Cond::Always, [Int, Ptr, Ptr, Ptr, Ptr]),

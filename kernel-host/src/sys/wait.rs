@@ -21,7 +21,11 @@ use crate::time::{TimePair, VirtualClock};
 
 /// `futex` operations that wait with a timeout, and the flag bits around them.
 const FUTEX_WAIT: u64 = 0;
+const FUTEX_LOCK_PI: u64 = 6;
 const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_WAIT_REQUEUE_PI: u64 = 11;
+const FUTEX_LOCK_PI2: u64 = 13;
+const CLOCK_REALTIME: u64 = 0;
 const FUTEX_CMD_MASK: u64 = 0x7f;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 const CLOCK_MONOTONIC: u64 = 1;
@@ -61,49 +65,72 @@ fn zero_pair(arg: usize) -> impl FnOnce(&mut TaskCtx<'_>, &mut Syscall) -> KResu
     }
 }
 
-/// `futex(uaddr, op, val, timeout, uaddr2, val3)`, trapped when a timeout is given.
+/// The clock an absolute futex deadline is on, or `None` for a relative timeout (or an
+/// operation whose fourth argument is not a timeout at all).
+fn futex_deadline_clock(op: u64) -> Option<Option<u64>> {
+    let by_flag = if op & FUTEX_CLOCK_REALTIME != 0 { CLOCK_REALTIME } else { CLOCK_MONOTONIC };
+    match op & FUTEX_CMD_MASK {
+        FUTEX_WAIT => Some(None),
+        FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2 => Some(Some(by_flag)),
+        FUTEX_LOCK_PI => Some(Some(CLOCK_REALTIME)),
+        _ => None,
+    }
+}
+
+/// The host's reading of `clock`, in nanoseconds.
+fn host_now(task: &TaskCtx<'_>, clock: u64) -> u64 {
+    let mut now = [0u8; 16];
+    task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
+    TimePair::from_bytes(&now).to_ns().unwrap_or(0)
+}
+
+/// Points the timeout argument of `call` at a scratch `timespec` of `ns`.
+fn with_timeout(task: &mut TaskCtx<'_>, call: &Syscall, ns: u64) -> KResult<Syscall> {
+    let mut host = *call;
+    host.args[3] = task.push_scratch(&TimePair::from_ns(ns).to_bytes())?;
+    Ok(host)
+}
+
+/// `futex(uaddr, op, val, timeout, uaddr2, val3)`, trapped when a timeout is given. Absolute
+/// deadlines were computed on the program's clock: with an offset they are shifted back to
+/// host time; on the virtual clock the time left is waited on the host's clock.
 pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     let [_, op, _, timeout, ..] = call.args;
-    let cmd = op & FUTEX_CMD_MASK;
-    if timeout == 0 || (cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) {
+    let Some(deadline_clock) = futex_deadline_clock(op) else { return Disposition::Host(*call) };
+    if timeout == 0 {
         return Disposition::Host(*call);
     }
     let t = match read_pair(task, timeout).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
         Ok(t) => t,
         Err(e) => return Disposition::Return(e.ret()),
     };
-    let (ns, mut host) = if cmd == FUTEX_WAIT {
-        (t, *call)
-    } else {
-        // An absolute deadline on the virtual clock: wait the time left, as a relative
-        // FUTEX_WAIT_BITSET cannot say, through the host's own clock.
-        let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { CLOCK_MONOTONIC };
-        let left = t.saturating_sub(v.base(clock).saturating_add(v.elapsed()));
-        let mut now = [0u8; 16];
-        task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
-        let deadline = TimePair::from_bytes(&now).to_ns().unwrap_or(0).saturating_add(left);
-        let mut host = *call;
-        match task.push_scratch(&TimePair::from_ns(deadline).to_bytes()) {
-            Ok(addr) => host.args[3] = addr,
-            Err(e) => return Disposition::Return(e.ret()),
-        }
-        (left, host)
+    let Some(v) = k.clock.virtual_clock() else {
+        // Offset mode: only absolute realtime deadlines move.
+        return match deadline_clock {
+            Some(clock) if k.clock.offset_for(clock) != 0 => {
+                let shift = k.clock.offset_for(clock).saturating_mul(1_000_000_000);
+                let host_deadline = (t as i64).saturating_sub(shift).max(0) as u64;
+                with_timeout(task, call, host_deadline)
+                    .map_or_else(|e| Disposition::Return(e.ret()), Disposition::Host)
+            }
+            _ => Disposition::Host(*call),
+        };
     };
-    if v.fast_sleep() && cmd == FUTEX_WAIT_BITSET {
-        // Zero time left on an absolute deadline: a deadline of "now" on the host.
-        let mut now = [0u8; 16];
-        let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { CLOCK_MONOTONIC };
-        task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
-        match task.push_scratch(&now) {
-            Ok(addr) => host.args[3] = addr,
-            Err(e) => return Disposition::Return(e.ret()),
-        }
-        let deadline = v.elapsed().saturating_add(ns);
-        task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: ETIMEDOUT.ret(), deadline });
-        return Disposition::Host(host);
-    }
-    timed(v, task, host, ns, ETIMEDOUT.ret(), zero_pair(3))
+    let Some(clock) = deadline_clock else {
+        return timed(v, task, *call, t, ETIMEDOUT.ret(), zero_pair(3));
+    };
+    // An absolute deadline on the virtual clock: the time left, as a deadline on the host's.
+    let left = t.saturating_sub(v.base(clock).saturating_add(v.elapsed()));
+    let wait = if v.fast_sleep() { 0 } else { left };
+    let host = match with_timeout(task, call, host_now(task, clock).saturating_add(wait)) {
+        Ok(host) => host,
+        Err(e) => return Disposition::Return(e.ret()),
+    };
+    task.after = Some(AfterHost::AdvanceClockOnTimeout {
+        timed_out: ETIMEDOUT.ret(),
+        deadline: v.elapsed().saturating_add(left),
+    });
+    Disposition::Host(host)
 }
 
 /// Rewrites the `sigset_t` pointer at argument `arg` (if any) to a copy without the runtime's
