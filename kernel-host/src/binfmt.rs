@@ -52,6 +52,34 @@ pub fn format_of(head: &[u8]) -> Format {
     }
 }
 
+/// Bytes read to find an ELF's `PT_INTERP` (program headers and the path usually sit in the
+/// first page).
+const ELF_HEAD_LEN: usize = 4096;
+
+/// The `PT_INTERP` path of an ELF whose headers are in `head`, without its NUL. Headers or a
+/// path beyond `head` are not looked for (the runtime's loader checks them in full).
+pub fn interpreter(head: &[u8]) -> Option<Vec<u8>> {
+    let word = |at: usize, n: usize| -> Option<u64> {
+        let b = head.get(at..at + n)?;
+        Some(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    let phoff = word(32, 8)? as usize;
+    let (phentsize, phnum) = (word(54, 2)? as usize, word(56, 2)? as usize);
+    if phentsize != 56 {
+        return None;
+    }
+    (0..phnum.min(64)).find_map(|i| {
+        let ph = phoff.checked_add(i * 56)?;
+        if word(ph, 4)? != 3 {
+            return None; // not PT_INTERP
+        }
+        let (off, len) = (word(ph + 8, 8)? as usize, word(ph + 32, 8)? as usize);
+        let path = head.get(off..off.checked_add(len)?)?;
+        let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+        Some(path[..end].to_vec())
+    })
+}
+
 /// Parses a `#!` line.
 pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
     let line = head.strip_prefix(b"#!")?;
@@ -88,18 +116,27 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
     // Non-blocking: opening a FIFO to look at it must not wait for a writer.
     let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC | O_NONBLOCK, 0, 0, 0])? as u64;
-    let mut head = [0u8; HEAD_LEN];
+    // Enough for the `#!` line and, for an ELF, its program headers and interpreter path.
+    let mut head = [0u8; ELF_HEAD_LEN];
     let mut stat = [0u8; 144];
     let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
-    let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, HEAD_LEN as u64, 0, 0, 0]);
+    let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, ELF_HEAD_LEN as u64, 0, 0, 0]);
     host.syscall(Sysno::close.id() as u32, [fd, 0, 0, 0, 0, 0]);
     kind?;
     let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
     if mode & 0o170_000 != 0o100_000 {
         return Err(Errno::EACCES);
     }
-    match format_of(&head[..read? as usize]) {
-        Format::Elf => Ok(()),
+    let read = read?;
+    match format_of(&head[..(read as usize).min(HEAD_LEN)]) {
+        Format::Elf => match interpreter(&head[..read as usize]) {
+            // A dynamic program whose loader is missing fails in the caller, as on Linux.
+            Some(mut interp) => {
+                interp.push(0);
+                sys(Sysno::faccessat, [AT_FDCWD as u64, interp.as_ptr() as u64, X_OK, 0, 0, 0]).map(|_| ())
+            }
+            None => Ok(()),
+        },
         Format::Script(s) => {
             let mut interp = s.interpreter;
             interp.push(0);
@@ -122,6 +159,23 @@ mod tests {
         assert_eq!((s.interpreter.as_slice(), s.arg), (&b"/bin/sh"[..], None));
         assert_eq!(parse_shebang(b"#!\n"), None);
         assert_eq!(parse_shebang(b"echo hi"), None);
+    }
+
+    #[test]
+    fn the_interpreter_is_found_in_the_program_headers() {
+        let mut h = alloc::vec![0u8; 512];
+        h[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        h[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        h[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
+        h[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        h[120..124].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
+        h[128..136].copy_from_slice(&300u64.to_le_bytes()); // p_offset
+        h[152..160].copy_from_slice(&9u64.to_le_bytes()); // p_filesz
+        h[300..309].copy_from_slice(b"/lib/ld\0\0");
+        assert_eq!(interpreter(&h).as_deref(), Some(&b"/lib/ld"[..]));
+        h[120] = 4; // PT_NOTE: a static program
+        assert_eq!(interpreter(&h), None);
+        assert_eq!(interpreter(&h[..40]), None);
     }
 
     #[test]
