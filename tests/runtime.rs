@@ -90,6 +90,16 @@ fn c_hello_no_pie(mode: Mode) {
     c_hello(mode, "no-pie");
 }
 
+/// A raw `syscall` keeps its argument registers, even when the runtime rewrote the call.
+fn argument_registers_survive_rewritten_calls(mode: Mode) {
+    let exe = compile_c("regs", &[]);
+    let out = mode.command(&exe).output();
+    out.success();
+    for key in ["openat_ok", "openat_regs_kept", "sigaction_ok", "sigaction_regs_kept"] {
+        assert_eq!(out.field(key), "1", "{key}\n{out}");
+    }
+}
+
 /// No libc, no vDSO: raw `syscall` instructions for uname, getrandom and clock_gettime must
 /// still be served by the policy.
 fn raw_syscalls_without_libc(mode: Mode) {
@@ -258,6 +268,7 @@ fn proc_self_cmdline(mode: Mode) {
 }
 
 both_modes!(
+    argument_registers_survive_rewritten_calls,
     c_hello_dynamic,
     c_hello_static,
     c_hello_static_pie,

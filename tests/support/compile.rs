@@ -27,6 +27,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("forks", &[]),
     ("hello", &[]),
     ("cpu", &[]),
+    ("regs", &[]),
     ("randomness", &[]),
     ("rawsys", RAW_C_FLAGS),
     ("segv", &[]),
