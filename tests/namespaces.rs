@@ -390,6 +390,11 @@ fn rootless_user_namespace() {
         eprintln!("rootless_user_namespace: skipped: needs root and setpriv to become nobody");
         return;
     }
+    if Mode::Native.command("setpriv").args(NOBODY).arg(cloister_bin()).arg("--version").output().code() != 0
+    {
+        eprintln!("rootless_user_namespace: skipped: nobody cannot reach this checkout's binaries");
+        return;
+    }
     let out = Mode::Native
         .command("setpriv")
         .args(NOBODY)

@@ -74,7 +74,10 @@ impl RtImage {
 
     /// Reads the runtime at `path`: its headers, and the gate's bytes to check them.
     pub fn open(path: &Path) -> Result<RtImage, LocateError> {
-        let path = std::fs::canonicalize(path).map_err(|_| LocateError::NotFound(path.to_path_buf()))?;
+        let path = std::fs::canonicalize(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LocateError::NotFound(path.to_path_buf()),
+            _ => LocateError::Read(path.to_path_buf(), e),
+        })?;
         let invalid = |why: &str| LocateError::Invalid(path.clone(), why.to_string());
         let file = std::fs::File::open(&path).map_err(|e| LocateError::Read(path.clone(), e))?;
         let mut head = vec![0u8; 4096];
