@@ -25,7 +25,7 @@ mod support {
     pub mod runner;
 }
 
-pub use support::compile::{compile_c, go_program, C_FLAG_SETS, C_PROGRAMS, RAW_C_FLAGS};
+pub use support::compile::{compile_c, gcc_build, go_program, C_FLAG_SETS, C_PROGRAMS, RAW_C_FLAGS};
 pub use support::elf;
 pub use support::expect::{assert_clock, is_hex, CLOCK_TOLERANCE};
 pub use support::paths::{

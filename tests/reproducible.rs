@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloister_tests::{
     compile_c, programs_dir, scratch_dir, temp_dir, write_file, Invocation, Mode, Outcome, PYTHON3,
-    SYSTEM_PATH,
 };
 
 /// The virtual clock's default start, 2000-01-01T00:00:00Z.
@@ -79,20 +78,7 @@ fn compile(name: &str, flags: &[&str]) -> PathBuf {
         fs::create_dir_all(&dir).expect("cannot create the programs directory");
         let exe =
             dir.join(format!("reproducible-{}", key.replace(|c: char| !c.is_ascii_alphanumeric(), "_")));
-        let out = Command::new("gcc")
-            .env("PATH", SYSTEM_PATH)
-            .args(["-O2", "-g", "-Wall", "-Wextra", "-o"])
-            .arg(&exe)
-            .arg(&source)
-            .args(flags)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run gcc ({e}): install gcc and libc6-dev"));
-        assert!(
-            out.status.success(),
-            "gcc failed to build {} with {flags:?}:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cloister_tests::gcc_build(&source, &exe, flags);
         exe
     })
     .clone()

@@ -65,11 +65,17 @@ fn gcc(name: &str, flags: &[&str]) -> PathBuf {
     let dir = scratch_dir().join("bin");
     std::fs::create_dir_all(&dir).expect("cannot create the programs directory");
     let exe = dir.join(if suffix.is_empty() { name.to_owned() } else { format!("{name}{suffix}") });
+    gcc_build(&source, &exe, flags);
+    exe
+}
+
+/// Runs `gcc -O2 -g -Wall -Wextra -o EXE SOURCE FLAGS`; panics with gcc's messages if it fails.
+pub fn gcc_build(source: &std::path::Path, exe: &std::path::Path, flags: &[&str]) {
     let out = Command::new("gcc")
         .env("PATH", SYSTEM_PATH)
         .args(["-O2", "-g", "-Wall", "-Wextra", "-o"])
-        .arg(&exe)
-        .arg(&source)
+        .arg(exe)
+        .arg(source)
         .args(flags)
         .output()
         .unwrap_or_else(|e| panic!("cannot run gcc ({e}): install gcc and libc6-dev"));
@@ -79,7 +85,6 @@ fn gcc(name: &str, flags: &[&str]) -> PathBuf {
         source.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    exe
 }
 
 /// Builds the Go program (`tests/programs/go`) once per process with `go build`, statically
