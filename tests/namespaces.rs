@@ -390,8 +390,9 @@ fn rootless_user_namespace() {
         eprintln!("rootless_user_namespace: skipped: needs root and setpriv to become nobody");
         return;
     }
-    if Mode::Native.command("setpriv").args(NOBODY).arg(cloister_bin()).arg("--version").output().code() != 0
-    {
+    let rt = cloister_bin().with_file_name("cloister-rt");
+    let reachable = format!("test -x '{}' && test -r '{}'", cloister_bin().display(), rt.display());
+    if Mode::Native.command("setpriv").args(NOBODY).args(["sh", "-c", &reachable]).output().code() != 0 {
         eprintln!("rootless_user_namespace: skipped: nobody cannot reach this checkout's binaries");
         return;
     }
