@@ -45,7 +45,7 @@ impl std::fmt::Display for LocateError {
         match self {
             LocateError::NotFound(p) => write!(
                 f,
-                "the runtime {} is missing; build the workspace (`cargo build --release`) or set {RT_ENV}",
+                "the runtime {} is missing: build the whole workspace (`cargo build --release` at its root; `cargo run` alone builds only the launcher) or set {RT_ENV}",
                 p.display()
             ),
             LocateError::Read(p, e) => write!(f, "cannot read the runtime {}: {e}", p.display()),
