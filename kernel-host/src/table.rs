@@ -112,7 +112,7 @@ pub static TABLE: &[Entry] = &[
     entry!(dup3, sys::fd::dup_onto, Partial("EBADF onto a reserved descriptor"), ReservedFd, Cond::ReservedFd(1), [Fd, Fd, Hex]),
     // processes
     entry!(execve, sys::exec::execve, Full, Always, Cond::Always, [Path, Ptr, Ptr]),
-    entry!(execveat, sys::exec::execveat, Partial("fexecve needs the descriptor to survive exec"), Always, Cond::Always, [Fd, Path, Ptr, Ptr, Hex]),
+    entry!(execveat, sys::exec::execveat, Partial("a descriptor is re-opened by its name; fexecve of a deleted file fails"), Always, Cond::Always, [Fd, Path, Ptr, Ptr, Hex]),
     entry!(fork, sys::process::fork, Full, Always, Cond::Always, []),
     entry!(clone, sys::process::clone, Full, Always, Cond::MaskClear(0, crate::abi::CLONE_VM), [Hex, Ptr, Ptr, Ptr, Hex]),
     entry!(clone3, sys::process::clone3, Partial("ENOSYS: libc falls back to clone"), Always, Cond::Always, [Ptr, Int]),

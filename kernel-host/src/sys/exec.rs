@@ -20,23 +20,43 @@ pub fn execve(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     dispose(task.read_cstring(path, PATH_MAX).and_then(|p| exec(k, task, p, argv, envp)))
 }
 
-/// `execveat(dirfd, path, argv, envp, flags)`: the descriptor forms are turned into
-/// `/proc/self/fd` paths.
+/// `execveat(dirfd, path, argv, envp, flags)`: the descriptor forms become paths. The
+/// descriptor itself may be close-on-exec (`fexecve` of an `O_CLOEXEC` descriptor), gone by
+/// the time the runtime loads the program: where the file still has a name, that name is used.
 pub fn execveat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, argv, envp, flags, _] = call.args;
     let resolved = task.read_cstring(path, PATH_MAX).map(|p| {
         let dirfd = dirfd as i32;
         if p.first() == Some(&b'/') || i64::from(dirfd) == AT_FDCWD {
             p
-        } else if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
-            format!("/proc/self/fd/{dirfd}").into_bytes()
         } else {
-            let mut full = format!("/proc/self/fd/{dirfd}/").into_bytes();
-            full.extend_from_slice(&p);
-            full
+            let fd_path = format!("/proc/self/fd/{dirfd}").into_bytes();
+            let mut base =
+                host_readlink(task, &fd_path).filter(|t| t.first() == Some(&b'/')).unwrap_or(fd_path);
+            if !(p.is_empty() && flags & AT_EMPTY_PATH != 0) {
+                base.push(b'/');
+                base.extend_from_slice(&p);
+            }
+            base
         }
     });
     dispose(resolved.and_then(|p| exec(k, task, p, argv, envp)))
+}
+
+/// What a `/proc/self/fd` link names, unless the file has no name any more.
+fn host_readlink(task: &TaskCtx<'_>, path: &[u8]) -> Option<Vec<u8>> {
+    let mut cpath = path.to_vec();
+    cpath.push(0);
+    let mut buf = alloc::vec![0u8; PATH_MAX];
+    let n = task.host_call(
+        syscalls::Sysno::readlink,
+        [cpath.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+    );
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    (!buf.ends_with(b" (deleted)")).then_some(buf)
 }
 
 fn dispose(plan: KResult<ExecPlan>) -> Disposition {
