@@ -90,6 +90,14 @@ fn c_hello_no_pie(mode: Mode) {
     c_hello(mode, "no-pie");
 }
 
+/// `fexecve` of a close-on-exec descriptor runs the program the descriptor named.
+fn fexecve_of_a_cloexec_descriptor(mode: Mode) {
+    let exe = compile_c("fexecve", &[]);
+    let out = mode.command(&exe).output();
+    out.success();
+    assert_eq!(out.stdout, "fexecve=ok\n", "\n{out}");
+}
+
 /// A raw `syscall` keeps its argument registers, even when the runtime rewrote the call.
 fn argument_registers_survive_rewritten_calls(mode: Mode) {
     let exe = compile_c("regs", &[]);
@@ -269,6 +277,7 @@ fn proc_self_cmdline(mode: Mode) {
 
 both_modes!(
     argument_registers_survive_rewritten_calls,
+    fexecve_of_a_cloexec_descriptor,
     c_hello_dynamic,
     c_hello_static,
     c_hello_static_pie,

@@ -28,6 +28,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("hello", &[]),
     ("cpu", &[]),
     ("regs", &[]),
+    ("fexecve", &[]),
     ("randomness", &[]),
     ("rawsys", RAW_C_FLAGS),
     ("segv", &[]),
