@@ -90,6 +90,21 @@ fn c_hello_no_pie(mode: Mode) {
     c_hello(mode, "no-pie");
 }
 
+/// A thread with a small signal stack of its own (8 KiB, as Rust's threads have) still gets
+/// every redirected call served: the runtime's handler runs on that stack and must fit.
+fn small_signal_stack(mode: Mode) {
+    let exe = compile_c("smallstack", &[]);
+    let dir = temp_dir("smallstack");
+    let trace = dir.join("trace.json");
+    let out = mode.command(&exe).hostname(HOST).seed(3).time_offset(3600).trace(&trace).output();
+    out.success();
+    assert_eq!(out.field("uname"), mode.hostname(HOST), "\n{out}");
+    for key in ["exe", "spawn"] {
+        assert_eq!(out.field(key), "1", "{key}\n{out}");
+    }
+    assert!(out.stdout.contains("spawned=yes\n") && out.stdout.ends_with("exec=yes\n"), "\n{out}");
+}
+
 /// `fexecve` of a close-on-exec descriptor runs the program the descriptor named.
 fn fexecve_of_a_cloexec_descriptor(mode: Mode) {
     let exe = compile_c("fexecve", &[]);
@@ -277,6 +292,7 @@ fn proc_self_cmdline(mode: Mode) {
 
 both_modes!(
     argument_registers_survive_rewritten_calls,
+    small_signal_stack,
     fexecve_of_a_cloexec_descriptor,
     c_hello_dynamic,
     c_hello_static,

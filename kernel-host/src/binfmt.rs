@@ -117,7 +117,9 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     // Non-blocking: opening a FIFO to look at it must not wait for a writer.
     let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC | O_NONBLOCK, 0, 0, 0])? as u64;
     // Enough for the `#!` line and, for an ELF, its program headers and interpreter path.
-    let mut head = [0u8; ELF_HEAD_LEN];
+    // On the heap: the handler may run on a program's small signal stack (Rust's threads give
+    // it 8 KiB, of which the host's signal frame takes up to 3).
+    let mut head = alloc::vec![0u8; ELF_HEAD_LEN];
     let mut stat = [0u8; 144];
     let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
     let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, ELF_HEAD_LEN as u64, 0, 0, 0]);

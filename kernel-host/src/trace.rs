@@ -33,7 +33,8 @@ fn write_path(out: &mut String, mem: &dyn GuestMemory, addr: u64) -> core::fmt::
     if addr == 0 {
         return write!(out, "NULL");
     }
-    let mut buf = [0u8; PATH_MAX];
+    // On the heap: the handler may run on a program's small signal stack.
+    let mut buf = alloc::vec![0u8; PATH_MAX];
     let text = match mem.read_cstr(addr, &mut buf) {
         Ok(n) => &buf[..n],
         Err(_) => return write!(out, "{addr:#x}"),

@@ -29,6 +29,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("cpu", &[]),
     ("regs", &[]),
     ("fexecve", &[]),
+    ("smallstack", &[]),
     ("randomness", &[]),
     ("rawsys", RAW_C_FLAGS),
     ("segv", &[]),

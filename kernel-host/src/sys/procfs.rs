@@ -127,7 +127,7 @@ fn host_read_file(task: &TaskCtx<'_>, path: &[u8]) -> KResult<Vec<u8>> {
     let fd =
         check(task.host_call(Sysno::openat, [AT_FDCWD as u64, path.as_ptr() as u64, O_CLOEXEC, 0, 0, 0]))?;
     let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = alloc::vec![0u8; 4096];
     let result = loop {
         match check(
             task.host_call(Sysno::read, [fd as u64, chunk.as_mut_ptr() as u64, chunk.len() as u64, 0, 0, 0]),
