@@ -345,6 +345,25 @@ fn trace_records_redirected_calls() {
     assert!(unames.iter().any(|r| r["result"] == 0), "no uname record with result 0 in {}", s(&trace));
 }
 
+/// Calls that run on the host after the kernel's decision get their results too, timed waits
+/// of reproducible mode (which go through their own gate) included.
+#[test]
+fn trace_records_results_of_host_and_timed_calls() {
+    let trace = temp_dir("trace").join("trace.json");
+    let out = Mode::Cloister
+        .command("sh")
+        .args(["-c", "sleep 0.01; cat /proc/self/comm"])
+        .cloister_arg("--reproducible")
+        .trace(&trace)
+        .output();
+    out.success();
+    let records = read_trace(&trace);
+    let sleeps: Vec<_> = ["nanosleep", "clock_nanosleep"].iter().flat_map(|c| calls(&records, c)).collect();
+    assert!(sleeps.iter().any(|r| r["result"] == 0), "no sleep record with result 0 in {}", s(&trace));
+    let opens = calls(&records, "openat");
+    assert!(opens.iter().all(|r| r["result"] != "unknown"), "an openat without its result in {}", s(&trace));
+}
+
 #[test]
 fn trace_records_errno_names() {
     let trace = temp_dir("trace").join("trace.json");

@@ -52,27 +52,14 @@ global_asm!(
     "mov eax, 15",
     "syscall",
     "ud2",
+    // The traced gate: run the call, then write the result record.
     ".globl cloister_gate_traced",
     "cloister_gate_traced:",
     "syscall",
-    "mov [rsp + 32], rax",
-    "push rdi",
-    "push rsi",
-    "push rdx",
-    "push rax",
-    "mov eax, 1",
-    "mov edi, dword ptr [rip + {fd}]",
-    "lea rsi, [rsp + 48]",
-    "mov edx, 24",
-    "syscall",
-    "pop rax",
-    "pop rdx",
-    "pop rsi",
-    "pop rdi",
-    "jmp cloister_gate_return",
+    "jmp cloister_gate_record",
     // The timed gate: if the call returned [rsp+16] (it timed out), move the virtual clock at
-    // [rsp+32] up to the deadline [rsp+24] (a compare-and-swap maximum). The flags and every
-    // register but rcx and r11 (clobbered by `syscall` anyway) are kept.
+    // [rsp+32] up to the deadline [rsp+24] (a compare-and-swap maximum), then write the
+    // result record if the call is traced.
     ".globl cloister_gate_timed",
     "cloister_gate_timed:",
     "syscall",
@@ -91,6 +78,28 @@ global_asm!(
     "6:",
     "pop rax",
     "5:",
+    "popfq",
+    // The result record [rsp+88..rsp+112] (header, cookie, result), written when the cookie is
+    // not zero. The flags and every register but rcx and r11 are kept.
+    "cloister_gate_record:",
+    "pushfq",
+    "cmp qword ptr [rsp + 104], 0",
+    "je 7f",
+    "mov [rsp + 112], rax",
+    "push rdi",
+    "push rsi",
+    "push rdx",
+    "push rax",
+    "mov eax, 1",
+    "mov edi, dword ptr [rip + {fd}]",
+    "lea rsi, [rsp + 128]",
+    "mov edx, 24",
+    "syscall",
+    "pop rax",
+    "pop rdx",
+    "pop rsi",
+    "pop rdi",
+    "7:",
     "popfq",
     "jmp cloister_gate_return",
     // The plain gate, and the common return of all three: put back the argument registers the
@@ -227,9 +236,10 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     }
 }
 
-/// Words a gate reads at its stack pointer: return address, stack pointer, three of the
-/// gate's own, and the six argument registers to put back.
-const GATE_SLOTS: usize = 11;
+/// Words a gate reads at its stack pointer: return address, stack pointer, the timed gate's
+/// three (result meaning "timed out", deadline, clock), the six argument registers to put
+/// back, and the trace result record (header, cookie, result).
+const GATE_SLOTS: usize = 14;
 
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
@@ -243,17 +253,20 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
         }
         _ => None,
     };
-    let (gate, words) = match (timed, cookie) {
-        (Some(words), _) => (cloister_gate_timed as *const () as u64, words),
-        (None, Some(cookie)) => (cloister_gate_traced as *const () as u64, [(2u64 << 32) | 24, cookie, 0]),
-        (None, None) => (cloister_gate_plain as *const () as u64, [0; 3]),
+    let gate = match (timed, cookie) {
+        (Some(_), _) => cloister_gate_timed as *const () as u64,
+        (None, Some(_)) => cloister_gate_traced as *const () as u64,
+        (None, None) => cloister_gate_plain as *const () as u64,
     };
+    let timed_words = timed.unwrap_or([0; 3]);
+    let record = cookie.map_or([0; 3], |cookie| [(2u64 << 32) | 24, cookie, 0]);
     let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
     let mut slots = [0u64; GATE_SLOTS];
-    slots[..5].copy_from_slice(&[frame.reg(reg::RIP), sp, words[0], words[1], words[2]]);
-    for (slot, r) in slots[5..].iter_mut().zip(regs) {
+    slots[..5].copy_from_slice(&[frame.reg(reg::RIP), sp, timed_words[0], timed_words[1], timed_words[2]]);
+    for (slot, r) in slots[5..11].iter_mut().zip(regs) {
         *slot = frame.reg(r);
     }
+    slots[11..].copy_from_slice(&record);
     let mut bytes = [0u8; GATE_SLOTS * 8];
     for (i, s) in slots.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&s.to_ne_bytes());
