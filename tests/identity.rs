@@ -364,6 +364,26 @@ fn trace_records_results_of_host_and_timed_calls() {
     assert!(opens.iter().all(|r| r["result"] != "unknown"), "an openat without its result in {}", s(&trace));
 }
 
+/// A program that marks every descriptor close-on-exec does not end the trace at its exec.
+#[test]
+fn trace_survives_cloexec_everything() {
+    let trace = temp_dir("trace").join("trace.json");
+    let code = "import os, fcntl\n\
+                for fd in range(3, 1024):\n    \
+                    try: fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)\n    \
+                    except OSError: pass\n\
+                os.execv('/bin/sh', ['sh', '-c', 'uname -n'])\n";
+    let out = Mode::Cloister.command(PYTHON3).args(["-c", code]).hostname("h").trace(&trace).output();
+    out.success();
+    assert_eq!(out.stdout, "h\n", "\n{out}");
+    let records = read_trace(&trace);
+    assert!(
+        calls(&records, "uname").iter().any(|r| r["result"] == 0),
+        "no uname after the exec in {}",
+        s(&trace)
+    );
+}
+
 #[test]
 fn trace_records_errno_names() {
     let trace = temp_dir("trace").join("trace.json");

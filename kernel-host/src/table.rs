@@ -109,6 +109,7 @@ pub static TABLE: &[Entry] = &[
     entry!(close, sys::fd::close, Partial("closing a reserved descriptor succeeds and keeps it open"), ReservedFd, Cond::ReservedFd(0), [Fd]),
     entry!(close_range, sys::fd::close_range, Partial("reserved descriptors are skipped"), ReservedFd, Cond::Always, [Fd, Fd, Hex]),
     entry!(dup2, sys::fd::dup_onto, Partial("EBADF onto a reserved descriptor"), ReservedFd, Cond::ReservedFd(1), [Fd, Fd]),
+    entry!(fcntl, sys::fd::fcntl, Partial("F_SETFD and F_SETFL on a reserved descriptor succeed without effect"), ReservedFd, Cond::ReservedFd(0), [Fd, Int, Hex]),
     entry!(dup3, sys::fd::dup_onto, Partial("EBADF onto a reserved descriptor"), ReservedFd, Cond::ReservedFd(1), [Fd, Fd, Hex]),
     // processes
     entry!(execve, sys::exec::execve, Full, Always, Cond::Always, [Path, Ptr, Ptr]),

@@ -1,4 +1,4 @@
-//! `close`, `close_range`, `dup2`, `dup3` on the descriptors the runtime reserves.
+//! `close`, `close_range`, `dup2`, `dup3`, `fcntl` on the descriptors the runtime reserves.
 //!
 //! The filter traps these only when they touch a reserved descriptor (or, for `close_range`,
 //! may): the program believes the descriptor closed, and the runtime keeps using it.
@@ -62,6 +62,18 @@ pub fn close_range(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispos
 pub fn dup_onto(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     if is_reserved(k, call.args[1]) {
         ret(Err(Errno::EBADF))
+    } else {
+        Disposition::Host(*call)
+    }
+}
+
+/// `fcntl(reserved, F_SETFD | F_SETFL, ...)`: reported done, not applied, so that a program that
+/// marks every descriptor close-on-exec or non-blocking does not take the runtime's away.
+pub fn fcntl(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    const F_SETFD: u64 = 2;
+    const F_SETFL: u64 = 4;
+    if is_reserved(k, call.args[0]) && matches!(call.args[1], F_SETFD | F_SETFL) {
+        Disposition::Return(0)
     } else {
         Disposition::Host(*call)
     }

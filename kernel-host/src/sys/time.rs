@@ -72,7 +72,8 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
 /// sleeper's deadline at once; otherwise the thread sleeps for real (in its own context,
 /// interruptible) and the clock moves to the deadline when the sleep completes, so that
 /// sleeps that overlap do not add up.
-fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64) -> Disposition {
+/// `rem` is where the program wants the time left if a signal interrupts the sleep (0: nowhere).
+fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) -> Disposition {
     if v.fast_sleep() {
         v.advance(ns);
         return Disposition::Return(0);
@@ -81,7 +82,7 @@ fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64) -> Dispositi
         Ok(req) => {
             let deadline = v.elapsed().saturating_add(ns);
             task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline });
-            Disposition::Host(Syscall::new(Sysno::nanosleep, [req, 0, 0, 0, 0, 0]))
+            Disposition::Host(Syscall::new(Sysno::nanosleep, [req, rem, 0, 0, 0, 0]))
         }
         Err(e) => Disposition::Return(e.ret()),
     }
@@ -97,7 +98,7 @@ fn read_timespec(task: &TaskCtx<'_>, addr: u64) -> KResult<TimePair> {
 pub fn nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     match read_timespec(task, call.args[0]).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
-        Ok(ns) => virtual_sleep(v, task, ns),
+        Ok(ns) => virtual_sleep(v, task, ns, call.args[1]),
         Err(e) => Disposition::Return(e.ret()),
     }
 }
@@ -121,7 +122,9 @@ pub fn clock_nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
         } else {
             asked
         };
-        return virtual_sleep(v, task, ns);
+        // Linux writes the time left only for relative sleeps.
+        let rem = if flags & TIMER_ABSTIME != 0 { 0 } else { call.args[3] };
+        return virtual_sleep(v, task, ns, rem);
     }
     if flags & TIMER_ABSTIME == 0 || !is_realtime_clock(clock) || k.clock.offset_for(clock) == 0 {
         return Disposition::Host(*call);
