@@ -25,9 +25,7 @@ pub struct SockFilter {
 }
 const _: () = assert!(core::mem::size_of::<SockFilter>() == 8);
 
-/// `SECCOMP_RET_DATA` of the runtime's traps. The SIGSYS handler checks `si_errno` for it, to
-/// tell its own traps from those of a filter the program installed itself.
-pub const TRAP_DATA: u16 = 0xc15;
+pub use kernel_host::redirect::TRAP_DATA;
 
 const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JA: u16 = 0x05;

@@ -108,10 +108,7 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     if depth > MAX_DEPTH {
         return Err(Errno::ELOOP);
     }
-    let sys = |nr: Sysno, args: [u64; 6]| {
-        let r = host.syscall(nr.id() as u32, args);
-        Errno::from_ret(r).map_or(Ok(r), Err)
-    };
+    let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
     let p = path.as_ptr() as u64;
     sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
     // Non-blocking: opening a FIFO to look at it must not wait for a writer.

@@ -46,6 +46,11 @@ impl Errno {
         }
     }
 
+    /// A raw host result as a value or an errno.
+    pub fn check(ret: i64) -> Result<i64, Errno> {
+        Errno::from_ret(ret).map_or(Ok(ret), Err)
+    }
+
     /// The symbolic name (`"ENOENT"`), if known.
     pub fn name(self) -> Option<&'static str> {
         syscalls::Errno::new(self.0).name()

@@ -9,6 +9,11 @@ use crate::config::{Config, RESERVED_FDS};
 use crate::table::TABLE;
 use alloc::vec::Vec;
 
+/// `SECCOMP_RET_DATA` of the runtime's traps. The redirect filter returns it and the SIGSYS
+/// handler checks `si_errno` for it, to tell its own traps from those of a filter the program
+/// installed itself.
+pub const TRAP_DATA: u16 = 0xc15;
+
 /// When an entry is redirected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {

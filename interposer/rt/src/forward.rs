@@ -27,9 +27,7 @@ pub fn forward(kernel: &Kernel, sig: i32, info: *mut u8, frame: &mut Frame, faul
         let dfl = KernelSigaction::default().to_bytes();
         sys::call(nr::RT_SIGACTION, &[u64::from(signo), dfl.as_ptr() as u64, 0, 8]);
         if !faulted {
-            let pid = sys::call(nr::GETPID, &[]) as u64;
-            let tid = sys::call(nr::GETTID, &[]) as u64;
-            sys::call(nr::TGKILL, &[pid, tid, u64::from(signo)]);
+            sys::raise(signo);
         }
         frame.set_sigmask(frame.sigmask() & !sigbit(signo));
         return;

@@ -66,6 +66,13 @@ pub fn write_all(fd: i32, mut bytes: &[u8]) {
     }
 }
 
+/// Sends `sig` to the calling thread.
+pub fn raise(sig: u32) {
+    let pid = call(nr::GETPID, &[]);
+    let tid = call(nr::GETTID, &[]);
+    call(nr::TGKILL, &[pid as u64, tid as u64, u64::from(sig)]);
+}
+
 /// Ends the process.
 pub fn exit_group(code: i32) -> ! {
     loop {

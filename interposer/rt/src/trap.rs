@@ -30,8 +30,6 @@ const SYS_SECCOMP: i32 = 1;
 const SI_ERRNO: usize = 4;
 const SI_CODE: usize = 8;
 const SI_SYSCALL: usize = 24;
-/// `SECCOMP_RET_DATA` of the runtime's traps; the same constant as `interposer::TRAP_DATA`.
-const TRAP_DATA: i32 = 0xc15;
 
 extern "C" {
     fn cloister_restorer();
@@ -175,9 +173,7 @@ extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
         // Sent (kill, tgkill) while the runtime was serving a call, perhaps holding a lock a
         // program handler would want: keep it pending until the runtime's handler returns.
         frame.set_sigmask(frame.sigmask() | sigbit(sig as u32));
-        let pid = sys::call(nr::GETPID, &[]) as u64;
-        let tid = sys::call(nr::GETTID, &[]) as u64;
-        sys::call(nr::TGKILL, &[pid, tid, sig as u64]);
+        sys::raise(sig as u32);
         return;
     }
     if sig == SIGSEGV as i32 && si_code == cpu::SI_KERNEL && cpu::emulate(kernel(), &mut frame) {
@@ -210,7 +206,7 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     let kernel = kernel();
     // SAFETY: the host passes the live ucontext to an SA_SIGINFO handler.
     let mut frame = unsafe { Frame::new(uc) };
-    if si_code != SYS_SECCOMP || si_errno != TRAP_DATA {
+    if si_code != SYS_SECCOMP || si_errno != i32::from(kernel_host::redirect::TRAP_DATA) {
         forward::forward(kernel, sig, info, &mut frame, false);
         return;
     }

@@ -18,7 +18,7 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
         return Disposition::Host(*call);
     }
     let [fd, dirp, count, ..] = call.args;
-    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let check = Errno::check;
     let identity = || -> KResult<(u64, u64, i64)> {
         let mut st = [0u8; 144];
         check(task.host_call(Sysno::fstat, [fd, st.as_mut_ptr() as u64, 0, 0, 0, 0]))?;

@@ -15,10 +15,7 @@ pub fn uname(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
             Some(uts) => uts,
             None => {
                 let mut uts = [0u8; UTSNAME_SIZE];
-                let r = task.host_call(Sysno::uname, [uts.as_mut_ptr() as u64, 0, 0, 0, 0, 0]);
-                if let Some(e) = Errno::from_ret(r) {
-                    return Err(e);
-                }
+                Errno::check(task.host_call(Sysno::uname, [uts.as_mut_ptr() as u64, 0, 0, 0, 0, 0]))?;
                 k.identity.cache_host_uts(uts);
                 uts
             }

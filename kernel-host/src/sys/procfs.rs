@@ -123,7 +123,7 @@ const RANDOM_DEVICE_LEN: usize = 64 * 1024;
 
 /// Reads a whole host file (NUL-terminated `path`) into kernel memory.
 fn host_read_file(task: &TaskCtx<'_>, path: &[u8]) -> KResult<Vec<u8>> {
-    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let check = Errno::check;
     let fd =
         check(task.host_call(Sysno::openat, [AT_FDCWD as u64, path.as_ptr() as u64, O_CLOEXEC, 0, 0, 0]))?;
     let mut out = Vec::new();
@@ -143,7 +143,7 @@ fn host_read_file(task: &TaskCtx<'_>, path: &[u8]) -> KResult<Vec<u8>> {
 
 /// A read-only view of `contents` as a fresh descriptor.
 fn memfd_with(task: &TaskCtx<'_>, contents: &[u8], cloexec: bool) -> KResult<i64> {
-    let check = |r: i64| Errno::from_ret(r).map_or(Ok(r), Err);
+    let check = Errno::check;
     let name = b"cloister-proc\0";
     let flags = if cloexec { MFD_CLOEXEC } else { 0 };
     let fd = check(task.host_call(Sysno::memfd_create, [name.as_ptr() as u64, flags, 0, 0, 0, 0]))?;

@@ -16,13 +16,11 @@ fn valid_clock(clock: u64) -> bool {
     clock <= 11 && clock != 10 || (clock as i64) < 0
 }
 
-fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
+/// The host's reading of `clock`.
+pub(super) fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
     let mut buf = [0u8; 16];
-    let r = task.host_call(Sysno::clock_gettime, [clock, buf.as_mut_ptr() as u64, 0, 0, 0, 0]);
-    match Errno::from_ret(r) {
-        Some(e) => Err(e),
-        None => Ok(TimePair::from_bytes(&buf)),
-    }
+    Errno::check(task.host_call(Sysno::clock_gettime, [clock, buf.as_mut_ptr() as u64, 0, 0, 0, 0]))?;
+    Ok(TimePair::from_bytes(&buf))
 }
 
 /// A reading of `clock` as the program sees it.

@@ -79,9 +79,7 @@ fn futex_deadline_clock(op: u64) -> Option<Option<u64>> {
 
 /// The host's reading of `clock`, in nanoseconds.
 fn host_now(task: &TaskCtx<'_>, clock: u64) -> u64 {
-    let mut now = [0u8; 16];
-    task.host_call(syscalls::Sysno::clock_gettime, [clock, now.as_mut_ptr() as u64, 0, 0, 0, 0]);
-    TimePair::from_bytes(&now).to_ns().unwrap_or(0)
+    super::time::host_clock(task, clock).ok().and_then(TimePair::to_ns).unwrap_or(0)
 }
 
 /// Points the timeout argument of `call` at a scratch `timespec` of `ns`.
