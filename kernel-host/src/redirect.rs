@@ -27,8 +27,6 @@ pub enum When {
     Seed,
     /// In reproducible mode.
     Reproducible,
-    /// Always, but for calls whose [`Cond::MaskGiven`] test is the reason.
-    MaskOrReproducible,
     /// When the runtime holds a reserved descriptor (tracing, shared memory) that must not be
     /// closed.
     ReservedFd,
@@ -99,7 +97,6 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::Clocks => config.virtual_clocks(),
             When::Seed => config.seed.is_some(),
             When::Reproducible => config.reproducible.is_some(),
-            When::MaskOrReproducible => true,
             When::ReservedFd => config.reserved_fds().next().is_some(),
         })
         .map(|e| {

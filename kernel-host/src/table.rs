@@ -90,12 +90,12 @@ pub static TABLE: &[Entry] = &[
     // timed waits on the virtual clock
     entry!(futex, sys::wait::futex, Partial("absolute deadlines follow the program's clock; a timed wait that times out advances the virtual clock"), Clocks, Cond::NonZero(3), [Ptr, Hex, Int, Ptr, Ptr, Int]),
     entry!(poll, sys::wait::poll, Partial("a timeout advances the virtual clock"), Reproducible, Cond::Always, [Ptr, Int, Int]),
-    entry!(ppoll, sys::wait::ppoll, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), MaskOrReproducible, Cond::MaskGiven(3), [Ptr, Int, Ptr, Ptr, Int]),
+    entry!(ppoll, sys::wait::ppoll, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), Always, Cond::MaskGiven(3), [Ptr, Int, Ptr, Ptr, Int]),
     entry!(select, sys::wait::select, Partial("a timeout advances the virtual clock"), Reproducible, Cond::Always, [Int, Ptr, Ptr, Ptr, Ptr]),
-    entry!(pselect6, sys::wait::pselect6, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), MaskOrReproducible, Cond::MaskGiven(5), [Int, Ptr, Ptr, Ptr, Ptr, Ptr]),
+    entry!(pselect6, sys::wait::pselect6, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), Always, Cond::MaskGiven(5), [Int, Ptr, Ptr, Ptr, Ptr, Ptr]),
     entry!(epoll_wait, sys::wait::epoll_wait, Partial("a timeout advances the virtual clock"), Reproducible, Cond::Always, [Fd, Ptr, Int, Int]),
-    entry!(epoll_pwait, sys::wait::epoll_pwait, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), MaskOrReproducible, Cond::MaskGiven(4), [Fd, Ptr, Int, Int, Ptr, Int]),
-    entry!(epoll_pwait2, sys::wait::epoll_pwait2, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), MaskOrReproducible, Cond::MaskGiven(4), [Fd, Ptr, Int, Ptr, Ptr, Int]),
+    entry!(epoll_pwait, sys::wait::epoll_pwait, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), Always, Cond::MaskGiven(4), [Fd, Ptr, Int, Int, Ptr, Int]),
+    entry!(epoll_pwait2, sys::wait::epoll_pwait2, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock"), Always, Cond::MaskGiven(4), [Fd, Ptr, Int, Ptr, Ptr, Int]),
     entry!(rt_sigsuspend, sys::wait::rt_sigsuspend, Partial("the runtime's signals stay unblocked"), Always, Cond::Always, [Ptr, Int]),
     // the runtime's processor settings (TSC and CPUID faulting), kept virtual
     entry!(prctl, sys::cpu::prctl_set_tsc, Partial("PR_SET_TSC is accepted and not applied: rdtsc stays virtual"), Reproducible, Cond::Equals(0, 26), [Int, Int]),

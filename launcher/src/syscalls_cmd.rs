@@ -12,7 +12,6 @@ fn when(w: When) -> &'static str {
         When::Clocks => "with a time offset or virtual time",
         When::Seed => "with a seed",
         When::Reproducible => "in reproducible mode",
-        When::MaskOrReproducible => "with a signal mask, or in reproducible mode",
         When::ReservedFd => "while the runtime holds a reserved descriptor",
     }
 }
@@ -23,7 +22,9 @@ fn cond(c: Cond) -> String {
         Cond::MaskClear(arg, mask) => format!("when argument {arg} has none of {mask:#x}"),
         Cond::NonZero(arg) => format!("when argument {arg} is not zero"),
         Cond::Equals(arg, value) => format!("when argument {arg} is {value:#x}"),
-        Cond::MaskGiven(arg) => format!("when argument {arg} (a signal mask) is given"),
+        Cond::MaskGiven(arg) => {
+            format!("when argument {arg} (a signal mask) is given; all in reproducible mode")
+        }
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
     }
 }
