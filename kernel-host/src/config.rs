@@ -34,6 +34,56 @@ pub struct Config {
     /// Descriptor (reserved, inherited) of the memory the whole sandbox shares (the virtual
     /// clock), when some subsystem needs it.
     pub shared_fd: Option<i32>,
+    /// The filesystem view's mount table; empty when the program sees the host's filesystem
+    /// as it is.
+    pub mounts: Vec<Mount>,
+}
+
+/// One entry of the filesystem view: what the program finds at and below `guest`.
+///
+/// Every host path here is absolute and canonical (no symlinks, no `.`/`..`): the launcher
+/// resolves them before the program starts, and the kernel joins guest suffixes onto them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Where the program sees it: an absolute, normalised guest path (`/` included).
+    pub guest: String,
+    /// What is there.
+    pub kind: MountKind,
+}
+
+/// What a [`Mount`] shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host tree, read-only: writes fail with `EROFS`.
+    ReadOnly {
+        /// The host directory (or file) shown.
+        host: String,
+    },
+    /// A host tree the program writes to directly: the user asked for it.
+    ReadWrite {
+        /// The host directory (or file) shown.
+        host: String,
+    },
+    /// A host tree seen through a private layer: reads fall through to `lower` unless `upper`
+    /// has the name; writes copy up into `upper`. `upper` is laid out as an overlayfs upper
+    /// layer mounted with `userxattr`: a deletion is a character device 0/0 (a whiteout), a
+    /// directory that hides the lower one's entries has `user.overlay.opaque` = `y`.
+    Overlay {
+        /// The host tree underneath (read-only to the program).
+        lower: String,
+        /// The private directory that takes the program's writes.
+        upper: String,
+    },
+    /// A private, initially empty directory, thrown away after the run.
+    Tmpfs {
+        /// The host directory that holds it.
+        host: String,
+    },
+    /// A hidden place: shown as an empty, read-only directory or file.
+    Hidden {
+        /// The empty host directory or file shown instead.
+        host: String,
+    },
 }
 
 /// The settings of reproducible mode.
@@ -117,6 +167,9 @@ impl Config {
         if let Some(fd) = self.shared_fd {
             push_field(&mut out, "shared_fd", &alloc::format!("{fd}"));
         }
+        for m in &self.mounts {
+            push_field(&mut out, "mount", &encode_mount(m));
+        }
         out
     }
 
@@ -144,6 +197,7 @@ impl Config {
                 "shared_fd" => {
                     cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
                 }
+                "mount" => cfg.mounts.push(decode_mount(&value).ok_or(DecodeError::BadValue("mount"))?),
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
@@ -159,12 +213,53 @@ fn parse_reproducible(value: &str) -> Option<Reproducible> {
     Some(Reproducible { epoch, fast_sleep, cpus })
 }
 
+/// `guest,kind,host[,upper]`, each part escaped on its own so that a ',' in a path survives.
+fn encode_mount(m: &Mount) -> String {
+    let (kind, hosts): (&str, Vec<&str>) = match &m.kind {
+        MountKind::ReadOnly { host } => ("ro", alloc::vec![host]),
+        MountKind::ReadWrite { host } => ("rw", alloc::vec![host]),
+        MountKind::Overlay { lower, upper } => ("overlay", alloc::vec![lower, upper]),
+        MountKind::Tmpfs { host } => ("tmpfs", alloc::vec![host]),
+        MountKind::Hidden { host } => ("hidden", alloc::vec![host]),
+    };
+    let mut out = String::new();
+    for (i, part) in core::iter::once(m.guest.as_str()).chain([kind]).chain(hosts).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        escape_into(&mut out, part);
+    }
+    out
+}
+
+fn decode_mount(value: &str) -> Option<Mount> {
+    let parts: Vec<String> = value.split(',').map(unescape).collect::<Option<_>>()?;
+    let guest = parts.first()?.clone();
+    if !guest.starts_with('/') {
+        return None;
+    }
+    let host = |i: usize| parts.get(i).cloned();
+    let kind = match (parts.get(1)?.as_str(), parts.len()) {
+        ("ro", 3) => MountKind::ReadOnly { host: host(2)? },
+        ("rw", 3) => MountKind::ReadWrite { host: host(2)? },
+        ("overlay", 4) => MountKind::Overlay { lower: host(2)?, upper: host(3)? },
+        ("tmpfs", 3) => MountKind::Tmpfs { host: host(2)? },
+        ("hidden", 3) => MountKind::Hidden { host: host(2)? },
+        _ => return None,
+    };
+    Some(Mount { guest, kind })
+}
+
 fn push_field(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push(';');
     }
     out.push_str(key);
     out.push('=');
+    escape_into(out, value);
+}
+
+fn escape_into(out: &mut String, value: &str) {
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_./:".contains(&b) {
             out.push(b as char);
@@ -207,6 +302,16 @@ mod tests {
             blocked: 1 << 30,
             reproducible: Some(Reproducible { epoch: 5, fast_sleep: true, cpus: 2 }),
             shared_fd: Some(1022),
+            mounts: alloc::vec![
+                Mount {
+                    guest: "/".into(),
+                    kind: MountKind::Overlay { lower: "/".into(), upper: "/tmp/c,x/upper".into() },
+                },
+                Mount { guest: "/tmp".into(), kind: MountKind::Tmpfs { host: "/tmp/c,x/tmp/0".into() } },
+                Mount { guest: "/root/.ssh".into(), kind: MountKind::Hidden { host: "/e".into() } },
+                Mount { guest: "/data 1".into(), kind: MountKind::ReadOnly { host: "/srv/d%x".into() } },
+                Mount { guest: "/w".into(), kind: MountKind::ReadWrite { host: "/home/u/w".into() } },
+            ],
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }
