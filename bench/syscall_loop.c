@@ -10,6 +10,8 @@
  *            delivery + rt_sigreturn on this machine, with no work in the handler.
  *   filtered the same filter and handler, but trapping uname, then loops on getppid: what any
  *            seccomp filter costs a call it lets through (the kernel's own share of row 1).
+ *   stat     stat(STAT_PATH): resolved by cloister's filesystem view
+ *   open     open(STAT_PATH, O_RDONLY) + close: the open resolved by the view
  *
  * The batch size is calibrated so one batch takes about BATCH_MS, which keeps the same
  * run time whether a call costs 50 ns (native) or 50 us (under strace).
@@ -25,13 +27,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
-enum mode { GETPPID, UNAME, TRAP, FILTERED };
+enum mode { GETPPID, UNAME, TRAP, FILTERED, STAT, OPEN };
+
+/* A file every Debian system has, three directories deep, reached without a symlink. */
+#define STAT_PATH "/usr/lib/os-release"
+
 
 static struct utsname uts;
 static volatile long sink;
@@ -46,9 +54,16 @@ static double now_ns(void)
 static double run(enum mode m, long n)
 {
     double t0 = now_ns();
+    struct stat st;
     if (m == UNAME)
         for (long i = 0; i < n; i++)
             sink = syscall(SYS_uname, &uts);
+    else if (m == STAT)
+        for (long i = 0; i < n; i++)
+            sink = stat(STAT_PATH, &st);
+    else if (m == OPEN)
+        for (long i = 0; i < n; i++)
+            sink = close(open(STAT_PATH, O_RDONLY | O_CLOEXEC));
     else
         for (long i = 0; i < n; i++)
             sink = syscall(SYS_getppid);
@@ -98,7 +113,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s getppid|uname|trap|filtered BATCH_MS BATCHES\n", argv[0]);
+        fprintf(stderr, "usage: %s getppid|uname|trap|filtered|stat|open BATCH_MS BATCHES\n", argv[0]);
         return 2;
     }
     enum mode m;
@@ -110,6 +125,10 @@ int main(int argc, char **argv)
         m = TRAP;
     else if (strcmp(argv[1], "filtered") == 0)
         m = FILTERED;
+    else if (strcmp(argv[1], "stat") == 0)
+        m = STAT;
+    else if (strcmp(argv[1], "open") == 0)
+        m = OPEN;
     else {
         fprintf(stderr, "syscall_loop: unknown mode %s\n", argv[1]);
         return 2;

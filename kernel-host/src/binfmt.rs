@@ -102,12 +102,19 @@ pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
     Some(Shebang { interpreter, arg })
 }
 
-/// Checks that `path` (NUL-terminated) could be executed, following `#!` lines. Returns the
-/// errno `execve` would fail with.
-pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
+/// Checks that `path` (as the program names it) could be executed, following `#!` lines.
+/// `host_path` turns a path the program sees into the NUL-terminated host path of the file
+/// (the filesystem view's walk, or just a NUL). Returns the errno `execve` would fail with.
+pub fn check(
+    host: &dyn Host,
+    host_path: &dyn Fn(&[u8]) -> KResult<Vec<u8>>,
+    path: &[u8],
+    depth: usize,
+) -> KResult<()> {
     if depth > MAX_DEPTH {
         return Err(Errno::ELOOP);
     }
+    let path = &host_path(path)?;
     let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
     let p = path.as_ptr() as u64;
     sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
@@ -130,17 +137,13 @@ pub fn check(host: &dyn Host, path: &[u8], depth: usize) -> KResult<()> {
     match format_of(&head[..(read as usize).min(HEAD_LEN)]) {
         Format::Elf => match interpreter(&head[..read as usize]) {
             // A dynamic program whose loader is missing fails in the caller, as on Linux.
-            Some(mut interp) => {
-                interp.push(0);
+            Some(interp) => {
+                let interp = host_path(&interp)?;
                 sys(Sysno::faccessat, [AT_FDCWD as u64, interp.as_ptr() as u64, X_OK, 0, 0, 0]).map(|_| ())
             }
             None => Ok(()),
         },
-        Format::Script(s) => {
-            let mut interp = s.interpreter;
-            interp.push(0);
-            check(host, &interp, depth + 1).map_err(|e| if e == Errno::ENOEXEC { Errno::ENOEXEC } else { e })
-        }
+        Format::Script(s) => check(host, host_path, &s.interpreter, depth + 1),
         Format::Unknown => Err(Errno::ENOEXEC),
     }
 }

@@ -31,6 +31,24 @@ impl Errno {
     pub const ENOSYS: Errno = Errno(38);
     /// Too many symbolic links, or `O_NOFOLLOW` on a link.
     pub const ELOOP: Errno = Errno(40);
+    /// File exists.
+    pub const EEXIST: Errno = Errno(17);
+    /// Cross-device link: a rename the view cannot do in one step.
+    pub const EXDEV: Errno = Errno(18);
+    /// Not a directory.
+    pub const ENOTDIR: Errno = Errno(20);
+    /// Is a directory.
+    pub const EISDIR: Errno = Errno(21);
+    /// Device or resource busy (a mount point).
+    pub const EBUSY: Errno = Errno(16);
+    /// Read-only file system.
+    pub const EROFS: Errno = Errno(30);
+    /// Result out of range (a buffer too small).
+    pub const ERANGE: Errno = Errno(34);
+    /// Directory not empty.
+    pub const ENOTEMPTY: Errno = Errno(39);
+    /// No such attribute.
+    pub const ENODATA: Errno = Errno(61);
 
     /// The value a system call returns for this error.
     pub const fn ret(self) -> i64 {

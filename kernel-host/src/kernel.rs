@@ -11,6 +11,7 @@ use crate::syscall::{Disposition, Syscall};
 use crate::table;
 use crate::task::TaskCtx;
 use crate::time::Clock;
+use crate::vfs::Vfs;
 
 /// Which side of a fork [`Kernel::after_fork`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,18 +37,14 @@ pub struct Kernel {
     pub(crate) process: Process,
     pub(crate) signals: Signals,
     pub(crate) dirs: Dirs,
+    pub(crate) vfs: Option<Vfs>,
 }
 
 impl Kernel {
     /// A kernel serving `image` under `config`. `shared` is the memory the whole sandbox
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
-        let shared = shared.unwrap_or_else(|| {
-            alloc::boxed::Box::leak(alloc::boxed::Box::new(Shared {
-                magic: Shared::MAGIC.into(),
-                clock_ns: 0.into(),
-            }))
-        });
+        let shared = shared.unwrap_or_else(Shared::private);
         Kernel {
             identity: Identity::new(&config),
             clock: Clock::new(&config, shared),
@@ -55,6 +52,7 @@ impl Kernel {
             process: Process::new(image),
             signals: Signals::new(),
             dirs: Dirs::default(),
+            vfs: Vfs::new(&config.mounts, shared),
             config,
         }
     }
@@ -78,6 +76,11 @@ impl Kernel {
     /// clock read). `None` when time is not virtual.
     pub fn virtual_tsc(&self) -> Option<u64> {
         self.clock.virtual_clock().map(|v| crate::time::MONOTONIC_BASE_NS.saturating_add(v.tick()))
+    }
+
+    /// The filesystem view, if the sandbox has one.
+    pub fn vfs(&self) -> Option<&Vfs> {
+        self.vfs.as_ref()
     }
 
     /// The process image the kernel answers for.
@@ -107,11 +110,17 @@ impl Kernel {
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
         self.dirs.lock_for_fork();
+        if let Some(v) = &self.vfs {
+            v.lock_for_fork();
+        }
     }
 
     /// Releases the locks [`Kernel::prepare_fork`] took and, in the child, moves it onto its
     /// own random stream and its forking thread's signal state onto its new thread id.
     pub fn after_fork(&self, fork: ForkSide) {
+        if let Some(v) = &self.vfs {
+            v.unlock_after_fork();
+        }
         self.dirs.unlock_after_fork();
         self.signals.unlock_after_fork();
         let index = self.process.unlock_after_fork(matches!(fork, ForkSide::Child { .. }));

@@ -13,7 +13,8 @@
 //!
 //! Layout: [`table`] maps syscall numbers to handlers (data, like gVisor's `linux64.go`);
 //! `sys/` holds one module per syscall family that only translates between registers and
-//! the subsystems ([`identity`], [`time`], [`random`], [`process`], [`signals`], [`procfs`]),
+//! the subsystems ([`identity`], [`time`], [`random`], [`process`], [`signals`], [`procfs`],
+//! [`vfs`]),
 //! which hold the state and the semantics.
 
 #![no_std]
@@ -39,6 +40,7 @@ pub mod table;
 pub mod task;
 pub mod time;
 pub mod trace;
+pub mod vfs;
 
 mod sys;
 

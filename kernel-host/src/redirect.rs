@@ -30,6 +30,10 @@ pub enum When {
     /// When the runtime holds a reserved descriptor (tracing, shared memory) that must not be
     /// closed.
     ReservedFd,
+    /// When the sandbox has a filesystem view.
+    View,
+    /// In reproducible mode or with a filesystem view (directory listings).
+    ReproducibleOrView,
 }
 
 /// On which argument values an entry is redirected.
@@ -48,6 +52,9 @@ pub enum Cond {
     /// When the argument (a signal mask for the call's duration) is given; every call in
     /// reproducible mode, where the call's timeout matters too.
     MaskGiven(u8),
+    /// Flags argument `0` has none of mask `1` set; with a filesystem view, none of mask `2`
+    /// (a path call the view must see even where `/proc` alone need not).
+    MaskClearView(u8, u64, u64),
 }
 
 /// A resolved argument test.
@@ -98,11 +105,21 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::Seed => config.seed.is_some(),
             When::Reproducible => config.reproducible.is_some(),
             When::ReservedFd => config.reserved_fds().next().is_some(),
+            When::View => !config.mounts.is_empty(),
+            When::ReproducibleOrView => config.reproducible.is_some() || !config.mounts.is_empty(),
         })
         .map(|e| {
             let test = match e.cond {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
+                Cond::MaskClearView(arg, _, view) if !config.mounts.is_empty() => {
+                    if view == 0 {
+                        ArgTest::Always
+                    } else {
+                        ArgTest::MaskClear { arg, mask: view }
+                    }
+                }
+                Cond::MaskClearView(arg, plain, _) => ArgTest::MaskClear { arg, mask: plain },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
                 Cond::Equals(arg, value) => ArgTest::InRange { arg, lo: value, hi: value },
                 Cond::MaskGiven(_) if config.reproducible.is_some() => ArgTest::Always,

@@ -166,10 +166,7 @@ mod tests {
     use crate::config::Reproducible;
 
     fn shared() -> &'static Shared {
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(Shared {
-            magic: Shared::MAGIC.into(),
-            clock_ns: 0.into(),
-        }))
+        Shared::private()
     }
 
     #[test]

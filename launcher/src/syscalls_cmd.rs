@@ -13,6 +13,8 @@ fn when(w: When) -> &'static str {
         When::Seed => "with a seed",
         When::Reproducible => "in reproducible mode",
         When::ReservedFd => "while the runtime holds a reserved descriptor",
+        When::View => "with a filesystem view",
+        When::ReproducibleOrView => "in reproducible mode or with a filesystem view",
     }
 }
 
@@ -24,6 +26,9 @@ fn cond(c: Cond) -> String {
         Cond::Equals(arg, value) => format!("when argument {arg} is {value:#x}"),
         Cond::MaskGiven(arg) => {
             format!("when argument {arg} (a signal mask) is given; all in reproducible mode")
+        }
+        Cond::MaskClearView(arg, plain, view) => {
+            format!("when argument {arg} has none of {plain:#x}; with a filesystem view, none of {view:#x}")
         }
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
     }

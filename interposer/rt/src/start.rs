@@ -11,6 +11,8 @@ use alloc::vec::Vec;
 use core::arch::{asm, global_asm};
 use kernel_host::binfmt::{self, Format, MAX_DEPTH};
 use kernel_host::shared::Shared;
+use kernel_host::vfs::host::Hc;
+use kernel_host::vfs::Vfs;
 use kernel_host::{Config, Kernel, ProcessImage};
 
 use crate::loader::{self, File, Image, LoadError};
@@ -108,10 +110,19 @@ fn not_executable(path: &[u8], why: &str) -> ! {
     fail(126, &alloc::format!("{}: cannot execute: {why}", alloc::string::String::from_utf8_lossy(path)))
 }
 
-fn resolve(program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
+/// Where the program's paths lead on the host: through the filesystem view when there is
+/// one, unchanged otherwise.
+fn host_path(view: Option<&Vfs>, path: &[u8]) -> Result<Vec<u8>, i64> {
+    match view {
+        Some(v) => v.host_path_of(Hc(&crate::guest::RawHost), path).map_err(|e| i64::from(e.0)),
+        None => Ok(with_nul(path)),
+    }
+}
+
+fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
     let mut path = program.to_vec();
     for _ in 0..=MAX_DEPTH {
-        let file = match File::open(&with_nul(&path)) {
+        let file = match host_path(view, &path).and_then(|p| File::open(&p)) {
             Ok(f) => f,
             Err(2) | Err(20) => {
                 fail(127, &alloc::format!("{}: not found", alloc::string::String::from_utf8_lossy(&path)))
@@ -219,8 +230,15 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         fail(125, "cloister-rt: no program given");
     }
     let program = host.argv[1];
-    let resolved = resolve(program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
+    let shared = config.shared_fd.map(map_shared);
+    let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
+    let resolved = resolve(view.as_ref(), program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
     let exe = path_of(&resolved.file);
+    // The host's name of the file is a layer's; the program knows it by its name in the view.
+    let exe = match &view {
+        Some(v) => v.guest_of_host(&exe).unwrap_or(exe),
+        None => exe,
+    };
 
     let host_aux = |key: u64| host.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
     let host_random = host_aux(stack::AT_RANDOM).map_or([0u8; 16], |p| {
@@ -242,16 +260,18 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
-        let file = File::open(path).unwrap_or_else(|e| {
-            not_executable(
-                &exe,
-                &alloc::format!(
-                    "its interpreter {} is missing ({})",
-                    alloc::string::String::from_utf8_lossy(&path[..path.len() - 1]),
-                    errno_text(e)
-                ),
-            )
-        });
+        let file = host_path(view.as_ref(), &path[..path.len() - 1])
+            .and_then(|p| File::open(&p))
+            .unwrap_or_else(|e| {
+                not_executable(
+                    &exe,
+                    &alloc::format!(
+                        "its interpreter {} is missing ({})",
+                        alloc::string::String::from_utf8_lossy(&path[..path.len() - 1]),
+                        errno_text(e)
+                    ),
+                )
+            });
         load_or_fail(&file, 0, &path[..path.len() - 1])
     });
     drop(resolved.file);
@@ -301,7 +321,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let trace_fd = config.trace_fd;
     let environ = envp.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
     let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
-    let shared = config.shared_fd.map(map_shared);
+    drop(view);
     let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image, shared)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);

@@ -1,4 +1,5 @@
-//! `getdents64`: sorted listings in reproducible mode (see [`crate::dirs`]).
+//! `getdents64`: listings served by the kernel (see [`crate::dirs`]): sorted in reproducible
+//! mode, and merged across an overlay's layers where the view needs it.
 
 use super::ret;
 use crate::dirs::{self, Read};
@@ -14,7 +15,7 @@ const SEEK_CUR: u64 = 1;
 
 /// `getdents64(fd, dirp, count)`.
 pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    if k.config.reproducible.is_none() {
+    if k.config.reproducible.is_none() && k.vfs.is_none() {
         return Disposition::Host(*call);
     }
     let [fd, dirp, count, ..] = call.args;
@@ -50,6 +51,14 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
         }
         Read::Unknown => {}
     }
+    let merged = match k.vfs.as_ref().map(|v| merged_listing(v, task, fd32)) {
+        Some(Ok(merged)) => merged,
+        Some(Err(e)) => return ret(Err(e)),
+        None => None,
+    };
+    if merged.is_none() && k.config.reproducible.is_none() {
+        return Disposition::Host(*call);
+    }
     let mut entries = Vec::new();
     let mut chunk = alloc::vec![0u8; 32 * 1024];
     loop {
@@ -61,13 +70,29 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
             Err(e) => return ret(Err(e)),
         }
     }
+    // The host's entries were read to the end even when the view's are served instead: the
+    // descriptor's offset then tells a rewind from a continued read.
     let end = match check(task.host_call(Sysno::lseek, [fd, 0, SEEK_CUR, 0, 0, 0])) {
         Ok(end) => end,
         Err(e) => return ret(Err(e)),
     };
+    if let Some(m) = merged {
+        entries = m;
+    }
     k.dirs.start(fd32, dev, ino, end, entries);
     match k.dirs.read(fd32, dev, ino, end, room) {
         Read::Entries(bytes) => ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
         _ => ret(Err(Errno::EINVAL)),
     }
+}
+
+/// The view's listing of directory `fd`, when it differs from the host's.
+fn merged_listing(vfs: &crate::vfs::Vfs, task: &TaskCtx<'_>, fd: i32) -> KResult<Option<Vec<dirs::Entry>>> {
+    let h = crate::vfs::host::Hc(task.host);
+    let Ok(guest) = vfs.guest_of_fd(h, fd) else { return Ok(None) };
+    let node = vfs.lookup(h, &guest)?;
+    if !node.is_dir() || !vfs.needs_merge(h, &node) {
+        return Ok(None);
+    }
+    vfs.listing(h, &node).map(Some)
 }

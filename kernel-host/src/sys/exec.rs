@@ -31,8 +31,11 @@ pub fn execveat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
             p
         } else {
             let fd_path = format!("/proc/self/fd/{dirfd}").into_bytes();
-            let mut base =
-                host_readlink(task, &fd_path).filter(|t| t.first() == Some(&b'/')).unwrap_or(fd_path);
+            let named = match k.vfs() {
+                Some(vfs) => vfs.guest_of_fd(crate::vfs::host::Hc(task.host), dirfd).ok(),
+                None => host_readlink(task, &fd_path).filter(|t| t.first() == Some(&b'/')),
+            };
+            let mut base = named.unwrap_or(fd_path);
             if !(p.is_empty() && flags & AT_EMPTY_PATH != 0) {
                 base.push(b'/');
                 base.extend_from_slice(&p);
@@ -79,9 +82,11 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     };
     let argv = task.read_string_array(argv, ARG_MAX)?;
     let envp = task.read_string_array(envp, ARG_MAX)?;
-    let mut cpath = path.clone();
-    cpath.push(0);
-    binfmt::check(task.host, &cpath, 0)?;
+    let host_path = |guest: &[u8]| match k.vfs() {
+        Some(vfs) => vfs.host_path_of(crate::vfs::host::Hc(task.host), guest),
+        None => Ok([guest, b"\0"].concat()),
+    };
+    binfmt::check(task.host, &host_path, &path, 0)?;
     Ok(plan(k, task.tid(), path, argv, envp))
 }
 

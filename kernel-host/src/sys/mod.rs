@@ -13,6 +13,7 @@ pub mod random;
 pub mod sched;
 pub mod signal;
 pub mod time;
+pub mod vfs;
 pub mod wait;
 
 use crate::errno::KResult;

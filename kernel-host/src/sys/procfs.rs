@@ -1,8 +1,10 @@
 //! `open`, `openat`, `readlink`, `readlinkat` and the `stat` family: the `/proc` files that
 //! would describe the runtime instead of the program are answered by the kernel; every other
-//! path goes to the host unchanged.
+//! path goes to the filesystem view ([`super::vfs`]), or to the host unchanged without one.
 
 use super::ret;
+use super::vfs::open::open_path;
+use super::vfs::stat::{readlink_path, stat_path, statx_path};
 use crate::abi::{AT_FDCWD, AT_SYMLINK_NOFOLLOW, MFD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_WRONLY, PATH_MAX};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
@@ -15,13 +17,13 @@ use syscalls::Sysno;
 /// `open(path, flags, mode)`.
 pub fn open(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, flags, mode, ..] = call.args;
-    open_common(k, task, call, path, flags, mode)
+    open_common(k, task, call, AT_FDCWD as u64, path, flags, mode)
 }
 
 /// `openat(dirfd, path, flags, mode)`.
 pub fn openat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let [_dirfd, path, flags, mode, ..] = call.args;
-    open_common(k, task, call, path, flags, mode)
+    let [dirfd, path, flags, mode, ..] = call.args;
+    open_common(k, task, call, dirfd, path, flags, mode)
 }
 
 fn served(task: &TaskCtx<'_>, path: u64) -> Option<ProcFile> {
@@ -37,18 +39,18 @@ fn open_common(
     k: &Kernel,
     task: &mut TaskCtx<'_>,
     call: &Syscall,
+    dirfd: u64,
     path: u64,
     flags: u64,
     mode: u64,
 ) -> Disposition {
+    let pass = |task: &mut TaskCtx<'_>| open_path(k, task, call, dirfd, path, flags, mode);
     let served = served(task, path);
     let contents: Vec<u8> = match served {
-        None => return Disposition::Host(*call),
+        None => return pass(task),
         Some(ProcFile::Exe) => {
             return match task.push_scratch(k.process.exe_cstr()) {
-                Ok(addr) => {
-                    Disposition::Host(Syscall::new(Sysno::openat, [AT_FDCWD as u64, addr, flags, mode, 0, 0]))
-                }
+                Ok(addr) => open_path(k, task, call, AT_FDCWD as u64, addr, flags, mode),
                 Err(e) => ret(Err(e)),
             };
         }
@@ -58,33 +60,33 @@ fn open_common(
                 v.push(b'\n');
                 v
             }
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
         Some(ProcFile::Cmdline) => k.process.image().cmdline.clone(),
         Some(ProcFile::Auxv) => k.process.image().auxv.clone(),
         Some(ProcFile::Environ) => k.process.image().environ.clone(),
         Some(ProcFile::OsRelease) => match k.config.reproducible {
             Some(_) => [crate::identity::RELEASE, b"\n"].concat(),
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
         Some(ProcFile::CpuList) => match k.config.reproducible {
             Some(r) => crate::procfs::cpu_list(r.cpus),
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
         Some(ProcFile::CpuInfo) => match k.config.reproducible {
             Some(r) => match host_read_file(task, b"/proc/cpuinfo\0") {
                 Ok(host) => crate::procfs::cpuinfo(&host, r.cpus),
                 Err(e) => return ret(Err(e)),
             },
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
-        Some(ProcFile::RandomDevice) if flags & O_ACCMODE == O_WRONLY => return Disposition::Host(*call),
+        Some(ProcFile::RandomDevice) if flags & O_ACCMODE == O_WRONLY => return pass(task),
         Some(ProcFile::RandomUuid) if k.random.is_seeded() => {
             let mut b = [0u8; 16];
             k.random.fill(&mut b);
             crate::procfs::uuid(b)
         }
-        Some(ProcFile::RandomUuid) => return Disposition::Host(*call),
+        Some(ProcFile::RandomUuid) => return pass(task),
         Some(ProcFile::Uptime) | Some(ProcFile::LoadAvg) => match k.clock.virtual_clock() {
             Some(v) if served == Some(ProcFile::Uptime) => {
                 let up = crate::time::MONOTONIC_BASE_NS + v.tick();
@@ -98,11 +100,11 @@ fn open_common(
                 .into_bytes()
             }
             Some(_) => b"0.00 0.00 0.00 1/1 2\n".to_vec(),
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
         Some(ProcFile::EtcHostname) => match k.identity.hostname() {
             Some(name) => [name, b"\n"].concat(),
-            None => return Disposition::Host(*call),
+            None => return pass(task),
         },
         Some(ProcFile::RandomDevice) if k.random.is_seeded() => {
             // A device would never end; a program reading more than this sees end of file.
@@ -110,7 +112,7 @@ fn open_common(
             k.random.fill(&mut bytes);
             bytes
         }
-        Some(ProcFile::RandomDevice) => return Disposition::Host(*call),
+        Some(ProcFile::RandomDevice) => return pass(task),
     };
     if flags & O_ACCMODE != 0 {
         return ret(Err(Errno::EACCES));
@@ -164,25 +166,19 @@ fn memfd_with(task: &TaskCtx<'_>, contents: &[u8], cloexec: bool) -> KResult<i64
 /// `readlink(path, buf, size)`.
 pub fn readlink(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, buf, size, ..] = call.args;
-    readlink_common(k, task, call, path, buf, size)
+    readlink_common(k, task, call, [AT_FDCWD as u64, path, buf, size])
 }
 
 /// `readlinkat(dirfd, path, buf, size)`.
 pub fn readlinkat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let [_dirfd, path, buf, size, ..] = call.args;
-    readlink_common(k, task, call, path, buf, size)
+    let [dirfd, path, buf, size, ..] = call.args;
+    readlink_common(k, task, call, [dirfd, path, buf, size])
 }
 
-fn readlink_common(
-    k: &Kernel,
-    task: &mut TaskCtx<'_>,
-    call: &Syscall,
-    path: u64,
-    buf: u64,
-    size: u64,
-) -> Disposition {
+fn readlink_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
+    let [_, path, buf, size] = at;
     if served(task, path) != Some(ProcFile::Exe) {
-        return Disposition::Host(*call);
+        return readlink_path(k, task, call, at);
     }
     if size as i64 <= 0 {
         return ret(Err(Errno::EINVAL));
@@ -192,40 +188,51 @@ fn readlink_common(
     ret(task.mem.write(buf, &exe[..n]).map(|_| n as i64))
 }
 
-/// Points a `stat` that follows `/proc/self/exe` at the program instead of the runtime:
-/// `path_arg` is the index of the path argument, `flags_arg` that of the `AT_*` flags.
-fn stat_common(
-    k: &Kernel,
-    task: &mut TaskCtx<'_>,
-    call: &Syscall,
-    path_arg: usize,
-    flags_arg: Option<usize>,
-) -> Disposition {
-    let nofollow = flags_arg.is_some_and(|i| call.args[i] & AT_SYMLINK_NOFOLLOW != 0);
-    if nofollow || served(task, call.args[path_arg]) != Some(ProcFile::Exe) {
-        return Disposition::Host(*call);
+/// Points a `stat` that follows `/proc/self/exe` at the program instead of the runtime, and
+/// hands every other path to the view: `at` are the `*at` form's `dirfd, path, buf, flags`.
+fn stat_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
+    let [_, path, buf, flags] = at;
+    let nofollow = flags & AT_SYMLINK_NOFOLLOW != 0;
+    if nofollow || served(task, path) != Some(ProcFile::Exe) {
+        return stat_path(k, task, call, at);
     }
     match task.push_scratch(k.process.exe_cstr()) {
-        Ok(addr) => {
-            let mut host = *call;
-            host.args[path_arg] = addr;
-            Disposition::Host(host)
-        }
+        Ok(addr) => stat_path(k, task, call, [AT_FDCWD as u64, addr, buf, flags]),
         Err(e) => ret(Err(e)),
     }
 }
 
 /// `stat(path, buf)`.
 pub fn stat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    stat_common(k, task, call, 0, None)
+    let [path, buf, ..] = call.args;
+    stat_common(k, task, call, [AT_FDCWD as u64, path, buf, 0])
+}
+
+/// `lstat(path, buf)`.
+pub fn lstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, buf, ..] = call.args;
+    stat_common(k, task, call, [AT_FDCWD as u64, path, buf, AT_SYMLINK_NOFOLLOW])
 }
 
 /// `newfstatat(dirfd, path, buf, flags)`.
 pub fn newfstatat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    stat_common(k, task, call, 1, Some(3))
+    let [dirfd, path, buf, flags, ..] = call.args;
+    stat_common(k, task, call, [dirfd, path, buf, flags])
 }
 
-/// `statx(dirfd, path, flags, mask, buf)`.
+/// `statx(dirfd, path, flags, mask, buf)`: `/proc/self/exe` followed means the program.
 pub fn statx(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    stat_common(k, task, call, 1, Some(2))
+    let [_, path, flags, ..] = call.args;
+    if flags & AT_SYMLINK_NOFOLLOW != 0 || served(task, path) != Some(ProcFile::Exe) {
+        return statx_path(k, task, call);
+    }
+    match task.push_scratch(k.process.exe_cstr()) {
+        Ok(addr) => {
+            let mut moved = *call;
+            moved.args[0] = AT_FDCWD as u64;
+            moved.args[1] = addr;
+            statx_path(k, task, &moved)
+        }
+        Err(e) => ret(Err(e)),
+    }
 }

@@ -1,0 +1,162 @@
+//! Calls that change or read a file's attributes by path: `chmod`, `chown`, the `utime`
+//! family, `truncate`, the extended-attribute calls. A change to a lower file copies it up
+//! first; the call then runs on the host against the host path.
+
+use super::{existing, for_change, host_call, Outcome, CWD};
+use crate::abi::AT_SYMLINK_NOFOLLOW;
+use crate::errno::Errno;
+use crate::kernel::Kernel;
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use crate::vfs::{Place, Vfs};
+use syscalls::Sysno;
+
+/// Changes the attributes of the file `dirfd`/`path` names with host call `nr`, whose
+/// arguments `args` builds from the host path's address.
+fn change(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    at: [u64; 2],
+    follow: bool,
+    with_data: bool,
+    host: impl FnOnce(u64) -> (Sysno, [u64; 6]),
+) -> Disposition {
+    let [dirfd, path] = at;
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, dirfd, path, follow)?;
+        let target = if node.place == Place::Passthrough {
+            node.host.clone()
+        } else {
+            for_change(vfs, task, &node, with_data)?
+        };
+        let p = task.push_scratch(&target)?;
+        let (nr, args) = host(p);
+        Ok(Disposition::Host(Syscall::new(nr, args)))
+    })
+}
+
+/// `chmod(path, mode)`.
+pub fn chmod(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, mode, ..] = call.args;
+    change(k, task, call, [CWD, path], true, true, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+}
+
+/// `fchmodat(dirfd, path, mode)` (the flags argument is glibc's, never the kernel's).
+pub fn fchmodat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, mode, ..] = call.args;
+    change(k, task, call, [dirfd, path], true, true, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+}
+
+/// `chown(path, uid, gid)`.
+pub fn chown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, uid, gid, ..] = call.args;
+    change(k, task, call, [CWD, path], true, true, |p| {
+        (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
+    })
+}
+
+/// `lchown(path, uid, gid)`.
+pub fn lchown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, uid, gid, ..] = call.args;
+    change(k, task, call, [CWD, path], false, true, |p| {
+        (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
+    })
+}
+
+/// `fchownat(dirfd, path, uid, gid, flags)`.
+pub fn fchownat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, uid, gid, flags, _] = call.args;
+    if flags & crate::abi::AT_EMPTY_PATH != 0 {
+        return Disposition::Host(*call);
+    }
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    change(k, task, call, [dirfd, path], follow, true, |p| {
+        (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
+    })
+}
+
+/// `utime(path, times)`.
+pub fn utime(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, times, ..] = call.args;
+    change(k, task, call, [CWD, path], true, true, |p| (Sysno::utime, [p, times, 0, 0, 0, 0]))
+}
+
+/// `utimes(path, times)`.
+pub fn utimes(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, times, ..] = call.args;
+    change(k, task, call, [CWD, path], true, true, |p| (Sysno::utimes, [p, times, 0, 0, 0, 0]))
+}
+
+/// `futimesat(dirfd, path, times)`.
+pub fn futimesat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, times, ..] = call.args;
+    change(k, task, call, [dirfd, path], true, true, |p| (Sysno::futimesat, [CWD, p, times, 0, 0, 0]))
+}
+
+/// `utimensat(dirfd, path, times, flags)` with a path (without one it is `futimens`).
+pub fn utimensat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, times, flags, ..] = call.args;
+    if path == 0 || flags & crate::abi::AT_EMPTY_PATH != 0 {
+        return Disposition::Host(*call);
+    }
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    change(k, task, call, [dirfd, path], follow, true, |p| {
+        (Sysno::utimensat, [CWD, p, times, AT_SYMLINK_NOFOLLOW, 0, 0])
+    })
+}
+
+/// `truncate(path, length)`.
+pub fn truncate(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, length, ..] = call.args;
+    change(k, task, call, [CWD, path], true, length != 0, |p| (Sysno::truncate, [p, length, 0, 0, 0, 0]))
+}
+
+/// Whether an attribute name is the overlay's own (`user.overlay.*`), which the program
+/// may neither see nor set: it would change what the upper layer means.
+fn overlay_own(task: &TaskCtx<'_>, name: u64) -> bool {
+    let mut prefix = [0u8; 13];
+    task.mem.read(name, &mut prefix).is_ok() && &prefix == b"user.overlay."
+}
+
+/// `setxattr`, `lsetxattr`: `path, name, value, size, flags`.
+pub fn setxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, name, value, size, flags, _] = call.args;
+    if overlay_own(task, name) {
+        return Disposition::Return(Errno::EPERM.ret());
+    }
+    let follow = call.nr == Sysno::setxattr.id() as u32;
+    change(k, task, call, [CWD, path], follow, true, |p| (Sysno::lsetxattr, [p, name, value, size, flags, 0]))
+}
+
+/// `removexattr`, `lremovexattr`: `path, name`.
+pub fn removexattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, name, ..] = call.args;
+    if overlay_own(task, name) {
+        return Disposition::Return(Errno::EPERM.ret());
+    }
+    let follow = call.nr == Sysno::removexattr.id() as u32;
+    change(k, task, call, [CWD, path], follow, true, |p| (Sysno::lremovexattr, [p, name, 0, 0, 0, 0]))
+}
+
+/// Reads attributes by path: `getxattr`/`lgetxattr` (`path, name, value, size`) and
+/// `listxattr`/`llistxattr` (`path, list, size`).
+pub fn readxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let nr = call.nr;
+    let get = nr == Sysno::getxattr.id() as u32 || nr == Sysno::lgetxattr.id() as u32;
+    if get && overlay_own(task, call.args[1]) {
+        return Disposition::Return(Errno::ENODATA.ret());
+    }
+    let follow = nr == Sysno::getxattr.id() as u32 || nr == Sysno::listxattr.id() as u32;
+    let host_nr = if get { Sysno::lgetxattr } else { Sysno::llistxattr };
+    let args = call.args;
+    super::with_view(k, task, call, |vfs: &Vfs, task| -> Outcome {
+        let node = existing(vfs, task, CWD, args[0], follow)?;
+        let nr = if node.place == Place::Passthrough {
+            Sysno::new(call.nr as usize).unwrap_or(host_nr)
+        } else {
+            host_nr
+        };
+        host_call(task, nr, &node.host, |p| [p, args[1], args[2], args[3], 0, 0])
+    })
+}

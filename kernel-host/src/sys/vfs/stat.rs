@@ -1,0 +1,141 @@
+//! The stat family, `access`, `statfs`, `readlink` through the view. A `stat` is answered
+//! from the lookup the walk already made: no second host call.
+
+use super::{existing, host_call, Outcome, CWD};
+use crate::abi::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, PATH_MAX};
+use crate::errno::Errno;
+use crate::kernel::Kernel;
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use crate::vfs::host::{S_IFDIR, S_IFREG};
+use crate::vfs::{Place, Vfs};
+use syscalls::Sysno;
+
+/// `W_OK` of `access`.
+const W_OK: u64 = 2;
+/// `AT_EACCESS`.
+const AT_EACCESS: u64 = 0x200;
+
+/// Whether an `*at` call with these flags names its descriptor itself (`AT_EMPTY_PATH` and
+/// an empty path): then it is the host's.
+fn names_descriptor(task: &TaskCtx<'_>, path: u64, flags: u64) -> bool {
+    let mut first = [0u8; 1];
+    flags & AT_EMPTY_PATH != 0 && (path == 0 || task.mem.read(path, &mut first).is_ok_and(|()| first[0] == 0))
+}
+
+/// `stat`, `lstat`, `newfstatat` once `/proc` had its say: `dirfd`, `path`, `buf`, `flags`.
+pub fn stat_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
+    let [dirfd, path, buf, flags] = at;
+    if names_descriptor(task, path, flags) {
+        return Disposition::Host(*call);
+    }
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        match node.stat {
+            Some(st) => {
+                task.mem.write(buf, &st.raw[..])?;
+                super::value(0)
+            }
+            None => host_call(task, Sysno::newfstatat, &node.host, |p| {
+                [CWD, p, buf, flags & !AT_EMPTY_PATH, 0, 0]
+            }),
+        }
+    })
+}
+
+/// `statx(dirfd, path, flags, mask, buf)` once `/proc` had its say.
+pub fn statx_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, flags, mask, buf, _] = call.args;
+    if names_descriptor(task, path, flags) {
+        return Disposition::Host(*call);
+    }
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let flags = if node.place == Place::Passthrough { flags } else { flags | AT_SYMLINK_NOFOLLOW };
+        host_call(task, Sysno::statx, &node.host, |p| [CWD, p, flags, mask, buf, 0])
+    })
+}
+
+/// `access(path, mode)`.
+pub fn access(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, mode, ..] = call.args;
+    access_in_view(k, task, call, [CWD, path, mode, 0])
+}
+
+/// `faccessat(dirfd, path, mode)`.
+pub fn faccessat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, mode, ..] = call.args;
+    access_in_view(k, task, call, [dirfd, path, mode, 0])
+}
+
+/// `faccessat2(dirfd, path, mode, flags)`.
+pub fn faccessat2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, mode, flags, ..] = call.args;
+    if names_descriptor(task, path, flags) {
+        return Disposition::Host(*call);
+    }
+    access_in_view(k, task, call, [dirfd, path, mode, flags])
+}
+
+fn access_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
+    let [dirfd, path, mode, flags] = at;
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let kind = node.stat.as_ref().map(|s| s.kind());
+        if mode & W_OK != 0 && matches!(kind, Some(S_IFREG | S_IFDIR)) {
+            super::writable(vfs, &node)?;
+        }
+        let flags =
+            flags & AT_EACCESS | if node.place == Place::Passthrough { 0 } else { AT_SYMLINK_NOFOLLOW };
+        host_call(task, Sysno::faccessat2, &node.host, |p| [CWD, p, mode, flags, 0, 0])
+    })
+}
+
+/// `inotify_add_watch(fd, path, mask)`.
+pub fn inotify_add_watch(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    const IN_DONT_FOLLOW: u64 = 0x0200_0000;
+    let [fd, path, mask, ..] = call.args;
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, CWD, path, mask & IN_DONT_FOLLOW == 0)?;
+        host_call(task, Sysno::inotify_add_watch, &node.host, |p| [fd, p, mask, 0, 0, 0])
+    })
+}
+
+/// `statfs(path, buf)`.
+pub fn statfs(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [path, buf, ..] = call.args;
+    super::with_view(k, task, call, |vfs, task| {
+        let node = existing(vfs, task, CWD, path, true)?;
+        host_call(task, Sysno::statfs, &node.host, |p| [p, buf, 0, 0, 0, 0])
+    })
+}
+
+/// `readlink`/`readlinkat` once `/proc` had its say. A link in `/proc` that names a host
+/// path (`/proc/self/cwd`, `/proc/self/fd/N`, `root`) reads as the guest path.
+pub fn readlink_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
+    let [dirfd, path, buf, size] = at;
+    super::with_view(k, task, call, |vfs, task| {
+        if size as i64 <= 0 {
+            return Err(Errno::EINVAL);
+        }
+        let node = existing(vfs, task, dirfd, path, false)?;
+        if node.place == Place::Passthrough {
+            return proc_link(vfs, task, &node.host, buf, size);
+        }
+        if !node.is_symlink() {
+            return Err(Errno::EINVAL);
+        }
+        host_call(task, Sysno::readlinkat, &node.host, |p| [CWD, p, buf, size, 0, 0])
+    })
+}
+
+fn proc_link(vfs: &Vfs, task: &mut TaskCtx<'_>, host: &[u8], buf: u64, size: u64) -> Outcome {
+    let target = super::hc(task).readlink(host)?;
+    let shown = match target.first() {
+        Some(b'/') => vfs.guest_of_host(&target).unwrap_or(target),
+        _ => target,
+    };
+    let n = shown.len().min(size as usize).min(PATH_MAX);
+    task.mem.write(buf, &shown[..n])?;
+    super::value(n as i64)
+}

@@ -1,0 +1,178 @@
+//! The filesystem view: the program sees the host's files through the policy's mount table
+//! (read-only, read-write, overlay, private, hidden trees), and its writes to an overlay land
+//! in a private upper layer.
+//!
+//! Every path-taking call is resolved here, component by component, against the view
+//! ([`walk`]); the call then runs on the host against the host path the walk found, with
+//! `RESOLVE_NO_SYMLINKS` where the host allows it so that a link swapped in meanwhile cannot
+//! lead elsewhere. Descriptors stay the host's, so reads, writes, `mmap`, `dup` and fork
+//! need nothing from the kernel. The guest path of a descriptor or of the working directory
+//! is derived from the host's (`/proc/self/fd`), mapped back through the mount table, so
+//! nothing about them has to be kept across fork and exec.
+//!
+//! The upper layer has overlayfs's on-disk form (`userxattr`): whiteouts are character
+//! devices 0/0, opaque directories carry `user.overlay.opaque`. See [`overlay`].
+
+pub mod host;
+pub mod listing;
+pub mod mount;
+pub mod overlay;
+pub mod path;
+pub mod walk;
+
+use crate::config::Mount;
+use crate::errno::{Errno, KResult};
+use crate::shared::Shared;
+use crate::sync::SpinLock;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use host::Hc;
+use mount::MountTable;
+pub use walk::{Node, Place};
+
+/// Directories resolved lately: lexical path → canonical path, valid for one generation of
+/// the overlay's names (see [`Shared::vfs_generation`]).
+#[derive(Default)]
+pub(crate) struct DirCache {
+    generation: u64,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+/// Entries a process keeps: enough for the directories a program works in at once.
+const DIR_CACHE_LEN: usize = 64;
+
+impl DirCache {
+    fn get(&mut self, generation: u64, key: &[u8]) -> Option<Vec<u8>> {
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+            return None;
+        }
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn insert(&mut self, generation: u64, key: Vec<u8>, value: Vec<u8>) {
+        if generation != self.generation {
+            return;
+        }
+        if self.entries.len() < DIR_CACHE_LEN {
+            self.entries.push((key, value));
+        } else {
+            self.entries[self.next] = (key, value);
+            self.next = (self.next + 1) % DIR_CACHE_LEN;
+        }
+    }
+}
+
+/// The view of one process image.
+pub struct Vfs {
+    pub(crate) mounts: MountTable,
+    shared: &'static Shared,
+    dir_cache: SpinLock<DirCache>,
+    /// The guest working directory, once derived from the host's; dropped by `chdir`.
+    cwd: SpinLock<Option<Vec<u8>>>,
+}
+
+impl Vfs {
+    /// The view for a configuration's mount table; `None` when there is none.
+    pub fn new(mounts: &[Mount], shared: &'static Shared) -> Option<Vfs> {
+        let mounts = MountTable::new(mounts);
+        (!mounts.is_empty()).then(|| Vfs {
+            mounts,
+            shared,
+            dir_cache: SpinLock::new(DirCache::default()),
+            cwd: SpinLock::new(None),
+        })
+    }
+
+    fn generation(&self) -> u64 {
+        self.shared.vfs_generation.load(Ordering::Acquire)
+    }
+
+    /// Records a change to the overlay's names that may change where some path leads.
+    pub(crate) fn names_changed(&self) {
+        self.shared.vfs_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The guest path of a host path, if the view shows that file.
+    pub fn guest_of_host(&self, host: &[u8]) -> Option<Vec<u8>> {
+        self.mounts.guest_of_host(host)
+    }
+
+    /// The guest working directory.
+    pub fn cwd(&self, h: Hc<'_>) -> KResult<Vec<u8>> {
+        if let Some(cwd) = self.cwd.lock().clone() {
+            return Ok(cwd);
+        }
+        let mut buf = alloc::vec![0u8; crate::abi::PATH_MAX];
+        let n = h.call(syscalls::Sysno::getcwd, [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0])?;
+        buf.truncate((n as usize).saturating_sub(1));
+        // A working directory outside the view (left by whoever started the program) reads
+        // as the root, where the program's relative paths then start.
+        let cwd = self.guest_of_host(&buf).unwrap_or_else(|| Vec::from(&b"/"[..]));
+        *self.cwd.lock() = Some(cwd.clone());
+        Ok(cwd)
+    }
+
+    /// Records the guest working directory after a `chdir` to it.
+    pub fn set_cwd(&self, guest: Vec<u8>) {
+        *self.cwd.lock() = Some(guest);
+    }
+
+    /// Forgets the working directory: the host's changed.
+    pub fn cwd_changed(&self) {
+        *self.cwd.lock() = None;
+    }
+
+    /// The guest path of the directory open as `fd`.
+    pub fn guest_of_fd(&self, h: Hc<'_>, fd: i32) -> KResult<Vec<u8>> {
+        let link = alloc::format!("/proc/self/fd/{fd}\0");
+        let target =
+            h.readlink(link.as_bytes()).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?;
+        if target.first() != Some(&b'/') {
+            return Err(Errno::ENOTDIR);
+        }
+        self.guest_of_host(&target).ok_or(Errno::ENOENT)
+    }
+
+    /// Resolves `path` as an `*at` call does: absolute, or relative to `dirfd` (`AT_FDCWD`:
+    /// the working directory).
+    pub fn resolve_at(&self, h: Hc<'_>, dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {
+        if path.first() == Some(&b'/') {
+            return self.walk_with(h, b"/", path, follow);
+        }
+        let base = if dirfd as i32 as i64 == crate::abi::AT_FDCWD {
+            self.cwd(h)?
+        } else {
+            self.guest_of_fd(h, dirfd as i32)?
+        };
+        self.walk_with(h, &base, path, follow)
+    }
+
+    /// The host path (NUL-terminated) of the file `path` names, following links: what the
+    /// runtime opens to load a program or its interpreter.
+    pub fn host_path_of(&self, h: Hc<'_>, path: &[u8]) -> KResult<Vec<u8>> {
+        let node = self.resolve_at(h, crate::abi::AT_FDCWD, path, true)?;
+        if node.exists() {
+            Ok(node.host)
+        } else {
+            Err(Errno::ENOENT)
+        }
+    }
+
+    /// Locks taken around fork.
+    pub(crate) fn lock_for_fork(&self) {
+        self.dir_cache.raw_lock();
+        self.cwd.raw_lock();
+    }
+
+    /// Releases what [`Vfs::lock_for_fork`] took.
+    pub(crate) fn unlock_after_fork(&self) {
+        self.cwd.raw_unlock();
+        self.dir_cache.raw_unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Writes through an overlay: copy-up, whiteouts, opaque directories.
+//!
+//! A lower file is copied into the upper layer (data, mode, owner, times) the first time the
+//! program changes it, through a temporary name and a `RENAME_NOREPLACE`, so that two
+//! processes copying the same file at once end with one whole copy. Deleting a lower name
+//! leaves a whiteout (a character device 0/0) in its place; a directory made where a lower
+//! one was deleted is marked opaque (`user.overlay.opaque` = `y`) so that the old entries
+//! stay hidden. Renaming a directory that has lower contents is `EXDEV`, as overlayfs
+//! without `redirect_dir`: `mv` and `shutil.move` then copy.
+
+use super::host::{Hc, Stat, AT_REMOVEDIR, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use super::mount::Layers;
+use super::path::{self, host_cpath};
+use super::walk::{Node, Place};
+use super::Vfs;
+use crate::errno::{Errno, KResult};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use syscalls::Sysno;
+
+/// `RENAME_NOREPLACE`.
+pub const RENAME_NOREPLACE: u64 = 1;
+/// `RENAME_EXCHANGE`.
+pub const RENAME_EXCHANGE: u64 = 2;
+
+impl Vfs {
+    fn overlay_of(&self, node: &Node) -> Option<(&[u8], &[u8])> {
+        match &self.mounts.get(node.mount).layers {
+            Layers::Overlay { lower, upper } => Some((lower, upper)),
+            _ => None,
+        }
+    }
+
+    /// Whether the lower tree has this name (so that removing it needs a whiteout).
+    pub fn lower_has(&self, h: Hc<'_>, node: &Node) -> bool {
+        match node.place {
+            Place::Lower => true,
+            Place::Upper => self.overlay_of(node).is_some_and(|(lower, upper)| {
+                !self.opaque_above(h, upper, node.suffix())
+                    && h.lstat(&host_cpath(lower, node.suffix())).is_ok()
+            }),
+            _ => false,
+        }
+    }
+
+    /// Makes sure the upper layer has every directory from the mount's root down to the
+    /// parent of `node`, copying them up from the lower tree.
+    pub fn copy_up_parents(&self, h: Hc<'_>, node: &Node) -> KResult<()> {
+        let Some((lower, upper)) = self.overlay_of(node) else { return Ok(()) };
+        copy_up_dirs(h, lower, upper, path::parent(node.suffix()))
+    }
+
+    /// Copies a lower node into the upper layer (data too unless `with_data` is false, for an
+    /// `O_TRUNC` open) and returns its upper path.
+    pub fn copy_up(&self, h: Hc<'_>, node: &Node, with_data: bool) -> KResult<Vec<u8>> {
+        let (lower, upper) = self.overlay_of(node).ok_or(Errno::EROFS)?;
+        if node.place != Place::Lower {
+            return Ok(node.host.clone());
+        }
+        let st = node.stat.as_ref().ok_or(Errno::ENOENT)?;
+        self.copy_up_parents(h, node)?;
+        let up = host_cpath(upper, node.suffix());
+        match st.kind() {
+            S_IFDIR => copy_up_dirs(h, lower, upper, node.suffix())?,
+            S_IFLNK => {
+                let mut target = h.readlink(&node.host)?;
+                target.push(0);
+                match h.symlink(&target, &up) {
+                    Ok(()) | Err(Errno::EEXIST) => h.copy_attrs(&up, st),
+                    Err(e) => return Err(e),
+                }
+            }
+            S_IFREG => copy_up_file(h, &node.host, &up, st, with_data)?,
+            // Devices stay the host's; pipes and sockets have no contents to copy.
+            S_IFCHR | super::host::S_IFBLK => return Err(Errno::EPERM),
+            _ => match h.mknod(&up, st.mode(), 0) {
+                Ok(()) | Err(Errno::EEXIST) => h.copy_attrs(&up, st),
+                Err(e) => return Err(e),
+            },
+        }
+        Ok(up)
+    }
+
+    /// Prepares a missing node for creation: its parents exist in the upper layer and a
+    /// whiteout in its place is gone. Returns whether there was one (a directory made there
+    /// must then be opaque).
+    pub fn prepare_create(&self, h: Hc<'_>, node: &Node) -> KResult<bool> {
+        if self.overlay_of(node).is_none() {
+            return Ok(false);
+        }
+        self.copy_up_parents(h, node)?;
+        if node.whiteout {
+            h.unlink(&node.host, 0)?;
+            self.names_changed();
+        }
+        Ok(node.whiteout)
+    }
+
+    /// Marks a directory just made in the upper layer opaque.
+    pub fn make_opaque(&self, h: Hc<'_>, upper_path: &[u8]) -> KResult<()> {
+        h.set_opaque(upper_path)?;
+        self.shared.opaque_dirs.fetch_add(1, Ordering::AcqRel);
+        self.names_changed();
+        Ok(())
+    }
+
+    /// Removes `node` from the view: from the upper layer, and with a whiteout when the lower
+    /// tree has it. A directory must already be empty in the view.
+    pub fn remove(&self, h: Hc<'_>, node: &Node) -> KResult<()> {
+        let is_dir = node.is_dir();
+        let whiteout = self.lower_has(h, node);
+        self.names_changed();
+        if node.place == Place::Upper {
+            if is_dir {
+                // What is left in it are whiteouts of lower entries, which go with it.
+                for e in h.list(&node.host)? {
+                    let child = [path::strip_nul(&node.host), b"/", &e.name, b"\0"].concat();
+                    h.unlink(&child, 0)?;
+                }
+            }
+            h.unlink(&node.host, if is_dir { AT_REMOVEDIR } else { 0 })?;
+        }
+        if whiteout {
+            self.copy_up_parents(h, node)?;
+            let (_, upper) = self.overlay_of(node).ok_or(Errno::EROFS)?;
+            h.mknod(&host_cpath(upper, node.suffix()), S_IFCHR, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Renames `from` onto `to`, both in this overlay (`to` resolved without following),
+    /// as `renameat2` with `flags`.
+    pub fn rename(&self, h: Hc<'_>, from: &Node, to: &Node, flags: u64) -> KResult<()> {
+        if from.guest == to.guest {
+            return Ok(());
+        }
+        if from.is_dir() && self.lower_has(h, from) {
+            return Err(Errno::EXDEV);
+        }
+        if flags & RENAME_EXCHANGE != 0 {
+            if !to.exists() {
+                return Err(Errno::ENOENT);
+            }
+            if to.is_dir() && self.lower_has(h, to) {
+                return Err(Errno::EXDEV);
+            }
+            let a = self.copy_up(h, from, true)?;
+            let b = self.copy_up(h, to, true)?;
+            self.names_changed();
+            return h.rename(&a, &b, RENAME_EXCHANGE);
+        }
+        if to.exists() {
+            if flags & RENAME_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            match (from.is_dir(), to.is_dir()) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !self.listing(h, to)?.is_empty() => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+        }
+        let from_lower = self.lower_has(h, from);
+        let to_lower = to.exists() && self.lower_has(h, to);
+        let src = self.copy_up(h, from, true)?;
+        self.copy_up_parents(h, to)?;
+        self.names_changed();
+        let dst = to.host_upper(self);
+        if to.whiteout {
+            h.unlink(&dst, 0)?;
+        } else if to.place == Place::Upper && to.is_dir() {
+            // Only whiteouts are left in it; the host's rename wants it empty.
+            for e in h.list(&dst)? {
+                h.unlink(&[path::strip_nul(&dst), b"/", &e.name, b"\0"].concat(), 0)?;
+            }
+        }
+        h.rename(&src, &dst, 0)?;
+        if from.is_dir() && (to.whiteout || to_lower) {
+            self.make_opaque(h, &dst)?;
+        }
+        if from_lower {
+            h.mknod(&from.host_upper(self), S_IFCHR, 0)?;
+        }
+        Ok(())
+    }
+}
+
+impl Node {
+    /// Where this node lives or would live in its overlay's upper layer.
+    pub fn host_upper(&self, vfs: &Vfs) -> Vec<u8> {
+        match vfs.overlay_of(self) {
+            Some((_, upper)) => host_cpath(upper, self.suffix()),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Creates in `upper` every directory from the root down to `dir` (a suffix), each with the
+/// lower directory's mode, owner and times.
+fn copy_up_dirs(h: Hc<'_>, lower: &[u8], upper: &[u8], dir: &[u8]) -> KResult<()> {
+    if dir.is_empty() || dir == b"/" {
+        return Ok(());
+    }
+    // Most of the time the whole chain is there already.
+    if h.lstat(&host_cpath(upper, dir)).is_ok_and(|st| st.is_dir()) {
+        return Ok(());
+    }
+    let mut end = 0;
+    loop {
+        end = match dir[end + 1..].iter().position(|&b| b == b'/') {
+            Some(i) => end + 1 + i,
+            None => dir.len(),
+        };
+        let up = host_cpath(upper, &dir[..end]);
+        match h.lstat(&up) {
+            Ok(st) if st.is_dir() => {}
+            Ok(_) => return Err(Errno::ENOTDIR),
+            Err(_) => {
+                let st = h.lstat(&host_cpath(lower, &dir[..end]))?;
+                if st.kind() != S_IFDIR {
+                    return Err(Errno::ENOTDIR);
+                }
+                match h.mkdir(&up, 0o700) {
+                    Ok(()) => h.copy_attrs(&up, &st),
+                    Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if end == dir.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// Copies a regular file's data and attributes from `low` to `up`.
+fn copy_up_file(h: Hc<'_>, low: &[u8], up: &[u8], st: &Stat, with_data: bool) -> KResult<()> {
+    const O_WRONLY_CREAT_EXCL: u64 = 0o1 | 0o100 | 0o200;
+    let cloexec = crate::abi::O_CLOEXEC;
+    let tid = h.call(Sysno::gettid, [0; 6]).unwrap_or(0);
+    let tmp = [
+        path::strip_nul(path::parent(path::strip_nul(up))),
+        alloc::format!("/.cloister-copy-up.{tid}\0").as_bytes(),
+    ]
+    .concat();
+    let _ = h.unlink(&tmp, 0);
+    let out = h.open(&tmp, O_WRONLY_CREAT_EXCL | cloexec, 0o600)?;
+    let copied = if with_data { copy_data(h, low, out, st.size()) } else { Ok(()) };
+    h.close(out);
+    let done = copied.and_then(|()| {
+        h.copy_attrs(&tmp, st);
+        h.rename(&tmp, up, RENAME_NOREPLACE)
+    });
+    match done {
+        Ok(()) => Ok(()),
+        // Another process copied it first: its copy is as good as this one.
+        Err(Errno::EEXIST) => {
+            let _ = h.unlink(&tmp, 0);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = h.unlink(&tmp, 0);
+            Err(e)
+        }
+    }
+}
+
+/// Copies `size` bytes of `src` into descriptor `out`: by `copy_file_range` (a reflink or an
+/// in-kernel copy) where the host can, else through a buffer.
+fn copy_data(h: Hc<'_>, src: &[u8], out: i32, size: u64) -> KResult<()> {
+    let input = h.open(src, crate::abi::O_CLOEXEC, 0)?;
+    let mut left = size;
+    let mut result = Ok(());
+    while left > 0 {
+        match h.call(Sysno::copy_file_range, [input as u64, 0, out as u64, 0, left.min(1 << 30), 0]) {
+            Ok(0) => break,
+            Ok(n) => left -= n as u64,
+            Err(_) => {
+                result = copy_by_buffer(h, input, out);
+                break;
+            }
+        }
+    }
+    h.close(input);
+    result
+}
+
+fn copy_by_buffer(h: Hc<'_>, input: i32, out: i32) -> KResult<()> {
+    let mut buf = alloc::vec![0u8; 64 * 1024];
+    loop {
+        let n = h.call(Sysno::read, [input as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut done = 0;
+        while done < n as usize {
+            let w = h.call(
+                Sysno::write,
+                [out as u64, buf[done..].as_ptr() as u64, (n as usize - done) as u64, 0, 0, 0],
+            )?;
+            done += w as usize;
+        }
+    }
+}
+
+/// Whether a mode names a type the overlay may create.
+pub fn creatable(mode: u32) -> bool {
+    !matches!(mode & S_IFMT, S_IFCHR | super::host::S_IFBLK)
+}

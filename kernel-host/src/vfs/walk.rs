@@ -1,0 +1,275 @@
+//! Lookups and path walks through the view.
+//!
+//! [`Vfs::lookup`] finds one canonical guest path in its mount's layers without following a
+//! final symlink; [`Vfs::walk`] resolves any path component by component the way Linux does:
+//! symlinks are read and followed inside the view (an absolute target starts again at the
+//! guest's root), `..` is taken after the symlinks before it and never leaves the root, and
+//! at most [`MAX_LINKS`] links are followed. The canonical directories a walk finds are
+//! remembered until the next change to the overlay's names ([`super::DirCache`]), so most
+//! lookups cost one or two host calls.
+
+use super::host::{Hc, Stat, S_IFLNK};
+use super::mount::Layers;
+use super::path::{self, components, host_cpath, join};
+use super::Vfs;
+use crate::errno::{Errno, KResult};
+use alloc::vec::Vec;
+
+/// Symlinks followed in one walk before `ELOOP`, as Linux.
+pub const MAX_LINKS: usize = 40;
+
+/// Where a name was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// In an overlay's upper layer.
+    Upper,
+    /// In an overlay's lower tree only.
+    Lower,
+    /// In a mount of one host tree.
+    Direct,
+    /// In a kernel filesystem the host resolves (the node carries no stat).
+    Passthrough,
+    /// Nowhere: the name is free. `host` is where a creation would go.
+    Missing,
+}
+
+/// A name in the view.
+#[derive(Clone)]
+pub struct Node {
+    /// Its canonical guest path (for [`Place::Passthrough`], the lexical one).
+    pub guest: Vec<u8>,
+    /// Index of its mount.
+    pub mount: usize,
+    /// Where the guest path's part below the mount starts.
+    pub suffix_at: usize,
+    /// Where it is.
+    pub place: Place,
+    /// Its host `lstat`, unless missing or passed through.
+    pub stat: Option<Stat>,
+    /// Its host path (NUL-terminated): where it is, or where it would be created.
+    pub host: Vec<u8>,
+    /// Missing because the upper layer has a whiteout there.
+    pub whiteout: bool,
+}
+
+impl Node {
+    /// The part of the guest path below the mount.
+    pub fn suffix(&self) -> &[u8] {
+        &self.guest[self.suffix_at..]
+    }
+
+    /// Whether the name exists.
+    pub fn exists(&self) -> bool {
+        self.place != Place::Missing
+    }
+
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.stat.as_ref().is_some_and(|s| s.is_dir())
+    }
+
+    /// Whether it is a symlink.
+    pub fn is_symlink(&self) -> bool {
+        self.stat.as_ref().is_some_and(|s| s.kind() == S_IFLNK)
+    }
+}
+
+impl Vfs {
+    /// Finds canonical guest path `guest` in the view, without following a final symlink.
+    pub fn lookup(&self, h: Hc<'_>, guest: &[u8]) -> KResult<Node> {
+        let (index, suffix) = self.mounts.index_of(guest).ok_or(Errno::ENOENT)?;
+        let suffix_at = guest.len() - suffix.len();
+        let node = |place, stat, host, whiteout| Node {
+            guest: guest.to_vec(),
+            mount: index,
+            suffix_at,
+            place,
+            stat,
+            host,
+            whiteout,
+        };
+        match &self.mounts.get(index).layers {
+            Layers::Passthrough => {
+                let mut host = guest.to_vec();
+                host.push(0);
+                Ok(node(Place::Passthrough, None, host, false))
+            }
+            Layers::Direct { root, .. } => {
+                let host = host_cpath(root, suffix);
+                match h.lstat(&host) {
+                    Ok(st) => Ok(node(Place::Direct, Some(st), host, false)),
+                    Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(node(Place::Missing, None, host, false)),
+                    Err(e) => Err(e),
+                }
+            }
+            Layers::Overlay { lower, upper } => {
+                let up = host_cpath(upper, suffix);
+                match h.lstat(&up) {
+                    Ok(st) if st.is_whiteout() => Ok(node(Place::Missing, None, up, true)),
+                    Ok(st) => Ok(node(Place::Upper, Some(st), up, false)),
+                    Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
+                        if self.opaque_above(h, upper, suffix) {
+                            return Ok(node(Place::Missing, None, up, false));
+                        }
+                        let low = host_cpath(lower, suffix);
+                        match h.lstat(&low) {
+                            Ok(st) => Ok(node(Place::Lower, Some(st), low, false)),
+                            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
+                                Ok(node(Place::Missing, None, up, false))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Whether an upper directory above `suffix` hides the lower tree. Costs nothing until
+    /// the sandbox made its first opaque directory.
+    pub(super) fn opaque_above(&self, h: Hc<'_>, upper: &[u8], suffix: &[u8]) -> bool {
+        if self.shared.opaque_dirs.load(core::sync::atomic::Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut end = 0;
+        while let Some(i) = suffix[end + 1..].iter().position(|&b| b == b'/') {
+            end += 1 + i;
+            if h.is_opaque(&host_cpath(upper, &suffix[..end])) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Resolves `path` (absolute, or relative to canonical directory `base`). The final
+    /// symlink is followed when `follow` (or when the path ends in `/`, which also demands a
+    /// directory). A missing final name is a [`Place::Missing`] node, so that callers can
+    /// create it; a missing directory on the way is `ENOENT`.
+    pub fn walk(&self, h: Hc<'_>, base: &[u8], path: &[u8]) -> KResult<Node> {
+        self.walk_with(h, base, path, true)
+    }
+
+    /// [`Vfs::walk`], with the final symlink followed or not.
+    pub fn walk_with(&self, h: Hc<'_>, base: &[u8], path: &[u8], follow: bool) -> KResult<Node> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let must_dir = path.ends_with(b"/");
+        let follow = follow || must_dir;
+        let mut comps: Vec<&[u8]> = Vec::new();
+        if path[0] != b'/' {
+            comps.extend(components(base));
+        }
+        comps.extend(components(path));
+        let Some(last) = comps.pop() else {
+            return self.lookup(h, b"/");
+        };
+        let node = if last == b".." || comps.contains(&&b".."[..]) {
+            let mut todo: Vec<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
+            todo.push(last.to_vec());
+            self.walk_from(h, Vec::from(&b"/"[..]), todo, follow)?
+        } else {
+            let dir = self.canonical_dir(h, &comps)?;
+            if self.mounts.find(&dir).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
+                return self.lookup(h, &path::lexical(&join(&dir, last)));
+            }
+            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow)?
+        };
+        if must_dir && node.exists() && !node.is_dir() && node.place != Place::Passthrough {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(node)
+    }
+
+    /// The canonical path of the directory named by `comps` (no `..` among them), from the
+    /// cache or by walking it.
+    fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<Vec<u8>> {
+        if comps.is_empty() {
+            return Ok(Vec::from(&b"/"[..]));
+        }
+        let mut key = Vec::new();
+        for c in comps {
+            key.push(b'/');
+            key.extend_from_slice(c);
+        }
+        let generation = self.generation();
+        if let Some(dir) = self.dir_cache.lock().get(generation, &key) {
+            return Ok(dir);
+        }
+        let todo = comps.iter().map(|c| c.to_vec()).collect();
+        let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true)?;
+        match node.place {
+            Place::Passthrough => return Ok(node.guest),
+            Place::Missing => return Err(Errno::ENOENT),
+            _ if !node.is_dir() => return Err(Errno::ENOTDIR),
+            _ => {}
+        }
+        self.dir_cache.lock().insert(generation, key, node.guest.clone());
+        Ok(node.guest)
+    }
+
+    /// Walks the components `todo` (in order) from canonical directory `cur`.
+    fn walk_from(&self, h: Hc<'_>, mut cur: Vec<u8>, todo: Vec<Vec<u8>>, follow: bool) -> KResult<Node> {
+        let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
+        let mut links = 0;
+        while let Some(comp) = stack.pop() {
+            if comp == b".." {
+                cur = path::parent(&cur).to_vec();
+                if stack.is_empty() {
+                    return self.lookup(h, &cur);
+                }
+                continue;
+            }
+            let next = join(&cur, &comp);
+            let node = self.lookup(h, &next)?;
+            let last = stack.is_empty();
+            match node.place {
+                Place::Passthrough => {
+                    let mut rest = next;
+                    while let Some(c) = stack.pop() {
+                        rest = join(&rest, &c);
+                    }
+                    let lexical = path::lexical(&rest);
+                    if self.mounts.find(&lexical).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
+                        return self.lookup(h, &lexical);
+                    }
+                    // `..` led out of the kernel's tree: walk what remains in the view.
+                    cur = Vec::from(&b"/"[..]);
+                    stack = components(&lexical).rev().map(|c| c.to_vec()).collect();
+                    if stack.is_empty() {
+                        return self.lookup(h, b"/");
+                    }
+                }
+                Place::Missing if last => return Ok(node),
+                Place::Missing => return Err(Errno::ENOENT),
+                _ if node.is_symlink() && (!last || follow) => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    let target = h.readlink(&node.host)?;
+                    if target.is_empty() {
+                        return Err(Errno::ENOENT);
+                    }
+                    if target[0] == b'/' {
+                        cur = Vec::from(&b"/"[..]);
+                    }
+                    let parts: Vec<Vec<u8>> = components(&target).map(|c| c.to_vec()).collect();
+                    if parts.is_empty() {
+                        // A link to `/` (or `.`): what it names is `cur` itself.
+                        if stack.is_empty() {
+                            return self.lookup(h, &cur);
+                        }
+                        continue;
+                    }
+                    stack.extend(parts.into_iter().rev());
+                }
+                _ if last => return Ok(node),
+                _ if node.is_dir() => cur = next,
+                _ => return Err(Errno::ENOTDIR),
+            }
+        }
+        self.lookup(h, &cur)
+    }
+}
