@@ -7,14 +7,13 @@
 //! `landlock_create_ruleset(2)`, `prctl(2)` (`PR_SET_TSC`) and `arch_prctl(2)`
 //! (`ARCH_SET_CPUID`).
 
+use crate::landlock::{self, FloorStatus, Gap};
 use std::arch::asm;
 use std::fmt::Write;
 
 /// `arch_prctl` codes (`asm/prctl.h`).
 const ARCH_GET_CPUID: libc::c_ulong = 0x1011;
 const ARCH_SET_CPUID: libc::c_ulong = 0x1012;
-/// `landlock_create_ruleset` flag that asks for the ABI version (`linux/landlock.h`).
-const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
 /// `si_code` of a seccomp trap.
 const SYS_SECCOMP: libc::c_int = 1;
 /// A child's exit status when the instruction or call it tried did not fault or trap.
@@ -282,21 +281,24 @@ fn probe_cpuid() -> i32 {
     DID_NOT_FAULT
 }
 
-fn landlock_abi() -> Result<String, String> {
-    // SAFETY: with a null attribute, size 0 and the VERSION flag the call only returns a number.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
+/// The host's Landlock ABI and which parts of the floor it can enforce: the filesystem (with
+/// what an older ABI leaves out of it), TCP ports, scopes.
+fn landlock_floor() -> Result<String, String> {
+    let abi = landlock::abi().map_err(errno_name)?;
+    let missing = match landlock::host_support() {
+        FloorStatus::PartiallyEnforced { missing, .. } => missing,
+        FloorStatus::Enforced { .. } => Vec::new(),
+        FloorStatus::Unsupported { why } => return Err(why),
     };
-    if abi > 0 {
-        Ok(format!("ABI {abi}"))
-    } else {
-        Err(errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
-    }
+    let fs_gaps: Vec<&str> = [Gap::Refer, Gap::Truncate, Gap::DeviceIoctl]
+        .into_iter()
+        .filter(|g| missing.contains(g))
+        .map(Gap::short)
+        .collect();
+    let fs = if fs_gaps.is_empty() { "fs".to_string() } else { format!("fs without {}", fs_gaps.join(", ")) };
+    let net = if missing.contains(&Gap::TcpPorts) { "no net" } else { "net" };
+    let scopes = if missing.contains(&Gap::SignalScope) { "no scopes" } else { "scopes" };
+    Ok(format!("ABI {abi}: {fs}, {net}, {scopes}"))
 }
 
 fn vdso() -> Result<String, String> {
@@ -373,8 +375,9 @@ const CHECKS: &[(&str, Probe, &str, &str)] = &[
     ),
     (
         "Landlock",
-        landlock_abi,
-        "the host kernel can refuse host paths the policy does not name",
+        landlock_floor,
+        "the host kernel confines host paths (fs), TCP ports (net), signals and abstract sockets \
+         (scopes)",
         "host paths are not confined by the host kernel",
     ),
     (
@@ -404,15 +407,19 @@ pub fn checks() -> Vec<Check> {
 
 /// The report: one line per check.
 pub fn render(checks: &[Check]) -> String {
+    let lines: Vec<(&str, String, &str)> = checks
+        .iter()
+        .map(|c| match &c.outcome {
+            Ok(d) if d.is_empty() => (c.name, "yes".to_string(), c.yes),
+            Ok(d) => (c.name, format!("yes ({d})"), c.yes),
+            Err(e) if e.is_empty() => (c.name, "no".to_string(), c.no),
+            Err(e) => (c.name, format!("no ({e})"), c.no),
+        })
+        .collect();
+    let width = lines.iter().map(|(_, status, _)| status.len()).max().unwrap_or(0).max(19);
     let mut out = String::new();
-    for c in checks {
-        let (status, meaning) = match &c.outcome {
-            Ok(d) if d.is_empty() => ("yes".to_string(), c.yes),
-            Ok(d) => (format!("yes ({d})"), c.yes),
-            Err(e) if e.is_empty() => ("no".to_string(), c.no),
-            Err(e) => (format!("no ({e})"), c.no),
-        };
-        let _ = writeln!(out, "{:<18} {:<19} {meaning}", c.name, status);
+    for (name, status, meaning) in lines {
+        let _ = writeln!(out, "{name:<18} {status:<width$}  {meaning}");
     }
     out
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod doctor;
 pub mod failure;
 pub mod floor;
+pub mod landlock;
 pub mod namespaces;
 pub mod policy_cmd;
 pub mod program;

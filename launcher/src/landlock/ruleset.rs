@@ -1,0 +1,249 @@
+//! Building the Landlock ruleset before the fork ([`prepare`]) and enforcing it in the child
+//! ([`PreparedFloor::enforce`]).
+//!
+//! The ruleset is built with the `landlock` crate in best-effort mode (rights the host's ABI
+//! lacks are dropped, and [`FloorStatus`] names them), then kept as a bare descriptor: the
+//! crate's own `restrict_self` consumes the ruleset and allocates, which a forked child of a
+//! multi-threaded supervisor must not do, and a launch may fork more than once.
+
+use super::paths::{plan, FsFloor, PlannedRule, TARGET};
+use super::status::{abi, FloorStatus};
+use ::landlock::{
+    Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetError, Scope,
+};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// The parts of the floor beyond the filesystem; all off by default.
+#[derive(Clone, Debug, Default)]
+pub struct FloorOptions {
+    /// Refuse signals to processes outside the sandbox (`LANDLOCK_SCOPE_SIGNAL`).
+    pub scope_signals: bool,
+    /// Refuse connections to abstract unix sockets created outside the sandbox
+    /// (`LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET`).
+    pub scope_abstract_unix: bool,
+    /// Confine TCP `bind` and `connect` to these ports; `None` leaves TCP alone.
+    pub net: Option<NetFloor>,
+}
+
+/// The TCP ports the sandbox may use, when TCP is confined. UDP is not confined by Landlock
+/// ABI 7.
+#[derive(Clone, Debug, Default)]
+pub struct NetFloor {
+    /// Ports it may `bind` (0 allows an ephemeral port chosen by the kernel).
+    pub bind_tcp: Vec<u16>,
+    /// Ports it may `connect` to, on any address.
+    pub connect_tcp: Vec<u16>,
+}
+
+/// Why the floor could not be prepared.
+#[derive(Debug)]
+pub enum PrepareError {
+    /// A `read`, `write` or `hidden` path cannot be resolved, or a path cannot be opened.
+    Path {
+        /// The path, as the floor named it or as it was resolved.
+        path: PathBuf,
+        /// What the host said.
+        source: std::io::Error,
+    },
+    /// A directory on the way to a hidden path cannot be listed, so its entries cannot be
+    /// allowed one by one.
+    List {
+        /// The directory.
+        dir: PathBuf,
+        /// What the host said.
+        source: std::io::Error,
+    },
+    /// The kernel refused the ruleset or one of its rules.
+    Ruleset(RulesetError),
+}
+
+impl fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrepareError::Path { path, source } => {
+                write!(
+                    f,
+                    "cannot resolve {} for the Landlock floor (check the policy's paths): {source}",
+                    path.display()
+                )
+            }
+            PrepareError::List { dir, source } => write!(
+                f,
+                "cannot list {}, which holds a hidden path, for the Landlock floor: {source}",
+                dir.display()
+            ),
+            PrepareError::Ruleset(e) => write!(f, "cannot build the Landlock ruleset: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PrepareError {}
+
+impl From<RulesetError> for PrepareError {
+    fn from(e: RulesetError) -> Self {
+        PrepareError::Ruleset(e)
+    }
+}
+
+/// Why the floor could not be enforced; each carries the errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnforceError {
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` failed.
+    NoNewPrivs(i32),
+    /// `landlock_restrict_self` failed.
+    RestrictSelf(i32),
+}
+
+impl fmt::Display for EnforceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, errno) = match self {
+            EnforceError::NoNewPrivs(errno) => ("cannot set no_new_privs", errno),
+            EnforceError::RestrictSelf(errno) => ("cannot enforce the Landlock floor", errno),
+        };
+        write!(f, "{what}: {}", std::io::Error::from_raw_os_error(*errno))
+    }
+}
+
+impl std::error::Error for EnforceError {}
+
+/// The floor, ready to be enforced in a forked child.
+#[derive(Debug)]
+pub struct PreparedFloor {
+    /// The ruleset (close-on-exec, like every Landlock ruleset descriptor); `None` when the
+    /// host has no Landlock.
+    ruleset: Option<OwnedFd>,
+    status: FloorStatus,
+}
+
+impl PreparedFloor {
+    /// What [`PreparedFloor::enforce`] will enforce on this host.
+    pub fn status(&self) -> &FloorStatus {
+        &self.status
+    }
+
+    /// Restricts the calling thread, and every process it starts from now on, to the floor;
+    /// does nothing when the host has no Landlock ([`PreparedFloor::status`] says so).
+    ///
+    /// Async-signal-safe: two system calls on data prepared before, no allocation, so it may
+    /// run in the forked child of a multi-threaded process. It restricts the calling thread
+    /// only: call it where there is no other (after fork, before exec). It sets
+    /// `no_new_privs`, which an unprivileged caller needs, and which the floor sets anyway.
+    /// Landlock refuses `mount` to a restricted process: set up namespaces first.
+    pub fn enforce(&self) -> Result<(), EnforceError> {
+        let Some(ruleset) = &self.ruleset else { return Ok(()) };
+        // SAFETY: prctl and landlock_restrict_self take integers only; the descriptor is owned
+        // by `self`, which outlives the calls.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(EnforceError::NoNewPrivs(errno()));
+            }
+            if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) != 0 {
+                return Err(EnforceError::RestrictSelf(errno()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: reading this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Resolves the floor's paths, lists the directories it carves and builds its ruleset: all
+/// the work that allocates or may fail slowly, done before the fork.
+pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, PrepareError> {
+    // Planned even without Landlock, so that a bad path is the same error on every host.
+    let rules = plan(fs)?;
+    let status = FloorStatus::of(abi(), options);
+    if let FloorStatus::Unsupported { .. } = status {
+        return Ok(PreparedFloor { ruleset: None, status });
+    }
+    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(TARGET))?;
+    if options.net.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
+    }
+    if options.scope_signals {
+        ruleset = ruleset.scope(Scope::Signal)?;
+    }
+    if options.scope_abstract_unix {
+        ruleset = ruleset.scope(Scope::AbstractUnixSocket)?;
+    }
+    let mut ruleset = ruleset.create()?;
+    for rule in &rules {
+        ruleset = add_path(ruleset, rule)?;
+    }
+    if let Some(net) = &options.net {
+        let ports = net.bind_tcp.iter().map(|&p| (p, AccessNet::BindTcp));
+        for (port, access) in ports.chain(net.connect_tcp.iter().map(|&p| (p, AccessNet::ConnectTcp))) {
+            ruleset = ruleset.add_rule(NetPort::new(port, access))?;
+        }
+    }
+    let ruleset: Option<OwnedFd> = ruleset.into();
+    match ruleset {
+        Some(fd) => Ok(PreparedFloor { ruleset: Some(fd), status }),
+        None => Ok(PreparedFloor {
+            ruleset: None,
+            status: FloorStatus::Unsupported { why: "the kernel would not create a Landlock ruleset".into() },
+        }),
+    }
+}
+
+/// Adds `rule`, with only the rights that apply to what the path is now.
+fn add_path(ruleset: RulesetCreated, rule: &PlannedRule) -> Result<RulesetCreated, PrepareError> {
+    // O_NOFOLLOW: planned paths are canonical, so a link here was put there since, and must
+    // not lend its target the rule.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&rule.path);
+    let file: File = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok(ruleset)
+        }
+        Err(source) => return Err(PrepareError::Path { path: rule.path.clone(), source }),
+    };
+    let kind = file.metadata().map_err(|source| PrepareError::Path { path: rule.path.clone(), source })?;
+    let access: BitFlags<AccessFs> =
+        if kind.is_dir() { rule.access } else { rule.access & AccessFs::from_file(TARGET) };
+    if access.is_empty() || kind.file_type().is_symlink() {
+        return Ok(ruleset);
+    }
+    Ok(ruleset.add_rule(PathBeneath::new(file, access))?)
+}
+
+/// Why [`restrict_self`] failed.
+#[derive(Debug)]
+pub enum RestrictError {
+    /// Preparing the floor failed.
+    Prepare(PrepareError),
+    /// Enforcing it failed.
+    Enforce(EnforceError),
+}
+
+impl fmt::Display for RestrictError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestrictError::Prepare(e) => e.fmt(f),
+            RestrictError::Enforce(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RestrictError {}
+
+/// [`prepare`] and [`PreparedFloor::enforce`] in one step, for a process that restricts
+/// itself and has a single thread (other threads would stay unrestricted). After a fork use
+/// the two steps, so that the child does not allocate.
+pub fn restrict_self(fs: &FsFloor, options: &FloorOptions) -> Result<FloorStatus, RestrictError> {
+    let floor = prepare(fs, options).map_err(RestrictError::Prepare)?;
+    floor.enforce().map_err(RestrictError::Enforce)?;
+    Ok(floor.status)
+}
