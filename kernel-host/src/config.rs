@@ -34,6 +34,9 @@ pub struct Config {
     /// Descriptor (reserved, inherited) of the memory the whole sandbox shares (the virtual
     /// clock), when some subsystem needs it.
     pub shared_fd: Option<i32>,
+    /// A file holding the memory the whole sandbox shares, mapped by path (a sandbox with a
+    /// filesystem view keeps it in its private directory, so no descriptor is reserved).
+    pub shared_path: Option<String>,
     /// The filesystem view's mount table; empty when the program sees the host's filesystem
     /// as it is.
     pub mounts: Vec<Mount>,
@@ -167,6 +170,9 @@ impl Config {
         if let Some(fd) = self.shared_fd {
             push_field(&mut out, "shared_fd", &alloc::format!("{fd}"));
         }
+        if let Some(p) = &self.shared_path {
+            push_field(&mut out, "shared_path", p);
+        }
         for m in &self.mounts {
             push_field(&mut out, "mount", &encode_mount(m));
         }
@@ -197,6 +203,7 @@ impl Config {
                 "shared_fd" => {
                     cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
                 }
+                "shared_path" => cfg.shared_path = Some(value),
                 "mount" => cfg.mounts.push(decode_mount(&value).ok_or(DecodeError::BadValue("mount"))?),
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
@@ -302,6 +309,7 @@ mod tests {
             blocked: 1 << 30,
             reproducible: Some(Reproducible { epoch: 5, fast_sleep: true, cpus: 2 }),
             shared_fd: Some(1022),
+            shared_path: Some("/tmp/c,x/shared".into()),
             mounts: alloc::vec![
                 Mount {
                     guest: "/".into(),

@@ -185,6 +185,19 @@ fn set_comm(program: &[u8]) {
     sys::call(nr::PRCTL, &[PR_SET_NAME, name.as_ptr() as u64]);
 }
 
+/// Maps the page the whole sandbox shares from the file the launcher made for it.
+fn map_shared_file(path: &str) -> &'static Shared {
+    const O_RDWR_CLOEXEC: u64 = 2 | 0o2_000_000;
+    let cpath = with_nul(path.as_bytes());
+    let fd = sys::call(nr::OPENAT, &[-100i64 as u64, cpath.as_ptr() as u64, O_RDWR_CLOEXEC, 0]);
+    if fd < 0 {
+        fail(125, &alloc::format!("cloister-rt: cannot open the sandbox's shared memory {path}"));
+    }
+    let shared = map_shared(fd as i32);
+    sys::call(nr::CLOSE, &[fd as u64]);
+    shared
+}
+
 /// Maps the page the whole sandbox shares, from its reserved descriptor.
 fn map_shared(fd: i32) -> &'static Shared {
     const PROT_RW: u64 = 3;
@@ -230,7 +243,10 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         fail(125, "cloister-rt: no program given");
     }
     let program = host.argv[1];
-    let shared = config.shared_fd.map(map_shared);
+    let shared = match (&config.shared_path, config.shared_fd) {
+        (Some(path), _) => Some(map_shared_file(path)),
+        (None, fd) => fd.map(map_shared),
+    };
     let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
     let resolved = resolve(view.as_ref(), program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
     let exe = path_of(&resolved.file);

@@ -31,19 +31,25 @@ use mount::MountTable;
 pub use walk::{Node, Place};
 
 /// Directories resolved lately: lexical path → canonical path, valid for one generation of
-/// the overlay's names (see [`Shared::vfs_generation`]).
+/// the overlay's names (see [`Shared::vfs_generation`]). A directory known to be in the lower
+/// tree only spares the lookups in it a call: the upper layer cannot have their names until
+/// a directory is made there, which starts a new generation.
 #[derive(Default)]
 pub(crate) struct DirCache {
     generation: u64,
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    entries: Vec<(Vec<u8>, CachedDir)>,
     next: usize,
 }
+
+/// A cached directory: its canonical path, and whether it lies in an overlay's lower tree
+/// only.
+type CachedDir = (Vec<u8>, bool);
 
 /// Entries a process keeps: enough for the directories a program works in at once.
 const DIR_CACHE_LEN: usize = 64;
 
 impl DirCache {
-    fn get(&mut self, generation: u64, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&mut self, generation: u64, key: &[u8]) -> Option<CachedDir> {
         if generation != self.generation {
             self.entries.clear();
             self.generation = generation;
@@ -52,7 +58,7 @@ impl DirCache {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
-    fn insert(&mut self, generation: u64, key: Vec<u8>, value: Vec<u8>) {
+    fn insert(&mut self, generation: u64, key: Vec<u8>, value: CachedDir) {
         if generation != self.generation {
             return;
         }

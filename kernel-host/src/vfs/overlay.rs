@@ -47,7 +47,7 @@ impl Vfs {
     /// parent of `node`, copying them up from the lower tree.
     pub fn copy_up_parents(&self, h: Hc<'_>, node: &Node) -> KResult<()> {
         let Some((lower, upper)) = self.overlay_of(node) else { return Ok(()) };
-        copy_up_dirs(h, lower, upper, path::parent(node.suffix()))
+        copy_up_dirs(h, lower, upper, path::parent(node.suffix()), || self.names_changed())
     }
 
     /// Copies a lower node into the upper layer (data too unless `with_data` is false, for an
@@ -61,7 +61,7 @@ impl Vfs {
         self.copy_up_parents(h, node)?;
         let up = host_cpath(upper, node.suffix());
         match st.kind() {
-            S_IFDIR => copy_up_dirs(h, lower, upper, node.suffix())?,
+            S_IFDIR => copy_up_dirs(h, lower, upper, node.suffix(), || self.names_changed())?,
             S_IFLNK => {
                 let mut target = h.readlink(&node.host)?;
                 target.push(0);
@@ -196,8 +196,9 @@ impl Node {
 }
 
 /// Creates in `upper` every directory from the root down to `dir` (a suffix), each with the
-/// lower directory's mode, owner and times.
-fn copy_up_dirs(h: Hc<'_>, lower: &[u8], upper: &[u8], dir: &[u8]) -> KResult<()> {
+/// lower directory's mode, owner and times. `made` is told before the first is made: lookups
+/// that took a directory for lower-only must look again.
+fn copy_up_dirs(h: Hc<'_>, lower: &[u8], upper: &[u8], dir: &[u8], made: impl Fn()) -> KResult<()> {
     if dir.is_empty() || dir == b"/" {
         return Ok(());
     }
@@ -220,6 +221,7 @@ fn copy_up_dirs(h: Hc<'_>, lower: &[u8], upper: &[u8], dir: &[u8]) -> KResult<()
                 if st.kind() != S_IFDIR {
                     return Err(Errno::ENOTDIR);
                 }
+                made();
                 match h.mkdir(&up, 0o700) {
                     Ok(()) => h.copy_attrs(&up, &st),
                     Err(Errno::EEXIST) => {}

@@ -77,6 +77,12 @@ impl Node {
 impl Vfs {
     /// Finds canonical guest path `guest` in the view, without following a final symlink.
     pub fn lookup(&self, h: Hc<'_>, guest: &[u8]) -> KResult<Node> {
+        self.lookup_hinted(h, guest, false)
+    }
+
+    /// [`Vfs::lookup`]; `lower_only_parent` says the parent directory is known (this
+    /// generation) to be in the lower tree only, so the upper layer cannot have the name.
+    fn lookup_hinted(&self, h: Hc<'_>, guest: &[u8], lower_only_parent: bool) -> KResult<Node> {
         let (index, suffix) = self.mounts.index_of(guest).ok_or(Errno::ENOENT)?;
         let suffix_at = guest.len() - suffix.len();
         let node = |place, stat, host, whiteout| Node {
@@ -104,11 +110,12 @@ impl Vfs {
             }
             Layers::Overlay { lower, upper } => {
                 let up = host_cpath(upper, suffix);
-                match h.lstat(&up) {
+                let upper_stat = if lower_only_parent { Err(Errno::ENOENT) } else { h.lstat(&up) };
+                match upper_stat {
                     Ok(st) if st.is_whiteout() => Ok(node(Place::Missing, None, up, true)),
                     Ok(st) => Ok(node(Place::Upper, Some(st), up, false)),
                     Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
-                        if self.opaque_above(h, upper, suffix) {
+                        if !lower_only_parent && self.opaque_above(h, upper, suffix) {
                             return Ok(node(Place::Missing, None, up, false));
                         }
                         let low = host_cpath(lower, suffix);
@@ -168,13 +175,13 @@ impl Vfs {
         let node = if last == b".." || comps.contains(&&b".."[..]) {
             let mut todo: Vec<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
             todo.push(last.to_vec());
-            self.walk_from(h, Vec::from(&b"/"[..]), todo, follow)?
+            self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, false)?
         } else {
-            let dir = self.canonical_dir(h, &comps)?;
+            let (dir, lower_only) = self.canonical_dir(h, &comps)?;
             if self.mounts.find(&dir).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
                 return self.lookup(h, &path::lexical(&join(&dir, last)));
             }
-            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow)?
+            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, lower_only)?
         };
         if must_dir && node.exists() && !node.is_dir() && node.place != Place::Passthrough {
             return Err(Errno::ENOTDIR);
@@ -183,10 +190,10 @@ impl Vfs {
     }
 
     /// The canonical path of the directory named by `comps` (no `..` among them), from the
-    /// cache or by walking it.
-    fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<Vec<u8>> {
+    /// cache or by walking it, and whether it lies in an overlay's lower tree only.
+    fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<(Vec<u8>, bool)> {
         if comps.is_empty() {
-            return Ok(Vec::from(&b"/"[..]));
+            return Ok((Vec::from(&b"/"[..]), false));
         }
         let mut key = Vec::new();
         for c in comps {
@@ -198,31 +205,41 @@ impl Vfs {
             return Ok(dir);
         }
         let todo = comps.iter().map(|c| c.to_vec()).collect();
-        let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true)?;
+        let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true, false)?;
         match node.place {
-            Place::Passthrough => return Ok(node.guest),
+            Place::Passthrough => return Ok((node.guest, false)),
             Place::Missing => return Err(Errno::ENOENT),
             _ if !node.is_dir() => return Err(Errno::ENOTDIR),
             _ => {}
         }
-        self.dir_cache.lock().insert(generation, key, node.guest.clone());
-        Ok(node.guest)
+        let lower_only = node.place == Place::Lower;
+        self.dir_cache.lock().insert(generation, key, (node.guest.clone(), lower_only));
+        Ok((node.guest, lower_only))
     }
 
-    /// Walks the components `todo` (in order) from canonical directory `cur`.
-    fn walk_from(&self, h: Hc<'_>, mut cur: Vec<u8>, todo: Vec<Vec<u8>>, follow: bool) -> KResult<Node> {
+    /// Walks the components `todo` (in order) from canonical directory `cur`;
+    /// `lower_only` says `cur` is in an overlay's lower tree only.
+    fn walk_from(
+        &self,
+        h: Hc<'_>,
+        mut cur: Vec<u8>,
+        todo: Vec<Vec<u8>>,
+        follow: bool,
+        mut lower_only: bool,
+    ) -> KResult<Node> {
         let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
         let mut links = 0;
         while let Some(comp) = stack.pop() {
             if comp == b".." {
                 cur = path::parent(&cur).to_vec();
+                lower_only = false;
                 if stack.is_empty() {
                     return self.lookup(h, &cur);
                 }
                 continue;
             }
             let next = join(&cur, &comp);
-            let node = self.lookup(h, &next)?;
+            let node = self.lookup_hinted(h, &next, lower_only)?;
             let last = stack.is_empty();
             match node.place {
                 Place::Passthrough => {
@@ -236,6 +253,7 @@ impl Vfs {
                     }
                     // `..` led out of the kernel's tree: walk what remains in the view.
                     cur = Vec::from(&b"/"[..]);
+                    lower_only = false;
                     stack = components(&lexical).rev().map(|c| c.to_vec()).collect();
                     if stack.is_empty() {
                         return self.lookup(h, b"/");
@@ -254,6 +272,7 @@ impl Vfs {
                     }
                     if target[0] == b'/' {
                         cur = Vec::from(&b"/"[..]);
+                        lower_only = false;
                     }
                     let parts: Vec<Vec<u8>> = components(&target).map(|c| c.to_vec()).collect();
                     if parts.is_empty() {
@@ -266,7 +285,10 @@ impl Vfs {
                     stack.extend(parts.into_iter().rev());
                 }
                 _ if last => return Ok(node),
-                _ if node.is_dir() => cur = next,
+                _ if node.is_dir() => {
+                    lower_only = node.place == Place::Lower;
+                    cur = next;
+                }
                 _ => return Err(Errno::ENOTDIR),
             }
         }
