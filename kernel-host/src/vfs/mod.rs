@@ -76,8 +76,9 @@ pub struct Vfs {
     pub(crate) mounts: MountTable,
     shared: &'static Shared,
     dir_cache: SpinLock<DirCache>,
-    /// The guest working directory, once derived from the host's; dropped by `chdir`.
-    cwd: SpinLock<Option<Vec<u8>>>,
+    /// The guest working directory, once derived from the host's, with the process it is
+    /// for: a `vfork` child shares this memory but not its parent's working directory.
+    cwd: SpinLock<Option<(i64, Vec<u8>)>>,
 }
 
 impl Vfs {
@@ -108,8 +109,11 @@ impl Vfs {
 
     /// The guest working directory.
     pub fn cwd(&self, h: Hc<'_>) -> KResult<Vec<u8>> {
-        if let Some(cwd) = self.cwd.lock().clone() {
-            return Ok(cwd);
+        let pid = h.call(syscalls::Sysno::getpid, [0; 6])?;
+        if let Some((owner, cwd)) = &*self.cwd.lock() {
+            if *owner == pid {
+                return Ok(cwd.clone());
+            }
         }
         let mut buf = alloc::vec![0u8; crate::abi::PATH_MAX];
         let n = h.call(syscalls::Sysno::getcwd, [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0])?;
@@ -117,13 +121,14 @@ impl Vfs {
         // A working directory outside the view (left by whoever started the program) reads
         // as the root, where the program's relative paths then start.
         let cwd = self.guest_of_host(&buf).unwrap_or_else(|| Vec::from(&b"/"[..]));
-        *self.cwd.lock() = Some(cwd.clone());
+        *self.cwd.lock() = Some((pid, cwd.clone()));
         Ok(cwd)
     }
 
     /// Records the guest working directory after a `chdir` to it.
-    pub fn set_cwd(&self, guest: Vec<u8>) {
-        *self.cwd.lock() = Some(guest);
+    pub fn set_cwd(&self, h: Hc<'_>, guest: Vec<u8>) {
+        let pid = h.call(syscalls::Sysno::getpid, [0; 6]).unwrap_or(0);
+        *self.cwd.lock() = Some((pid, guest));
     }
 
     /// Forgets the working directory: the host's changed.

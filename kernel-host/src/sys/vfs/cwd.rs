@@ -23,7 +23,7 @@ pub fn chdir(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         if node.place == Place::Passthrough {
             vfs.cwd_changed();
         } else {
-            vfs.set_cwd(node.guest);
+            vfs.set_cwd(h, node.guest);
         }
         super::value(0)
     })

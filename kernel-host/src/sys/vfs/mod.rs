@@ -9,6 +9,7 @@ pub mod attrs;
 pub mod cwd;
 pub mod names;
 pub mod open;
+pub mod socket;
 pub mod stat;
 
 use crate::abi::{AT_FDCWD, PATH_MAX};

@@ -18,6 +18,9 @@ const O_TRUNC: u64 = 0o1000;
 const O_LARGEFILE: u64 = 0o100000;
 const O_NOFOLLOW: u64 = 0o400000;
 const O_TMPFILE: u64 = 0o20200000;
+const O_PATH: u64 = 0o10000000;
+/// The flags `openat2` accepts beside `O_PATH` (`open` ignores the others).
+const O_PATH_FLAGS: u64 = O_PATH | 0o200000 | O_NOFOLLOW | crate::abi::O_CLOEXEC;
 /// Every flag `openat2` accepts (`VALID_OPEN_FLAGS`): `open` ignores the others, so they are
 /// dropped rather than turned into `EINVAL`.
 const VALID_OPEN_FLAGS: u64 = 0o37777703;
@@ -100,7 +103,9 @@ fn open_in_view(vfs: &Vfs, task: &mut TaskCtx<'_>, dirfd: u64, path: u64, flags:
 fn host_open(task: &mut TaskCtx<'_>, host: &[u8], flags: u64, mode: u64, resolve: u64) -> Outcome {
     let creating = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
     let mut how = [0u8; 24];
-    how[..8].copy_from_slice(&((flags & VALID_OPEN_FLAGS) | O_LARGEFILE).to_ne_bytes());
+    let flags =
+        if flags & O_PATH != 0 { flags & O_PATH_FLAGS } else { (flags & VALID_OPEN_FLAGS) | O_LARGEFILE };
+    how[..8].copy_from_slice(&flags.to_ne_bytes());
     how[8..16].copy_from_slice(&(if creating { mode & 0o7777 } else { 0 }).to_ne_bytes());
     how[16..].copy_from_slice(&resolve.to_ne_bytes());
     let how_at = task.push_scratch(&how)?;
