@@ -1,8 +1,13 @@
 //! The command line (clap).
 
-use crate::{policy_cmd, run};
-use clap::{Parser, Subcommand};
+use crate::view::{MountFlag, ViewFlag};
+use crate::{changes, policy_cmd, run};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// The policy `cloister run` uses without `--policy`. It stays `default` (no filesystem view)
+/// until the kernel serves the view; then this becomes `untrusted`.
+pub const DEFAULT_POLICY: &str = "default";
 
 /// cloister: run unmodified Linux programs with chosen system calls served by a library-OS
 /// kernel inside their own process.
@@ -19,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run PROGRAM in a sandbox. Exit status: the program's, 128+N if signal N killed it,
     /// 125 if cloister failed, 126 if PROGRAM cannot be executed, 127 if it is not found.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List, show and check policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -32,13 +37,41 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Look at or apply the changes a run kept with `cloister run --changes DIR`.
+    #[command(subcommand)]
+    Changes(ChangesCommand),
+}
+
+/// `cloister changes ...`.
+#[derive(Subcommand, Debug)]
+pub enum ChangesCommand {
+    /// Print the changes as a tree: what was created, modified and deleted, with sizes.
+    Show {
+        /// The directory given to `cloister run --changes`.
+        dir: PathBuf,
+        /// Add unified diffs of text files (against the host's files as they are now).
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Apply the changes to the host's files. Refuses (exit 1, changing nothing) when a file
+    /// changed on the host since the run, or a created path now exists.
+    Apply {
+        /// The directory given to `cloister run --changes`.
+        dir: PathBuf,
+        /// Print what would be done, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even over host files that changed since the run.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Options of `cloister run`. Each flag overrides the equal key of the policy.
 #[derive(clap::Args, Debug, Default)]
 pub struct RunArgs {
     /// Built-in policy name or policy file.
-    #[arg(long, value_name = "NAME|FILE", default_value = "default")]
+    #[arg(long, value_name = "NAME|FILE", default_value = DEFAULT_POLICY)]
     pub policy: String,
     /// Host name the program sees (policy: identity.hostname).
     #[arg(long, value_name = "NAME")]
@@ -64,9 +97,64 @@ pub struct RunArgs {
     /// Write one JSON line per redirected call to FILE.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Show the host tree HOST read-only at GUEST (default: the same path) (policy:
+    /// filesystem.ro). Any of --ro, --rw, --overlay, --tmpfs and --hide makes a filesystem
+    /// view; a view where no entry says what `/` is shows the host's root read-only. Paths
+    /// are absolute or start with ~ (your home); HOST cannot contain ':'. Later entries for
+    /// the same GUEST win, and flags win over the policy. See docs/filesystem.md.
+    #[arg(long, value_name = "HOST[:GUEST]", help_heading = "Filesystem view")]
+    pub ro: Vec<String>,
+    /// Show HOST at GUEST, writable: the program changes the host's files (policy:
+    /// filesystem.rw).
+    #[arg(long, value_name = "HOST[:GUEST]", help_heading = "Filesystem view")]
+    pub rw: Vec<String>,
+    /// Show HOST at GUEST through a private layer that takes the program's writes; what changed
+    /// is reported at exit (policy: filesystem.overlay).
+    #[arg(long, value_name = "HOST[:GUEST]", help_heading = "Filesystem view")]
+    pub overlay: Vec<String>,
+    /// An empty directory at GUEST, thrown away after the run (policy: filesystem.tmpfs).
+    #[arg(long, value_name = "GUEST", help_heading = "Filesystem view")]
+    pub tmpfs: Vec<String>,
+    /// Show GUEST as an empty, read-only directory or file (policy: filesystem.hide).
+    #[arg(long, value_name = "GUEST", help_heading = "Filesystem view")]
+    pub hide: Vec<String>,
+    /// Start the program in the guest directory GUEST (policy: filesystem.cwd).
+    #[arg(long, value_name = "GUEST", help_heading = "Filesystem view")]
+    pub cwd: Option<String>,
+    /// Keep the overlay's changes in DIR (new or empty), with a manifest, for `cloister
+    /// changes show|apply DIR`; without it they are discarded at exit.
+    #[arg(long, value_name = "DIR", help_heading = "Filesystem view")]
+    pub changes: Option<PathBuf>,
+    /// Do not print the line that sums up the overlay's changes at exit.
+    #[arg(long, help_heading = "Filesystem view")]
+    pub quiet: bool,
+    /// --ro, --rw, --overlay, --tmpfs and --hide in the order they were given, which decides
+    /// which of two entries for the same guest path wins. Filled in by [`main`] (clap keeps
+    /// each flag's values apart); whoever builds a [`RunArgs`] by hand fills it in too.
+    #[arg(skip)]
+    pub view_flags: Vec<ViewFlag>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    /// The view's mount flags in command-line order: [`RunArgs::view_flags`] when [`main`]
+    /// filled it in, else the flags of each kind in turn (`--ro`, `--rw`, `--overlay`,
+    /// `--tmpfs`, `--hide`), so that a [`RunArgs`] parsed some other way loses none of them.
+    pub fn ordered_view_flags(&self) -> Vec<ViewFlag> {
+        if !self.view_flags.is_empty() {
+            return self.view_flags.clone();
+        }
+        let lists = [&self.ro, &self.rw, &self.overlay, &self.tmpfs, &self.hide];
+        MountFlag::ALL
+            .into_iter()
+            .zip(lists)
+            .flat_map(|(kind, values)| {
+                values.iter().map(move |value| ViewFlag { kind, value: value.clone() })
+            })
+            .collect()
+    }
 }
 
 /// `cloister policy ...`.
@@ -88,7 +176,14 @@ pub enum PolicyCommand {
 
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Run(args), Some(("run", run_matches))) = (&mut cli.command, matches.subcommand()) {
+            args.view_flags = view_flags_in_order(run_matches);
+        }
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -98,6 +193,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Changes(cmd) => changes::run(&cmd),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
         Command::Doctor => crate::doctor::run(),
         Command::Syscalls { markdown } => {
@@ -105,4 +201,20 @@ pub fn main() -> i32 {
             0
         }
     }
+}
+
+/// The view's mount flags of `cloister run` in command-line order.
+fn view_flags_in_order(matches: &ArgMatches) -> Vec<ViewFlag> {
+    let mut flags: Vec<(usize, ViewFlag)> = Vec::new();
+    for kind in MountFlag::ALL {
+        let id = kind.flag().trim_start_matches('-');
+        let (Some(values), Some(indices)) = (matches.get_many::<String>(id), matches.indices_of(id)) else {
+            continue;
+        };
+        for (value, index) in values.zip(indices) {
+            flags.push((index, ViewFlag { kind, value: value.clone() }));
+        }
+    }
+    flags.sort_by_key(|&(index, _)| index);
+    flags.into_iter().map(|(_, flag)| flag).collect()
 }

@@ -3,8 +3,11 @@
 //! `cloister run` loads the policy, checks the program, sets up the sandbox's floor (no new
 //! privileges, the seccomp floor) and the redirect filter, starts the program through
 //! `cloister-rt` and stays alive as its supervisor: it waits for the exit status and turns
-//! the runtime's trace records into JSON lines.
+//! the runtime's trace records into JSON lines. With a filesystem view it also lays out the
+//! view's private state directory before the start and reports the program's file changes
+//! after its end (`view`, `changes`).
 
+pub mod changes;
 pub mod cli;
 pub mod doctor;
 pub mod failure;
@@ -17,3 +20,4 @@ pub mod run;
 pub mod spawn;
 pub mod syscalls_cmd;
 pub mod trace_sink;
+pub mod view;

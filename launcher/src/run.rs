@@ -1,16 +1,20 @@
-//! `cloister run`: policy and flags → kernel configuration → checked program → sandbox.
+//! `cloister run`: policy and flags → kernel configuration and filesystem view → checked
+//! program → sandbox → exit status (and, with a view, the report of the program's changes).
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
 use crate::spawn::{self, Launch};
-use crate::{floor, program, trace_sink};
+use crate::view::{request, table, State, View};
+use crate::{changes, floor, program, trace_sink};
 use interposer::RtImage;
 use kernel_host::config::{SHARED_FD, TRACE_FD};
 use kernel_host::shared::Shared;
 use kernel_host::Config;
+use policies::Policy;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 /// Runs `cloister run`; returns the exit status.
 pub fn run(args: &RunArgs) -> i32 {
@@ -23,9 +27,44 @@ pub fn run(args: &RunArgs) -> i32 {
     }
 }
 
-/// The kernel configuration for a run: the policy's, with each flag overriding its key.
+/// The kernel configuration for a run: the policy's, with each flag overriding its key. The
+/// filesystem view is not in it: [`plan_view`] makes that, since it creates files.
 pub fn config_for(args: &RunArgs) -> Result<Config, Failure> {
-    let policy = policies::load(&args.policy).map_err(|e| Failure::Setup(e.to_string()))?;
+    config_from(&load_policy(args)?, args)
+}
+
+fn load_policy(args: &RunArgs) -> Result<Policy, Failure> {
+    policies::load(&args.policy).map_err(|e| Failure::Setup(e.to_string()))
+}
+
+/// The filesystem view of a run (`None` when neither the policy nor a flag asks for one;
+/// then no state directory is made), and the host directory the program starts in.
+pub fn plan_view(policy: &Policy, args: &RunArgs) -> Result<(Option<View>, Option<PathBuf>), Failure> {
+    let label = policies::label(&args.policy);
+    let home = request::home_dir();
+    let flags = args.ordered_view_flags();
+    let requests =
+        request::requests(&policy.filesystem, &label, &flags, home.as_deref()).map_err(Failure::Setup)?;
+    let cwd = request::guest_cwd(&policy.filesystem, &label, args.cwd.as_deref(), home.as_deref())
+        .map_err(Failure::Setup)?;
+    if requests.is_empty() {
+        if let Some(dir) = &args.changes {
+            return Err(Failure::Setup(format!(
+                "--changes {}: this run has no filesystem view, so nothing to keep; add --overlay / \
+                 (or use a policy with a filesystem section, such as --policy untrusted)",
+                dir.display()
+            )));
+        }
+        let host_cwd = cwd.map(|(guest, origin)| table::cwd_on_host(&[], &guest, &origin)).transpose()?;
+        return Ok((None, host_cwd));
+    }
+    let state = State::create(args.changes.as_deref())?;
+    let view = table::build(&requests, state, cwd)?;
+    let host_cwd = view.host_cwd.clone();
+    Ok((Some(view), host_cwd))
+}
+
+fn config_from(policy: &Policy, args: &RunArgs) -> Result<Config, Failure> {
     let mut config = Config::default();
     policy.apply_to(&mut config);
     if let Some(h) = &args.hostname {
@@ -75,10 +114,21 @@ fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
 }
 
 fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
-    let mut config = config_for(args)?;
+    let policy = load_policy(args)?;
+    let mut config = config_from(&policy, args)?;
+    let (view, host_cwd) = plan_view(&policy, args)?;
     let name = &args.command[0];
-    let path = program::resolve(name)?;
+    let mut path = program::resolve(name)?;
+    if let Some(cwd) = &host_cwd {
+        // `./prog` is relative to where the program starts, as a shell there would see it.
+        if path.is_relative() {
+            path = cwd.join(path);
+        }
+    }
     program::precheck(&path)?;
+    if let Some(view) = &view {
+        config.mounts = view.mounts.clone();
+    }
 
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
     config.rt_path = rt.path.to_string_lossy().into_owned();
@@ -132,7 +182,10 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
 
     let fixed_addresses = config.reproducible.is_some();
-    let fresh_tmp = fixed_addresses && may_replace_tmp(&[("the program", &path), ("cloister-rt", &rt.path)]);
+    // A view decides what /tmp is itself (and its state directory may lie in the host's /tmp).
+    let fresh_tmp = fixed_addresses
+        && view.is_none()
+        && may_replace_tmp(&[("the program", &path), ("cloister-rt", &rt.path)]);
     if fixed_addresses && !crate::doctor::cpuid_faulting() {
         eprintln!(
             "cloister: reproducible mode on a host without CPUID faulting: RDRAND and RDSEED stay visible, and programs that use them directly are not reproducible"
@@ -150,11 +203,15 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         fixed_addresses,
         namespaces: config.reproducible.is_some(),
         fresh_tmp,
+        cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);
     if let Some(sink) = sink {
         sink.finish();
+    }
+    if let Some(view) = view {
+        changes::report::finish(view, args.quiet);
     }
     Ok(status)
 }

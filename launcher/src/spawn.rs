@@ -44,6 +44,9 @@ pub struct Launch {
     pub namespaces: bool,
     /// In those namespaces, an empty tmpfs on `/tmp`.
     pub fresh_tmp: bool,
+    /// The host directory the program starts in (`--cwd`, mapped through the view); `None`
+    /// keeps the launcher's.
+    pub cwd: Option<CString>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -57,6 +60,7 @@ enum Step {
     Floor,
     Redirect,
     Exec,
+    Chdir,
 }
 
 impl Step {
@@ -71,6 +75,7 @@ impl Step {
             4 => "cannot set no_new_privs",
             5 => "cannot install the seccomp floor",
             6 => "cannot install the redirect filter",
+            8 => "cannot change to the working directory (--cwd)",
             _ => "cannot execute the runtime",
         }
     }
@@ -156,6 +161,11 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                     if libc::dup2(fd, reserved) < 0 {
                         fail(Step::ReservedFd);
                     }
+                }
+            }
+            if let Some(dir) = &launch.cwd {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    fail(Step::Chdir);
                 }
             }
             let rt_fd = libc::open(rt_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);

@@ -10,6 +10,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("default", include_str!("../builtin/default.json")),
     ("fixed-identity", include_str!("../builtin/fixed-identity.json")),
     ("reproducible", include_str!("../builtin/reproducible.json")),
+    ("untrusted", include_str!("../builtin/untrusted.json")),
 ];
 
 /// Names of the built-in policies, sorted.

@@ -16,9 +16,7 @@ use crate::validate::validate;
 /// otherwise it is the name of a built-in policy, and an unknown name is
 /// [`PolicyError::UnknownBuiltin`], which lists the names there are.
 pub fn load(name_or_path: &str) -> Result<Policy, PolicyError> {
-    let is_file =
-        name_or_path.contains('/') || name_or_path.ends_with(".json") || Path::new(name_or_path).is_file();
-    if is_file {
+    if is_file(name_or_path) {
         let text = std::fs::read_to_string(name_or_path)
             .map_err(|source| PolicyError::Read { path: name_or_path.to_owned(), source })?;
         return parse(&text, name_or_path);
@@ -29,6 +27,21 @@ pub fn load(name_or_path: &str) -> Result<Policy, PolicyError> {
             Err(PolicyError::UnknownBuiltin { name: name_or_path.to_owned(), available: builtin_names() })
         }
     }
+}
+
+/// How messages name the policy that [`load`] would load for `name_or_path`: `policy PATH`
+/// for a file, `built-in policy NAME` for a built-in; the same words as [`PolicyError`]'s.
+pub fn label(name_or_path: &str) -> String {
+    if is_file(name_or_path) {
+        format!("policy {name_or_path}")
+    } else {
+        origin(name_or_path)
+    }
+}
+
+/// Whether [`load`] takes `name_or_path` as a file path rather than a built-in's name.
+fn is_file(name_or_path: &str) -> bool {
+    name_or_path.contains('/') || name_or_path.ends_with(".json") || Path::new(name_or_path).is_file()
 }
 
 /// Parse and validate JSON text; `origin` is what error messages name (a file path, or

@@ -36,6 +36,56 @@ pub struct Policy {
     /// virtual and seeded, so that two runs print the same bytes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reproducible: bool,
+    /// The filesystem view; absent or empty, the program sees the host's files as they are.
+    #[serde(default, deserialize_with = "object", skip_serializing_if = "Filesystem::is_empty")]
+    pub filesystem: Filesystem,
+}
+
+/// The filesystem view: which host trees the program sees, where, and how.
+///
+/// `ro`, `rw` and `overlay` entries are `HOST[:GUEST]` (see [`crate::BindSpec`]); `tmpfs`,
+/// `hide` and `cwd` are guest paths. Every path is absolute or starts with `~`, which the
+/// launcher expands to the home of the user who runs the sandbox. The launcher turns this into
+/// the kernel's mount table; a view that does not say what `/` is gets the host's root
+/// read-only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filesystem {
+    /// Free text: why the view is as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Host trees shown read-only: writes fail with `EROFS`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ro: Vec<String>,
+    /// Host trees the program writes to directly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rw: Vec<String>,
+    /// Host trees seen through a private layer that takes the program's writes; what changed
+    /// is reported at exit and can be kept (`cloister run --changes DIR`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overlay: Vec<String>,
+    /// Guest directories that start empty and are thrown away after the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Guest paths shown as an empty, read-only directory or file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hide: Vec<String>,
+    /// The guest directory the program starts in; absent, it starts where cloister was started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+}
+
+impl Filesystem {
+    /// Whether the section asks for a view at all (a `cwd` alone does not: it only moves the
+    /// program's start).
+    pub fn has_mounts(&self) -> bool {
+        [&self.ro, &self.rw, &self.overlay, &self.tmpfs, &self.hide].iter().any(|v| !v.is_empty())
+    }
+
+    /// Whether nothing but perhaps a comment is set.
+    pub fn is_empty(&self) -> bool {
+        !self.has_mounts() && self.cwd.is_none() && self.comment.is_none()
+    }
 }
 
 /// The host identity the program sees (`uname`, `gethostname`).
@@ -170,6 +220,17 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         "$.random" => ("an object", r#"write an object such as {"seed": 1}"#),
         "$.random.seed" => {
             ("a whole number from 0 to 18446744073709551615", "write a whole number such as 1")
+        }
+        "$.filesystem" => ("an object", r#"write an object such as {"overlay": ["/"], "tmpfs": ["/tmp"]}"#),
+        "$.filesystem.ro" | "$.filesystem.rw" | "$.filesystem.overlay" => {
+            ("an array of HOST[:GUEST] paths", r#"write an array such as ["/usr", "~/src:/src"]"#)
+        }
+        "$.filesystem.tmpfs" | "$.filesystem.hide" => {
+            ("an array of paths", r#"write an array such as ["/tmp", "~/.cache"]"#)
+        }
+        "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
+        p if p.starts_with("$.filesystem.") && p.ends_with(']') => {
+            ("a path in double quotes", r#"write a path such as "/srv/data" or "~/data""#)
         }
         p if p.ends_with(".comment") => {
             ("a string", r#"write the comment as text in double quotes, such as "why this is here""#)

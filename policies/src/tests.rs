@@ -1,7 +1,8 @@
 //! Tests of the crate's public behaviour: built-ins, error wording, loading.
 
 use crate::{
-    builtin_names, builtin_summary, builtin_text, load, parse, Policy, PolicyError, MAX_OFFSET_SECONDS,
+    builtin_names, builtin_summary, builtin_text, load, parse, Filesystem, Policy, PolicyError,
+    MAX_OFFSET_SECONDS,
 };
 
 /// Parses `text` as `./bad.json`, expecting an error, and returns it with its message.
@@ -16,7 +17,7 @@ fn fail(text: &str) -> (PolicyError, String) {
 fn every_builtin_parses_validates_and_has_a_summary() {
     let names = builtin_names();
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted: {names:?}");
-    assert_eq!(names, ["default", "fixed-identity", "reproducible"]);
+    assert_eq!(names, ["default", "fixed-identity", "reproducible", "untrusted"]);
     for name in names {
         let text = builtin_text(name).expect("listed names have text");
         let policy = parse(text, &format!("built-in policy {name}")).unwrap();
@@ -51,7 +52,7 @@ fn unknown_key_at_top_level_names_the_allowed_keys() {
         if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible"#
+        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem"#
     );
 }
 
@@ -149,9 +150,9 @@ fn missing_file_is_a_read_error_naming_the_path() {
     assert!(std::error::Error::source(&err).is_some());
     let line = err.to_string();
     assert!(line.starts_with(&format!("policy {path}: cannot read the file: ")), "{line}");
-    assert!(
-        line.ends_with("; check the path, or name a built-in policy (default, fixed-identity, reproducible)")
-    );
+    assert!(line.ends_with(
+        "; check the path, or name a built-in policy (default, fixed-identity, reproducible, untrusted)"
+    ));
     // A name ending in .json is a file even without a '/'.
     assert!(matches!(load("no-such-policy.json"), Err(PolicyError::Read { .. })));
 }
@@ -176,10 +177,87 @@ fn existing_file_is_loaded_and_errors_name_it() {
 fn unknown_builtin_lists_the_names() {
     let err = load("nope").unwrap_err();
     assert!(matches!(&err, PolicyError::UnknownBuiltin { name, available }
-        if name == "nope" && available == &["default", "fixed-identity", "reproducible"]));
+        if name == "nope" && available == &["default", "fixed-identity", "reproducible", "untrusted"]));
     assert_eq!(
         err.to_string(),
         "policy nope: no built-in policy has this name; choose one of default, fixed-identity, reproducible, \
-         or give a file path such as ./nope.json"
+         untrusted, or give a file path such as ./nope.json"
+    );
+}
+
+#[test]
+fn untrusted_overlays_the_root_and_hides_secrets() {
+    let fs = load("untrusted").unwrap().filesystem;
+    assert_eq!(fs.overlay, ["/"]);
+    assert!(fs.tmpfs.contains(&"/tmp".to_owned()), "{fs:?}");
+    for secret in ["~/.ssh", "~/.gnupg", "~/.aws", "~/.netrc", "/root", "/etc/shadow", "/etc/sudoers"] {
+        assert!(fs.hide.contains(&secret.to_owned()), "{secret} is not hidden: {fs:?}");
+    }
+    assert!(fs.has_mounts() && fs.cwd.is_none());
+    // The launcher's own default stays without a view until the kernel side is ready.
+    assert!(!load("default").unwrap().filesystem.has_mounts());
+}
+
+#[test]
+fn every_filesystem_key_is_accepted_and_shown_back() {
+    let text = r#"{"filesystem": {"comment": "why", "ro": ["/usr", "~/src:/src"], "rw": ["/srv/out"],
+        "overlay": ["/"], "tmpfs": ["/tmp"], "hide": ["~/.ssh"], "cwd": "/src"}}"#;
+    let policy = parse(text, "ok").unwrap();
+    assert_eq!(policy.filesystem.ro, ["/usr", "~/src:/src"]);
+    assert_eq!(policy.filesystem.cwd.as_deref(), Some("/src"));
+    assert_eq!(parse(&policy.to_json_pretty(), "ok").unwrap(), policy);
+    // An empty section is no view, and is not printed back.
+    let empty = parse(r#"{"filesystem": {}}"#, "ok").unwrap();
+    assert_eq!(empty.filesystem, Filesystem::default());
+    assert!(!empty.to_json_pretty().contains("filesystem"));
+}
+
+#[test]
+fn relative_filesystem_paths_name_the_entry_and_the_fix() {
+    let (err, line) = fail(r#"{"filesystem": {"ro": ["/usr", "/opt", "data"]}}"#);
+    assert!(matches!(&err, PolicyError::Invalid { json_path, .. } if json_path == "$.filesystem.ro[2]"));
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.filesystem.ro[2]: in "data": the path "data" is relative (the host part); write it from the root, such as "/srv/data", or from your home, such as "~/data""#
+    );
+    let (_, line) = fail(r#"{"filesystem": {"overlay": ["/src:src"]}}"#);
+    assert!(line.contains("at $.filesystem.overlay[0]: "), "{line}");
+    assert!(line.contains(r#"the path "src" is relative (the guest part)"#), "{line}");
+    let (_, line) = fail(r#"{"filesystem": {"hide": ["~alice/.ssh"]}}"#);
+    assert!(line.contains(r#"at $.filesystem.hide[0]: the path "~alice/.ssh" names another user's home"#));
+    let (_, line) = fail(r#"{"filesystem": {"tmpfs": [""]}}"#);
+    assert!(line.contains("at $.filesystem.tmpfs[0]: the path is empty; write it from the root"), "{line}");
+    let (_, line) = fail(r#"{"filesystem": {"cwd": "src"}}"#);
+    assert!(line.contains(r#"at $.filesystem.cwd: the path "src" is relative"#), "{line}");
+}
+
+#[test]
+fn a_guest_path_given_twice_is_an_error() {
+    let (_, line) = fail(r#"{"filesystem": {"ro": ["/data"], "rw": ["/srv:/data/"]}}"#);
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.filesystem.rw[0]: the guest path "/data/" is already given at $.filesystem.ro[0]; keep one of the two entries"#
+    );
+    let (_, line) = fail(r#"{"filesystem": {"hide": ["~/.ssh"], "tmpfs": ["~/.ssh/"]}}"#);
+    assert!(line.contains("at $.filesystem.hide[0]: ") && line.contains("$.filesystem.tmpfs[0]"), "{line}");
+    // Different guests for one host are fine.
+    parse(r#"{"filesystem": {"ro": ["/data", "/data:/d2"]}}"#, "ok").unwrap();
+}
+
+#[test]
+fn filesystem_type_errors_say_what_belongs_there() {
+    let (_, line) = fail(r#"{"filesystem": {"ro": "/usr"}}"#);
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.filesystem.ro: expected an array of HOST[:GUEST] paths, found the string "/usr"; write an array such as ["/usr", "~/src:/src"]"#
+    );
+    let (_, line) = fail(r#"{"filesystem": {"hide": [1]}}"#);
+    assert!(line.contains("at $.filesystem.hide[0]: expected a path in double quotes, found the integer 1"));
+    let (_, line) = fail(r#"{"filesystem": ["/"]}"#);
+    assert!(line.contains("at $.filesystem: expected an object, found an array"), "{line}");
+    let (_, line) = fail(r#"{"filesystem": {"readonly": []}}"#);
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.filesystem: unknown key "readonly"; the keys allowed here are comment, ro, rw, overlay, tmpfs, hide, cwd"#
     );
 }

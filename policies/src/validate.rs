@@ -6,10 +6,13 @@
 //!   with `-` or `.` (see hostname(7); Linux's limit is `HOST_NAME_MAX`, 64);
 //! - `time.offset_seconds`: at most [`MAX_OFFSET_SECONDS`] (100 years) either way;
 //! - `time.epoch_seconds`: from 0 to [`MAX_EPOCH_SECONDS`] (the year 9999);
-//! - `identity.cpus`: 1 to [`MAX_CPUS`].
+//! - `identity.cpus`: 1 to [`MAX_CPUS`];
+//! - `filesystem.*`: every path absolute or under `~` (see [`crate::PathSpec`]), and no guest
+//!   path named twice, which in a file is always a slip: which entry should win?
 
 use crate::error::PolicyError;
-use crate::schema::Policy;
+use crate::path_spec::{normalize_guest, BindSpec, PathSpec};
+use crate::schema::{Filesystem, Policy};
 
 /// Longest host name a policy may set, in bytes (Linux's `HOST_NAME_MAX`).
 pub const MAX_HOSTNAME_LEN: usize = 64;
@@ -45,7 +48,58 @@ pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError>
             ));
         }
     }
+    validate_filesystem(&policy.filesystem)
+        .map_err(|(json_path, message, fix)| invalid(&json_path, message, fix))
+}
+
+/// A filesystem error: the JSON path, what is wrong, and the fix.
+type FsError = (String, String, String);
+
+/// Checks the shape of every path of the `filesystem` section, and that no guest path appears
+/// twice.
+fn validate_filesystem(fs: &Filesystem) -> Result<(), FsError> {
+    // (guest path as written, normalised; JSON path of its entry)
+    let mut guests: Vec<(String, String)> = Vec::new();
+    let mut note = |guest: &PathSpec, json_path: String| -> Result<(), FsError> {
+        let key = guest_key(guest);
+        if let Some((_, first)) = guests.iter().find(|(g, _)| *g == key) {
+            let message = format!("the guest path {:?} is already given at {first}", guest.as_str());
+            return Err((json_path, message, "keep one of the two entries".into()));
+        }
+        guests.push((key, json_path));
+        Ok(())
+    };
+    for (key, entries) in [("ro", &fs.ro), ("rw", &fs.rw), ("overlay", &fs.overlay)] {
+        for (i, entry) in entries.iter().enumerate() {
+            let json_path = format!("$.filesystem.{key}[{i}]");
+            let bind = BindSpec::parse(entry).map_err(|e| {
+                let message = format!("in {entry:?}: {} (the {} part)", e.error, e.part);
+                (json_path.clone(), message, e.error.fix().to_owned())
+            })?;
+            note(&bind.guest, json_path)?;
+        }
+    }
+    for (key, entries) in [("tmpfs", &fs.tmpfs), ("hide", &fs.hide)] {
+        for (i, entry) in entries.iter().enumerate() {
+            let json_path = format!("$.filesystem.{key}[{i}]");
+            let guest =
+                PathSpec::parse(entry).map_err(|e| (json_path.clone(), e.to_string(), e.fix().to_owned()))?;
+            note(&guest, json_path)?;
+        }
+    }
+    if let Some(cwd) = &fs.cwd {
+        PathSpec::parse(cwd).map_err(|e| ("$.filesystem.cwd".into(), e.to_string(), e.fix().to_owned()))?;
+    }
     Ok(())
+}
+
+/// A guest path as written, normalised, so that `/a/` and `/a` (or `~/x/` and `~/x`) compare
+/// equal; `~` stays unexpanded, the home being unknown here.
+fn guest_key(guest: &PathSpec) -> String {
+    match guest.as_str().strip_prefix('~') {
+        Some(rest) => format!("~{}", normalize_guest(rest)),
+        None => normalize_guest(guest.as_str()),
+    }
 }
 
 /// What is wrong with a host name and how to fix it, or `Ok` when nothing is.

@@ -1,0 +1,66 @@
+//! The end of a run with a filesystem view: count what the program changed, say so in one
+//! line on stderr, keep the changes with a manifest (`--changes DIR`) or discard them, and
+//! clean the state directory up.
+//!
+//! Nothing here changes the exit status: it stays the program's. A failure to report or to
+//! clean up is one more line on stderr.
+
+use super::manifest::{Change, Layer, Manifest, VERSION};
+use super::scan::scan;
+use crate::view::View;
+use kernel_host::config::MountKind;
+
+/// The one line that sums the changes up, without the `cloister: ` prefix.
+pub fn summary(changes: &[Change], kept_in: Option<&std::path::Path>) -> String {
+    let (created, modified, deleted) = Manifest::counts(changes);
+    let fate = match kept_in {
+        Some(dir) => format!("kept in {}", dir.display()),
+        None => "discarded".to_owned(),
+    };
+    format!("{created} created, {modified} modified, {deleted} deleted \u{2014} {fate}")
+}
+
+/// The manifest of a run's changes.
+pub fn manifest(view_mounts: &[kernel_host::config::Mount], changes: Vec<Change>) -> Manifest {
+    let mounts = view_mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Overlay { lower, .. } => Some(Layer { guest: m.guest.clone(), lower: lower.clone() }),
+            _ => None,
+        })
+        .collect();
+    Manifest { version: VERSION, upper: "upper".into(), mounts, changes }
+}
+
+/// Reports and cleans up after the program ended; `quiet` leaves the summary line out.
+pub fn finish(view: View, quiet: bool) {
+    let kept = view.state.is_kept();
+    match scan(&view.mounts, kept) {
+        Ok(changes) => {
+            let kept_in = kept.then(|| view.state.dir().to_path_buf());
+            let line = summary(&changes, kept_in.as_deref());
+            if kept {
+                let text = serde_json::to_string_pretty(&manifest(&view.mounts, changes))
+                    .expect("a manifest is strings and numbers");
+                let path = view.state.manifest();
+                if let Err(e) = std::fs::write(&path, text + "\n") {
+                    eprintln!(
+                        "cloister: cannot write {}: {e}; the changes are in its upper/",
+                        path.display()
+                    );
+                }
+            }
+            if !quiet {
+                eprintln!("cloister: {line}");
+            }
+        }
+        Err(e) if kept => eprintln!(
+            "cloister: cannot list the program's changes: {e}; they are in {} without a manifest",
+            view.state.upper().display()
+        ),
+        Err(e) => eprintln!("cloister: cannot list the program's changes: {e}"),
+    }
+    if let Err(e) = view.state.finish() {
+        eprintln!("cloister: {e}");
+    }
+}

@@ -1,0 +1,254 @@
+//! What the program changed: each overlay's upper tree compared with its lower tree.
+//!
+//! The question is "how does the program's final view differ from the host?", so an entry
+//! is reported only when it differs from the host entry at the same place:
+//! - **created**: the upper tree has it and the host has nothing there;
+//! - **modified**: both have it, and the type, the permission bits, a file's bytes or a
+//!   symlink's target differ (a file copied up and left as it was is not a change; owners and
+//!   times are not compared);
+//! - **deleted**: a whiteout stands over a host entry, or an upper entry hides a host
+//!   directory whole (an opaque directory, or a file or symlink in its place): the host entries
+//!   it hides are deleted, every one of them, so that `changes apply` can check and remove
+//!   them one by one. An opaque directory is itself reported as modified.
+//!
+//! Entries that belong to another mount of the view (a tmpfs, a hidden path, a nested overlay,
+//! which is scanned on its own) are skipped, and directories that exist in an upper tree only
+//! to hold another mount's mount point are not reported themselves.
+
+use super::entry::{self, EntryType};
+use super::manifest::{Change, HostRecord, Kind};
+use crate::view::request::covers;
+use kernel_host::config::{Mount, MountKind};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Compares every overlay of `mounts` with its lower tree. With `record_host`, modified and
+/// deleted entries carry a [`HostRecord`] (which hashes their host content). The result is
+/// sorted by path, a directory before its entries.
+pub fn scan(mounts: &[Mount], record_host: bool) -> Result<Vec<Change>, String> {
+    let mut scan = Scan { mounts, record_host, out: Vec::new() };
+    for mount in mounts {
+        if let MountKind::Overlay { lower, upper } = &mount.kind {
+            scan.layer(&mount.guest, Path::new(upper), Path::new(lower))?;
+        }
+    }
+    let mut out = scan.out;
+    out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    Ok(out)
+}
+
+struct Scan<'a> {
+    mounts: &'a [Mount],
+    record_host: bool,
+    out: Vec<Change>,
+}
+
+/// An I/O error, with the path it happened on.
+fn at(path: &Path) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+fn lstat(path: &Path) -> Result<Option<Metadata>, String> {
+    entry::lstat(path).map_err(at(path))
+}
+
+fn child(guest: &str, name: &OsString) -> String {
+    let name = name.to_string_lossy();
+    if guest == "/" {
+        format!("/{name}")
+    } else {
+        format!("{guest}/{name}")
+    }
+}
+
+/// The names in a directory, sorted.
+fn names(dir: &Path) -> Result<Vec<OsString>, String> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(at(dir))? {
+        names.push(entry.map_err(at(dir))?.file_name());
+    }
+    names.sort();
+    Ok(names)
+}
+
+impl Scan<'_> {
+    /// One overlay at `guest`.
+    fn layer(&mut self, guest: &str, upper: &Path, lower: &Path) -> Result<(), String> {
+        let Some(umeta) = lstat(upper)? else { return Ok(()) };
+        match lstat(lower)? {
+            // The mount point itself is cloister's, not the program's: only its entries count.
+            Some(lmeta) if lmeta.is_dir() && umeta.is_dir() => {
+                let opaque = entry::is_opaque(upper);
+                self.children(guest, upper, Some(lower), opaque)
+            }
+            _ => self.entry(guest, upper, Some(lower.to_path_buf()), &umeta),
+        }
+    }
+
+    /// Whether `guest` is another mount's place: its own mount point, not this layer's concern.
+    fn other_mount(&self, guest: &str) -> bool {
+        self.mounts.iter().any(|m| m.guest == guest)
+    }
+
+    /// Whether `guest` lies above another mount, so that its upper directory may be one that
+    /// the view needed to hold that mount point.
+    fn holds_mount(&self, guest: &str) -> bool {
+        self.mounts.iter().any(|m| m.guest != guest && covers(guest, &m.guest))
+    }
+
+    /// The entries of the upper directory `upper` at `guest`, against the lower directory
+    /// `lower` (`None` when the host has none there, or it is hidden).
+    fn children(
+        &mut self,
+        guest: &str,
+        upper: &Path,
+        lower: Option<&Path>,
+        opaque: bool,
+    ) -> Result<(), String> {
+        let upper_names = names(upper)?;
+        for name in &upper_names {
+            let g = child(guest, name);
+            if self.other_mount(&g) {
+                continue;
+            }
+            let u = upper.join(name);
+            let Some(umeta) = lstat(&u)? else { continue };
+            self.entry(&g, &u, lower.map(|l| l.join(name)), &umeta)?;
+        }
+        if let Some(lower) = lower.filter(|_| opaque) {
+            let keep: BTreeSet<&OsString> = upper_names.iter().collect();
+            for name in names(lower)? {
+                if !keep.contains(&name) {
+                    let g = child(guest, &name);
+                    if !self.other_mount(&g) {
+                        self.deleted(&g, &lower.join(&name))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One upper entry at `guest` against the lower path `lower` (which may not exist).
+    fn entry(
+        &mut self,
+        guest: &str,
+        upper: &Path,
+        lower: Option<PathBuf>,
+        umeta: &Metadata,
+    ) -> Result<(), String> {
+        let lmeta = match &lower {
+            Some(l) => lstat(l)?,
+            None => None,
+        };
+        if entry::is_whiteout(umeta) {
+            if let (Some(lower), Some(_)) = (&lower, &lmeta) {
+                self.deleted(guest, lower)?;
+            }
+            return Ok(());
+        }
+        let utype = EntryType::of(umeta);
+        let Some((lower, lmeta)) = lower.zip(lmeta) else {
+            if !(utype == EntryType::Dir && self.holds_mount(guest)) {
+                self.push(guest, Kind::Created, upper, umeta, None)?;
+            }
+            if utype == EntryType::Dir {
+                self.children(guest, upper, None, false)?;
+            }
+            return Ok(());
+        };
+        let ltype = EntryType::of(&lmeta);
+        if utype != ltype {
+            self.push(guest, Kind::Modified, upper, umeta, Some((&lower, &lmeta)))?;
+            if ltype == EntryType::Dir {
+                self.deleted_below(guest, &lower)?;
+            }
+            if utype == EntryType::Dir {
+                self.children(guest, upper, None, false)?;
+            }
+            return Ok(());
+        }
+        let same_perm = entry::perm(umeta) == entry::perm(&lmeta);
+        let changed = match utype {
+            EntryType::Dir => {
+                let opaque = entry::is_opaque(upper);
+                let changed = (opaque || !same_perm) && !self.holds_mount(guest);
+                if changed {
+                    self.push(guest, Kind::Modified, upper, umeta, Some((&lower, &lmeta)))?;
+                }
+                return self.children(guest, upper, Some(&lower), opaque);
+            }
+            EntryType::File => !same_perm || !entry::same_content(upper, &lower).map_err(at(upper))?,
+            EntryType::Symlink => {
+                entry::target(upper).map_err(at(upper))? != entry::target(&lower).map_err(at(&lower))?
+            }
+            EntryType::Other => {
+                use std::os::unix::fs::MetadataExt;
+                !same_perm || umeta.rdev() != lmeta.rdev()
+            }
+        };
+        if changed {
+            self.push(guest, Kind::Modified, upper, umeta, Some((&lower, &lmeta)))?;
+        }
+        Ok(())
+    }
+
+    /// The host entry at `lower` (seen at `guest`) is deleted, and everything below it.
+    fn deleted(&mut self, guest: &str, lower: &Path) -> Result<(), String> {
+        let Some(lmeta) = lstat(lower)? else { return Ok(()) };
+        self.push(guest, Kind::Deleted, lower, &lmeta, Some((lower, &lmeta)))?;
+        if lmeta.is_dir() {
+            self.deleted_below(guest, lower)?;
+        }
+        Ok(())
+    }
+
+    /// Every entry below the host directory `lower` is deleted.
+    fn deleted_below(&mut self, guest: &str, lower: &Path) -> Result<(), String> {
+        for name in names(lower)? {
+            let g = child(guest, &name);
+            if !self.other_mount(&g) {
+                self.deleted(&g, &lower.join(&name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a change; `path`/`meta` describe the entry reported (the upper one, or for a
+    /// deletion the host one), `host` the host entry it replaces.
+    fn push(
+        &mut self,
+        guest: &str,
+        kind: Kind,
+        path: &Path,
+        meta: &Metadata,
+        host: Option<(&Path, &Metadata)>,
+    ) -> Result<(), String> {
+        let ty = EntryType::of(meta);
+        let target =
+            if ty == EntryType::Symlink { Some(entry::target(path).map_err(at(path))?) } else { None };
+        let host = match host {
+            Some((hpath, hmeta)) if self.record_host => Some(HostRecord {
+                ty: EntryType::of(hmeta),
+                size: entry::size(hmeta),
+                mode: entry::mode_string(entry::perm(hmeta)),
+                mtime_ns: entry::mtime_ns(hmeta),
+                sha256: entry::content_hash(hpath, hmeta).map_err(at(hpath))?,
+            }),
+            _ => None,
+        };
+        self.out.push(Change {
+            path: guest.to_owned(),
+            kind,
+            ty,
+            size: entry::size(meta),
+            mode: entry::mode_string(entry::perm(meta)),
+            target,
+            host,
+        });
+        Ok(())
+    }
+}

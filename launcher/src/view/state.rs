@@ -1,0 +1,275 @@
+//! The sandbox's private state directory (STATE): the overlay's upper tree, the tmpfs
+//! directories and the empty stand-ins for hidden paths.
+//!
+//! Layout (the kernel writes `upper/`; the launcher reads it at exit):
+//! - `upper/`: one upper tree for every overlay mount, keyed by guest path (the overlay at
+//!   guest `G` has `upper + G` as its upper layer);
+//! - `tmp/N/`: one directory per tmpfs mount, always thrown away;
+//! - `empty/` (mode 0555) and `empty-file` (mode 0444): what hidden paths show;
+//! - `manifest.json`: written at exit when the changes are kept.
+//!
+//! STATE is either `--changes DIR` (created if missing, else it must be an empty directory;
+//! kept after the run) or a fresh `$TMPDIR/cloister-XXXXXX` made by mkdtemp(3) with mode 0700
+//! (removed after the run). Until [`State::keep`] is called, dropping a [`State`] removes what
+//! it made, so a run that fails before the program starts leaves nothing behind.
+
+use crate::failure::Failure;
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The state directory of one run.
+#[derive(Debug)]
+pub struct State {
+    dir: PathBuf,
+    /// Given with `--changes`: kept after the run.
+    kept: bool,
+    /// Whether this run created `dir` (and so removes it when nothing is kept).
+    created: bool,
+    /// Set once the run is over and the directory was dealt with.
+    done: bool,
+}
+
+impl State {
+    /// Makes the state directory: `changes` if given, else a fresh one under `$TMPDIR`.
+    pub fn create(changes: Option<&Path>) -> Result<State, Failure> {
+        let (dir, kept, created) = match changes {
+            Some(dir) => {
+                let created = prepare_changes_dir(dir)?;
+                (dir.to_path_buf(), true, created)
+            }
+            None => (make_temp_dir()?, false, true),
+        };
+        // The kernel joins guest paths onto these: they must not go through symlinks.
+        let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
+        let state = State { dir, kept, created, done: false };
+        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("empty", 0o555)] {
+            let path = state.dir.join(sub);
+            fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
+            // The umask may have taken bits away.
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+        }
+        let file = state.empty_file();
+        fs::write(&file, b"").map_err(|e| setup(&file, "cannot create", &e))?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o444))
+            .map_err(|e| setup(&file, "cannot set the mode of", &e))?;
+        Ok(state)
+    }
+
+    /// The directory itself (canonical).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the changes are kept after the run (`--changes DIR`).
+    pub fn is_kept(&self) -> bool {
+        self.kept
+    }
+
+    /// The root of the overlays' upper tree.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// The directory of the `n`th tmpfs mount (not created).
+    pub fn tmp(&self, n: usize) -> PathBuf {
+        self.dir.join("tmp").join(n.to_string())
+    }
+
+    /// The empty directory hidden directories show.
+    pub fn empty_dir(&self) -> PathBuf {
+        self.dir.join("empty")
+    }
+
+    /// The empty file hidden files show.
+    pub fn empty_file(&self) -> PathBuf {
+        self.dir.join("empty-file")
+    }
+
+    /// Where the manifest goes.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("manifest.json")
+    }
+
+    /// After the run: removes the directory, or, when it is kept, everything in it but the
+    /// upper tree and the manifest. Returns the first error, naming the path.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.done = true;
+        if self.kept {
+            remove_private_parts(&self.dir)
+        } else {
+            remove_all(&self.dir)
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // The run never got as far as the program: leave the directory as it was found.
+        let _ = if self.created {
+            remove_all(&self.dir)
+        } else {
+            fs::read_dir(&self.dir)
+                .map(|entries| entries.flatten().try_for_each(|e| remove_all(&e.path())))
+                .unwrap_or(Ok(()))
+        };
+    }
+}
+
+/// Checks or creates `--changes DIR`; returns whether it was created.
+fn prepare_changes_dir(dir: &Path) -> Result<bool, Failure> {
+    let shown = dir.display();
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            let mut entries = fs::read_dir(dir).map_err(|e| setup(dir, "cannot read", &e))?;
+            if entries.next().is_some() {
+                return Err(Failure::Setup(format!(
+                    "--changes {shown}: the directory is not empty; give a new or empty directory"
+                )));
+            }
+            Ok(false)
+        }
+        Ok(_) => Err(Failure::Setup(format!(
+            "--changes {shown}: this is not a directory; give a new or empty directory"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| setup(parent, "cannot create", &e))?;
+            }
+            // Copies of the user's files will be in it: private, like the temporary one.
+            fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| setup(dir, "cannot create", &e))?;
+            Ok(true)
+        }
+        Err(e) => Err(setup(dir, "cannot look at", &e)),
+    }
+}
+
+/// `$TMPDIR/cloister-XXXXXX`, mode 0700, made by mkdtemp(3) so that no other user can have
+/// made it first.
+fn make_temp_dir() -> Result<PathBuf, Failure> {
+    let base = std::env::var_os("TMPDIR").filter(|t| t.as_bytes().starts_with(b"/")).unwrap_or("/tmp".into());
+    let template = Path::new(&base).join("cloister-XXXXXX");
+    let fail = |e: std::io::Error| setup(&template, "cannot create the sandbox's state directory", &e);
+    let c = CString::new(template.as_os_str().as_bytes())
+        .map_err(|_| fail(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    let mut bytes = c.into_bytes_with_nul();
+    // SAFETY: `bytes` is a writable, NUL-terminated template ending in XXXXXX, which mkdtemp
+    // fills in place.
+    let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    bytes.pop();
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+/// Removes `path` whatever it is; a path already gone is fine.
+fn remove_all(path: &Path) -> Result<(), String> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                return Err(e);
+            }
+            // A directory without write or search rights (the program can leave one in its
+            // tmpfs or upper tree, and `empty/` is one): open them up and try again.
+            make_writable(path);
+            fs::remove_dir_all(path)
+        }),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| format!("cannot remove {}: {e}", path.display()))
+}
+
+/// Gives the owner write and search rights on every directory under `dir`.
+fn make_writable(dir: &Path) {
+    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
+    }
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        make_writable(&entry.path());
+    }
+}
+
+/// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
+fn remove_private_parts(dir: &Path) -> Result<(), String> {
+    for name in ["tmp", "empty", "empty-file"] {
+        remove_all(&dir.join(name))?;
+    }
+    Ok(())
+}
+
+fn setup(path: &Path, what: &str, e: &std::io::Error) -> Failure {
+    Failure::Setup(format!("{what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cloister-state-test-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn changes_dir_is_created_laid_out_kept_and_trimmed() {
+        let dir = scratch("kept");
+        let state = State::create(Some(&dir)).unwrap();
+        assert!(state.is_kept());
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(state.empty_dir()).unwrap().permissions().mode() & 0o777, 0o555);
+        assert_eq!(fs::metadata(state.empty_file()).unwrap().permissions().mode() & 0o777, 0o444);
+        assert!(state.upper().is_dir());
+        fs::create_dir(state.tmp(0)).unwrap();
+        fs::write(state.manifest(), "{}").unwrap();
+        state.finish().unwrap();
+        let mut left: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, ["manifest.json", "upper"]);
+    }
+
+    #[test]
+    fn a_changes_dir_that_is_not_empty_is_refused() {
+        let dir = scratch("full");
+        fs::create_dir_all(dir.join("x")).unwrap();
+        let err = State::create(Some(&dir)).unwrap_err().to_string();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(err.ends_with("the directory is not empty; give a new or empty directory"), "{err}");
+    }
+
+    #[test]
+    fn an_abandoned_state_leaves_nothing_and_an_existing_dir_empty() {
+        let dir = scratch("given");
+        fs::create_dir(&dir).unwrap();
+        drop(State::create(Some(&dir)).unwrap());
+        let left = fs::read_dir(&dir).unwrap().count();
+        fs::remove_dir(&dir).unwrap();
+        assert_eq!(left, 0);
+
+        let temp = State::create(None).unwrap();
+        let path = temp.dir().to_path_buf();
+        assert!(path.file_name().unwrap().to_str().unwrap().starts_with("cloister-"));
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        // A read-only directory the program left behind does not stop the clean-up.
+        fs::create_dir(temp.upper().join("ro")).unwrap();
+        fs::set_permissions(temp.upper().join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
+        temp.finish().unwrap();
+        assert!(!path.exists());
+    }
+}
