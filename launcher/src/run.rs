@@ -128,6 +128,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     program::precheck(&path)?;
     if let Some(view) = &view {
         config.mounts = view.mounts.clone();
+        config.shared_path = Some(view.state.shared().to_string_lossy().into_owned());
     }
 
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
@@ -154,7 +155,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         config.trace_fd = Some(TRACE_FD);
     }
 
-    let shared = if config.reproducible.is_some() {
+    let shared = if config.reproducible.is_some() && config.shared_path.is_none() {
         config.shared_fd = Some(SHARED_FD);
         Some(shared_memory()?)
     } else {

@@ -50,7 +50,11 @@ fn open_common(
         None => return pass(task),
         Some(ProcFile::Exe) => {
             return match task.push_scratch(k.process.exe_cstr()) {
-                Ok(addr) => open_path(k, task, call, AT_FDCWD as u64, addr, flags, mode),
+                Ok(addr) => {
+                    // Without a view, this rewritten call is what runs on the host.
+                    let moved = Syscall::new(Sysno::openat, [AT_FDCWD as u64, addr, flags, mode, 0, 0]);
+                    open_path(k, task, &moved, AT_FDCWD as u64, addr, flags, mode)
+                }
                 Err(e) => ret(Err(e)),
             };
         }
@@ -197,7 +201,11 @@ fn stat_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4])
         return stat_path(k, task, call, at);
     }
     match task.push_scratch(k.process.exe_cstr()) {
-        Ok(addr) => stat_path(k, task, call, [AT_FDCWD as u64, addr, buf, flags]),
+        Ok(addr) => {
+            // Without a view, this rewritten call is what runs on the host.
+            let moved = Syscall::new(Sysno::newfstatat, [AT_FDCWD as u64, addr, buf, flags, 0, 0]);
+            stat_path(k, task, &moved, [AT_FDCWD as u64, addr, buf, flags])
+        }
         Err(e) => ret(Err(e)),
     }
 }

@@ -6,6 +6,8 @@
 //!   guest `G` has `upper + G` as its upper layer);
 //! - `tmp/N/`: one directory per tmpfs mount, always thrown away;
 //! - `empty/` (mode 0555) and `empty-file` (mode 0444): what hidden paths show;
+//! - `shared`: the page every process of the sandbox maps (the overlay's generation counter,
+//!   the virtual clock), so that no descriptor has to be reserved for it;
 //! - `manifest.json`: written at exit when the changes are kept.
 //!
 //! STATE is either `--changes DIR` (created if missing, else it must be an empty directory;
@@ -52,6 +54,12 @@ impl State {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                 .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
         }
+        let shared = state.shared();
+        let mut page = vec![0u8; kernel_host::shared::Shared::SIZE];
+        page[..8].copy_from_slice(&kernel_host::shared::Shared::MAGIC.to_ne_bytes());
+        fs::write(&shared, page).map_err(|e| setup(&shared, "cannot create", &e))?;
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o600))
+            .map_err(|e| setup(&shared, "cannot set the mode of", &e))?;
         let file = state.empty_file();
         fs::write(&file, b"").map_err(|e| setup(&file, "cannot create", &e))?;
         fs::set_permissions(&file, fs::Permissions::from_mode(0o444))
@@ -87,6 +95,11 @@ impl State {
     /// The empty file hidden files show.
     pub fn empty_file(&self) -> PathBuf {
         self.dir.join("empty-file")
+    }
+
+    /// The sandbox's shared page.
+    pub fn shared(&self) -> PathBuf {
+        self.dir.join("shared")
     }
 
     /// Where the manifest goes.
@@ -205,7 +218,7 @@ fn make_writable(dir: &Path) {
 
 /// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
 fn remove_private_parts(dir: &Path) -> Result<(), String> {
-    for name in ["tmp", "empty", "empty-file"] {
+    for name in ["tmp", "empty", "empty-file", "shared"] {
         remove_all(&dir.join(name))?;
     }
     Ok(())
