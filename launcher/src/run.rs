@@ -39,12 +39,17 @@ fn load_policy(args: &RunArgs) -> Result<Policy, Failure> {
 
 /// The filesystem view of a run (`None` when neither the policy nor a flag asks for one;
 /// then no state directory is made), and the host directory the program starts in.
-pub fn plan_view(policy: &Policy, args: &RunArgs) -> Result<(Option<View>, Option<PathBuf>), Failure> {
+pub fn plan_view(
+    policy: &Policy,
+    args: &RunArgs,
+    keep: &[&str],
+) -> Result<(Option<View>, Option<PathBuf>), Failure> {
     let label = policies::label(&args.policy);
     let home = request::home_dir();
     let flags = args.ordered_view_flags();
-    let requests =
+    let mut requests =
         request::requests(&policy.filesystem, &label, &flags, home.as_deref()).map_err(Failure::Setup)?;
+    request::keep_visible(&mut requests, keep);
     let cwd = request::guest_cwd(&policy.filesystem, &label, args.cwd.as_deref(), home.as_deref())
         .map_err(Failure::Setup)?;
     if requests.is_empty() {
@@ -116,9 +121,16 @@ fn cstring(bytes: &[u8]) -> Result<CString, Failure> {
 fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let policy = load_policy(args)?;
     let mut config = config_from(&policy, args)?;
-    let (view, host_cwd) = plan_view(&policy, args)?;
     let name = &args.command[0];
     let mut path = program::resolve(name)?;
+    let here = std::env::current_dir().unwrap_or_default();
+    let program_dir = std::path::absolute(&path).ok().and_then(|p| p.parent().map(|d| d.to_path_buf()));
+    let keep: Vec<&str> = [program_dir.as_deref(), args.cwd.is_none().then_some(here.as_path())]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.to_str())
+        .collect();
+    let (view, host_cwd) = plan_view(&policy, args, &keep)?;
     if let Some(cwd) = &host_cwd {
         // `./prog` is relative to where the program starts, as a shell there would see it.
         if path.is_relative() {

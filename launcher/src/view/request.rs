@@ -149,6 +149,26 @@ pub fn guest_cwd(
     Ok(Some((normalize_guest(&expand(&spec, home, &origin)?), origin)))
 }
 
+/// Shows the program and its working directory where a private tmpfs would hide them: a
+/// host path in `keep` (absolute) whose guest path (the same) a `tmpfs` request owns gets
+/// an overlay of its top directory below the tmpfs (`/tmp/build` for `/tmp/build/a/prog`),
+/// so that a program started from under the host's `/tmp` still finds itself there. Its
+/// writes stay in the overlay, like any.
+pub fn keep_visible(requests: &mut Vec<Request>, keep: &[&str]) {
+    for path in keep {
+        let owner = requests.iter().filter(|r| covers(&r.guest, path)).max_by_key(|r| r.guest.len());
+        let Some(tmpfs) = owner.filter(|r| r.kind == MountFlag::Tmpfs && r.guest != *path) else { continue };
+        let below = &path[tmpfs.guest.len()..].trim_start_matches('/');
+        let top = below.split('/').next().unwrap_or_default();
+        let guest = if tmpfs.guest == "/" { format!("/{top}") } else { format!("{}/{top}", tmpfs.guest) };
+        let origin = format!(
+            "{guest}, shown inside the private {} because the program or its directory is there",
+            tmpfs.guest
+        );
+        push(requests, Request { guest: guest.clone(), kind: MountFlag::Overlay, host: Some(guest), origin });
+    }
+}
+
 /// Whether guest path `outer` is `inner` or one of its ancestors.
 pub fn covers(outer: &str, inner: &str) -> bool {
     outer == "/" || inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
