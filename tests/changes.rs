@@ -247,7 +247,9 @@ fn a_directory_that_is_not_a_changes_directory_is_125() {
 /// the outcome and that directory.
 fn run_in_view(flags: &[&str], script: &str) -> (cloister_tests::Outcome, PathBuf) {
     let tmpdir = temp_dir("tmpdir");
-    let mut command = Mode::Cloister.command("sh").args(["-c", script]).env("TMPDIR", &tmpdir);
+    // The view is the flags' alone: the `default` policy has none of its own.
+    let mut command =
+        Mode::Cloister.command("sh").args(["-c", script]).env("TMPDIR", &tmpdir).policy("default");
     for flag in flags {
         command = command.cloister_arg(flag);
     }
@@ -258,12 +260,19 @@ fn run_in_view(flags: &[&str], script: &str) -> (cloister_tests::Outcome, PathBu
 fn a_view_keeps_the_exit_status_prints_one_line_and_cleans_up() {
     let lower = temp_dir("lower");
     let overlay = format!("{}:/g", s(&lower));
-    let (out, tmpdir) = run_in_view(&["--overlay", &overlay, "--tmpfs", "/scratch"], "exit 7");
+    let (out, tmpdir) = run_in_view(
+        &["--overlay", &overlay, "--tmpfs", "/scratch"],
+        "echo x > /g/new; echo y > /scratch/y; exit 7",
+    );
     out.expect_code(7);
-    assert_eq!(out.stderr, "cloister: 0 created, 0 modified, 0 deleted \u{2014} discarded\n", "\n{out}");
+    assert_eq!(out.stderr, "cloister: 1 created, 0 modified, 0 deleted \u{2014} discarded\n", "\n{out}");
+    assert!(!lower.join("new").exists(), "the write reached the host\n{out}");
+    let (out, _) = run_in_view(&["--overlay", &overlay], "true");
+    out.success();
+    assert!(out.stderr.is_empty(), "a run that changed nothing printed a summary\n{out}");
     assert_eq!(fs::read_dir(&tmpdir).unwrap().count(), 0, "the state directory was left behind\n{out}");
 
-    let (out, _) = run_in_view(&["--overlay", &overlay, "--quiet"], "exit 0");
+    let (out, _) = run_in_view(&["--overlay", &overlay, "--quiet"], "echo x > /g/new");
     out.success();
     assert!(out.stderr.is_empty(), "--quiet printed something\n{out}");
 }

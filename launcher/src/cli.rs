@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// The policy `cloister run` uses without `--policy`. It stays `default` (no filesystem view)
 /// until the kernel serves the view; then this becomes `untrusted`.
-pub const DEFAULT_POLICY: &str = "default";
+pub const DEFAULT_POLICY: &str = "untrusted";
 
 /// cloister: run unmodified Linux programs with chosen system calls served by a library-OS
 /// kernel inside their own process.

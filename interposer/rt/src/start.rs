@@ -47,6 +47,24 @@ global_asm!(
 const PIE_BASE: u64 = 0x5555_5555_4000;
 /// Bytes left between the runtime's frames and the program's stack.
 const STACK_GAP: u64 = 64 * 1024;
+/// Where the program's stack starts below the top of the stack mapping: far enough down for the
+/// runtime's own strings (its configuration among them) and frames, so that the program's
+/// addresses do not move with their size.
+const STACK_RESERVE: u64 = 1024 * 1024;
+
+/// The top of the program's initial stack: a fixed distance below the top of the stack mapping
+/// (which the host's `AT_EXECFN` string ends just below), so that with address randomisation
+/// off the program sees the same stack addresses whatever the runtime's configuration says;
+/// `STACK_GAP` below the runtime's frame at `here` when its strings are too large for that.
+fn program_stack_top(execfn: Option<u64>, here: u64) -> u64 {
+    let below_frame = (here - STACK_GAP) & !15;
+    let Some(execfn) = execfn else { return below_frame };
+    // SAFETY: the host kernel's AT_EXECFN points to a NUL-terminated string on this stack.
+    let end = execfn + unsafe { cstr(execfn as *const u8) }.len() as u64 + 1;
+    let mapping_top = (end + 4095) & !4095;
+    let fixed = (mapping_top - STACK_RESERVE) & !15;
+    fixed.min(below_frame)
+}
 
 /// Reads a NUL-terminated string at `p`.
 ///
@@ -327,7 +345,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     ]);
     let argv: Vec<&[u8]> = resolved.argv.iter().map(|a| a.as_slice()).collect();
     let here = &argv as *const _ as u64;
-    let top = (here - STACK_GAP) & !15;
+    let top = program_stack_top(host_aux(stack::AT_EXECFN), here);
     let initial = InitialStack { argv: &argv, envp: &envp, auxv: &auxv, execfn: program, random };
     // SAFETY: `top` is STACK_GAP below this frame, on the process stack, which grows on demand
     // and holds nothing the runtime still needs below that point.

@@ -1,5 +1,5 @@
 //! The end of a run with a filesystem view: count what the program changed, say so in one
-//! line on stderr, keep the changes with a manifest (`--changes DIR`) or discard them, and
+//! line on stderr (when there is something to say), keep the changes with a manifest (`--changes DIR`) or discard them, and
 //! clean the state directory up.
 //!
 //! Nothing here changes the exit status: it stays the program's. A failure to report or to
@@ -32,11 +32,13 @@ pub fn manifest(view_mounts: &[kernel_host::config::Mount], changes: Vec<Change>
     Manifest { version: VERSION, upper: "upper".into(), mounts, changes }
 }
 
-/// Reports and cleans up after the program ended; `quiet` leaves the summary line out.
+/// Reports and cleans up after the program ended: the summary line when the program changed
+/// something or the changes are kept, unless `quiet`.
 pub fn finish(view: View, quiet: bool) {
     let kept = view.state.is_kept();
     match scan(&view.mounts, kept) {
         Ok(changes) => {
+            let changes_empty = changes.is_empty();
             let kept_in = kept.then(|| view.state.dir().to_path_buf());
             let line = summary(&changes, kept_in.as_deref());
             if kept {
@@ -50,7 +52,9 @@ pub fn finish(view: View, quiet: bool) {
                     );
                 }
             }
-            if !quiet {
+            // A run that changed nothing and keeps nothing has nothing to report: the program's
+            // stderr stays its own.
+            if !quiet && (kept || !changes_empty) {
                 eprintln!("cloister: {line}");
             }
         }
