@@ -204,6 +204,18 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
             "cloister: reproducible mode on a host without CPUID faulting: RDRAND and RDSEED stay visible, and programs that use them directly are not reproducible"
         );
     }
+    let landlock = match &view {
+        Some(view) => {
+            let floor =
+                crate::landlock::prepare(&crate::view::floor::fs_floor(view), &crate::view::floor::options())
+                    .map_err(|e| Failure::Setup(format!("cannot prepare the Landlock floor: {e}")))?;
+            if !matches!(floor.status(), crate::landlock::FloorStatus::Enforced { .. }) {
+                eprintln!("cloister: the Landlock floor on this host: {}", floor.status());
+            }
+            Some(floor)
+        }
+        None => None,
+    };
     spawn::handle_signals();
     let pid = spawn::spawn(Launch {
         rt,
@@ -217,6 +229,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         namespaces: config.reproducible.is_some(),
         fresh_tmp,
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
+        landlock,
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);

@@ -47,6 +47,8 @@ pub struct Launch {
     /// The host directory the program starts in (`--cwd`, mapped through the view); `None`
     /// keeps the launcher's.
     pub cwd: Option<CString>,
+    /// The Landlock floor, prepared: the child only enforces it.
+    pub landlock: Option<crate::landlock::PreparedFloor>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -61,6 +63,7 @@ enum Step {
     Redirect,
     Exec,
     Chdir,
+    Landlock,
 }
 
 impl Step {
@@ -76,6 +79,7 @@ impl Step {
             5 => "cannot install the seccomp floor",
             6 => "cannot install the redirect filter",
             8 => "cannot change to the working directory (--cwd)",
+            9 => "cannot enforce the Landlock floor",
             _ => "cannot execute the runtime",
         }
     }
@@ -190,6 +194,17 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 fail(Step::NoNewPrivs);
+            }
+            // After the namespaces' mounts (Landlock refuses mounts once applied) and before
+            // the seccomp floor.
+            if let Some(landlock) = &launch.landlock {
+                // The namespaces' fresh /proc is not the host's, which the rules name.
+                if ns.active() && landlock.allow_read_beneath(c"/proc").is_err() {
+                    fail(Step::Landlock);
+                }
+                if landlock.enforce().is_err() {
+                    fail(Step::Landlock);
+                }
             }
             for prog in &floor {
                 if libc::syscall(

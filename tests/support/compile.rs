@@ -25,6 +25,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("clocks", &[]),
     ("execthread", &["-pthread"]),
     ("forks", &[]),
+    ("gate_escape", &[]),
     ("hello", &[]),
     ("cpu", &[]),
     ("regs", &[]),

@@ -10,7 +10,7 @@ use super::paths::{plan, FsFloor, PlannedRule, TARGET};
 use super::status::{abi, FloorStatus};
 use ::landlock::{
     Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetError, Scope,
+    RulesetCreatedAttr, RulesetError, Scope, ABI,
 };
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -98,6 +98,8 @@ pub enum EnforceError {
     NoNewPrivs(i32),
     /// `landlock_restrict_self` failed.
     RestrictSelf(i32),
+    /// A rule added in the child ([`PreparedFloor::allow_read_beneath`]) was refused.
+    AddRule(i32),
 }
 
 impl fmt::Display for EnforceError {
@@ -105,6 +107,7 @@ impl fmt::Display for EnforceError {
         let (what, errno) = match self {
             EnforceError::NoNewPrivs(errno) => ("cannot set no_new_privs", errno),
             EnforceError::RestrictSelf(errno) => ("cannot enforce the Landlock floor", errno),
+            EnforceError::AddRule(errno) => ("cannot add a Landlock rule in the sandbox", errno),
         };
         write!(f, "{what}: {}", std::io::Error::from_raw_os_error(*errno))
     }
@@ -119,12 +122,51 @@ pub struct PreparedFloor {
     /// host has no Landlock.
     ruleset: Option<OwnedFd>,
     status: FloorStatus,
+    /// The read rights this host's ruleset handles, for rules added in the child.
+    read_bits: u64,
 }
 
 impl PreparedFloor {
     /// What [`PreparedFloor::enforce`] will enforce on this host.
     pub fn status(&self) -> &FloorStatus {
         &self.status
+    }
+
+    /// Grants reading beneath `path`, a directory the child mounted itself after the fork (a
+    /// fresh `/proc` in its own namespaces: the ruleset's rules name the host's). Raw system
+    /// calls on a stack structure, no allocation: safe in a forked child, before
+    /// [`PreparedFloor::enforce`].
+    pub fn allow_read_beneath(&self, path: &std::ffi::CStr) -> Result<(), EnforceError> {
+        let Some(ruleset) = &self.ruleset else { return Ok(()) };
+        /// `struct landlock_path_beneath_attr`, packed as the kernel declares it.
+        #[repr(C, packed)]
+        struct PathBeneathAttr {
+            allowed_access: u64,
+            parent_fd: i32,
+        }
+        const LANDLOCK_RULE_PATH_BENEATH: libc::c_long = 1;
+        // SAFETY: `path` is a valid C string; the attribute lives on this stack for the call;
+        // the descriptors are ours.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(EnforceError::AddRule(errno()));
+            }
+            let attr = PathBeneathAttr { allowed_access: self.read_bits, parent_fd: fd };
+            let r = libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset.as_raw_fd(),
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0,
+            );
+            let e = errno();
+            libc::close(fd);
+            if r != 0 {
+                return Err(EnforceError::AddRule(e));
+            }
+        }
+        Ok(())
     }
 
     /// Restricts the calling thread, and every process it starts from now on, to the floor;
@@ -163,8 +205,18 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     let rules = plan(fs)?;
     let status = FloorStatus::of(abi(), options);
     if let FloorStatus::Unsupported { .. } = status {
-        return Ok(PreparedFloor { ruleset: None, status });
+        return Ok(PreparedFloor { ruleset: None, status, read_bits: 0 });
     }
+    let host_abi = match abi() {
+        Ok(1) => ABI::V1,
+        Ok(2) => ABI::V2,
+        Ok(3) => ABI::V3,
+        Ok(4) => ABI::V4,
+        Ok(5) => ABI::V5,
+        Ok(6) => ABI::V6,
+        _ => TARGET,
+    };
+    let read_bits = (AccessFs::from_read(TARGET) & AccessFs::from_all(host_abi)).bits();
     let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(TARGET))?;
     if options.net.is_some() {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
@@ -187,9 +239,10 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     }
     let ruleset: Option<OwnedFd> = ruleset.into();
     match ruleset {
-        Some(fd) => Ok(PreparedFloor { ruleset: Some(fd), status }),
+        Some(fd) => Ok(PreparedFloor { ruleset: Some(fd), status, read_bits }),
         None => Ok(PreparedFloor {
             ruleset: None,
+            read_bits,
             status: FloorStatus::Unsupported { why: "the kernel would not create a Landlock ruleset".into() },
         }),
     }

@@ -8,6 +8,7 @@
 //! kernel enforces the view; what the program changed is reported by [`crate::changes`].
 //! See docs/filesystem.md.
 
+pub mod floor;
 pub mod request;
 pub mod state;
 pub mod table;

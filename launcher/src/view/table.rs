@@ -2,7 +2,8 @@
 //! (`canonicalize`), overlay upper layers, tmpfs directories, hidden paths and the state
 //! directory itself hidden from the program; and the host directory the program starts in.
 
-use super::request::{covers, MountFlag, Request};
+pub use super::request::covers;
+use super::request::{MountFlag, Request};
 use super::state::State;
 use crate::failure::Failure;
 use kernel_host::config::{Mount, MountKind};

@@ -1,0 +1,56 @@
+//! The view's Landlock floor: what the host kernel lets the sandbox reach however it makes its
+//! calls. The program may read everything the view shows (the host tree under it), write only
+//! in the sandbox's state directory (the overlay's upper layer, the private tmpfs trees) and in
+//! the `rw` mounts the user asked for, and not read the host files the view hides.
+//!
+//! The kernel's own trees (`/dev`, `/proc`, `/sys`) are never granted for writing as a whole,
+//! even when the view shows them read-write: the Landlock module grants the devices programs
+//! write to (`/dev/null`, terminals) on its own.
+
+use super::table::{covers, host_path};
+use super::View;
+use crate::landlock::{FloorOptions, FsFloor};
+use kernel_host::config::MountKind;
+use std::path::PathBuf;
+
+/// Trees no `rw` mount opens for writing as a whole.
+const KERNEL_TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+
+/// The floor for `view`.
+pub fn fs_floor(view: &View) -> FsFloor {
+    let mut write = vec![view.state.dir().to_path_buf()];
+    let mut hidden = Vec::new();
+    for m in &view.mounts {
+        match &m.kind {
+            MountKind::ReadWrite { host } if !KERNEL_TREES.iter().any(|t| covers(t, host)) => {
+                write.push(PathBuf::from(host));
+            }
+            MountKind::Hidden { .. } => {
+                let others: Vec<_> = view.mounts.iter().filter(|o| o.guest != m.guest).cloned().collect();
+                // The state directory is hidden from the view, not from the runtime, which
+                // writes the program's changes there.
+                if let Some(host) = host_path(&others, &m.guest).filter(|h| !h.starts_with(view.state.dir()))
+                {
+                    hidden.push(host);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A standard stream redirected to a file is reopened by path (`> /dev/stdout`): the
+    // program may write what it was given to write to.
+    for fd in 1..=2 {
+        if let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+            if std::fs::metadata(&target).is_ok_and(|m| m.is_file()) {
+                write.push(target);
+            }
+        }
+    }
+    FsFloor { read: vec![PathBuf::from("/")], write, hidden }
+}
+
+/// The scopes a view's sandbox gets: no signals to processes outside it, no connections to
+/// abstract unix sockets outside it (host daemons, X11).
+pub fn options() -> FloorOptions {
+    FloorOptions { scope_signals: true, scope_abstract_unix: true, net: None }
+}

@@ -1,0 +1,49 @@
+//! The floor under the filesystem view: what stops a program that does not go through the
+//! view at all. `gate_escape` jumps into the runtime's own `syscall` (which the redirect filter
+//! lets through) to open files directly; under the default `untrusted` policy the host
+//! kernel's Landlock rules must refuse it a host file to write and a hidden file to read.
+//! Cloister-only: natively there is no runtime to jump into.
+
+use cloister_tests::{compile_c, scratch_dir, temp_dir, Mode};
+use std::fs;
+use std::path::PathBuf;
+
+/// `cloister-rt` beside the `cloister` the tests run.
+fn runtime() -> PathBuf {
+    cloister_tests::cloister_bin().with_file_name("cloister-rt")
+}
+
+#[test]
+fn jumping_into_the_runtime_reaches_neither_host_files_nor_hidden_ones() {
+    let exe = compile_c("gate_escape", &[]);
+    let home = temp_dir("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::write(home.join(".ssh/id_ed25519"), "secret\n").unwrap();
+    let target = scratch_dir().join("gate-escape-written");
+    let _ = fs::remove_file(&target);
+    let out = Mode::Cloister
+        .command(&exe)
+        .args([runtime(), target.clone(), home.join(".ssh/id_ed25519")])
+        .env("HOME", &home)
+        .output();
+    out.success();
+    assert_eq!(out.field("write"), "EACCES", "a host file was opened for writing\n{out}");
+    assert_eq!(out.field("read"), "EACCES", "a hidden file was opened\n{out}");
+    assert!(!target.exists(), "the file reached the host\n{out}");
+}
+
+#[test]
+fn the_default_policy_has_no_floor_to_stop_it() {
+    // The control: without a view the same jump succeeds, so the test above tests the floor.
+    let exe = compile_c("gate_escape", &[]);
+    let target = scratch_dir().join("gate-escape-default");
+    let _ = fs::remove_file(&target);
+    let readable = temp_dir("readable").join("file");
+    fs::write(&readable, "x").unwrap();
+    let out =
+        Mode::Cloister.command(&exe).args([runtime(), target.clone(), readable]).policy("default").output();
+    out.success();
+    assert_eq!((out.field("write"), out.field("read")), ("opened", "opened"), "\n{out}");
+    assert!(target.exists(), "\n{out}");
+    fs::remove_file(&target).unwrap();
+}
