@@ -5,8 +5,9 @@
 //! processes copying the same file at once end with one whole copy. Deleting a lower name
 //! leaves a whiteout (a character device 0/0) in its place; a directory made where a lower
 //! one was deleted is marked opaque (`user.overlay.opaque` = `y`) so that the old entries
-//! stay hidden. Renaming a directory that has lower contents is `EXDEV`, as overlayfs
-//! without `redirect_dir`: `mv` and `shutil.move` then copy.
+//! stay hidden. Renaming a directory that has lower contents first copies all of it up and
+//! marks the copy opaque ([`Vfs::copy_up_whole`]), as `mv` across file systems would copy:
+//! the moved directory then no longer depends on where its lower tree was.
 
 use super::host::{Hc, Stat, AT_REMOVEDIR, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use super::mount::Layers;
@@ -134,18 +135,18 @@ impl Vfs {
         if from.guest == to.guest {
             return Ok(());
         }
-        if from.is_dir() && self.lower_has(h, from) {
-            return Err(Errno::EXDEV);
+        if path::is_within(&to.guest, &from.guest) {
+            return Err(Errno::EINVAL);
         }
         if flags & RENAME_EXCHANGE != 0 {
             if !to.exists() {
                 return Err(Errno::ENOENT);
             }
-            if to.is_dir() && self.lower_has(h, to) {
-                return Err(Errno::EXDEV);
+            if path::is_within(&from.guest, &to.guest) {
+                return Err(Errno::EINVAL);
             }
-            let a = self.copy_up(h, from, true)?;
-            let b = self.copy_up(h, to, true)?;
+            let a = self.copy_up_whole(h, from)?;
+            let b = self.copy_up_whole(h, to)?;
             self.names_changed();
             return h.rename(&a, &b, RENAME_EXCHANGE);
         }
@@ -162,7 +163,7 @@ impl Vfs {
         }
         let from_lower = self.lower_has(h, from);
         let to_lower = to.exists() && self.lower_has(h, to);
-        let src = self.copy_up(h, from, true)?;
+        let src = self.copy_up_whole(h, from)?;
         self.copy_up_parents(h, to)?;
         self.names_changed();
         let dst = to.host_upper(self);
@@ -182,6 +183,34 @@ impl Vfs {
             h.mknod(&from.host_upper(self), S_IFCHR, 0)?;
         }
         Ok(())
+    }
+}
+
+impl Vfs {
+    /// Copies `node` up so that the upper layer alone holds what the view shows there: a file
+    /// as [`Vfs::copy_up`] does; a directory with lower contents with all of them, depth
+    /// first, and then marked opaque, so that it can move to where its lower tree does not
+    /// follow (a directory rename across layers, as `mv` across file systems would copy).
+    pub fn copy_up_whole(&self, h: Hc<'_>, node: &Node) -> KResult<Vec<u8>> {
+        if !node.is_dir() || !self.lower_has(h, node) {
+            return self.copy_up(h, node, true);
+        }
+        let up = self.copy_up(h, node, true)?;
+        for entry in self.listing(h, node)? {
+            let child = self.lookup(h, &path::join(&node.guest, &entry.name))?;
+            if child.exists() {
+                self.copy_up_whole(h, &child)?;
+            }
+        }
+        self.make_opaque(h, &up)?;
+        // What the upper directory hid of the lower one is hidden whole now.
+        for entry in h.list(&up)? {
+            let child = [path::strip_nul(&up), b"/", &entry.name, b"\0"].concat();
+            if h.lstat(&child).is_ok_and(|st| st.is_whiteout()) {
+                h.unlink(&child, 0)?;
+            }
+        }
+        Ok(up)
     }
 }
 

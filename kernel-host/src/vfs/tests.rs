@@ -142,9 +142,18 @@ fn renaming_a_lower_file_moves_it_up_and_leaves_a_whiteout() {
     assert_eq!(f.walk("/etc/app/conf").unwrap().place, Place::Missing);
     assert_eq!(f.walk("/etc/conf.moved").unwrap().place, Place::Upper);
     assert_eq!(fs::read_to_string(f.host("upper/etc/conf.moved")).unwrap(), "lower conf\n");
+    // A directory with lower contents moves whole; the lower one stays as it was.
+    fs::write(f.host("lower/etc/app/other"), "o\n").unwrap();
     let dir = f.walk("/etc/app").unwrap();
     let other = f.vfs.walk_with(h, b"/", b"/etc/app2", false).unwrap();
-    assert_eq!(f.vfs.rename(h, &dir, &other, 0).err(), Some(Errno::EXDEV));
+    f.vfs.rename(h, &dir, &other, 0).unwrap();
+    assert_eq!(f.walk("/etc/app").unwrap().place, Place::Missing);
+    assert_eq!(f.names("/etc/app2"), ["other"]);
+    assert_eq!(fs::read_to_string(f.host("upper/etc/app2/other")).unwrap(), "o\n");
+    assert!(f.host("lower/etc/app/other").exists());
+    let inside = f.vfs.walk_with(h, b"/", b"/etc/app2/sub", false).unwrap();
+    let moved = f.walk("/etc/app2").unwrap();
+    assert_eq!(f.vfs.rename(h, &moved, &inside, 0).err(), Some(Errno::EINVAL));
 }
 
 #[test]
