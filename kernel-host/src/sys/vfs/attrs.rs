@@ -68,7 +68,7 @@ pub fn lchown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
 pub fn fchownat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, uid, gid, flags, _] = call.args;
     if flags & crate::abi::AT_EMPTY_PATH != 0 {
-        return Disposition::Host(*call);
+        return super::fdattrs::fchownat_empty(k, task, call);
     }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
     change(k, task, call, [dirfd, path], follow, true, |p| {
@@ -98,7 +98,7 @@ pub fn futimesat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
 pub fn utimensat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, times, flags, ..] = call.args;
     if path == 0 || flags & crate::abi::AT_EMPTY_PATH != 0 {
-        return Disposition::Host(*call);
+        return super::fdattrs::futimens(k, task, call);
     }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
     change(k, task, call, [dirfd, path], follow, true, |p| {
@@ -114,7 +114,7 @@ pub fn truncate(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
 
 /// Whether an attribute name is the overlay's own (`user.overlay.*`), which the program
 /// may neither see nor set: it would change what the upper layer means.
-fn overlay_own(task: &TaskCtx<'_>, name: u64) -> bool {
+pub(super) fn overlay_own(task: &TaskCtx<'_>, name: u64) -> bool {
     let mut prefix = [0u8; 13];
     task.mem.read(name, &mut prefix).is_ok() && &prefix == b"user.overlay."
 }

@@ -7,6 +7,7 @@
 
 pub mod attrs;
 pub mod cwd;
+pub mod fdattrs;
 pub mod names;
 pub mod open;
 pub mod socket;

@@ -1,0 +1,93 @@
+//! Attribute changes by descriptor (`fchmod`, `fchown`, `futimens`, `fsetxattr`,
+//! `fremovexattr`, and the `*at` calls given `AT_EMPTY_PATH`). A descriptor opened read-only on
+//! a lower file names the host's file: changing it must copy it up and change the copy, as a
+//! change by path would; otherwise the host's file would change. Descriptors of anything else
+//! (upper files, pipes, sockets) are the host's.
+
+use super::{hc, Outcome, CWD};
+use crate::abi::AT_SYMLINK_NOFOLLOW;
+use crate::errno::Errno;
+use crate::kernel::Kernel;
+use crate::syscall::{Disposition, Syscall};
+use crate::task::TaskCtx;
+use crate::vfs::mount::Layers;
+use crate::vfs::Place;
+use syscalls::Sysno;
+
+/// Changes the attributes of what `fd` names: on its upper copy when it is a lower file (the
+/// host call `nr` with the arguments `args` builds from the copy's path), else as asked.
+fn change_fd(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    fd: u64,
+    host: impl FnOnce(u64) -> (Sysno, [u64; 6]),
+) -> Disposition {
+    super::with_view(k, task, call, |vfs, task| -> Outcome {
+        let h = hc(task);
+        // Not a file the view shows (a pipe, a socket, a deleted file): the host's.
+        let link = alloc::format!("/proc/self/fd/{fd}\0");
+        let Ok(target) = h.readlink(link.as_bytes()) else { return Ok(Disposition::Host(*call)) };
+        let Some(guest) = vfs.guest_of_host(&target) else { return Ok(Disposition::Host(*call)) };
+        let node = vfs.lookup(h, &guest)?;
+        match &vfs.mounts.get(node.mount).layers {
+            // The descriptor is the lower file's (whether or not a copy is up by now).
+            Layers::Overlay { lower, .. }
+                if crate::vfs::path::host_cpath(lower, node.suffix()).strip_suffix(&[0])
+                    == Some(&target[..]) =>
+            {
+                let up = match node.place {
+                    Place::Lower => vfs.copy_up(h, &node, true)?,
+                    _ => node.host_upper(vfs),
+                };
+                let p = task.push_scratch(&up)?;
+                let (nr, args) = host(p);
+                Ok(Disposition::Host(Syscall::new(nr, args)))
+            }
+            Layers::Direct { writable: false, .. } => Err(Errno::EROFS),
+            _ => Ok(Disposition::Host(*call)),
+        }
+    })
+}
+
+/// `fchmod(fd, mode)`.
+pub fn fchmod(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, mode, ..] = call.args;
+    change_fd(k, task, call, fd, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+}
+
+/// `fchown(fd, uid, gid)`.
+pub fn fchown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, uid, gid, ..] = call.args;
+    change_fd(k, task, call, fd, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
+}
+
+/// `fsetxattr(fd, name, value, size, flags)`.
+pub fn fsetxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, name, value, size, flags, _] = call.args;
+    if super::attrs::overlay_own(task, name) {
+        return Disposition::Return(Errno::EPERM.ret());
+    }
+    change_fd(k, task, call, fd, |p| (Sysno::lsetxattr, [p, name, value, size, flags, 0]))
+}
+
+/// `fremovexattr(fd, name)`.
+pub fn fremovexattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, name, ..] = call.args;
+    if super::attrs::overlay_own(task, name) {
+        return Disposition::Return(Errno::EPERM.ret());
+    }
+    change_fd(k, task, call, fd, |p| (Sysno::lremovexattr, [p, name, 0, 0, 0, 0]))
+}
+
+/// `utimensat(fd, NULL, times, 0)`: `futimens`.
+pub fn futimens(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, _, times, ..] = call.args;
+    change_fd(k, task, call, fd, |p| (Sysno::utimensat, [CWD, p, times, AT_SYMLINK_NOFOLLOW, 0, 0]))
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`.
+pub fn fchownat_empty(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, _, uid, gid, ..] = call.args;
+    change_fd(k, task, call, fd, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
+}
