@@ -279,6 +279,7 @@ fn copy_up_file(h: Hc<'_>, low: &[u8], up: &[u8], st: &Stat, with_data: bool) ->
     let copied = if with_data { copy_data(h, low, out, st.size()) } else { Ok(()) };
     h.close(out);
     let done = copied.and_then(|()| {
+        copy_xattrs(h, low, &tmp);
         h.copy_attrs(&tmp, st);
         h.rename(&tmp, up, RENAME_NOREPLACE)
     });
@@ -296,33 +297,107 @@ fn copy_up_file(h: Hc<'_>, low: &[u8], up: &[u8], st: &Stat, with_data: bool) ->
     }
 }
 
-/// Copies `size` bytes of `src` into descriptor `out`: by `copy_file_range` (a reflink or an
+/// Copies `size` bytes of `src` into descriptor `out`, extent by extent (`SEEK_DATA` /
+/// `SEEK_HOLE`) so that a sparse file stays sparse, each by `copy_file_range` (a reflink or an
 /// in-kernel copy) where the host can, else through a buffer.
 fn copy_data(h: Hc<'_>, src: &[u8], out: i32, size: u64) -> KResult<()> {
+    const SEEK_DATA: u64 = 3;
+    const SEEK_HOLE: u64 = 4;
     let input = h.open(src, crate::abi::O_CLOEXEC, 0)?;
-    let mut left = size;
     let mut result = Ok(());
-    while left > 0 {
-        match h.call(Sysno::copy_file_range, [input as u64, 0, out as u64, 0, left.min(1 << 30), 0]) {
-            Ok(0) => break,
-            Ok(n) => left -= n as u64,
+    let mut at = 0u64;
+    while at < size {
+        // A file system without extents says the whole file is data.
+        let (start, end) = match h.call(Sysno::lseek, [input as u64, at, SEEK_DATA, 0, 0, 0]) {
+            Ok(start) => {
+                let end = h
+                    .call(Sysno::lseek, [input as u64, start as u64, SEEK_HOLE, 0, 0, 0])
+                    .unwrap_or(size as i64);
+                (start as u64, (end as u64).min(size))
+            }
+            Err(_) => break,
+        };
+        if let Err(e) = copy_range(h, input, out, start, end) {
+            result = Err(e);
+            break;
+        }
+        at = end;
+    }
+    h.close(input);
+    // The file's length includes a hole at its end.
+    result.and_then(|()| h.call(Sysno::ftruncate, [out as u64, size, 0, 0, 0, 0]).map(drop))
+}
+
+/// Copies bytes `start..end` of `input` to the same place in `out`.
+fn copy_range(h: Hc<'_>, input: i32, out: i32, start: u64, end: u64) -> KResult<()> {
+    let mut off_in = start;
+    let mut off_out = start;
+    while off_in < end {
+        let len = (end - off_in).min(1 << 30);
+        let args = [
+            input as u64,
+            &mut off_in as *mut u64 as u64,
+            out as u64,
+            &mut off_out as *mut u64 as u64,
+            len,
+            0,
+        ];
+        match h.call(Sysno::copy_file_range, args) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
             Err(_) => {
-                result = copy_by_buffer(h, input, out);
-                break;
+                h.call(Sysno::lseek, [input as u64, off_in, 0, 0, 0, 0])?;
+                h.call(Sysno::lseek, [out as u64, off_out, 0, 0, 0, 0])?;
+                return copy_by_buffer(h, input, out, end - off_in);
             }
         }
     }
-    h.close(input);
-    result
+    Ok(())
 }
 
-fn copy_by_buffer(h: Hc<'_>, input: i32, out: i32) -> KResult<()> {
+/// Copies the extended attributes a program may see (not the overlay's own, not `security.*`,
+/// which need privileges the sandbox should not use) from `low` to `up`. Best effort, as
+/// overlayfs's copy-up of attributes the upper file system refuses.
+fn copy_xattrs(h: Hc<'_>, low: &[u8], up: &[u8]) {
+    let mut names = alloc::vec![0u8; 4096];
+    let Ok(n) = h.call(
+        Sysno::llistxattr,
+        [low.as_ptr() as u64, names.as_mut_ptr() as u64, names.len() as u64, 0, 0, 0],
+    ) else {
+        return;
+    };
+    let mut value = alloc::vec![0u8; 64 * 1024];
+    for name in names[..n as usize].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if name.starts_with(b"security.")
+            || name.starts_with(b"user.overlay.")
+            || name.starts_with(b"trusted.overlay.")
+        {
+            continue;
+        }
+        let cname = [name, b"\0"].concat();
+        let got = h.call(
+            Sysno::lgetxattr,
+            [low.as_ptr() as u64, cname.as_ptr() as u64, value.as_mut_ptr() as u64, value.len() as u64, 0, 0],
+        );
+        if let Ok(len) = got {
+            let _ = h.call(
+                Sysno::lsetxattr,
+                [up.as_ptr() as u64, cname.as_ptr() as u64, value.as_ptr() as u64, len as u64, 0, 0],
+            );
+        }
+    }
+}
+
+/// Copies `len` bytes from `input`'s offset to `out`'s through a buffer.
+fn copy_by_buffer(h: Hc<'_>, input: i32, out: i32, mut len: u64) -> KResult<()> {
     let mut buf = alloc::vec![0u8; 64 * 1024];
-    loop {
-        let n = h.call(Sysno::read, [input as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])?;
+    while len > 0 {
+        let want = (buf.len() as u64).min(len);
+        let n = h.call(Sysno::read, [input as u64, buf.as_mut_ptr() as u64, want, 0, 0, 0])?;
         if n == 0 {
             return Ok(());
         }
+        len -= n as u64;
         let mut done = 0;
         while done < n as usize {
             let w = h.call(
@@ -332,6 +407,7 @@ fn copy_by_buffer(h: Hc<'_>, input: i32, out: i32) -> KResult<()> {
             done += w as usize;
         }
     }
+    Ok(())
 }
 
 /// Whether a mode names a type the overlay may create.

@@ -164,3 +164,48 @@ fn host_paths_map_back_to_guest_paths() {
     let upper = f.host("upper/etc");
     assert_eq!(f.vfs.guest_of_host(upper.to_str().unwrap().as_bytes()).as_deref(), Some(&b"/etc"[..]));
 }
+
+#[test]
+fn copy_up_keeps_holes_and_attributes() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new("sparse");
+    let file = fs::File::create(f.host("lower/etc/sparse")).unwrap();
+    file.set_len(64 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, b"middle", 32 << 20).unwrap();
+    drop(file);
+    let name = std::ffi::CString::new(f.host("lower/etc/sparse").to_str().unwrap()).unwrap();
+    // SAFETY: valid C strings and a 4-byte value.
+    let set = unsafe { libc_setxattr(name.as_ptr(), c"user.colour".as_ptr(), b"blue".as_ptr(), 4, 0) };
+    let node = f.walk("/etc/sparse").unwrap();
+    f.vfs.copy_up(f.h(), &node, true).unwrap();
+    let up = fs::metadata(f.host("upper/etc/sparse")).unwrap();
+    assert_eq!(up.len(), 64 << 20);
+    assert!(up.blocks() * 512 < 1 << 20, "the copy is not sparse: {} blocks", up.blocks());
+    let bytes = fs::read(f.host("upper/etc/sparse")).unwrap();
+    assert_eq!(&bytes[32 << 20..(32 << 20) + 6], b"middle");
+    if set == 0 {
+        let mut v = [0u8; 8];
+        let up_name = std::ffi::CString::new(f.host("upper/etc/sparse").to_str().unwrap()).unwrap();
+        // SAFETY: valid C strings and an 8-byte buffer.
+        let n = unsafe { libc_getxattr(up_name.as_ptr(), c"user.colour".as_ptr(), v.as_mut_ptr(), 8) };
+        assert_eq!(&v[..n.max(0) as usize], b"blue");
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "setxattr"]
+    fn libc_setxattr(
+        path: *const core::ffi::c_char,
+        name: *const core::ffi::c_char,
+        value: *const u8,
+        size: usize,
+        flags: i32,
+    ) -> i32;
+    #[link_name = "getxattr"]
+    fn libc_getxattr(
+        path: *const core::ffi::c_char,
+        name: *const core::ffi::c_char,
+        value: *mut u8,
+        size: usize,
+    ) -> isize;
+}
