@@ -34,6 +34,8 @@ pub enum When {
     View,
     /// In reproducible mode or with a filesystem view (directory listings).
     ReproducibleOrView,
+    /// In reproducible mode with a filesystem view (virtual file times).
+    ReproducibleView,
 }
 
 /// On which argument values an entry is redirected.
@@ -53,7 +55,8 @@ pub enum Cond {
     /// reproducible mode, where the call's timeout matters too.
     MaskGiven(u8),
     /// Flags argument `0` has none of mask `1` set; with a filesystem view, none of mask `2`
-    /// (a path call the view must see even where `/proc` alone need not).
+    /// (a path call the view must see even where `/proc` alone need not); with a view in
+    /// reproducible mode, every call (the sandbox's own files show virtual times).
     MaskClearView(u8, u64, u64),
 }
 
@@ -107,13 +110,14 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::ReservedFd => config.reserved_fds().next().is_some(),
             When::View => !config.mounts.is_empty(),
             When::ReproducibleOrView => config.reproducible.is_some() || !config.mounts.is_empty(),
+            When::ReproducibleView => config.reproducible.is_some() && !config.mounts.is_empty(),
         })
         .map(|e| {
             let test = match e.cond {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
                 Cond::MaskClearView(arg, _, view) if !config.mounts.is_empty() => {
-                    if view == 0 {
+                    if view == 0 || config.reproducible.is_some() {
                         ArgTest::Always
                     } else {
                         ArgTest::MaskClear { arg, mask: view }

@@ -128,6 +128,7 @@ pub static TABLE: &[Entry] = &[
     entry!(statx, sys::procfs::statx, Full, Always, Cond::MaskClearView(2, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH), [Fd, Path, Hex, Hex, Ptr]),
     // the filesystem view: every other path call
     entry!(lstat, sys::procfs::lstat, Full, View, Cond::Always, [Path, Ptr]),
+    entry!(fstat, sys::vfs::stat::fstat, Partial("the sandbox's own files show virtual times, inode numbers and device"), ReproducibleView, Cond::Always, [Fd, Ptr]),
     entry!(creat, sys::vfs::open::creat, Full, View, Cond::Always, [Path, Hex]),
     entry!(openat2, sys::vfs::open::openat2, Partial("RESOLVE_BENEATH and RESOLVE_IN_ROOT are not applied"), View, Cond::Always, [Fd, Path, Ptr, Int]),
     entry!(access, sys::vfs::stat::access, Full, View, Cond::Always, [Path, Hex]),

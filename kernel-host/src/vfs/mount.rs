@@ -18,6 +18,8 @@ pub enum Layers {
         root: Vec<u8>,
         /// Whether the program may change it.
         writable: bool,
+        /// Whether it is the sandbox's own (a private tmpfs), not a host tree.
+        private: bool,
     },
     /// A private upper layer over a read-only lower tree.
     Overlay {
@@ -70,10 +72,13 @@ impl MountTable {
                 guest: super::path::lexical(m.guest.as_bytes()),
                 layers: match &m.kind {
                     MountKind::ReadOnly { host } | MountKind::Hidden { host } => {
-                        Layers::Direct { root: host_root(host), writable: false }
+                        Layers::Direct { root: host_root(host), writable: false, private: false }
                     }
-                    MountKind::ReadWrite { host } | MountKind::Tmpfs { host } => {
-                        Layers::Direct { root: host_root(host), writable: true }
+                    MountKind::ReadWrite { host } => {
+                        Layers::Direct { root: host_root(host), writable: true, private: false }
+                    }
+                    MountKind::Tmpfs { host } => {
+                        Layers::Direct { root: host_root(host), writable: true, private: true }
                     }
                     MountKind::Overlay { lower, upper } => {
                         Layers::Overlay { lower: host_root(lower), upper: host_root(upper) }

@@ -11,8 +11,55 @@ use crate::task::TaskCtx;
 use crate::vfs::{Place, Vfs};
 use syscalls::Sysno;
 
+/// What a change does to a file's modification time, which reproducible mode keeps itself
+/// (see [`crate::vfs::stamp`]).
+#[derive(Clone, Copy)]
+enum Stamp {
+    /// Nothing (mode, owner, attributes change only the change time).
+    Keep,
+    /// Now (a truncation).
+    Now,
+    /// What a `utime` family call asks for.
+    Times(TimesArg),
+}
+
+/// The times argument of a `utime` family call.
+#[derive(Clone, Copy)]
+pub(super) enum TimesArg {
+    /// `utime`'s `struct utimbuf` (pointer).
+    Utimbuf(u64),
+    /// `utimes`' and `futimesat`'s `struct timeval[2]`.
+    Timeval(u64),
+    /// `utimensat`'s `struct timespec[2]`.
+    Timespec(u64),
+}
+
+/// The modification time (nanoseconds) a `utime` family call sets: `None` when it leaves it
+/// alone (`UTIME_OMIT`), `Some(None)` for "now".
+pub(super) fn requested_mtime(task: &TaskCtx<'_>, arg: TimesArg) -> Option<Option<u64>> {
+    const UTIME_NOW: u64 = (1 << 30) - 1;
+    const UTIME_OMIT: u64 = (1 << 30) - 2;
+    let read = |addr: u64, at: u64| -> Option<u64> {
+        let mut b = [0u8; 8];
+        task.mem.read(addr + at, &mut b).ok().map(|()| u64::from_ne_bytes(b))
+    };
+    let ns = |sec: u64, nsec: u64| sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    match arg {
+        TimesArg::Utimbuf(0) | TimesArg::Timeval(0) | TimesArg::Timespec(0) => Some(None),
+        TimesArg::Utimbuf(p) => Some(read(p, 8).map(|s| ns(s, 0))),
+        TimesArg::Timeval(p) => Some(read(p, 16).zip(read(p, 24)).map(|(s, us)| ns(s, us * 1000))),
+        TimesArg::Timespec(p) => match read(p, 24) {
+            Some(UTIME_OMIT) => None,
+            Some(UTIME_NOW) => Some(None),
+            nsec => Some(read(p, 16).zip(nsec).map(|(s, n)| ns(s, n))),
+        },
+    }
+}
+
 /// Changes the attributes of the file `dirfd`/`path` names with host call `nr`, whose
-/// arguments `args` builds from the host path's address.
+/// arguments `args` builds from the host path's address; in reproducible mode the file's
+/// virtual modification time follows `stamp`.
+#[allow(clippy::too_many_arguments)]
 fn change(
     k: &Kernel,
     task: &mut TaskCtx<'_>,
@@ -20,6 +67,7 @@ fn change(
     at: [u64; 2],
     follow: bool,
     with_data: bool,
+    stamp: Stamp,
     host: impl FnOnce(u64) -> (Sysno, [u64; 6]),
 ) -> Disposition {
     let [dirfd, path] = at;
@@ -30,6 +78,17 @@ fn change(
         } else {
             for_change(vfs, task, &node, with_data)?
         };
+        if k.config.reproducible.is_some() && node.place != Place::Passthrough {
+            match stamp {
+                Stamp::Keep => {}
+                Stamp::Now => super::stamp_change(k, task, &node, &target, false),
+                Stamp::Times(arg) => match requested_mtime(task, arg) {
+                    None => {}
+                    Some(None) => super::stamp_change(k, task, &node, &target, false),
+                    Some(Some(ns)) => vfs.stamp(super::hc(task), &target, ns),
+                },
+            }
+        }
         let p = task.push_scratch(&target)?;
         let (nr, args) = host(p);
         Ok(Disposition::Host(Syscall::new(nr, args)))
@@ -39,19 +98,23 @@ fn change(
 /// `chmod(path, mode)`.
 pub fn chmod(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, mode, ..] = call.args;
-    change(k, task, call, [CWD, path], true, true, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+    change(k, task, call, [CWD, path], true, true, Stamp::Keep, |p| {
+        (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0])
+    })
 }
 
 /// `fchmodat(dirfd, path, mode)` (the flags argument is glibc's, never the kernel's).
 pub fn fchmodat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, mode, ..] = call.args;
-    change(k, task, call, [dirfd, path], true, true, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+    change(k, task, call, [dirfd, path], true, true, Stamp::Keep, |p| {
+        (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0])
+    })
 }
 
 /// `chown(path, uid, gid)`.
 pub fn chown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, uid, gid, ..] = call.args;
-    change(k, task, call, [CWD, path], true, true, |p| {
+    change(k, task, call, [CWD, path], true, true, Stamp::Keep, |p| {
         (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
     })
 }
@@ -59,7 +122,7 @@ pub fn chown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
 /// `lchown(path, uid, gid)`.
 pub fn lchown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, uid, gid, ..] = call.args;
-    change(k, task, call, [CWD, path], false, true, |p| {
+    change(k, task, call, [CWD, path], false, true, Stamp::Keep, |p| {
         (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
     })
 }
@@ -71,7 +134,7 @@ pub fn fchownat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
         return super::fdattrs::fchownat_empty(k, task, call);
     }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    change(k, task, call, [dirfd, path], follow, true, |p| {
+    change(k, task, call, [dirfd, path], follow, true, Stamp::Keep, |p| {
         (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0])
     })
 }
@@ -79,19 +142,25 @@ pub fn fchownat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
 /// `utime(path, times)`.
 pub fn utime(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, times, ..] = call.args;
-    change(k, task, call, [CWD, path], true, true, |p| (Sysno::utime, [p, times, 0, 0, 0, 0]))
+    change(k, task, call, [CWD, path], true, true, Stamp::Times(TimesArg::Utimbuf(times)), |p| {
+        (Sysno::utime, [p, times, 0, 0, 0, 0])
+    })
 }
 
 /// `utimes(path, times)`.
 pub fn utimes(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, times, ..] = call.args;
-    change(k, task, call, [CWD, path], true, true, |p| (Sysno::utimes, [p, times, 0, 0, 0, 0]))
+    change(k, task, call, [CWD, path], true, true, Stamp::Times(TimesArg::Timeval(times)), |p| {
+        (Sysno::utimes, [p, times, 0, 0, 0, 0])
+    })
 }
 
 /// `futimesat(dirfd, path, times)`.
 pub fn futimesat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, times, ..] = call.args;
-    change(k, task, call, [dirfd, path], true, true, |p| (Sysno::futimesat, [CWD, p, times, 0, 0, 0]))
+    change(k, task, call, [dirfd, path], true, true, Stamp::Times(TimesArg::Timeval(times)), |p| {
+        (Sysno::futimesat, [CWD, p, times, 0, 0, 0])
+    })
 }
 
 /// `utimensat(dirfd, path, times, flags)` with a path (without one it is `futimens`).
@@ -101,7 +170,7 @@ pub fn utimensat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
         return super::fdattrs::futimens(k, task, call);
     }
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    change(k, task, call, [dirfd, path], follow, true, |p| {
+    change(k, task, call, [dirfd, path], follow, true, Stamp::Times(TimesArg::Timespec(times)), |p| {
         (Sysno::utimensat, [CWD, p, times, AT_SYMLINK_NOFOLLOW, 0, 0])
     })
 }
@@ -109,14 +178,17 @@ pub fn utimensat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
 /// `truncate(path, length)`.
 pub fn truncate(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [path, length, ..] = call.args;
-    change(k, task, call, [CWD, path], true, length != 0, |p| (Sysno::truncate, [p, length, 0, 0, 0, 0]))
+    change(k, task, call, [CWD, path], true, length != 0, Stamp::Now, |p| {
+        (Sysno::truncate, [p, length, 0, 0, 0, 0])
+    })
 }
 
 /// Whether an attribute name is the overlay's own (`user.overlay.*`), which the program
 /// may neither see nor set: it would change what the upper layer means.
 pub(super) fn overlay_own(task: &TaskCtx<'_>, name: u64) -> bool {
-    let mut prefix = [0u8; 13];
-    task.mem.read(name, &mut prefix).is_ok() && &prefix == b"user.overlay."
+    let mut prefix = [0u8; 14];
+    task.mem.read(name, &mut prefix).is_ok()
+        && (prefix.starts_with(b"user.overlay.") || &prefix == b"user.cloister.")
 }
 
 /// `setxattr`, `lsetxattr`: `path, name, value, size, flags`.
@@ -126,7 +198,9 @@ pub fn setxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
         return Disposition::Return(Errno::EPERM.ret());
     }
     let follow = call.nr == Sysno::setxattr.id() as u32;
-    change(k, task, call, [CWD, path], follow, true, |p| (Sysno::lsetxattr, [p, name, value, size, flags, 0]))
+    change(k, task, call, [CWD, path], follow, true, Stamp::Keep, |p| {
+        (Sysno::lsetxattr, [p, name, value, size, flags, 0])
+    })
 }
 
 /// `removexattr`, `lremovexattr`: `path, name`.
@@ -136,7 +210,9 @@ pub fn removexattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispos
         return Disposition::Return(Errno::EPERM.ret());
     }
     let follow = call.nr == Sysno::removexattr.id() as u32;
-    change(k, task, call, [CWD, path], follow, true, |p| (Sysno::lremovexattr, [p, name, 0, 0, 0, 0]))
+    change(k, task, call, [CWD, path], follow, true, Stamp::Keep, |p| {
+        (Sysno::lremovexattr, [p, name, 0, 0, 0, 0])
+    })
 }
 
 /// Reads attributes by path: `getxattr`/`lgetxattr` (`path, name, value, size`) and

@@ -4,6 +4,7 @@
 //! change by path would; otherwise the host's file would change. Descriptors of anything else
 //! (upper files, pipes, sockets) are the host's.
 
+use super::attrs::{requested_mtime, TimesArg};
 use super::{hc, Outcome, CWD};
 use crate::abi::AT_SYMLINK_NOFOLLOW;
 use crate::errno::Errno;
@@ -21,6 +22,7 @@ fn change_fd(
     task: &mut TaskCtx<'_>,
     call: &Syscall,
     fd: u64,
+    times: Option<TimesArg>,
     host: impl FnOnce(u64) -> (Sysno, [u64; 6]),
 ) -> Disposition {
     super::with_view(k, task, call, |vfs, task| -> Outcome {
@@ -30,6 +32,16 @@ fn change_fd(
         let Ok(target) = h.readlink(link.as_bytes()) else { return Ok(Disposition::Host(*call)) };
         let Some(guest) = vfs.guest_of_host(&target) else { return Ok(Disposition::Host(*call)) };
         let node = vfs.lookup(h, &guest)?;
+        // Reproducible mode keeps the sandbox's own files' modification times itself.
+        let stamp = |task: &TaskCtx<'_>, path: &[u8]| {
+            if let (Some(arg), Some(_)) = (times, k.config.reproducible) {
+                match requested_mtime(task, arg) {
+                    Some(Some(ns)) => vfs.stamp(h, path, ns),
+                    Some(None) => super::stamp_change(k, task, &node, path, false),
+                    None => {}
+                }
+            }
+        };
         match &vfs.mounts.get(node.mount).layers {
             // The descriptor is the lower file's (whether or not a copy is up by now).
             Layers::Overlay { lower, .. }
@@ -40,12 +52,18 @@ fn change_fd(
                     Place::Lower => vfs.copy_up(h, &node, true)?,
                     _ => node.host_upper(vfs),
                 };
+                stamp(task, &up);
                 let p = task.push_scratch(&up)?;
                 let (nr, args) = host(p);
                 Ok(Disposition::Host(Syscall::new(nr, args)))
             }
             Layers::Direct { writable: false, .. } => Err(Errno::EROFS),
-            _ => Ok(Disposition::Host(*call)),
+            _ => {
+                if vfs.is_private(&node) {
+                    stamp(task, &node.host);
+                }
+                Ok(Disposition::Host(*call))
+            }
         }
     })
 }
@@ -53,13 +71,13 @@ fn change_fd(
 /// `fchmod(fd, mode)`.
 pub fn fchmod(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fd, mode, ..] = call.args;
-    change_fd(k, task, call, fd, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
+    change_fd(k, task, call, fd, None, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
 }
 
 /// `fchown(fd, uid, gid)`.
 pub fn fchown(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fd, uid, gid, ..] = call.args;
-    change_fd(k, task, call, fd, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
+    change_fd(k, task, call, fd, None, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
 }
 
 /// `fsetxattr(fd, name, value, size, flags)`.
@@ -68,7 +86,7 @@ pub fn fsetxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
     if super::attrs::overlay_own(task, name) {
         return Disposition::Return(Errno::EPERM.ret());
     }
-    change_fd(k, task, call, fd, |p| (Sysno::lsetxattr, [p, name, value, size, flags, 0]))
+    change_fd(k, task, call, fd, None, |p| (Sysno::lsetxattr, [p, name, value, size, flags, 0]))
 }
 
 /// `fremovexattr(fd, name)`.
@@ -77,17 +95,19 @@ pub fn fremovexattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
     if super::attrs::overlay_own(task, name) {
         return Disposition::Return(Errno::EPERM.ret());
     }
-    change_fd(k, task, call, fd, |p| (Sysno::lremovexattr, [p, name, 0, 0, 0, 0]))
+    change_fd(k, task, call, fd, None, |p| (Sysno::lremovexattr, [p, name, 0, 0, 0, 0]))
 }
 
 /// `utimensat(fd, NULL, times, 0)`: `futimens`.
 pub fn futimens(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fd, _, times, ..] = call.args;
-    change_fd(k, task, call, fd, |p| (Sysno::utimensat, [CWD, p, times, AT_SYMLINK_NOFOLLOW, 0, 0]))
+    change_fd(k, task, call, fd, Some(TimesArg::Timespec(times)), |p| {
+        (Sysno::utimensat, [CWD, p, times, AT_SYMLINK_NOFOLLOW, 0, 0])
+    })
 }
 
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`.
 pub fn fchownat_empty(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fd, _, uid, gid, ..] = call.args;
-    change_fd(k, task, call, fd, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
+    change_fd(k, task, call, fd, None, |p| (Sysno::fchownat, [CWD, p, uid, gid, AT_SYMLINK_NOFOLLOW, 0]))
 }

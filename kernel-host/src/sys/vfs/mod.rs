@@ -112,6 +112,41 @@ pub(crate) fn done(result: KResult<()>) -> Outcome {
     result.map(|()| Disposition::Return(0))
 }
 
+/// The virtual clock's wall time now (advancing it), in reproducible mode.
+pub(crate) fn virtual_now(k: &Kernel) -> Option<u64> {
+    k.clock
+        .virtual_clock()
+        .filter(|_| k.config.reproducible.is_some())
+        .map(|v| v.read(crate::abi::CLOCK_REALTIME).to_ns().unwrap_or(0))
+}
+
+/// The virtual clock's start, for files that cannot keep a stamp.
+pub(crate) fn virtual_epoch(k: &Kernel) -> u64 {
+    k.config.reproducible.map_or(0, |r| (r.epoch.max(0) as u64).saturating_mul(1_000_000_000))
+}
+
+/// In reproducible mode, stamps what changed at host path `host` with the virtual clock's
+/// time (see [`crate::vfs::stamp`]), and the directory holding it when `name_changed`.
+pub(crate) fn stamp_change(k: &Kernel, task: &TaskCtx<'_>, node: &Node, host: &[u8], name_changed: bool) {
+    let (Some(vfs), Some(now)) = (k.vfs.as_ref(), virtual_now(k)) else { return };
+    let h = hc(task);
+    let private = match &vfs.mounts.get(node.mount).layers {
+        Layers::Overlay { .. } => true,
+        Layers::Direct { private, .. } => *private,
+        Layers::Passthrough => false,
+    };
+    if !private {
+        return;
+    }
+    if h.lstat(host).is_ok() {
+        vfs.stamp(h, host, now);
+    }
+    if name_changed {
+        let dir = [crate::vfs::path::parent(crate::vfs::path::strip_nul(host)), b"\0"].concat();
+        vfs.stamp(h, &dir, now);
+    }
+}
+
 /// Whether two nodes lie in the same mount (a rename or link across mounts is `EXDEV`).
 pub(crate) fn same_mount(a: &Node, b: &Node) -> KResult<()> {
     if a.mount == b.mount {

@@ -78,6 +78,7 @@ fn make(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Dis
         } else {
             h.mknod(&node.host, mode, dev)?;
         }
+        super::stamp_change(k, task, &node, &node.host, true);
         super::value(0)
     })
 }
@@ -117,6 +118,7 @@ fn remove(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 3]) -> D
             _ => {}
         }
         writable(vfs, &node)?;
+        super::stamp_change(k, task, &node, &node.host_upper(vfs), true);
         if !is_overlay(vfs, &node) {
             return host_call(task, Sysno::unlinkat, &node.host, |p| [CWD, p, flags, 0, 0, 0]);
         }
@@ -157,8 +159,13 @@ fn rename_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 
             return Err(Errno::EBUSY);
         }
         if is_overlay(vfs, &from) {
-            return done(vfs.rename(hc(task), &from, &to, flags));
+            vfs.rename(hc(task), &from, &to, flags)?;
+            super::stamp_change(k, task, &from, &from.host_upper(vfs), true);
+            super::stamp_change(k, task, &to, &to.host_upper(vfs), true);
+            return super::value(0);
         }
+        super::stamp_change(k, task, &from, &from.host, true);
+        super::stamp_change(k, task, &to, &to.host, true);
         let to_host = task.push_scratch(&to.host)?;
         host_call(task, Sysno::renameat2, &from.host, |p| [CWD, p, CWD, to_host, flags, 0])
     })
@@ -192,6 +199,7 @@ fn link_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 5]
         let h = hc(task);
         let src = super::for_change(vfs, task, &from, true)?;
         vfs.prepare_create(h, &to)?;
+        super::stamp_change(k, task, &to, &to.host, true);
         let dst = task.push_scratch(&to.host)?;
         host_call(task, Sysno::linkat, &src, |p| [CWD, p, CWD, dst, 0, 0])
     })
@@ -221,6 +229,8 @@ fn symlink_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64;
         vfs.prepare_create(h, &node)?;
         let mut text = text;
         text.push(0);
-        done(h.symlink(&text, &node.host))
+        h.symlink(&text, &node.host)?;
+        super::stamp_change(k, task, &node, &node.host, true);
+        super::value(0)
     })
 }

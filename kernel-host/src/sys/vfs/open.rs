@@ -38,7 +38,7 @@ pub fn open_path(
     flags: u64,
     mode: u64,
 ) -> Disposition {
-    super::with_view(k, task, call, |vfs, task| open_in_view(vfs, task, dirfd, path, flags, mode))
+    super::with_view(k, task, call, |vfs, task| open_in_view(k, vfs, task, [dirfd, path, flags, mode]))
 }
 
 /// `creat(path, mode)`.
@@ -62,11 +62,12 @@ pub fn openat2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositio
         if flags & !VALID_OPEN_FLAGS != 0 || (mode != 0 && flags & (O_CREAT | O_TMPFILE) == 0) {
             return Err(Errno::EINVAL);
         }
-        open_in_view(vfs, task, dirfd, path, flags, mode)
+        open_in_view(k, vfs, task, [dirfd, path, flags, mode])
     })
 }
 
-fn open_in_view(vfs: &Vfs, task: &mut TaskCtx<'_>, dirfd: u64, path: u64, flags: u64, mode: u64) -> Outcome {
+fn open_in_view(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, at: [u64; 4]) -> Outcome {
+    let [dirfd, path, flags, mode] = at;
     let h = hc(task);
     let creat = flags & O_CREAT != 0;
     let excl = creat && flags & O_EXCL != 0;
@@ -96,6 +97,9 @@ fn open_in_view(vfs: &Vfs, task: &mut TaskCtx<'_>, dirfd: u64, path: u64, flags:
         }
         _ => node.host.clone(),
     };
+    if writes || (creat && !node.exists()) {
+        super::stamp_change(k, task, &node, &target, !node.exists());
+    }
     host_open(task, &target, flags, mode, RESOLVE_NO_LINKS)
 }
 

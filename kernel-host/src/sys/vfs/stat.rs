@@ -1,6 +1,7 @@
 //! The stat family, `access`, `statfs`, `readlink` through the view. A `stat` is answered
 //! from the lookup the walk already made: no second host call.
 
+use super::hc;
 use super::{existing, host_call, Outcome, CWD};
 use crate::abi::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, PATH_MAX};
 use crate::errno::Errno;
@@ -27,12 +28,17 @@ fn names_descriptor(task: &TaskCtx<'_>, path: u64, flags: u64) -> bool {
 pub fn stat_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
     let [dirfd, path, buf, flags] = at;
     if names_descriptor(task, path, flags) {
-        return Disposition::Host(*call);
+        return fstat(k, task, call);
     }
     super::with_view(k, task, call, |vfs, task| {
         let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-        match node.stat {
-            Some(st) => {
+        match node.stat.clone() {
+            Some(mut st) => {
+                if k.config.reproducible.is_some() {
+                    let epoch = super::virtual_epoch(k);
+                    let now = || super::virtual_now(k).unwrap_or(epoch);
+                    vfs.reproducible_stat(hc(task), &node, &mut st, epoch, now);
+                }
                 task.mem.write(buf, &st.raw[..])?;
                 super::value(0)
             }
@@ -47,13 +53,62 @@ pub fn stat_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4
 pub fn statx_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, flags, mask, buf, _] = call.args;
     if names_descriptor(task, path, flags) {
-        return Disposition::Host(*call);
+        return fstat(k, task, call);
     }
     super::with_view(k, task, call, |vfs, task| {
         let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         let flags = if node.place == Place::Passthrough { flags } else { flags | AT_SYMLINK_NOFOLLOW };
+        if k.config.reproducible.is_some() && vfs.is_private(&node) {
+            let mut out = alloc::vec![0u8; 256];
+            let h = hc(task);
+            h.call(Sysno::statx, [CWD, node.host.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0])?;
+            let epoch = super::virtual_epoch(k);
+            vfs.reproducible_statx(h, &node, &mut out, epoch, || super::virtual_now(k).unwrap_or(epoch));
+            task.mem.write(buf, &out)?;
+            return super::value(0);
+        }
         host_call(task, Sysno::statx, &node.host, |p| [CWD, p, flags, mask, buf, 0])
     })
+}
+
+/// `fstat(fd, buf)`, and `newfstatat`/`statx` given `AT_EMPTY_PATH`, in reproducible mode with
+/// a view: the sandbox's own files show their virtual times and numbers (see
+/// [`crate::vfs::stamp`]); anything else is the host's.
+pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let fd = call.args[0];
+    let (Some(vfs), Some(_)) = (k.vfs.as_ref(), k.config.reproducible) else {
+        return Disposition::Host(*call);
+    };
+    let h = hc(task);
+    let link = alloc::format!("/proc/self/fd/{}\0", fd as i32);
+    let node = h
+        .readlink(link.as_bytes())
+        .ok()
+        .and_then(|target| vfs.guest_of_host(&target).map(|guest| (target, guest)))
+        .and_then(|(target, guest)| {
+            vfs.lookup(h, &guest).ok().filter(|n| n.host.strip_suffix(&[0]) == Some(&target[..]))
+        });
+    let Some(node) = node.filter(|n| vfs.is_private(n)) else { return Disposition::Host(*call) };
+    let epoch = super::virtual_epoch(k);
+    let now = || super::virtual_now(k).unwrap_or(epoch);
+    let result = if call.nr == Sysno::statx.id() as u32 {
+        let [_, _, flags, mask, buf, _] = call.args;
+        let mut out = alloc::vec![0u8; 256];
+        let empty = b"\0";
+        h.call(Sysno::statx, [fd, empty.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0]).and_then(
+            |_| {
+                vfs.reproducible_statx(h, &node, &mut out, epoch, now);
+                task.mem.write(buf, &out)
+            },
+        )
+    } else {
+        let buf = if call.nr == Sysno::fstat.id() as u32 { call.args[1] } else { call.args[2] };
+        h.fstat(fd as i32).and_then(|mut st| {
+            vfs.reproducible_stat(h, &node, &mut st, epoch, now);
+            task.mem.write(buf, &st.raw[..])
+        })
+    };
+    super::finish(result.map(|()| Disposition::Return(0)))
 }
 
 /// `access(path, mode)`.
