@@ -23,6 +23,7 @@ mod support {
     pub mod expect;
     pub mod paths;
     pub mod runner;
+    pub mod tree;
 }
 
 pub use support::compile::{compile_c, gcc_build, go_program, C_FLAG_SETS, C_PROGRAMS, RAW_C_FLAGS};
@@ -33,6 +34,7 @@ pub use support::paths::{
     SYSTEM_PATH,
 };
 pub use support::runner::{cloister, now_unix, run, run_native, Invocation, Mode, Outcome, DEFAULT_TIMEOUT};
+pub use support::tree::{copy_tree, TreeSnapshot};
 
 /// A host name no test machine has, given to `--hostname` by the identity tests.
 pub const VIRTUAL_HOSTNAME: &str = "cloister-test-host";

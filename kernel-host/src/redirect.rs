@@ -34,8 +34,6 @@ pub enum When {
     View,
     /// In reproducible mode or with a filesystem view (directory listings).
     ReproducibleOrView,
-    /// In reproducible mode with a filesystem view (virtual file times).
-    ReproducibleView,
 }
 
 /// On which argument values an entry is redirected.
@@ -110,7 +108,6 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::ReservedFd => config.reserved_fds().next().is_some(),
             When::View => !config.mounts.is_empty(),
             When::ReproducibleOrView => config.reproducible.is_some() || !config.mounts.is_empty(),
-            When::ReproducibleView => config.reproducible.is_some() && !config.mounts.is_empty(),
         })
         .map(|e| {
             let test = match e.cond {

@@ -15,7 +15,6 @@ fn when(w: When) -> &'static str {
         When::ReservedFd => "while the runtime holds a reserved descriptor",
         When::View => "with a filesystem view",
         When::ReproducibleOrView => "in reproducible mode or with a filesystem view",
-        When::ReproducibleView => "in reproducible mode with a filesystem view",
     }
 }
 

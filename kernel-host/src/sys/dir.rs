@@ -94,5 +94,13 @@ fn merged_listing(vfs: &crate::vfs::Vfs, task: &TaskCtx<'_>, fd: i32) -> KResult
     if !node.is_dir() || !vfs.needs_merge(h, &node) {
         return Ok(None);
     }
-    vfs.listing(h, &node).map(Some)
+    const DT_DIR: u8 = 4;
+    let ino = |n: &crate::vfs::Node| n.stat.as_ref().map_or(1, |s| s.ino());
+    let parent = vfs.lookup(h, crate::vfs::path::parent(&guest)).map_or(1, |p| ino(&p));
+    let mut entries = alloc::vec![
+        dirs::Entry { ino: ino(&node), kind: DT_DIR, name: b".".to_vec() },
+        dirs::Entry { ino: parent, kind: DT_DIR, name: b"..".to_vec() },
+    ];
+    entries.extend(vfs.listing(h, &node)?);
+    Ok(Some(entries))
 }

@@ -77,6 +77,9 @@ pub struct Vfs {
     pub(crate) mounts: MountTable,
     shared: &'static Shared,
     dir_cache: SpinLock<DirCache>,
+    /// The device of the sandbox's own directory (upper layers, private trees), once looked
+    /// up; 0 until then.
+    state_dev: core::sync::atomic::AtomicU64,
     /// The guest working directory, once derived from the host's, with the process it is
     /// for: a `vfork` child shares this memory but not its parent's working directory.
     cwd: SpinLock<Option<(i64, Vec<u8>)>>,
@@ -90,6 +93,7 @@ impl Vfs {
             mounts,
             shared,
             dir_cache: SpinLock::new(DirCache::default()),
+            state_dev: 0.into(),
             cwd: SpinLock::new(None),
         })
     }
@@ -101,6 +105,21 @@ impl Vfs {
     /// Records a change to the overlay's names that may change where some path leads.
     pub(crate) fn names_changed(&self) {
         self.shared.vfs_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether device `dev` holds the sandbox's own directory (its upper layers and private
+    /// trees): only files there can be the view's own.
+    pub fn in_state_dir(&self, h: Hc<'_>, dev: u64) -> bool {
+        let mut known = self.state_dev.load(Ordering::Relaxed);
+        if known == 0 {
+            known = self
+                .mounts
+                .private_roots()
+                .find_map(|root| h.lstat(&path::host_cpath(root, b"")).ok())
+                .map_or(u64::MAX, |st| st.dev());
+            self.state_dev.store(known, Ordering::Relaxed);
+        }
+        known == dev
     }
 
     /// The guest path of a host path, if the view shows that file.

@@ -98,8 +98,16 @@ impl MountTable {
                     },
                     None => false,
                 };
-                if identical && !table.mounts.iter().any(|m| m.guest == tree) {
-                    mounts.push(VMount { guest: tree.to_vec(), layers: Layers::Passthrough });
+                if !identical {
+                    continue;
+                }
+                // A mount of the tree itself (`rw /proc`) that shows the host's is the same thing.
+                match table.mounts.iter_mut().find(|m| m.guest == tree) {
+                    Some(m) if matches!(m.layers, Layers::Direct { private: false, .. }) => {
+                        m.layers = Layers::Passthrough;
+                    }
+                    Some(_) => {}
+                    None => mounts.push(VMount { guest: tree.to_vec(), layers: Layers::Passthrough }),
                 }
             }
             let mut all = core::mem::take(&mut table.mounts);
@@ -131,6 +139,16 @@ impl MountTable {
         let m = &self.mounts[i];
         let suffix = if m.guest == b"/" { guest } else { &guest[m.guest.len()..] };
         Some((i, if suffix == b"/" { &[] } else { suffix }))
+    }
+
+    /// The host directories that belong to the sandbox: overlays' upper layers and private
+    /// trees.
+    pub fn private_roots(&self) -> impl Iterator<Item = &[u8]> {
+        self.mounts.iter().filter_map(|m| match &m.layers {
+            Layers::Overlay { upper, .. } => Some(upper.as_slice()),
+            Layers::Direct { root, private: true, .. } => Some(root.as_slice()),
+            _ => None,
+        })
     }
 
     /// The mount at `index`.
@@ -212,6 +230,13 @@ mod tests {
         let t = table();
         assert_eq!(t.find(b"/proc/self/fd").unwrap().0.layers, Layers::Passthrough);
         assert_eq!(t.find(b"/dev/null").unwrap().0.layers, Layers::Passthrough);
+        let shown = MountTable::new(&[
+            mount("/", MountKind::Overlay { lower: "/".into(), upper: "/s/upper".into() }),
+            mount("/proc", MountKind::ReadWrite { host: "/proc".into() }),
+            mount("/dev/shm", MountKind::Tmpfs { host: "/s/tmp/1".into() }),
+        ]);
+        assert_eq!(shown.find(b"/proc/self/fd/3").unwrap().0.layers, Layers::Passthrough);
+        assert!(matches!(shown.find(b"/dev/shm/x").unwrap().0.layers, Layers::Direct { private: true, .. }));
         let moved = MountTable::new(&[mount("/", MountKind::ReadOnly { host: "/srv/root".into() })]);
         assert!(matches!(moved.find(b"/proc/1").unwrap().0.layers, Layers::Direct { .. }));
     }

@@ -44,6 +44,21 @@ impl Vfs {
         }
     }
 
+    /// The device and inode number of the lower file a copied-up `node` came from: the numbers
+    /// a `stat` shows, so that a file (a directory a program is extracting into, say) keeps
+    /// its identity when the first write copies it up, as on overlayfs.
+    pub fn lower_identity(&self, h: Hc<'_>, node: &Node) -> Option<(u64, u64)> {
+        let (lower, upper) = self.overlay_of(node)?;
+        if node.place != Place::Upper || self.opaque_above(h, upper, node.suffix()) {
+            return None;
+        }
+        if node.is_dir() && h.is_opaque(&node.host) {
+            return None;
+        }
+        let st = h.lstat(&host_cpath(lower, node.suffix())).ok()?;
+        (st.kind() == node.stat.as_ref()?.kind()).then(|| (st.dev(), st.ino()))
+    }
+
     /// Makes sure the upper layer has every directory from the mount's root down to the
     /// parent of `node`, copying them up from the lower tree.
     pub fn copy_up_parents(&self, h: Hc<'_>, node: &Node) -> KResult<()> {

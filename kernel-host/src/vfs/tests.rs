@@ -86,6 +86,30 @@ fn symlinks_resolve_inside_the_view() {
 }
 
 #[test]
+fn a_private_tree_inside_a_kernel_tree_is_reached() {
+    let dir = std::env::temp_dir().join(std::format!("cloister-vfs-shm-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("seg"), "x").unwrap();
+    let mounts = [
+        Mount {
+            guest: "/".into(),
+            kind: MountKind::Overlay { lower: "/".into(), upper: "/nonexistent-upper".into() },
+        },
+        Mount { guest: "/dev".into(), kind: MountKind::ReadWrite { host: "/dev".into() } },
+        Mount {
+            guest: "/dev/shm".into(),
+            kind: MountKind::Tmpfs { host: String::from(dir.to_str().unwrap()) },
+        },
+    ];
+    let vfs = Vfs::new(&mounts, Shared::private()).unwrap();
+    let node = vfs.walk(Hc(&RealHost), b"/", b"/dev/shm/seg").unwrap();
+    assert_eq!(node.place, Place::Direct);
+    assert_eq!(vfs.walk(Hc(&RealHost), b"/", b"/dev/null").unwrap().place, Place::Passthrough);
+    assert_eq!(vfs.walk(Hc(&RealHost), b"/", b"/dev/../dev/shm/seg").unwrap().place, Place::Direct);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn hidden_and_private_mounts_shadow_the_lower_tree() {
     let f = Fixture::new("mounts");
     assert_eq!(f.walk("/home/u/secret/key").unwrap().place, Place::Missing);

@@ -17,6 +17,9 @@ use alloc::vec::Vec;
 
 /// Symlinks followed in one walk before `ELOOP`, as Linux.
 pub const MAX_LINKS: usize = 40;
+/// Components looked at in one walk: a path of `PATH_MAX` bytes and 40 links of as many
+/// cannot take more.
+const MAX_STEPS: usize = 64 * 1024;
 
 /// Where a name was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,7 +232,14 @@ impl Vfs {
     ) -> KResult<Node> {
         let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
         let mut links = 0;
+        // A walk runs in a signal handler, with every signal blocked: however the table and
+        // the links are made, it must end.
+        let mut steps = 0;
         while let Some(comp) = stack.pop() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Err(Errno::ELOOP);
+            }
             if comp == b".." {
                 cur = path::parent(&cur).to_vec();
                 lower_only = false;
@@ -248,15 +258,18 @@ impl Vfs {
                         rest = join(&rest, &c);
                     }
                     let lexical = path::lexical(&rest);
-                    if self.mounts.find(&lexical).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
+                    let (mount, suffix) = self.mounts.find(&lexical).ok_or(Errno::ENOENT)?;
+                    if mount.layers == Layers::Passthrough {
                         return self.lookup(h, &lexical);
                     }
-                    // `..` led out of the kernel's tree: walk what remains in the view.
-                    cur = Vec::from(&b"/"[..]);
+                    // A mount inside the kernel's tree (a private `/dev/shm`), or `..` that led
+                    // out of it: walk the rest from that mount's root, which is never a
+                    // kernel tree again (it is the longest match).
+                    cur = mount.guest.clone();
                     lower_only = false;
-                    stack = components(&lexical).rev().map(|c| c.to_vec()).collect();
+                    stack = components(suffix).rev().map(|c| c.to_vec()).collect();
                     if stack.is_empty() {
-                        return self.lookup(h, b"/");
+                        return self.lookup(h, &cur);
                     }
                 }
                 Place::Missing if last => return Ok(node),

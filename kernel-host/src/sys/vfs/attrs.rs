@@ -228,6 +228,9 @@ pub fn readxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
     let args = call.args;
     super::with_view(k, task, call, |vfs: &Vfs, task| -> Outcome {
         let node = existing(vfs, task, CWD, args[0], follow)?;
+        if !get && node.place != Place::Passthrough {
+            return list_own_hidden(task, &node.host, args[1], args[2]);
+        }
         let nr = if node.place == Place::Passthrough {
             Sysno::new(call.nr as usize).unwrap_or(host_nr)
         } else {
@@ -235,4 +238,29 @@ pub fn readxattr(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposit
         };
         host_call(task, nr, &node.host, |p| [p, args[1], args[2], args[3], 0, 0])
     })
+}
+
+/// `llistxattr` of host path `host` into the program's `list` (`size` bytes; 0 asks for the
+/// length), without the view's own attributes (`user.overlay.*`, `user.cloister.*`).
+fn list_own_hidden(task: &TaskCtx<'_>, host: &[u8], list: u64, size: u64) -> Outcome {
+    let h = super::hc(task);
+    let mut names = alloc::vec![0u8; 64 * 1024];
+    let n = h.call(
+        Sysno::llistxattr,
+        [host.as_ptr() as u64, names.as_mut_ptr() as u64, names.len() as u64, 0, 0, 0],
+    )?;
+    let mut shown = alloc::vec::Vec::with_capacity(n as usize);
+    for name in names[..n as usize].split_inclusive(|&b| b == 0) {
+        if !name.starts_with(b"user.overlay.") && !name.starts_with(b"user.cloister.") {
+            shown.extend_from_slice(name);
+        }
+    }
+    if size == 0 {
+        return super::value(shown.len() as i64);
+    }
+    if shown.len() as u64 > size {
+        return Err(Errno::ERANGE);
+    }
+    task.mem.write(list, &shown)?;
+    super::value(shown.len() as i64)
 }

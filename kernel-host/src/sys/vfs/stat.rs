@@ -34,6 +34,10 @@ pub fn stat_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4
         let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         match node.stat.clone() {
             Some(mut st) => {
+                if let Some((dev, ino)) = vfs.lower_identity(hc(task), &node) {
+                    st.raw[0..8].copy_from_slice(&dev.to_ne_bytes());
+                    st.raw[8..16].copy_from_slice(&ino.to_ne_bytes());
+                }
                 if k.config.reproducible.is_some() {
                     let epoch = super::virtual_epoch(k);
                     let now = || super::virtual_now(k).unwrap_or(epoch);
@@ -58,12 +62,18 @@ pub fn statx_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     super::with_view(k, task, call, |vfs, task| {
         let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         let flags = if node.place == Place::Passthrough { flags } else { flags | AT_SYMLINK_NOFOLLOW };
-        if k.config.reproducible.is_some() && vfs.is_private(&node) {
+        let h = hc(task);
+        let lower = vfs.lower_identity(h, &node);
+        if lower.is_some() || (k.config.reproducible.is_some() && vfs.is_private(&node)) {
             let mut out = alloc::vec![0u8; 256];
-            let h = hc(task);
             h.call(Sysno::statx, [CWD, node.host.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0])?;
-            let epoch = super::virtual_epoch(k);
-            vfs.reproducible_statx(h, &node, &mut out, epoch, || super::virtual_now(k).unwrap_or(epoch));
+            if let Some((dev, ino)) = lower {
+                set_statx_identity(&mut out, dev, ino);
+            }
+            if k.config.reproducible.is_some() {
+                let epoch = super::virtual_epoch(k);
+                vfs.reproducible_statx(h, &node, &mut out, epoch, || super::virtual_now(k).unwrap_or(epoch));
+            }
             task.mem.write(buf, &out)?;
             return super::value(0);
         }
@@ -71,44 +81,74 @@ pub fn statx_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     })
 }
 
-/// `fstat(fd, buf)`, and `newfstatat`/`statx` given `AT_EMPTY_PATH`, in reproducible mode with
-/// a view: the sandbox's own files show their virtual times and numbers (see
-/// [`crate::vfs::stamp`]); anything else is the host's.
+/// `fstat(fd, buf)`, and `newfstatat`/`statx` given `AT_EMPTY_PATH`, with a view: a file of
+/// the sandbox's own directory shows what a `stat` of its path shows (the lower file's numbers
+/// for a copied-up file; in reproducible mode, virtual times and numbers), so that a program
+/// comparing the two (SQLite, tar, find) sees one file. Anything else is the host's answer.
 pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let fd = call.args[0];
-    let (Some(vfs), Some(_)) = (k.vfs.as_ref(), k.config.reproducible) else {
-        return Disposition::Host(*call);
-    };
+    let Some(vfs) = k.vfs.as_ref() else { return Disposition::Host(*call) };
     let h = hc(task);
-    let link = alloc::format!("/proc/self/fd/{}\0", fd as i32);
-    let node = h
-        .readlink(link.as_bytes())
-        .ok()
-        .and_then(|target| vfs.guest_of_host(&target).map(|guest| (target, guest)))
-        .and_then(|(target, guest)| {
-            vfs.lookup(h, &guest).ok().filter(|n| n.host.strip_suffix(&[0]) == Some(&target[..]))
-        });
-    let Some(node) = node.filter(|n| vfs.is_private(n)) else { return Disposition::Host(*call) };
+    let is_statx = call.nr == Sysno::statx.id() as u32;
+    let Ok(mut st) = h.fstat(fd as i32) else { return Disposition::Host(*call) };
+    let node = if vfs.in_state_dir(h, st.dev()) {
+        let link = alloc::format!("/proc/self/fd/{}\0", fd as i32);
+        h.readlink(link.as_bytes())
+            .ok()
+            .and_then(|target| vfs.guest_of_host(&target).map(|guest| (target, guest)))
+            .and_then(|(target, guest)| {
+                vfs.lookup(h, &guest).ok().filter(|n| n.host.strip_suffix(&[0]) == Some(&target[..]))
+            })
+    } else {
+        None
+    };
     let epoch = super::virtual_epoch(k);
     let now = || super::virtual_now(k).unwrap_or(epoch);
-    let result = if call.nr == Sysno::statx.id() as u32 {
-        let [_, _, flags, mask, buf, _] = call.args;
-        let mut out = alloc::vec![0u8; 256];
-        let empty = b"\0";
-        h.call(Sysno::statx, [fd, empty.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0]).and_then(
-            |_| {
-                vfs.reproducible_statx(h, &node, &mut out, epoch, now);
-                task.mem.write(buf, &out)
-            },
-        )
-    } else {
-        let buf = if call.nr == Sysno::fstat.id() as u32 { call.args[1] } else { call.args[2] };
-        h.fstat(fd as i32).and_then(|mut st| {
-            vfs.reproducible_stat(h, &node, &mut st, epoch, now);
+    let repro = k.config.reproducible.is_some();
+    let result = match (node, is_statx) {
+        (None, true) => return Disposition::Host(*call),
+        (None, false) => {
+            let buf = if call.nr == Sysno::fstat.id() as u32 { call.args[1] } else { call.args[2] };
             task.mem.write(buf, &st.raw[..])
-        })
+        }
+        (Some(node), true) => {
+            let [_, _, flags, mask, buf, _] = call.args;
+            let mut out = alloc::vec![0u8; 256];
+            let empty = b"\0";
+            h.call(Sysno::statx, [fd, empty.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0])
+                .and_then(|_| {
+                    if let Some((dev, ino)) = vfs.lower_identity(h, &node) {
+                        set_statx_identity(&mut out, dev, ino);
+                    }
+                    if repro {
+                        vfs.reproducible_statx(h, &node, &mut out, epoch, now);
+                    }
+                    task.mem.write(buf, &out)
+                })
+        }
+        (Some(node), false) => {
+            let buf = if call.nr == Sysno::fstat.id() as u32 { call.args[1] } else { call.args[2] };
+            if let Some((dev, ino)) = vfs.lower_identity(h, &node) {
+                st.raw[0..8].copy_from_slice(&dev.to_ne_bytes());
+                st.raw[8..16].copy_from_slice(&ino.to_ne_bytes());
+            }
+            if repro {
+                vfs.reproducible_stat(h, &node, &mut st, epoch, now);
+            }
+            task.mem.write(buf, &st.raw[..])
+        }
     };
     super::finish(result.map(|()| Disposition::Return(0)))
+}
+
+/// Puts device `dev` and inode `ino` into a `struct statx` (the device split as the kernel
+/// encodes a `dev_t`).
+fn set_statx_identity(out: &mut [u8], dev: u64, ino: u64) {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    out[32..40].copy_from_slice(&ino.to_ne_bytes());
+    out[136..140].copy_from_slice(&(major as u32).to_ne_bytes());
+    out[140..144].copy_from_slice(&(minor as u32).to_ne_bytes());
 }
 
 /// `access(path, mode)`.

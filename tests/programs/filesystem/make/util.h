@@ -1,0 +1,2 @@
+/* The one function of util.c. */
+int twice(int x);
