@@ -600,6 +600,21 @@ fn own_files_show_the_same_times_and_numbers_every_run() {
     assert!(!out.stdout.contains(&format!(" {} ", 1970 + now_year_offset())), "a host date shows\n{out}");
 }
 
+/// The program runs as user and group 1000, `cloister`, whoever starts it: `id`, the owner of
+/// the files it makes, and the password database agree.
+#[test]
+fn user_and_group_are_virtual() {
+    let script = "id; whoami; cd /tmp && touch f && ls -ln f | cut -d' ' -f3,4 && ls -l f | cut -d' ' -f3,4 \\
+                  && python3 -c 'import os, pwd, grp; print(os.getresuid(), os.getgroups(), grp.getgrgid(os.getgid()).gr_name)'";
+    let out = ok(repro("sh", None).args(["-c", script]));
+    assert_eq!(
+        out.stdout,
+        "uid=1000(cloister) gid=1000(cloister) groups=1000(cloister)\ncloister\n1000 1000\ncloister cloister\n\
+         (1000, 1000, 1000) [1000] cloister\n",
+        "\n{out}"
+    );
+}
+
 /// Years since 1970 of the host's clock, to spot a host timestamp in a listing.
 fn now_year_offset() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 31_556_952)

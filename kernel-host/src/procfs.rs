@@ -33,6 +33,10 @@ pub enum ProcFile {
     LoadAvg,
     /// `/etc/hostname`.
     EtcHostname,
+    /// `/etc/passwd`, in reproducible mode the sandbox's own.
+    EtcPasswd,
+    /// `/etc/group`, in reproducible mode the sandbox's own.
+    EtcGroup,
 }
 
 /// Recognises a path the kernel serves. `own_pid` is asked only when the path names a numeric
@@ -41,6 +45,8 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
     match path {
         b"/dev/urandom" | b"/dev/random" => return Some(ProcFile::RandomDevice),
         b"/etc/hostname" => return Some(ProcFile::EtcHostname),
+        b"/etc/passwd" => return Some(ProcFile::EtcPasswd),
+        b"/etc/group" => return Some(ProcFile::EtcGroup),
         b"/sys/devices/system/cpu/online"
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Some(ProcFile::CpuList),

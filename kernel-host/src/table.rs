@@ -73,6 +73,22 @@ use Support::{Full, Partial};
 pub static TABLE: &[Entry] = &[
     // identity
     entry!(uname, sys::identity::uname, Full, Identity, Cond::Always, [Ptr]),
+    entry!(getuid, sys::ids::getuid, Partial("1000 in reproducible mode; permissions stay the host user's"), Reproducible, Cond::Always, []),
+    entry!(geteuid, sys::ids::getuid, Partial("1000 in reproducible mode; permissions stay the host user's"), Reproducible, Cond::Always, []),
+    entry!(getgid, sys::ids::getgid, Partial("1000 in reproducible mode"), Reproducible, Cond::Always, []),
+    entry!(getegid, sys::ids::getgid, Partial("1000 in reproducible mode"), Reproducible, Cond::Always, []),
+    entry!(getresuid, sys::ids::getres, Partial("1000 in reproducible mode"), Reproducible, Cond::Always, [Ptr, Ptr, Ptr]),
+    entry!(getresgid, sys::ids::getres, Partial("1000 in reproducible mode"), Reproducible, Cond::Always, [Ptr, Ptr, Ptr]),
+    entry!(getgroups, sys::ids::getgroups, Partial("the virtual group alone in reproducible mode"), Reproducible, Cond::Always, [Int, Ptr]),
+    entry!(setuid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int]),
+    entry!(setreuid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int, Int]),
+    entry!(setresuid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int, Int, Int]),
+    entry!(setgid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int]),
+    entry!(setregid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int, Int]),
+    entry!(setresgid, sys::ids::setids, Partial("only to the virtual id, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int, Int, Int]),
+    entry!(setfsuid, sys::ids::setfsid, Partial("without effect in reproducible mode"), Reproducible, Cond::Always, [Int]),
+    entry!(setfsgid, sys::ids::setfsid, Partial("without effect in reproducible mode"), Reproducible, Cond::Always, [Int]),
+    entry!(setgroups, sys::ids::setgroups, Partial("only the virtual group, and then without effect, in reproducible mode"), Reproducible, Cond::Always, [Int, Ptr]),
     entry!(sethostname, sys::identity::sethostname, Partial("EPERM: the sandbox's name is fixed"), Identity, Cond::Always, [Ptr, Int]),
     // time
     entry!(clock_gettime, sys::time::clock_gettime, Full, Clocks, Cond::Always, [Int, Ptr]),

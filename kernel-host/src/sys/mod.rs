@@ -7,6 +7,7 @@ pub mod exec;
 pub mod fd;
 pub mod getcpu;
 pub mod identity;
+pub mod ids;
 pub mod process;
 pub mod procfs;
 pub mod random;

@@ -106,6 +106,15 @@ fn open_common(
             Some(_) => b"0.00 0.00 0.00 1/1 2\n".to_vec(),
             None => return pass(task),
         },
+        Some(ProcFile::EtcPasswd) | Some(ProcFile::EtcGroup) if k.config.reproducible.is_some() => {
+            let served = served.unwrap_or(ProcFile::EtcGroup);
+            if served == ProcFile::EtcPasswd {
+                super::ids::PASSWD.to_vec()
+            } else {
+                super::ids::GROUP.to_vec()
+            }
+        }
+        Some(ProcFile::EtcPasswd) | Some(ProcFile::EtcGroup) => return pass(task),
         Some(ProcFile::EtcHostname) => match k.identity.hostname() {
             Some(name) => [name, b"\n"].concat(),
             None => return pass(task),

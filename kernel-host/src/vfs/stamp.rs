@@ -10,7 +10,8 @@
 //!   contents were written by then, at a point in the program's run that is the same every
 //!   run;
 //! - a `stat` shows the stamp as its access, modification and change times, the hash of the
-//!   guest path as its inode number, and [`VIRTUAL_DEV`] as its device.
+//!   guest path as its inode number, [`VIRTUAL_DEV`] as its device, and the program's virtual
+//!   user and group as its owner.
 //!
 //! Host files the view only reads keep the host's times and numbers: they do not change
 //! between runs on one machine. A symlink cannot carry the attribute: it shows the epoch.
@@ -91,6 +92,8 @@ impl Vfs {
         }
         st.raw[0..8].copy_from_slice(&VIRTUAL_DEV.to_ne_bytes());
         st.raw[8..16].copy_from_slice(&inode_of(&node.guest).to_ne_bytes());
+        st.raw[28..32].copy_from_slice(&crate::sys::ids::VIRTUAL_UID.to_ne_bytes());
+        st.raw[32..36].copy_from_slice(&crate::sys::ids::VIRTUAL_GID.to_ne_bytes());
     }
 
     /// Rewrites a `struct statx` the same way (`buf` as the kernel filled it).
@@ -118,6 +121,9 @@ impl Vfs {
             buf[at + 8..at + 12].copy_from_slice(&nsec.to_ne_bytes());
         }
         buf[32..40].copy_from_slice(&inode_of(&node.guest).to_ne_bytes());
+        // stx_uid, stx_gid.
+        buf[20..24].copy_from_slice(&crate::sys::ids::VIRTUAL_UID.to_ne_bytes());
+        buf[24..28].copy_from_slice(&crate::sys::ids::VIRTUAL_GID.to_ne_bytes());
         // stx_dev_major, stx_dev_minor.
         buf[136..140].copy_from_slice(&0u32.to_ne_bytes());
         buf[140..144].copy_from_slice(&(VIRTUAL_DEV as u32).to_ne_bytes());
