@@ -157,7 +157,8 @@ mod tests {
         assert_eq!(classify(b"/proc/thread-self/auxv", pid), Some(ProcFile::Auxv));
         assert_eq!(classify(b"/proc/43/exe", pid), None);
         assert_eq!(classify(b"/proc/self/maps", pid), None);
-        assert_eq!(classify(b"/etc/passwd", pid), None);
+        assert_eq!(classify(b"/etc/passwd", pid), Some(ProcFile::EtcPasswd));
+        assert_eq!(classify(b"/etc/shadow", pid), None);
         assert_eq!(classify(b"/proc/sys/kernel/hostname", pid), Some(ProcFile::Hostname));
         assert_eq!(classify(b"/dev/urandom", pid), Some(ProcFile::RandomDevice));
         assert_eq!(classify(b"/sys/devices/system/cpu/online", pid), Some(ProcFile::CpuList));
