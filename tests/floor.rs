@@ -27,8 +27,14 @@ fn jumping_into_the_runtime_reaches_neither_host_files_nor_hidden_ones() {
         .env("HOME", &home)
         .output();
     out.success();
-    assert_eq!(out.field("write"), "EACCES", "a host file was opened for writing\n{out}");
-    assert_eq!(out.field("read"), "EACCES", "a hidden file was opened\n{out}");
+    // Landlock says EACCES; where the sandbox has its own mount namespace (tests/mountns.rs),
+    // the read-only host tree answers the write first, and the hidden file is not there at all.
+    let write = out.field("write");
+    assert!(
+        ["EACCES", "Read-only file system"].contains(&write),
+        "a host file was opened for writing\n{out}"
+    );
+    assert!(["EACCES", "ENOENT"].contains(&out.field("read")), "a hidden file was opened\n{out}");
     assert!(!target.exists(), "the file reached the host\n{out}");
 }
 

@@ -226,8 +226,37 @@ fn probe_user_ns() -> i32 {
     unshare(libc::CLONE_NEWUSER)
 }
 
+/// The child's status when the host tree was made read-only by remounting instead of with
+/// `mount_setattr`.
+const REMOUNTED: i32 = 201;
+
+/// A mount namespace, made read-only the way a filesystem view's sandbox makes it.
 fn probe_mount_ns() -> i32 {
-    unshare(libc::CLONE_NEWNS)
+    let status = unshare(libc::CLONE_NEWNS);
+    if status != 0 {
+        return status;
+    }
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount with constant C strings; it changes only this child's new namespace.
+    if unsafe { libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) }
+        != 0
+    {
+        return errno_status();
+    }
+    match crate::view::mounts::probe_read_only() {
+        Ok(true) => 0,
+        Ok(false) => REMOUNTED,
+        Err(errno) => errno.clamp(1, 199),
+    }
+}
+
+fn mount_ns() -> Result<String, String> {
+    match in_child(probe_mount_ns)? {
+        ChildEnd::Exit(0) => Ok(String::new()),
+        ChildEnd::Exit(REMOUNTED) => Ok("read-only by remounting: no mount_setattr".into()),
+        ChildEnd::Exit(errno) => Err(errno_name(errno)),
+        ChildEnd::Signal(sig) => Err(format!("probe killed by signal {sig}")),
+    }
 }
 
 fn probe_pid_ns() -> i32 {
@@ -357,9 +386,11 @@ const CHECKS: &[(&str, Probe, &str, &str)] = &[
     ),
     (
         "mount namespace",
-        || simple(probe_mount_ns),
-        "sandboxes can have a private mount table",
-        "sandboxes share the host's mount table",
+        mount_ns,
+        "a filesystem view's sandbox sees the host tree read-only and hidden paths emptied, even \
+         through the runtime's gate",
+        "a filesystem view rests on Landlock alone: chmod, chown, utimes and stat reach host paths \
+         through the runtime's gate",
     ),
     (
         "pid namespace",

@@ -1,15 +1,24 @@
-//! The sandbox's own pid and mount namespaces (reproducible mode): process ids that are virtual
-//! and the same on every run, a `/proc` (and so `ps`) that agrees with them, and a fresh, empty
-//! `/tmp`.
+//! The sandbox's own namespaces: a mount namespace for every run with a filesystem view, and in
+//! reproducible mode a pid namespace too.
 //!
-//! The launcher creates the sandbox's first process with `clone(CLONE_NEWPID | CLONE_NEWNS)`
+//! **With a view**, the launcher creates the sandbox's first process with `clone(CLONE_NEWNS)`
 //! (plus `CLONE_NEWUSER`, mapping only the caller's own uid and gid, when the launcher is not
-//! root or root may not create the others by itself). That process is pid 1 of the new pid
-//! namespace and acts as a minimal init: it makes every mount private, mounts a fresh `proc` on
-//! `/proc` and a fresh tmpfs on `/tmp`, sets up the floor like any sandboxed process, and forks
-//! the program, which becomes pid 2 and continues the usual path of [`crate::spawn`]. The
-//! program cannot be pid 1 itself: the kernel drops signals a namespace's init has no handler
-//! for, so `sh -c 'kill -TERM $$'` would outlive its own kill.
+//! root or root may not create the others by itself). That process makes every mount private
+//! and lays out the view's mounts ([`crate::view::mounts`]: the host tree read-only, the state
+//! directory and `rw` mounts writable, hidden paths covered by empty stand-ins), then goes on
+//! with the usual path of [`crate::spawn`] (Landlock, seccomp, exec). This is the part of the
+//! floor that Landlock does not give: a program that jumps into the runtime's gate cannot
+//! `chmod`, `chown` or touch host files, nor `stat` or connect to hidden ones.
+//!
+//! **In reproducible mode** it adds `CLONE_NEWPID`, for process ids that are virtual and the
+//! same on every run, a `/proc` (and so `ps`) that agrees with them, and a fresh, empty `/tmp`
+//! (without a view: a view decides what `/tmp` is itself). The first process is then pid 1 of
+//! the new pid namespace and acts as a minimal init: it makes every mount private, lays out the
+//! view's mounts if any, mounts a fresh `proc` on `/proc` (and a tmpfs on `/tmp`), sets up the
+//! floor like any sandboxed process, and forks the program, which becomes pid 2 and continues
+//! the usual path of [`crate::spawn`]. The program cannot be pid 1 itself: the kernel drops
+//! signals a namespace's init has no handler for, so `sh -c 'kill -TERM $$'` would outlive its
+//! own kill.
 //!
 //! Init reaps every process of the namespace and, when the program ends, exits with the
 //! program's status mapped like [`crate::spawn::wait`] maps it (the exit code, or 128 + the
@@ -20,23 +29,34 @@
 //! drops them for an init without a handler.
 //!
 //! Where the host refuses the namespaces (`EPERM`, `EINVAL`, ... from `clone`, or from a set-up
-//! step inside the new namespaces), the launcher says so in one line on stderr and starts the
-//! program without them; process ids are then the host's.
+//! step inside the new namespaces), the launcher says so in one line on stderr for each thing
+//! it goes without ([`UNAVAILABLE`], [`NO_MOUNT_NAMESPACE`]) and starts the program without
+//! namespaces; process ids are then the host's, and the view's floor is Landlock alone.
+//!
+//! In a user namespace only the caller's own ids are mapped: files of other users and groups
+//! (root's included) show the overflow ids (`nobody`, `nogroup`), and `setgroups` is refused.
 //!
 //! What this does not do: ipc, uts and network namespaces, and hiding the launcher's command
 //! line in init's `/proc/1/cmdline`. A program or script stored under the host's `/tmp` is not
-//! reachable by that path inside the sandbox (the fresh tmpfs covers it).
+//! reachable by that path inside a reproducible sandbox without a view (the fresh tmpfs covers
+//! it).
 //!
 //! Read first: namespaces(7), pid_namespaces(7), mount_namespaces(7), user_namespaces(7),
 //! clone(2), mount(2).
 
 use crate::failure::Failure;
+use crate::view::mounts::MountPlan;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The line printed when the host does not let the sandbox have its own namespaces.
+/// The line printed when the host does not let a reproducible sandbox have its own pid
+/// namespace.
 pub const UNAVAILABLE: &str =
     "cloister: reproducible mode without a pid namespace on this host: process ids are the host's";
+
+/// How the line printed when the host does not let a sandbox with a view have its own mount
+/// namespace begins; the reason follows.
+pub const NO_MOUNT_NAMESPACE: &str = "cloister: no mount namespace on this host";
 
 /// Set-up steps inside the new namespaces, numbered after [`crate::spawn`]'s own steps in the
 /// error record the child sends the launcher.
@@ -53,10 +73,28 @@ pub enum Step {
     Tmp,
     /// Forking the program (pid 2) from init.
     ForkProgram,
+    /// Making the host's mounts read-only ([`crate::view::mounts`]).
+    ReadOnly,
+    /// Giving `/dev`, `/proc` and `/sys` back their read-write mounts.
+    KernelTrees,
+    /// Binding the state directory and the `rw` mounts writable.
+    Writable,
+    /// Binding an empty stand-in over a hidden path.
+    StandIn,
 }
 
 impl Step {
-    const ALL: [Step; 5] = [Step::IdMaps, Step::PrivateMounts, Step::Proc, Step::Tmp, Step::ForkProgram];
+    const ALL: [Step; 9] = [
+        Step::IdMaps,
+        Step::PrivateMounts,
+        Step::Proc,
+        Step::Tmp,
+        Step::ForkProgram,
+        Step::ReadOnly,
+        Step::KernelTrees,
+        Step::Writable,
+        Step::StandIn,
+    ];
 
     /// The step an error record's code names, if it is one of these.
     pub fn from_code(code: u8) -> Option<Step> {
@@ -71,6 +109,14 @@ impl Step {
             Step::Proc => "cannot mount a fresh /proc in the sandbox's pid namespace",
             Step::Tmp => "cannot mount a fresh tmpfs on the sandbox's /tmp",
             Step::ForkProgram => "cannot fork the program from the sandbox's init",
+            Step::ReadOnly => "cannot make the host's mounts read-only in the sandbox's mount namespace",
+            Step::KernelTrees => "cannot keep /dev, /proc and /sys writable in the sandbox's mount namespace",
+            Step::Writable => {
+                "cannot bind the state directory or an rw mount writable in the sandbox's mount namespace"
+            }
+            Step::StandIn => {
+                "cannot bind an empty stand-in over a hidden path in the sandbox's mount namespace"
+            }
         }
     }
 }
@@ -100,8 +146,12 @@ impl IdMap {
 /// Whether and how the sandbox gets its own namespaces; decided in the launcher, before the
 /// fork, and copied into the child with the rest of its memory.
 pub struct Namespaces {
-    /// Still trying to use them (false once the host refused, or when not asked for).
-    wanted: bool,
+    /// A pid namespace with init and a fresh `/proc` (reproducible mode; false once the host
+    /// refused).
+    pid: bool,
+    /// The view's mounts, laid out in a mount namespace of the sandbox's own (`None` without a
+    /// view, or once the host refused).
+    view: Option<MountPlan>,
     /// Add a user namespace (not root, or root without the right to create the others).
     user: bool,
     uid_map: IdMap,
@@ -111,13 +161,14 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// The plan for a sandbox: with namespaces if `wanted` (reproducible mode), and a fresh
-    /// `/tmp` in them if `fresh_tmp`.
-    pub fn new(wanted: bool, fresh_tmp: bool) -> Namespaces {
+    /// The plan for a sandbox: a pid namespace if `pid` (reproducible mode), with a fresh
+    /// `/tmp` in it if `fresh_tmp`; a mount namespace laid out by `view` when there is one.
+    pub fn new(pid: bool, fresh_tmp: bool, view: Option<MountPlan>) -> Namespaces {
         // SAFETY: geteuid and getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Namespaces {
-            wanted,
+            pid,
+            view,
             user: uid != 0,
             uid_map: IdMap::identity(uid),
             gid_map: IdMap::identity(gid),
@@ -125,25 +176,39 @@ impl Namespaces {
         }
     }
 
-    /// Whether the process this plan was copied into runs in the new namespaces (true in the
-    /// child of a [`Namespaces::fork`] that created them).
+    /// Whether the process this plan was copied into runs in a new mount namespace (true in
+    /// the child of a [`Namespaces::fork`] that created one).
     pub fn active(&self) -> bool {
-        self.wanted
+        self.pid || self.view.is_some()
     }
 
-    /// Gives up on the namespaces, saying so once on stderr.
-    fn give_up(&mut self) {
-        if self.wanted {
-            self.wanted = false;
+    /// Whether that process is also init of a new pid namespace, with a fresh `/proc`.
+    pub fn pid_active(&self) -> bool {
+        self.pid
+    }
+
+    /// Gives up on the namespaces, saying once on stderr what the sandbox goes without.
+    fn give_up(&mut self, why: &str) {
+        if self.pid {
+            self.pid = false;
             eprintln!("{UNAVAILABLE}");
+        }
+        if self.view.take().is_some() {
+            eprintln!(
+                "{NO_MOUNT_NAMESPACE}: {why}; the view's floor is Landlock alone (chmod, chown, \
+                 utimes and stat reach host paths through the runtime's gate)"
+            );
         }
     }
 
     /// Forks the sandbox's first process: with `clone` into new namespaces when wanted and
     /// allowed, with a plain `fork` otherwise. Returns 0 in the child, like `fork`.
     pub fn fork(&mut self) -> Result<libc::pid_t, Failure> {
-        while self.wanted {
-            let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD;
+        while self.active() {
+            let mut flags = libc::CLONE_NEWNS | libc::SIGCHLD;
+            if self.pid {
+                flags |= libc::CLONE_NEWPID;
+            }
             if self.user {
                 flags |= libc::CLONE_NEWUSER;
             }
@@ -158,12 +223,8 @@ impl Namespaces {
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(errno) if refused(errno) && !self.user => self.user = true,
-                Some(errno) if refused(errno) => self.give_up(),
-                _ => {
-                    return Err(Failure::Setup(format!(
-                        "cannot create the sandbox's pid and mount namespaces: {e}"
-                    )))
-                }
+                Some(errno) if refused(errno) => self.give_up(&format!("cannot create it: {e}")),
+                _ => return Err(Failure::Setup(format!("cannot create the sandbox's namespaces: {e}"))),
             }
         }
         // SAFETY: the child runs only raw system calls on data prepared before, then execs or
@@ -179,16 +240,20 @@ impl Namespaces {
     /// again without namespaces (the failure was one of their steps, refused by the host). Says
     /// so on stderr when it is.
     pub fn retry_without(&mut self, code: u8, errno: i32) -> bool {
-        if self.wanted && Step::from_code(code).is_some() && refused(errno) {
-            self.give_up();
-            return true;
+        match Step::from_code(code) {
+            Some(step) if self.active() && refused(errno) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                self.give_up(&format!("{}: {e}", step.describe()));
+                true
+            }
+            _ => false,
         }
-        false
     }
 
-    /// In init (pid 1 of the new namespaces), first thing after `PR_SET_PDEATHSIG`: checks that
-    /// the launcher is still there, maps the ids of a new user namespace, and mounts a private
-    /// tree with a fresh `/proc` and `/tmp`. On error `errno` says why.
+    /// In the sandbox's first process, first thing after `PR_SET_PDEATHSIG`: in a new pid
+    /// namespace (where it is init) checks that the launcher is still there; maps the ids of a
+    /// new user namespace; makes the mounts private, lays out the view's mounts, and in a new
+    /// pid namespace mounts a fresh `/proc` and `/tmp`. On error `errno` says why.
     ///
     /// `err_r` and `err_w` are this process's copies of the error pipe's ends.
     ///
@@ -199,14 +264,16 @@ impl Namespaces {
         // SAFETY: raw system calls on descriptors this process owns and on constant C strings
         // and buffers prepared before the fork.
         unsafe {
-            // getppid() is 0 here (the launcher is outside the namespace), so the usual check
-            // that the launcher did not die before PR_SET_PDEATHSIG took effect looks at the
-            // error pipe instead: once our copy of the read end is closed, only the launcher
-            // holds one, and a pipe without readers polls as POLLERR.
-            libc::close(err_r);
-            let mut pfd = libc::pollfd { fd: err_w, events: libc::POLLOUT, revents: 0 };
-            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
-                libc::_exit(125);
+            if self.pid {
+                // getppid() is 0 here (the launcher is outside the namespace), so the usual
+                // check that the launcher did not die before PR_SET_PDEATHSIG took effect looks
+                // at the error pipe instead: once our copy of the read end is closed, only the
+                // launcher holds one, and a pipe without readers polls as POLLERR.
+                libc::close(err_r);
+                let mut pfd = libc::pollfd { fd: err_w, events: libc::POLLOUT, revents: 0 };
+                if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
+                    libc::_exit(125);
+                }
             }
             if self.user {
                 // "deny" must precede gid_map for an unprivileged writer; kernels before 3.19
@@ -227,6 +294,14 @@ impl Namespaces {
             if libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
             {
                 return Err(Step::PrivateMounts);
+            }
+            // Before the fresh /proc: the view's read-only step leaves the kernel's trees as they
+            // were, and the new proc mount then sits on top of the host's.
+            if let Some(view) = &self.view {
+                view.apply()?;
+            }
+            if !self.pid {
+                return Ok(());
             }
             let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             if libc::mount(

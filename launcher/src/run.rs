@@ -216,6 +216,8 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         }
         None => None,
     };
+    // A view gets a mount namespace too, for what Landlock does not confine.
+    let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
     spawn::handle_signals();
     let pid = spawn::spawn(Launch {
         rt,
@@ -228,6 +230,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         fixed_addresses,
         namespaces: config.reproducible.is_some(),
         fresh_tmp,
+        mounts,
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
         landlock,
     })?;

@@ -6,12 +6,14 @@
 //! first and makes its final `execve` through the runtime's gate, whose `syscall` the filter
 //! trusts. Between fork and exec the child only makes raw system calls (async-signal-safe);
 //! a failure is reported through a close-on-exec pipe and ends the child with status 125.
-//! In reproducible mode the child is first init (pid 1) of the sandbox's own pid and mount
-//! namespaces, and forks the program (pid 2) just before the redirect filter: see
-//! [`crate::namespaces`].
+//! With a filesystem view the child first lays out the sandbox's own mount namespace (the host
+//! tree read-only, hidden paths covered); in reproducible mode it is also init (pid 1) of the
+//! sandbox's own pid namespace, and forks the program (pid 2) just before the redirect filter:
+//! see [`crate::namespaces`].
 
 use crate::failure::Failure;
 use crate::namespaces::{self, Namespaces};
+use crate::view::mounts::MountPlan;
 use interposer::RtImage;
 use seccompiler::BpfProgram;
 use std::ffi::CString;
@@ -39,11 +41,14 @@ pub struct Launch {
     /// Turn address-space randomisation off (reproducible mode: stack and mmap addresses
     /// leak into programs' output, e.g. through hash seeds and temporary names).
     pub fixed_addresses: bool,
-    /// Give the sandbox its own pid and mount namespaces, when the host allows them
-    /// (reproducible mode; see [`crate::namespaces`]).
+    /// Give the sandbox its own pid namespace (and a mount namespace for its fresh `/proc`),
+    /// when the host allows them (reproducible mode; see [`crate::namespaces`]).
     pub namespaces: bool,
     /// In those namespaces, an empty tmpfs on `/tmp`.
     pub fresh_tmp: bool,
+    /// With a filesystem view: the sandbox's mount namespace, when the host allows one (see
+    /// [`crate::view::mounts`]).
+    pub mounts: Option<MountPlan>,
     /// The host directory the program starts in (`--cwd`, mapped through the view); `None`
     /// keeps the launcher's.
     pub cwd: Option<CString>,
@@ -90,9 +95,9 @@ fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
 }
 
 /// Starts the program; returns the child's pid.
-pub fn spawn(launch: Launch) -> Result<libc::pid_t, Failure> {
+pub fn spawn(mut launch: Launch) -> Result<libc::pid_t, Failure> {
     // Namespaces: a set-up step the host refuses is tried again without them.
-    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp);
+    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take());
     loop {
         if let Some(pid) = start(&launch, &mut ns)? {
             return Ok(pid);
@@ -123,6 +128,15 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
     let trace_fd = launch.trace.as_ref().map(|fd| fd.as_raw_fd());
     let shared_fd = launch.shared.as_ref().map(|fd| fd.as_raw_fd());
     let fixed_addresses = launch.fixed_addresses;
+    // In a new mount namespace the working directory inherited from the launcher is the copy
+    // of its mount made by `clone`, under any bind laid on top of it since: going there again
+    // by name finds a writable `rw` mount where the path has one.
+    let rechdir = match &launch.cwd {
+        None if ns.active() => std::env::current_dir()
+            .ok()
+            .and_then(|dir| CString::new(dir.into_os_string().into_encoded_bytes()).ok()),
+        _ => None,
+    };
 
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
@@ -152,13 +166,17 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             for sig in SUPERVISOR_SIGNALS {
                 libc::signal(sig, libc::SIG_DFL);
             }
-            // --- namespaces: this process is init (pid 1) of the sandbox's namespaces.
+            // The launcher may have died before PR_SET_PDEATHSIG; in a new pid namespace
+            // getppid() says 0 and `enter` checks otherwise.
+            if !ns.pid_active() && libc::getppid() != parent {
+                libc::_exit(125);
+            }
+            // --- namespaces: this process is the first of the sandbox's namespaces (init, pid
+            // 1, in reproducible mode).
             if ns.active() {
                 if let Err(step) = ns.enter(err_r.as_raw_fd(), err_w.as_raw_fd()) {
                     report(step as u8);
                 }
-            } else if libc::getppid() != parent {
-                libc::_exit(125);
             }
             for (fd, reserved) in [(trace_fd, TRACE_FD), (shared_fd, SHARED_FD)] {
                 if let Some(fd) = fd {
@@ -171,6 +189,10 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                 if libc::chdir(dir.as_ptr()) != 0 {
                     fail(Step::Chdir);
                 }
+            }
+            // Best effort: where it fails, the old working directory is the same directory.
+            if let Some(dir) = &rechdir {
+                libc::chdir(dir.as_ptr());
             }
             let rt_fd = libc::open(rt_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if rt_fd < 0 {
@@ -198,8 +220,8 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             // After the namespaces' mounts (Landlock refuses mounts once applied) and before
             // the seccomp floor.
             if let Some(landlock) = &launch.landlock {
-                // The namespaces' fresh /proc is not the host's, which the rules name.
-                if ns.active() && landlock.allow_read_beneath(c"/proc").is_err() {
+                // The pid namespace's fresh /proc is not the host's, which the rules name.
+                if ns.pid_active() && landlock.allow_read_beneath(c"/proc").is_err() {
                     fail(Step::Landlock);
                 }
                 if landlock.enforce().is_err() {
@@ -218,7 +240,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                 }
             }
             // --- namespaces: init forks the program (pid 2), which goes on from here.
-            if ns.active() {
+            if ns.pid_active() {
                 if let Err(step) = namespaces::start_program() {
                     report(step as u8);
                 }

@@ -26,6 +26,8 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("execthread", &["-pthread"]),
     ("forks", &[]),
     ("gate_escape", &[]),
+    ("gate_meta", &[]),
+    ("no_mount_ns", &[]),
     ("hello", &[]),
     ("cpu", &[]),
     ("regs", &[]),

@@ -6,6 +6,10 @@
 //! The kernel's own trees (`/dev`, `/proc`, `/sys`) are never granted for writing as a whole,
 //! even when the view shows them read-write: the Landlock module grants the devices programs
 //! write to (`/dev/null`, terminals) on its own.
+//!
+//! [`writable_paths`] and [`hidden_paths`] are also what the sandbox's mount namespace
+//! ([`super::mounts`]) keeps writable and covers with stand-ins, so both layers of the floor
+//! agree on one list.
 
 use super::table::{covers, host_path};
 use super::View;
@@ -14,29 +18,42 @@ use kernel_host::config::MountKind;
 use std::path::PathBuf;
 
 /// Trees no `rw` mount opens for writing as a whole.
-const KERNEL_TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+pub const KERNEL_TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+
+/// The host trees the sandbox may write to: the state directory first, then the host paths of
+/// the `rw` mounts (except the kernel's own trees).
+pub fn writable_paths(view: &View) -> Vec<PathBuf> {
+    let mut write = vec![view.state.dir().to_path_buf()];
+    for m in &view.mounts {
+        if let MountKind::ReadWrite { host } = &m.kind {
+            if !KERNEL_TREES.iter().any(|t| covers(t, host)) {
+                write.push(PathBuf::from(host));
+            }
+        }
+    }
+    write
+}
+
+/// The host paths the view hides: for each hidden mount, what the program would find at its
+/// guest path without it (not resolved: a path may be a symbolic link, or missing).
+pub fn hidden_paths(view: &View) -> Vec<PathBuf> {
+    let mut hidden = Vec::new();
+    for m in &view.mounts {
+        if let MountKind::Hidden { .. } = &m.kind {
+            let others: Vec<_> = view.mounts.iter().filter(|o| o.guest != m.guest).cloned().collect();
+            // The state directory is hidden from the view, not from the runtime, which writes
+            // the program's changes there.
+            if let Some(host) = host_path(&others, &m.guest).filter(|h| !h.starts_with(view.state.dir())) {
+                hidden.push(host);
+            }
+        }
+    }
+    hidden
+}
 
 /// The floor for `view`.
 pub fn fs_floor(view: &View) -> FsFloor {
-    let mut write = vec![view.state.dir().to_path_buf()];
-    let mut hidden = Vec::new();
-    for m in &view.mounts {
-        match &m.kind {
-            MountKind::ReadWrite { host } if !KERNEL_TREES.iter().any(|t| covers(t, host)) => {
-                write.push(PathBuf::from(host));
-            }
-            MountKind::Hidden { .. } => {
-                let others: Vec<_> = view.mounts.iter().filter(|o| o.guest != m.guest).cloned().collect();
-                // The state directory is hidden from the view, not from the runtime, which
-                // writes the program's changes there.
-                if let Some(host) = host_path(&others, &m.guest).filter(|h| !h.starts_with(view.state.dir()))
-                {
-                    hidden.push(host);
-                }
-            }
-            _ => {}
-        }
-    }
+    let mut write = writable_paths(view);
     // A standard stream redirected to a file is reopened by path (`> /dev/stdout`): the
     // program may write what it was given to write to.
     for fd in 1..=2 {
@@ -46,7 +63,7 @@ pub fn fs_floor(view: &View) -> FsFloor {
             }
         }
     }
-    FsFloor { read: vec![PathBuf::from("/")], write, hidden }
+    FsFloor { read: vec![PathBuf::from("/")], write, hidden: hidden_paths(view) }
 }
 
 /// The scopes a view's sandbox gets: no signals to processes outside it, no connections to

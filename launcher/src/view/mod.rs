@@ -6,9 +6,12 @@
 //! [`request`] merges what was asked (pure: no file is touched), [`state`] makes and removes
 //! the state directory, and [`table`] resolves host paths and lays the mounts out in it. The
 //! kernel enforces the view; what the program changed is reported by [`crate::changes`].
+//! Under the view lies the floor for a program that skips it: [`floor`] (Landlock) and
+//! [`mounts`] (the sandbox's mount namespace).
 //! See docs/filesystem.md.
 
 pub mod floor;
+pub mod mounts;
 pub mod request;
 pub mod state;
 pub mod table;

@@ -182,6 +182,16 @@ fn access_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 
         }
         let flags =
             flags & AT_EACCESS | if node.place == Place::Passthrough { 0 } else { AT_SYMLINK_NOFOLLOW };
+        if node.place == Place::Lower && mode & W_OK != 0 {
+            // The lower tree may be mounted read-only under the sandbox (its mount namespace):
+            // the host then says EROFS, which it says only once the permission bits allowed the
+            // write, and the write would be copied up. So that answer is a yes.
+            let h = hc(task);
+            return match h.call(Sysno::faccessat2, [CWD, node.host.as_ptr() as u64, mode, flags, 0, 0]) {
+                Ok(_) | Err(Errno::EROFS) => super::value(0),
+                Err(e) => Err(e),
+            };
+        }
         host_call(task, Sysno::faccessat2, &node.host, |p| [CWD, p, mode, flags, 0, 0])
     })
 }
@@ -201,7 +211,19 @@ pub fn statfs(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     let [path, buf, ..] = call.args;
     super::with_view(k, task, call, |vfs, task| {
         let node = existing(vfs, task, CWD, path, true)?;
-        host_call(task, Sysno::statfs, &node.host, |p| [p, buf, 0, 0, 0, 0])
+        if node.place != Place::Lower {
+            return host_call(task, Sysno::statfs, &node.host, |p| [p, buf, 0, 0, 0, 0]);
+        }
+        // A lower tree mounted read-only under the sandbox still takes writes (into the
+        // overlay): `ST_RDONLY` is not the program's to see.
+        const ST_RDONLY: u64 = 1;
+        const F_FLAGS: usize = 80;
+        let mut out = [0u8; 120];
+        hc(task).call(Sysno::statfs, [node.host.as_ptr() as u64, out.as_mut_ptr() as u64, 0, 0, 0, 0])?;
+        let flags = u64::from_ne_bytes(out[F_FLAGS..F_FLAGS + 8].try_into().unwrap_or([0; 8])) & !ST_RDONLY;
+        out[F_FLAGS..F_FLAGS + 8].copy_from_slice(&flags.to_ne_bytes());
+        task.mem.write(buf, &out)?;
+        super::value(0)
     })
 }
 
