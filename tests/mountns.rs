@@ -66,7 +66,9 @@ impl Scene {
     fn new(label: &str) -> Scene {
         let root = temp_dir(label);
         let dir = root.join("host");
-        let home = root.join("home");
+        // Short names: the socket's path must fit in a sockaddr_un (108 bytes), from a checkout
+        // anywhere.
+        let home = root.join("h");
         fs::create_dir_all(&dir).unwrap();
         fs::create_dir_all(home.join(".ssh")).unwrap();
         let file = dir.join("file");
@@ -76,7 +78,7 @@ impl Scene {
         fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
         let key = home.join(".ssh/id_ed25519");
         fs::write(&key, SECRET).unwrap();
-        let socket = home.join(".ssh/agent.sock");
+        let socket = home.join(".ssh/s");
         let listener = UnixListener::bind(&socket).unwrap();
         listener.set_nonblocking(true).unwrap();
         Scene { dir, file, home, key, socket, listener }

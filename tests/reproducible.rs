@@ -623,7 +623,8 @@ fn now_year_offset() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The policy and its keys
 
-/// `--policy reproducible` is `--reproducible`: the same bytes, with and without a seed.
+/// `--policy reproducible` is `--policy default --reproducible` (the built-in policy has no
+/// filesystem view, like `default`): the same bytes, with and without a seed.
 #[test]
 fn policy_reproducible_is_the_flag() {
     let exe = compile("repro", &[]);
@@ -632,7 +633,7 @@ fn policy_reproducible_is_the_flag() {
             Some(s) => inv.seed(s),
             None => inv,
         };
-        let flag = ok(repro(&exe, seed));
+        let flag = ok(repro(&exe, seed).policy("default"));
         let policy = ok(with_seed(Mode::Cloister.command(&exe).policy("reproducible")));
         assert_same_bytes(
             &format!("--policy reproducible vs --reproducible (seed {seed:?})"),
@@ -664,7 +665,9 @@ fn policy_keys_match_the_flags() {
                 print('urandom=%s' % os.urandom(16).hex())\n\
                 print('random=%r' % random.random())\n";
     let policy = ok(Mode::Cloister.command(PYTHON3).policy(&path).args(["-c", code]));
+    // The policy file has no filesystem section: the flags run without the default's view too.
     let flags = ok(repro(PYTHON3, Some(7))
+        .policy("default")
         .cloister_arg("--epoch")
         .cloister_arg("1700000000")
         .cloister_arg("--fast-sleep")

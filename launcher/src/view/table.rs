@@ -55,6 +55,7 @@ pub fn build(requests: &[Request], state: State, cwd: Option<(String, String)>) 
     }
     sort(&mut mounts);
     make_uppers(&mounts, &state.upper())?;
+    make_mount_points(&mounts)?;
     // Hidden paths are looked up in the view without them: what would the program find there?
     let mut hidden = Vec::new();
     for request in hides {
@@ -170,6 +171,42 @@ fn make_uppers(mounts: &[Mount], upper_root: &Path) -> Result<(), Failure> {
     }
     for (path, mode) in modes {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| io_fail(&path, &e))?;
+    }
+    Ok(())
+}
+
+/// Makes the directories on the way to each mount inside a private tree: a mount at
+/// `/tmp/build/out` under a tmpfs `/tmp` needs `build/out` in the tmpfs for a walk to reach it,
+/// as a mount point needs its directory. In an overlay whose lower tree lacks them, they go in
+/// the upper layer.
+fn make_mount_points(mounts: &[Mount]) -> Result<(), Failure> {
+    for mount in mounts.iter().filter(|m| m.guest != "/") {
+        let Some(parent) = mounts
+            .iter()
+            .filter(|p| p.guest != mount.guest && covers(&p.guest, &mount.guest))
+            .max_by_key(|p| p.guest.len())
+        else {
+            continue;
+        };
+        let rest = suffix(&parent.guest, &mount.guest);
+        let base = match &parent.kind {
+            MountKind::Tmpfs { host } => PathBuf::from(host),
+            MountKind::Overlay { lower, upper } if !join_guest(Path::new(lower), rest).exists() => {
+                PathBuf::from(upper)
+            }
+            _ => continue,
+        };
+        let shown = match &mount.kind {
+            MountKind::ReadOnly { host } | MountKind::ReadWrite { host } | MountKind::Hidden { host } => host,
+            MountKind::Overlay { lower, .. } => lower,
+            MountKind::Tmpfs { host } => host,
+        };
+        let mut dir = join_guest(&base, rest);
+        // A file mount needs only the directories above it.
+        if !Path::new(shown).is_dir() && !dir.pop() {
+            continue;
+        }
+        fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir).map_err(|e| io_fail(&dir, &e))?;
     }
     Ok(())
 }
