@@ -12,6 +12,7 @@
  *            seccomp filter costs a call it lets through (the kernel's own share of row 1).
  *   stat     stat(STAT_PATH): resolved by cloister's filesystem view
  *   open     open(STAT_PATH, O_RDONLY) + close: the open resolved by the view
+ *            (either exits with status 1 if any call failed)
  *
  * The batch size is calibrated so one batch takes about BATCH_MS, which keeps the same
  * run time whether a call costs 50 ns (native) or 50 us (under strace).
@@ -43,6 +44,7 @@ enum mode { GETPPID, UNAME, TRAP, FILTERED, STAT, OPEN };
 
 static struct utsname uts;
 static volatile long sink;
+static long failed; /* stat or open calls that returned an error: the row would be meaningless */
 
 static double now_ns(void)
 {
@@ -60,10 +62,13 @@ static double run(enum mode m, long n)
             sink = syscall(SYS_uname, &uts);
     else if (m == STAT)
         for (long i = 0; i < n; i++)
-            sink = stat(STAT_PATH, &st);
+            failed += stat(STAT_PATH, &st) != 0;
     else if (m == OPEN)
-        for (long i = 0; i < n; i++)
-            sink = close(open(STAT_PATH, O_RDONLY | O_CLOEXEC));
+        for (long i = 0; i < n; i++) {
+            int fd = open(STAT_PATH, O_RDONLY | O_CLOEXEC);
+            failed += fd < 0;
+            sink = close(fd);
+        }
     else
         for (long i = 0; i < n; i++)
             sink = syscall(SYS_getppid);
@@ -156,6 +161,10 @@ int main(int argc, char **argv)
     double per[1000];
     for (int b = 0; b < batches; b++)
         per[b] = run(m, iters) / (double)iters;
+    if (failed) {
+        fprintf(stderr, "syscall_loop: %ld of the %s calls on %s failed\n", failed, argv[1], STAT_PATH);
+        return 1;
+    }
     qsort(per, (size_t)batches, sizeof per[0], cmp);
     printf("%.1f %.1f %s\n", per[0], per[batches / 2], m == UNAME ? uts.nodename : "-");
     return 0;
