@@ -481,6 +481,28 @@ fn tmp_and_dev_shm_are_private() {
     assert_eq!(fs::read_to_string(&planted.0).unwrap(), "on the host\n");
 }
 
+/// Unix-socket names are the view's both ways: a datagram sent to a path reaches the socket
+/// bound there, and `getsockname`/`getpeername` show the path the program used, not where the
+/// sandbox keeps the socket on the host (its private `/tmp`). The same script natively prints
+/// the same lines. (A socket whose host path is too long for an address is bound through
+/// `/proc/self/fd`, and shows that name: docs/filesystem.md, "Limits".)
+fn unix_socket_names_are_the_views(mode: Mode) {
+    let tree = temp_dir("socknames");
+    let code = "import socket, os\n\
+                d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); d.bind('/tmp/dgram.sock')\n\
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'hi', '/tmp/dgram.sock')\n\
+                print(d.getsockname(), d.recv(8))\n\
+                s = socket.socket(socket.AF_UNIX); s.bind('/tmp/stream.sock'); s.listen()\n\
+                c = socket.socket(socket.AF_UNIX); c.connect('/tmp/stream.sock')\n\
+                print(s.getsockname(), c.getpeername())\n\
+                os.unlink('/tmp/dgram.sock'); os.unlink('/tmp/stream.sock')\n";
+    let out = mode.command(PYTHON3).args(["-c", code]).current_dir(&tree).output();
+    out.success();
+    assert_eq!(out.stdout, "/tmp/dgram.sock b'hi'\n/tmp/stream.sock /tmp/stream.sock\n", "\n{out}");
+}
+
+cloister_tests::both_modes!(unix_socket_names_are_the_views);
+
 /// A python3 server binds a unix socket in the overlaid tree (by absolute and relative path)
 /// and a client in the same run connects to it; they exchange a line each way.
 #[test]

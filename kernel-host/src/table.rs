@@ -191,8 +191,11 @@ pub static TABLE: &[Entry] = &[
     entry!(fchdir, sys::vfs::cwd::fchdir, Full, View, Cond::Always, [Fd]),
     entry!(getcwd, sys::vfs::cwd::getcwd, Full, View, Cond::Always, [Ptr, Int]),
     entry!(chroot, sys::vfs::cwd::chroot, Partial("EPERM: the view is the program's root"), View, Cond::Always, [Path]),
-    entry!(bind, sys::vfs::socket::bind, Partial("a unix-socket path is resolved in the view; getsockname shows the host's path"), View, Cond::Always, [Fd, Ptr, Int]),
+    entry!(bind, sys::vfs::socket::bind, Partial("a unix-socket path is resolved in the view"), View, Cond::Always, [Fd, Ptr, Int]),
     entry!(connect, sys::vfs::socket::connect, Partial("a unix-socket path is resolved in the view"), View, Cond::Always, [Fd, Ptr, Int]),
+    entry!(sendto, sys::vfs::socket::sendto, Partial("a unix-socket path is resolved in the view"), View, Cond::NonZero(4), [Fd, Ptr, Int, Hex, Ptr, Int]),
+    entry!(getsockname, sys::vfs::socket::sockname, Partial("a unix socket's path is the view's"), View, Cond::Always, [Fd, Ptr, Ptr]),
+    entry!(getpeername, sys::vfs::socket::sockname, Partial("a unix socket's path is the view's"), View, Cond::Always, [Fd, Ptr, Ptr]),
     entry!(inotify_add_watch, sys::vfs::stat::inotify_add_watch, Partial("watches the layer that holds the file when the watch starts"), View, Cond::Always, [Fd, Path, Hex]),
 ];
 

@@ -96,3 +96,48 @@ pub fn connect(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositio
         }
     })
 }
+
+/// `sendto(fd, buf, len, flags, addr, addrlen)` with a unix-socket path: the datagram goes to
+/// the socket the path names in the view.
+pub fn sendto(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, buf, len, flags, addr, addrlen] = call.args;
+    let Some(path) = unix_path(task, addr, addrlen) else { return Disposition::Host(*call) };
+    super::with_view(k, task, call, |vfs, task| {
+        let node = vfs.resolve_at(hc(task), CWD as i64, &path, true)?;
+        if node.place == Place::Missing {
+            return Err(Errno::ENOENT);
+        }
+        let sa = sockaddr_for(&node.host).ok_or(Errno::ENAMETOOLONG)?;
+        let at = task.push_scratch(&sa)?;
+        Ok(Disposition::Host(Syscall::new(Sysno::sendto, [fd, buf, len, flags, at, sa.len() as u64])))
+    })
+}
+
+/// `getsockname(fd, addr, addrlen)` and `getpeername`: a unix socket's path is shown as the
+/// view names it, not as the host does (the upper layer's, the private `/tmp`'s).
+pub fn sockname(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fd, addr, addrlen, ..] = call.args;
+    super::with_view(k, task, call, |vfs, task| {
+        let mut room = [0u8; 4];
+        task.mem.read(addrlen, &mut room)?;
+        let room = u32::from_ne_bytes(room) as usize;
+        let mut raw = alloc::vec![0u8; 128];
+        let mut len = raw.len() as u32;
+        let h = hc(task);
+        let nr =
+            if call.nr == Sysno::getpeername.id() as u32 { Sysno::getpeername } else { Sysno::getsockname };
+        h.call(nr, [fd, raw.as_mut_ptr() as u64, &mut len as *mut u32 as u64, 0, 0, 0])?;
+        raw.truncate((len as usize).min(raw.len()));
+        let named = raw.len() > 2 && u16::from_ne_bytes([raw[0], raw[1]]) == AF_UNIX && raw[2] != 0;
+        if named {
+            let end = raw[2..].iter().position(|&b| b == 0).map_or(raw.len(), |i| i + 2);
+            if let Some(guest) = vfs.guest_of_host(&raw[2..end]) {
+                raw = [&AF_UNIX.to_ne_bytes()[..], &guest, b"\0"].concat();
+            }
+        }
+        // As the kernel does: copy what fits, and say how long the whole address is.
+        task.mem.write(addr, &raw[..raw.len().min(room)])?;
+        task.mem.write(addrlen, &(raw.len() as u32).to_ne_bytes())?;
+        super::value(0)
+    })
+}
