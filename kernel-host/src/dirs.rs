@@ -127,7 +127,7 @@ impl Dirs {
 
     /// Keeps a freshly read directory, sorted by name, replacing any listing of `fd`.
     pub fn start(&self, fd: i32, dev: u64, ino: u64, host_end: i64, mut entries: Vec<Entry>) {
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let mut listings = self.listings.lock();
         listings.retain(|l| l.fd != fd);
         listings.push(Listing { fd, dev, ino, host_end, entries, next: 0 });

@@ -40,7 +40,7 @@ impl Vfs {
         let mut entries = h.list(&node.host)?;
         if let Some(low) = self.lower_dir_under(h, node) {
             let mut upper_names: Vec<Vec<u8>> = entries.iter().map(|e| e.name.clone()).collect();
-            upper_names.sort();
+            upper_names.sort_unstable();
             entries.retain(|e| !is_whiteout_entry(h, &node.host, e));
             for e in h.list(&low)? {
                 if upper_names.binary_search(&e.name).is_err() {
@@ -58,7 +58,7 @@ impl Vfs {
                 entries.push(Entry { ino, kind: DT_DIR, name: name.to_vec() });
             }
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
 }

@@ -385,6 +385,7 @@ fn copy_xattrs(h: Hc<'_>, low: &[u8], up: &[u8]) {
     for name in names[..n as usize].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         if name.starts_with(b"security.")
             || name.starts_with(b"user.overlay.")
+            || name.starts_with(b"user.cloister.")
             || name.starts_with(b"trusted.overlay.")
         {
             continue;

@@ -182,7 +182,11 @@ impl Vfs {
         } else {
             let (dir, lower_only) = self.canonical_dir(h, &comps)?;
             if self.mounts.find(&dir).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
-                return self.lookup(h, &path::lexical(&join(&dir, last)));
+                // The kernel's trees go through the walk's own handling of them (its links
+                // in `/proc` lead into the view).
+                let mut todo: Vec<Vec<u8>> = components(&dir).map(|c| c.to_vec()).collect();
+                todo.push(last.to_vec());
+                return self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, false);
             }
             self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, lower_only)?
         };
@@ -257,7 +261,41 @@ impl Vfs {
                     while let Some(c) = stack.pop() {
                         rest = join(&rest, &c);
                     }
-                    let lexical = path::lexical(&rest);
+                    // `..` after a `/proc` link is taken in the view, after the link.
+                    let lexical = match proc_magic_link(&rest) {
+                        Some((magic, _)) if !magic.split(|&b| b == b'/').any(|c| c == b"..") => rest.clone(),
+                        _ => path::lexical(&rest),
+                    };
+                    // A `/proc` link to a file or directory (`root`, `cwd`, `fd/N`) names a host
+                    // path: it leads where that path is in the view, never to the host's tree
+                    // behind it (the host's /tmp, a hidden file, the state directory).
+                    if let Some((magic, tail)) = proc_magic_link(&lexical) {
+                        let is_last = tail.is_empty();
+                        if !is_last || follow {
+                            let mut host = magic.to_vec();
+                            host.push(0);
+                            let target = h.readlink(&host)?;
+                            if target.first() == Some(&b'/') && !target.ends_with(b" (deleted)") {
+                                links += 1;
+                                if links > MAX_LINKS {
+                                    return Err(Errno::ELOOP);
+                                }
+                                let guest = self.guest_of_host(&target).ok_or(Errno::ENOENT)?;
+                                cur = Vec::from(&b"/"[..]);
+                                lower_only = false;
+                                stack = components(tail).rev().map(|c| c.to_vec()).collect();
+                                stack.extend(components(&guest).rev().map(|c| c.to_vec()));
+                                if stack.is_empty() {
+                                    return self.lookup(h, &cur);
+                                }
+                                continue;
+                            }
+                            // A pipe, a socket, a deleted file: only the host can open it again.
+                            if !is_last {
+                                return Err(Errno::ENOTDIR);
+                            }
+                        }
+                    }
                     let (mount, suffix) = self.mounts.find(&lexical).ok_or(Errno::ENOENT)?;
                     if mount.layers == Layers::Passthrough {
                         return self.lookup(h, &lexical);
@@ -306,5 +344,49 @@ impl Vfs {
             }
         }
         self.lookup(h, &cur)
+    }
+}
+
+/// Splits a lexical path under `/proc` at a link the kernel resolves by itself to a file
+/// (`/proc/PID/root`, `cwd`, `exe`, `fd/N`, `map_files/RANGE`, and the same under
+/// `task/TID/`): the link's path, and what follows it.
+fn proc_magic_link(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let comps: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
+    let is_pid =
+        |c: &[u8]| c == b"self" || c == b"thread-self" || (!c.is_empty() && c.iter().all(u8::is_ascii_digit));
+    if !is_pid(comps.first()?) {
+        return None;
+    }
+    let at = |i: usize| comps.get(i).copied();
+    let end = match (at(1)?, at(2), at(3), at(4)) {
+        (b"root" | b"cwd" | b"exe", ..) => 2,
+        (b"fd" | b"map_files", Some(_), ..) => 3,
+        (b"task", Some(tid), Some(b"root" | b"cwd" | b"exe"), _) if is_pid(tid) => 4,
+        (b"task", Some(tid), Some(b"fd"), Some(_)) if is_pid(tid) => 5,
+        _ => return None,
+    };
+    let len: usize = b"/proc".len() + comps[..end].iter().map(|c| c.len() + 1).sum::<usize>();
+    Some((&path[..len], path[len..].strip_prefix(b"/").unwrap_or(&path[len..])))
+}
+
+#[cfg(test)]
+mod magic_tests {
+    use super::proc_magic_link;
+
+    #[test]
+    fn proc_links_to_files_are_found() {
+        assert_eq!(
+            proc_magic_link(b"/proc/self/root/etc/passwd"),
+            Some((&b"/proc/self/root"[..], &b"etc/passwd"[..]))
+        );
+        assert_eq!(proc_magic_link(b"/proc/12/fd/3"), Some((&b"/proc/12/fd/3"[..], &b""[..])));
+        assert_eq!(
+            proc_magic_link(b"/proc/self/task/7/cwd/x"),
+            Some((&b"/proc/self/task/7/cwd"[..], &b"x"[..]))
+        );
+        assert_eq!(proc_magic_link(b"/proc/self/status"), None);
+        assert_eq!(proc_magic_link(b"/proc/self/fd"), None);
+        assert_eq!(proc_magic_link(b"/proc/cpuinfo"), None);
     }
 }

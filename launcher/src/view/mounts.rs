@@ -8,9 +8,10 @@
 //!
 //! 1. the whole host tree read-only (`mount_setattr(2)` with `AT_RECURSIVE`, or one
 //!    `MS_REMOUNT | MS_BIND | MS_RDONLY` per mount where the kernel is older than 5.12),
-//!    except the kernel's own trees (`/dev`, `/proc`, `/sys`), which stay as they were: a
-//!    read-only mount does not stop writes to device nodes, but `/dev/pts` and `/dev/shm`
-//!    must keep working, and Landlock refuses writes to `/proc` anyway;
+//!    `/dev` and `/sys` included (a read-only mount does not stop reads and writes of device
+//!    nodes, only changing them), except `/proc` and `/dev/pts`, which stay as they were
+//!    (Landlock refuses writes to `/proc` anyway; the view's `/dev/shm` is in the state
+//!    directory);
 //! 2. the state directory and every `rw` mount's host path bound onto themselves and made
 //!    writable again (unless the host had them read-only already), so that the kernel-host
 //!    vfs, which runs in the program's process, can write the overlay's upper layer and the
@@ -28,7 +29,10 @@
 //! Read first: mount_namespaces(7), mount(2) (`MS_BIND`, `MS_REMOUNT`), mount_setattr(2),
 //! proc(5) (`/proc/PID/mountinfo`), statfs(2).
 
-use super::floor::{hidden_paths, writable_paths, KERNEL_TREES};
+use super::floor::{hidden_paths, writable_paths};
+
+/// The kernel's trees whose mounts keep their host flags in the sandbox's namespace.
+const LEFT_AS_THEY_WERE: [&str; 2] = ["/proc", "/dev/pts"];
 use super::View;
 use crate::failure::Failure;
 use crate::namespaces::Step;
@@ -375,7 +379,10 @@ fn parse_mountinfo_line(line: &str) -> Option<HostMount> {
     let mut fields = line.split(' ');
     let point = unescape(fields.nth(4)?);
     let options = fields.next()?;
-    let kernel = KERNEL_TREES
+    // `/proc` (the program's own files there) and `/dev/pts` (terminals) keep their flags;
+    // `/dev` and `/sys` go read-only with the rest: a read-only mount still lets devices be
+    // read and written, but not chmod-ed, chown-ed or created, nor `/sys` knobs changed.
+    let kernel = LEFT_AS_THEY_WERE
         .iter()
         .any(|t| point.strip_prefix(t.as_bytes()).is_some_and(|r| r.is_empty() || r[0] == b'/'));
     let flags = options
@@ -444,12 +451,12 @@ mod tests {
             seen,
             [
                 (&b"/proc"[..], true, true, true, nosuid | nodev | noexec),
-                (b"/dev", true, true, true, nosuid),
+                (b"/dev", false, true, true, nosuid),
                 (b"/dev/pts", true, true, false, 0),
                 (b"/dev/pts", true, false, true, 0),
                 (b"/", false, true, true, 0),
                 (b"/mnt/with space", false, false, true, nosuid | nodev),
-                (b"/sys/fs/cgroup/x", true, true, true, 0),
+                (b"/sys/fs/cgroup/x", false, true, true, 0),
                 (b"/devices", false, true, true, 0),
             ]
         );
@@ -501,7 +508,8 @@ mod tests {
 
     /// Lays out a plan in a forked child's own mount namespace, with `mount_setattr` or by
     /// remounting, and checks from inside: the state directory writable, the rest of its file
-    /// system read-only, the hidden directory an empty read-only stand-in, `/dev` as it was.
+    /// system read-only, the hidden directory an empty read-only stand-in, `/dev` read-only
+    /// with `/dev/null` still writable.
     fn apply_in_a_child(setattr: bool) {
         let dir =
             std::env::temp_dir().join(format!("cloister-mounts-apply-{setattr}-{}", std::process::id()));
@@ -557,7 +565,7 @@ mod tests {
                     13
                 } else if libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY) < 0 {
                     14
-                } else if read_only(c"/dev") != Some(!dev_was_writable) {
+                } else if dev_was_writable && read_only(c"/dev") != Some(true) {
                     15
                 } else {
                     0

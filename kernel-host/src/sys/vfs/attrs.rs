@@ -74,6 +74,7 @@ fn change(
     super::with_view(k, task, call, |vfs, task| {
         let node = existing(vfs, task, dirfd, path, follow)?;
         let target = if node.place == Place::Passthrough {
+            kernel_tree_change(&node.guest)?;
             node.host.clone()
         } else {
             for_change(vfs, task, &node, with_data)?
@@ -109,6 +110,27 @@ pub fn fchmodat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     change(k, task, call, [dirfd, path], true, true, Stamp::Keep, |p| {
         (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0])
     })
+}
+
+/// `fchmodat2(dirfd, path, mode, flags)`: `fchmodat` with `AT_SYMLINK_NOFOLLOW` (Linux refuses
+/// to change a link's mode: `EOPNOTSUPP`) and `AT_EMPTY_PATH`.
+pub fn fchmodat2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [dirfd, path, mode, flags, ..] = call.args;
+    if flags & crate::abi::AT_EMPTY_PATH != 0 {
+        return super::fdattrs::fchmod_of(k, task, call, dirfd, mode);
+    }
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    change(k, task, call, [dirfd, path], follow, true, Stamp::Keep, |p| {
+        (Sysno::fchmodat2, [CWD, p, mode, flags & AT_SYMLINK_NOFOLLOW, 0, 0])
+    })
+}
+
+/// Path calls the view does not serve yet, refused as a kernel without them would refuse
+/// them (`ENOSYS`), so that libraries fall back to the calls it does serve: the `*xattrat`
+/// family, `file_getattr`/`file_setattr`, `name_to_handle_at`, `fanotify_mark`,
+/// `open_tree_attr`. Run on the host, they would take the program's path past the view.
+pub fn unserved(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    super::with_view(k, task, call, |_, _| Err(Errno::ENOSYS))
 }
 
 /// `chown(path, uid, gid)`.
@@ -263,4 +285,16 @@ fn list_own_hidden(task: &TaskCtx<'_>, host: &[u8], list: u64, size: u64) -> Out
     }
     task.mem.write(list, &shown)?;
     super::value(shown.len() as i64)
+}
+
+/// Whether the program may change the attributes of a file in the kernel's own trees
+/// (`/dev`, `/proc`, `/sys`, which the view shows as the host's): only its terminals'
+/// (`/dev/pts`), as `mesg` and `script` do. A `chmod 666 /dev/sda` or a `/sys` knob's owner
+/// are the host's business.
+pub(super) fn kernel_tree_change(guest: &[u8]) -> Result<(), Errno> {
+    if crate::vfs::path::is_within(guest, b"/dev/pts") {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
 }

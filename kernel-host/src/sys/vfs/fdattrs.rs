@@ -58,6 +58,10 @@ fn change_fd(
                 Ok(Disposition::Host(Syscall::new(nr, args)))
             }
             Layers::Direct { writable: false, .. } => Err(Errno::EROFS),
+            Layers::Passthrough => {
+                super::attrs::kernel_tree_change(&guest)?;
+                Ok(Disposition::Host(*call))
+            }
             _ => {
                 if vfs.is_private(&node) {
                     stamp(task, &node.host);
@@ -71,6 +75,17 @@ fn change_fd(
 /// `fchmod(fd, mode)`.
 pub fn fchmod(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fd, mode, ..] = call.args;
+    fchmod_of(k, task, call, fd, mode)
+}
+
+/// Changes the mode of what `fd` names (`fchmod`, `fchmodat2` with `AT_EMPTY_PATH`).
+pub(super) fn fchmod_of(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    fd: u64,
+    mode: u64,
+) -> Disposition {
     change_fd(k, task, call, fd, None, |p| (Sysno::fchmodat, [CWD, p, mode, 0, 0, 0]))
 }
 

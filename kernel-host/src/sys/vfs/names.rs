@@ -25,6 +25,10 @@ fn is_overlay(vfs: &Vfs, node: &Node) -> bool {
 /// A name about to be made: it must be free, in a tree the program may change.
 fn new_name(vfs: &Vfs, task: &TaskCtx<'_>, dirfd: u64, path: u64) -> Result<Node, Errno> {
     let node = resolve(vfs, task, dirfd, path, false)?;
+    // The kernel's own trees take no new names from the sandbox (a cgroup, a device node).
+    if node.place == Place::Passthrough {
+        return Err(Errno::EROFS);
+    }
     if node.exists() {
         return Err(Errno::EEXIST);
     }
@@ -66,9 +70,6 @@ fn make(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Dis
         }
         let node = new_name(vfs, task, dirfd, path)?;
         let h = hc(task);
-        if node.place == Place::Passthrough {
-            return Ok(Disposition::Host(*call));
-        }
         let was_whiteout = vfs.prepare_create(h, &node)?;
         if mode & 0o170000 == 0o040000 {
             h.mkdir(&node.host, mode & 0o7777)?;
@@ -107,7 +108,7 @@ fn remove(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 3]) -> D
         let node = existing(vfs, task, dirfd, path, false)?;
         let rmdir = flags & AT_REMOVEDIR != 0;
         if node.place == Place::Passthrough {
-            return host_call(task, Sysno::unlinkat, &node.host, |p| [CWD, p, flags, 0, 0, 0]);
+            return Err(Errno::EROFS);
         }
         if vfs.mounts.get(node.mount).guest == node.guest {
             return Err(Errno::EBUSY);
@@ -120,6 +121,8 @@ fn remove(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 3]) -> D
         writable(vfs, &node)?;
         super::stamp_change(k, task, &node, &node.host_upper(vfs), true);
         if !is_overlay(vfs, &node) {
+            // A directory removed here may be one a process has resolved and remembers.
+            vfs.names_changed();
             return host_call(task, Sysno::unlinkat, &node.host, |p| [CWD, p, flags, 0, 0, 0]);
         }
         let h = hc(task);
@@ -153,6 +156,9 @@ fn rename_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 
     super::with_view(k, task, call, |vfs, task| {
         let from = existing(vfs, task, od, old, false)?;
         let to = resolve(vfs, task, nd, new, false)?;
+        if from.place == Place::Passthrough || to.place == Place::Passthrough {
+            return Err(Errno::EROFS);
+        }
         same_mount(&from, &to)?;
         writable(vfs, &from)?;
         if vfs.mounts.get(from.mount).guest == from.guest || vfs.mounts.get(to.mount).guest == to.guest {
@@ -166,6 +172,7 @@ fn rename_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 
         }
         super::stamp_change(k, task, &from, &from.host, true);
         super::stamp_change(k, task, &to, &to.host, true);
+        vfs.names_changed();
         let to_host = task.push_scratch(&to.host)?;
         host_call(task, Sysno::renameat2, &from.host, |p| [CWD, p, CWD, to_host, flags, 0])
     })
@@ -186,12 +193,35 @@ pub fn linkat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
 fn link_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 5]) -> Disposition {
     let [od, old, nd, new, flags] = at;
     if flags & crate::abi::AT_EMPTY_PATH != 0 {
-        // A descriptor linked by itself: the host's, as for any descriptor.
-        return Disposition::Host(*call);
+        // A descriptor given a name (an `O_TMPFILE` published): the name is the view's.
+        return super::with_view(k, task, call, |vfs, task| {
+            let to = new_name(vfs, task, nd, new)?;
+            vfs.prepare_create(hc(task), &to)?;
+            super::stamp_change(k, task, &to, &to.host, true);
+            let empty = task.push_scratch(b"\0")?;
+            let dst = task.push_scratch(&to.host)?;
+            Ok(Disposition::Host(Syscall::new(
+                Sysno::linkat,
+                [od, empty, CWD, dst, crate::abi::AT_EMPTY_PATH, 0],
+            )))
+        });
     }
     super::with_view(k, task, call, |vfs, task| {
         let from = existing(vfs, task, od, old, flags & AT_SYMLINK_FOLLOW != 0)?;
         let to = new_name(vfs, task, nd, new)?;
+        if from.place == Place::Passthrough {
+            // `/proc/self/fd/N` of a file with no name (an `O_TMPFILE`) made in the sandbox's
+            // own directory: given a name there. Anything else (a host file's descriptor)
+            // would become a second name of a host file.
+            let target = hc(task).readlink(&from.host)?;
+            let unnamed = target.strip_suffix(b" (deleted)").unwrap_or(&target);
+            if !vfs.mounts.private_roots().any(|root| crate::vfs::path::is_within(unnamed, root)) {
+                return Err(Errno::EXDEV);
+            }
+            vfs.prepare_create(hc(task), &to)?;
+            let dst = task.push_scratch(&to.host)?;
+            return host_call(task, Sysno::linkat, &from.host, |p| [CWD, p, CWD, dst, AT_SYMLINK_FOLLOW, 0]);
+        }
         same_mount(&from, &to)?;
         if from.is_dir() {
             return Err(Errno::EPERM);

@@ -47,8 +47,8 @@ pub fn creat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
     open_path(k, task, call, CWD, path, O_CREAT | 1 | O_TRUNC, mode)
 }
 
-/// `openat2(dirfd, path, how, size)`: the view resolves the path; `resolve` restrictions
-/// other than the link ones are not applied.
+/// `openat2(dirfd, path, how, size)`: the view resolves the path; with `resolve` restrictions,
+/// which it does not apply, `ENOSYS`.
 pub fn openat2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [dirfd, path, how, size, ..] = call.args;
     super::with_view(k, task, call, |vfs, task| {
@@ -58,9 +58,14 @@ pub fn openat2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositio
         let mut raw = [0u8; 24];
         task.mem.read(how, &mut raw)?;
         let word = |i: usize| u64::from_ne_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let (flags, mode) = (word(0), word(1));
+        let (flags, mode, resolve) = (word(0), word(1), word(2));
         if flags & !VALID_OPEN_FLAGS != 0 || (mode != 0 && flags & (O_CREAT | O_TMPFILE) == 0) {
             return Err(Errno::EINVAL);
+        }
+        // The view does not apply `resolve` restrictions: refusing them as an older kernel
+        // would makes a program fall back to what it can check, instead of losing them.
+        if resolve != 0 {
+            return Err(Errno::ENOSYS);
         }
         open_in_view(k, vfs, task, [dirfd, path, flags, mode])
     })
