@@ -14,7 +14,7 @@
 //! `changes.rs` and the launcher's unit tests; the kernel's path walks in kernel-host's own tests.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -617,4 +617,35 @@ fn the_overlays_own_xattrs_are_not_listed() {
     write_file(&tree.join("d/f"), "f\n", 0o644);
     let list = "import os; print([a for a in os.listxattr('d') if a.startswith('user.')])";
     same_as_native(&tree, &format!("rm -r d; mkdir d; {PYTHON3} -c \"{list}\""));
+}
+
+/// The links in `/proc` that name files (`/proc/self/root`, `cwd`, `fd/N`) lead into the view,
+/// not to the host's tree behind it: a file planted in the host's `/tmp` stays out of reach
+/// through `/proc/self/root/tmp`, while the sandbox's own `/tmp` is there. And the kernel's own
+/// trees take no changes: a `/sys` file's mode and a new `/sys` directory are refused.
+#[test]
+fn proc_links_and_kernel_trees_stay_in_the_view() {
+    let unique = format!("cloister-fs-proc-{}", std::process::id());
+    let planted = HostFile(PathBuf::from(format!("/tmp/{unique}")));
+    fs::write(&planted.0, "on the host\n").unwrap();
+    let knob = Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
+    let mode_before = fs::metadata(knob).map(|m| m.permissions().mode()).ok();
+    let script = format!(
+        "cat /proc/self/root/tmp/{unique} 2>/dev/null || echo planted: unreachable
+         echo mine > /tmp/{unique}-own && cat /proc/self/root/tmp/{unique}-own
+         cd /etc && test -f /proc/self/cwd/../etc/hostname && echo cwd: in the view
+         exec 3</etc/hostname && cat /proc/self/fd/3 >/dev/null && echo fd: reopened
+         chmod 600 {knob} 2>/dev/null && echo knob: changed || echo knob: refused
+         mkdir /sys/fs/cgroup/{unique} 2>/dev/null && echo cgroup: made || echo cgroup: refused",
+        knob = knob.display()
+    );
+    let out = sh(Mode::Cloister, &temp_dir("proc"), &script).output();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        "planted: unreachable\nmine\ncwd: in the view\nfd: reopened\nknob: refused\ncgroup: refused\n",
+        "\n{out}"
+    );
+    assert_eq!(fs::metadata(knob).map(|m| m.permissions().mode()).ok(), mode_before, "a /sys mode changed");
+    assert!(!Path::new(&format!("/sys/fs/cgroup/{unique}")).exists(), "a cgroup was made on the host");
 }
