@@ -332,6 +332,10 @@ fn copy_data(h: Hc<'_>, src: &[u8], out: i32, size: u64) -> KResult<()> {
             }
             Err(_) => break,
         };
+        // A file that changes under the copy could report an extent that does not move on.
+        if end <= at {
+            break;
+        }
         if let Err(e) = copy_range(h, input, out, start, end) {
             result = Err(e);
             break;
