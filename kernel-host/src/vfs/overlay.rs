@@ -160,10 +160,19 @@ impl Vfs {
             if path::is_within(&from.guest, &to.guest) {
                 return Err(Errno::EINVAL);
             }
+            let (from_lower, to_lower) = (self.lower_has(h, from), self.lower_has(h, to));
             let a = self.copy_up_whole(h, from)?;
             let b = self.copy_up_whole(h, to)?;
             self.names_changed();
-            return h.rename(&a, &b, RENAME_EXCHANGE);
+            h.rename(&a, &b, RENAME_EXCHANGE)?;
+            // A directory that moved over a lower name must hide that name's entries.
+            if from.is_dir() && to_lower && !h.is_opaque(&b) {
+                self.make_opaque(h, &b)?;
+            }
+            if to.is_dir() && from_lower && !h.is_opaque(&a) {
+                self.make_opaque(h, &a)?;
+            }
+            return Ok(());
         }
         if to.exists() {
             if flags & RENAME_NOREPLACE != 0 {

@@ -233,3 +233,16 @@ unsafe extern "C" {
         size: usize,
     ) -> isize;
 }
+
+#[test]
+fn an_exchanged_directory_hides_the_lower_one_it_replaces() {
+    let f = Fixture::new("exchange");
+    let h = f.h();
+    fs::create_dir_all(f.host("upper/newdir")).unwrap();
+    fs::write(f.host("upper/newdir/n"), "n").unwrap();
+    let low = f.walk("/etc/app").unwrap();
+    let new = f.walk("/newdir").unwrap();
+    f.vfs.rename(h, &new, &low, super::overlay::RENAME_EXCHANGE).unwrap();
+    assert_eq!(f.names("/etc/app"), ["n"]);
+    assert_eq!(f.names("/newdir"), ["conf"]);
+}
