@@ -1,8 +1,9 @@
 //! Writes through an overlay: copy-up, whiteouts, opaque directories.
 //!
 //! A lower file is copied into the upper layer (data, mode, owner, times) the first time the
-//! program changes it, through a temporary name and a `RENAME_NOREPLACE`, so that two
-//! processes copying the same file at once end with one whole copy. Deleting a lower name
+//! program changes it, into a file with no name (`O_TMPFILE`) that is linked in place when
+//! whole, so that two processes copying the same file at once end with one whole copy and no
+//! one sees half of one. Deleting a lower name
 //! leaves a whiteout (a character device 0/0) in its place; a directory made where a lower
 //! one was deleted is marked opaque (`user.overlay.opaque` = `y`) so that the old entries
 //! stay hidden. Renaming a directory that has lower contents first copies all of it up and
@@ -384,8 +385,9 @@ fn copy_range(h: Hc<'_>, input: i32, out: i32, start: u64, end: u64) -> KResult<
 }
 
 /// Copies the extended attributes a program may see (not the overlay's own, not `security.*`,
-/// which need privileges the sandbox should not use) from `low` to `up`. Best effort, as
-/// overlayfs's copy-up of attributes the upper file system refuses.
+/// which need privileges the sandbox should not use) from `low` to `up` (a file, or the
+/// `/proc/self/fd` link of one, which is followed). Best effort, as overlayfs's copy-up of
+/// attributes the upper file system refuses.
 fn copy_xattrs(h: Hc<'_>, low: &[u8], up: &[u8]) {
     let mut names = alloc::vec![0u8; 4096];
     let Ok(n) = h.call(
