@@ -42,12 +42,17 @@ const DENIED: &[i64] = &[
     libc::SYS_fsmount,
     libc::SYS_fspick,
     libc::SYS_open_tree,
+    SYS_OPEN_TREE_ATTR,
     libc::SYS_mount_setattr,
     libc::SYS_setns,
     libc::SYS_quotactl,
     libc::SYS_vhangup,
     libc::SYS_ptrace,
 ];
+
+/// `open_tree_attr` (Linux 6.15), which the libc crate does not name yet: `open_tree` with
+/// mount attributes, and as able to hand out a descriptor of any host path.
+const SYS_OPEN_TREE_ATTR: i64 = 467;
 
 /// io_uring submits work the seccomp filter never sees: refused as if absent.
 const ABSENT: &[i64] = &[libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register];
