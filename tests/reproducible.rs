@@ -615,6 +615,15 @@ fn user_and_group_are_virtual() {
     );
 }
 
+/// `sched_getcpu` says processor 0 from every thread: glibc cannot read the real processor
+/// from an rseq area, because reproducible mode refuses `rseq`.
+#[test]
+fn sched_getcpu_is_processor_zero() {
+    let exe = compile("getcpu", &["-pthread"]);
+    let out = ok(repro(&exe, None));
+    assert_eq!(out.field("cpus_seen"), "1", "a thread saw another processor than 0\n{out}");
+}
+
 /// Years since 1970 of the host's clock, to spot a host timestamp in a listing.
 fn now_year_offset() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 31_556_952)

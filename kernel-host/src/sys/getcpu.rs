@@ -1,5 +1,6 @@
 //! `getcpu`: reproducible mode shows processors `0..cpus`; the caller is always on the first.
-//! (`sched_getcpu` may also read the CPU from the rseq area, which the host kernel fills.)
+//! `rseq` is refused there, so that `sched_getcpu` cannot read the real processor from an rseq
+//! area the host kernel fills.
 
 use super::ret;
 use crate::kernel::Kernel;
@@ -20,4 +21,11 @@ pub fn getcpu(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
         }
         Ok(0)
     })())
+}
+
+/// `rseq` in reproducible mode: refused as by a kernel without it (`ENOSYS`), so that libc
+/// keeps no per-thread area the host kernel writes the real processor into, and
+/// `sched_getcpu` asks `getcpu`, which says 0.
+pub fn rseq(_k: &Kernel, _task: &mut TaskCtx<'_>, _call: &Syscall) -> Disposition {
+    Disposition::Return(crate::errno::Errno::ENOSYS.ret())
 }
