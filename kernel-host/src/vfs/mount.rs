@@ -170,6 +170,10 @@ impl MountTable {
     /// the view shows that file: the mount whose host directory matches most of the path,
     /// provided no other mount covers the resulting guest path.
     pub fn guest_of_host(&self, host: &[u8]) -> Option<Vec<u8>> {
+        // What `/proc/self/fd` says of a pipe or a socket (`pipe:[7]`) is no path.
+        if host.first() != Some(&b'/') {
+            return None;
+        }
         let mut best: Option<(usize, Vec<u8>)> = None;
         for m in &self.mounts {
             for root in m.host_roots() {
@@ -251,6 +255,7 @@ mod tests {
         assert_eq!(t.guest_of_host(b"/home/u/proj/src").as_deref(), Some(&b"/work/src"[..]));
         // The host's /tmp is not what the program sees at /tmp.
         assert_eq!(t.guest_of_host(b"/tmp/secret"), None);
+        assert_eq!(t.guest_of_host(b"pipe:[7]"), None);
     }
 
     #[test]
