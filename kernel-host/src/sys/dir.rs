@@ -89,14 +89,14 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
 /// The view's listing of directory `fd`, when it differs from the host's.
 fn merged_listing(vfs: &crate::vfs::Vfs, task: &TaskCtx<'_>, fd: i32) -> KResult<Option<Vec<dirs::Entry>>> {
     let h = crate::vfs::host::Hc(task.host);
-    let Ok(guest) = vfs.guest_of_fd(h, fd) else { return Ok(None) };
-    let node = vfs.lookup(h, &guest)?;
+    let Some((_, node)) = vfs.node_of_fd(h, fd)? else { return Ok(None) };
+    let guest = &node.guest;
     if !node.is_dir() || !vfs.needs_merge(h, &node) {
         return Ok(None);
     }
     const DT_DIR: u8 = 4;
     let ino = |n: &crate::vfs::Node| n.stat.as_ref().map_or(1, |s| s.ino());
-    let parent = vfs.lookup(h, crate::vfs::path::parent(&guest)).map_or(1, |p| ino(&p));
+    let parent = vfs.lookup(h, crate::vfs::path::parent(guest)).map_or(1, |p| ino(&p));
     let mut entries = alloc::vec![
         dirs::Entry { ino: ino(&node), kind: DT_DIR, name: b".".to_vec() },
         dirs::Entry { ino: parent, kind: DT_DIR, name: b"..".to_vec() },

@@ -50,16 +50,8 @@ pub fn execveat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
 fn host_readlink(task: &TaskCtx<'_>, path: &[u8]) -> Option<Vec<u8>> {
     let mut cpath = path.to_vec();
     cpath.push(0);
-    let mut buf = alloc::vec![0u8; PATH_MAX];
-    let n = task.host_call(
-        syscalls::Sysno::readlink,
-        [cpath.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
-    );
-    if n <= 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
-    (!buf.ends_with(b" (deleted)")).then_some(buf)
+    let target = crate::vfs::host::Hc(task.host).readlink(&cpath).ok()?;
+    (!target.is_empty() && !target.ends_with(b" (deleted)")).then_some(target)
 }
 
 fn dispose(plan: KResult<ExecPlan>) -> Disposition {

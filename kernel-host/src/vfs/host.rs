@@ -26,6 +26,13 @@ pub const AT_REMOVEDIR: u64 = 0x200;
 /// The opaque-directory mark of an overlayfs upper layer mounted with `userxattr`.
 pub const OPAQUE_XATTR: &[u8] = b"user.overlay.opaque\0";
 
+/// Whether an extended attribute's name is one of the view's own (the overlay's marks,
+/// reproducible mode's stamps), which the program may neither see nor set and a copy-up
+/// does not carry.
+pub fn is_view_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"user.overlay.") || name.starts_with(b"user.cloister.")
+}
+
 /// A host `struct stat`, as the x86_64 kernel writes it. On the heap: a lookup may run on a
 /// program's small signal stack, and a walk holds several.
 #[derive(Clone)]

@@ -158,13 +158,20 @@ impl Vfs {
 
     /// The guest path of the directory open as `fd`.
     pub fn guest_of_fd(&self, h: Hc<'_>, fd: i32) -> KResult<Vec<u8>> {
-        let link = alloc::format!("/proc/self/fd/{fd}\0");
-        let target =
-            h.readlink(link.as_bytes()).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })?;
+        let target = fd_target(h, fd)?;
         if target.first() != Some(&b'/') {
             return Err(Errno::ENOTDIR);
         }
         self.guest_of_host(&target).ok_or(Errno::ENOENT)
+    }
+
+    /// What descriptor `fd` names: its host path, and the view's node at the guest path that
+    /// host path shows (which may now be another layer's file: a copy made since). `None` for
+    /// what the view does not show (a pipe, a socket, a deleted or hidden file).
+    pub fn node_of_fd(&self, h: Hc<'_>, fd: i32) -> KResult<Option<(Vec<u8>, Node)>> {
+        let Ok(target) = fd_target(h, fd) else { return Ok(None) };
+        let Some(guest) = self.guest_of_host(&target) else { return Ok(None) };
+        Ok(Some((target, self.lookup(h, &guest)?)))
     }
 
     /// Resolves `path` as an `*at` call does: absolute, or relative to `dirfd` (`AT_FDCWD`:
@@ -203,6 +210,12 @@ impl Vfs {
         self.cwd.raw_unlock();
         self.dir_cache.raw_unlock();
     }
+}
+
+/// The host path descriptor `fd` names (`/proc/self/fd/N`); `EBADF` when it is not open.
+fn fd_target(h: Hc<'_>, fd: i32) -> KResult<Vec<u8>> {
+    let link = alloc::format!("/proc/self/fd/{fd}\0");
+    h.readlink(link.as_bytes()).map_err(|e| if e == Errno::ENOENT { Errno::EBADF } else { e })
 }
 
 #[cfg(test)]

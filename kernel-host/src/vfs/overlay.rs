@@ -399,9 +399,8 @@ fn copy_xattrs(h: Hc<'_>, low: &[u8], up: &[u8]) {
     let mut value = alloc::vec![0u8; 64 * 1024];
     for name in names[..n as usize].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         if name.starts_with(b"security.")
-            || name.starts_with(b"user.overlay.")
-            || name.starts_with(b"user.cloister.")
             || name.starts_with(b"trusted.overlay.")
+            || super::host::is_view_xattr(name)
         {
             continue;
         }

@@ -31,9 +31,19 @@ pub const VIRTUAL_DEV: u64 = 0xc15;
 impl Vfs {
     /// Whether `node` is one of the sandbox's own files, whose times the view keeps.
     pub fn is_private(&self, node: &Node) -> bool {
-        match &self.mounts.get(node.mount).layers {
-            Layers::Overlay { .. } => node.place == Place::Upper,
-            Layers::Direct { private, .. } => *private && node.exists(),
+        self.writes_privately(node.mount)
+            && match node.place {
+                Place::Upper | Place::Direct => true,
+                Place::Lower | Place::Missing | Place::Passthrough => false,
+            }
+    }
+
+    /// Whether what the program writes in mount `index` lands in the sandbox's own directory
+    /// (an overlay's upper layer, a private tree), where the view keeps file times.
+    pub fn writes_privately(&self, index: usize) -> bool {
+        match &self.mounts.get(index).layers {
+            Layers::Overlay { .. } => true,
+            Layers::Direct { private, .. } => *private,
             Layers::Passthrough => false,
         }
     }

@@ -205,12 +205,12 @@ pub fn truncate(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     })
 }
 
-/// Whether an attribute name is the overlay's own (`user.overlay.*`), which the program
-/// may neither see nor set: it would change what the upper layer means.
+/// Whether the attribute name at `name` is one of the view's own
+/// ([`crate::vfs::host::is_view_xattr`]): setting one would change what the upper layer means.
 pub(super) fn overlay_own(task: &TaskCtx<'_>, name: u64) -> bool {
+    // As long as the longest prefix: a shorter name cannot start with one.
     let mut prefix = [0u8; 14];
-    task.mem.read(name, &mut prefix).is_ok()
-        && (prefix.starts_with(b"user.overlay.") || &prefix == b"user.cloister.")
+    task.mem.read(name, &mut prefix).is_ok() && crate::vfs::host::is_view_xattr(&prefix)
 }
 
 /// `setxattr`, `lsetxattr`: `path, name, value, size, flags`.
@@ -273,7 +273,7 @@ fn list_own_hidden(task: &TaskCtx<'_>, host: &[u8], list: u64, size: u64) -> Out
     )?;
     let mut shown = alloc::vec::Vec::with_capacity(n as usize);
     for name in names[..n as usize].split_inclusive(|&b| b == 0) {
-        if !name.starts_with(b"user.overlay.") && !name.starts_with(b"user.cloister.") {
+        if !crate::vfs::host::is_view_xattr(name) {
             shown.extend_from_slice(name);
         }
     }

@@ -28,10 +28,7 @@ fn change_fd(
     super::with_view(k, task, call, |vfs, task| -> Outcome {
         let h = hc(task);
         // Not a file the view shows (a pipe, a socket, a deleted file): the host's.
-        let link = alloc::format!("/proc/self/fd/{fd}\0");
-        let Ok(target) = h.readlink(link.as_bytes()) else { return Ok(Disposition::Host(*call)) };
-        let Some(guest) = vfs.guest_of_host(&target) else { return Ok(Disposition::Host(*call)) };
-        let node = vfs.lookup(h, &guest)?;
+        let Some((target, node)) = vfs.node_of_fd(h, fd as i32)? else { return Ok(Disposition::Host(*call)) };
         // Reproducible mode keeps the sandbox's own files' modification times itself.
         let stamp = |task: &TaskCtx<'_>, path: &[u8]| {
             if let (Some(arg), Some(_)) = (times, k.config.reproducible) {
@@ -59,7 +56,7 @@ fn change_fd(
             }
             Layers::Direct { writable: false, .. } => Err(Errno::EROFS),
             Layers::Passthrough => {
-                super::attrs::kernel_tree_change(&guest)?;
+                super::attrs::kernel_tree_change(&node.guest)?;
                 Ok(Disposition::Host(*call))
             }
             _ => {

@@ -130,12 +130,7 @@ pub(crate) fn virtual_epoch(k: &Kernel) -> u64 {
 pub(crate) fn stamp_change(k: &Kernel, task: &TaskCtx<'_>, node: &Node, host: &[u8], name_changed: bool) {
     let (Some(vfs), Some(now)) = (k.vfs.as_ref(), virtual_now(k)) else { return };
     let h = hc(task);
-    let private = match &vfs.mounts.get(node.mount).layers {
-        Layers::Overlay { .. } => true,
-        Layers::Direct { private, .. } => *private,
-        Layers::Passthrough => false,
-    };
-    if !private {
+    if !vfs.writes_privately(node.mount) {
         return;
     }
     if h.lstat(host).is_ok() {

@@ -91,14 +91,13 @@ pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
     let h = hc(task);
     let is_statx = call.nr == Sysno::statx.id() as u32;
     let Ok(mut st) = h.fstat(fd as i32) else { return Disposition::Host(*call) };
+    // The node must be the descriptor's own file, not a copy made since it was opened.
     let node = if vfs.in_state_dir(h, st.dev()) {
-        let link = alloc::format!("/proc/self/fd/{}\0", fd as i32);
-        h.readlink(link.as_bytes())
+        vfs.node_of_fd(h, fd as i32)
             .ok()
-            .and_then(|target| vfs.guest_of_host(&target).map(|guest| (target, guest)))
-            .and_then(|(target, guest)| {
-                vfs.lookup(h, &guest).ok().filter(|n| n.host.strip_suffix(&[0]) == Some(&target[..]))
-            })
+            .flatten()
+            .filter(|(target, n)| n.host.strip_suffix(&[0]) == Some(&target[..]))
+            .map(|(_, n)| n)
     } else {
         None
     };
