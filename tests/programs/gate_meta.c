@@ -19,7 +19,6 @@
  * must not show its size: the view is not what stops them here, the host kernel is (the
  * sandbox's read-only mount namespace and its stand-ins, and Landlock). */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,33 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static unsigned long gate;
-static unsigned long frame[64];
-
-/* The gate runs `syscall`, then `mov rcx, [rsp]; mov rsp, [rsp + 8]; jmp rcx`: it returns to
- * the address at the stack pointer, with the stack pointer saved after it. r12 carries the
- * frame, since all six argument registers may be in use. */
-__attribute__((noinline)) static long via_gate(long nr, long a, long b, long c, long d, long e)
-{
-    register long rax __asm__("rax") = nr;
-    register long rdi __asm__("rdi") = a;
-    register long rsi __asm__("rsi") = b;
-    register long rdx __asm__("rdx") = c;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register unsigned long r11 __asm__("r11") = gate;
-    register unsigned long *r12 __asm__("r12") = &frame[32];
-    __asm__ volatile("lea 1f(%%rip), %%rcx\n"
-                     "mov %%rcx, (%%r12)\n"
-                     "mov %%rsp, 8(%%r12)\n"
-                     "mov %%r12, %%rsp\n"
-                     "jmp *%%r11\n"
-                     "1:\n"
-                     : "+r"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r11), "+r"(r12)
-                     :
-                     : "rcx", "memory");
-    return rax;
-}
+#include "gate.h"
 
 static const char *name(long r)
 {
@@ -87,14 +60,8 @@ int main(int argc, char **argv)
     }
     const char *file = argv[2], *hidden = argv[3], *dir = argv[4], *sock = argv[5];
     long uid = atol(argv[6]), gid = atol(argv[7]);
-    Elf64_Ehdr eh;
-    int fd = open(argv[1], O_RDONLY);
-    if (fd < 0 || read(fd, &eh, sizeof eh) != sizeof eh) {
-        perror(argv[1]);
+    if (find_gate(argv[1]) != 0)
         return 2;
-    }
-    close(fd);
-    gate = eh.e_entry + 16;
 
     printf("chmod=%s\n", outcome(via_gate(SYS_fchmodat, AT_FDCWD, (long)file, 0600, 0, 0)));
     printf("chown=%s\n", outcome(via_gate(SYS_fchownat, AT_FDCWD, (long)file, uid, gid, 0)));
