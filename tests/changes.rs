@@ -376,3 +376,37 @@ fn policy_check_names_the_filesystem_entry_at_fault() {
     );
     cloister(&["policy", "check", s(&path)]).success();
 }
+
+#[test]
+fn a_large_discarded_tree_is_removed_after_the_run_returns() {
+    let lower = temp_dir("lower");
+    let overlay = format!("{}:/g", s(&lower));
+    // More entries than the launcher removes before returning (REMOVE_LATER).
+    let script = "mkdir /g/many && cd /g/many && i=0; while [ $i -lt 60 ]; do mkdir d$i; \
+                  (cd d$i && touch $(seq -f f%g 100)); i=$((i+1)); done";
+    let (out, tmpdir) = run_in_view(&["--overlay", &overlay], script);
+    out.success();
+    assert_eq!(out.stderr, "cloister: 6061 created, 0 modified, 0 deleted \u{2014} discarded\n", "\n{out}");
+    assert!(!lower.join("many").exists(), "the write reached the host\n{out}");
+    // Renamed aside at once, then removed by the detached remover.
+    let left = |dir: &PathBuf| -> Vec<String> {
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    for name in left(&tmpdir) {
+        assert!(name.starts_with("cloister-") && name.ends_with(".discarded"), "{name} was left\n{out}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !left(&tmpdir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not removed in 60 s: {:?}", left(&tmpdir));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn discard_refuses_what_is_not_a_discarded_state_directory() {
+    let dir = temp_dir("not-state");
+    fs::write(dir.join("keep"), "x").unwrap();
+    let out = cloister_tests::cloister(&["__discard", s(&dir)]);
+    out.expect_code(2);
+    assert!(dir.join("keep").exists(), "__discard removed a directory it does not own\n{out}");
+}

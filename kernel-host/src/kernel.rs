@@ -52,7 +52,7 @@ impl Kernel {
             process: Process::new(image),
             signals: Signals::new(),
             dirs: Dirs::default(),
-            vfs: Vfs::new(&config.mounts, shared),
+            vfs: Vfs::new(&config.mounts, shared).map(|v| v.with_shared_path(config.shared_path.as_deref())),
             config,
         }
     }

@@ -40,6 +40,13 @@ pub enum Command {
     /// Look at or apply the changes a run kept with `cloister run --changes DIR`.
     #[command(subcommand)]
     Changes(ChangesCommand),
+    /// Removes a large discarded state directory after `cloister run` returned (started by
+    /// `cloister run` itself; not for users).
+    #[command(name = "__discard", hide = true)]
+    Discard {
+        /// The directory, renamed aside by the run.
+        dir: PathBuf,
+    },
 }
 
 /// `cloister changes ...`.
@@ -196,6 +203,7 @@ pub fn main() -> i32 {
         Command::Changes(cmd) => changes::run(&cmd),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
         Command::Doctor => crate::doctor::run(),
+        Command::Discard { dir } => crate::view::state::discard_command(&dir),
         Command::Syscalls { markdown } => {
             print!("{}", crate::syscalls_cmd::render(markdown));
             0

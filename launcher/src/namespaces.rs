@@ -182,6 +182,11 @@ impl Namespaces {
         self.pid || self.view.is_some()
     }
 
+    /// Whether that process has the view's mounts laid out in its own mount namespace.
+    pub fn view_active(&self) -> bool {
+        self.view.is_some()
+    }
+
     /// Whether that process is also init of a new pid namespace, with a fresh `/proc`.
     pub fn pid_active(&self) -> bool {
         self.pid

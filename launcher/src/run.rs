@@ -204,17 +204,19 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
             "cloister: reproducible mode on a host without CPUID faulting: RDRAND and RDSEED stay visible, and programs that use them directly are not reproducible"
         );
     }
-    let landlock = match &view {
+    let prepare = |fs: &crate::landlock::FsFloor| {
+        crate::landlock::prepare(fs, &crate::view::floor::options())
+            .map_err(|e| Failure::Setup(format!("cannot prepare the Landlock floor: {e}")))
+    };
+    let (landlock, landlock_under_mounts) = match &view {
         Some(view) => {
-            let floor =
-                crate::landlock::prepare(&crate::view::floor::fs_floor(view), &crate::view::floor::options())
-                    .map_err(|e| Failure::Setup(format!("cannot prepare the Landlock floor: {e}")))?;
+            let floor = prepare(&crate::view::floor::fs_floor(view))?;
             if !matches!(floor.status(), crate::landlock::FloorStatus::Enforced { .. }) {
                 eprintln!("cloister: the Landlock floor on this host: {}", floor.status());
             }
-            Some(floor)
+            (Some(floor), Some(prepare(&crate::view::floor::fs_floor_under_mounts(view))?))
         }
-        None => None,
+        None => (None, None),
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
     let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
@@ -233,6 +235,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         mounts,
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
         landlock,
+        landlock_under_mounts,
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);

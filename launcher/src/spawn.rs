@@ -54,6 +54,9 @@ pub struct Launch {
     pub cwd: Option<CString>,
     /// The Landlock floor, prepared: the child only enforces it.
     pub landlock: Option<crate::landlock::PreparedFloor>,
+    /// The Landlock floor used instead when the sandbox got its own mount namespace, which
+    /// hides what the view hides: writes only.
+    pub landlock_under_mounts: Option<crate::landlock::PreparedFloor>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -219,7 +222,11 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             }
             // After the namespaces' mounts (Landlock refuses mounts once applied) and before
             // the seccomp floor.
-            if let Some(landlock) = &launch.landlock {
+            let landlock = match &launch.landlock_under_mounts {
+                Some(light) if ns.view_active() => Some(light),
+                _ => launch.landlock.as_ref(),
+            };
+            if let Some(landlock) = landlock {
                 // The pid namespace's fresh /proc is not the host's, which the rules name.
                 if ns.pid_active() && landlock.allow_read_beneath(c"/proc").is_err() {
                     fail(Step::Landlock);

@@ -114,6 +114,25 @@ impl Hc<'_> {
         Ok(st)
     }
 
+    /// The id of the mount `path` (relative to `dirfd`; empty: `dirfd` itself) is on, and
+    /// whether it is that mount's root (`statx` with `STATX_MNT_ID`).
+    pub fn mount_of(&self, dirfd: i64, path: &[u8]) -> KResult<(u64, bool)> {
+        const AT_EMPTY_PATH: u64 = 0x1000;
+        const STATX_MNT_ID: u64 = 0x1000;
+        const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+        let mut buf = [0u64; 32];
+        let flags = AT_SYMLINK_NOFOLLOW | if path.first() == Some(&0) { AT_EMPTY_PATH } else { 0 };
+        let args = [dirfd as u64, path.as_ptr() as u64, flags, STATX_MNT_ID, buf.as_mut_ptr() as u64, 0];
+        self.call(Sysno::statx, args)?;
+        // `stx_mask` (the low half of word 0) says whether the kernel filled `stx_mnt_id`
+        // (word 18); `stx_attributes` is word 1, `stx_attributes_mask` word 7.
+        if buf[0] & STATX_MNT_ID == 0 {
+            return Err(Errno::ENOSYS);
+        }
+        let root = buf[7] & STATX_ATTR_MOUNT_ROOT != 0 && buf[1] & STATX_ATTR_MOUNT_ROOT != 0;
+        Ok((buf[18], root))
+    }
+
     /// `fstat`.
     pub fn fstat(&self, fd: i32) -> KResult<Stat> {
         let mut st = Stat { raw: alloc::boxed::Box::new([0; 144]) };

@@ -27,9 +27,9 @@ use crate::shared::Shared;
 use crate::sync::SpinLock;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use host::Hc;
+use host::{Hc, Stat};
 use mount::MountTable;
-pub use walk::{Node, Place};
+pub use walk::{Layering, Node, Place};
 
 /// Directories resolved lately: lexical path → canonical path, valid for one generation of
 /// the overlay's names (see [`Shared::vfs_generation`]). A directory known to be in the lower
@@ -42,9 +42,8 @@ pub(crate) struct DirCache {
     next: usize,
 }
 
-/// A cached directory: its canonical path, and whether it lies in an overlay's lower tree
-/// only.
-type CachedDir = (Vec<u8>, bool);
+/// A cached directory: its canonical path, and which layers its entries can come from.
+type CachedDir = (Vec<u8>, walk::Layering);
 
 /// Entries a process keeps: enough for the directories a program works in at once.
 const DIR_CACHE_LEN: usize = 64;
@@ -72,6 +71,56 @@ impl DirCache {
     }
 }
 
+/// Directory descriptors resolved lately: descriptor → guest path, each with the host's
+/// identity of the directory it was for and the generation of the overlay's names, so that a
+/// descriptor closed and reused, or a directory renamed since, is looked up afresh. Spares the
+/// `readlink` of `/proc/self/fd/N` (several microseconds: procfs builds the path every time)
+/// in every `*at` call relative to a descriptor.
+#[derive(Default)]
+struct FdMemo {
+    entries: Vec<FdMemoEntry>,
+    next: usize,
+}
+
+struct FdMemoEntry {
+    fd: i32,
+    dev: u64,
+    ino: u64,
+    generation: u64,
+    guest: Vec<u8>,
+}
+
+/// Descriptors a process keeps in [`FdMemo`]: the directories `*at` calls are relative to at
+/// once (tar's destination, find's current directories).
+const FD_MEMO_LEN: usize = 16;
+
+impl FdMemo {
+    fn get(&self, fd: i32, st: &Stat, generation: u64) -> Option<Vec<u8>> {
+        self.entries
+            .iter()
+            .find(|e| e.fd == fd && e.dev == st.dev() && e.ino == st.ino() && e.generation == generation)
+            .map(|e| e.guest.clone())
+    }
+
+    fn insert(&mut self, fd: i32, st: &Stat, generation: u64, guest: Vec<u8>) {
+        let entry = FdMemoEntry { fd, dev: st.dev(), ino: st.ino(), generation, guest };
+        if let Some(old) = self.entries.iter_mut().find(|e| e.fd == fd) {
+            *old = entry;
+        } else if self.entries.len() < FD_MEMO_LEN {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.next] = entry;
+            self.next = (self.next + 1) % FD_MEMO_LEN;
+        }
+    }
+}
+
+/// What is known of the mount the state directory is: unknown until first asked.
+const MOUNT_UNKNOWN: u64 = 0;
+/// The state directory is not a mount of its own (no mount namespace): a file's mount cannot
+/// tell whether it is the sandbox's.
+const MOUNT_SHARED: u64 = u64::MAX;
+
 /// The view of one process image.
 pub struct Vfs {
     pub(crate) mounts: MountTable,
@@ -83,6 +132,11 @@ pub struct Vfs {
     /// The guest working directory, once derived from the host's, with the process it is
     /// for: a `vfork` child shares this memory but not its parent's working directory.
     cwd: SpinLock<Option<(i64, Vec<u8>)>>,
+    fd_memo: SpinLock<FdMemo>,
+    /// The sandbox's state directory (NUL-terminated host path), when the launcher made one.
+    state_dir: Option<Vec<u8>>,
+    /// The id of the mount that is the state directory ([`MOUNT_UNKNOWN`], [`MOUNT_SHARED`]).
+    state_mount: core::sync::atomic::AtomicU64,
 }
 
 impl Vfs {
@@ -95,7 +149,42 @@ impl Vfs {
             dir_cache: SpinLock::new(DirCache::default()),
             state_dev: 0.into(),
             cwd: SpinLock::new(None),
+            fd_memo: SpinLock::new(FdMemo::default()),
+            state_dir: None,
+            state_mount: MOUNT_UNKNOWN.into(),
         })
+    }
+
+    /// Names the sandbox's state directory through the path of its shared page, which lies in
+    /// it (see [`crate::config::Config::shared_path`]).
+    pub fn with_shared_path(mut self, shared_path: Option<&str>) -> Vfs {
+        self.state_dir = shared_path.map(|p| {
+            let dir = path::parent(p.as_bytes());
+            [dir, b"\0"].concat()
+        });
+        self
+    }
+
+    /// Whether descriptor `fd` is a file of the sandbox's own directory (an upper layer, a
+    /// private tree), where changing it changes nothing of the host's: `None` when that cannot
+    /// be told cheaply. It can when the state directory is a mount of its own, as the launcher's
+    /// mount namespace makes it (bound onto itself): then every file on that mount is inside
+    /// it, and one `statx` of the descriptor says.
+    pub fn fd_is_own(&self, h: Hc<'_>, fd: i32) -> Option<bool> {
+        let mut mount = self.state_mount.load(Ordering::Relaxed);
+        if mount == MOUNT_UNKNOWN {
+            mount = self
+                .state_dir
+                .as_deref()
+                .and_then(|dir| h.mount_of(crate::abi::AT_FDCWD, dir).ok())
+                .and_then(|(id, is_root)| is_root.then_some(id))
+                .unwrap_or(MOUNT_SHARED);
+            self.state_mount.store(mount, Ordering::Relaxed);
+        }
+        if mount == MOUNT_SHARED {
+            return None;
+        }
+        h.mount_of(fd as i64, b"\0").ok().map(|(id, _)| id == mount)
     }
 
     fn generation(&self) -> u64 {
@@ -158,11 +247,20 @@ impl Vfs {
 
     /// The guest path of the directory open as `fd`.
     pub fn guest_of_fd(&self, h: Hc<'_>, fd: i32) -> KResult<Vec<u8>> {
+        let st = h.fstat(fd)?;
+        let generation = self.generation();
+        if let Some(guest) = self.fd_memo.lock().get(fd, &st, generation) {
+            return Ok(guest);
+        }
         let target = fd_target(h, fd)?;
         if target.first() != Some(&b'/') {
             return Err(Errno::ENOTDIR);
         }
-        self.guest_of_host(&target).ok_or(Errno::ENOENT)
+        let guest = self.guest_of_host(&target).ok_or(Errno::ENOENT)?;
+        if st.is_dir() {
+            self.fd_memo.lock().insert(fd, &st, generation, guest.clone());
+        }
+        Ok(guest)
     }
 
     /// What descriptor `fd` names: its host path, and the view's node at the guest path that
@@ -203,10 +301,12 @@ impl Vfs {
     pub(crate) fn lock_for_fork(&self) {
         self.dir_cache.raw_lock();
         self.cwd.raw_lock();
+        self.fd_memo.raw_lock();
     }
 
     /// Releases what [`Vfs::lock_for_fork`] took.
     pub(crate) fn unlock_after_fork(&self) {
+        self.fd_memo.raw_unlock();
         self.cwd.raw_unlock();
         self.dir_cache.raw_unlock();
     }

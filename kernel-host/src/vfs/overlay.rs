@@ -37,6 +37,7 @@ impl Vfs {
     pub fn lower_has(&self, h: Hc<'_>, node: &Node) -> bool {
         match node.place {
             Place::Lower => true,
+            Place::Upper if node.in_upper_only_dir => false,
             Place::Upper => self.overlay_of(node).is_some_and(|(lower, upper)| {
                 !self.opaque_above(h, upper, node.suffix())
                     && h.lstat(&host_cpath(lower, node.suffix())).is_ok()
@@ -50,7 +51,8 @@ impl Vfs {
     /// its identity when the first write copies it up, as on overlayfs.
     pub fn lower_identity(&self, h: Hc<'_>, node: &Node) -> Option<(u64, u64)> {
         let (lower, upper) = self.overlay_of(node)?;
-        if node.place != Place::Upper || self.opaque_above(h, upper, node.suffix()) {
+        if node.place != Place::Upper || node.in_upper_only_dir || self.opaque_above(h, upper, node.suffix())
+        {
             return None;
         }
         if node.is_dir() && h.is_opaque(&node.host) {
@@ -64,6 +66,9 @@ impl Vfs {
     /// parent of `node`, copying them up from the lower tree.
     pub fn copy_up_parents(&self, h: Hc<'_>, node: &Node) -> KResult<()> {
         let Some((lower, upper)) = self.overlay_of(node) else { return Ok(()) };
+        if node.in_upper_only_dir {
+            return Ok(());
+        }
         copy_up_dirs(h, lower, upper, path::parent(node.suffix()), || self.names_changed())
     }
 

@@ -53,6 +53,35 @@ pub struct Node {
     pub host: Vec<u8>,
     /// Missing because the upper layer has a whiteout there.
     pub whiteout: bool,
+    /// Its directory is known (this generation) to be in the upper layer only: the lower
+    /// tree has neither the directory nor this name, and the directory exists up there.
+    pub in_upper_only_dir: bool,
+}
+
+/// Which of an overlay's layers a directory's entries can come from, as far as the current
+/// generation of the overlay's names knows: what lets a lookup skip the layer that cannot
+/// have the name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layering {
+    /// Either (or not an overlay).
+    #[default]
+    Both,
+    /// The lower tree only: the upper layer has no such directory yet.
+    LowerOnly,
+    /// The upper layer only: the directory was made by the sandbox where the lower tree has
+    /// nothing, so no lower name and no whiteout can be in it.
+    UpperOnly,
+}
+
+impl Layering {
+    /// What the entries of directory `node` can come from, known from how it was found.
+    fn below(node: &Node) -> Layering {
+        match node.place {
+            Place::Lower => Layering::LowerOnly,
+            Place::Upper if node.in_upper_only_dir => Layering::UpperOnly,
+            _ => Layering::Both,
+        }
+    }
 }
 
 impl Node {
@@ -80,12 +109,12 @@ impl Node {
 impl Vfs {
     /// Finds canonical guest path `guest` in the view, without following a final symlink.
     pub fn lookup(&self, h: Hc<'_>, guest: &[u8]) -> KResult<Node> {
-        self.lookup_hinted(h, guest, false)
+        self.lookup_hinted(h, guest, Layering::Both)
     }
 
-    /// [`Vfs::lookup`]; `lower_only_parent` says the parent directory is known (this
-    /// generation) to be in the lower tree only, so the upper layer cannot have the name.
-    fn lookup_hinted(&self, h: Hc<'_>, guest: &[u8], lower_only_parent: bool) -> KResult<Node> {
+    /// [`Vfs::lookup`]; `parent` says which layers the parent directory is known (this
+    /// generation) to be in, so that the other need not be asked.
+    pub(crate) fn lookup_hinted(&self, h: Hc<'_>, guest: &[u8], parent: Layering) -> KResult<Node> {
         let (index, suffix) = self.mounts.index_of(guest).ok_or(Errno::ENOENT)?;
         let suffix_at = guest.len() - suffix.len();
         let node = |place, stat, host, whiteout| Node {
@@ -96,6 +125,7 @@ impl Vfs {
             stat,
             host,
             whiteout,
+            in_upper_only_dir: parent == Layering::UpperOnly,
         };
         match &self.mounts.get(index).layers {
             Layers::Passthrough => {
@@ -113,12 +143,16 @@ impl Vfs {
             }
             Layers::Overlay { lower, upper } => {
                 let up = host_cpath(upper, suffix);
-                let upper_stat = if lower_only_parent { Err(Errno::ENOENT) } else { h.lstat(&up) };
+                let upper_stat =
+                    if parent == Layering::LowerOnly { Err(Errno::ENOENT) } else { h.lstat(&up) };
                 match upper_stat {
                     Ok(st) if st.is_whiteout() => Ok(node(Place::Missing, None, up, true)),
                     Ok(st) => Ok(node(Place::Upper, Some(st), up, false)),
+                    Err(Errno::ENOENT) | Err(Errno::ENOTDIR) if parent == Layering::UpperOnly => {
+                        Ok(node(Place::Missing, None, up, false))
+                    }
                     Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
-                        if !lower_only_parent && self.opaque_above(h, upper, suffix) {
+                        if parent == Layering::Both && self.opaque_above(h, upper, suffix) {
                             return Ok(node(Place::Missing, None, up, false));
                         }
                         let low = host_cpath(lower, suffix);
@@ -178,17 +212,17 @@ impl Vfs {
         let node = if last == b".." || comps.contains(&&b".."[..]) {
             let mut todo: Vec<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
             todo.push(last.to_vec());
-            self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, false)?
+            self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, Layering::Both)?
         } else {
-            let (dir, lower_only) = self.canonical_dir(h, &comps)?;
+            let (dir, layering) = self.canonical_dir(h, &comps)?;
             if self.mounts.find(&dir).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
                 // The kernel's trees go through the walk's own handling of them (its links
                 // in `/proc` lead into the view).
                 let mut todo: Vec<Vec<u8>> = components(&dir).map(|c| c.to_vec()).collect();
                 todo.push(last.to_vec());
-                return self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, false);
+                return self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, Layering::Both);
             }
-            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, lower_only)?
+            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, layering)?
         };
         if must_dir && node.exists() && !node.is_dir() && node.place != Place::Passthrough {
             return Err(Errno::ENOTDIR);
@@ -197,10 +231,10 @@ impl Vfs {
     }
 
     /// The canonical path of the directory named by `comps` (no `..` among them), from the
-    /// cache or by walking it, and whether it lies in an overlay's lower tree only.
-    fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<(Vec<u8>, bool)> {
+    /// cache or by walking it, and which layers its entries can come from.
+    pub(crate) fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<(Vec<u8>, Layering)> {
         if comps.is_empty() {
-            return Ok((Vec::from(&b"/"[..]), false));
+            return Ok((Vec::from(&b"/"[..]), Layering::Both));
         }
         let mut key = Vec::new();
         for c in comps {
@@ -212,27 +246,32 @@ impl Vfs {
             return Ok(dir);
         }
         let todo = comps.iter().map(|c| c.to_vec()).collect();
-        let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true, false)?;
+        let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true, Layering::Both)?;
         match node.place {
-            Place::Passthrough => return Ok((node.guest, false)),
+            Place::Passthrough => return Ok((node.guest, Layering::Both)),
             Place::Missing => return Err(Errno::ENOENT),
             _ if !node.is_dir() => return Err(Errno::ENOTDIR),
             _ => {}
         }
-        let lower_only = node.place == Place::Lower;
-        self.dir_cache.lock().insert(generation, key, (node.guest.clone(), lower_only));
-        Ok((node.guest, lower_only))
+        let mut layering = Layering::below(&node);
+        // A directory of the upper layer that the lower tree lacks (one the program made): one
+        // more lookup now spares one in every later lookup in it while the cache holds.
+        if layering == Layering::Both && node.place == Place::Upper && !self.lower_has(h, &node) {
+            layering = Layering::UpperOnly;
+        }
+        self.dir_cache.lock().insert(generation, key, (node.guest.clone(), layering));
+        Ok((node.guest, layering))
     }
 
-    /// Walks the components `todo` (in order) from canonical directory `cur`;
-    /// `lower_only` says `cur` is in an overlay's lower tree only.
+    /// Walks the components `todo` (in order) from canonical directory `cur`, whose entries
+    /// come from the layers `layering` says.
     fn walk_from(
         &self,
         h: Hc<'_>,
         mut cur: Vec<u8>,
         todo: Vec<Vec<u8>>,
         follow: bool,
-        mut lower_only: bool,
+        mut layering: Layering,
     ) -> KResult<Node> {
         let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
         let mut links = 0;
@@ -246,14 +285,14 @@ impl Vfs {
             }
             if comp == b".." {
                 cur = path::parent(&cur).to_vec();
-                lower_only = false;
+                layering = Layering::Both;
                 if stack.is_empty() {
                     return self.lookup(h, &cur);
                 }
                 continue;
             }
             let next = join(&cur, &comp);
-            let node = self.lookup_hinted(h, &next, lower_only)?;
+            let node = self.lookup_hinted(h, &next, layering)?;
             let last = stack.is_empty();
             match node.place {
                 Place::Passthrough => {
@@ -282,7 +321,7 @@ impl Vfs {
                                 }
                                 let guest = self.guest_of_host(&target).ok_or(Errno::ENOENT)?;
                                 cur = Vec::from(&b"/"[..]);
-                                lower_only = false;
+                                layering = Layering::Both;
                                 stack = components(tail).rev().map(|c| c.to_vec()).collect();
                                 stack.extend(components(&guest).rev().map(|c| c.to_vec()));
                                 if stack.is_empty() {
@@ -304,7 +343,7 @@ impl Vfs {
                     // out of it: walk the rest from that mount's root, which is never a
                     // kernel tree again (it is the longest match).
                     cur = mount.guest.clone();
-                    lower_only = false;
+                    layering = Layering::Both;
                     stack = components(suffix).rev().map(|c| c.to_vec()).collect();
                     if stack.is_empty() {
                         return self.lookup(h, &cur);
@@ -323,7 +362,7 @@ impl Vfs {
                     }
                     if target[0] == b'/' {
                         cur = Vec::from(&b"/"[..]);
-                        lower_only = false;
+                        layering = Layering::Both;
                     }
                     let parts: Vec<Vec<u8>> = components(&target).map(|c| c.to_vec()).collect();
                     if parts.is_empty() {
@@ -337,7 +376,7 @@ impl Vfs {
                 }
                 _ if last => return Ok(node),
                 _ if node.is_dir() => {
-                    lower_only = node.place == Place::Lower;
+                    layering = Layering::below(&node);
                     cur = next;
                 }
                 _ => return Err(Errno::ENOTDIR),

@@ -10,6 +10,11 @@ use super::scan::scan;
 use crate::view::View;
 use kernel_host::config::MountKind;
 
+/// Changes from which a discarded state directory is removed in the background rather than
+/// before `cloister run` returns (see [`crate::view::state::State::finish`]): about a tenth of
+/// a second of unlinking on our machines.
+pub const REMOVE_LATER: usize = 5_000;
+
 /// The one line that sums the changes up, without the `cloister: ` prefix.
 pub fn summary(changes: &[Change], kept_in: Option<&std::path::Path>) -> String {
     let (created, modified, deleted) = Manifest::counts(changes);
@@ -36,8 +41,10 @@ pub fn manifest(view_mounts: &[kernel_host::config::Mount], changes: Vec<Change>
 /// something or the changes are kept, unless `quiet`.
 pub fn finish(view: View, quiet: bool) {
     let kept = view.state.is_kept();
+    let mut large = false;
     match scan(&view.mounts, kept) {
         Ok(changes) => {
+            large = changes.len() >= REMOVE_LATER;
             let changes_empty = changes.is_empty();
             let kept_in = kept.then(|| view.state.dir().to_path_buf());
             let line = summary(&changes, kept_in.as_deref());
@@ -64,7 +71,7 @@ pub fn finish(view: View, quiet: bool) {
         ),
         Err(e) => eprintln!("cloister: cannot list the program's changes: {e}"),
     }
-    if let Err(e) = view.state.finish() {
+    if let Err(e) = view.state.finish(large) {
         eprintln!("cloister: {e}");
     }
 }

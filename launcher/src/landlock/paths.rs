@@ -25,6 +25,15 @@ pub struct FsFloor {
     pub hidden: Vec<PathBuf>,
 }
 
+impl FsFloor {
+    /// Whether this floor confines reading at all: it does when it names trees to read or paths
+    /// to hide. One that names neither confines writes only, and leaves reads, listings and
+    /// executions to other layers.
+    pub fn confines_reads(&self) -> bool {
+        !self.read.is_empty() || !self.hidden.is_empty()
+    }
+}
+
 /// The character devices programs write to whatever the policy says; `/dev/pts` is where
 /// `/dev/ptmx` hands out terminals.
 const DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts"];

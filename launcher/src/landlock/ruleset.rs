@@ -135,9 +135,9 @@ impl PreparedFloor {
     /// Grants reading beneath `path`, a directory the child mounted itself after the fork (a
     /// fresh `/proc` in its own namespaces: the ruleset's rules name the host's). Raw system
     /// calls on a stack structure, no allocation: safe in a forked child, before
-    /// [`PreparedFloor::enforce`].
+    /// [`PreparedFloor::enforce`]. Nothing to do when the floor confines no reading.
     pub fn allow_read_beneath(&self, path: &std::ffi::CStr) -> Result<(), EnforceError> {
-        let Some(ruleset) = &self.ruleset else { return Ok(()) };
+        let Some(ruleset) = self.ruleset.as_ref().filter(|_| self.read_bits != 0) else { return Ok(()) };
         /// `struct landlock_path_beneath_attr`, packed as the kernel declares it.
         #[repr(C, packed)]
         struct PathBeneathAttr {
@@ -216,8 +216,11 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
         Ok(6) => ABI::V6,
         _ => TARGET,
     };
-    let read_bits = (AccessFs::from_read(TARGET) & AccessFs::from_all(host_abi)).bits();
-    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(TARGET))?;
+    let read_bits = (handled_reads(fs) & AccessFs::from_all(host_abi)).bits();
+    // A floor that confines no reading leaves reads, listings and executions unchecked: Landlock
+    // then does not walk the path of every file opened for reading up to the root.
+    let handled = (AccessFs::from_all(TARGET) & !AccessFs::from_read(TARGET)) | handled_reads(fs);
+    let mut ruleset = Ruleset::default().handle_access(handled)?;
     if options.net.is_some() {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
     }
@@ -229,7 +232,7 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     }
     let mut ruleset = ruleset.create()?;
     for rule in &rules {
-        ruleset = add_path(ruleset, rule)?;
+        ruleset = add_path(ruleset, rule, handled)?;
     }
     if let Some(net) = &options.net {
         let ports = net.bind_tcp.iter().map(|&p| (p, AccessNet::BindTcp));
@@ -248,8 +251,21 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     }
 }
 
+/// The reading rights `fs` confines: all or none.
+fn handled_reads(fs: &FsFloor) -> BitFlags<AccessFs> {
+    if fs.confines_reads() {
+        AccessFs::from_read(TARGET)
+    } else {
+        BitFlags::EMPTY
+    }
+}
+
 /// Adds `rule`, with only the rights that apply to what the path is now.
-fn add_path(ruleset: RulesetCreated, rule: &PlannedRule) -> Result<RulesetCreated, PrepareError> {
+fn add_path(
+    ruleset: RulesetCreated,
+    rule: &PlannedRule,
+    handled: BitFlags<AccessFs>,
+) -> Result<RulesetCreated, PrepareError> {
     // O_NOFOLLOW: planned paths are canonical, so a link here was put there since, and must
     // not lend its target the rule.
     let opened = OpenOptions::new()
@@ -265,7 +281,7 @@ fn add_path(ruleset: RulesetCreated, rule: &PlannedRule) -> Result<RulesetCreate
     };
     let kind = file.metadata().map_err(|source| PrepareError::Path { path: rule.path.clone(), source })?;
     let access: BitFlags<AccessFs> =
-        if kind.is_dir() { rule.access } else { rule.access & AccessFs::from_file(TARGET) };
+        handled & if kind.is_dir() { rule.access } else { rule.access & AccessFs::from_file(TARGET) };
     if access.is_empty() || kind.file_type().is_symlink() {
         return Ok(ruleset);
     }

@@ -51,7 +51,13 @@ pub fn hidden_paths(view: &View) -> Vec<PathBuf> {
     hidden
 }
 
-/// The floor for `view`.
+/// The floor for `view` when the sandbox has its own mount namespace: writes only. The
+/// namespace covers the hidden paths with stand-ins, so Landlock need not check every read.
+pub fn fs_floor_under_mounts(view: &View) -> FsFloor {
+    FsFloor { read: Vec::new(), hidden: Vec::new(), ..fs_floor(view) }
+}
+
+/// The floor for `view` without a mount namespace: reads confined too.
 pub fn fs_floor(view: &View) -> FsFloor {
     let mut write = writable_paths(view);
     // A standard stream redirected to a file is reopened by path (`> /dev/stdout`): the

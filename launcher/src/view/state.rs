@@ -109,12 +109,73 @@ impl State {
 
     /// After the run: removes the directory, or, when it is kept, everything in it but the
     /// upper tree and the manifest. Returns the first error, naming the path.
-    pub fn finish(mut self) -> Result<(), String> {
+    ///
+    /// With `later` (a large tree: tens of thousands of files take a second or more to
+    /// unlink), the directory is renamed aside (`NAME.discarded`) and removed by a detached
+    /// process of its own, so that `cloister run` returns the program's status without waiting
+    /// for the disk; it is removed here and now when that process cannot be started.
+    pub fn finish(mut self, later: bool) -> Result<(), String> {
         self.done = true;
         if self.kept {
             remove_private_parts(&self.dir)
+        } else if later && discard_later(&self.dir).is_ok() {
+            Ok(())
         } else {
             remove_all(&self.dir)
+        }
+    }
+}
+
+/// The suffix a state directory being removed in the background has.
+const DISCARDED: &str = ".discarded";
+
+/// Renames `dir` aside and starts `cloister __discard` on it, detached (its own session, no
+/// standard streams): it outlives this process.
+fn discard_later(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut aside = dir.as_os_str().to_owned();
+    aside.push(DISCARDED);
+    let aside = PathBuf::from(aside);
+    fs::rename(dir, &aside)?;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg("__discard")
+        .arg(&aside)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe, and the closure touches nothing else: the remover
+    // leaves the terminal's session, so that a ^C after `cloister run` returned cannot stop it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
+        Ok(_child) => Ok(()),
+        Err(e) => {
+            // Back where it was, for the removal in place.
+            let _ = fs::rename(&aside, dir);
+            Err(e)
+        }
+    }
+}
+
+/// `cloister __discard DIR`: removes a state directory that [`State::finish`] renamed aside,
+/// at low priority. Refuses anything else: it is a command anyone can type.
+pub fn discard_command(dir: &Path) -> i32 {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !(name.starts_with("cloister-") && name.ends_with(DISCARDED)) {
+        eprintln!("cloister __discard: {}: not a discarded state directory", dir.display());
+        return 2;
+    }
+    // SAFETY: setpriority only changes this process's scheduling priority.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    match remove_all(dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cloister __discard: {e}");
+            1
         }
     }
 }
@@ -249,7 +310,7 @@ mod tests {
         assert!(state.upper().is_dir());
         fs::create_dir(state.tmp(0)).unwrap();
         fs::write(state.manifest(), "{}").unwrap();
-        state.finish().unwrap();
+        state.finish(false).unwrap();
         let mut left: Vec<String> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
@@ -282,7 +343,7 @@ mod tests {
         // A read-only directory the program left behind does not stop the clean-up.
         fs::create_dir(temp.upper().join("ro")).unwrap();
         fs::set_permissions(temp.upper().join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
-        temp.finish().unwrap();
+        temp.finish(false).unwrap();
         assert!(!path.exists());
     }
 }

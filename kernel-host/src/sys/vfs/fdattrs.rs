@@ -27,6 +27,11 @@ fn change_fd(
 ) -> Disposition {
     super::with_view(k, task, call, |vfs, task| -> Outcome {
         let h = hc(task);
+        // A file the sandbox made or copied up (tar's `fchown`, `fchmod` and `futimens` of each
+        // file it extracts) is changed where it is; reproducible mode must stamp it first.
+        if k.config.reproducible.is_none() && vfs.fd_is_own(h, fd as i32) == Some(true) {
+            return Ok(Disposition::Host(*call));
+        }
         // Not a file the view shows (a pipe, a socket, a deleted file): the host's.
         let Some((target, node)) = vfs.node_of_fd(h, fd as i32)? else { return Ok(Disposition::Host(*call)) };
         // Reproducible mode keeps the sandbox's own files' modification times itself.

@@ -92,7 +92,7 @@ pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
     let is_statx = call.nr == Sysno::statx.id() as u32;
     let Ok(mut st) = h.fstat(fd as i32) else { return Disposition::Host(*call) };
     // The node must be the descriptor's own file, not a copy made since it was opened.
-    let node = if vfs.in_state_dir(h, st.dev()) {
+    let node = if vfs.in_state_dir(h, st.dev()) && vfs.fd_is_own(h, fd as i32) != Some(false) {
         vfs.node_of_fd(h, fd as i32)
             .ok()
             .flatten()
