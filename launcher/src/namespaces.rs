@@ -523,3 +523,46 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
         unsafe { libc::kill(program, sig) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pid: bool) -> Namespaces {
+        Namespaces::new(pid, false, None, Some("the fallback".into()))
+    }
+
+    #[test]
+    fn a_refused_network_namespace_costs_only_itself() {
+        let mut ns = plan(true);
+        let root = !ns.user;
+        assert!(ns.retry_without(Step::NetNamespace as u8, libc::EPERM));
+        if root {
+            // Tried once more through a user namespace, as `fork` does for the others.
+            assert!(ns.user && ns.net_active());
+            assert!(ns.retry_without(Step::NetNamespace as u8, libc::EPERM));
+        }
+        assert!(!ns.net_active() && ns.pid_active());
+        assert_eq!(ns.user, !root, "the user namespace was for the network alone");
+        assert!(!ns.retry_without(Step::Loopback as u8, libc::EPERM), "nothing left to give up");
+    }
+
+    #[test]
+    fn a_refused_mount_keeps_the_network_namespace() {
+        let mut ns = plan(true);
+        assert!(ns.retry_without(Step::Proc as u8, libc::EPERM));
+        assert!(ns.net_active() && !ns.pid_active() && ns.active());
+        let mut ns = plan(true);
+        assert!(ns.retry_without(Step::IdMaps as u8, libc::EPERM));
+        assert!(!ns.active(), "without its ids the user namespace serves none");
+    }
+
+    #[test]
+    fn faults_that_are_not_refusals_are_reported() {
+        let mut ns = plan(false);
+        assert!(!ns.retry_without(Step::Loopback as u8, libc::EIO));
+        assert!(ns.net_active());
+        let codes: Vec<u8> = Step::ALL.iter().map(|s| *s as u8).collect();
+        assert!(codes.windows(2).all(|w| w[1] == w[0] + 1) && codes[0] == 32, "{codes:?}");
+    }
+}
