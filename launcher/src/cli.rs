@@ -3,6 +3,7 @@
 use crate::view::{MountFlag, ViewFlag};
 use crate::{changes, policy_cmd, run};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use policies::NetMode;
 use std::path::PathBuf;
 
 /// The policy `cloister run` uses without `--policy`. It stays `default` (no filesystem view)
@@ -135,6 +136,12 @@ pub struct RunArgs {
     /// Do not print the line that sums up the overlay's changes at exit.
     #[arg(long, help_heading = "Filesystem view")]
     pub quiet: bool,
+    /// The network the program gets (policy: network.mode; the untrusted policy says none,
+    /// default and reproducible say host). `none`: only the sandbox's own loopback (127.0.0.1
+    /// and ::1), nothing reaches the host's network. `host`: the host's network as it is, with
+    /// NO isolation. Planned, not built yet: nat, wire:PATH, tap:IFNAME. See docs/network.md.
+    #[arg(long, value_name = "MODE", value_parser = parse_net_mode, help_heading = "Network")]
+    pub net: Option<NetMode>,
     /// --ro, --rw, --overlay, --tmpfs and --hide in the order they were given, which decides
     /// which of two entries for the same guest path wins. Filled in by [`main`] (clap keeps
     /// each flag's values apart); whoever builds a [`RunArgs`] by hand fills it in too.
@@ -209,6 +216,11 @@ pub fn main() -> i32 {
             0
         }
     }
+}
+
+/// `--net MODE`, read as a policy's `network.mode` is; clap prints the error (exit 125).
+fn parse_net_mode(written: &str) -> Result<NetMode, String> {
+    written.parse().map_err(|e: policies::NetModeError| format!("{e}; {}", e.fix()))
 }
 
 /// The view's mount flags of `cloister run` in command-line order.

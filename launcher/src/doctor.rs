@@ -263,8 +263,16 @@ fn probe_pid_ns() -> i32 {
     unshare(libc::CLONE_NEWPID)
 }
 
+/// A network namespace with its loopback up, the way `--net none` makes it.
 fn probe_net_ns() -> i32 {
-    unshare(libc::CLONE_NEWNET)
+    let status = unshare(libc::CLONE_NEWNET);
+    if status != 0 {
+        return status;
+    }
+    match crate::net::bring_up_loopback() {
+        Ok(()) => 0,
+        Err(errno) => errno.clamp(1, 199),
+    }
 }
 
 fn probe_tsc() -> i32 {
@@ -401,8 +409,8 @@ const CHECKS: &[(&str, Probe, &str, &str)] = &[
     (
         "net namespace",
         || simple(probe_net_ns),
-        "sandboxes can be cut off from the host's network interfaces",
-        "sandboxes share the host's network interfaces",
+        "--net none (the untrusted policy's) gives the sandbox its own loopback and nothing else",
+        "--net none refuses IP, packet and netlink sockets instead: no loopback in the sandbox",
     ),
     (
         "Landlock",

@@ -78,15 +78,18 @@ impl std::fmt::Display for FloorError {
     }
 }
 
-fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, FloorError> {
+/// A rule that matches when every one of `conds` does.
+pub(crate) fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, FloorError> {
     SeccompRule::new(conds).map_err(FloorError)
 }
 
-fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, FloorError> {
+/// A condition on the low 32 bits of argument `arg` (the calls the floor looks at take `int`s).
+pub(crate) fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, FloorError> {
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(FloorError)
 }
 
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, FloorError> {
+/// A program that returns `errno` for the calls `rules` match and allows everything else.
+pub(crate) fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, FloorError> {
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,

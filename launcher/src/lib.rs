@@ -5,7 +5,8 @@
 //! `cloister-rt` and stays alive as its supervisor: it waits for the exit status and turns
 //! the runtime's trace records into JSON lines. With a filesystem view it also lays out the
 //! view's private state directory before the start and reports the program's file changes
-//! after its end (`view`, `changes`).
+//! after its end (`view`, `changes`); with `--net none` it gives the sandbox a network of its
+//! own (`net`).
 
 pub mod changes;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod failure;
 pub mod floor;
 pub mod landlock;
 pub mod namespaces;
+pub mod net;
 pub mod policy_cmd;
 pub mod program;
 pub mod run;

@@ -1,5 +1,5 @@
-//! The sandbox's own namespaces: a mount namespace for every run with a filesystem view, and in
-//! reproducible mode a pid namespace too.
+//! The sandbox's own namespaces: a mount namespace for every run with a filesystem view, in
+//! reproducible mode a pid namespace too, and with `--net none` a network namespace.
 //!
 //! **With a view**, the launcher creates the sandbox's first process with `clone(CLONE_NEWNS)`
 //! (plus `CLONE_NEWUSER`, mapping only the caller's own uid and gid, when the launcher is not
@@ -28,21 +28,29 @@
 //! terminal sends them to the whole foreground process group, program included, and the kernel
 //! drops them for an init without a handler.
 //!
+//! **With `--net none`** the first process (init, when there is one) makes a network namespace
+//! with `unshare(CLONE_NEWNET)` once its user namespace's ids are mapped, and brings the new
+//! namespace's loopback up ([`crate::net`]), before any mount: everything the sandbox starts is
+//! in it. Without a view or a pid namespace that is the only set-up step, and a launcher that is
+//! root makes no other namespace. Made apart from the `clone`, so that a host that refuses it
+//! costs the sandbox the network namespace alone, not its mount and pid namespaces.
+//!
 //! Where the host refuses the namespaces (`EPERM`, `EINVAL`, ... from `clone`, or from a set-up
 //! step inside the new namespaces), the launcher says so in one line on stderr for each thing
-//! it goes without ([`UNAVAILABLE`], [`NO_MOUNT_NAMESPACE`]) and starts the program without
-//! namespaces; process ids are then the host's, and the view's floor is Landlock alone.
+//! it goes without ([`UNAVAILABLE`], [`NO_MOUNT_NAMESPACE`], [`NO_NETWORK_NAMESPACE`]) and starts
+//! the program again without them; process ids are then the host's, the view's floor is
+//! Landlock alone, and `--net none` falls back to the seccomp floor of [`crate::net`].
 //!
 //! In a user namespace only the caller's own ids are mapped: files of other users and groups
 //! (root's included) show the overflow ids (`nobody`, `nogroup`), and `setgroups` is refused.
 //!
-//! What this does not do: ipc, uts and network namespaces, and hiding the launcher's command
+//! What this does not do: ipc and uts namespaces, and hiding the launcher's command
 //! line in init's `/proc/1/cmdline`. A program or script stored under the host's `/tmp` is not
 //! reachable by that path inside a reproducible sandbox without a view (the fresh tmpfs covers
 //! it).
 //!
 //! Read first: namespaces(7), pid_namespaces(7), mount_namespaces(7), user_namespaces(7),
-//! clone(2), mount(2).
+//! network_namespaces(7), clone(2), unshare(2), mount(2).
 
 use crate::failure::Failure;
 use crate::view::mounts::MountPlan;
@@ -57,6 +65,10 @@ pub const UNAVAILABLE: &str =
 /// How the line printed when the host does not let a sandbox with a view have its own mount
 /// namespace begins; the reason follows.
 pub const NO_MOUNT_NAMESPACE: &str = "cloister: no mount namespace on this host";
+
+/// How the line printed when the host does not let a sandbox have its own network namespace
+/// begins; the reason and what the sandbox gets instead follow.
+pub const NO_NETWORK_NAMESPACE: &str = "cloister: no network namespace on this host";
 
 /// Set-up steps inside the new namespaces, numbered after [`crate::spawn`]'s own steps in the
 /// error record the child sends the launcher.
@@ -81,10 +93,14 @@ pub enum Step {
     Writable,
     /// Binding an empty stand-in over a hidden path.
     StandIn,
+    /// `unshare(CLONE_NEWNET)`.
+    NetNamespace,
+    /// Bringing the network namespace's loopback up.
+    Loopback,
 }
 
 impl Step {
-    const ALL: [Step; 9] = [
+    const ALL: [Step; 11] = [
         Step::IdMaps,
         Step::PrivateMounts,
         Step::Proc,
@@ -94,6 +110,8 @@ impl Step {
         Step::KernelTrees,
         Step::Writable,
         Step::StandIn,
+        Step::NetNamespace,
+        Step::Loopback,
     ];
 
     /// The step an error record's code names, if it is one of these.
@@ -117,6 +135,8 @@ impl Step {
             Step::StandIn => {
                 "cannot bind an empty stand-in over a hidden path in the sandbox's mount namespace"
             }
+            Step::NetNamespace => "cannot create the sandbox's network namespace",
+            Step::Loopback => "cannot bring up the loopback interface in the sandbox's network namespace",
         }
     }
 }
@@ -152,8 +172,16 @@ pub struct Namespaces {
     /// The view's mounts, laid out in a mount namespace of the sandbox's own (`None` without a
     /// view, or once the host refused).
     view: Option<MountPlan>,
+    /// A network namespace with its loopback up (`--net none`; false once the host refused).
+    net: bool,
+    /// What the sandbox gets instead of the network namespace, for the line said when the host
+    /// refuses it.
+    net_fallback: String,
     /// Add a user namespace (not root, or root without the right to create the others).
     user: bool,
+    /// `user` was set only because root was refused the network namespace: it goes when that
+    /// namespace does.
+    user_for_net: bool,
     uid_map: IdMap,
     gid_map: IdMap,
     /// Mount an empty tmpfs on `/tmp` (not when something the sandbox needs lies under it).
@@ -162,23 +190,33 @@ pub struct Namespaces {
 
 impl Namespaces {
     /// The plan for a sandbox: a pid namespace if `pid` (reproducible mode), with a fresh
-    /// `/tmp` in it if `fresh_tmp`; a mount namespace laid out by `view` when there is one.
-    pub fn new(pid: bool, fresh_tmp: bool, view: Option<MountPlan>) -> Namespaces {
+    /// `/tmp` in it if `fresh_tmp`; a mount namespace laid out by `view` when there is one; a
+    /// network namespace when `net` is given, which says what the sandbox gets instead where
+    /// the host refuses one.
+    pub fn new(pid: bool, fresh_tmp: bool, view: Option<MountPlan>, net: Option<String>) -> Namespaces {
         // SAFETY: geteuid and getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Namespaces {
             pid,
             view,
+            net: net.is_some(),
+            net_fallback: net.unwrap_or_default(),
             user: uid != 0,
+            user_for_net: false,
             uid_map: IdMap::identity(uid),
             gid_map: IdMap::identity(gid),
             fresh_tmp,
         }
     }
 
-    /// Whether the process this plan was copied into runs in a new mount namespace (true in
-    /// the child of a [`Namespaces::fork`] that created one).
+    /// Whether the process this plan was copied into runs in new namespaces, or is to make one
+    /// (true in the child of a [`Namespaces::fork`] that created them).
     pub fn active(&self) -> bool {
+        self.mounts_active() || self.net
+    }
+
+    /// Whether that process runs in a new mount namespace.
+    pub fn mounts_active(&self) -> bool {
         self.pid || self.view.is_some()
     }
 
@@ -187,13 +225,36 @@ impl Namespaces {
         self.view.is_some()
     }
 
+    /// Whether that process is to make its own network namespace (and so whether the program
+    /// runs in one, once [`Namespaces::enter`] succeeded).
+    pub fn net_active(&self) -> bool {
+        self.net
+    }
+
     /// Whether that process is also init of a new pid namespace, with a fresh `/proc`.
     pub fn pid_active(&self) -> bool {
         self.pid
     }
 
-    /// Gives up on the namespaces, saying once on stderr what the sandbox goes without.
+    /// Gives up on every namespace, saying once on stderr what the sandbox goes without.
     fn give_up(&mut self, why: &str) {
+        self.give_up_mounts(why);
+        self.give_up_net(why);
+    }
+
+    /// Gives up on the network namespace, saying so once on stderr.
+    fn give_up_net(&mut self, why: &str) {
+        if std::mem::take(&mut self.net) {
+            eprintln!("{NO_NETWORK_NAMESPACE}: {why}; {}", self.net_fallback);
+        }
+        if std::mem::take(&mut self.user_for_net) {
+            self.user = false;
+        }
+    }
+
+    /// Gives up on the mount and pid namespaces, saying once on stderr what the sandbox goes
+    /// without.
+    fn give_up_mounts(&mut self, why: &str) {
         if self.pid {
             self.pid = false;
             eprintln!("{UNAVAILABLE}");
@@ -210,7 +271,12 @@ impl Namespaces {
     /// allowed, with a plain `fork` otherwise. Returns 0 in the child, like `fork`.
     pub fn fork(&mut self) -> Result<libc::pid_t, Failure> {
         while self.active() {
-            let mut flags = libc::CLONE_NEWNS | libc::SIGCHLD;
+            // The network namespace is made inside (see `enter`); a root launcher that wants
+            // only that one clones nothing new.
+            let mut flags = libc::SIGCHLD;
+            if self.mounts_active() {
+                flags |= libc::CLONE_NEWNS;
+            }
             if self.pid {
                 flags |= libc::CLONE_NEWPID;
             }
@@ -245,20 +311,30 @@ impl Namespaces {
     /// again without namespaces (the failure was one of their steps, refused by the host). Says
     /// so on stderr when it is.
     pub fn retry_without(&mut self, code: u8, errno: i32) -> bool {
-        match Step::from_code(code) {
-            Some(step) if self.active() && refused(errno) => {
-                let e = std::io::Error::from_raw_os_error(errno);
-                self.give_up(&format!("{}: {e}", step.describe()));
-                true
+        let Some(step) = Step::from_code(code).filter(|_| refused(errno)) else { return false };
+        let why = format!("{}: {}", step.describe(), std::io::Error::from_raw_os_error(errno));
+        match step {
+            // Root may be refused what a user namespace allows (a container without
+            // CAP_SYS_ADMIN), as `fork` finds for the others.
+            Step::NetNamespace if self.net && !self.user => {
+                self.user = true;
+                self.user_for_net = true;
             }
-            _ => false,
+            Step::NetNamespace | Step::Loopback if self.net => self.give_up_net(&why),
+            // Without its ids the user namespace serves no namespace.
+            Step::IdMaps if self.active() => self.give_up(&why),
+            Step::NetNamespace | Step::Loopback | Step::IdMaps => return false,
+            _ if self.mounts_active() => self.give_up_mounts(&why),
+            _ => return false,
         }
+        true
     }
 
     /// In the sandbox's first process, first thing after `PR_SET_PDEATHSIG`: in a new pid
     /// namespace (where it is init) checks that the launcher is still there; maps the ids of a
-    /// new user namespace; makes the mounts private, lays out the view's mounts, and in a new
-    /// pid namespace mounts a fresh `/proc` and `/tmp`. On error `errno` says why.
+    /// new user namespace; makes a network namespace and brings its loopback up; makes the
+    /// mounts private, lays out the view's mounts, and in a new pid namespace mounts a fresh
+    /// `/proc` and `/tmp`. On error `errno` says why.
     ///
     /// `err_r` and `err_w` are this process's copies of the error pipe's ends.
     ///
@@ -293,6 +369,19 @@ impl Namespaces {
                 {
                     return Err(Step::IdMaps);
                 }
+            }
+            // Here, not in the clone: a refusal then costs the sandbox this namespace alone
+            // (`retry_without`), and init and everything it starts are in it.
+            if self.net {
+                if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                    return Err(Step::NetNamespace);
+                }
+                if crate::net::bring_up_loopback().is_err() {
+                    return Err(Step::Loopback);
+                }
+            }
+            if !self.mounts_active() {
+                return Ok(());
             }
             // Without this, mounts below would propagate to the host's shared mounts.
             let none = std::ptr::null::<libc::c_char>();
@@ -437,5 +526,48 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     if sender == 0 && code != libc::SI_KERNEL && program > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(program, sig) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pid: bool) -> Namespaces {
+        Namespaces::new(pid, false, None, Some("the fallback".into()))
+    }
+
+    #[test]
+    fn a_refused_network_namespace_costs_only_itself() {
+        let mut ns = plan(true);
+        let root = !ns.user;
+        assert!(ns.retry_without(Step::NetNamespace as u8, libc::EPERM));
+        if root {
+            // Tried once more through a user namespace, as `fork` does for the others.
+            assert!(ns.user && ns.net_active());
+            assert!(ns.retry_without(Step::NetNamespace as u8, libc::EPERM));
+        }
+        assert!(!ns.net_active() && ns.pid_active());
+        assert_eq!(ns.user, !root, "the user namespace was for the network alone");
+        assert!(!ns.retry_without(Step::Loopback as u8, libc::EPERM), "nothing left to give up");
+    }
+
+    #[test]
+    fn a_refused_mount_keeps_the_network_namespace() {
+        let mut ns = plan(true);
+        assert!(ns.retry_without(Step::Proc as u8, libc::EPERM));
+        assert!(ns.net_active() && !ns.pid_active() && ns.active());
+        let mut ns = plan(true);
+        assert!(ns.retry_without(Step::IdMaps as u8, libc::EPERM));
+        assert!(!ns.active(), "without its ids the user namespace serves none");
+    }
+
+    #[test]
+    fn faults_that_are_not_refusals_are_reported() {
+        let mut ns = plan(false);
+        assert!(!ns.retry_without(Step::Loopback as u8, libc::EIO));
+        assert!(ns.net_active());
+        let codes: Vec<u8> = Step::ALL.iter().map(|s| *s as u8).collect();
+        assert!(codes.windows(2).all(|w| w[1] == w[0] + 1) && codes[0] == 32, "{codes:?}");
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::net::NetPlan;
 use crate::spawn::{self, Launch};
 use crate::view::{request, table, State, View};
 use crate::{changes, floor, program, trace_sink};
@@ -220,6 +221,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
     let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
+    let net = NetPlan::prepare(args.net.unwrap_or(policy.network.mode))?;
     spawn::handle_signals();
     let pid = spawn::spawn(Launch {
         rt,
@@ -236,6 +238,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
         landlock,
         landlock_under_mounts,
+        net,
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
     let status = spawn::wait(pid);

@@ -9,10 +9,12 @@
 //! With a filesystem view the child first lays out the sandbox's own mount namespace (the host
 //! tree read-only, hidden paths covered); in reproducible mode it is also init (pid 1) of the
 //! sandbox's own pid namespace, and forks the program (pid 2) just before the redirect filter:
-//! see [`crate::namespaces`].
+//! see [`crate::namespaces`]. With `--net none` it makes the sandbox's network namespace too, or
+//! where the host refuses one installs the network's fallback floor: see [`crate::net`].
 
 use crate::failure::Failure;
 use crate::namespaces::{self, Namespaces};
+use crate::net::NetPlan;
 use crate::view::mounts::MountPlan;
 use interposer::RtImage;
 use seccompiler::BpfProgram;
@@ -57,6 +59,8 @@ pub struct Launch {
     /// The Landlock floor used instead when the sandbox got its own mount namespace, which
     /// hides what the view hides: writes only.
     pub landlock_under_mounts: Option<crate::landlock::PreparedFloor>,
+    /// The network: a namespace of the sandbox's own, and the floor's part for it.
+    pub net: NetPlan,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -100,7 +104,8 @@ fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
 /// Starts the program; returns the child's pid.
 pub fn spawn(mut launch: Launch) -> Result<libc::pid_t, Failure> {
     // Namespaces: a set-up step the host refuses is tried again without them.
-    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take());
+    let net = launch.net.wants_namespace().then(|| launch.net.without_namespace_note());
+    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net);
     loop {
         if let Some(pid) = start(&launch, &mut ns)? {
             return Ok(pid);
@@ -123,6 +128,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
         .map(|f| seccompiler::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k })
         .collect();
     let floor: Vec<libc::sock_fprog> = launch.floor.iter().map(|p| sock_fprog(p)).collect();
+    // Both, since which one applies is known in the child: whether it made its namespace.
+    let net_floor: [Vec<libc::sock_fprog>; 2] =
+        [false, true].map(|in_ns| launch.net.programs(in_ns).iter().map(|p| sock_fprog(p)).collect());
     let redirect_prog = sock_fprog(&redirect);
     let code_start = launch.rt.code.start & !4095;
     let code_len = launch.rt.code.end - code_start;
@@ -135,7 +143,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
     // of its mount made by `clone`, under any bind laid on top of it since: going there again
     // by name finds a writable `rw` mount where the path has one.
     let rechdir = match &launch.cwd {
-        None if ns.active() => std::env::current_dir()
+        None if ns.mounts_active() => std::env::current_dir()
             .ok()
             .and_then(|dir| CString::new(dir.into_os_string().into_encoded_bytes()).ok()),
         _ => None,
@@ -175,7 +183,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                 libc::_exit(125);
             }
             // --- namespaces: this process is the first of the sandbox's namespaces (init, pid
-            // 1, in reproducible mode).
+            // 1, in reproducible mode); with `--net none` it makes the network namespace.
             if ns.active() {
                 if let Err(step) = ns.enter(err_r.as_raw_fd(), err_w.as_raw_fd()) {
                     report(step as u8);
@@ -235,7 +243,16 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                     fail(Step::Landlock);
                 }
             }
-            for prog in &floor {
+            // --- network: a layer of its own, so the view's floor stays as it was.
+            if !ns.net_active() {
+                if let Some(landlock) = launch.net.landlock_without_namespace() {
+                    if landlock.enforce().is_err() {
+                        fail(Step::Landlock);
+                    }
+                }
+            }
+            launch.net.drop_capabilities();
+            for prog in floor.iter().chain(&net_floor[usize::from(ns.net_active())]) {
                 if libc::syscall(
                     libc::SYS_seccomp,
                     libc::SECCOMP_SET_MODE_FILTER,

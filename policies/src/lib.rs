@@ -2,10 +2,11 @@
 //! policies, which are JSON files embedded in the binary.
 //!
 //! A policy says what the sandboxed program sees of its host: its host name (`identity`), its
-//! clocks (`time`), its randomness (`random`) and its files (`filesystem`). Every object may
-//! carry a `comment`, and unknown keys are errors. The launcher calls [`load`] with what the
-//! user gave (`--policy NAME|FILE`), prints a [`PolicyError`] as one line, and hands the kernel
-//! a plain `kernel_host::Config` through [`Policy::apply_to`]. The filesystem view is the
+//! clocks (`time`), its randomness (`random`), its files (`filesystem`) and its network
+//! (`network`). Every object may carry a `comment`, and unknown keys are errors. The launcher
+//! calls [`load`] with what the user gave (`--policy NAME|FILE`), prints a [`PolicyError`] as one
+//! line, and hands the kernel a plain `kernel_host::Config` through [`Policy::apply_to`]; the
+//! launcher reads the network mode itself, as it sets the network up. The filesystem view is the
 //! exception: its paths are only checked for shape here ([`PathSpec`], [`BindSpec`]); the
 //! launcher expands `~`, resolves host paths and builds the mount table, because that needs the
 //! host tree and the user's home.
@@ -20,6 +21,7 @@
 mod builtin;
 mod error;
 mod load;
+mod network;
 mod path_spec;
 mod schema;
 mod validate;
@@ -30,6 +32,7 @@ mod tests;
 pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
 pub use load::{label, load, parse};
+pub use network::{NetMode, NetModeError, Network, PlannedMode};
 pub use path_spec::{normalize_guest, BindError, BindSpec, PathError, PathSpec};
 pub use schema::{Filesystem, Identity, Policy, Random, Time};
 pub use validate::{MAX_CPUS, MAX_EPOCH_SECONDS, MAX_HOSTNAME_LEN, MAX_OFFSET_SECONDS};

@@ -13,6 +13,8 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::network::{Network, NET_MODE_FIX};
+
 /// A parsed, validated policy.
 ///
 /// An empty object `{}` is a valid policy: it runs the program as it is, with only cloister's
@@ -39,6 +41,10 @@ pub struct Policy {
     /// The filesystem view; absent or empty, the program sees the host's files as they are.
     #[serde(default, deserialize_with = "object", skip_serializing_if = "Filesystem::is_empty")]
     pub filesystem: Filesystem,
+    /// The network; absent, the host's (no isolation). Always shown, since it is a choice about
+    /// isolation that the reader of a policy should not have to infer.
+    #[serde(default, deserialize_with = "object")]
+    pub network: Network,
 }
 
 /// The filesystem view: which host trees the program sees, where, and how.
@@ -229,6 +235,8 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
             ("an array of paths", r#"write an array such as ["/tmp", "~/.cache"]"#)
         }
         "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
+        "$.network" => ("an object", r#"write an object such as {"mode": "none"}"#),
+        "$.network.mode" => (r#"a network mode in double quotes, "none" or "host""#, NET_MODE_FIX),
         p if p.starts_with("$.filesystem.") && p.ends_with(']') => {
             ("a path in double quotes", r#"write a path such as "/srv/data" or "~/data""#)
         }

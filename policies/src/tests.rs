@@ -1,8 +1,8 @@
 //! Tests of the crate's public behaviour: built-ins, error wording, loading.
 
 use crate::{
-    builtin_names, builtin_summary, builtin_text, load, parse, Filesystem, Policy, PolicyError,
-    MAX_OFFSET_SECONDS,
+    builtin_names, builtin_summary, builtin_text, load, parse, Filesystem, NetMode, NetModeError,
+    PlannedMode, Policy, PolicyError, MAX_OFFSET_SECONDS,
 };
 
 /// Parses `text` as `./bad.json`, expecting an error, and returns it with its message.
@@ -52,7 +52,7 @@ fn unknown_key_at_top_level_names_the_allowed_keys() {
         if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem"#
+        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem, network"#
     );
 }
 
@@ -259,5 +259,71 @@ fn filesystem_type_errors_say_what_belongs_there() {
     assert_eq!(
         line,
         r#"policy ./bad.json: at $.filesystem: unknown key "readonly"; the keys allowed here are comment, ro, rw, overlay, tmpfs, hide, cwd"#
+    );
+}
+
+#[test]
+fn untrusted_has_only_its_loopback_and_the_others_keep_the_hosts_network() {
+    assert_eq!(load("untrusted").unwrap().network.mode, NetMode::None);
+    for name in ["default", "fixed-identity", "reproducible"] {
+        assert_eq!(load(name).unwrap().network.mode, NetMode::Host, "{name}");
+    }
+    // A policy written before the section existed keeps the host's network.
+    assert_eq!(parse("{}", "ok").unwrap().network.mode, NetMode::Host);
+}
+
+#[test]
+fn network_modes_read_and_show_back() {
+    for (text, mode) in [("none", NetMode::None), ("host", NetMode::Host)] {
+        let policy =
+            parse(&format!(r#"{{"network": {{"comment": "why", "mode": "{text}"}}}}"#), "ok").unwrap();
+        assert_eq!(policy.network.mode, mode);
+        assert_eq!(policy.network.comment.as_deref(), Some("why"));
+        let shown = policy.to_json_pretty();
+        assert!(shown.contains(&format!(r#""mode": "{text}""#)), "{shown}");
+        assert_eq!(parse(&shown, "ok").unwrap(), policy);
+        assert_eq!(text.parse::<NetMode>(), Ok(mode));
+        assert_eq!(mode.to_string(), text);
+    }
+    // The mode is always shown, even when the policy did not write it.
+    assert!(parse("{}", "ok").unwrap().to_json_pretty().contains(r#""mode": "host""#));
+}
+
+#[test]
+fn planned_network_modes_are_not_built_yet() {
+    for (written, mode) in
+        [("nat", PlannedMode::Nat), ("wire:/run/hub.sock", PlannedMode::Wire), ("tap:tap0", PlannedMode::Tap)]
+    {
+        let err = written.parse::<NetMode>().unwrap_err();
+        assert_eq!(err, NetModeError::NotBuiltYet { written: written.to_owned(), mode });
+        let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{written}"}}}}"#));
+        assert!(
+            matches!(&policy_err, PolicyError::Invalid { json_path, .. } if json_path == "$.network.mode"),
+            "{line}"
+        );
+        assert!(line.contains("is planned but not built yet"), "{line}");
+        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#), "{line}");
+    }
+}
+
+#[test]
+fn bad_network_modes_name_the_path_and_the_fix() {
+    let (_, line) = fail(r#"{"network": {"mode": "bridge"}}"#);
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host; planned: nat, wire:PATH, tap:IFNAME); write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#
+    );
+    // Near misses are not guessed at.
+    for near in ["None", "host:", "none:x", ""] {
+        assert!(near.parse::<NetMode>().is_err(), "{near:?}");
+    }
+    let (_, line) = fail(r#"{"network": {"mode": 0}}"#);
+    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none" or "host", found the integer 0"#), "{line}");
+    let (_, line) = fail(r#"{"network": "none"}"#);
+    assert!(line.contains(r#"at $.network: expected an object, found the string "none"; write an object such as {"mode": "none"}"#), "{line}");
+    let (_, line) = fail(r#"{"network": {"allow": ["*:443"]}}"#);
+    assert!(
+        line.contains(r#"at $.network: unknown key "allow"; the keys allowed here are comment, mode"#),
+        "{line}"
     );
 }

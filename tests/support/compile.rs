@@ -28,6 +28,8 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("gate_escape", &[]),
     ("gate_meta", &[]),
     ("no_mount_ns", &[]),
+    ("net_escape", &[]),
+    ("no_net_ns", &[]),
     ("hello", &[]),
     ("cpu", &[]),
     ("regs", &[]),

@@ -41,6 +41,8 @@
 //! Several hidden paths compose: the allowed set is computed as one tree before any rule is
 //! emitted. A tree named in `read` or `write` beneath a hidden path is still granted: the
 //! policy named it. Network and scope restrictions ([`FloorOptions`]) are off by default.
+//! [`prepare_net`] makes a layer of TCP rules alone, with no filesystem rules, which
+//! `--net none` stacks on top when the host refuses the sandbox a network namespace.
 //!
 //! The floor asks for the rights of Landlock ABI 7 and enforces what the kernel offers; what is
 //! missing is reported in [`FloorStatus`], never silently dropped. Out of its reach even on
@@ -67,6 +69,7 @@ mod status;
 
 pub use paths::FsFloor;
 pub use ruleset::{
-    prepare, restrict_self, EnforceError, FloorOptions, NetFloor, PrepareError, PreparedFloor, RestrictError,
+    prepare, prepare_net, restrict_self, EnforceError, FloorOptions, NetFloor, PrepareError, PreparedFloor,
+    RestrictError,
 };
 pub use status::{abi, host_support, FloorStatus, Gap};

@@ -260,6 +260,37 @@ fn handled_reads(fs: &FsFloor) -> BitFlags<AccessFs> {
     }
 }
 
+/// A layer of TCP rules alone, with no filesystem rules: stacked on whatever else confines the
+/// sandbox (the view's floor, or nothing), it allows TCP `bind` and `connect` only on `net`'s
+/// ports. On a host whose ABI predates TCP rules (4) it enforces nothing, and its status says
+/// why.
+pub fn prepare_net(net: &NetFloor) -> Result<PreparedFloor, PrepareError> {
+    let unsupported =
+        |why: String| PreparedFloor { ruleset: None, status: FloorStatus::Unsupported { why }, read_bits: 0 };
+    let abi = match abi() {
+        Ok(abi) if abi >= 4 => abi,
+        Ok(abi) => return Ok(unsupported(format!("TCP rules need Landlock ABI 4; this host has ABI {abi}"))),
+        Err(errno) => {
+            let why = match FloorStatus::of(Err(errno), &FloorOptions::default()) {
+                FloorStatus::Unsupported { why } => why,
+                other => other.to_string(),
+            };
+            return Ok(unsupported(why));
+        }
+    };
+    let mut ruleset =
+        Ruleset::default().handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?.create()?;
+    let ports = net.bind_tcp.iter().map(|&p| (p, AccessNet::BindTcp));
+    for (port, access) in ports.chain(net.connect_tcp.iter().map(|&p| (p, AccessNet::ConnectTcp))) {
+        ruleset = ruleset.add_rule(NetPort::new(port, access))?;
+    }
+    let ruleset: Option<OwnedFd> = ruleset.into();
+    Ok(match ruleset {
+        Some(fd) => PreparedFloor { ruleset: Some(fd), status: FloorStatus::Enforced { abi }, read_bits: 0 },
+        None => unsupported("the kernel would not create a Landlock ruleset".into()),
+    })
+}
+
 /// Adds `rule`, with only the rights that apply to what the path is now.
 fn add_path(
     ruleset: RulesetCreated,

@@ -1,0 +1,34 @@
+//! The sandbox's network: what each mode of `--net` / `network.mode` sets up before the program
+//! runs. See docs/network.md for what a user gets.
+//!
+//! - **`host`**: nothing; the program's sockets are the host's.
+//! - **`none`**: the sandbox's first process makes a network namespace of its own
+//!   ([`crate::namespaces`], rootless through the user namespace it makes when not root) and
+//!   brings its loopback up ([`loopback`]), so 127.0.0.1 and ::1 work inside and nothing else
+//!   exists. On top of it, a seccomp program ([`floor`]) refuses the socket families a network
+//!   namespace does not confine (`AF_VSOCK` reaches the hypervisor, `AF_BLUETOOTH` the host's
+//!   radios) and raw IP sockets, and the bounding set loses `CAP_NET_ADMIN` and `CAP_NET_RAW`,
+//!   so a program run as root cannot move an interface between namespaces or configure the
+//!   host's. Where the host refuses the namespace, the launcher says so once and the fallback
+//!   floor refuses every socket family but `AF_UNIX` and `AF_ALG` (no IPv4, IPv6, packet or
+//!   netlink sockets, so no loopback either), and a Landlock layer refuses TCP `bind` and
+//!   `connect` on any socket the program was handed (ABI 4 and later).
+//!
+//! The planned modes (`nat`, `wire:PATH`, `tap:IFNAME`) will keep the namespace and the floor of
+//! `none` and add an engine in the supervisor that the sandbox's sockets reach: [`NetPlan`] is
+//! where each mode says what it needs.
+//!
+//! What this does not do: redirect any socket call (the kernel has no network stack yet), give
+//! the sandbox its own `/sys/class/net` (sysfs still lists the host's interfaces, by name), or
+//! confine UDP on a socket the program was handed in the fallback (Landlock's network rules are
+//! for TCP only).
+//!
+//! Read first: network_namespaces(7), netdevice(7) (`SIOCSIFFLAGS`), socket(2) and
+//! address_families(7), capabilities(7) (the bounding set), landlock(7) (`LANDLOCK_ACCESS_NET_*`).
+
+mod floor;
+mod loopback;
+mod plan;
+
+pub use loopback::bring_up_loopback;
+pub use plan::NetPlan;

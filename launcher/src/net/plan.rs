@@ -1,0 +1,99 @@
+//! [`NetPlan`]: what a network mode asks of the sandbox's set-up, prepared before the fork (the
+//! child only installs and enforces).
+
+use super::floor;
+use crate::failure::Failure;
+use crate::landlock::{FloorStatus, PreparedFloor};
+use policies::NetMode;
+use seccompiler::BpfProgram;
+
+/// The network part of a sandbox's set-up.
+pub struct NetPlan {
+    mode: NetMode,
+    /// Seccomp programs for a sandbox in its own network namespace.
+    in_namespace: Vec<BpfProgram>,
+    /// Seccomp programs for a sandbox that wanted one and was refused.
+    without_namespace: Vec<BpfProgram>,
+    /// The Landlock layer for that case too (`None` when the mode needs none).
+    without_namespace_landlock: Option<PreparedFloor>,
+}
+
+impl NetPlan {
+    /// The plan for `mode`: for `none`, both floors (with and without a namespace) are built
+    /// now, since whether the host gives the namespace is only known once the child tried.
+    pub fn prepare(mode: NetMode) -> Result<NetPlan, Failure> {
+        let mut plan = NetPlan {
+            mode,
+            in_namespace: Vec::new(),
+            without_namespace: Vec::new(),
+            without_namespace_landlock: None,
+        };
+        match mode {
+            NetMode::Host => {}
+            NetMode::None => {
+                let seccomp = |e: crate::floor::FloorError| Failure::Setup(e.to_string());
+                plan.in_namespace = vec![
+                    floor::families(floor::IN_NAMESPACE).map_err(seccomp)?,
+                    floor::raw_ip().map_err(seccomp)?,
+                ];
+                plan.without_namespace = vec![floor::families(floor::WITHOUT_NAMESPACE).map_err(seccomp)?];
+                let landlock = floor::tcp_lockout().map_err(|e| {
+                    Failure::Setup(format!("cannot prepare the network's Landlock layer: {e}"))
+                })?;
+                plan.without_namespace_landlock = Some(landlock);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> NetMode {
+        self.mode
+    }
+
+    /// Whether the sandbox should get a network namespace of its own, with its loopback up.
+    pub fn wants_namespace(&self) -> bool {
+        match self.mode {
+            NetMode::None => true,
+            NetMode::Host => false,
+        }
+    }
+
+    /// What the sandbox gets instead when the host refuses the namespace, for the line that
+    /// says so.
+    pub fn without_namespace_note(&self) -> String {
+        let tcp = match self.without_namespace_landlock.as_ref().map(PreparedFloor::status) {
+            Some(FloorStatus::Enforced { .. }) => "and Landlock refuses TCP bind and connect",
+            _ => "and this host's Landlock cannot refuse TCP on a socket the program is handed (ABI 4)",
+        };
+        format!(
+            "--net {} refuses IPv4, IPv6, packet and netlink sockets instead (so the program has no \
+             loopback either), {tcp}",
+            self.mode
+        )
+    }
+
+    /// The seccomp programs the sandbox installs after the floor's, depending on whether it got
+    /// its own network namespace.
+    pub fn programs(&self, in_namespace: bool) -> &[BpfProgram] {
+        if in_namespace {
+            &self.in_namespace
+        } else {
+            &self.without_namespace
+        }
+    }
+
+    /// The Landlock layer the sandbox enforces when it did not get a namespace it wanted.
+    pub fn landlock_without_namespace(&self) -> Option<&PreparedFloor> {
+        self.without_namespace_landlock.as_ref()
+    }
+
+    /// In the sandbox's first process, before it execs: drops the capabilities that reach the
+    /// host's network (see [`floor::drop_net_capabilities`]) for every mode but `host`.
+    /// Async-signal-safe.
+    pub fn drop_capabilities(&self) {
+        if self.mode != NetMode::Host {
+            floor::drop_net_capabilities();
+        }
+    }
+}

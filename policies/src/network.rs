@@ -1,0 +1,163 @@
+//! The `network` section: which network a sandbox gets ([`NetMode`]).
+//!
+//! A mode is written the same way in a policy (`"network": {"mode": "none"}`) and on the command
+//! line (`cloister run --net none`), and both go through [`NetMode`]'s `FromStr`, so the words
+//! and the errors are the same in both places. Modes are `NAME` or `NAME:ARGUMENT`; the argument
+//! belongs to modes that are planned but not built yet (`wire:PATH`, `tap:IFNAME`), which are
+//! recognised so that asking for one says "not built yet" rather than "unknown". When they are
+//! built they become variants of [`NetMode`], with their extra keys (`allow`, `ip`) beside
+//! `mode` in [`Network`].
+//!
+//! This module only names modes; the launcher decides what each one sets up
+//! (`launcher/src/net/`), and docs/network.md says what each gives.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::Visitor;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The network a sandbox gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetMode {
+    /// Only the sandbox's own loopback (127.0.0.1 and ::1): a network namespace of its own,
+    /// or, where the host refuses one, no IP sockets at all.
+    None,
+    /// The host's network as it is: no isolation. The default, so that a policy without a
+    /// `network` section behaves as it did before the section existed.
+    #[default]
+    Host,
+}
+
+impl NetMode {
+    /// The name as a policy or `--net` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::None => "none",
+            NetMode::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for NetMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mode of issue 4 that is designed but not built yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlannedMode {
+    /// `nat`: egress through a user-mode NAT gateway with an allow-list.
+    Nat,
+    /// `wire:PATH`: a port on a virtual Ethernet switch (`cloister hub PATH`).
+    Wire,
+    /// `tap:IFNAME`: a host TAP device.
+    Tap,
+}
+
+impl PlannedMode {
+    fn describe(self) -> &'static str {
+        match self {
+            PlannedMode::Nat => "user-mode NAT with an egress allow-list",
+            PlannedMode::Wire => "a virtual switch shared by sandboxes, `cloister hub`",
+            PlannedMode::Tap => "a host TAP device",
+        }
+    }
+}
+
+/// Why a network mode was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetModeError {
+    /// A mode that is planned but not built yet (`nat`, `wire:PATH`, `tap:IFNAME`).
+    NotBuiltYet {
+        /// The mode as written.
+        written: String,
+        /// Which one.
+        mode: PlannedMode,
+    },
+    /// No mode of that name, planned or built.
+    Unknown(String),
+}
+
+/// What to write instead, for every [`NetModeError`] (and the policy's `$.network.mode`).
+pub(crate) const NET_MODE_FIX: &str =
+    r#"write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#;
+
+impl NetModeError {
+    /// What to write instead.
+    pub fn fix(&self) -> &'static str {
+        NET_MODE_FIX
+    }
+}
+
+impl fmt::Display for NetModeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetModeError::NotBuiltYet { written, mode } => {
+                write!(f, "the network mode {written:?} ({}) is planned but not built yet", mode.describe())
+            }
+            NetModeError::Unknown(written) => write!(
+                f,
+                "there is no network mode {written:?} (built: none, host; planned: nat, wire:PATH, \
+                 tap:IFNAME)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NetModeError {}
+
+impl FromStr for NetMode {
+    type Err = NetModeError;
+
+    fn from_str(written: &str) -> Result<NetMode, NetModeError> {
+        let name = written.split_once(':').map_or(written, |(name, _)| name);
+        let planned = match name {
+            "none" if name == written => return Ok(NetMode::None),
+            "host" if name == written => return Ok(NetMode::Host),
+            "nat" => PlannedMode::Nat,
+            "wire" => PlannedMode::Wire,
+            "tap" => PlannedMode::Tap,
+            _ => return Err(NetModeError::Unknown(written.to_owned())),
+        };
+        Err(NetModeError::NotBuiltYet { written: written.to_owned(), mode: planned })
+    }
+}
+
+impl Serialize for NetMode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NetMode, D::Error> {
+        struct ModeVisitor;
+
+        impl Visitor<'_> for ModeVisitor {
+            type Value = NetMode;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a network mode")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NetMode, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(ModeVisitor)
+    }
+}
+
+/// The `network` section of a policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Free text: why the sandbox gets this network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The network; `host` when not given.
+    pub mode: NetMode,
+}
