@@ -649,3 +649,17 @@ fn proc_links_and_kernel_trees_stay_in_the_view() {
     assert_eq!(fs::metadata(knob).map(|m| m.permissions().mode()).ok(), mode_before, "a /sys mode changed");
     assert!(!Path::new(&format!("/sys/fs/cgroup/{unique}")).exists(), "a cgroup was made on the host");
 }
+
+/// `/proc/self/cwd` leads to the working directory the process has now: a lookup through it
+/// is not remembered across a `chdir` (in the same process, where resolved directories are).
+#[test]
+fn proc_self_cwd_follows_chdir() {
+    let script = "import os\n\
+                  os.chdir('/usr'); print(os.path.exists('/proc/self/cwd/bin'))\n\
+                  os.chdir('/etc'); print(os.path.exists('/proc/self/cwd/passwd'), os.path.exists('/proc/self/cwd/bin'))\n";
+    for mode in [Mode::Native, Mode::Cloister] {
+        let out = mode.command("python3").args(["-c", script]).output();
+        out.success();
+        assert_eq!(out.stdout, "True\nTrue False\n", "\n{out}");
+    }
+}

@@ -1,10 +1,12 @@
-//! Memory the whole sandbox shares: one page every process maps, for state that must be the
-//! same in all of them (the virtual clock of reproducible mode, the view's generation).
+//! Memory the whole sandbox shares: a few pages every process maps, for state that must be the
+//! same in all of them (the virtual clock of reproducible mode, the view's generation and the
+//! directories it resolved).
 //!
 //! The launcher creates it (a memfd) and hands it to every process as a reserved descriptor;
 //! the runtime maps it at start-up, and fork and exec keep it. Only atomics live here: no
 //! lock can be left held by a process that dies.
 
+use crate::vfs::shared_dirs::SharedDirs;
 use core::sync::atomic::AtomicU64;
 
 /// The layout of the shared page.
@@ -22,25 +24,34 @@ pub struct Shared {
     /// Opaque directories the sandbox has made: until there is one, no lookup needs to look
     /// for them.
     pub opaque_dirs: AtomicU64,
+    /// Directories the view resolved in the current generation, for every process to reuse.
+    pub dirs: SharedDirs,
 }
 
 impl Shared {
     /// A zeroed page, for a kernel that has no shared memory (one process, or a unit test).
     pub fn private() -> &'static Shared {
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(Shared {
-            magic: Shared::MAGIC.into(),
-            clock_ns: 0.into(),
-            vfs_generation: 0.into(),
-            opaque_dirs: 0.into(),
-        }))
+        let layout = core::alloc::Layout::new::<Shared>();
+        // SAFETY: all-zero bytes are a valid `Shared` (every field is atomics); the allocation
+        // has its layout and is never freed. Built in place: it is too large for a small stack.
+        let shared = unsafe {
+            let p = alloc::alloc::alloc_zeroed(layout).cast::<Shared>();
+            if p.is_null() {
+                alloc::alloc::handle_alloc_error(layout);
+            }
+            &*p
+        };
+        shared.magic.store(Shared::MAGIC, core::sync::atomic::Ordering::Relaxed);
+        shared
     }
 }
 
 impl Shared {
-    /// Size of the mapping.
-    pub const SIZE: usize = 4096;
+    /// Size of the mapping: whole pages.
+    pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0001;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0002;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);
+const _: () = assert!(Shared::SIZE <= 64 * 1024);

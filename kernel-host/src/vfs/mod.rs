@@ -18,6 +18,7 @@ pub mod listing;
 pub mod mount;
 pub mod overlay;
 pub mod path;
+pub mod shared_dirs;
 pub mod stamp;
 pub mod walk;
 

@@ -56,6 +56,9 @@ pub struct Node {
     /// Its directory is known (this generation) to be in the upper layer only: the lower
     /// tree has neither the directory nor this name, and the directory exists up there.
     pub in_upper_only_dir: bool,
+    /// The walk that found it followed a `/proc` link (`/proc/self/cwd`, `/dev/fd/N`): where
+    /// it leads depends on the process and its working directory, so it is not cached.
+    pub via_proc_link: bool,
 }
 
 /// Which of an overlay's layers a directory's entries can come from, as far as the current
@@ -126,6 +129,7 @@ impl Vfs {
             host,
             whiteout,
             in_upper_only_dir: parent == Layering::UpperOnly,
+            via_proc_link: false,
         };
         match &self.mounts.get(index).layers {
             Layers::Passthrough => {
@@ -236,19 +240,16 @@ impl Vfs {
         if comps.is_empty() {
             return Ok((Vec::from(&b"/"[..]), Layering::Both));
         }
-        let mut key = Vec::new();
-        for c in comps {
-            key.push(b'/');
-            key.extend_from_slice(c);
-        }
-        let generation = self.generation();
-        if let Some(dir) = self.dir_cache.lock().get(generation, &key) {
+        if let Some(dir) = self.cached_dir(comps) {
             return Ok(dir);
         }
+        let key = dir_key(comps);
+        let generation = self.generation();
         let todo = comps.iter().map(|c| c.to_vec()).collect();
         let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true, Layering::Both)?;
         match node.place {
             Place::Passthrough => return Ok((node.guest, Layering::Both)),
+            _ if node.via_proc_link => return Ok((node.guest, Layering::Both)),
             Place::Missing => return Err(Errno::ENOENT),
             _ if !node.is_dir() => return Err(Errno::ENOTDIR),
             _ => {}
@@ -259,8 +260,22 @@ impl Vfs {
         if layering == Layering::Both && node.place == Place::Upper && !self.lower_has(h, &node) {
             layering = Layering::UpperOnly;
         }
+        self.shared.dirs.insert(generation, &key, &node.guest, layering);
         self.dir_cache.lock().insert(generation, key, (node.guest.clone(), layering));
         Ok((node.guest, layering))
+    }
+
+    /// The canonical path and layering of the directory named by `comps` (no `..` among them)
+    /// if this process or another of the sandbox resolved it in this generation.
+    fn cached_dir(&self, comps: &[&[u8]]) -> Option<(Vec<u8>, Layering)> {
+        let key = dir_key(comps);
+        let generation = self.generation();
+        if let Some(dir) = self.dir_cache.lock().get(generation, &key) {
+            return Some(dir);
+        }
+        let dir = self.shared.dirs.get(generation, &key)?;
+        self.dir_cache.lock().insert(generation, key, dir.clone());
+        Some(dir)
     }
 
     /// Walks the components `todo` (in order) from canonical directory `cur`, whose entries
@@ -268,10 +283,26 @@ impl Vfs {
     fn walk_from(
         &self,
         h: Hc<'_>,
+        cur: Vec<u8>,
+        todo: Vec<Vec<u8>>,
+        follow: bool,
+        layering: Layering,
+    ) -> KResult<Node> {
+        let mut via_proc_link = false;
+        let mut node = self.walk_steps(h, cur, todo, follow, layering, &mut via_proc_link)?;
+        node.via_proc_link |= via_proc_link;
+        Ok(node)
+    }
+
+    /// [`Vfs::walk_from`]'s steps; sets `via_proc_link` when it follows a `/proc` link.
+    fn walk_steps(
+        &self,
+        h: Hc<'_>,
         mut cur: Vec<u8>,
         todo: Vec<Vec<u8>>,
         follow: bool,
         mut layering: Layering,
+        via_proc_link: &mut bool,
     ) -> KResult<Node> {
         let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
         let mut links = 0;
@@ -320,6 +351,7 @@ impl Vfs {
                                     return Err(Errno::ELOOP);
                                 }
                                 let guest = self.guest_of_host(&target).ok_or(Errno::ENOENT)?;
+                                *via_proc_link = true;
                                 cur = Vec::from(&b"/"[..]);
                                 layering = Layering::Both;
                                 stack = components(tail).rev().map(|c| c.to_vec()).collect();
@@ -364,7 +396,17 @@ impl Vfs {
                         cur = Vec::from(&b"/"[..]);
                         layering = Layering::Both;
                     }
-                    let parts: Vec<Vec<u8>> = components(&target).map(|c| c.to_vec()).collect();
+                    let mut parts: Vec<Vec<u8>> = components(&target).map(|c| c.to_vec()).collect();
+                    // An absolute link into a directory some process resolved already (a
+                    // library's `/lib/x86_64-linux-gnu/...`) continues from there, not from `/`.
+                    if target[0] == b'/' && parts.len() > 1 && !parts.iter().any(|c| c == b"..") {
+                        let dir: Vec<&[u8]> = parts[..parts.len() - 1].iter().map(|c| &c[..]).collect();
+                        if let Some((canonical, l)) = self.cached_dir(&dir) {
+                            cur = canonical;
+                            layering = l;
+                            parts.drain(..parts.len() - 1);
+                        }
+                    }
                     if parts.is_empty() {
                         // A link to `/` (or `.`): what it names is `cur` itself.
                         if stack.is_empty() {
@@ -384,6 +426,16 @@ impl Vfs {
         }
         self.lookup(h, &cur)
     }
+}
+
+/// The caches' key for the directory named by `comps`: its lexical absolute path.
+fn dir_key(comps: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(comps.iter().map(|c| c.len() + 1).sum());
+    for c in comps {
+        key.push(b'/');
+        key.extend_from_slice(c);
+    }
+    key
 }
 
 /// Splits a lexical path under `/proc` at a link the kernel resolves by itself to a file
