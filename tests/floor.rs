@@ -53,3 +53,26 @@ fn the_default_policy_has_no_floor_to_stop_it() {
     assert!(target.exists(), "\n{out}");
     fs::remove_file(&target).unwrap();
 }
+
+#[test]
+fn a_hidden_directory_that_holds_the_state_directory_stays_unreadable_through_the_gate() {
+    // `--hide` of the state directory's parent gets no stand-in in the mount namespace (it
+    // would hide the overlay from the runtime): Landlock must then still refuse reading it.
+    let exe = compile_c("gate_escape", &[]);
+    let outer = temp_dir("hidden-outer");
+    fs::write(outer.join("secret"), "secret\n").unwrap();
+    let tmpdir = outer.join("tmp");
+    fs::create_dir_all(&tmpdir).unwrap();
+    let target = scratch_dir().join("gate-escape-hidden-outer");
+    let _ = fs::remove_file(&target);
+    let out = Mode::Cloister
+        .command(&exe)
+        .cloister_arg("--hide")
+        .cloister_arg(&outer)
+        .env("TMPDIR", &tmpdir)
+        .args([runtime(), target.clone(), outer.join("secret")])
+        .output();
+    out.success();
+    assert_eq!(out.field("read"), "EACCES", "the hidden file was opened through the gate\n{out}");
+    assert!(!target.exists(), "the file reached the host\n{out}");
+}

@@ -51,10 +51,20 @@ pub fn hidden_paths(view: &View) -> Vec<PathBuf> {
     hidden
 }
 
-/// The floor for `view` when the sandbox has its own mount namespace: writes only. The
-/// namespace covers the hidden paths with stand-ins, so Landlock need not check every read.
+/// The floor for `view` when the sandbox has its own mount namespace: writes only, when the
+/// namespace covers every hidden path with a stand-in, so that Landlock need not check every
+/// read. A hidden path that holds a writable one (a `--hide` of the state directory's parent)
+/// gets no stand-in ([`super::mounts`]), and then reads stay confined here too.
 pub fn fs_floor_under_mounts(view: &View) -> FsFloor {
-    FsFloor { read: Vec::new(), hidden: Vec::new(), ..fs_floor(view) }
+    let floor = fs_floor(view);
+    let canonical = |p: &PathBuf| p.canonicalize().ok();
+    let writable: Vec<PathBuf> = floor.write.iter().filter_map(canonical).collect();
+    let uncovered =
+        floor.hidden.iter().filter_map(canonical).any(|h| writable.iter().any(|w| w.starts_with(&h)));
+    if uncovered {
+        return floor;
+    }
+    FsFloor { read: Vec::new(), hidden: Vec::new(), ..floor }
 }
 
 /// The floor for `view` without a mount namespace: reads confined too.
