@@ -8,7 +8,7 @@ use super::walk::Layering;
 use alloc::vec::Vec;
 
 /// Directories resolved lately: lexical path → canonical path, valid for one generation of
-/// the overlay's names (see [`Shared::vfs_generation`]). A directory known to be in the lower
+/// the overlay's names (see [`crate::shared::Shared::vfs_generation`]). A directory known to be in the lower
 /// tree only spares the lookups in it a call: the upper layer cannot have their names until
 /// a directory is made there, which starts a new generation.
 #[derive(Default)]
