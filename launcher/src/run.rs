@@ -209,13 +209,13 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         crate::landlock::prepare(fs, &crate::view::floor::options())
             .map_err(|e| Failure::Setup(format!("cannot prepare the Landlock floor: {e}")))
     };
-    let (landlock, landlock_under_mounts) = match &view {
+    let (landlock_source, landlock_under_mounts) = match &view {
         Some(view) => {
-            let floor = prepare(&crate::view::floor::fs_floor(view))?;
+            let floor = prepare(&crate::view::floor::fs_floor_under_mounts(view))?;
             if !matches!(floor.status(), crate::landlock::FloorStatus::Enforced { .. }) {
                 eprintln!("cloister: the Landlock floor on this host: {}", floor.status());
             }
-            (Some(floor), Some(prepare(&crate::view::floor::fs_floor_under_mounts(view))?))
+            (Some((crate::view::floor::fs_floor(view), crate::view::floor::options())), Some(floor))
         }
         None => (None, None),
     };
@@ -236,7 +236,8 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         fresh_tmp,
         mounts,
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
-        landlock,
+        landlock: None,
+        landlock_source,
         landlock_under_mounts,
         net,
     })?;

@@ -54,8 +54,13 @@ pub struct Launch {
     /// The host directory the program starts in (`--cwd`, mapped through the view); `None`
     /// keeps the launcher's.
     pub cwd: Option<CString>,
-    /// The Landlock floor, prepared: the child only enforces it.
+    /// The Landlock floor, prepared: the child only enforces it. With a view it is prepared
+    /// from [`Launch::landlock_source`] only when the sandbox goes without its mount namespace.
     pub landlock: Option<crate::landlock::PreparedFloor>,
+    /// What the view's whole floor (reads confined too) is made from, until it is made: its
+    /// hundreds of rules cost a millisecond or more, which a sandbox that gets its mount
+    /// namespace does not need.
+    pub landlock_source: Option<(crate::landlock::FsFloor, crate::landlock::FloorOptions)>,
     /// The Landlock floor used instead when the sandbox got its own mount namespace, which
     /// hides what the view hides: writes only.
     pub landlock_under_mounts: Option<crate::landlock::PreparedFloor>,
@@ -76,6 +81,9 @@ enum Step {
     Exec,
     Chdir,
     Landlock,
+    /// The sandbox went without its mount namespace, and the whole Landlock floor that then
+    /// applies was not made yet: the parent makes it and starts again.
+    FloorPending,
 }
 
 impl Step {
@@ -92,6 +100,7 @@ impl Step {
             6 => "cannot install the redirect filter",
             8 => "cannot change to the working directory (--cwd)",
             9 => "cannot enforce the Landlock floor",
+            10 => "the Landlock floor for a sandbox without its mount namespace is not ready",
             _ => "cannot execute the runtime",
         }
     }
@@ -107,6 +116,13 @@ pub fn spawn(mut launch: Launch) -> Result<libc::pid_t, Failure> {
     let net = launch.net.wants_namespace().then(|| launch.net.without_namespace_note());
     let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net);
     loop {
+        if !ns.view_active() && launch.landlock.is_none() {
+            if let Some((fs, options)) = launch.landlock_source.take() {
+                let floor = crate::landlock::prepare(&fs, &options)
+                    .map_err(|e| Failure::Setup(format!("cannot prepare the Landlock floor: {e}")))?;
+                launch.landlock = Some(floor);
+            }
+        }
         if let Some(pid) = start(&launch, &mut ns)? {
             return Ok(pid);
         }
@@ -232,6 +248,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             // the seccomp floor.
             let landlock = match &launch.landlock_under_mounts {
                 Some(light) if ns.view_active() => Some(light),
+                _ if launch.landlock.is_none() && launch.landlock_source.is_some() => {
+                    fail(Step::FloorPending)
+                }
                 _ => launch.landlock.as_ref(),
             };
             if let Some(landlock) = landlock {
@@ -292,7 +311,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
-        if ns.retry_without(msg[0], errno) {
+        if msg[0] == Step::FloorPending as u8 || ns.retry_without(msg[0], errno) {
             return Ok(None);
         }
         return Err(Failure::Setup(format!(
