@@ -663,3 +663,37 @@ fn proc_self_cwd_follows_chdir() {
         assert_eq!(out.stdout, "True\nTrue False\n", "\n{out}");
     }
 }
+
+/// Creating files relative to a directory the sandbox made (where the host has none) is left
+/// to the host, relative to the descriptor; a link or `..` on the way must still be resolved
+/// in the view: into the overlay's upper layer, never onto the host.
+#[test]
+fn exclusive_creates_below_a_new_directory_follow_links_in_the_view() {
+    let base = temp_dir("excl");
+    let tree = base.join("tree");
+    fs::create_dir_all(tree.join("existing")).unwrap();
+    let script = "import os\n\
+        os.mkdir('new')\n\
+        os.symlink(os.path.abspath('existing'), 'new/link')\n\
+        os.mkdir('new/sub')\n\
+        d = os.open('new', os.O_RDONLY | os.O_DIRECTORY)\n\
+        for name in ['plain', 'sub/deeper', 'link/through-link', '../existing/through-dotdot']:\n\
+        \x20   os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640, dir_fd=d))\n\
+        try:\n\
+        \x20   os.open('plain', os.O_CREAT | os.O_EXCL | os.O_WRONLY, dir_fd=d)\n\
+        except FileExistsError:\n\
+        \x20   print('exists: refused')\n\
+        print(sorted(os.listdir('existing')), sorted(os.listdir('new')), sorted(os.listdir('new/sub')))\n\
+        print(oct(os.stat('new/plain').st_mode & 0o777))\n";
+    let expected =
+        "exists: refused\n['through-dotdot', 'through-link'] ['link', 'plain', 'sub'] ['deeper']\n0o640\n";
+    let reference = base.join("native");
+    copy_tree(&tree, &reference);
+    let native = native_ok(Mode::Native.command("python3").args(["-c", script]).current_dir(&reference));
+    assert_eq!(native.stdout, expected, "\n{native}");
+    let before = TreeSnapshot::take(&tree);
+    let out = Mode::Cloister.command("python3").args(["-c", script]).current_dir(&tree).output();
+    out.success();
+    before.assert_unchanged(&out);
+    assert_eq!(out.stdout, expected, "\n{out}");
+}

@@ -191,6 +191,21 @@ impl Vfs {
         Ok(Some((target, self.lookup(h, &guest)?)))
     }
 
+    /// Whether relative paths from `dirfd` (`AT_FDCWD`: the working directory) lie in an
+    /// overlay's upper layer only: the directory is one the sandbox made where the host has
+    /// none, so everything beneath it is the upper layer's, and the host can resolve a path
+    /// there relative to the descriptor itself (which is the upper directory).
+    pub fn upper_only_below(&self, h: Hc<'_>, dirfd: i64) -> bool {
+        let base = if dirfd as i32 as i64 == crate::abi::AT_FDCWD {
+            self.cwd(h)
+        } else {
+            self.guest_of_fd(h, dirfd as i32)
+        };
+        let Ok(base) = base else { return false };
+        let comps: Vec<&[u8]> = path::components(&base).collect();
+        matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly)) if canonical == base)
+    }
+
     /// Resolves `path` as an `*at` call does: absolute, or relative to `dirfd` (`AT_FDCWD`:
     /// the working directory).
     pub fn resolve_at(&self, h: Hc<'_>, dirfd: i64, path: &[u8], follow: bool) -> KResult<Node> {

@@ -78,6 +78,11 @@ fn open_in_view(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, at: [u64; 4]) -> 
     let excl = creat && flags & O_EXCL != 0;
     let tmpfile = flags & O_TMPFILE == O_TMPFILE;
     let name = task.read_cstring(path, PATH_MAX)?;
+    if excl && !tmpfile && k.config.reproducible.is_none() {
+        if let Some(done) = create_below_upper_only(vfs, task, dirfd, &name, flags, mode) {
+            return done;
+        }
+    }
     let node = vfs.resolve_at(h, dirfd as i64, &name, flags & O_NOFOLLOW == 0 && !excl)?;
     let writes = flags & O_ACCMODE != 0 || flags & O_TRUNC != 0 || tmpfile;
     let kind = node.stat.as_ref().map(|s| s.kind());
@@ -106,6 +111,40 @@ fn open_in_view(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, at: [u64; 4]) -> 
         super::stamp_change(k, task, &node, &target, !node.exists());
     }
     host_open(task, &target, flags, mode, RESOLVE_NO_LINKS)
+}
+
+/// `open(dirfd, name, O_CREAT | O_EXCL)` of a relative name in a directory the sandbox made
+/// where the host has none (tar, cp, unzip, pip filling a new tree): every name beneath it is
+/// the upper layer's, so the host resolves it relative to the descriptor itself, with no link
+/// followed and nothing outside the directory reached (`RESOLVE_BENEATH`), and makes the file
+/// from here (a new regular file never blocks). `None` when that does not apply, or the host
+/// met a link or `..` on the way (`ELOOP`, `EXDEV`): then the view resolves the path itself.
+fn create_below_upper_only(
+    vfs: &Vfs,
+    task: &mut TaskCtx<'_>,
+    dirfd: u64,
+    name: &[u8],
+    flags: u64,
+    mode: u64,
+) -> Option<Outcome> {
+    const RESOLVE_BENEATH: u64 = 0x08;
+    if name.first() == Some(&b'/') || name.ends_with(b"/") || name.split(|&b| b == b'/').any(|c| c == b"..") {
+        return None;
+    }
+    let h = hc(task);
+    if !vfs.upper_only_below(h, dirfd as i64) {
+        return None;
+    }
+    let mut how = [0u64; 3];
+    how[0] = (flags & VALID_OPEN_FLAGS) | O_LARGEFILE;
+    how[1] = mode & 0o7777;
+    how[2] = RESOLVE_NO_LINKS | RESOLVE_BENEATH;
+    let cname = [name, b"\0"].concat();
+    let args = [dirfd, cname.as_ptr() as u64, how.as_ptr() as u64, 24, 0, 0];
+    match h.call(Sysno::openat2, args) {
+        Err(Errno::ELOOP | Errno::EXDEV | Errno::ENOSYS) => None,
+        result => Some(result.map(Disposition::Return)),
+    }
 }
 
 /// Opens host path `host` from the program's context (an open may block: a FIFO, a device).
