@@ -226,7 +226,13 @@ impl Vfs {
                 todo.push(last.to_vec());
                 return self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, Layering::Both);
             }
-            self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, layering)?
+            // The last name in a known directory: one lookup, unless it is a link to follow.
+            let node = self.lookup_hinted(h, &path::join(&dir, last), layering)?;
+            if node.place == Place::Passthrough || (node.is_symlink() && follow) {
+                self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, layering)?
+            } else {
+                node
+            }
         };
         if must_dir && node.exists() && !node.is_dir() && node.place != Place::Passthrough {
             return Err(Errno::ENOTDIR);
