@@ -430,7 +430,8 @@ fn secrets_are_hidden_and_the_rest_of_home_is_visible() {
         cat ~/proj/key-link || echo 'key-link: unreadable'
         cat /proc/self/root$HOME/.ssh/id_rsa || echo 'through /proc/self/root: unreadable'
         echo \"shadow: $(cat /etc/shadow 2>/dev/null | wc -c) bytes\"
-        echo planted 2>/dev/null > ~/.ssh/authorized_keys && echo 'ssh: written' || echo 'ssh: read-only'";
+        echo planted 2>/dev/null > ~/.ssh/authorized_keys && echo 'ssh: written' || echo 'ssh: read-only'
+        cd ~/.ssh && [ \"$(/bin/pwd)\" = \"$HOME/.ssh\" ] && cd ~/.aws && [ \"$(/bin/pwd)\" = \"$HOME/.aws\" ] && echo 'pwd: each its own'";
     let out = sh(Mode::Cloister, &home, script).env("HOME", &home).output();
     out.success();
     before.assert_unchanged(&out);
@@ -438,7 +439,7 @@ fn secrets_are_hidden_and_the_rest_of_home_is_visible() {
         out.stdout,
         "id_rsa: unreadable\nssh: []\ncredentials: unreadable\naws: []\nhome: .aws .profile .ssh proj \n\
          visible notes\nkey-link: unreadable\nthrough /proc/self/root: unreadable\nshadow: 0 bytes\n\
-         ssh: read-only\n",
+         ssh: read-only\npwd: each its own\n",
         "\n{out}"
     );
     assert!(!out.stderr.contains("SECRET"), "\n{out}");

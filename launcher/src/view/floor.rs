@@ -37,14 +37,19 @@ pub fn writable_paths(view: &View) -> Vec<PathBuf> {
 /// The host paths the view hides: for each hidden mount, what the program would find at its
 /// guest path without it (not resolved: a path may be a symbolic link, or missing).
 pub fn hidden_paths(view: &View) -> Vec<PathBuf> {
+    hidden_stand_ins(view).into_iter().map(|(host, _)| host).collect()
+}
+
+/// [`hidden_paths`], each with the stand-in the view shows in its place.
+pub fn hidden_stand_ins(view: &View) -> Vec<(PathBuf, PathBuf)> {
     let mut hidden = Vec::new();
     for m in &view.mounts {
-        if let MountKind::Hidden { .. } = &m.kind {
+        if let MountKind::Hidden { host: stand_in } = &m.kind {
             let others: Vec<_> = view.mounts.iter().filter(|o| o.guest != m.guest).cloned().collect();
             // The state directory is hidden from the view, not from the runtime, which writes
             // the program's changes there.
             if let Some(host) = host_path(&others, &m.guest).filter(|h| !h.starts_with(view.state.dir())) {
-                hidden.push(host);
+                hidden.push((host, PathBuf::from(stand_in)));
             }
         }
     }

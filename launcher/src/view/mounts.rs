@@ -16,7 +16,7 @@
 //!    writable again (unless the host had them read-only already), so that the kernel-host
 //!    vfs, which runs in the program's process, can write the overlay's upper layer and the
 //!    tmpfs trees, and `rw` mounts work;
-//! 3. the empty stand-ins (`STATE/empty`, `STATE/empty-file`) bound read-only over every
+//! 3. the empty stand-ins (`STATE/hidden/N`, one for each) bound read-only over every
 //!    hidden host path ([`super::floor::hidden_paths`]), so that even a `stat` or a `connect`
 //!    through the gate finds an empty directory or file there.
 //!
@@ -29,7 +29,7 @@
 //! Read first: mount_namespaces(7), mount(2) (`MS_BIND`, `MS_REMOUNT`), mount_setattr(2),
 //! proc(5) (`/proc/PID/mountinfo`), statfs(2).
 
-use super::floor::{hidden_paths, writable_paths};
+use super::floor::{hidden_stand_ins, writable_paths};
 
 /// The kernel's trees whose mounts keep their host flags in the sandbox's namespace.
 const LEFT_AS_THEY_WERE: [&str; 2] = ["/proc", "/dev/pts"];
@@ -140,22 +140,12 @@ impl MountPlan {
     pub fn new(view: &View) -> Result<MountPlan, Failure> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Failure::Setup(format!("cannot read /proc/self/mountinfo: {e}")))?;
-        Ok(MountPlan::from_parts(
-            &mountinfo,
-            &writable_paths(view),
-            &hidden_paths(view),
-            (&view.state.empty_dir(), &view.state.empty_file()),
-        ))
+        Ok(MountPlan::from_parts(&mountinfo, &writable_paths(view), &hidden_stand_ins(view)))
     }
 
-    /// The plan from a mount table's text, the writable and hidden host paths, and the empty
-    /// directory and file that stand in for hidden ones.
-    fn from_parts(
-        mountinfo: &str,
-        writable: &[PathBuf],
-        hidden: &[PathBuf],
-        empty: (&Path, &Path),
-    ) -> MountPlan {
+    /// The plan from a mount table's text, the writable host paths, and the hidden host paths
+    /// with the empty directory or file that stands in for each.
+    fn from_parts(mountinfo: &str, writable: &[PathBuf], hidden: &[(PathBuf, PathBuf)]) -> MountPlan {
         let mut host: Vec<HostMount> = mountinfo.lines().filter_map(parse_mountinfo_line).collect();
         for i in 0..host.len() {
             host[i].top = !host[i + 1..].iter().any(|later| later.point == host[i].point);
@@ -165,19 +155,18 @@ impl MountPlan {
         // on top of the parent's bind.
         writable.sort();
         writable.dedup();
-        let mut hidden: Vec<PathBuf> = hidden
+        let mut hidden: Vec<(PathBuf, &Path)> = hidden
             .iter()
-            .filter_map(|p| p.canonicalize().ok())
+            .filter_map(|(p, stand_in)| Some((p.canonicalize().ok()?, stand_in.as_path())))
             // Covering a writable path would hide it from the runtime too.
-            .filter(|h| !writable.iter().any(|w| w.starts_with(h)))
+            .filter(|(h, _)| !writable.iter().any(|w| w.starts_with(h)))
             .collect();
         // Outer paths first: an inner one is then gone (inside the empty stand-in) and skipped.
         hidden.sort();
-        hidden.dedup();
+        hidden.dedup_by(|a, b| a.0 == b.0);
         let stand_ins = hidden
             .iter()
-            .filter_map(|h| {
-                let source = if std::fs::metadata(h).ok()?.is_dir() { empty.0 } else { empty.1 };
+            .filter_map(|(h, source)| {
                 let flags = kept_flags(mount_flags(&cstring(source)?).unwrap_or(0));
                 Some(StandIn { source: cstring(source)?, target: cstring(h)?, flags })
             })
@@ -443,7 +432,7 @@ mod tests {
 
     #[test]
     fn mountinfo_is_read_with_escapes_kernel_trees_stacking_and_locked_flags() {
-        let plan = MountPlan::from_parts(MOUNTINFO, &[], &[], (Path::new("/e"), Path::new("/f")));
+        let plan = MountPlan::from_parts(MOUNTINFO, &[], &[]);
         let seen: Vec<(&[u8], bool, bool, bool, libc::c_ulong)> =
             plan.host.iter().map(|m| (m.point.as_bytes(), m.kernel, m.writable, m.top, m.flags)).collect();
         let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
@@ -476,14 +465,13 @@ mod tests {
             "",
             &[p("state"), p("outer/rw"), p("state")],
             &[
-                p("home/.config/gh"),
-                p("home/.netrc"),
-                p("home/.ssh"),
-                p("outer"),
-                p("missing"),
-                p("home/.config"),
+                (p("home/.config/gh"), p("state/hidden/0")),
+                (p("home/.netrc"), p("state/hidden/1")),
+                (p("home/.ssh"), p("state/hidden/2")),
+                (p("outer"), p("state/hidden/3")),
+                (p("missing"), p("state/hidden/4")),
+                (p("home/.config"), p("state/hidden/5")),
             ],
-            (&p("state/empty"), &p("state/empty-file")),
         );
         let shown = |c: &CString| {
             Path::new(std::ffi::OsStr::from_bytes(c.as_bytes())).strip_prefix(&dir).unwrap().to_owned()
@@ -495,10 +483,10 @@ mod tests {
             plan.stand_ins.iter().map(|s| (shown(&s.target), shown(&s.source))).collect();
         fs::remove_dir_all(&dir).unwrap();
         let expected: Vec<(PathBuf, PathBuf)> = [
-            ("home/.config", "state/empty"),
-            ("home/.config/gh", "state/empty"),
-            ("home/.netrc", "state/empty-file"),
-            ("home/.ssh", "state/empty"),
+            ("home/.config", "state/hidden/5"),
+            ("home/.config/gh", "state/hidden/0"),
+            ("home/.netrc", "state/hidden/1"),
+            ("home/.ssh", "state/hidden/2"),
         ]
         .into_iter()
         .map(|(t, s)| (PathBuf::from(t), PathBuf::from(s)))
@@ -514,18 +502,16 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("cloister-mounts-apply-{setattr}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        for d in ["state/empty", "secret"] {
+        for d in ["state/hidden/0", "secret"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
-        fs::write(dir.join("state/empty-file"), "").unwrap();
         fs::write(dir.join("secret/key"), "k").unwrap();
         let dir = dir.canonicalize().unwrap();
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let plan = MountPlan::from_parts(
             &mountinfo,
             &[dir.join("state")],
-            &[dir.join("secret")],
-            (&dir.join("state/empty"), &dir.join("state/empty-file")),
+            &[(dir.join("secret"), dir.join("state/hidden/0"))],
         );
         let c = |p: &Path| cstring(p).unwrap();
         let (state, outside, secret, key) =

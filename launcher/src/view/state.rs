@@ -5,7 +5,9 @@
 //! - `upper/`: one upper tree for every overlay mount, keyed by guest path (the overlay at
 //!   guest `G` has `upper + G` as its upper layer);
 //! - `tmp/N/`: one directory per tmpfs mount, always thrown away;
-//! - `empty/` (mode 0555) and `empty-file` (mode 0444): what hidden paths show;
+//! - `hidden/N`: what the Nth hidden path shows, an empty directory (mode 0555) or file (mode
+//!   0444) of its own, so that a descriptor or working directory in it maps back to the one
+//!   guest path it stands for;
 //! - `shared`: the page every process of the sandbox maps (the overlay's generation counter,
 //!   the virtual clock), so that no descriptor has to be reserved for it;
 //! - `manifest.json`: written at exit when the changes are kept.
@@ -47,7 +49,7 @@ impl State {
         // The kernel joins guest paths onto these: they must not go through symlinks.
         let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
         let state = State { dir, kept, created, done: false };
-        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("empty", 0o555)] {
+        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755)] {
             let path = state.dir.join(sub);
             fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
             // The umask may have taken bits away.
@@ -60,10 +62,6 @@ impl State {
         fs::write(&shared, page).map_err(|e| setup(&shared, "cannot create", &e))?;
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o600))
             .map_err(|e| setup(&shared, "cannot set the mode of", &e))?;
-        let file = state.empty_file();
-        fs::write(&file, b"").map_err(|e| setup(&file, "cannot create", &e))?;
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o444))
-            .map_err(|e| setup(&file, "cannot set the mode of", &e))?;
         Ok(state)
     }
 
@@ -87,14 +85,15 @@ impl State {
         self.dir.join("tmp").join(n.to_string())
     }
 
-    /// The empty directory hidden directories show.
-    pub fn empty_dir(&self) -> PathBuf {
-        self.dir.join("empty")
-    }
-
-    /// The empty file hidden files show.
-    pub fn empty_file(&self) -> PathBuf {
-        self.dir.join("empty-file")
+    /// Makes the stand-in of the `n`th hidden path: an empty directory (mode 0555) when `dir`,
+    /// else an empty file (mode 0444).
+    pub fn stand_in(&self, n: usize, dir: bool) -> Result<PathBuf, Failure> {
+        let path = self.dir.join("hidden").join(n.to_string());
+        let made = if dir { fs::create_dir(&path) } else { fs::write(&path, b"") };
+        made.map_err(|e| setup(&path, "cannot create", &e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(if dir { 0o555 } else { 0o444 }))
+            .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+        Ok(path)
     }
 
     /// The sandbox's shared page.
@@ -279,7 +278,7 @@ fn make_writable(dir: &Path) {
 
 /// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
 fn remove_private_parts(dir: &Path) -> Result<(), String> {
-    for name in ["tmp", "empty", "empty-file", "shared"] {
+    for name in ["tmp", "hidden", "shared"] {
         remove_all(&dir.join(name))?;
     }
     Ok(())
@@ -305,8 +304,10 @@ mod tests {
         let state = State::create(Some(&dir)).unwrap();
         assert!(state.is_kept());
         assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(fs::metadata(state.empty_dir()).unwrap().permissions().mode() & 0o777, 0o555);
-        assert_eq!(fs::metadata(state.empty_file()).unwrap().permissions().mode() & 0o777, 0o444);
+        let (d, f) = (state.stand_in(0, true).unwrap(), state.stand_in(1, false).unwrap());
+        assert_eq!(fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o555);
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o444);
+        assert!(f.is_file());
         assert!(state.upper().is_dir());
         fs::create_dir(state.tmp(0)).unwrap();
         fs::write(state.manifest(), "{}").unwrap();

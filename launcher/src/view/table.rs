@@ -57,16 +57,18 @@ pub fn build(requests: &[Request], state: State, cwd: Option<(String, String)>) 
     make_uppers(&mounts, &state.upper())?;
     make_mount_points(&mounts)?;
     // Hidden paths are looked up in the view without them: what would the program find there?
+    // Each gets a stand-in of its own, so that the host path of a descriptor or working
+    // directory in one maps back to that one guest path.
     let mut hidden = Vec::new();
     for request in hides {
         if let Some(host) = host_path(&mounts, &request.guest) {
             if let Ok(meta) = fs::metadata(&host) {
-                let stand_in = if meta.is_dir() { state.empty_dir() } else { state.empty_file() };
+                let stand_in = state.stand_in(hidden.len(), meta.is_dir())?;
                 hidden.push(Mount { guest: request.guest.clone(), kind: hidden_at(&stand_in)? });
             }
         }
     }
-    let state_hidden = hide_state(&mounts, &state)?;
+    let state_hidden = hide_state(&mounts, &state, hidden.len())?;
     mounts.extend(hidden);
     for mount in state_hidden {
         if !mounts.iter().any(|m| m.guest == mount.guest) {
@@ -219,7 +221,7 @@ fn dir_mode(like: &Path) -> u32 {
 /// Hidden mounts for the state directory, at each guest path where a host-backed mount would
 /// show it, unless a deeper mount already decides what is there (a tmpfs `/tmp` over a state
 /// directory in `/tmp`).
-fn hide_state(mounts: &[Mount], state: &State) -> Result<Vec<Mount>, Failure> {
+fn hide_state(mounts: &[Mount], state: &State, first_stand_in: usize) -> Result<Vec<Mount>, Failure> {
     let mut out = Vec::new();
     for mount in mounts {
         let host = match &mount.kind {
@@ -232,7 +234,8 @@ fn hide_state(mounts: &[Mount], state: &State) -> Result<Vec<Mount>, Failure> {
         let guest = policies::normalize_guest(&format!("{}/{rest}", mount.guest));
         let owner = mounts.iter().filter(|m| covers(&m.guest, &guest)).max_by_key(|m| m.guest.len());
         if owner.is_some_and(|o| o.guest == mount.guest) {
-            out.push(Mount { guest, kind: hidden_at(&state.empty_dir())? });
+            let stand_in = state.stand_in(first_stand_in + out.len(), true)?;
+            out.push(Mount { guest, kind: hidden_at(&stand_in)? });
         }
     }
     Ok(out)
@@ -343,7 +346,9 @@ mod tests {
             MountKind::ReadWrite { .. } => unreachable!(),
         };
         assert_eq!(host(0), s.join("upper"));
-        assert_eq!((host(1), host(2)), (s.join("empty-file"), s.join("empty")));
+        // Hidden paths: each its own stand-in, of its own type.
+        assert!(host(1).starts_with(s.join("hidden")) && host(1).is_file(), "{:?}", host(1));
+        assert!(host(2).starts_with(s.join("hidden")) && host(2).is_dir(), "{:?}", host(2));
         assert_eq!(host(3), lower.join("a"));
         assert_eq!(host(4), s.join("tmp/0"));
         assert_eq!(host(5), s.join("upper/work/d"));
