@@ -37,6 +37,10 @@ pub enum ProcFile {
     EtcPasswd,
     /// `/etc/group`, in reproducible mode the sandbox's own.
     EtcGroup,
+    /// `/proc/self/mountinfo`: the view's mounts.
+    MountInfo,
+    /// `/proc/self/mounts`, `/proc/mounts`, `/etc/mtab`: the view's mounts.
+    Mounts,
 }
 
 /// Recognises a path the kernel serves. `own_pid` is asked only when the path names a numeric
@@ -47,6 +51,7 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         b"/etc/hostname" => return Some(ProcFile::EtcHostname),
         b"/etc/passwd" => return Some(ProcFile::EtcPasswd),
         b"/etc/group" => return Some(ProcFile::EtcGroup),
+        b"/etc/mtab" | b"/proc/mounts" => return Some(ProcFile::Mounts),
         b"/sys/devices/system/cpu/online"
         | b"/sys/devices/system/cpu/possible"
         | b"/sys/devices/system/cpu/present" => return Some(ProcFile::CpuList),
@@ -79,6 +84,8 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         b"cmdline" => Some(ProcFile::Cmdline),
         b"auxv" => Some(ProcFile::Auxv),
         b"environ" => Some(ProcFile::Environ),
+        b"mountinfo" => Some(ProcFile::MountInfo),
+        b"mounts" => Some(ProcFile::Mounts),
         _ => None,
     }
 }

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod host;
 pub mod listing;
 pub mod mount;
+pub mod mountinfo;
 pub mod overlay;
 pub mod path;
 pub mod shared_dirs;

@@ -151,6 +151,11 @@ impl MountTable {
         })
     }
 
+    /// Every mount, longest guest path first.
+    pub fn iter(&self) -> impl Iterator<Item = &VMount> {
+        self.mounts.iter()
+    }
+
     /// The mount at `index`.
     pub fn get(&self, index: usize) -> &VMount {
         &self.mounts[index]
