@@ -446,3 +446,15 @@ fn no_controlling_terminal_unless_stdin_is_one() {
     let out = on_a_terminal(&[&cloister], &args, true);
     assert_eq!(field(&out, "tty"), "yes", "{out}");
 }
+
+#[test]
+fn doctor_names_the_subreaper_and_the_processes_limit() {
+    let out = cloister_tests::cloister(&["doctor"]);
+    out.success();
+    let line = |name: &str| {
+        out.lines().into_iter().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} line\n{out}"))
+    };
+    assert!(line("subreaper")["subreaper".len()..].trim_start().starts_with("yes"), "\n{out}");
+    let processes = line("processes limit")["processes limit".len()..].trim_start();
+    assert!(processes.starts_with("yes (") || processes.starts_with("no"), "\n{out}");
+}

@@ -30,7 +30,8 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Show which protections and capabilities this host offers a sandbox (seccomp,
-    /// namespaces, Landlock, TSC and CPUID faulting, vDSO), one line each.
+    /// namespaces, Landlock, subreaper, the processes limit, TSC and CPUID faulting, vDSO), one
+    /// line each.
     Doctor,
     /// List the system calls the kernel serves, and when each is redirected.
     Syscalls {

@@ -15,7 +15,9 @@
 //!
 //! Either way the keeper passes on SIGTERM and SIGHUP from the supervisor to the program, and
 //! SIGINT and SIGQUIT too when the program runs in a session of its own (no terminal; see
-//! [`crate::spawn`]), since the terminal then cannot reach the program itself. The keeper
+//! [`crate::spawn`]), since the terminal then cannot reach the program itself: those two go
+//! to the program's process group, which is then its own, as a terminal sends them to its
+//! foreground group. The keeper
 //! exits with the program's status mapped like [`crate::spawn::wait`] maps it (the exit code,
 //! or 128 + the signal), so `cloister run` reports the program's status.
 //!
@@ -139,6 +141,11 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
             if libc::getppid() != me {
                 libc::_exit(125);
             }
+            // A foreground process group of its own, as a shell gives a job, for the terminal's
+            // signals the keeper passes on.
+            if keeper.new_session {
+                libc::setpgid(0, 0);
+            }
             let children = CHILDREN.load(Ordering::Relaxed);
             if children >= 0 {
                 libc::close(children);
@@ -153,11 +160,16 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
         }
         let program = pid as libc::pid_t;
         PROGRAM.store(program, Ordering::Relaxed);
+        if keeper.new_session {
+            // Both sides, so the group exists before either goes on (as shells do).
+            libc::setpgid(program, program);
+        }
         // The keeper keeps no descriptor but its children list: the launcher's error pipe
         // reaches end-of-file when the program execs, the trace pipe when the sandbox ends,
         // and the program's standard streams belong to the program.
         close_all_but(CHILDREN.load(Ordering::Relaxed));
         if !keeper.pid_ns {
+            libc::prctl(libc::PR_SET_NAME, c"cloister-keep".as_ptr());
             let mut gone: libc::sigaction = std::mem::zeroed();
             gone.sa_sigaction = supervisor_gone as *const () as libc::sighandler_t;
             gone.sa_mask = all;
@@ -273,7 +285,10 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
     let program = PROGRAM.load(Ordering::Relaxed);
     if sender == SUPERVISOR.load(Ordering::Relaxed) && code != libc::SI_KERNEL && program > 0 {
+        // A terminal sends its interrupt and quit to the whole foreground group: a shell
+        // waiting for a command dies of it only once the command did.
+        let target = if matches!(sig, libc::SIGINT | libc::SIGQUIT) { -program } else { program };
         // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(program, sig) };
+        unsafe { libc::kill(target, sig) };
     }
 }
