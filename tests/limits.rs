@@ -452,7 +452,10 @@ fn doctor_names_the_subreaper_and_the_processes_limit() {
     let out = cloister_tests::cloister(&["doctor"]);
     out.success();
     let line = |name: &str| {
-        out.lines().into_iter().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} line\n{out}"))
+        out.lines()
+            .into_iter()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line\n{out}"))
     };
     assert!(line("subreaper")["subreaper".len()..].trim_start().starts_with("yes"), "\n{out}");
     let processes = line("processes limit")["processes limit".len()..].trim_start();

@@ -82,6 +82,17 @@ pub fn signal_scope_ruleset() -> Option<std::os::fd::OwnedFd> {
     (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) })
 }
 
+/// In the sandbox's first process without a pid namespace, before the Landlock floor (which
+/// may not let it read `/proc`): opens the list of its children that the keeper sweeps.
+///
+/// # Safety
+/// Async-signal-safe: one `open` of a constant path; call it once, in that process.
+pub unsafe fn open_children_list() {
+    // SAFETY: opening a constant C string; the descriptor is this process's own.
+    let fd = unsafe { libc::open(c"/proc/thread-self/children".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    CHILDREN.store(fd, Ordering::Relaxed);
+}
+
 /// In the sandbox's first process, once its set-up and the floor are in place: forks the
 /// program. Returns `Ok` in the program's process, which continues the launcher's set-up; in
 /// the keeper it never returns: the keeper closes every descriptor but its children list,
@@ -97,9 +108,6 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
     unsafe {
         if !keeper.pid_ns {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-            let children =
-                libc::open(c"/proc/thread-self/children".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            CHILDREN.store(children, Ordering::Relaxed);
             SUPERVISOR.store(keeper.supervisor, Ordering::Relaxed);
         }
         let mut all: libc::sigset_t = std::mem::zeroed();

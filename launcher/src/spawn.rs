@@ -264,6 +264,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 fail(Step::NoNewPrivs);
             }
+            if !ns.pid_active() {
+                crate::keeper::open_children_list();
+            }
             // After the namespaces' mounts (Landlock refuses mounts once applied) and before
             // the seccomp floor.
             let landlock = match &launch.landlock_under_mounts {
