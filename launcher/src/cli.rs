@@ -24,7 +24,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run PROGRAM in a sandbox. Exit status: the program's, 128+N if signal N killed it,
-    /// 125 if cloister failed, 126 if PROGRAM cannot be executed, 127 if it is not found.
+    /// 124 if --timeout ran out, 125 if cloister failed, 126 if PROGRAM cannot be executed, 127
+    /// if it is not found.
     Run(Box<RunArgs>),
     /// List, show and check policies.
     #[command(subcommand)]
