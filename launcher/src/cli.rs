@@ -24,13 +24,15 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run PROGRAM in a sandbox. Exit status: the program's, 128+N if signal N killed it,
-    /// 125 if cloister failed, 126 if PROGRAM cannot be executed, 127 if it is not found.
+    /// 124 if --timeout ran out, 125 if cloister failed, 126 if PROGRAM cannot be executed, 127
+    /// if it is not found.
     Run(Box<RunArgs>),
     /// List, show and check policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Show which protections and capabilities this host offers a sandbox (seccomp,
-    /// namespaces, Landlock, TSC and CPUID faulting, vDSO), one line each.
+    /// namespaces, Landlock, subreaper, the processes limit, TSC and CPUID faulting, vDSO), one
+    /// line each.
     Doctor,
     /// List the system calls the kernel serves, and when each is redirected.
     Syscalls {
@@ -142,6 +144,16 @@ pub struct RunArgs {
     /// NO isolation. Planned, not built yet: nat, wire:PATH, tap:IFNAME. See docs/network.md.
     #[arg(long, value_name = "MODE", value_parser = parse_net_mode, help_heading = "Network")]
     pub net: Option<NetMode>,
+    /// Set a resource limit, overriding the policy's (policy: limits.NAME): processes,
+    /// memory_bytes (each process's private writable memory, RLIMIT_DATA), cpu_seconds (each
+    /// process's), file_size_bytes, open_files, wall_seconds. VALUE is a whole number (bytes
+    /// also 512K, 64M, 4G, 1T) or `unlimited`. Repeatable. See docs/limits.md.
+    #[arg(long, value_name = "NAME=VALUE", help_heading = "Limits")]
+    pub limit: Vec<String>,
+    /// Kill the whole sandbox after SECONDS of wall-clock time (fractions allowed) and exit
+    /// 124, like timeout(1) (policy: limits.wall_seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::limits::parse_timeout, help_heading = "Limits")]
+    pub timeout: Option<std::time::Duration>,
     /// --ro, --rw, --overlay, --tmpfs and --hide in the order they were given, which decides
     /// which of two entries for the same guest path wins. Filled in by [`main`] (clap keeps
     /// each flag's values apart); whoever builds a [`RunArgs`] by hand fills it in too.

@@ -5,7 +5,8 @@
 //! TSC and CPUID faulting) runs in a forked child that exits right after; the others (the
 //! Landlock ABI, the vDSO, `/proc/cpuinfo`) only read. See `seccomp(2)`, `unshare(2)`,
 //! `landlock_create_ruleset(2)`, `prctl(2)` (`PR_SET_TSC`) and `arch_prctl(2)`
-//! (`ARCH_SET_CPUID`).
+//! (`ARCH_SET_CPUID`). The processes limit's line makes and removes a pids cgroup when the
+//! doctor runs as root (see [`crate::limits::cgroup`]).
 
 use crate::landlock::{self, FloorStatus, Gap};
 use std::arch::asm;
@@ -358,6 +359,27 @@ pub fn cpuid_faulting() -> bool {
     unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1) == 0 }
 }
 
+fn probe_subreaper() -> i32 {
+    // SAFETY: prctl with integer arguments, in the probe's child.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return errno_status();
+    }
+    0
+}
+
+/// Whether `processes` holds: `RLIMIT_NPROC` for anyone but root, a pids cgroup for root
+/// (made and removed again to find out).
+fn processes_limit() -> Result<String, String> {
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        return Ok("RLIMIT_NPROC".into());
+    }
+    crate::limits::cgroup::PidsCgroup::create(1 << 20).map(|cgroup| {
+        cgroup.remove();
+        "pids cgroup".into()
+    })
+}
+
 type Probe = fn() -> Result<String, String>;
 
 /// What is probed, how, and what each answer means for a sandbox.
@@ -430,6 +452,19 @@ const CHECKS: &[(&str, Probe, &str, &str)] = &[
         || simple(probe_cpuid),
         "--reproducible hides RDRAND/RDSEED from cpuid",
         "cpuid shows the CPU's RDRAND/RDSEED, even in --reproducible",
+    ),
+    (
+        "subreaper",
+        || simple(probe_subreaper),
+        "a process that daemonizes stays in the sandbox and is killed at its end (and with the \
+         supervisor)",
+        "a daemonizing process outlives the run unless the sandbox has a pid namespace",
+    ),
+    (
+        "processes limit",
+        processes_limit,
+        "limits.processes (--limit processes=N) stops a fork bomb at N",
+        "run as root, limits.processes does not hold (the kernel exempts root from RLIMIT_NPROC)",
     ),
     (
         "vDSO",

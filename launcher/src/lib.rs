@@ -6,14 +6,18 @@
 //! the runtime's trace records into JSON lines. With a filesystem view it also lays out the
 //! view's private state directory before the start and reports the program's file changes
 //! after its end (`view`, `changes`); with `--net none` it gives the sandbox a network of its
-//! own (`net`).
+//! own (`net`). Every sandbox's first process stays as its keeper, so that no sandboxed process
+//! outlives the run (`keeper`, `timeout`), and the program starts under the policy's resource
+//! limits (`limits`).
 
 pub mod changes;
 pub mod cli;
 pub mod doctor;
 pub mod failure;
 pub mod floor;
+pub mod keeper;
 pub mod landlock;
+pub mod limits;
 pub mod namespaces;
 pub mod net;
 pub mod policy_cmd;
@@ -21,5 +25,6 @@ pub mod program;
 pub mod run;
 pub mod spawn;
 pub mod syscalls_cmd;
+pub mod timeout;
 pub mod trace_sink;
 pub mod view;

@@ -20,13 +20,10 @@
 //! signals a namespace's init has no handler for, so `sh -c 'kill -TERM $$'` would outlive its
 //! own kill.
 //!
-//! Init reaps every process of the namespace and, when the program ends, exits with the
-//! program's status mapped like [`crate::spawn::wait`] maps it (the exit code, or 128 + the
-//! signal), so `cloister run` still reports the program's status; the kernel then kills whatever
-//! is left in the namespace. Init forwards SIGTERM and SIGHUP sent from outside the namespace
-//! (the supervisor's forwarding) to the program, and leaves SIGINT and SIGQUIT alone: the
-//! terminal sends them to the whole foreground process group, program included, and the kernel
-//! drops them for an init without a handler.
+//! Init is the sandbox's keeper ([`crate::keeper`], which every sandbox has): it reaps every
+//! process of the namespace and, when the program ends, exits with the program's status, and
+//! the kernel then kills whatever is left in the namespace. It passes on the supervisor's
+//! signals to the program.
 //!
 //! **With `--net none`** the first process (init, when there is one) makes a network namespace
 //! with `unshare(CLONE_NEWNET)` once its user namespace's ids are mapped, and brings the new
@@ -55,7 +52,6 @@
 use crate::failure::Failure;
 use crate::view::mounts::MountPlan;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The line printed when the host does not let a reproducible sandbox have its own pid
 /// namespace.
@@ -445,88 +441,6 @@ unsafe fn write_file(path: &std::ffi::CStr, bytes: &[u8]) -> i32 {
         }
     }
     0
-}
-
-/// The program's pid, as init sees it (2), for the signal forwarder.
-static PROGRAM: AtomicI32 = AtomicI32::new(0);
-
-/// In init, once its set-up and the floor are in place: forks the program. Returns `Ok` in the
-/// program's process (pid 2), which continues the launcher's set-up; in init it never returns:
-/// init closes every descriptor, reaps every process of the namespace, and exits with the
-/// program's status when the program ends.
-///
-/// # Safety
-/// Only in init, after [`Namespaces::enter`]: async-signal-safe calls only, no allocation.
-pub unsafe fn start_program() -> Result<(), Step> {
-    // SAFETY: signal-mask and sigaction calls on local, initialised sets; clone without
-    // CLONE_VM behaves like fork (see `Namespaces::fork`); the rest are raw system calls.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        // Blocked from here to the end of the set-up on both sides of the fork: a request to
-        // forward cannot arrive before init knows where to send it, and the program does not
-        // run init's handler.
-        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = forward as *const () as libc::sighandler_t;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        action.sa_mask = all;
-        for sig in [libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaction(sig, &action, std::ptr::null_mut());
-        }
-        let pid = libc::syscall(libc::SYS_clone, libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0);
-        if pid < 0 {
-            return Err(Step::ForkProgram);
-        }
-        if pid == 0 {
-            for sig in [libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            return Ok(());
-        }
-        let program = pid as libc::pid_t;
-        PROGRAM.store(program, Ordering::Relaxed);
-        // Init keeps no descriptor: the launcher's error pipe reaches end-of-file when the
-        // program execs, the trace pipe when the sandbox ends, and the program's standard
-        // streams belong to the program.
-        if libc::syscall(libc::SYS_close_range, 0, libc::c_uint::MAX, 0) != 0 {
-            for fd in 0..1024 {
-                libc::close(fd);
-            }
-        }
-        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        loop {
-            let mut status = 0;
-            let r = libc::waitpid(-1, &mut status, libc::__WALL);
-            if r == program {
-                if libc::WIFEXITED(status) {
-                    libc::_exit(libc::WEXITSTATUS(status));
-                }
-                if libc::WIFSIGNALED(status) {
-                    libc::_exit(128 + libc::WTERMSIG(status));
-                }
-            } else if r < 0 && *libc::__errno_location() != libc::EINTR {
-                libc::_exit(125);
-            }
-        }
-    }
-}
-
-/// Init's handler for SIGTERM and SIGHUP: passes on a request that came from outside the
-/// namespace (the supervisor, or someone who signalled init by its host pid) to the program.
-/// Signals from inside (the program signalling pid 1) and from the kernel (a terminal hang-up
-/// reaches the program by itself) are dropped, as an init without a handler would.
-extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; si_pid is set for
-    // signals sent with kill(2) (0 when the sender is outside this pid namespace).
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    let program = PROGRAM.load(Ordering::Relaxed);
-    if sender == 0 && code != libc::SI_KERNEL && program > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(program, sig) };
-    }
 }
 
 #[cfg(test)]

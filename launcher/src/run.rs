@@ -222,7 +222,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     // A view gets a mount namespace too, for what Landlock does not confine.
     let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
     let net = NetPlan::prepare(args.net.unwrap_or(policy.network.mode))?;
-    spawn::handle_signals();
+    let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
+    let cgroup = pids_cgroup(limits.processes);
+    // SAFETY: isatty only asks about descriptor 0.
+    let new_session = unsafe { libc::isatty(0) } == 0;
+    crate::timeout::become_subreaper();
+    spawn::handle_signals(new_session);
     let pid = spawn::spawn(Launch {
         rt,
         argv,
@@ -240,9 +245,25 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         landlock_source,
         landlock_under_mounts,
         net,
+        rlimits: limits.rlimits,
+        cgroup_procs: cgroup.as_ref().map(|c| c.procs_fd()),
+        new_session,
+        signal_scope: crate::keeper::signal_scope_ruleset(),
     })?;
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
-    let status = spawn::wait(pid);
+    let status = match spawn::wait(pid, limits.wall) {
+        Some(status) => status,
+        None => {
+            crate::timeout::end_sandbox(pid);
+            eprintln!("{}", crate::timeout::message(limits.wall.unwrap_or_default()));
+            crate::timeout::TIMED_OUT
+        }
+    };
+    // Anything the keeper could not kill (it was killed itself) is the supervisor's child now.
+    crate::timeout::sweep();
+    if let Some(cgroup) = cgroup {
+        cgroup.remove();
+    }
     if let Some(sink) = sink {
         sink.finish();
     }
@@ -250,6 +271,22 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         changes::report::finish(view, args.quiet);
     }
     Ok(status)
+}
+
+/// The pids cgroup that holds `processes` for root, whom `RLIMIT_NPROC` does not hold; says
+/// once on stderr when there can be none.
+fn pids_cgroup(processes: Option<u64>) -> Option<crate::limits::cgroup::PidsCgroup> {
+    // SAFETY: getuid cannot fail and touches no memory.
+    if processes.is_none() || unsafe { libc::getuid() } != 0 {
+        return None;
+    }
+    match crate::limits::cgroup::PidsCgroup::create(processes?) {
+        Ok(cgroup) => Some(cgroup),
+        Err(why) => {
+            eprintln!("{} ({why})", crate::limits::cgroup::NOT_HELD);
+            None
+        }
+    }
 }
 
 /// The page the whole sandbox shares (the virtual clock), as a memfd laid out as

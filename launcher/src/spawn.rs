@@ -11,15 +11,22 @@
 //! sandbox's own pid namespace, and forks the program (pid 2) just before the redirect filter:
 //! see [`crate::namespaces`]. With `--net none` it makes the sandbox's network namespace too, or
 //! where the host refuses one installs the network's fallback floor: see [`crate::net`].
+//! Every sandbox's first process stays behind as its keeper when it forks the program, so that
+//! nothing the program starts outlives it or the supervisor ([`crate::keeper`]); the program's
+//! process sets the resource limits ([`crate::limits`]) just before the redirect filter. When
+//! the launcher's standard input is not a terminal, the sandbox gets a session of its own
+//! (`setsid`), and with it no controlling terminal.
 
 use crate::failure::Failure;
+use crate::keeper::Keeper;
+use crate::limits::Rlimits;
 use crate::namespaces::{self, Namespaces};
 use crate::net::NetPlan;
 use crate::view::mounts::MountPlan;
 use interposer::RtImage;
 use seccompiler::BpfProgram;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use kernel_host::config::{SHARED_FD, TRACE_FD};
@@ -66,6 +73,17 @@ pub struct Launch {
     pub landlock_under_mounts: Option<crate::landlock::PreparedFloor>,
     /// The network: a namespace of the sandbox's own, and the floor's part for it.
     pub net: NetPlan,
+    /// The resource limits the program's process sets before it execs.
+    pub rlimits: Rlimits,
+    /// `cgroup.procs` of the sandbox's pids cgroup, which its first process joins (root with
+    /// a `processes` limit; see [`crate::limits::cgroup`]).
+    pub cgroup_procs: Option<RawFd>,
+    /// Start the sandbox in a session of its own, without a controlling terminal (when the
+    /// launcher's standard input is not a terminal).
+    pub new_session: bool,
+    /// The ruleset of the program's extra Landlock layer, which keeps it from signalling its
+    /// keeper (see [`crate::keeper`]).
+    pub signal_scope: Option<OwnedFd>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -81,6 +99,8 @@ enum Step {
     Exec,
     Chdir,
     Landlock,
+    Limits,
+    Cgroup,
     /// The sandbox went without its mount namespace, and the whole Landlock floor that then
     /// applies was not made yet: the parent makes it and starts again.
     FloorPending,
@@ -100,7 +120,9 @@ impl Step {
             6 => "cannot install the redirect filter",
             8 => "cannot change to the working directory (--cwd)",
             9 => "cannot enforce the Landlock floor",
-            10 => "the Landlock floor for a sandbox without its mount namespace is not ready",
+            10 => "cannot set the sandbox's resource limits (policy: limits, --limit)",
+            11 => "cannot move the sandbox into its pids cgroup (for the processes limit)",
+            12 => "the Landlock floor for a sandbox without its mount namespace is not ready",
             _ => "cannot execute the runtime",
         }
     }
@@ -173,6 +195,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
     // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
     let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let parent = std::process::id() as libc::pid_t;
+    let keeper =
+        Keeper { pid_ns: false, new_session: launch.new_session, supervisor: parent, signal_scope: None };
+    let scope_fd = launch.signal_scope.as_ref().map(|fd| fd.as_raw_fd()).filter(|_| !ns.pid_active());
 
     // The child runs only raw system calls on data prepared above, then execs or exits.
     let pid = ns.fork()?;
@@ -197,6 +222,17 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             // getppid() says 0 and `enter` checks otherwise.
             if !ns.pid_active() && libc::getppid() != parent {
                 libc::_exit(125);
+            }
+            // First, so that every process of the sandbox is counted.
+            if let Some(procs) = launch.cgroup_procs {
+                if !crate::limits::cgroup::join(procs) {
+                    fail(Step::Cgroup);
+                }
+            }
+            // No controlling terminal, so nothing to inject into or to read a password from:
+            // see docs/limits.md ("The terminal"). Cannot fail: a fresh child leads no group.
+            if launch.new_session {
+                libc::setsid();
             }
             // --- namespaces: this process is the first of the sandbox's namespaces (init, pid
             // 1, in reproducible mode); with `--net none` it makes the network namespace.
@@ -244,6 +280,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 fail(Step::NoNewPrivs);
             }
+            if !ns.pid_active() {
+                crate::keeper::open_children_list();
+            }
             // After the namespaces' mounts (Landlock refuses mounts once applied) and before
             // the seccomp floor.
             let landlock = match &launch.landlock_under_mounts {
@@ -282,11 +321,14 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
                     fail(Step::Floor);
                 }
             }
-            // --- namespaces: init forks the program (pid 2), which goes on from here.
-            if ns.pid_active() {
-                if let Err(step) = namespaces::start_program() {
-                    report(step as u8);
-                }
+            // --- the keeper (init, in a pid namespace) forks the program, which goes on from
+            // here under the limits.
+            let keeper = Keeper { pid_ns: ns.pid_active(), signal_scope: scope_fd, ..keeper };
+            if let Err(step) = crate::keeper::start_program(&keeper) {
+                report(step as u8);
+            }
+            if launch.rlimits.apply().is_err() {
+                fail(Step::Limits);
             }
             if libc::syscall(
                 libc::SYS_seccomp,
@@ -363,45 +405,45 @@ unsafe fn exec_through_gate(
 }
 
 /// Signals the supervisor handles: termination requests it passes on, and the terminal's
-/// interrupt and quit, which reach the program directly and which the supervisor ignores.
+/// interrupt and quit, which it ignores when they reach the program directly and passes on
+/// when the program is in a session of its own.
 const SUPERVISOR_SIGNALS: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT];
 
 /// Installs the supervisor's signal handling. Called before the program starts, so that a
 /// termination request that arrives meanwhile is kept and passed on, not fatal to the
-/// supervisor alone.
-pub fn handle_signals() {
+/// supervisor alone. With `new_session` the terminal's interrupt and quit cannot reach the
+/// program, which is in a session of its own, so the supervisor passes them on too.
+pub fn handle_signals(new_session: bool) {
     // SAFETY: the handler only touches atomics and calls kill(2), which is async-signal-safe.
     unsafe {
         for sig in [libc::SIGTERM, libc::SIGHUP] {
             libc::signal(sig, forward as *const () as libc::sighandler_t);
         }
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            let action = if new_session { forward as *const () as libc::sighandler_t } else { libc::SIG_IGN };
+            libc::signal(sig, action);
+        }
     }
 }
 
 /// Waits for the child, forwarding termination requests to it, and maps its end to an exit
-/// status: its own code, or 128 + the signal that killed it.
-pub fn wait(pid: libc::pid_t) -> i32 {
+/// status: its own code, or 128 + the signal that killed it. `None` when `wall` passed first;
+/// the child is still running then.
+pub fn wait(pid: libc::pid_t, wall: Option<std::time::Duration>) -> Option<i32> {
     CHILD.store(pid, Ordering::SeqCst);
     let early = PENDING.swap(0, Ordering::SeqCst);
     if early != 0 {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, early) };
     }
+    let deadline = wall.map(|w| std::time::Instant::now() + w);
     loop {
-        let mut status = 0;
-        // SAFETY: reaping our own child into a local.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            if libc::WIFEXITED(status) {
-                return libc::WEXITSTATUS(status);
-            }
-            if libc::WIFSIGNALED(status) {
-                return 128 + libc::WTERMSIG(status);
-            }
-        } else if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return 125;
+        match crate::timeout::wait_until(pid, deadline) {
+            Ok(Some(status)) if libc::WIFEXITED(status) => return Some(libc::WEXITSTATUS(status)),
+            Ok(Some(status)) if libc::WIFSIGNALED(status) => return Some(128 + libc::WTERMSIG(status)),
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(_) => return Some(125),
         }
     }
 }

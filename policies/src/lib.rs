@@ -2,8 +2,9 @@
 //! policies, which are JSON files embedded in the binary.
 //!
 //! A policy says what the sandboxed program sees of its host: its host name (`identity`), its
-//! clocks (`time`), its randomness (`random`), its files (`filesystem`) and its network
-//! (`network`). Every object may carry a `comment`, and unknown keys are errors. The launcher
+//! clocks (`time`), its randomness (`random`), its files (`filesystem`), its network
+//! (`network`) and how much of the host it may use (`limits`). Every object may carry a
+//! `comment`, and unknown keys are errors. The launcher
 //! calls [`load`] with what the user gave (`--policy NAME|FILE`), prints a [`PolicyError`] as one
 //! line, and hands the kernel a plain `kernel_host::Config` through [`Policy::apply_to`]; the
 //! launcher reads the network mode itself, as it sets the network up. The filesystem view is the
@@ -20,6 +21,7 @@
 
 mod builtin;
 mod error;
+mod limits;
 mod load;
 mod network;
 mod path_spec;
@@ -31,6 +33,7 @@ mod tests;
 
 pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
+pub use limits::{check_limit, Limits, MAX_WALL_SECONDS, MIN_MEMORY_BYTES, MIN_OPEN_FILES};
 pub use load::{label, load, parse};
 pub use network::{NetMode, NetModeError, Network, PlannedMode};
 pub use path_spec::{normalize_guest, BindError, BindSpec, PathError, PathSpec};

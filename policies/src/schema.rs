@@ -13,6 +13,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::limits::Limits;
 use crate::network::{Network, NET_MODE_FIX};
 
 /// A parsed, validated policy.
@@ -45,6 +46,10 @@ pub struct Policy {
     /// isolation that the reader of a policy should not have to infer.
     #[serde(default, deserialize_with = "object")]
     pub network: Network,
+    /// How much of the host the sandbox may use (processes, memory, CPU, file size,
+    /// descriptors, wall-clock time); absent, what the launcher was given.
+    #[serde(default, deserialize_with = "object", skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
 /// The filesystem view: which host trees the program sees, where, and how.
@@ -237,6 +242,25 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
         "$.network" => ("an object", r#"write an object such as {"mode": "none"}"#),
         "$.network.mode" => (r#"a network mode in double quotes, "none" or "host""#, NET_MODE_FIX),
+        "$.limits" => ("an object", r#"write an object such as {"processes": 4096, "wall_seconds": 600}"#),
+        "$.limits.processes" => {
+            ("a whole number of processes", "write a number such as 4096, or leave the key out for no limit")
+        }
+        "$.limits.memory_bytes" => (
+            "a whole number of bytes",
+            "write a number such as 4294967296 (4 GiB), or leave the key out for no limit",
+        ),
+        "$.limits.cpu_seconds" | "$.limits.wall_seconds" => {
+            ("a whole number of seconds", "write a number such as 600, or leave the key out for no limit")
+        }
+        "$.limits.file_size_bytes" => (
+            "a whole number of bytes",
+            "write a number such as 1073741824 (1 GiB), or leave the key out for no limit",
+        ),
+        "$.limits.open_files" => (
+            "a whole number of descriptors",
+            "write a number such as 1024, or leave the key out for no limit",
+        ),
         p if p.starts_with("$.filesystem.") && p.ends_with(']') => {
             ("a path in double quotes", r#"write a path such as "/srv/data" or "~/data""#)
         }

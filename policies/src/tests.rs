@@ -52,7 +52,7 @@ fn unknown_key_at_top_level_names_the_allowed_keys() {
         if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem, network"#
+        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem, network, limits"#
     );
 }
 
@@ -326,4 +326,62 @@ fn bad_network_modes_name_the_path_and_the_fix() {
         line.contains(r#"at $.network: unknown key "allow"; the keys allowed here are comment, mode"#),
         "{line}"
     );
+}
+
+#[test]
+fn limits_read_show_back_and_default_to_none() {
+    assert_eq!(parse("{}", "ok").unwrap().limits, crate::Limits::default());
+    let text = r#"{"limits": {"comment": "why", "processes": 64, "memory_bytes": 1073741824,
+        "cpu_seconds": 10, "file_size_bytes": 1048576, "open_files": 256, "wall_seconds": 30}}"#;
+    let policy = parse(text, "ok").unwrap();
+    let limits = &policy.limits;
+    assert_eq!(limits.processes, Some(64));
+    assert_eq!((limits.memory_bytes, limits.cpu_seconds), (Some(1 << 30), Some(10)));
+    assert_eq!(
+        (limits.file_size_bytes, limits.open_files, limits.wall_seconds),
+        (Some(1 << 20), Some(256), Some(30))
+    );
+    assert_eq!(parse(&policy.to_json_pretty(), "again").unwrap(), policy);
+    assert!(!default_json_mentions_limits(), "an empty section is not shown");
+}
+
+fn default_json_mentions_limits() -> bool {
+    load("default").unwrap().to_json_pretty().contains("limits")
+}
+
+#[test]
+fn limit_errors_name_the_path_and_the_fix() {
+    let (_, line) = fail(r#"{"limits": {"processes": 0}}"#);
+    assert_eq!(
+        line,
+        "policy ./bad.json: at $.limits.processes: processes 0 is below 1, which no program can run in; \
+         write at least 1, or leave the key out for no limit"
+    );
+    let (_, line) = fail(r#"{"limits": {"open_files": 3}}"#);
+    assert!(line.contains("at $.limits.open_files: open_files 3 is below 16"), "{line}");
+    let (_, line) = fail(r#"{"limits": {"memory_bytes": "4G"}}"#);
+    assert!(
+        line.contains("at $.limits.memory_bytes: expected a whole number of bytes, found the string \"4G\""),
+        "{line}"
+    );
+    assert!(line.contains("write a number such as 4294967296"), "{line}");
+    let (_, line) = fail(r#"{"limits": {"wall_seconds": -1}}"#);
+    assert!(line.contains("at $.limits.wall_seconds: expected a whole number of seconds"), "{line}");
+    let (_, line) = fail(r#"{"limits": {"wall_seconds": 99999999999}}"#);
+    assert!(line.contains("at $.limits.wall_seconds: wall_seconds 99999999999 is more than"), "{line}");
+    let (_, line) = fail(r#"{"limits": {"memory": 1}}"#);
+    assert!(
+        line.contains(
+            "at $.limits: unknown key \"memory\"; the keys allowed here are comment, processes, memory_bytes"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn untrusted_caps_processes_and_nothing_that_breaks_real_programs() {
+    let limits = load("untrusted").unwrap().limits;
+    assert!(limits.processes.is_some_and(|n| n >= 1024), "room for make -j: {limits:?}");
+    assert_eq!((limits.memory_bytes, limits.cpu_seconds, limits.wall_seconds), (None, None, None));
+    assert!(limits.comment.is_some());
 }

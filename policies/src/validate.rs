@@ -9,8 +9,11 @@
 //! - `identity.cpus`: 1 to [`MAX_CPUS`];
 //! - `filesystem.*`: every path absolute or under `~` (see [`crate::PathSpec`]), and no guest
 //!   path named twice, which in a file is always a slip: which entry should win?
+//! - `limits.*`: at least 1 (and the floors of [`crate::limits::check_limit`]): a limit of 0
+//!   would stop every program before `main`, and leaving the key out is how to say "none".
 
 use crate::error::PolicyError;
+use crate::limits::check_limit;
 use crate::path_spec::{normalize_guest, BindSpec, PathSpec};
 use crate::schema::{Filesystem, Policy};
 
@@ -46,6 +49,11 @@ pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError>
                 format!("the offset {offset} seconds is more than 100 years"),
                 format!("write a number between -{MAX_OFFSET_SECONDS} and {MAX_OFFSET_SECONDS}"),
             ));
+        }
+    }
+    for (name, value) in policy.limits.keys() {
+        if let Some(Err((message, fix))) = value.map(|v| check_limit(name, v)) {
+            return Err(invalid(&format!("$.limits.{name}"), message, fix));
         }
     }
     validate_filesystem(&policy.filesystem)

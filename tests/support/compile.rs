@@ -25,6 +25,8 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("clocks", &[]),
     ("execthread", &["-pthread"]),
     ("forks", &[]),
+    ("forkbomb", &[]),
+    ("tiocsti", &[]),
     ("gate_escape", &[]),
     ("gate_meta", &[]),
     ("no_mount_ns", &[]),
