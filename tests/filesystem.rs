@@ -715,3 +715,17 @@ fn mountinfo_shows_the_views_mounts() {
         "\n{out}"
     );
 }
+
+/// Renames and hard links across directories, in the overlay and in the private `/tmp`: every
+/// Landlock layer under the program must allow them (a layer that does not grant
+/// `LANDLOCK_ACCESS_FS_REFER` refuses them with `EXDEV`).
+#[test]
+fn renames_and_links_across_directories_work() {
+    let tree = temp_dir("refer").join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    same_as_native(
+        &tree,
+        "mkdir -p a/b && echo x > a/b/f && mv a/b/f a/g && ln a/g a/b/h && cat a/b/h; \
+         d=$(mktemp -d) && mkdir $d/s && echo y > $d/s/f && mv $d/s/f $d/g && ln $d/g $d/s/h && cat $d/s/h && rm -r $d",
+    );
+}

@@ -31,7 +31,7 @@
 //! landlock(7) (scopes).
 
 use crate::namespaces::Step;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The keeper's parent-death signal without a pid namespace: caught, unlike `SIGKILL`, so the
@@ -59,8 +59,12 @@ static SUPERVISOR: AtomicI32 = AtomicI32::new(0);
 /// The keeper's `/proc/thread-self/children`, or -1.
 static CHILDREN: AtomicI32 = AtomicI32::new(-1);
 
-/// A ruleset that handles no access and only scopes signals, for [`Keeper::signal_scope`];
-/// `None` where the host's Landlock has no scopes.
+/// A ruleset that scopes signals and confines no access, for [`Keeper::signal_scope`]; `None`
+/// where the host's Landlock has no scopes.
+///
+/// Landlock counts `LANDLOCK_ACCESS_FS_REFER` as handled by every layer, so a layer without
+/// rules would refuse every rename or link across directories (`EXDEV`): this one handles it
+/// and grants it beneath `/`.
 pub fn signal_scope_ruleset() -> Option<std::os::fd::OwnedFd> {
     /// `struct landlock_ruleset_attr` of ABI 6.
     #[repr(C)]
@@ -73,13 +77,41 @@ pub fn signal_scope_ruleset() -> Option<std::os::fd::OwnedFd> {
     if crate::landlock::abi().ok()? < 6 {
         return None;
     }
-    let attr = Attr { handled_access_fs: 0, handled_access_net: 0, scoped: LANDLOCK_SCOPE_SIGNAL };
+    /// `struct landlock_path_beneath_attr`, packed as the kernel declares it.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_long = 1;
+    let attr = Attr {
+        handled_access_fs: LANDLOCK_ACCESS_FS_REFER,
+        handled_access_net: 0,
+        scoped: LANDLOCK_SCOPE_SIGNAL,
+    };
     // SAFETY: the kernel reads `size_of::<Attr>()` bytes of `attr`, a local of that size.
     let fd = unsafe {
         libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const Attr, std::mem::size_of::<Attr>(), 0)
     };
+    if fd < 0 {
+        return None;
+    }
     // SAFETY: the call returned a fresh descriptor (close-on-exec) that nothing else owns.
-    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) })
+    let ruleset: std::os::fd::OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as RawFd) };
+    let root = std::fs::File::open("/").ok()?;
+    let rule = PathBeneath { allowed_access: LANDLOCK_ACCESS_FS_REFER, parent_fd: root.as_raw_fd() };
+    // SAFETY: both descriptors are open for the call; the attribute is a local of its type.
+    let added = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            LANDLOCK_RULE_PATH_BENEATH,
+            &rule as *const PathBeneath,
+            0,
+        )
+    };
+    (added == 0).then_some(ruleset)
 }
 
 /// In the sandbox's first process without a pid namespace, before the Landlock floor (which
