@@ -3,6 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::net::relay::{self, Relay};
 use crate::net::NetPlan;
 use crate::spawn::{self, Launch};
 use crate::view::{request, table, State, View};
@@ -221,9 +222,15 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
     let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
-    let net = NetPlan::prepare(args.net.unwrap_or(policy.network.mode))?;
+    let mode = args.net.clone().unwrap_or_else(|| policy.network.mode.clone());
+    // The policy's address goes with its wire; --ip goes with any mode, to be refused by one
+    // that has no interface.
+    let address = args.ip.or(policy.network.address.filter(|_| mode.takes_address()));
+    let net = NetPlan::prepare(mode, address)?;
+    // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
+    let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
     spawn::handle_signals();
-    let pid = spawn::spawn(Launch {
+    let started = spawn::spawn(Launch {
         rt,
         argv,
         envp,
@@ -240,8 +247,15 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         landlock_under_mounts,
         net,
     })?;
+    let relay = match (hub, started.tap) {
+        (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
+        _ => None,
+    };
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
-    let status = spawn::wait(pid);
+    let status = spawn::wait(started.pid);
+    if let Some(relay) = relay {
+        relay.stop();
+    }
     if let Some(sink) = sink {
         sink.finish();
     }

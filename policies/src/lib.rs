@@ -20,6 +20,7 @@
 
 mod builtin;
 mod error;
+mod interface;
 mod load;
 mod network;
 mod path_spec;
@@ -31,6 +32,7 @@ mod tests;
 
 pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
+pub use interface::{AddressError, InterfaceAddress};
 pub use load::{label, load, parse};
 pub use network::{NetMode, NetModeError, Network, PlannedMode};
 pub use path_spec::{normalize_guest, BindError, BindSpec, PathError, PathSpec};

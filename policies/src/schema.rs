@@ -13,6 +13,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::interface::ADDRESS_FIX;
 use crate::network::{Network, NET_MODE_FIX};
 
 /// A parsed, validated policy.
@@ -236,7 +237,10 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         }
         "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
         "$.network" => ("an object", r#"write an object such as {"mode": "none"}"#),
-        "$.network.mode" => (r#"a network mode in double quotes, "none" or "host""#, NET_MODE_FIX),
+        "$.network.mode" => {
+            (r#"a network mode in double quotes, "none", "host" or "wire:PATH""#, NET_MODE_FIX)
+        }
+        "$.network.address" => ("an IPv4 address with its prefix length in double quotes", ADDRESS_FIX),
         p if p.starts_with("$.filesystem.") && p.ends_with(']') => {
             ("a path in double quotes", r#"write a path such as "/srv/data" or "~/data""#)
         }
