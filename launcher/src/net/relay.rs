@@ -26,13 +26,19 @@ use std::thread::JoinHandle;
 /// when nothing listens there.
 pub fn connect(path: &Path) -> Result<OwnedFd, Failure> {
     let fail = |e: std::io::Error| {
-        let hint = match e.raw_os_error() {
+        let shown = path.display();
+        let why = match e.raw_os_error() {
             Some(libc::ENOENT | libc::ECONNREFUSED) => {
-                format!("start one first with `cloister hub {}`", path.display())
+                format!("no hub listens there ({e}); start one first with `cloister hub {shown}`")
             }
-            _ => "check the path given to --net wire:PATH".to_owned(),
+            Some(libc::EACCES | libc::EPERM) => {
+                format!(
+                    "cannot join the hub there ({e}): its socket's mode keeps you out; run a hub of your own"
+                )
+            }
+            _ => format!("cannot join a hub there ({e}); check the path"),
         };
-        Failure::Setup(format!("--net wire:{}: no hub listens there ({e}); {hint}", path.display()))
+        Failure::Setup(format!("--net wire:{shown}: {why}"))
     };
     let sock = super::hub::unix_socket().map_err(fail)?;
     super::hub::connect_at(&sock, path).map_err(fail)?;
