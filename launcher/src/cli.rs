@@ -3,7 +3,7 @@
 use crate::view::{MountFlag, ViewFlag};
 use crate::{changes, policy_cmd, run};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use policies::NetMode;
+use policies::{InterfaceAddress, NetMode};
 use std::path::PathBuf;
 
 /// The policy `cloister run` uses without `--policy`. It stays `default` (no filesystem view)
@@ -39,6 +39,13 @@ pub enum Command {
         /// Print a Markdown document (docs/syscalls.md).
         #[arg(long)]
         markdown: bool,
+    },
+    /// Run a virtual Ethernet switch on the unix socket PATH, which sandboxes started with
+    /// `cloister run --net wire:PATH --ip ADDR/LEN` join: a private LAN between them, with no
+    /// host interface. Runs until SIGINT or SIGTERM, then removes PATH. See docs/network.md.
+    Hub {
+        /// The socket to listen at (a stale one is replaced; a live hub's is refused).
+        path: PathBuf,
     },
     /// Look at or apply the changes a run kept with `cloister run --changes DIR`.
     #[command(subcommand)]
@@ -141,7 +148,8 @@ pub struct RunArgs {
     /// The network the program gets (policy: network.mode; the untrusted policy says none,
     /// default and reproducible say host). `none`: only the sandbox's own loopback (127.0.0.1
     /// and ::1), nothing reaches the host's network. `host`: the host's network as it is, with
-    /// NO isolation. Planned, not built yet: nat, wire:PATH, tap:IFNAME. See docs/network.md.
+    /// NO isolation. `wire:PATH`: a port on the virtual switch `cloister hub PATH` runs, with
+    /// `eth0` at --ip. Planned, not built yet: nat, tap:IFNAME. See docs/network.md.
     #[arg(long, value_name = "MODE", value_parser = parse_net_mode, help_heading = "Network")]
     pub net: Option<NetMode>,
     /// Set a resource limit, overriding the policy's (policy: limits.NAME): processes,
@@ -154,6 +162,10 @@ pub struct RunArgs {
     /// 124, like timeout(1) (policy: limits.wall_seconds).
     #[arg(long, value_name = "SECONDS", value_parser = crate::limits::parse_timeout, help_heading = "Limits")]
     pub timeout: Option<std::time::Duration>,
+    /// The sandbox's IPv4 address and prefix length on a wire, such as 10.9.0.2/24 (policy:
+    /// network.address); required by --net wire:PATH.
+    #[arg(long, value_name = "ADDR/LEN", value_parser = parse_address, help_heading = "Network")]
+    pub ip: Option<InterfaceAddress>,
     /// --ro, --rw, --overlay, --tmpfs and --hide in the order they were given, which decides
     /// which of two entries for the same guest path wins. Filled in by [`main`] (clap keeps
     /// each flag's values apart); whoever builds a [`RunArgs`] by hand fills it in too.
@@ -222,6 +234,7 @@ pub fn main() -> i32 {
         Command::Changes(cmd) => changes::run(&cmd),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
         Command::Doctor => crate::doctor::run(),
+        Command::Hub { path } => crate::net::hub::run(&path),
         Command::Discard { dir } => crate::view::state::discard_command(&dir),
         Command::Syscalls { markdown } => {
             print!("{}", crate::syscalls_cmd::render(markdown));
@@ -233,6 +246,11 @@ pub fn main() -> i32 {
 /// `--net MODE`, read as a policy's `network.mode` is; clap prints the error (exit 125).
 fn parse_net_mode(written: &str) -> Result<NetMode, String> {
     written.parse().map_err(|e: policies::NetModeError| format!("{e}; {}", e.fix()))
+}
+
+/// `--ip ADDR/LEN`, read as a policy's `network.address` is.
+fn parse_address(written: &str) -> Result<InterfaceAddress, String> {
+    written.parse().map_err(|e: policies::AddressError| format!("{e}; {}", e.fix()))
 }
 
 /// The view's mount flags of `cloister run` in command-line order.

@@ -32,6 +32,11 @@
 //! root makes no other namespace. Made apart from the `clone`, so that a host that refuses it
 //! costs the sandbox the network namespace alone, not its mount and pid namespaces.
 //!
+//! **With `--net wire:PATH`** it also makes the wire's TAP device in that namespace and sends its
+//! descriptor to the supervisor ([`crate::net::tap`]). A wire has no fallback: a host that
+//! refuses the network namespace, or the device, fails the run (exit 125) with the step that
+//! failed.
+//!
 //! Where the host refuses the namespaces (`EPERM`, `EINVAL`, ... from `clone`, or from a set-up
 //! step inside the new namespaces), the launcher says so in one line on stderr for each thing
 //! it goes without ([`UNAVAILABLE`], [`NO_MOUNT_NAMESPACE`], [`NO_NETWORK_NAMESPACE`]) and starts
@@ -50,6 +55,7 @@
 //! network_namespaces(7), clone(2), unshare(2), mount(2).
 
 use crate::failure::Failure;
+use crate::net::tap::{TapConfig, TapFailure};
 use crate::view::mounts::MountPlan;
 use std::os::fd::RawFd;
 
@@ -93,10 +99,16 @@ pub enum Step {
     NetNamespace,
     /// Bringing the network namespace's loopback up.
     Loopback,
+    /// Making the wire's TAP device (`/dev/net/tun`, `TUNSETIFF`).
+    Tap,
+    /// Giving the TAP device its address and MTU, and bringing it up.
+    TapConfigure,
+    /// Sending the TAP device's descriptor to the supervisor.
+    TapHandOver,
 }
 
 impl Step {
-    const ALL: [Step; 11] = [
+    const ALL: [Step; 14] = [
         Step::IdMaps,
         Step::PrivateMounts,
         Step::Proc,
@@ -108,6 +120,9 @@ impl Step {
         Step::StandIn,
         Step::NetNamespace,
         Step::Loopback,
+        Step::Tap,
+        Step::TapConfigure,
+        Step::TapHandOver,
     ];
 
     /// The step an error record's code names, if it is one of these.
@@ -133,6 +148,12 @@ impl Step {
             }
             Step::NetNamespace => "cannot create the sandbox's network namespace",
             Step::Loopback => "cannot bring up the loopback interface in the sandbox's network namespace",
+            Step::Tap => {
+                "cannot make the wire's TAP device in the sandbox's network namespace (--net wire needs \
+                 /dev/net/tun, readable and writable by you)"
+            }
+            Step::TapConfigure => "cannot set the address of the wire's TAP device, or bring it up",
+            Step::TapHandOver => "cannot hand the wire's TAP device to the supervisor",
         }
     }
 }
@@ -178,6 +199,10 @@ pub struct Namespaces {
     /// `user` was set only because root was refused the network namespace: it goes when that
     /// namespace does.
     user_for_net: bool,
+    /// The wire's TAP device, made in the network namespace, which is then required.
+    tap: Option<TapConfig>,
+    /// The socket the TAP device's descriptor goes to the supervisor over (-1 without a wire).
+    tap_channel: RawFd,
     uid_map: IdMap,
     gid_map: IdMap,
     /// Mount an empty tmpfs on `/tmp` (not when something the sandbox needs lies under it).
@@ -199,10 +224,24 @@ impl Namespaces {
             net_fallback: net.unwrap_or_default(),
             user: uid != 0,
             user_for_net: false,
+            tap: None,
+            tap_channel: -1,
             uid_map: IdMap::identity(uid),
             gid_map: IdMap::identity(gid),
             fresh_tmp,
         }
+    }
+
+    /// Adds a wire: the network namespace gets the TAP device `tap`, whose descriptor goes over
+    /// the socket set with [`Namespaces::set_tap_channel`]; without the namespace the run fails.
+    pub fn with_tap(mut self, tap: Option<TapConfig>) -> Namespaces {
+        self.tap = tap;
+        self
+    }
+
+    /// The socket of this attempt's child for the TAP device's descriptor.
+    pub fn set_tap_channel(&mut self, fd: RawFd) {
+        self.tap_channel = fd;
     }
 
     /// Whether the process this plan was copied into runs in new namespaces, or is to make one
@@ -290,6 +329,11 @@ impl Namespaces {
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(errno) if refused(errno) && !self.user => self.user = true,
+                Some(_) if self.tap.is_some() => {
+                    return Err(Failure::Setup(format!(
+                        "cannot create the sandbox's namespaces, which --net wire needs: {e}"
+                    )))
+                }
                 Some(errno) if refused(errno) => self.give_up(&format!("cannot create it: {e}")),
                 _ => return Err(Failure::Setup(format!("cannot create the sandbox's namespaces: {e}"))),
             }
@@ -316,6 +360,9 @@ impl Namespaces {
                 self.user = true;
                 self.user_for_net = true;
             }
+            // A wire has no fallback: its failures are reported.
+            Step::NetNamespace | Step::Loopback | Step::IdMaps if self.tap.is_some() => return false,
+            Step::Tap | Step::TapConfigure | Step::TapHandOver => return false,
             Step::NetNamespace | Step::Loopback if self.net => self.give_up_net(&why),
             // Without its ids the user namespace serves no namespace.
             Step::IdMaps if self.active() => self.give_up(&why),
@@ -374,6 +421,13 @@ impl Namespaces {
                 }
                 if crate::net::bring_up_loopback().is_err() {
                     return Err(Step::Loopback);
+                }
+                if let Some(tap) = &self.tap {
+                    tap.create_and_send(self.tap_channel).map_err(|failure| match failure {
+                        TapFailure::Create => Step::Tap,
+                        TapFailure::Configure => Step::TapConfigure,
+                        TapFailure::HandOver => Step::TapHandOver,
+                    })?;
                 }
             }
             if !self.mounts_active() {

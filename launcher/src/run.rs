@@ -3,6 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::net::relay::{self, Relay};
 use crate::net::NetPlan;
 use crate::spawn::{self, Launch};
 use crate::view::{request, table, State, View};
@@ -221,14 +222,20 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
     let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
-    let net = NetPlan::prepare(args.net.unwrap_or(policy.network.mode))?;
+    let mode = args.net.clone().unwrap_or_else(|| policy.network.mode.clone());
+    // The policy's address goes with its wire; --ip goes with any mode, to be refused by one
+    // that has no interface.
+    let address = args.ip.or(policy.network.address.filter(|_| mode.takes_address()));
+    let net = NetPlan::prepare(mode, address)?;
+    // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
+    let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
     let cgroup = pids_cgroup(limits.processes);
     // SAFETY: isatty only asks about descriptor 0.
     let new_session = unsafe { libc::isatty(0) } == 0;
     crate::timeout::become_subreaper();
     spawn::handle_signals(new_session);
-    let pid = spawn::spawn(Launch {
+    let started = spawn::spawn(Launch {
         rt,
         argv,
         envp,
@@ -250,15 +257,22 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         new_session,
         signal_scope: crate::keeper::signal_scope_ruleset(),
     })?;
+    let relay = match (hub, started.tap) {
+        (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
+        _ => None,
+    };
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
-    let status = match spawn::wait(pid, limits.wall) {
+    let status = match spawn::wait(started.pid, limits.wall) {
         Some(status) => status,
         None => {
-            crate::timeout::end_sandbox(pid);
+            crate::timeout::end_sandbox(started.pid);
             eprintln!("{}", crate::timeout::message(limits.wall.unwrap_or_default()));
             crate::timeout::TIMED_OUT
         }
     };
+    if let Some(relay) = relay {
+        relay.stop();
+    }
     // Anything the keeper could not kill (it was killed itself) is the supervisor's child now.
     crate::timeout::sweep();
     if let Some(cgroup) = cgroup {

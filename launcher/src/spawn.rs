@@ -10,7 +10,9 @@
 //! tree read-only, hidden paths covered); in reproducible mode it is also init (pid 1) of the
 //! sandbox's own pid namespace, and forks the program (pid 2) just before the redirect filter:
 //! see [`crate::namespaces`]. With `--net none` it makes the sandbox's network namespace too, or
-//! where the host refuses one installs the network's fallback floor: see [`crate::net`].
+//! where the host refuses one installs the network's fallback floor: see [`crate::net`]. With
+//! `--net wire:PATH` it makes the wire's TAP device there and sends its descriptor to the
+//! launcher over a socket made for each attempt, read once the child has exec'd.
 //! Every sandbox's first process stays behind as its keeper when it forks the program, so that
 //! nothing the program starts outlives it or the supervisor ([`crate::keeper`]); the program's
 //! process sets the resource limits ([`crate::limits`]) just before the redirect filter. When
@@ -132,11 +134,20 @@ fn sock_fprog(p: &[seccompiler::sock_filter]) -> libc::sock_fprog {
     libc::sock_fprog { len: p.len() as u16, filter: p.as_ptr() as *mut libc::sock_filter }
 }
 
-/// Starts the program; returns the child's pid.
-pub fn spawn(mut launch: Launch) -> Result<libc::pid_t, Failure> {
+/// A started sandbox.
+pub struct Started {
+    /// The sandbox's first process.
+    pub pid: libc::pid_t,
+    /// The wire's TAP device, which the sandbox's first process made (with `--net wire`).
+    pub tap: Option<OwnedFd>,
+}
+
+/// Starts the program.
+pub fn spawn(mut launch: Launch) -> Result<Started, Failure> {
     // Namespaces: a set-up step the host refuses is tried again without them.
     let net = launch.net.wants_namespace().then(|| launch.net.without_namespace_note());
-    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net);
+    let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net)
+        .with_tap(launch.net.tap().copied());
     loop {
         if !ns.view_active() && launch.landlock.is_none() {
             if let Some((fs, options)) = launch.landlock_source.take() {
@@ -145,14 +156,14 @@ pub fn spawn(mut launch: Launch) -> Result<libc::pid_t, Failure> {
                 launch.landlock = Some(floor);
             }
         }
-        if let Some(pid) = start(&launch, &mut ns)? {
-            return Ok(pid);
+        if let Some(started) = start(&launch, &mut ns)? {
+            return Ok(started);
         }
     }
 }
 
 /// One attempt of [`spawn`]: `None` when it should be made again without namespaces.
-fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Failure> {
+fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failure> {
     let setup = |what: &str, e: std::io::Error| Failure::Setup(format!("{what}: {e}"));
     let rt_path = CString::new(launch.rt.path.as_os_str().as_encoded_bytes())
         .map_err(|_| Failure::Setup("the runtime's path contains a NUL byte".into()))?;
@@ -198,6 +209,30 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
     let keeper =
         Keeper { pid_ns: false, new_session: launch.new_session, supervisor: parent, signal_scope: None };
     let scope_fd = launch.signal_scope.as_ref().map(|fd| fd.as_raw_fd()).filter(|_| !ns.pid_active());
+    // The TAP device's way to the launcher: one socket pair per attempt, so that a device an
+    // attempt made before it failed is never taken for the next one's.
+    let tap_channel = match launch.net.tap() {
+        Some(_) => {
+            let mut pair = [0; 2];
+            // SAFETY: `pair` is a valid array of two descriptors for socketpair to fill.
+            let r = unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                    0,
+                    pair.as_mut_ptr(),
+                )
+            };
+            if r != 0 {
+                return Err(setup("cannot create a socket pair", std::io::Error::last_os_error()));
+            }
+            // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
+            let pair = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+            ns.set_tap_channel(pair.1.as_raw_fd());
+            Some(pair)
+        }
+        None => None,
+    };
 
     // The child runs only raw system calls on data prepared above, then execs or exits.
     let pid = ns.fork()?;
@@ -345,6 +380,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
         }
     }
     drop(err_w);
+    let tap_r = tap_channel.map(|(ours, _theirs)| ours);
     let mut msg = [0u8; 3];
     // SAFETY: reading into a 3-byte buffer from our own pipe.
     let n = unsafe { libc::read(err_r.as_raw_fd(), msg.as_mut_ptr().cast(), 3) };
@@ -362,7 +398,22 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<libc::pid_t>, Fa
             std::io::Error::from_raw_os_error(errno)
         )));
     }
-    Ok(Some(pid))
+    // Sent before the exec that closed the error pipe, so already there.
+    let tap = match tap_r {
+        Some(channel) => match crate::net::tap::receive(channel.as_raw_fd()) {
+            Some(tap) => Some(tap),
+            None => {
+                // SAFETY: killing and reaping our own child, which has no wire.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                return Err(Failure::Setup("the sandbox did not hand over the wire's TAP device".into()));
+            }
+        },
+        None => None,
+    };
+    Ok(Some(Started { pid, tap }))
 }
 
 /// `execve` made from the runtime's gate: the gate's `syscall` is trusted by the redirect

@@ -21,6 +21,7 @@
 
 mod builtin;
 mod error;
+mod interface;
 mod limits;
 mod load;
 mod network;
@@ -33,6 +34,7 @@ mod tests;
 
 pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
+pub use interface::{AddressError, InterfaceAddress};
 pub use limits::{check_limit, Limits, MAX_WALL_SECONDS, MIN_MEMORY_BYTES, MIN_OPEN_FILES};
 pub use load::{label, load, parse};
 pub use network::{NetMode, NetModeError, Network, PlannedMode};

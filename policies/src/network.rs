@@ -1,24 +1,26 @@
-//! The `network` section: which network a sandbox gets ([`NetMode`]).
+//! The `network` section: which network a sandbox gets ([`NetMode`]), and its address on a wire.
 //!
 //! A mode is written the same way in a policy (`"network": {"mode": "none"}`) and on the command
 //! line (`cloister run --net none`), and both go through [`NetMode`]'s `FromStr`, so the words
-//! and the errors are the same in both places. Modes are `NAME` or `NAME:ARGUMENT`; the argument
-//! belongs to modes that are planned but not built yet (`wire:PATH`, `tap:IFNAME`), which are
-//! recognised so that asking for one says "not built yet" rather than "unknown". When they are
-//! built they become variants of [`NetMode`], with their extra keys (`allow`, `ip`) beside
-//! `mode` in [`Network`].
+//! and the errors are the same in both places. Modes are `NAME` or `NAME:ARGUMENT`: `none`,
+//! `host` and `wire:PATH` are built; `nat` and `tap:IFNAME` are planned and recognised, so that
+//! asking for one says "not built yet" rather than "unknown". A wire needs the sandbox's
+//! address (`"address": "10.9.0.2/24"` beside `mode`, or `--ip`), which no other mode takes.
 //!
 //! This module only names modes; the launcher decides what each one sets up
 //! (`launcher/src/net/`), and docs/network.md says what each gives.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::interface::InterfaceAddress;
+
 /// The network a sandbox gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum NetMode {
     /// Only the sandbox's own loopback (127.0.0.1 and ::1): a network namespace of its own,
     /// or, where the host refuses one, no IP sockets at all.
@@ -27,21 +29,33 @@ pub enum NetMode {
     /// `network` section behaves as it did before the section existed.
     #[default]
     Host,
+    /// A port on the virtual Ethernet switch (`cloister hub PATH`) listening at this unix
+    /// socket: the sandbox's own namespace, loopback and an `eth0` with the policy's address.
+    Wire(PathBuf),
 }
 
 impl NetMode {
-    /// The name as a policy or `--net` writes it.
-    pub fn as_str(self) -> &'static str {
+    /// The mode's name, without its argument (`wire` for `wire:PATH`).
+    pub fn name(&self) -> &'static str {
         match self {
             NetMode::None => "none",
             NetMode::Host => "host",
+            NetMode::Wire(_) => "wire",
         }
+    }
+
+    /// Whether the mode takes an interface address (`--ip`, `network.address`).
+    pub fn takes_address(&self) -> bool {
+        matches!(self, NetMode::Wire(_))
     }
 }
 
 impl fmt::Display for NetMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            NetMode::Wire(path) => write!(f, "wire:{}", path.display()),
+            _ => f.write_str(self.name()),
+        }
     }
 }
 
@@ -50,8 +64,6 @@ impl fmt::Display for NetMode {
 pub enum PlannedMode {
     /// `nat`: egress through a user-mode NAT gateway with an allow-list.
     Nat,
-    /// `wire:PATH`: a port on a virtual Ethernet switch (`cloister hub PATH`).
-    Wire,
     /// `tap:IFNAME`: a host TAP device.
     Tap,
 }
@@ -60,7 +72,6 @@ impl PlannedMode {
     fn describe(self) -> &'static str {
         match self {
             PlannedMode::Nat => "user-mode NAT with an egress allow-list",
-            PlannedMode::Wire => "a virtual switch shared by sandboxes, `cloister hub`",
             PlannedMode::Tap => "a host TAP device",
         }
     }
@@ -69,20 +80,21 @@ impl PlannedMode {
 /// Why a network mode was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetModeError {
-    /// A mode that is planned but not built yet (`nat`, `wire:PATH`, `tap:IFNAME`).
+    /// A mode that is planned but not built yet (`nat`, `tap:IFNAME`).
     NotBuiltYet {
         /// The mode as written.
         written: String,
         /// Which one.
         mode: PlannedMode,
     },
+    /// `wire` without the hub's path (`wire`, `wire:`).
+    WireWithoutPath(String),
     /// No mode of that name, planned or built.
     Unknown(String),
 }
 
 /// What to write instead, for every [`NetModeError`] (and the policy's `$.network.mode`).
-pub(crate) const NET_MODE_FIX: &str =
-    r#"write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#;
+pub(crate) const NET_MODE_FIX: &str = r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#;
 
 impl NetModeError {
     /// What to write instead.
@@ -97,9 +109,12 @@ impl fmt::Display for NetModeError {
             NetModeError::NotBuiltYet { written, mode } => {
                 write!(f, "the network mode {written:?} ({}) is planned but not built yet", mode.describe())
             }
+            NetModeError::WireWithoutPath(written) => {
+                write!(f, "the network mode {written:?} names no hub: write the hub's socket after \"wire:\"")
+            }
             NetModeError::Unknown(written) => write!(
                 f,
-                "there is no network mode {written:?} (built: none, host; planned: nat, wire:PATH, \
+                "there is no network mode {written:?} (built: none, host, wire:PATH; planned: nat, \
                  tap:IFNAME)"
             ),
         }
@@ -116,8 +131,11 @@ impl FromStr for NetMode {
         let planned = match name {
             "none" if name == written => return Ok(NetMode::None),
             "host" if name == written => return Ok(NetMode::Host),
+            "wire" => match written.split_once(':') {
+                Some((_, path)) if !path.is_empty() => return Ok(NetMode::Wire(PathBuf::from(path))),
+                _ => return Err(NetModeError::WireWithoutPath(written.to_owned())),
+            },
             "nat" => PlannedMode::Nat,
-            "wire" => PlannedMode::Wire,
             "tap" => PlannedMode::Tap,
             _ => return Err(NetModeError::Unknown(written.to_owned())),
         };
@@ -127,7 +145,7 @@ impl FromStr for NetMode {
 
 impl Serialize for NetMode {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        serializer.collect_str(self)
     }
 }
 
@@ -160,4 +178,8 @@ pub struct Network {
     pub comment: Option<String>,
     /// The network; `host` when not given.
     pub mode: NetMode,
+    /// The sandbox's address on a wire, e.g. `10.9.0.2/24`; required by `wire:PATH`, refused
+    /// by the other modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<InterfaceAddress>,
 }

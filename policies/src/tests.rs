@@ -282,7 +282,7 @@ fn network_modes_read_and_show_back() {
         let shown = policy.to_json_pretty();
         assert!(shown.contains(&format!(r#""mode": "{text}""#)), "{shown}");
         assert_eq!(parse(&shown, "ok").unwrap(), policy);
-        assert_eq!(text.parse::<NetMode>(), Ok(mode));
+        assert_eq!(text.parse::<NetMode>(), Ok(mode.clone()));
         assert_eq!(mode.to_string(), text);
     }
     // The mode is always shown, even when the policy did not write it.
@@ -291,9 +291,7 @@ fn network_modes_read_and_show_back() {
 
 #[test]
 fn planned_network_modes_are_not_built_yet() {
-    for (written, mode) in
-        [("nat", PlannedMode::Nat), ("wire:/run/hub.sock", PlannedMode::Wire), ("tap:tap0", PlannedMode::Tap)]
-    {
+    for (written, mode) in [("nat", PlannedMode::Nat), ("tap:tap0", PlannedMode::Tap)] {
         let err = written.parse::<NetMode>().unwrap_err();
         assert_eq!(err, NetModeError::NotBuiltYet { written: written.to_owned(), mode });
         let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{written}"}}}}"#));
@@ -302,7 +300,7 @@ fn planned_network_modes_are_not_built_yet() {
             "{line}"
         );
         assert!(line.contains("is planned but not built yet"), "{line}");
-        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#), "{line}");
+        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#), "{line}");
     }
 }
 
@@ -311,19 +309,21 @@ fn bad_network_modes_name_the_path_and_the_fix() {
     let (_, line) = fail(r#"{"network": {"mode": "bridge"}}"#);
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host; planned: nat, wire:PATH, tap:IFNAME); write "none" (only the sandbox's own loopback) or "host" (the host's network, no isolation)"#
+        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host, wire:PATH; planned: nat, tap:IFNAME); write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#
     );
     // Near misses are not guessed at.
-    for near in ["None", "host:", "none:x", ""] {
+    for near in ["None", "host:", "none:x", "", "wire", "wire:"] {
         assert!(near.parse::<NetMode>().is_err(), "{near:?}");
     }
     let (_, line) = fail(r#"{"network": {"mode": 0}}"#);
-    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none" or "host", found the integer 0"#), "{line}");
+    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none", "host" or "wire:PATH", found the integer 0"#), "{line}");
     let (_, line) = fail(r#"{"network": "none"}"#);
     assert!(line.contains(r#"at $.network: expected an object, found the string "none"; write an object such as {"mode": "none"}"#), "{line}");
     let (_, line) = fail(r#"{"network": {"allow": ["*:443"]}}"#);
     assert!(
-        line.contains(r#"at $.network: unknown key "allow"; the keys allowed here are comment, mode"#),
+        line.contains(
+            r#"at $.network: unknown key "allow"; the keys allowed here are comment, mode, address"#
+        ),
         "{line}"
     );
 }
@@ -384,4 +384,45 @@ fn untrusted_caps_processes_and_nothing_that_breaks_real_programs() {
     assert!(limits.processes.is_some_and(|n| n >= 1024), "room for make -j: {limits:?}");
     assert_eq!((limits.memory_bytes, limits.cpu_seconds, limits.wall_seconds), (None, None, None));
     assert!(limits.comment.is_some());
+}
+
+#[test]
+fn a_wire_reads_with_its_address_and_shows_back() {
+    let text = r#"{"network": {"mode": "wire:/run/hub.sock", "address": "10.9.0.2/24"}}"#;
+    let policy = parse(text, "ok").unwrap();
+    assert_eq!(policy.network.mode, NetMode::Wire("/run/hub.sock".into()));
+    let address = policy.network.address.unwrap();
+    assert_eq!((address.ip, address.prefix_len), ("10.9.0.2".parse().unwrap(), 24));
+    assert_eq!(address.netmask(), std::net::Ipv4Addr::new(255, 255, 255, 0));
+    let shown = policy.to_json_pretty();
+    assert!(
+        shown.contains(r#""mode": "wire:/run/hub.sock""#) && shown.contains(r#""address": "10.9.0.2/24""#),
+        "{shown}"
+    );
+    assert_eq!(parse(&shown, "ok").unwrap(), policy);
+    assert_eq!("wire:hub".parse::<NetMode>(), Ok(NetMode::Wire("hub".into())));
+}
+
+#[test]
+fn a_wire_needs_an_address_and_only_a_wire_takes_one() {
+    let (_, line) = fail(r#"{"network": {"mode": "wire:/run/hub.sock"}}"#);
+    assert!(line.contains(r#"at $.network: the network mode "wire:/run/hub.sock" needs the sandbox's address; add "address""#), "{line}");
+    let (_, line) = fail(r#"{"network": {"mode": "none", "address": "10.9.0.2/24"}}"#);
+    assert!(line.contains(r#"at $.network.address: the network mode "none" has no address to set (10.9.0.2/24); remove "address""#), "{line}");
+    for (bad, problem) in [
+        ("10.9.0.2", "has no prefix length"),
+        ("10.9.0/24", "is not an IPv4 address"),
+        ("10.9.0.2/31", "has a prefix length that is not 1 to 30"),
+        ("10.9.0.2/0", "has a prefix length that is not 1 to 30"),
+        ("127.0.0.2/8", "is not a host's address"),
+        ("10.9.0.0/24", "is its subnet's network or broadcast"),
+        ("10.9.0.255/24", "is its subnet's network or broadcast"),
+    ] {
+        let (_, line) = fail(&format!(r#"{{"network": {{"mode": "wire:/h", "address": "{bad}"}}}}"#));
+        assert!(
+            line.contains(&format!("at $.network.address: the interface address {bad:?} {problem}")),
+            "{line}"
+        );
+        assert!(line.ends_with(r#"such as "10.9.0.2/24""#), "{line}");
+    }
 }

@@ -7,6 +7,7 @@
 //! - `time.offset_seconds`: at most [`MAX_OFFSET_SECONDS`] (100 years) either way;
 //! - `time.epoch_seconds`: from 0 to [`MAX_EPOCH_SECONDS`] (the year 9999);
 //! - `identity.cpus`: 1 to [`MAX_CPUS`];
+//! - `network.address`: given with `wire:PATH` and only with it;
 //! - `filesystem.*`: every path absolute or under `~` (see [`crate::PathSpec`]), and no guest
 //!   path named twice, which in a file is always a slip: which entry should win?
 //! - `limits.*`: at least 1 (and the floors of [`crate::limits::check_limit`]): a limit of 0
@@ -55,6 +56,25 @@ pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError>
         if let Some(Err((message, fix))) = value.map(|v| check_limit(name, v)) {
             return Err(invalid(&format!("$.limits.{name}"), message, fix));
         }
+    }
+    let network = &policy.network;
+    match (network.mode.takes_address(), network.address) {
+        (true, None) => {
+            return Err(invalid(
+                "$.network",
+                format!("the network mode \"{}\" needs the sandbox's address", network.mode),
+                r#"add "address" with the sandbox's IPv4 address and prefix length, such as "10.9.0.2/24""#
+                    .into(),
+            ))
+        }
+        (false, Some(address)) => {
+            return Err(invalid(
+                "$.network.address",
+                format!("the network mode \"{}\" has no address to set ({address})", network.mode),
+                r#"remove "address", or write the mode "wire:PATH""#.into(),
+            ))
+        }
+        _ => {}
     }
     validate_filesystem(&policy.filesystem)
         .map_err(|(json_path, message, fix)| invalid(&json_path, message, fix))

@@ -14,21 +14,33 @@
 //!   netlink sockets, so no loopback either), and a Landlock layer refuses TCP `bind` and
 //!   `connect` on any socket the program was handed (ABI 4 and later).
 //!
-//! The planned modes (`nat`, `wire:PATH`, `tap:IFNAME`) will keep the namespace and the floor of
-//! `none` and add an engine in the supervisor that the sandbox's sockets reach: [`NetPlan`] is
-//! where each mode says what it needs.
+//! - **`wire:PATH`**: the namespace and floor of `none`, plus a TAP device `eth0` in the
+//!   namespace with the sandbox's address ([`tap`], made by the first process, whose descriptor
+//!   goes to the supervisor), and a relay in the supervisor ([`relay`]) that moves its frames to
+//!   and from the virtual switch `cloister hub PATH` runs ([`hub`]). The sandbox's sockets are
+//!   real kernel sockets of its namespace, and its TCP/IP stack is that namespace's: the engine
+//!   in the supervisor only moves Ethernet frames ([`frame`]).
 //!
-//! What this does not do: redirect any socket call (the kernel has no network stack yet), give
+//! The planned modes (`nat`, `tap:IFNAME`) will plug in where the wire's relay does: `nat` with
+//! a user-mode NAT (smoltcp) on the supervisor's side of the TAP device. [`NetPlan`] is where
+//! each mode says what it needs.
+//!
+//! What this does not do: redirect any socket call (no mode needs it: see docs/network.md), give
 //! the sandbox its own `/sys/class/net` (sysfs still lists the host's interfaces, by name), or
 //! confine UDP on a socket the program was handed in the fallback (Landlock's network rules are
 //! for TCP only).
 //!
 //! Read first: network_namespaces(7), netdevice(7) (`SIOCSIFFLAGS`), socket(2) and
-//! address_families(7), capabilities(7) (the bounding set), landlock(7) (`LANDLOCK_ACCESS_NET_*`).
+//! address_families(7), capabilities(7) (the bounding set), landlock(7) (`LANDLOCK_ACCESS_NET_*`),
+//! and for the wire the kernel's Documentation/networking/tuntap.rst.
 
 mod floor;
+pub mod frame;
+pub mod hub;
 mod loopback;
 mod plan;
+pub mod relay;
+pub mod tap;
 
 pub use loopback::bring_up_loopback;
 pub use plan::NetPlan;

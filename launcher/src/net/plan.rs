@@ -2,10 +2,12 @@
 //! child only installs and enforces).
 
 use super::floor;
+use super::tap::TapConfig;
 use crate::failure::Failure;
 use crate::landlock::{FloorStatus, PreparedFloor};
-use policies::NetMode;
+use policies::{InterfaceAddress, NetMode};
 use seccompiler::BpfProgram;
+use std::path::Path;
 
 /// The network part of a sandbox's set-up.
 pub struct NetPlan {
@@ -16,20 +18,49 @@ pub struct NetPlan {
     without_namespace: Vec<BpfProgram>,
     /// The Landlock layer for that case too (`None` when the mode needs none).
     without_namespace_landlock: Option<PreparedFloor>,
+    /// The wire's TAP device, which the sandbox's first process makes.
+    tap: Option<TapConfig>,
 }
 
 impl NetPlan {
-    /// The plan for `mode`: for `none`, both floors (with and without a namespace) are built
-    /// now, since whether the host gives the namespace is only known once the child tried.
-    pub fn prepare(mode: NetMode) -> Result<NetPlan, Failure> {
+    /// The plan for `mode`, with the sandbox's `address` on a wire (which only a wire takes,
+    /// and a wire needs): for `none`, both floors (with and without a namespace) are built now,
+    /// since whether the host gives the namespace is only known once the child tried. A wire
+    /// has no fallback: without the namespace it has no interface to give.
+    pub fn prepare(mode: NetMode, address: Option<InterfaceAddress>) -> Result<NetPlan, Failure> {
+        let tap = match (&mode, address) {
+            (NetMode::Wire(_), Some(address)) => Some(TapConfig::new(address)),
+            (NetMode::Wire(path), None) => {
+                return Err(Failure::Setup(format!(
+                    "--net wire:{} needs the sandbox's address on the wire: add --ip ADDR/LEN (such \
+                     as --ip 10.9.0.2/24), or \"address\" in the policy's network section",
+                    path.display()
+                )))
+            }
+            (_, Some(address)) => {
+                return Err(Failure::Setup(format!(
+                    "--ip {address}: the network mode {mode} has no interface to address; add --net \
+                     wire:PATH, or leave --ip out"
+                )))
+            }
+            (_, None) => None,
+        };
         let mut plan = NetPlan {
             mode,
             in_namespace: Vec::new(),
             without_namespace: Vec::new(),
             without_namespace_landlock: None,
+            tap,
         };
-        match mode {
+        match plan.mode {
             NetMode::Host => {}
+            NetMode::Wire(_) => {
+                let seccomp = |e: crate::floor::FloorError| Failure::Setup(e.to_string());
+                plan.in_namespace = vec![
+                    floor::families(floor::IN_NAMESPACE).map_err(seccomp)?,
+                    floor::raw_ip().map_err(seccomp)?,
+                ];
+            }
             NetMode::None => {
                 let seccomp = |e: crate::floor::FloorError| Failure::Setup(e.to_string());
                 plan.in_namespace = vec![
@@ -47,15 +78,28 @@ impl NetPlan {
     }
 
     /// The mode.
-    pub fn mode(&self) -> NetMode {
-        self.mode
+    pub fn mode(&self) -> &NetMode {
+        &self.mode
     }
 
     /// Whether the sandbox should get a network namespace of its own, with its loopback up.
     pub fn wants_namespace(&self) -> bool {
         match self.mode {
-            NetMode::None => true,
+            NetMode::None | NetMode::Wire(_) => true,
             NetMode::Host => false,
+        }
+    }
+
+    /// The TAP device the sandbox's first process makes in its namespace (a wire).
+    pub fn tap(&self) -> Option<&TapConfig> {
+        self.tap.as_ref()
+    }
+
+    /// The hub a wire joins.
+    pub fn hub(&self) -> Option<&Path> {
+        match &self.mode {
+            NetMode::Wire(path) => Some(path),
+            _ => None,
         }
     }
 

@@ -1,0 +1,213 @@
+//! The sandbox's end of a wire: a TAP device named `eth0` in its network namespace, made and
+//! configured by the sandbox's first process, whose descriptor goes to the supervisor.
+//!
+//! The first process has `CAP_NET_ADMIN` in the namespace it just made (through its user
+//! namespace when not root), so it can do what needs it: `TUNSETIFF` on `/dev/net/tun`, and the
+//! `SIOCSIF*` ioctls that set the MAC address, the MTU, the IPv4 address and netmask and bring
+//! the device up (the kernel then adds the subnet's route, and an IPv6 link-local address).
+//! The program never holds the descriptor: it is close-on-exec, and closed as soon as it was
+//! sent over the supervisor's socket (`SCM_RIGHTS`); the supervisor then moves the frames
+//! ([`super::relay`]). Since `CAP_NET_ADMIN` leaves the bounding set before exec, the program
+//! cannot change the interface either.
+//!
+//! Everything here that runs in the child is async-signal-safe: system calls on structures
+//! prepared before the fork ([`TapConfig`]).
+//!
+//! Read first: the kernel's Documentation/networking/tuntap.rst, netdevice(7), unix(7)
+//! (`SCM_RIGHTS`), cmsg(3).
+
+use super::frame::{self, MTU};
+use policies::InterfaceAddress;
+use std::os::fd::RawFd;
+
+/// The interface's name inside the sandbox.
+pub const IFNAME: &[u8] = b"eth0";
+
+/// Which part of making the TAP device failed; `errno` says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapFailure {
+    /// Opening `/dev/net/tun` or `TUNSETIFF`.
+    Create,
+    /// Setting its MAC address, MTU or IPv4 address, or bringing it up.
+    Configure,
+    /// Sending its descriptor to the supervisor.
+    HandOver,
+}
+
+/// The device to make, prepared before the fork.
+#[derive(Clone, Copy, Debug)]
+pub struct TapConfig {
+    mac: frame::Mac,
+    ip: libc::in_addr,
+    netmask: libc::in_addr,
+}
+
+impl TapConfig {
+    /// The device for a sandbox at `address`.
+    pub fn new(address: InterfaceAddress) -> TapConfig {
+        let in_addr = |ip: std::net::Ipv4Addr| libc::in_addr { s_addr: u32::from(ip).to_be() };
+        TapConfig {
+            mac: frame::mac_for(address),
+            ip: in_addr(address.ip),
+            netmask: in_addr(address.netmask()),
+        }
+    }
+
+    /// Makes the device in the caller's network namespace, configures it, brings it up and
+    /// sends its descriptor over `channel`; the caller keeps no copy. On failure `errno` says
+    /// why.
+    ///
+    /// # Safety
+    /// Async-signal-safe and allocation-free, for the sandbox's first process between fork and
+    /// exec; `channel` must be a connected unix socket.
+    pub unsafe fn create_and_send(&self, channel: RawFd) -> Result<(), TapFailure> {
+        // SAFETY: open, ioctl, sendmsg and close on descriptors made here and on structures
+        // that live on this stack for the calls.
+        unsafe {
+            let tap = libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if tap < 0 {
+                return Err(TapFailure::Create);
+            }
+            let result = self.configure(tap).and_then(|()| send_fd(channel, tap));
+            close_keeping_errno(tap);
+            result
+        }
+    }
+
+    /// `TUNSETIFF` on `tap`, then the interface's settings through an `AF_INET` socket.
+    ///
+    /// # Safety
+    /// As [`TapConfig::create_and_send`]; `tap` is an open `/dev/net/tun`.
+    unsafe fn configure(&self, tap: RawFd) -> Result<(), TapFailure> {
+        // SAFETY: ioctls on descriptors this process owns, each given a zeroed `ifreq` on this
+        // stack with the union member that request reads set.
+        unsafe {
+            let mut req = ifreq();
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            if libc::ioctl(tap, libc::TUNSETIFF, &req) != 0 {
+                return Err(TapFailure::Create);
+            }
+            let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if sock < 0 {
+                return Err(TapFailure::Configure);
+            }
+            let mut ok = true;
+            let mut req = ifreq();
+            req.ifr_ifru.ifru_hwaddr.sa_family = libc::ARPHRD_ETHER;
+            for (dst, src) in req.ifr_ifru.ifru_hwaddr.sa_data.iter_mut().zip(self.mac) {
+                *dst = src as libc::c_char;
+            }
+            ok &= libc::ioctl(sock, libc::SIOCSIFHWADDR, &req) == 0;
+            let mut req = ifreq();
+            req.ifr_ifru.ifru_mtu = MTU as libc::c_int;
+            ok = ok && libc::ioctl(sock, libc::SIOCSIFMTU, &req) == 0;
+            for (request, addr) in [(libc::SIOCSIFADDR, self.ip), (libc::SIOCSIFNETMASK, self.netmask)] {
+                let mut req = ifreq();
+                let sin = &mut req.ifr_ifru as *mut _ as *mut libc::sockaddr_in;
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_addr = addr;
+                ok = ok && libc::ioctl(sock, request, &req) == 0;
+            }
+            let mut req = ifreq();
+            ok = ok && libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0;
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            ok = ok && libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0;
+            close_keeping_errno(sock);
+            if ok {
+                Ok(())
+            } else {
+                Err(TapFailure::Configure)
+            }
+        }
+    }
+}
+
+/// A zeroed `ifreq` naming [`IFNAME`].
+fn ifreq() -> libc::ifreq {
+    // SAFETY: `ifreq` is plain data for which all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(IFNAME) {
+        *dst = *src as libc::c_char;
+    }
+    req
+}
+
+/// The control message that carries one descriptor, laid out as `CMSG_SPACE(sizeof(int))`.
+#[repr(C)]
+struct OneFd {
+    header: libc::cmsghdr,
+    fd: RawFd,
+    pad: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<OneFd>() == 24 && std::mem::size_of::<libc::cmsghdr>() == 16);
+
+/// Sends `fd` over `channel` with `SCM_RIGHTS`, with one byte of data (a message with no data
+/// may not carry control messages on a stream or sequenced socket).
+///
+/// # Safety
+/// Async-signal-safe; `channel` must be a connected unix socket.
+unsafe fn send_fd(channel: RawFd, fd: RawFd) -> Result<(), TapFailure> {
+    let mut byte = [b'T'];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut control = OneFd {
+        header: libc::cmsghdr {
+            // CMSG_LEN(sizeof(int)): the header and the descriptor, without the padding.
+            cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>(),
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        },
+        fd,
+        pad: 0,
+    };
+    // SAFETY: `msghdr` is plain data for which all zeroes is a valid value (no name).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut OneFd).cast();
+    msg.msg_controllen = std::mem::size_of::<OneFd>();
+    // SAFETY: the message points at `iov`, `byte` and `control`, which outlive the call.
+    if unsafe { libc::sendmsg(channel, &msg, libc::MSG_NOSIGNAL) } == 1 {
+        Ok(())
+    } else {
+        Err(TapFailure::HandOver)
+    }
+}
+
+/// Closes `fd` without changing `errno`, which the caller reports.
+///
+/// # Safety
+/// Async-signal-safe; `fd` must be owned by the caller.
+unsafe fn close_keeping_errno(fd: RawFd) {
+    // SAFETY: errno is this thread's; close on a descriptor the caller owns.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::close(fd);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// In the supervisor: receives the TAP descriptor the sandbox's first process sent over
+/// `channel` (close-on-exec here too). `None` when nothing came.
+pub fn receive(channel: RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: plain data for which all zeroes is a valid value.
+    let mut control: OneFd = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut OneFd).cast();
+    msg.msg_controllen = std::mem::size_of::<OneFd>();
+    let flags = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
+    // SAFETY: the message points at buffers that outlive the call, sized as it says.
+    let n = unsafe { libc::recvmsg(channel, &mut msg, flags) };
+    let carried = n == 1
+        && msg.msg_controllen >= std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>()
+        && control.header.cmsg_level == libc::SOL_SOCKET
+        && control.header.cmsg_type == libc::SCM_RIGHTS;
+    // SAFETY: the kernel installed this descriptor for us with the message; nothing else owns it.
+    carried.then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(control.fd) })
+}
