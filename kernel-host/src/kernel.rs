@@ -11,6 +11,7 @@ use crate::syscall::{Disposition, Syscall};
 use crate::table;
 use crate::task::TaskCtx;
 use crate::time::Clock;
+use crate::timer::Timers;
 use crate::vfs::Vfs;
 
 /// Which side of a fork [`Kernel::after_fork`] runs on.
@@ -33,6 +34,7 @@ pub struct Kernel {
     pub(crate) config: Config,
     pub(crate) identity: Identity,
     pub(crate) clock: Clock,
+    pub(crate) timers: Timers,
     pub(crate) random: Random,
     pub(crate) process: Process,
     pub(crate) signals: Signals,
@@ -48,6 +50,7 @@ impl Kernel {
         Kernel {
             identity: Identity::new(&config),
             clock: Clock::new(&config, shared),
+            timers: Timers::new(),
             random: Random::new(&config),
             process: Process::new(image),
             signals: Signals::new(),
@@ -59,7 +62,14 @@ impl Kernel {
 
     /// Decides what to do with one caught call. Calls the table does not serve are run on the
     /// host unchanged: the filter should not have trapped them, so this only costs a trap.
+    ///
+    /// Every call the kernel serves is a checkpoint for the process's virtual timers: one
+    /// whose expiry the shared clock has reached (moved by this process or another) fires
+    /// before the call is served, so its signal arrives as the call returns.
     pub fn handle(&self, task: &mut TaskCtx<'_>, call: Syscall) -> Disposition {
+        if self.timers.next_expiry().is_some() {
+            crate::sys::timer::checkpoint(self, task);
+        }
         match table::lookup(call.nr) {
             Some(entry) => (entry.handler)(self, task, &call),
             None => Disposition::Host(call),
@@ -109,6 +119,7 @@ impl Kernel {
     pub fn prepare_fork(&self) {
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
+        self.timers.lock_for_fork();
         self.dirs.lock_for_fork();
         if let Some(v) = &self.vfs {
             v.lock_for_fork();
@@ -122,11 +133,13 @@ impl Kernel {
             v.unlock_after_fork();
         }
         self.dirs.unlock_after_fork();
+        self.timers.unlock_after_fork();
         self.signals.unlock_after_fork();
         let index = self.process.unlock_after_fork(matches!(fork, ForkSide::Child { .. }));
         if let ForkSide::Child { parent_tid, tid } = fork {
             self.random.enter_child(index);
             self.signals.enter_child(parent_tid, tid);
+            self.timers.enter_child();
         }
     }
 
