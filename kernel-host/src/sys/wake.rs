@@ -120,6 +120,11 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
             restore_sets(task, sets, saved);
         }
         let mut r = host_wait(task, wait, real, mask);
+        if r == 0 && matches!(wait, Wait::Epoll { .. }) {
+            // epoll does not look at signals when it does not block: a signal the last
+            // expiry queued is delivered here.
+            r = deliver_pending(task, mask);
+        }
         if r == SIGNALLED {
             // A signal came while the thread waited for its timers with every signal blocked.
             // The timers the clock passed meanwhile fire first (a child's sleep moved the clock
