@@ -11,7 +11,7 @@ use crate::syscall::{Disposition, Syscall};
 use crate::table;
 use crate::task::TaskCtx;
 use crate::time::Clock;
-use crate::timer::Timers;
+use crate::timer::{Slot, Timers};
 use crate::vfs::Vfs;
 
 /// Which side of a fork [`Kernel::after_fork`] runs on.
@@ -47,10 +47,17 @@ impl Kernel {
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
+        let timers = Timers::new();
+        for (which, &(expiry, interval)) in config.itimers.iter().enumerate() {
+            if expiry != 0 {
+                // Three timers in an empty table: it cannot be full.
+                let _ = crate::sys::timer::inherit_interval(&timers, which as u32, Slot { expiry, interval });
+            }
+        }
         Kernel {
             identity: Identity::new(&config),
             clock: Clock::new(&config, shared),
-            timers: Timers::new(),
+            timers,
             random: Random::new(&config),
             process: Process::new(image),
             signals: Signals::new(),

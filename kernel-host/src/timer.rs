@@ -246,6 +246,20 @@ impl Timers {
         fired
     }
 
+    /// The interval timers as `(expiry, interval)`, by `which` (expiry 0: disarmed), for the
+    /// next image: they survive `execve`; POSIX timers and descriptors' state do not.
+    pub fn intervals(&self) -> [(u64, u64); 3] {
+        let mut out = [(0, 0); 3];
+        for t in self.table.lock().iter() {
+            if let Kind::Interval(which) = t.kind {
+                if let Some(slot) = out.get_mut(which as usize) {
+                    *slot = (t.slot.expiry, t.slot.interval);
+                }
+            }
+        }
+        out
+    }
+
     /// In a forked child: interval and POSIX timers are the parent's alone; timer
     /// descriptors were inherited and stay.
     pub fn enter_child(&self) {

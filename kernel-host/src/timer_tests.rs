@@ -125,3 +125,25 @@ fn posix_timers_are_checked_and_deleted_once() {
     assert_eq!(k.handle(&mut t, call(Sysno::timer_delete, &[1])), einval);
     assert_eq!(k.handle(&mut t, call(Sysno::timer_gettime, &[7, BASE])), einval);
 }
+
+#[test]
+fn interval_timers_survive_exec_and_posix_timers_do_not() {
+    let k = kernel(true);
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[7])), Disposition::Return(0));
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_create, &[1, 0, BASE])), Disposition::Return(0));
+    let expiry = k.timers.intervals()[0].0;
+    assert!(expiry >= 7_000_000_000, "alarm(7) expires at {expiry}");
+    let next = Config { itimers: k.timers.intervals(), ..k.config.clone() };
+    let image = ProcessImage {
+        exe: b"/p".to_vec(),
+        cmdline: Vec::new(),
+        auxv: Vec::new(),
+        environ: Vec::new(),
+        brk_start: 0,
+    };
+    let after = Kernel::new(Config::decode(&next.encode()).unwrap(), image, None);
+    assert_eq!(after.timers.intervals()[0], (expiry, 0));
+    assert_eq!(after.timers.get(crate::timer::Kind::Posix(0)), None);
+}

@@ -88,6 +88,7 @@ fn plan(k: &Kernel, tid: u32, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Ve
     let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
     next.blocked = k.signals.virtually_blocked(tid);
+    next.itimers = k.timers.intervals();
     let prefix = format!("{}=", Config::ENV).into_bytes();
     let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;

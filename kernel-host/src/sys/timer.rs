@@ -21,7 +21,7 @@ use crate::kernel::Kernel;
 use crate::syscall::{Disposition, Syscall};
 use crate::task::TaskCtx;
 use crate::time::{TimePair, VirtualClock};
-use crate::timer::{Kind, Notify, Slot, Timer};
+use crate::timer::{AddError, Kind, Notify, Slot, Timer, Timers};
 use syscalls::Sysno;
 
 /// Descriptors timer descriptors are moved to: `read` traps for these numbers alone. Below the
@@ -196,14 +196,26 @@ fn slot_for(v: &VirtualClock, clock: u64, absolute: bool, value: u64, interval: 
 
 /// Sets interval timer `which`, returning its previous slot.
 fn set_interval(k: &Kernel, which: u32, slot: Slot) -> KResult<Slot> {
-    let kind = Kind::Interval(which);
     if !slot.armed() {
-        return Ok(k.timers.remove(kind).map_or_else(Slot::default, |t| t.slot));
+        return Ok(k.timers.remove(Kind::Interval(which)).map_or_else(Slot::default, |t| t.slot));
     }
-    let sig = [SIGALRM, SIGVTALRM, SIGPROF][which as usize];
-    let timer = Timer { kind, clock: 1, notify: Notify::Process(sig), value: 0, slot, overrun: 0 };
-    let old = k.timers.put(timer).map_err(|_| Errno::EAGAIN)?;
+    let old = inherit_interval(&k.timers, which, slot).map_err(|_| Errno::EAGAIN)?;
     Ok(old.map_or_else(Slot::default, |t| t.slot))
+}
+
+/// Arms interval timer `which` (0..=2) in `timers`: also how a new image takes over the
+/// interval timers of the one that exec'd.
+pub(crate) fn inherit_interval(timers: &Timers, which: u32, slot: Slot) -> Result<Option<Timer>, AddError> {
+    let sig = [SIGALRM, SIGVTALRM, SIGPROF][which.min(2) as usize];
+    let timer = Timer {
+        kind: Kind::Interval(which),
+        clock: 1,
+        notify: Notify::Process(sig),
+        value: 0,
+        slot,
+        overrun: 0,
+    };
+    timers.put(timer)
 }
 
 /// `alarm(seconds)`: `ITIMER_REAL`, returning the seconds left of the previous alarm

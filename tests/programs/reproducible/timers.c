@@ -12,6 +12,7 @@
  *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer
  *   fork_*      a forked child has no timers of its parent's (but keeps the timer descriptor)
  *   thread_*    SIGEV_THREAD_ID to a thread that waits with sigwaitinfo
+ *   exec_*      alarm(2) survives execve
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -272,8 +273,24 @@ static void thread_id(void) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-int main(void) {
+/* After exec: the interval timer armed before it is still there, and fires. */
+static int after_exec(void) {
+    struct itimerval left;
+    getitimer(ITIMER_REAL, &left);
+    printf("exec_left=%ld.%06ld\n", (long)left.it_value.tv_sec, (long)left.it_value.tv_usec);
+    catch(SIGALRM);
+    int64_t start = ns(CLOCK_MONOTONIC);
+    pause();
+    printf("exec_fired_after_ms=%lld hits=%d\n", (long long)((ns(CLOCK_MONOTONIC) - start) / 1000000),
+           (int)hits);
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "exec") == 0) {
+        return after_exec();
+    }
     itimer();
     alarm_pause();
     sleep_cut();
@@ -282,5 +299,8 @@ int main(void) {
     select_cut();
     forked();
     thread_id();
-    return 0;
+    alarm(2);
+    execl("/proc/self/exe", argv[0], "exec", (char *)NULL);
+    perror("execl");
+    return 1;
 }
