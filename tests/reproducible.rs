@@ -437,8 +437,8 @@ fn c_timers_wait_for_real_without_fast_sleep() {
     );
 }
 
-/// Python's `signal.setitimer` with a `time.sleep` loop, `signal.alarm` with `signal.pause`, and
-/// an epoll wait cut by a timer (`timers.py`).
+/// Python's `signal.setitimer` with a `time.sleep` loop, `signal.alarm` with `signal.pause`, an
+/// epoll wait cut by a timer, and a subprocess spawned while a timer is armed (`timers.py`).
 #[test]
 fn python_timers_fire_on_the_virtual_clock() {
     let script = fixture("timers.py");
@@ -448,6 +448,7 @@ fn python_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("itimer_hits"), "0.010001,0.020001,0.030001,0.040001,0.050001", "\n{out}");
     assert_eq!(out.field("pause_after"), "2.000002 hits=1", "\n{out}");
     assert_eq!(out.field("epoll_events"), "[] after=10.000003 hit=0.250001", "\n{out}");
+    assert_eq!(out.field("spawn_rc"), "0 out=child-ok", "a spawned child took its parent's timer\n{out}");
     assert!(out.elapsed < Duration::from_secs(3), "took {:.3} s\n{out}", out.elapsed.as_secs_f64());
 }
 

@@ -16,7 +16,7 @@
 
 use crate::sync::SpinLock;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Timers one process may hold, of every kind together. Linux's limit is the pending-signal
 /// rlimit (thousands); programs use a handful.
@@ -133,6 +133,10 @@ pub struct Timers {
     /// The earliest expiry of all armed timers ([`NEVER`] when none), read without the lock
     /// on every clock read.
     next: AtomicU64,
+    /// The process the timers belong to (0: not known yet). A `vfork` child shares its
+    /// parent's memory, and so this table, until it execs: it must neither fire the parent's
+    /// timers nor take them through its exec.
+    owner: AtomicU32,
     table: SpinLock<Vec<Timer>>,
 }
 
@@ -145,7 +149,15 @@ impl Default for Timers {
 impl Timers {
     /// No timers.
     pub const fn new() -> Self {
-        Timers { next: AtomicU64::new(NEVER), table: SpinLock::new(Vec::new()) }
+        Timers { next: AtomicU64::new(NEVER), owner: AtomicU32::new(0), table: SpinLock::new(Vec::new()) }
+    }
+
+    /// Whether process `pid` owns the timers: the first process to ask does.
+    pub fn claim(&self, pid: u32) -> bool {
+        match self.owner.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(owner) => owner == pid,
+        }
     }
 
     /// The earliest armed expiry, if any.
@@ -266,6 +278,7 @@ impl Timers {
         let mut table = self.table.lock();
         table.retain(|t| matches!(t.kind, Kind::Fd(_)));
         self.recompute(&table);
+        self.owner.store(0, Ordering::Release);
     }
 
     /// Takes the lock before a fork.
@@ -344,6 +357,15 @@ mod tests {
         t.put(timer(Kind::Fd(900), 10, 0)).unwrap();
         t.fire_due(10, |_, _| false);
         assert_eq!(t.get(Kind::Fd(900)), None);
+    }
+
+    #[test]
+    fn the_first_process_owns_the_timers() {
+        let t = Timers::new();
+        assert!(t.claim(10) && t.claim(10));
+        assert!(!t.claim(11), "a vfork child took its parent's timers");
+        t.enter_child();
+        assert!(t.claim(11));
     }
 
     #[test]

@@ -54,9 +54,17 @@ const POLLIN: i16 = 1;
 /// Returns how many fired.
 pub(crate) fn checkpoint(k: &Kernel, task: &TaskCtx<'_>) -> usize {
     match k.clock.virtual_clock() {
-        Some(v) => k.timers.fire_due(v.elapsed(), |t, n| deliver(task, t, n)),
-        None => 0,
+        Some(v) if k.timers.due(v.elapsed()) && owned(k, task) => {
+            k.timers.fire_due(v.elapsed(), |t, n| deliver(task, t, n))
+        }
+        _ => 0,
     }
+}
+
+/// Whether the calling process owns the timers in this memory (not a `vfork` child of the
+/// process that does).
+pub(crate) fn owned(k: &Kernel, task: &TaskCtx<'_>) -> bool {
+    k.timers.claim(task.host_call(Sysno::getpid, [0; 6]) as u32)
 }
 
 /// What an expiry does: queue the signal, or add to the descriptor's count. Returns false
@@ -222,6 +230,8 @@ pub(crate) fn inherit_interval(timers: &Timers, which: u32, slot: Slot) -> Resul
 /// (rounded as Linux rounds them).
 pub fn alarm(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    // The process that arms a timer owns the table (a vfork child will not take it).
+    owned(k, task);
     checkpoint(k, task);
     let secs = call.args[0] as u32;
     let slot = slot_for(v, 1, false, u64::from(secs) * NS, 0);
@@ -238,6 +248,8 @@ pub fn alarm(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
 /// as `ITIMER_REAL` (and count sleeps as CPU time, as those clocks do here).
 pub fn setitimer(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    // The process that arms a timer owns the table (a vfork child will not take it).
+    owned(k, task);
     let [which, new, old, ..] = call.args;
     checkpoint(k, task);
     let result = (|| {
@@ -297,6 +309,8 @@ fn read_sigevent(task: &TaskCtx<'_>, addr: u64) -> KResult<(Notify, u64)> {
 
 /// `timer_create(clock, sevp, timerid)`.
 pub fn timer_create(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    // The process that arms a timer owns the table (a vfork child will not take it).
+    owned(k, task);
     let [clock, sevp, idp, ..] = call.args;
     ret((|| {
         if !timer_clock(clock) {
@@ -370,6 +384,8 @@ pub fn timer_delete(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disp
 /// `timerfd_create(clock, flags)`: a real timerfd the host never arms, moved to
 /// [`TIMERFD_FDS`] so that `read` of it traps.
 pub fn timerfd_create(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    // The process that arms a timer owns the table (a vfork child will not take it).
+    owned(k, task);
     let [clock, flags, ..] = call.args;
     ret((|| {
         if !matches!(clock, 0 | 1 | 7..=9) || flags & !(TFD_NONBLOCK | TFD_CLOEXEC) != 0 {

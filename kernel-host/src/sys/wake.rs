@@ -81,9 +81,10 @@ pub enum Woken {
 /// does: the caller waits as it would without timers.
 pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Option<Woken> {
     let v = k.clock.virtual_clock()?;
-    // A signal this checkpoint sends must end the wait as it would have on the host; an
-    // expiry at the deadline itself fires before the wait returns.
-    let fired = checkpoint(k, task) > 0;
+    // A signal a checkpoint sent (this one, or the one before the call was served) must end
+    // the wait as it would have on the host; an expiry at the deadline itself fires before the
+    // wait returns.
+    let fired = checkpoint(k, task) > 0 || deliverable_pending(task, mask);
     let first = k.timers.next_expiry();
     if !fired && first.is_none_or(|e| deadline.is_some_and(|d| e > d)) {
         return None;
@@ -161,6 +162,13 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
         }
     }
     Some(Woken::HandOff)
+}
+
+/// Whether a signal that `mask` lets through is pending for the thread.
+fn deliverable_pending(task: &TaskCtx<'_>, mask: u64) -> bool {
+    let mut pending = 0u64;
+    task.host_call(Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
+    pending & !mask & !UNBLOCKABLE != 0
 }
 
 /// Runs the handlers of the signals pending for the thread that `mask` lets through: 0 when

@@ -1,8 +1,9 @@
-"""Timers from Python: signal.setitimer with time.sleep, signal.alarm with signal.pause, and an
-asyncio-free epoll loop woken by SIGALRM. Prints key=value lines; in reproducible mode every
+"""Timers from Python: signal.setitimer with time.sleep, signal.alarm with signal.pause, an epoll
+wait cut by SIGALRM, and a subprocess spawned while a timer is armed. Prints key=value lines; in reproducible mode every
 value is a point of the virtual clock, so two runs print the same bytes."""
 import select
 import signal
+import subprocess
 import time
 
 hits = []
@@ -42,3 +43,9 @@ signal.setitimer(signal.ITIMER_REAL, 0.25)
 events = ep.poll(10)
 print("epoll_events=%r after=%.6f hit=%.6f" % (events, time.monotonic() - start, hits[0] - start))
 print("time=%r" % time.time())
+
+# A child spawned (vfork and exec) while a timer is armed does not inherit it: the parent
+# gets the signal, the child runs to its end.
+signal.setitimer(signal.ITIMER_REAL, 0.5)
+child = subprocess.run(["sh", "-c", "sleep 1; echo child-ok"], capture_output=True)
+print("spawn_rc=%d out=%s" % (child.returncode, child.stdout.decode().strip()))
