@@ -48,6 +48,7 @@ const F_DUPFD: u64 = 0;
 const F_GETFL: u64 = 3;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const POLLIN: i16 = 1;
+const RWF_NOWAIT: u64 = 8;
 
 /// Fires the timers of this process that are due on the virtual clock. Cheap when none is:
 /// one atomic load.
@@ -118,12 +119,13 @@ fn add_ticks(task: &TaskCtx<'_>, t: &Timer, n: u64) -> bool {
     if task.host_call(Sysno::timerfd_gettime, [fd, cur.as_mut_ptr() as u64, 0, 0, 0, 0]) < 0 {
         return false;
     }
+    // Taken without blocking even on a blocking descriptor (another thread may read it
+    // first, and this runs under the timers' lock). A host kernel without RWF_NOWAIT for
+    // timerfds refuses, and the expirations not read yet are lost.
     let mut unread = 0u64;
-    if readable(task, fd as i32) {
-        let mut b = [0u8; 8];
-        if task.host_call(Sysno::read, [fd, b.as_mut_ptr() as u64, 8, 0, 0, 0]) == 8 {
-            unread = u64::from_ne_bytes(b);
-        }
+    let iov = [&mut unread as *mut u64 as u64, 8];
+    if task.host_call(Sysno::preadv2, [fd, iov.as_ptr() as u64, 1, u64::MAX, 0, RWF_NOWAIT]) != 8 {
+        unread = 0;
     }
     let ticks = unread.saturating_add(n);
     if task.host_call(Sysno::ioctl, [fd, TFD_IOC_SET_TICKS, &ticks as *const u64 as u64, 0, 0, 0]) < 0 {
