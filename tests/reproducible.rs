@@ -399,7 +399,7 @@ fn c_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("alarm_pause"), "-1 errno=Interrupted system call hits=1", "\n{out}");
     assert_eq!(out.field("alarm_elapsed_ms"), "1000", "alarm(1) then pause()\n{out}");
     assert_eq!(out.field("sleep_result"), "-1 errno=Interrupted system call hits=1", "\n{out}");
-    assert_eq!(out.field("sleep_rem"), "0.969999000", "a 1 s sleep cut at 30 ms\n{out}");
+    assert_eq!(out.field("sleep_rem"), "0.970000000", "a 1 s sleep cut at 30 ms\n{out}");
     assert_eq!(out.field("posix_hits"), "5", "a 20 ms timer in 100 ms of sleeps\n{out}");
     assert_eq!(out.field("posix_blocked_hits"), "5 then=6 overrun=4", "\n{out}");
     for i in 0..4 {
@@ -413,6 +413,7 @@ fn c_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("fork_child_alarm"), "0 fork_child_tfd=8/1", "what a forked child keeps\n{out}");
     assert_eq!(out.field("fork_parent_alarm"), "100", "\n{out}");
     assert_eq!(out.field("thread_create"), "0 value=4242", "SIGEV_THREAD_ID\n{out}");
+    assert_eq!(out.field("stack_sleep"), "-1 hits=1 at=20001000", "a handler on an 8 KiB stack\n{out}");
     assert_eq!(out.field("exec_left"), "1.999992", "alarm(2) across execve\n{out}");
     assert_eq!(out.field("exec_fired_after_ms"), "1999 hits=1", "\n{out}");
     assert!(

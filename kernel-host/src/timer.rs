@@ -168,6 +168,11 @@ impl Timers {
         }
     }
 
+    /// Whether the process has any timer, armed or not.
+    pub fn any(&self) -> bool {
+        !self.table.lock().is_empty()
+    }
+
     /// Whether some timer is due at `now`: one atomic load, for the clock-read path.
     pub fn due(&self, now: u64) -> bool {
         now >= self.next.load(Ordering::Acquire)

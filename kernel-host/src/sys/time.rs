@@ -86,7 +86,7 @@ fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, 
     let ns = match wake::until(k, task, Wait::Signals, Some(deadline), task.sigmask) {
         None | Some(Woken::HandOff) => deadline.saturating_sub(v.elapsed()),
         Some(Woken::TimedOut) | Some(Woken::Ready(_)) => return Disposition::Return(0),
-        Some(Woken::Interrupted) => {
+        Some(Woken::Signalled) => {
             let left = TimePair::from_ns(deadline.saturating_sub(v.elapsed()));
             if rem != 0 {
                 if let Err(e) = task.mem.write(rem, &left.to_bytes()) {

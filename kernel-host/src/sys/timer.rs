@@ -468,7 +468,7 @@ pub fn read(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
         return Disposition::Host(*call);
     }
     match wake::until(k, task, Wait::Readable(fd), None, task.sigmask) {
-        Some(Woken::Interrupted) => ret(Err(Errno::EINTR)),
+        Some(Woken::Signalled) => ret(Err(Errno::EINTR)),
         _ => Disposition::Host(*call),
     }
 }
@@ -476,7 +476,7 @@ pub fn read(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
 /// `pause()`: a wait for a signal, which a timer may send.
 pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     match wake::until(k, task, Wait::Signals, None, task.sigmask) {
-        Some(Woken::Interrupted) => ret(Err(Errno::EINTR)),
+        Some(Woken::Signalled) => ret(Err(Errno::EINTR)),
         _ => Disposition::Host(*call),
     }
 }

@@ -172,7 +172,8 @@ fn strip_pselect_mask(task: &mut TaskCtx<'_>, call: &mut Syscall) -> KResult<()>
 }
 
 /// A wait of `timeout` nanoseconds (`None`: forever) with `mask`, run in rounds when a timer
-/// expires before it ends (`wake.rs`). `None`: no timer does, wait as usual.
+/// expires before it ends (`wake.rs`). `None`: no timer does, or a signal ends a wait with a
+/// mask of its own, which the host then delivers under that mask: wait as usual.
 fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u64) -> Option<Disposition> {
     let v = k.clock.virtual_clock()?;
     if timeout == Some(0) {
@@ -180,9 +181,11 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
         return None;
     }
     let deadline = timeout.map(|t| v.elapsed().saturating_add(t));
+    let own_mask = (mask ^ task.sigmask) & !UNBLOCKABLE != 0;
     match wake::until(k, task, wait, deadline, mask)? {
         Woken::Ready(r) => Some(Disposition::Return(r)),
-        Woken::Interrupted => Some(Disposition::Return(Errno::EINTR.ret())),
+        Woken::Signalled if own_mask => None,
+        Woken::Signalled => Some(Disposition::Return(Errno::EINTR.ret())),
         Woken::TimedOut => Some(Disposition::Return(0)),
         Woken::HandOff => None,
     }

@@ -2,17 +2,26 @@
 //! `select`, `epoll_wait` (and their variants) or a blocking `read` of a timer descriptor,
 //! made while one of the process's timers expires before the wait would end.
 //!
-//! The wait then runs in rounds inside the handler, each on the host with the mask the
-//! program's wait has (so a signal that arrives runs the program's handler and ends the wait
-//! with `EINTR`, and a descriptor that becomes ready ends it with its count), for the time
-//! to the next event on the virtual clock: the next expiry or the wait's own deadline. With
+//! The wait then runs in rounds inside the handler, each on the host for the time to the
+//! next event on the virtual clock: the next expiry or the wait's own deadline. With
 //! `--fast-sleep` a round does not wait at all; without it, it waits as long on the host as
 //! the virtual clock will move, the way sleeps do. When a round times out the clock moves to
-//! that event, and an expiry fires, queueing its signal (taken in the next round) or making
-//! its descriptor readable. The order of events is the virtual clock's alone, so it repeats.
+//! that event, and an expiry fires, queueing its signal or making its descriptor readable. The
+//! order of events is the virtual clock's alone, so it repeats.
 //!
-//! Rounds are bounded ([`MAX_ROUNDS`]); a wait that passes that many expiries without waking
-//! is handed to the host as it is, and later expiries fire at the next checkpoint.
+//! Rounds run with every signal blocked, as the handler does: a program's handler never runs
+//! inside the runtime's, whose stack may be an 8 KiB signal stack. A wait for signals takes
+//! the first one that comes (`rt_sigtimedwait`); a wait for descriptors looks for signals
+//! every [`DEAF`] at most. A signal the wait lets through and the program does not ignore
+//! ends the wait ([`Woken::Signalled`]): it is left pending, and the handler returns `EINTR`
+//! (the signal runs the program's handler as the call returns) or, for a call with a mask of
+//! its own, hands the call to the host, which delivers it under that mask. Timers the clock
+//! passed meanwhile fire first, so a child's `SIGCHLD` never overtakes the timer its sleep
+//! made due.
+//!
+//! Rounds are bounded ([`MAX_ROUNDS`] expiries and signals; the real time they wait is what
+//! the clock moves); a wait that passes that many without ending is handed to the host as it
+//! is, and later expiries fire at the next checkpoint.
 
 use super::timer::checkpoint;
 use crate::abi::UNBLOCKABLE;
@@ -21,15 +30,20 @@ use crate::task::TaskCtx;
 use crate::time::TimePair;
 use syscalls::Sysno;
 
-/// Expiries one wait may pass before it is handed to the host.
+/// Expiries and signals one wait may pass before it is handed to the host.
 pub const MAX_ROUNDS: usize = 4096;
 /// `select`'s largest set, in 64-bit words (`FD_SETSIZE` 1024).
 const SET_WORDS: usize = 16;
-const EINTR: i64 = -4;
 /// What [`host_wait`] returns when a signal ended a wait for signals (no call returns it).
 const SIGNALLED: i64 = i64::MIN;
 /// How long a paced wait waits on the host between looks at the clock.
-const SLICE: u64 = 2_000_000;
+const PACE: u64 = 2_000_000;
+/// How long a wait for descriptors waits on the host between looks for signals.
+const DEAF: u64 = 10_000_000;
+/// Signals whose default action is to do nothing: they end no wait.
+const IGNORED_BY_DEFAULT: [u32; 4] = [17, 18, 23, 28];
+
+const EINTR: i64 = -4;
 
 /// What the program waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,23 +82,25 @@ pub enum Wait {
 pub enum Woken {
     /// The host call returned this (a count of ready descriptors, or an error).
     Ready(i64),
-    /// A signal's handler ran.
-    Interrupted,
+    /// A signal that the wait lets through and the program does not ignore is pending.
+    Signalled,
     /// The wait's own deadline came; the clock is there.
     TimedOut,
     /// Too many rounds: run the wait on the host as usual.
     HandOff,
 }
 
-/// Runs a wait that ends at `deadline` (elapsed nanoseconds; `None`: never) while the
-/// thread's signal mask is `mask`, in rounds, if a timer expires first. `None` when no timer
-/// does: the caller waits as it would without timers.
+/// Runs a wait that ends at `deadline` (elapsed nanoseconds; `None`: never) and lets the
+/// signals `mask` does not block through, in rounds, if a timer expires first. `None` when no
+/// timer does (nor has just sent a signal): the caller waits as it would without timers.
 pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Option<Woken> {
     let v = k.clock.virtual_clock()?;
-    // A signal a checkpoint sent (this one, or the one before the call was served) must end
-    // the wait as it would have on the host; an expiry at the deadline itself fires before the
-    // wait returns.
-    let fired = checkpoint(k, task) > 0 || deliverable_pending(task, mask);
+    // A signal a checkpoint sent (this one, or the one before the call was served) ends the
+    // wait as it would have on the host; an expiry at the deadline fires before it returns.
+    let fired = checkpoint(k, task) > 0;
+    if (fired || k.timers.any()) && pending_signal(task, mask) {
+        return Some(Woken::Signalled);
+    }
     let first = k.timers.next_expiry();
     if !fired && first.is_none_or(|e| deadline.is_some_and(|d| e > d)) {
         return None;
@@ -92,71 +108,66 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
     // A wait for something other than time (no deadline of its own) by a process with
     // children is waiting for them, and they move the clock too: with fast sleeps it does not
     // jump to its own next expiry, which would put it ahead of them (`timeout 5 sleep 1`
-    // would time out), but looks every SLICE whether they moved the clock there, and gives
-    // up on them after as much real time as the clock would have moved.
+    // would time out), but looks every PACE whether they moved the clock there, and gives up
+    // on them after as much real time as the clock would have moved.
     let paced = v.fast_sleep() && deadline.is_none() && has_children(task);
     let saved = match wait {
         Wait::Select { nfds, sets } => Some(save_sets(task, nfds, sets)?),
         _ => None,
     };
-    let mut expiries = 0;
-    let mut budget: Option<u64> = None;
-    while expiries < MAX_ROUNDS {
+    let mut events = 0;
+    // The real time left to wait for the current target, as (target, nanoseconds).
+    let mut budget: Option<(u64, u64)> = None;
+    while events < MAX_ROUNDS {
         let target = match (k.timers.next_expiry(), deadline) {
-            (Some(e), Some(d)) => Some(e.min(d)),
-            (Some(e), None) => Some(e),
-            (None, Some(d)) => Some(d),
-            (None, None) => None,
+            (Some(e), Some(d)) => e.min(d),
+            (Some(e), None) => e,
+            (None, Some(d)) => d,
+            (None, None) => return Some(Woken::HandOff),
         };
-        // With nothing left to expire, one last look takes what the last expiry sent: handed
-        // to the host with its signal already delivered, the wait would miss it.
-        let left = target.map(|t| t.saturating_sub(v.elapsed()));
-        let real = match left {
-            None => 0,
-            Some(left) if paced => (*budget.get_or_insert(left)).min(SLICE),
-            Some(_) if v.fast_sleep() => 0,
-            Some(left) => left,
+        let left = match budget {
+            Some((t, left)) if t == target => left,
+            _ if v.fast_sleep() && !paced => 0,
+            _ => target.saturating_sub(v.elapsed()),
+        };
+        let slice = match wait {
+            _ if paced => left.min(PACE),
+            Wait::Signals => left,
+            _ => left.min(DEAF),
         };
         if let (Wait::Select { sets, .. }, Some(saved)) = (wait, &saved) {
             restore_sets(task, sets, saved);
         }
-        let mut r = host_wait(task, wait, real, mask);
-        if r == 0 && matches!(wait, Wait::Epoll { .. }) {
-            // epoll does not look at signals when it does not block: a signal the last
-            // expiry queued is delivered here.
-            r = deliver_pending(task, mask);
-        }
-        if r == SIGNALLED {
-            // A signal came while the thread waited for its timers with every signal blocked.
-            // The timers the clock passed meanwhile fire first (a child's sleep moved the clock
-            // before the child ended: its parent's timer comes before its SIGCHLD), then all of
-            // it is delivered with the wait's mask; a signal the program ignores does not end
-            // the wait.
-            checkpoint(k, task);
-            r = deliver_pending(task, mask);
-            if r == 0 {
-                expiries += 1;
+        match host_wait(task, wait, slice, mask) {
+            SIGNALLED | EINTR => {
+                events += 1;
+                checkpoint(k, task);
+                if pending_signal(task, mask) {
+                    return Some(Woken::Signalled);
+                }
+                budget = Some((target, left));
                 continue;
             }
-        }
-        if r != 0 {
-            // Whatever moved the clock past an expiry meanwhile (another process's sleep, before
-            // the child that slept exited) fires too, so the order is the clock's.
-            checkpoint(k, task);
-            return Some(if r == EINTR { Woken::Interrupted } else { Woken::Ready(r) });
-        }
-        let Some(target) = target else { return Some(Woken::HandOff) };
-        if paced && v.elapsed() < target {
-            let rest = budget.unwrap_or(0).saturating_sub(real);
-            if rest > 0 {
-                budget = Some(rest);
-                continue;
+            0 => {}
+            r => {
+                checkpoint(k, task);
+                return Some(Woken::Ready(r));
             }
+        }
+        if wait != Wait::Signals && pending_signal(task, mask) {
+            return Some(Woken::Signalled);
+        }
+        let rest = left.saturating_sub(slice);
+        if rest > 0 && v.elapsed() < target {
+            budget = Some((target, rest));
+            continue;
         }
         budget = None;
         v.advance_to(target);
-        checkpoint(k, task);
-        expiries += 1;
+        events += 1;
+        if checkpoint(k, task) > 0 && pending_signal(task, mask) {
+            return Some(Woken::Signalled);
+        }
         if deadline == Some(target) {
             return Some(Woken::TimedOut);
         }
@@ -164,19 +175,34 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
     Some(Woken::HandOff)
 }
 
-/// Whether a signal that `mask` lets through is pending for the thread.
-fn deliverable_pending(task: &TaskCtx<'_>, mask: u64) -> bool {
+/// Whether a signal that `mask` lets through, and that would do something, is pending for
+/// the thread. Pending signals the program ignores are taken, as the host would discard them.
+fn pending_signal(task: &TaskCtx<'_>, mask: u64) -> bool {
     let mut pending = 0u64;
     task.host_call(Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
-    pending & !mask & !UNBLOCKABLE != 0
+    let through = pending & !mask & !UNBLOCKABLE;
+    for sig in (1..=64u32).filter(|s| through & (1u64 << (s - 1)) != 0) {
+        if !ignored(task, sig) {
+            return true;
+        }
+        let one = 1u64 << (sig - 1);
+        let zero = [0u8; 16];
+        task.host_call(Sysno::rt_sigtimedwait, [&one as *const u64 as u64, 0, zero.as_ptr() as u64, 8, 0, 0]);
+    }
+    false
 }
 
-/// Runs the handlers of the signals pending for the thread that `mask` lets through: 0 when
-/// none ran (nothing pending, or only what the program ignores), `EINTR` when one did.
-fn deliver_pending(task: &TaskCtx<'_>, mask: u64) -> i64 {
-    let zero = [0u8; 16];
-    let set = (mask & !UNBLOCKABLE).to_ne_bytes();
-    task.host_call(Sysno::ppoll, [0, 0, zero.as_ptr() as u64, set.as_ptr() as u64, 8, 0])
+/// Whether the program ignores `sig` (`SIG_IGN`, or the default action of doing nothing).
+fn ignored(task: &TaskCtx<'_>, sig: u32) -> bool {
+    let mut act = [0u8; 32];
+    if task.host_call(Sysno::rt_sigaction, [u64::from(sig), 0, act.as_mut_ptr() as u64, 8, 0, 0]) < 0 {
+        return false;
+    }
+    match u64::from_ne_bytes(act[..8].try_into().unwrap_or([0; 8])) {
+        0 => IGNORED_BY_DEFAULT.contains(&sig),
+        1 => true,
+        _ => false,
+    }
 }
 
 /// Whether the calling process has children (running or not yet reaped).
@@ -216,45 +242,41 @@ fn restore_sets(task: &TaskCtx<'_>, sets: [u64; 3], saved: &[[u8; SET_WORDS * 8]
     }
 }
 
-/// One round: the program's wait on the host for `ns` with `mask` (the runtime's signals
-/// never blocked, so that a handler the program runs meanwhile can still make calls). A wait
-/// for signals alone takes the first that comes with every signal still blocked, and puts it
-/// back ([`SIGNALLED`]), so that the caller can fire the timers due first.
+/// One round: the program's wait on the host for `ns`, with every signal still blocked. A
+/// wait for signals takes the first one `mask` lets through and puts it back ([`SIGNALLED`]),
+/// unless the program ignores it.
 fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
     let ts = TimePair::from_ns(ns).to_bytes();
     let ts = ts.as_ptr() as u64;
-    let set = (mask & !UNBLOCKABLE).to_ne_bytes();
-    let set = set.as_ptr() as u64;
     match wait {
         Wait::Signals => {
             let want = !mask & !UNBLOCKABLE;
             let mut info = [0u8; 128];
-            let sig = task.host_call(
-                Sysno::rt_sigtimedwait,
-                [&want as *const u64 as u64, info.as_mut_ptr() as u64, ts, 8, 0, 0],
-            );
+            let args = [&want as *const u64 as u64, info.as_mut_ptr() as u64, ts, 8, 0, 0];
+            let sig = task.host_call(Sysno::rt_sigtimedwait, args);
             if sig <= 0 {
                 return 0;
             }
-            let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
-            let tid = u64::from(task.tid());
-            task.host_call(Sysno::rt_tgsigqueueinfo, [pid, tid, sig as u64, info.as_ptr() as u64, 0, 0]);
+            if !ignored(task, sig as u32) {
+                let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
+                let tid = u64::from(task.tid());
+                task.host_call(Sysno::rt_tgsigqueueinfo, [pid, tid, sig as u64, info.as_ptr() as u64, 0, 0]);
+            }
             SIGNALLED
         }
-        Wait::Poll { fds, nfds } => task.host_call(Sysno::ppoll, [fds, nfds, ts, set, 8, 0]),
+        Wait::Poll { fds, nfds } => task.host_call(Sysno::ppoll, [fds, nfds, ts, 0, 8, 0]),
         Wait::Select { nfds, sets } => {
-            let data = [set, 8];
-            task.host_call(Sysno::pselect6, [nfds, sets[0], sets[1], sets[2], ts, data.as_ptr() as u64])
+            task.host_call(Sysno::pselect6, [nfds, sets[0], sets[1], sets[2], ts, 0])
         }
         Wait::Epoll { epfd, events, max } => {
             let ms = ns.div_ceil(1_000_000).min(i32::MAX as u64);
-            task.host_call(Sysno::epoll_pwait, [epfd, events, max, ms, set, 8])
+            task.host_call(Sysno::epoll_wait, [epfd, events, max, ms, 0, 0])
         }
         Wait::Readable(fd) => {
             let mut pfd = [0u8; 8];
             pfd[..4].copy_from_slice(&fd.to_ne_bytes());
             pfd[4..6].copy_from_slice(&1i16.to_ne_bytes());
-            task.host_call(Sysno::ppoll, [pfd.as_mut_ptr() as u64, 1, ts, set, 8, 0])
+            task.host_call(Sysno::ppoll, [pfd.as_mut_ptr() as u64, 1, ts, 0, 8, 0])
         }
     }
 }

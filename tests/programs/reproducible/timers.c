@@ -12,6 +12,7 @@
  *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer
  *   fork_*      a forked child has no timers of its parent's (but keeps the timer descriptor)
  *   thread_*    SIGEV_THREAD_ID to a thread that waits with sigwaitinfo
+ *   stack_*     a timer's handler on an 8 KiB signal stack
  *   exec_*      alarm(2) survives execve
  */
 #define _GNU_SOURCE
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -273,6 +275,30 @@ static void thread_id(void) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* A handler that reads the clock, on an 8 KiB signal stack (as Rust gives every thread) with a
+ * guard page below it, for a timer that cuts a sleep: the runtime's handler runs on that stack
+ * too, and the program's must not be stacked on top of it. */
+static void small_stack(void) {
+    size_t size = 8192;
+    char *guard = mmap(NULL, size + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mprotect(guard, 4096, PROT_NONE);
+    stack_t ss = {.ss_sp = guard + 4096, .ss_size = size, .ss_flags = 0}, old;
+    sigaltstack(&ss, &old);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGALRM, &sa, NULL);
+    hits = 0;
+    int64_t start = ns(CLOCK_MONOTONIC);
+    struct itimerval it = {.it_interval = {0, 0}, .it_value = {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec req = {1, 0};
+    int r = nanosleep(&req, NULL);
+    printf("stack_sleep=%d hits=%d at=%lld\n", r, (int)hits, (long long)(hit_at[0] - start));
+    sigaltstack(&old, NULL);
+}
+
 /* After exec: the interval timer armed before it is still there, and fires. */
 static int after_exec(void) {
     struct itimerval left;
@@ -299,6 +325,7 @@ int main(int argc, char **argv) {
     select_cut();
     forked();
     thread_id();
+    small_stack();
     alarm(2);
     execl("/proc/self/exe", argv[0], "exec", (char *)NULL);
     perror("execl");
