@@ -15,6 +15,7 @@ pub mod sched;
 pub mod signal;
 pub mod time;
 pub mod timer;
+pub mod timerfd;
 pub mod vfs;
 pub mod wait;
 pub mod wake;

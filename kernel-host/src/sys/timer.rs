@@ -1,21 +1,15 @@
 //! `alarm`, `setitimer`, `getitimer`, `timer_create`, `timer_settime`, `timer_gettime`,
-//! `timer_getoverrun`, `timer_delete`, `timerfd_create`, `timerfd_settime`, `timerfd_gettime`,
-//! and `read` of a timer descriptor: timers on the virtual clock of reproducible mode
-//! ([`crate::timer`] keeps them).
+//! `timer_getoverrun`, `timer_delete`: timers on the virtual clock of reproducible mode
+//! ([`crate::timer`] keeps them), and the checkpoint where they fire.
 //!
-//! A timer fires at a checkpoint ([`checkpoint`]: a clock read, or a wait that reaches its
-//! expiry, see `wake.rs`) by queueing its signal to the process (`rt_sigqueueinfo`, with the
-//! `siginfo` Linux would give) or to a thread (`rt_tgsigqueueinfo`), or, for a timer
-//! descriptor, by setting the expiration count of the real timerfd behind it
-//! (`TFD_IOC_SET_TICKS`), which the host never arms itself: `read`, `poll` and `epoll` on it
-//! then work natively. Timer descriptors are placed at [`TIMERFD_FDS`], where `read` traps,
-//! so that a blocking `read` is a wait like any other.
+//! A timer fires at a checkpoint ([`checkpoint`]: every call the kernel serves, or a wait that
+//! reaches its expiry, see `wake.rs`) by queueing its signal to the process (`rt_sigqueueinfo`,
+//! with the `siginfo` Linux would give) or to a thread (`rt_tgsigqueueinfo`), or, for a timer
+//! descriptor, by adding to its count (`timerfd.rs`).
 //!
 //! Outside reproducible mode none of these calls is redirected.
 
 use super::ret;
-use super::wake::{self, Wait, Woken};
-use crate::abi::O_NONBLOCK;
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::syscall::{Disposition, Syscall};
@@ -23,10 +17,6 @@ use crate::task::TaskCtx;
 use crate::time::{TimePair, VirtualClock};
 use crate::timer::{AddError, Kind, Notify, Slot, Timer, Timers};
 use syscalls::Sysno;
-
-/// Descriptors timer descriptors are moved to: `read` traps for these numbers alone. Below the
-/// runtime's reserved ones and the default `RLIMIT_NOFILE` of 1024, above what programs use.
-pub const TIMERFD_FDS: core::ops::RangeInclusive<i32> = 960..=1019;
 
 const NS: u64 = 1_000_000_000;
 const SIGALRM: u32 = 14;
@@ -39,16 +29,8 @@ const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: i32 = 0;
 const SIGEV_NONE: i32 = 1;
 const SIGEV_THREAD_ID: i32 = 4;
-const TIMER_ABSTIME: u64 = 1;
-const TFD_TIMER_CANCEL_ON_SET: u64 = 2;
-const TFD_NONBLOCK: u64 = 0o4000;
-const TFD_CLOEXEC: u64 = 0o2_000_000;
-const TFD_IOC_SET_TICKS: u64 = 0x4008_5400;
-const F_DUPFD: u64 = 0;
-const F_GETFL: u64 = 3;
-const F_DUPFD_CLOEXEC: u64 = 1030;
-const POLLIN: i16 = 1;
-const RWF_NOWAIT: u64 = 8;
+/// `TIMER_ABSTIME`, and `TFD_TIMER_ABSTIME`.
+pub(super) const TIMER_ABSTIME: u64 = 1;
 
 /// Fires the timers of this process that are due on the virtual clock. Cheap when none is:
 /// one atomic load.
@@ -73,7 +55,7 @@ pub(crate) fn owned(k: &Kernel, task: &TaskCtx<'_>) -> bool {
 fn deliver(task: &TaskCtx<'_>, t: &mut Timer, n: u64) -> bool {
     let (sig, thread) = match t.notify {
         Notify::Nothing => return true,
-        Notify::Fd => return add_ticks(task, t, n),
+        Notify::Fd => return super::timerfd::add_ticks(task, t, n),
         Notify::Process(sig) => (sig, None),
         Notify::Thread(sig, tid) => (sig, Some(tid)),
     };
@@ -110,42 +92,6 @@ fn deliver(task: &TaskCtx<'_>, t: &mut Timer, n: u64) -> bool {
     true
 }
 
-/// Adds `n` expirations to a timer descriptor's count. The count cannot be read without
-/// taking it, so what the program has not read yet is taken and put back with the new ones.
-fn add_ticks(task: &TaskCtx<'_>, t: &Timer, n: u64) -> bool {
-    let Kind::Fd(fd) = t.kind else { return true };
-    let fd = fd as u64;
-    let mut cur = [0u8; 32];
-    if task.host_call(Sysno::timerfd_gettime, [fd, cur.as_mut_ptr() as u64, 0, 0, 0, 0]) < 0 {
-        return false;
-    }
-    // Taken without blocking even on a blocking descriptor (another thread may read it
-    // first, and this runs under the timers' lock). A host kernel without RWF_NOWAIT for
-    // timerfds refuses, and the expirations not read yet are lost.
-    let mut unread = 0u64;
-    let iov = [&mut unread as *mut u64 as u64, 8];
-    if task.host_call(Sysno::preadv2, [fd, iov.as_ptr() as u64, 1, u64::MAX, 0, RWF_NOWAIT]) != 8 {
-        unread = 0;
-    }
-    let ticks = unread.saturating_add(n);
-    if task.host_call(Sysno::ioctl, [fd, TFD_IOC_SET_TICKS, &ticks as *const u64 as u64, 0, 0, 0]) < 0 {
-        // A host kernel without CONFIG_CHECKPOINT_RESTORE: one expiration, by arming the real
-        // timer at a time already past.
-        let mut spec = [0u8; 32];
-        spec[16..32].copy_from_slice(&TimePair { secs: 0, frac: 1 }.to_bytes());
-        task.host_call(Sysno::timerfd_settime, [fd, TIMER_ABSTIME, spec.as_ptr() as u64, 0, 0, 0]);
-    }
-    true
-}
-
-/// Whether descriptor `fd` can be read without blocking.
-fn readable(task: &TaskCtx<'_>, fd: i32) -> bool {
-    let mut pfd = [0u8; 8];
-    pfd[..4].copy_from_slice(&fd.to_ne_bytes());
-    pfd[4..6].copy_from_slice(&POLLIN.to_ne_bytes());
-    task.host_call(Sysno::poll, [pfd.as_mut_ptr() as u64, 1, 0, 0, 0, 0]) > 0
-}
-
 /// Nanoseconds of a `timespec` (`micros` false) or `timeval` (true); `EINVAL` when negative
 /// or not normalised, as Linux says.
 fn pair_ns(t: TimePair, micros: bool) -> KResult<u64> {
@@ -161,7 +107,7 @@ fn pair_ns(t: TimePair, micros: bool) -> KResult<u64> {
 }
 
 /// An `itimerval` / `itimerspec`: interval first, then value.
-fn read_spec(task: &TaskCtx<'_>, addr: u64, micros: bool) -> KResult<(u64, u64)> {
+pub(super) fn read_spec(task: &TaskCtx<'_>, addr: u64, micros: bool) -> KResult<(u64, u64)> {
     let mut b = [0u8; 32];
     task.mem.read(addr, &mut b)?;
     let half = |i: usize| {
@@ -173,7 +119,7 @@ fn read_spec(task: &TaskCtx<'_>, addr: u64, micros: bool) -> KResult<(u64, u64)>
 }
 
 /// Writes `slot` as an `itimerval` / `itimerspec` at `addr` (nothing when 0).
-fn write_spec(task: &TaskCtx<'_>, addr: u64, slot: Slot, now: u64, micros: bool) -> KResult<()> {
+pub(super) fn write_spec(task: &TaskCtx<'_>, addr: u64, slot: Slot, now: u64, micros: bool) -> KResult<()> {
     if addr == 0 {
         return Ok(());
     }
@@ -198,7 +144,7 @@ fn write_spec(task: &TaskCtx<'_>, addr: u64, slot: Slot, now: u64, micros: bool)
 
 /// The slot for a timer set to `value` (0 disarms) every `interval`, relative to where the
 /// process last saw the clock ([`VirtualClock::anchor`]) or absolute on `clock`.
-fn slot_for(v: &VirtualClock, clock: u64, absolute: bool, value: u64, interval: u64) -> Slot {
+pub(super) fn slot_for(v: &VirtualClock, clock: u64, absolute: bool, value: u64, interval: u64) -> Slot {
     let expiry =
         if absolute { value.saturating_sub(v.base(clock)) } else { v.anchor().saturating_add(value) };
     Slot::new(value != 0, expiry, interval)
@@ -333,7 +279,7 @@ pub fn timer_create(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
 
 /// Arms timer `kind` from the `itimerspec` at `new` (flag bit 0: absolute), writing its
 /// previous setting at `old`.
-fn settime(
+pub(super) fn settime(
     k: &Kernel,
     v: &VirtualClock,
     task: &TaskCtx<'_>,
@@ -381,102 +327,4 @@ pub fn timer_getoverrun(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> 
 /// `timer_delete(timerid)`.
 pub fn timer_delete(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     ret(k.timers.remove(Kind::Posix(call.args[0] as i32)).map(|_| 0).ok_or(Errno::EINVAL))
-}
-
-/// `timerfd_create(clock, flags)`: a real timerfd the host never arms, moved to
-/// [`TIMERFD_FDS`] so that `read` of it traps.
-pub fn timerfd_create(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    // The process that arms a timer owns the table (a vfork child will not take it).
-    owned(k, task);
-    let [clock, flags, ..] = call.args;
-    ret((|| {
-        if !matches!(clock, 0 | 1 | 7..=9) || flags & !(TFD_NONBLOCK | TFD_CLOEXEC) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        let fd = Errno::check(task.host_call(Sysno::timerfd_create, [1, flags, 0, 0, 0, 0]))?;
-        let dup = if flags & TFD_CLOEXEC != 0 { F_DUPFD_CLOEXEC } else { F_DUPFD };
-        let low = *TIMERFD_FDS.start() as u64;
-        let moved = task.host_call(Sysno::fcntl, [fd as u64, dup, low, 0, 0, 0]);
-        let fd = if TIMERFD_FDS.contains(&(moved as i32)) && moved >= low as i64 {
-            task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
-            moved
-        } else {
-            // The range is full (or the descriptor limit lower): the timer still works, but
-            // a blocking `read` of it does not trap (see docs/reproducible.md).
-            if moved >= 0 {
-                task.host_call(Sysno::close, [moved as u64, 0, 0, 0, 0, 0]);
-            }
-            fd
-        };
-        let timer = Timer {
-            kind: Kind::Fd(fd as i32),
-            clock,
-            notify: Notify::Fd,
-            value: 0,
-            slot: Slot::default(),
-            overrun: 0,
-        };
-        if k.timers.put(timer).is_err() {
-            task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
-            return Err(Errno::EMFILE);
-        }
-        Ok(fd)
-    })())
-}
-
-/// `timerfd_settime(fd, flags, new, old)`. Setting a timer forgets the expirations not read
-/// yet, as Linux does. A descriptor cloister did not make (inherited through exec, or passed
-/// over a socket) is the host's.
-pub fn timerfd_settime(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
-    let [fd, flags, new, old, ..] = call.args;
-    let kind = Kind::Fd(fd as i32);
-    if k.timers.get(kind).is_none() {
-        return Disposition::Host(*call);
-    }
-    if flags & !(TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
-        return ret(Err(Errno::EINVAL));
-    }
-    checkpoint(k, task);
-    let zero = [0u8; 32];
-    task.host_call(Sysno::timerfd_settime, [fd, 0, zero.as_ptr() as u64, 0, 0, 0]);
-    let result = settime(k, v, task, kind, flags, new, old);
-    checkpoint(k, task);
-    ret(result)
-}
-
-/// `timerfd_gettime(fd, cur)`.
-pub fn timerfd_gettime(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
-    let [fd, cur, ..] = call.args;
-    match k.timers.get(Kind::Fd(fd as i32)) {
-        Some(t) => ret(write_spec(task, cur, t.slot, v.elapsed(), false).map(|_| 0)),
-        None => Disposition::Host(*call),
-    }
-}
-
-/// `read(fd, buf, len)` of a descriptor in [`TIMERFD_FDS`]: on a blocking timer descriptor
-/// that has no expiration to read, a wait until its next one.
-pub fn read(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    let fd = call.args[0] as i32;
-    if k.clock.virtual_clock().is_none() || k.timers.get(Kind::Fd(fd)).is_none() {
-        return Disposition::Host(*call);
-    }
-    checkpoint(k, task);
-    let flags = task.host_call(Sysno::fcntl, [fd as u64, F_GETFL, 0, 0, 0, 0]);
-    if flags < 0 || flags as u64 & O_NONBLOCK != 0 || readable(task, fd) {
-        return Disposition::Host(*call);
-    }
-    match wake::until(k, task, Wait::Readable(fd), None, task.sigmask) {
-        Some(Woken::Signalled) => ret(Err(Errno::EINTR)),
-        _ => Disposition::Host(*call),
-    }
-}
-
-/// `pause()`: a wait for a signal, which a timer may send.
-pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    match wake::until(k, task, Wait::Signals, None, task.sigmask) {
-        Some(Woken::Signalled) => ret(Err(Errno::EINTR)),
-        _ => Disposition::Host(*call),
-    }
 }

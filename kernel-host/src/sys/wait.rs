@@ -1,5 +1,5 @@
 //! Waits: `futex` with a timeout, `poll`, `ppoll`, `select`, `pselect6`, `epoll_wait`,
-//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`, `wait4`, `waitid`.
+//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`, `pause`, `wait4`, `waitid`.
 //!
 //! The calls that take a signal mask for the time they wait (`ppoll`, `pselect6`,
 //! `epoll_pwait*`, `rt_sigsuspend`) would let the program block the runtime's signals on
@@ -355,4 +355,12 @@ pub fn wait_child(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Dispos
         v.lose_sight();
     }
     Disposition::Host(*call)
+}
+
+/// `pause()`: a wait for a signal, which a timer may send.
+pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    match wake::until(k, task, Wait::Signals, None, task.sigmask) {
+        Some(Woken::Signalled) => Disposition::Return(Errno::EINTR.ret()),
+        _ => Disposition::Host(*call),
+    }
 }
