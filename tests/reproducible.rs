@@ -4,7 +4,8 @@
 //!
 //! The programs are in `tests/programs/reproducible/`: a Python script (`snapshot.py`), a C
 //! program with rdtsc, clocks, getrandom and fork (`repro.c`), a bash session (`session.sh`), a
-//! clock-race checker (`monotonic.c`) and a `make` build (`make/`). Each prints `key=value`
+//! clock-race checker (`monotonic.c`), timers of every kind (`timers.c`, `timers.py`) and a
+//! `make` build (`make/`). Each prints `key=value`
 //! lines; a test runs it four times (the default seed twice, seed [`OTHER_SEED`] twice) and
 //! compares: the same seed gives identical bytes, the other seed gives the same keys in the same
 //! order, the same values for everything that is not random, and different values for what is.
@@ -374,6 +375,106 @@ fn epoch_sets_the_start() {
         out.field("monotonic"),
         default.field("monotonic"),
         "--epoch moved the monotonic clock\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+/// `timers.c` with `--fast-sleep`: every kind of timer, run four times (two seeds), prints the
+/// same bytes, fires at the points of the virtual clock the docs promise, and takes no real time
+/// for its seconds of timers.
+#[test]
+fn c_timers_fire_on_the_virtual_clock() {
+    let exe = compile("timers", &["-pthread"]);
+    let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
+    assert_reproducible("timers.c", &runs, &[]);
+    let out = &runs[0];
+    // Each SIGALRM of the 10 ms interval timer arrives at the clock read that reaches it.
+    for i in 0..5 {
+        let at = out.int_field(&format!("itimer_hit{i}"));
+        let due = (i + 1) * 10_000_000;
+        assert!((due..due + 10_000).contains(&at), "itimer hit {i} at {at} ns, due at {due}\n{out}");
+    }
+    assert_eq!(out.field("alarm_pause"), "-1 errno=Interrupted system call hits=1", "\n{out}");
+    assert_eq!(out.field("alarm_elapsed_ms"), "1000", "alarm(1) then pause()\n{out}");
+    assert_eq!(out.field("sleep_result"), "-1 errno=Interrupted system call hits=1", "\n{out}");
+    assert_eq!(out.field("sleep_rem"), "0.970000000", "a 1 s sleep cut at 30 ms\n{out}");
+    assert_eq!(out.field("posix_hits"), "5", "a 20 ms timer in 100 ms of sleeps\n{out}");
+    assert_eq!(out.field("posix_blocked_hits"), "5 then=6 overrun=4", "\n{out}");
+    for i in 0..4 {
+        let line = out.field(&format!("tfd_epoll{i}"));
+        let want = format!("1 count=1 at={}", (i + 1) * 50_000_000 + 1_000);
+        assert_eq!(line, want, "timerfd round {i} with epoll\n{out}");
+    }
+    assert_eq!(out.field("tfd_piled"), "3 total=4", "175 ms of a 50 ms timerfd not read\n{out}");
+    assert_eq!(out.field("tfd_abs_read"), "8 count=1 wall=946684803.000001000", "\n{out}");
+    assert_eq!(out.field("select_result"), "-1 errno=Interrupted system call hits=1", "\n{out}");
+    assert_eq!(out.field("fork_child_alarm"), "0 fork_child_tfd=8/1", "what a forked child keeps\n{out}");
+    assert_eq!(out.field("fork_parent_alarm"), "100", "\n{out}");
+    assert_eq!(out.field("thread_create"), "0 value=4242", "SIGEV_THREAD_ID\n{out}");
+    assert_eq!(out.field("stack_sleep"), "-1 hits=1 at=20001000", "a handler on an 8 KiB stack\n{out}");
+    assert_eq!(out.field("exec_left"), "1.999992", "alarm(2) across execve\n{out}");
+    assert_eq!(out.field("exec_fired_after_ms"), "1999 hits=1", "\n{out}");
+    assert!(
+        out.elapsed < Duration::from_secs(2),
+        "seconds of timers took {:.3} s of real time with --fast-sleep\n{out}",
+        out.elapsed.as_secs_f64()
+    );
+}
+
+/// Without `--fast-sleep` the same timers wait as long on the host as the virtual clock moves,
+/// and fire at the same points of it: the output is the fast run's, byte for byte.
+#[test]
+fn c_timers_wait_for_real_without_fast_sleep() {
+    let exe = compile("timers", &["-pthread"]);
+    let fast = ok(repro(&exe, None).cloister_arg("--fast-sleep"));
+    let real = ok(repro(&exe, None));
+    assert_same_bytes("timers.c with and without --fast-sleep", &fast, &real);
+    assert!(
+        real.elapsed >= Duration::from_millis(4_800),
+        "5 s of timers and sleeps took {:.3} s of real time without --fast-sleep\n{real}",
+        real.elapsed.as_secs_f64()
+    );
+}
+
+/// Python's `signal.setitimer` with a `time.sleep` loop, `signal.alarm` with `signal.pause`, an
+/// epoll wait cut by a timer, and a subprocess spawned while a timer is armed (`timers.py`).
+#[test]
+fn python_timers_fire_on_the_virtual_clock() {
+    let script = fixture("timers.py");
+    let runs = four_runs(|seed, _| repro(PYTHON3, seed).cloister_arg("--fast-sleep").arg(&script));
+    assert_reproducible("timers.py", &runs, &[]);
+    let out = &runs[0];
+    assert_eq!(out.field("itimer_hits"), "0.010001,0.020001,0.030001,0.040001,0.050001", "\n{out}");
+    assert_eq!(out.field("pause_after"), "2.000002 hits=1", "\n{out}");
+    assert_eq!(out.field("epoll_events"), "[] after=10.000003 hit=0.250001", "\n{out}");
+    assert_eq!(out.field("spawn_rc"), "0 out=child-ok", "a spawned child took its parent's timer\n{out}");
+    assert!(out.elapsed < Duration::from_secs(3), "took {:.3} s\n{out}", out.elapsed.as_secs_f64());
+}
+
+/// coreutils `timeout` arms a POSIX timer after it forks its command. With `--fast-sleep` a
+/// command that sleeps past the timeout is killed (124) and one that ends first is not (0), on
+/// every run and at once; without it, `timeout 1 sleep 5` takes one real second.
+#[test]
+fn timeout_kills_on_the_virtual_clock() {
+    let script = "timeout 1 sleep 5; echo first=$?; echo first_at=$(date +%s.%N); \
+                  timeout 5 sleep 1; echo second=$?; echo second_at=$(date +%s.%N)";
+    let runs = four_runs(|seed, _| repro("sh", seed).cloister_arg("--fast-sleep").args(["-c", script]));
+    assert_reproducible("timeout", &runs, &[]);
+    let out = &runs[0];
+    assert_eq!(out.field("first"), "124", "timeout 1 sleep 5\n{out}");
+    assert_eq!(out.field("second"), "0", "timeout 5 sleep 1\n{out}");
+    assert!(out.elapsed < Duration::from_secs(3), "took {:.3} s\n{out}", out.elapsed.as_secs_f64());
+
+    let real = ok(repro("sh", None).args(["-c", "timeout 1 sleep 5; echo rc=$?; echo at=$(date +%s.%N)"]));
+    assert_eq!(real.field("rc"), "124", "\n{real}");
+    let moved = seconds(real.field("at")) - DEFAULT_EPOCH as f64;
+    assert!((1.0..1.1).contains(&moved), "the clock moved {moved} s for `timeout 1`\n{real}");
+    assert!(
+        (Duration::from_millis(950)..Duration::from_secs(4)).contains(&real.elapsed),
+        "`timeout 1 sleep 5` took {:.3} s of real time\n{real}",
+        real.elapsed.as_secs_f64()
     );
 }
 

@@ -40,6 +40,9 @@ pub struct Config {
     /// The filesystem view's mount table; empty when the program sees the host's filesystem
     /// as it is.
     pub mounts: Vec<Mount>,
+    /// The interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) of the image that exec'd, as
+    /// `(expiry, interval)` on the virtual clock (expiry 0: disarmed): they survive `execve`.
+    pub itimers: [(u64, u64); 3],
 }
 
 /// One entry of the filesystem view: what the program finds at and below `guest`.
@@ -176,6 +179,10 @@ impl Config {
         for m in &self.mounts {
             push_field(&mut out, "mount", &encode_mount(m));
         }
+        if self.itimers.iter().any(|t| t.0 != 0) {
+            let [(e0, i0), (e1, i1), (e2, i2)] = self.itimers;
+            push_field(&mut out, "itimers", &alloc::format!("{e0},{i0},{e1},{i1},{e2},{i2}"));
+        }
         out
     }
 
@@ -205,11 +212,21 @@ impl Config {
                 }
                 "shared_path" => cfg.shared_path = Some(value),
                 "mount" => cfg.mounts.push(decode_mount(&value).ok_or(DecodeError::BadValue("mount"))?),
+                "itimers" => cfg.itimers = parse_itimers(&value).ok_or(DecodeError::BadValue("itimers"))?,
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
         Ok(cfg)
     }
+}
+
+fn parse_itimers(value: &str) -> Option<[(u64, u64); 3]> {
+    let mut words = value.split(',').map(|w| w.parse::<u64>().ok());
+    let mut out = [(0, 0); 3];
+    for slot in &mut out {
+        *slot = (words.next()??, words.next()??);
+    }
+    words.next().is_none().then_some(out)
 }
 
 fn parse_reproducible(value: &str) -> Option<Reproducible> {
@@ -320,6 +337,7 @@ mod tests {
                 Mount { guest: "/data 1".into(), kind: MountKind::ReadOnly { host: "/srv/d%x".into() } },
                 Mount { guest: "/w".into(), kind: MountKind::ReadWrite { host: "/home/u/w".into() } },
             ],
+            itimers: [(5_000, 10), (0, 0), (u64::MAX, 1)],
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }

@@ -11,6 +11,12 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     /// No such process.
     pub const ESRCH: Errno = Errno(3);
+    /// Interrupted by a signal's handler.
+    pub const EINTR: Errno = Errno(4);
+    /// Try again (a resource is exhausted for now).
+    pub const EAGAIN: Errno = Errno(11);
+    /// Too many open files in the process.
+    pub const EMFILE: Errno = Errno(24);
     /// Exec format error.
     pub const ENOEXEC: Errno = Errno(8);
     /// Bad file descriptor.

@@ -11,6 +11,7 @@ use crate::syscall::{Disposition, Syscall};
 use crate::table;
 use crate::task::TaskCtx;
 use crate::time::Clock;
+use crate::timer::{Slot, Timers};
 use crate::vfs::Vfs;
 
 /// Which side of a fork [`Kernel::after_fork`] runs on.
@@ -33,6 +34,7 @@ pub struct Kernel {
     pub(crate) config: Config,
     pub(crate) identity: Identity,
     pub(crate) clock: Clock,
+    pub(crate) timers: Timers,
     pub(crate) random: Random,
     pub(crate) process: Process,
     pub(crate) signals: Signals,
@@ -45,9 +47,17 @@ impl Kernel {
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
+        let timers = Timers::new();
+        for (which, &(expiry, interval)) in config.itimers.iter().enumerate() {
+            if expiry != 0 {
+                // Three timers in an empty table: it cannot be full.
+                let _ = crate::sys::timer::inherit_interval(&timers, which as u32, Slot { expiry, interval });
+            }
+        }
         Kernel {
             identity: Identity::new(&config),
             clock: Clock::new(&config, shared),
+            timers,
             random: Random::new(&config),
             process: Process::new(image),
             signals: Signals::new(),
@@ -59,7 +69,14 @@ impl Kernel {
 
     /// Decides what to do with one caught call. Calls the table does not serve are run on the
     /// host unchanged: the filter should not have trapped them, so this only costs a trap.
+    ///
+    /// Every call the kernel serves is a checkpoint for the process's virtual timers: one
+    /// whose expiry the shared clock has reached (moved by this process or another) fires
+    /// before the call is served, so its signal arrives as the call returns.
     pub fn handle(&self, task: &mut TaskCtx<'_>, call: Syscall) -> Disposition {
+        if self.timers.next_expiry().is_some() {
+            crate::sys::timer::checkpoint(self, task);
+        }
         match table::lookup(call.nr) {
             Some(entry) => (entry.handler)(self, task, &call),
             None => Disposition::Host(call),
@@ -109,6 +126,7 @@ impl Kernel {
     pub fn prepare_fork(&self) {
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
+        self.timers.lock_for_fork();
         self.dirs.lock_for_fork();
         if let Some(v) = &self.vfs {
             v.lock_for_fork();
@@ -122,11 +140,13 @@ impl Kernel {
             v.unlock_after_fork();
         }
         self.dirs.unlock_after_fork();
+        self.timers.unlock_after_fork();
         self.signals.unlock_after_fork();
         let index = self.process.unlock_after_fork(matches!(fork, ForkSide::Child { .. }));
         if let ForkSide::Child { parent_tid, tid } = fork {
             self.random.enter_child(index);
             self.signals.enter_child(parent_tid, tid);
+            self.timers.enter_child();
         }
     }
 

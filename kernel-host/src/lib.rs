@@ -13,7 +13,7 @@
 //!
 //! Layout: [`table`] maps syscall numbers to handlers (data, like gVisor's `linux64.go`);
 //! `sys/` holds one module per syscall family that only translates between registers and
-//! the subsystems ([`identity`], [`time`], [`random`], [`process`], [`signals`], [`procfs`],
+//! the subsystems ([`identity`], [`time`], [`timer`], [`random`], [`process`], [`signals`], [`procfs`],
 //! [`vfs`]),
 //! which hold the state and the semantics.
 
@@ -39,6 +39,7 @@ pub mod syscall;
 pub mod table;
 pub mod task;
 pub mod time;
+pub mod timer;
 pub mod trace;
 pub mod vfs;
 
@@ -55,3 +56,5 @@ pub use task::{GuestMemory, Host, TaskCtx};
 mod kernel_tests;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod timer_tests;

@@ -47,6 +47,9 @@ pub enum Cond {
     NonZero(u8),
     /// When the argument is a descriptor the runtime reserves.
     ReservedFd(u8),
+    /// When the argument (a descriptor) lies in `lo..=hi`: timer descriptors, which the
+    /// kernel places there so that `read` traps for them and for nothing else.
+    FdRange(u8, u32, u32),
     /// When the argument equals the value (as 32 bits).
     Equals(u8, u32),
     /// When the argument (a signal mask for the call's duration) is given; every call in
@@ -123,6 +126,7 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                 Cond::MaskClearView(arg, plain, _) => ArgTest::MaskClear { arg, mask: plain },
                 Cond::NonZero(arg) => ArgTest::NonZero { arg },
                 Cond::Equals(arg, value) => ArgTest::InRange { arg, lo: value, hi: value },
+                Cond::FdRange(arg, lo, hi) => ArgTest::InRange { arg, lo, hi },
                 Cond::MaskGiven(_) if config.reproducible.is_some() => ArgTest::Always,
                 Cond::MaskGiven(arg) => ArgTest::NonZero { arg },
                 Cond::ReservedFd(arg) => {

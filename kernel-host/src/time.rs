@@ -14,7 +14,7 @@
 use crate::abi::is_realtime_clock;
 use crate::config::Config;
 use crate::shared::Shared;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// How far the virtual clock moves on each read, so that two reads never return the same
 /// time and a loop that waits for time to pass ends.
@@ -65,17 +65,26 @@ impl TimePair {
     }
 }
 
+/// [`VirtualClock`]'s `seen` when the process cannot tell what it last saw.
+const UNSEEN: u64 = u64::MAX;
+
 /// The virtual clock of reproducible mode.
 pub struct VirtualClock {
     shared: &'static Shared,
     epoch_ns: u64,
     fast_sleep: bool,
+    /// The clock as this process last saw it (a read, a sleep that ended), or [`UNSEEN`]
+    /// after something that may have moved it out of sight (a wait on the host, a child's
+    /// end). Per process: fork copies it, exec starts from the shared clock.
+    seen: AtomicU64,
 }
 
 impl VirtualClock {
     /// Advances the clock by one step and returns the nanoseconds elapsed since the start.
     pub fn tick(&self) -> u64 {
-        self.shared.clock_ns.fetch_add(STEP_NS, Ordering::Relaxed) + STEP_NS
+        let now = self.shared.clock_ns.fetch_add(STEP_NS, Ordering::Relaxed) + STEP_NS;
+        self.seen.store(now, Ordering::Relaxed);
+        now
     }
 
     /// A sleep of `ns` from now: the clock moves to the sleeper's deadline unless another
@@ -83,8 +92,29 @@ impl VirtualClock {
     /// the deadline.
     pub fn advance(&self, ns: u64) -> u64 {
         let deadline = self.elapsed().saturating_add(ns);
-        self.shared.clock_ns.fetch_max(deadline, Ordering::Relaxed);
+        self.advance_to(deadline);
         deadline
+    }
+
+    /// Moves the clock to `deadline` (elapsed nanoseconds) unless it is past it already: a
+    /// wait that reached a timer's expiry.
+    pub fn advance_to(&self, deadline: u64) {
+        let before = self.shared.clock_ns.fetch_max(deadline, Ordering::Relaxed);
+        self.seen.store(before.max(deadline), Ordering::Relaxed);
+    }
+
+    /// Where a relative timer the process arms now starts: the clock as the process last
+    /// saw it. Other processes move the shared clock meanwhile, in the host's scheduling
+    /// order; a timer armed right after a fork (`timeout`) must not start after a sleep its
+    /// child happened to make first. When the process cannot tell, the shared clock.
+    pub fn anchor(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed).min(self.elapsed())
+    }
+
+    /// The clock may have moved out of this process's sight (a wait made on the host, whose
+    /// end the gate records; a child that ended): timers start from the shared clock again.
+    pub fn lose_sight(&self) {
+        self.seen.store(UNSEEN, Ordering::Relaxed);
     }
 
     /// Elapsed nanoseconds, without advancing.
@@ -118,7 +148,7 @@ impl VirtualClock {
     }
 
     /// The shared counter itself.
-    pub fn counter(&self) -> &'static core::sync::atomic::AtomicU64 {
+    pub fn counter(&self) -> &'static AtomicU64 {
         &self.shared.clock_ns
     }
 }
@@ -136,6 +166,7 @@ impl Clock {
             shared,
             epoch_ns: (r.epoch.max(0) as u64).saturating_mul(NS),
             fast_sleep: r.fast_sleep,
+            seen: AtomicU64::new(shared.clock_ns.load(Ordering::Relaxed)),
         });
         Clock { offset: config.time_offset, virt }
     }
@@ -187,5 +218,19 @@ mod tests {
         assert!(v.read(CLOCK_REALTIME).to_ns() > first.to_ns());
         v.advance(2 * NS);
         assert_eq!(v.read(1).secs, 102);
+    }
+
+    #[test]
+    fn timers_start_where_the_process_last_saw_the_clock() {
+        let cfg = Config { reproducible: Some(Reproducible::default()), ..Config::default() };
+        let clock = Clock::new(&cfg, shared());
+        let v = clock.virtual_clock().unwrap();
+        let seen = v.tick();
+        // Another process sleeps: the shared counter moves, this process has not seen it.
+        v.counter().fetch_add(5 * NS, Ordering::Relaxed);
+        assert_eq!(v.anchor(), seen);
+        v.lose_sight();
+        assert_eq!(v.anchor(), seen + 5 * NS);
+        assert_eq!(v.tick(), v.anchor());
     }
 }

@@ -31,6 +31,7 @@ fn cond(c: Cond) -> String {
             format!("when argument {arg} has none of {plain:#x}; with a filesystem view, none of {view:#x}")
         }
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
+        Cond::FdRange(arg, lo, hi) => format!("when argument {arg} is a descriptor from {lo} to {hi}"),
     }
 }
 

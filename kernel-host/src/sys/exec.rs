@@ -79,15 +79,25 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         None => Ok([guest, b"\0"].concat()),
     };
     binfmt::check(task.host, &host_path, &path, 0)?;
-    Ok(plan(k, task.tid(), path, argv, envp))
+    // A vfork child execs with its parent's timers in its memory: they are not its own.
+    let itimers = if crate::sys::timer::owned(k, task) { k.timers.intervals() } else { [(0, 0); 3] };
+    Ok(plan(k, task.tid(), itimers, path, argv, envp))
 }
 
 /// The runtime's command line: `cloister-rt PROGRAM ARGV...`, and the environment with the
 /// configuration for the next image in place of any the program tried to pass.
-fn plan(k: &Kernel, tid: u32, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> ExecPlan {
+fn plan(
+    k: &Kernel,
+    tid: u32,
+    itimers: [(u64, u64); 3],
+    program: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> ExecPlan {
     let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
     next.blocked = k.signals.virtually_blocked(tid);
+    next.itimers = itimers;
     let prefix = format!("{}=", Config::ENV).into_bytes();
     let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;

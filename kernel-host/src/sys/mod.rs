@@ -14,8 +14,11 @@ pub mod random;
 pub mod sched;
 pub mod signal;
 pub mod time;
+pub mod timer;
+pub mod timerfd;
 pub mod vfs;
 pub mod wait;
+pub mod wake;
 
 use crate::errno::KResult;
 use crate::syscall::Disposition;

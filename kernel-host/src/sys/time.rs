@@ -2,6 +2,7 @@
 //! `getrusage`, `sysinfo`.
 
 use super::ret;
+use super::wake::{self, Wait, Woken};
 use crate::abi::{is_realtime_clock, CLOCK_REALTIME, TIMER_ABSTIME};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
@@ -26,7 +27,14 @@ pub(super) fn host_clock(task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
 /// A reading of `clock` as the program sees it.
 fn now(k: &Kernel, task: &TaskCtx<'_>, clock: u64) -> KResult<TimePair> {
     if let Some(v) = k.clock.virtual_clock() {
-        return if valid_clock(clock) { Ok(v.read(clock)) } else { Err(Errno::EINVAL) };
+        if !valid_clock(clock) {
+            return Err(Errno::EINVAL);
+        }
+        let t = v.read(clock);
+        // A clock read is a checkpoint: a timer whose expiry the reads have reached fires,
+        // and its signal arrives as the call returns.
+        super::timer::checkpoint(k, task);
+        return Ok(t);
     }
     let mut t = host_clock(task, clock)?;
     t.secs += k.clock.offset_for(clock);
@@ -71,7 +79,23 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
 /// interruptible) and the clock moves to the deadline when the sleep completes, so that
 /// sleeps that overlap do not add up.
 /// `rem` is where the program wants the time left if a signal interrupts the sleep (0: nowhere).
-fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) -> Disposition {
+/// A timer that expires before the deadline cuts the sleep into rounds (`wake.rs`); a signal
+/// it sends ends the sleep at its expiry, with the virtual time left in `rem`.
+fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) -> Disposition {
+    let deadline = v.elapsed().saturating_add(ns);
+    let ns = match wake::until(k, task, Wait::Signals, Some(deadline), task.sigmask) {
+        None | Some(Woken::HandOff) => deadline.saturating_sub(v.elapsed()),
+        Some(Woken::TimedOut) | Some(Woken::Ready(_)) => return Disposition::Return(0),
+        Some(Woken::Signalled) => {
+            let left = TimePair::from_ns(deadline.saturating_sub(v.elapsed()));
+            if rem != 0 {
+                if let Err(e) = task.mem.write(rem, &left.to_bytes()) {
+                    return Disposition::Return(e.ret());
+                }
+            }
+            return Disposition::Return(Errno::EINTR.ret());
+        }
+    };
     if v.fast_sleep() {
         v.advance(ns);
         return Disposition::Return(0);
@@ -79,6 +103,7 @@ fn virtual_sleep(v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) ->
     match task.push_scratch(&TimePair::from_ns(ns).to_bytes()) {
         Ok(req) => {
             let deadline = v.elapsed().saturating_add(ns);
+            v.lose_sight();
             task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline });
             Disposition::Host(Syscall::new(Sysno::nanosleep, [req, rem, 0, 0, 0, 0]))
         }
@@ -96,7 +121,7 @@ fn read_timespec(task: &TaskCtx<'_>, addr: u64) -> KResult<TimePair> {
 pub fn nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     match read_timespec(task, call.args[0]).and_then(|t| t.to_ns().ok_or(Errno::EINVAL)) {
-        Ok(ns) => virtual_sleep(v, task, ns, call.args[1]),
+        Ok(ns) => virtual_sleep(k, v, task, ns, call.args[1]),
         Err(e) => Disposition::Return(e.ret()),
     }
 }
@@ -122,7 +147,7 @@ pub fn clock_nanosleep(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
         };
         // Linux writes the time left only for relative sleeps.
         let rem = if flags & TIMER_ABSTIME != 0 { 0 } else { call.args[3] };
-        return virtual_sleep(v, task, ns, rem);
+        return virtual_sleep(k, v, task, ns, rem);
     }
     if flags & TIMER_ABSTIME == 0 || !is_realtime_clock(clock) || k.clock.offset_for(clock) == 0 {
         return Disposition::Host(*call);

@@ -1,5 +1,5 @@
 //! Waits: `futex` with a timeout, `poll`, `ppoll`, `select`, `pselect6`, `epoll_wait`,
-//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`.
+//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`, `pause`, `wait4`, `waitid`.
 //!
 //! The calls that take a signal mask for the time they wait (`ppoll`, `pselect6`,
 //! `epoll_pwait*`, `rt_sigsuspend`) would let the program block the runtime's signals on
@@ -10,8 +10,11 @@
 //! deadline would never come. So a wait that times out advances the virtual clock by its
 //! timeout, as if that time had passed ([`AfterHost::AdvanceClockOnTimeout`]); with
 //! `--fast-sleep` the wait does not wait at all. Absolute futex deadlines, which the program
-//! computed on the virtual clock, are turned into the host's relative ones.
+//! computed on the virtual clock, are turned into the host's relative ones. A wait that one
+//! of the process's timers would interrupt first runs in rounds up to the expiry instead
+//! (`wake.rs`).
 
+use super::wake::{self, Wait, Woken};
 use crate::abi::UNBLOCKABLE;
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
@@ -46,6 +49,7 @@ fn timed(
             return Disposition::Return(e.ret());
         }
     }
+    v.lose_sight();
     task.after =
         Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.elapsed().saturating_add(ns) });
     Disposition::Host(call)
@@ -124,6 +128,7 @@ pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         Ok(host) => host,
         Err(e) => return Disposition::Return(e.ret()),
     };
+    v.lose_sight();
     task.after = Some(AfterHost::AdvanceClockOnTimeout {
         timed_out: ETIMEDOUT.ret(),
         deadline: v.elapsed().saturating_add(left),
@@ -166,8 +171,57 @@ fn strip_pselect_mask(task: &mut TaskCtx<'_>, call: &mut Syscall) -> KResult<()>
     Ok(())
 }
 
+/// A wait of `timeout` nanoseconds (`None`: forever) with `mask`, run in rounds when a timer
+/// expires before it ends (`wake.rs`). `None`: no timer does, or a signal ends a wait with a
+/// mask of its own, which the host then delivers under that mask: wait as usual.
+fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u64) -> Option<Disposition> {
+    let v = k.clock.virtual_clock()?;
+    if timeout == Some(0) {
+        super::timer::checkpoint(k, task);
+        return None;
+    }
+    let deadline = timeout.map(|t| v.elapsed().saturating_add(t));
+    let own_mask = (mask ^ task.sigmask) & !UNBLOCKABLE != 0;
+    match wake::until(k, task, wait, deadline, mask)? {
+        Woken::Ready(r) => Some(Disposition::Return(r)),
+        Woken::Signalled if own_mask => None,
+        Woken::Signalled => Some(Disposition::Return(Errno::EINTR.ret())),
+        Woken::TimedOut => Some(Disposition::Return(0)),
+        Woken::HandOff => None,
+    }
+}
+
+/// A millisecond timeout (negative: forever).
+fn ms_timeout(ms: u64) -> Option<u64> {
+    let ms = ms as i32;
+    (ms >= 0).then(|| ms as u64 * 1_000_000)
+}
+
+/// A timeout given as a pointer (0: forever) to a `timespec`, or a `timeval` when `micros`;
+/// `None` when it cannot be read (the host will say why).
+fn pair_timeout(task: &TaskCtx<'_>, addr: u64, micros: bool) -> Option<Option<u64>> {
+    if addr == 0 {
+        return Some(None);
+    }
+    let t = read_pair(task, addr).ok()?;
+    let t = if micros { TimePair { secs: t.secs, frac: t.frac.saturating_mul(1000) } } else { t };
+    Some(Some(t.to_ns()?))
+}
+
+/// The mask a wait runs with: the one at `addr`, or the thread's (0).
+fn wait_mask(task: &TaskCtx<'_>, addr: u64) -> Option<u64> {
+    if addr == 0 {
+        Some(task.sigmask)
+    } else {
+        task.read_u64(addr).ok()
+    }
+}
+
 /// `rt_sigsuspend(mask, size)`.
-pub fn rt_sigsuspend(_k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+pub fn rt_sigsuspend(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    if let Some(d) = wait_mask(task, call.args[0]).and_then(|m| cut(k, task, Wait::Signals, None, m)) {
+        return d;
+    }
     let mut call = *call;
     match strip_mask(task, &mut call, 0) {
         Ok(()) => Disposition::Host(call),
@@ -207,6 +261,10 @@ fn pair(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize, micros: 
 
 /// `poll(fds, nfds, timeout_ms)`.
 pub fn poll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fds, nfds, ms, ..] = call.args;
+    if let Some(d) = cut(k, task, Wait::Poll { fds, nfds }, ms_timeout(ms), task.sigmask) {
+        return d;
+    }
     millis(k, task, call, 2)
 }
 
@@ -226,30 +284,83 @@ fn with_mask(
 
 /// `epoll_wait(epfd, events, max, timeout_ms)`.
 pub fn epoll_wait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [epfd, events, max, ms, ..] = call.args;
+    if let Some(d) = cut(k, task, Wait::Epoll { epfd, events, max }, ms_timeout(ms), task.sigmask) {
+        return d;
+    }
     millis(k, task, call, 3)
 }
 
 /// `epoll_pwait(epfd, events, max, timeout_ms, sigmask, size)`.
 pub fn epoll_pwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [epfd, events, max, ms, mask, _] = call.args;
+    let wait = Wait::Epoll { epfd, events, max };
+    if let Some(d) = wait_mask(task, mask).and_then(|m| cut(k, task, wait, ms_timeout(ms), m)) {
+        return d;
+    }
     with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| millis(k, t, c, 3))
 }
 
 /// `epoll_pwait2(epfd, events, max, timeout, sigmask, size)`.
 pub fn epoll_pwait2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [epfd, events, max, ts, mask, _] = call.args;
+    let wait = Wait::Epoll { epfd, events, max };
+    let timeout = pair_timeout(task, ts, false);
+    if let Some(d) = timeout.zip(wait_mask(task, mask)).and_then(|(t, m)| cut(k, task, wait, t, m)) {
+        return d;
+    }
     with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| pair(k, t, c, 3, false))
 }
 
 /// `ppoll(fds, nfds, tsp, sigmask, size)`.
 pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [fds, nfds, ts, mask, ..] = call.args;
+    let timeout = pair_timeout(task, ts, false);
+    let wait = Wait::Poll { fds, nfds };
+    if let Some(d) = timeout.zip(wait_mask(task, mask)).and_then(|(t, m)| cut(k, task, wait, t, m)) {
+        return d;
+    }
     with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false))
 }
 
 /// `select(nfds, r, w, e, timeval)`.
 pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [nfds, r, w, e, tv, _] = call.args;
+    let wait = Wait::Select { nfds, sets: [r, w, e] };
+    if let Some(d) = pair_timeout(task, tv, true).and_then(|t| cut(k, task, wait, t, task.sigmask)) {
+        return d;
+    }
     pair(k, task, call, 4, true)
 }
 
 /// `pselect6(nfds, r, w, e, timespec, sigmask)`.
 pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let [nfds, r, w, e, ts, data] = call.args;
+    let wait = Wait::Select { nfds, sets: [r, w, e] };
+    let mask = if data == 0 {
+        Some(task.sigmask)
+    } else {
+        task.read_u64(data).ok().and_then(|ss| wait_mask(task, ss))
+    };
+    if let Some(d) = pair_timeout(task, ts, false).zip(mask).and_then(|(t, m)| cut(k, task, wait, t, m)) {
+        return d;
+    }
     with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
+}
+
+/// `wait4` and `waitid`, which run on the host as they are: a child that ended may have moved
+/// the clock, and what the parent arms next starts from the clock as it is then.
+pub fn wait_child(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    if let Some(v) = k.clock.virtual_clock() {
+        v.lose_sight();
+    }
+    Disposition::Host(*call)
+}
+
+/// `pause()`: a wait for a signal, which a timer may send.
+pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    match wake::until(k, task, Wait::Signals, None, task.sigmask) {
+        Some(Woken::Signalled) => Disposition::Return(Errno::EINTR.ret()),
+        _ => Disposition::Host(*call),
+    }
 }

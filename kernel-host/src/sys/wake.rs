@@ -1,0 +1,282 @@
+//! Waits that a virtual timer cuts short: a sleep, `pause`, `rt_sigsuspend`, `poll`,
+//! `select`, `epoll_wait` (and their variants) or a blocking `read` of a timer descriptor,
+//! made while one of the process's timers expires before the wait would end.
+//!
+//! The wait then runs in rounds inside the handler, each on the host for the time to the
+//! next event on the virtual clock: the next expiry or the wait's own deadline. With
+//! `--fast-sleep` a round does not wait at all; without it, it waits as long on the host as
+//! the virtual clock will move, the way sleeps do. When a round times out the clock moves to
+//! that event, and an expiry fires, queueing its signal or making its descriptor readable. The
+//! order of events is the virtual clock's alone, so it repeats.
+//!
+//! Rounds run with every signal blocked, as the handler does: a program's handler never runs
+//! inside the runtime's, whose stack may be an 8 KiB signal stack. A wait for signals takes
+//! the first one that comes (`rt_sigtimedwait`); a wait for descriptors looks for signals
+//! every [`DEAF`] at most. A signal the wait lets through and the program does not ignore
+//! ends the wait ([`Woken::Signalled`]): it is left pending, and the handler returns `EINTR`
+//! (the signal runs the program's handler as the call returns) or, for a call with a mask of
+//! its own, hands the call to the host, which delivers it under that mask. Timers the clock
+//! passed meanwhile fire first, so a child's `SIGCHLD` never overtakes the timer its sleep
+//! made due.
+//!
+//! Rounds are bounded ([`MAX_ROUNDS`] expiries and signals; the real time they wait is what
+//! the clock moves); a wait that passes that many without ending is handed to the host as it
+//! is, and later expiries fire at the next checkpoint.
+
+use super::timer::checkpoint;
+use crate::abi::UNBLOCKABLE;
+use crate::kernel::Kernel;
+use crate::task::TaskCtx;
+use crate::time::TimePair;
+use syscalls::Sysno;
+
+/// Expiries and signals one wait may pass before it is handed to the host.
+pub const MAX_ROUNDS: usize = 4096;
+/// `select`'s largest set, in 64-bit words (`FD_SETSIZE` 1024).
+const SET_WORDS: usize = 16;
+/// What [`host_wait`] returns when a signal ended a wait for signals (no call returns it).
+const SIGNALLED: i64 = i64::MIN;
+/// How long a paced wait waits on the host between looks at the clock.
+const PACE: u64 = 2_000_000;
+/// How long a wait for descriptors waits on the host between looks for signals.
+const DEAF: u64 = 10_000_000;
+/// Signals whose default action is to do nothing: they end no wait.
+const IGNORED_BY_DEFAULT: [u32; 4] = [17, 18, 23, 28];
+
+const EINTR: i64 = -4;
+
+/// What the program waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A signal (sleeps, `pause`, `rt_sigsuspend`).
+    Signals,
+    /// `poll(fds, nfds)`.
+    Poll {
+        /// The `pollfd` array.
+        fds: u64,
+        /// Its length.
+        nfds: u64,
+    },
+    /// `select(nfds, readfds, writefds, exceptfds)`.
+    Select {
+        /// Highest descriptor plus one.
+        nfds: u64,
+        /// The three sets (0: none).
+        sets: [u64; 3],
+    },
+    /// `epoll_wait(epfd, events, maxevents)`.
+    Epoll {
+        /// The epoll descriptor.
+        epfd: u64,
+        /// Where events go.
+        events: u64,
+        /// How many fit.
+        max: u64,
+    },
+    /// A timer descriptor becoming readable.
+    Readable(i32),
+}
+
+/// How a cut wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// The host call returned this (a count of ready descriptors, or an error).
+    Ready(i64),
+    /// A signal that the wait lets through and the program does not ignore is pending.
+    Signalled,
+    /// The wait's own deadline came; the clock is there.
+    TimedOut,
+    /// Too many rounds: run the wait on the host as usual.
+    HandOff,
+}
+
+/// Runs a wait that ends at `deadline` (elapsed nanoseconds; `None`: never) and lets the
+/// signals `mask` does not block through, in rounds, if a timer expires first. `None` when no
+/// timer does (nor has just sent a signal): the caller waits as it would without timers.
+pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Option<Woken> {
+    let v = k.clock.virtual_clock()?;
+    // A signal a checkpoint sent (this one, or the one before the call was served) ends the
+    // wait as it would have on the host; an expiry at the deadline fires before it returns.
+    let fired = checkpoint(k, task) > 0;
+    if (fired || k.timers.any()) && pending_signal(task, mask) {
+        return Some(Woken::Signalled);
+    }
+    let first = k.timers.next_expiry();
+    if !fired && first.is_none_or(|e| deadline.is_some_and(|d| e > d)) {
+        return None;
+    }
+    // A wait for something other than time (no deadline of its own) by a process with
+    // children is waiting for them, and they move the clock too: with fast sleeps it does not
+    // jump to its own next expiry, which would put it ahead of them (`timeout 5 sleep 1`
+    // would time out), but looks every PACE whether they moved the clock there, and gives up
+    // on them after as much real time as the clock would have moved.
+    let paced = v.fast_sleep() && deadline.is_none() && has_children(task);
+    let saved = match wait {
+        Wait::Select { nfds, sets } => Some(save_sets(task, nfds, sets)?),
+        _ => None,
+    };
+    let mut events = 0;
+    // The real time left to wait for the current target, as (target, nanoseconds).
+    let mut budget: Option<(u64, u64)> = None;
+    while events < MAX_ROUNDS {
+        let target = match (k.timers.next_expiry(), deadline) {
+            (Some(e), Some(d)) => e.min(d),
+            (Some(e), None) => e,
+            (None, Some(d)) => d,
+            (None, None) => return Some(Woken::HandOff),
+        };
+        let left = match budget {
+            Some((t, left)) if t == target => left,
+            _ if v.fast_sleep() && !paced => 0,
+            _ => target.saturating_sub(v.elapsed()),
+        };
+        let slice = match wait {
+            _ if paced => left.min(PACE),
+            Wait::Signals => left,
+            _ => left.min(DEAF),
+        };
+        if let (Wait::Select { sets, .. }, Some(saved)) = (wait, &saved) {
+            restore_sets(task, sets, saved);
+        }
+        match host_wait(task, wait, slice, mask) {
+            SIGNALLED | EINTR => {
+                events += 1;
+                checkpoint(k, task);
+                if pending_signal(task, mask) {
+                    return Some(Woken::Signalled);
+                }
+                budget = Some((target, left));
+                continue;
+            }
+            0 => {}
+            r => {
+                checkpoint(k, task);
+                return Some(Woken::Ready(r));
+            }
+        }
+        if wait != Wait::Signals && pending_signal(task, mask) {
+            return Some(Woken::Signalled);
+        }
+        let rest = left.saturating_sub(slice);
+        if rest > 0 && v.elapsed() < target {
+            budget = Some((target, rest));
+            continue;
+        }
+        budget = None;
+        v.advance_to(target);
+        events += 1;
+        if checkpoint(k, task) > 0 && pending_signal(task, mask) {
+            return Some(Woken::Signalled);
+        }
+        if deadline == Some(target) {
+            return Some(Woken::TimedOut);
+        }
+    }
+    Some(Woken::HandOff)
+}
+
+/// Whether a signal that `mask` lets through, and that would do something, is pending for
+/// the thread. Pending signals the program ignores are taken, as the host would discard them.
+fn pending_signal(task: &TaskCtx<'_>, mask: u64) -> bool {
+    let mut pending = 0u64;
+    task.host_call(Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
+    let through = pending & !mask & !UNBLOCKABLE;
+    for sig in (1..=64u32).filter(|s| through & (1u64 << (s - 1)) != 0) {
+        if !ignored(task, sig) {
+            return true;
+        }
+        let one = 1u64 << (sig - 1);
+        let zero = [0u8; 16];
+        task.host_call(Sysno::rt_sigtimedwait, [&one as *const u64 as u64, 0, zero.as_ptr() as u64, 8, 0, 0]);
+    }
+    false
+}
+
+/// Whether the program ignores `sig` (`SIG_IGN`, or the default action of doing nothing).
+fn ignored(task: &TaskCtx<'_>, sig: u32) -> bool {
+    let mut act = [0u8; 32];
+    if task.host_call(Sysno::rt_sigaction, [u64::from(sig), 0, act.as_mut_ptr() as u64, 8, 0, 0]) < 0 {
+        return false;
+    }
+    match u64::from_ne_bytes(act[..8].try_into().unwrap_or([0; 8])) {
+        0 => IGNORED_BY_DEFAULT.contains(&sig),
+        1 => true,
+        _ => false,
+    }
+}
+
+/// Whether the calling process has children (running or not yet reaped).
+fn has_children(task: &TaskCtx<'_>) -> bool {
+    const P_ALL: u64 = 0;
+    const WNOHANG: u64 = 1;
+    const WEXITED: u64 = 4;
+    const WNOWAIT: u64 = 0x0100_0000;
+    const WALL: u64 = 0x4000_0000;
+    let mut info = [0u8; 128];
+    let flags = WNOHANG | WEXITED | WNOWAIT | WALL;
+    task.host_call(Sysno::waitid, [P_ALL, 0, info.as_mut_ptr() as u64, flags, 0, 0]) == 0
+}
+
+/// `select`'s sets as the program gave them (a timed-out round clears them). `None` when
+/// they are larger than `FD_SETSIZE` or unreadable: the host then says what is wrong.
+fn save_sets(task: &TaskCtx<'_>, nfds: u64, sets: [u64; 3]) -> Option<[[u8; SET_WORDS * 8]; 3]> {
+    if nfds > (SET_WORDS * 64) as u64 {
+        return None;
+    }
+    let len = nfds.div_ceil(64) as usize * 8;
+    let mut saved = [[0u8; SET_WORDS * 8]; 3];
+    for (copy, &addr) in saved.iter_mut().zip(&sets) {
+        if addr != 0 {
+            task.mem.read(addr, &mut copy[..len]).ok()?;
+        }
+    }
+    Some(saved)
+}
+
+fn restore_sets(task: &TaskCtx<'_>, sets: [u64; 3], saved: &[[u8; SET_WORDS * 8]; 3]) {
+    for (copy, &addr) in saved.iter().zip(&sets) {
+        if addr != 0 {
+            // The sets were readable a moment ago; a failure shows in the host call.
+            let _ = task.mem.write(addr, copy);
+        }
+    }
+}
+
+/// One round: the program's wait on the host for `ns`, with every signal still blocked. A
+/// wait for signals takes the first one `mask` lets through and puts it back ([`SIGNALLED`]),
+/// unless the program ignores it.
+fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
+    let ts = TimePair::from_ns(ns).to_bytes();
+    let ts = ts.as_ptr() as u64;
+    match wait {
+        Wait::Signals => {
+            let want = !mask & !UNBLOCKABLE;
+            let mut info = [0u8; 128];
+            let args = [&want as *const u64 as u64, info.as_mut_ptr() as u64, ts, 8, 0, 0];
+            let sig = task.host_call(Sysno::rt_sigtimedwait, args);
+            if sig <= 0 {
+                return 0;
+            }
+            if !ignored(task, sig as u32) {
+                let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
+                let tid = u64::from(task.tid());
+                task.host_call(Sysno::rt_tgsigqueueinfo, [pid, tid, sig as u64, info.as_ptr() as u64, 0, 0]);
+            }
+            SIGNALLED
+        }
+        Wait::Poll { fds, nfds } => task.host_call(Sysno::ppoll, [fds, nfds, ts, 0, 8, 0]),
+        Wait::Select { nfds, sets } => {
+            task.host_call(Sysno::pselect6, [nfds, sets[0], sets[1], sets[2], ts, 0])
+        }
+        Wait::Epoll { epfd, events, max } => {
+            let ms = ns.div_ceil(1_000_000).min(i32::MAX as u64);
+            task.host_call(Sysno::epoll_wait, [epfd, events, max, ms, 0, 0])
+        }
+        Wait::Readable(fd) => {
+            let mut pfd = [0u8; 8];
+            pfd[..4].copy_from_slice(&fd.to_ne_bytes());
+            pfd[4..6].copy_from_slice(&1i16.to_ne_bytes());
+            task.host_call(Sysno::ppoll, [pfd.as_mut_ptr() as u64, 1, ts, 0, 8, 0])
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Timers through the real handlers: a fake guest memory and a fake host that records the
+//! signals the kernel queues, so that when a timer fires can be checked to the nanosecond.
+
+use crate::config::Reproducible;
+use crate::testing::{FakeHost, FakeMem};
+use crate::{Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
+use alloc::vec::Vec;
+use core::cell::Cell;
+use syscalls::Sysno;
+
+const BASE: u64 = 0x10_000;
+const SP: u64 = BASE + 0x8000;
+const SIGALRM: u64 = 14;
+
+fn kernel(fast_sleep: bool) -> Kernel {
+    let image = ProcessImage {
+        exe: b"/p".to_vec(),
+        cmdline: Vec::new(),
+        auxv: Vec::new(),
+        environ: Vec::new(),
+        brk_start: 0,
+    };
+    let reproducible = Some(Reproducible { fast_sleep, ..Reproducible::default() });
+    Kernel::new(Config { reproducible, ..Config::default() }, image, None)
+}
+
+fn call(nr: Sysno, args: &[u64]) -> Syscall {
+    let mut all = [0; 6];
+    all[..args.len()].copy_from_slice(args);
+    Syscall::new(nr, all)
+}
+
+/// The signals queued through `rt_sigqueueinfo`, in order.
+fn queued(calls: &[(u32, [u64; 6])]) -> Vec<u64> {
+    calls.iter().filter(|c| c.0 == Sysno::rt_sigqueueinfo.id() as u32).map(|c| c.1[1]).collect()
+}
+
+/// `struct itimerval` / `itimerspec`: interval, then value.
+fn spec(interval: (i64, i64), value: (i64, i64)) -> Vec<u8> {
+    [interval.0, interval.1, value.0, value.1].iter().flat_map(|w| w.to_ne_bytes()).collect()
+}
+
+#[test]
+fn an_interval_timer_fires_at_the_clock_read_that_reaches_it() {
+    let k = kernel(false);
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    // 10 µs: ten clock reads of 1 µs each.
+    mem.put(BASE, &spec((0, 10), (0, 10)));
+    let set = call(Sysno::setitimer, &[0, BASE, 0]);
+    assert_eq!(k.handle(&mut t, set), Disposition::Return(0));
+    let read = call(Sysno::clock_gettime, &[1, BASE + 64]);
+    for _ in 0..9 {
+        k.handle(&mut t, read);
+    }
+    assert!(queued(&host.calls.borrow()).is_empty(), "fired early");
+    k.handle(&mut t, read);
+    assert_eq!(queued(&host.calls.borrow()), [SIGALRM]);
+    for _ in 0..10 {
+        k.handle(&mut t, read);
+    }
+    assert_eq!(queued(&host.calls.borrow()), [SIGALRM, SIGALRM], "the interval re-arms it");
+    // getitimer: 10 µs left, every 10 µs.
+    assert_eq!(k.handle(&mut t, call(Sysno::getitimer, &[0, BASE + 128])), Disposition::Return(0));
+    assert_eq!(mem.get(BASE + 128, 32), spec((0, 10), (0, 10)));
+}
+
+#[test]
+fn alarm_returns_the_seconds_left_rounded() {
+    let k = kernel(true);
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[5])), Disposition::Return(0));
+    // 1.6 s later: 3.4 s left, which alarm reports as 3.
+    mem.put(BASE, &[1i64.to_ne_bytes(), 600_000_000i64.to_ne_bytes()].concat());
+    assert_eq!(k.handle(&mut t, call(Sysno::nanosleep, &[BASE, 0])), Disposition::Return(0));
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[0])), Disposition::Return(3));
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[0])), Disposition::Return(0));
+}
+
+#[test]
+fn a_fast_sleep_stops_at_the_timer_whose_signal_interrupts_it() {
+    let k = kernel(true);
+    let queued_signal = Cell::new(false);
+    let answer = |nr: u32, args: [u64; 6]| -> i64 {
+        match Sysno::new(nr as usize) {
+            Some(Sysno::rt_sigqueueinfo) => {
+                queued_signal.set(true);
+                0
+            }
+            // The signal the timer queued stays pending, and the program handles it.
+            Some(Sysno::rt_sigpending) if queued_signal.get() => {
+                // SAFETY: the kernel passes a pointer to its own 8-byte set.
+                unsafe { *(args[0] as *mut u64) = 1 << (SIGALRM - 1) };
+                0
+            }
+            Some(Sysno::rt_sigaction) if args[2] != 0 => {
+                // SAFETY: the kernel passes a pointer to its own 32-byte sigaction.
+                unsafe { *(args[2] as *mut u64) = 0x40_1000 };
+                0
+            }
+            Some(Sysno::rt_sigtimedwait) => Errno::EAGAIN.ret(),
+            _ => 0,
+        }
+    };
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(answer));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    mem.put(BASE, &spec((0, 0), (0, 30_000)));
+    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    mem.put(BASE + 64, &[1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat());
+    let sleep = call(Sysno::nanosleep, &[BASE + 64, BASE + 96]);
+    assert_eq!(k.handle(&mut t, sleep), Disposition::Return(Errno::EINTR.ret()));
+    assert_eq!(queued(&host.calls.borrow()), [SIGALRM]);
+    // Woken at 30 ms: 970 ms left, to the nanosecond.
+    assert_eq!(mem.get(BASE + 96, 16), [0i64.to_ne_bytes(), 970_000_000i64.to_ne_bytes()].concat());
+}
+
+#[test]
+fn posix_timers_are_checked_and_deleted_once() {
+    let k = kernel(true);
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    let einval = Disposition::Return(Errno::EINVAL.ret());
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_create, &[4, 0, BASE])), einval, "CLOCK_MONOTONIC_RAW");
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_create, &[1, 0, BASE])), Disposition::Return(0));
+    assert_eq!(mem.get(BASE, 4), 0i32.to_ne_bytes());
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_create, &[1, 0, BASE])), Disposition::Return(0));
+    assert_eq!(mem.get(BASE, 4), 1i32.to_ne_bytes());
+    mem.put(BASE + 32, &spec((0, 0), (-1, 0)));
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_settime, &[0, 0, BASE + 32, 0])), einval);
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_getoverrun, &[1])), Disposition::Return(0));
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_delete, &[1])), Disposition::Return(0));
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_delete, &[1])), einval);
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_gettime, &[7, BASE])), einval);
+}
+
+#[test]
+fn interval_timers_survive_exec_and_posix_timers_do_not() {
+    let k = kernel(true);
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[7])), Disposition::Return(0));
+    assert_eq!(k.handle(&mut t, call(Sysno::timer_create, &[1, 0, BASE])), Disposition::Return(0));
+    let expiry = k.timers.intervals()[0].0;
+    assert!(expiry >= 7_000_000_000, "alarm(7) expires at {expiry}");
+    let next = Config { itimers: k.timers.intervals(), ..k.config.clone() };
+    let image = ProcessImage {
+        exe: b"/p".to_vec(),
+        cmdline: Vec::new(),
+        auxv: Vec::new(),
+        environ: Vec::new(),
+        brk_start: 0,
+    };
+    let after = Kernel::new(Config::decode(&next.encode()).unwrap(), image, None);
+    assert_eq!(after.timers.intervals()[0], (expiry, 0));
+    assert_eq!(after.timers.get(crate::timer::Kind::Posix(0)), None);
+}
