@@ -66,10 +66,12 @@ impl PidsCgroup {
     /// Removes the cgroup once the sandbox's processes are gone (a dying process leaves its
     /// cgroup a moment after it can be reaped, so this tries for up to a second).
     pub fn remove(self) {
-        for _ in 0..100 {
+        // The kernel lets the last tasks go a moment after they were reaped: poll finely, for
+        // at most a second (a cgroup left behind is removed by the next run's sweep).
+        for _ in 0..2000 {
             match fs::remove_dir(&self.dir) {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
+                    std::thread::sleep(std::time::Duration::from_micros(500))
                 }
                 _ => return,
             }
