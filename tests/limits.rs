@@ -461,3 +461,46 @@ fn doctor_names_the_subreaper_and_the_processes_limit() {
     let processes = line("processes limit")["processes limit".len()..].trim_start();
     assert!(processes.starts_with("yes (") || processes.starts_with("no"), "\n{out}");
 }
+
+/// A sandbox with a view has a pid namespace of its own: the program is pid 2 under the
+/// keeper, sees only the sandbox's processes, and as root its `processes` limit is the
+/// namespace's `pid_max` (no cgroup to join), which holds a fork bomb to between the limit and
+/// 300 more; the host's `pid_max` is untouched.
+#[test]
+fn a_view_sandbox_has_its_own_pids_and_caps_roots_with_pid_max() {
+    let host_pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let out = Mode::Cloister
+        .command("sh")
+        .args(["-c", "echo pid=$$; echo seen=$(ls /proc | grep -c '^[0-9]'); echo pid_max=$(cat /proc/sys/kernel/pid_max)"])
+        .cloister_arg("--limit")
+        .cloister_arg("processes=1000")
+        .output();
+    out.success();
+    assert_eq!(out.field("pid"), "2", "\n{out}");
+    assert!(out.int_field("seen") < 10, "the program sees processes outside its sandbox\n{out}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root || (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 14) {
+        eprintln!("a_view_sandbox_...: not root on Linux 6.14+: pid_max is not how processes is held here");
+        return;
+    }
+    assert_eq!(out.field("pid_max"), "1301", "\n{out}");
+    let exe = compile_c("forkbomb", &[]);
+    let bomb = Mode::Cloister
+        .command(&exe)
+        .arg("5000")
+        .cloister_arg("--limit")
+        .cloister_arg("processes=1000")
+        .output();
+    bomb.success();
+    assert_eq!(bomb.field("error"), "EAGAIN", "the bomb did not stop on the limit\n{bomb}");
+    let forks = bomb.int_field("forks");
+    assert!((990..1300).contains(&forks), "forks outside the limit's range\n{bomb}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap(),
+        host_pid_max,
+        "the host's pid_max changed"
+    );
+}

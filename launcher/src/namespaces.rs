@@ -1,5 +1,5 @@
-//! The sandbox's own namespaces: a mount namespace for every run with a filesystem view, in
-//! reproducible mode a pid namespace too, and with `--net none` a network namespace.
+//! The sandbox's own namespaces: a mount and a pid namespace for every run with a filesystem
+//! view, a pid namespace in reproducible mode, and with `--net none` a network namespace.
 //!
 //! **With a view**, the launcher creates the sandbox's first process with `clone(CLONE_NEWNS)`
 //! (plus `CLONE_NEWUSER`, mapping only the caller's own uid and gid, when the launcher is not
@@ -10,9 +10,12 @@
 //! floor that Landlock does not give: a program that jumps into the runtime's gate cannot
 //! `chmod`, `chown` or touch host files, nor `stat` or connect to hidden ones.
 //!
-//! **In reproducible mode** it adds `CLONE_NEWPID`, for process ids that are virtual and the
-//! same on every run, a `/proc` (and so `ps`) that agrees with them, and a fresh, empty `/tmp`
-//! (without a view: a view decides what `/tmp` is itself). The first process is then pid 1 of
+//! **With a view, and in reproducible mode,** it adds `CLONE_NEWPID`: the program sees only the
+//! sandbox's processes, with ids that (in reproducible mode) are the same on every run, a
+//! `/proc` (and so `ps`) that agrees with them, and in reproducible mode without a view a
+//! fresh, empty `/tmp` (a view decides what `/tmp` is itself). For root, whom `RLIMIT_NPROC`
+//! does not hold, the namespace's `pid_max` carries the processes limit (see
+//! [`crate::limits::pid_max`]). The first process is then pid 1 of
 //! the new pid namespace and acts as a minimal init: it makes every mount private, lays out the
 //! view's mounts if any, mounts a fresh `proc` on `/proc` (and a tmpfs on `/tmp`), sets up the
 //! floor like any sandboxed process, and forks the program, which becomes pid 2 and continues
@@ -64,6 +67,11 @@ use std::os::fd::RawFd;
 pub const UNAVAILABLE: &str =
     "cloister: reproducible mode without a pid namespace on this host: process ids are the host's";
 
+/// The line printed when the host does not let a sandbox with a view have its own pid
+/// namespace.
+pub const NO_PID_NAMESPACE: &str =
+    "cloister: no pid namespace on this host: the program sees the host's processes and ids, and as root its processes limit is not held";
+
 /// How the line printed when the host does not let a sandbox with a view have its own mount
 /// namespace begins; the reason follows.
 pub const NO_MOUNT_NAMESPACE: &str = "cloister: no mount namespace on this host";
@@ -105,10 +113,12 @@ pub enum Step {
     TapConfigure,
     /// Sending the TAP device's descriptor to the supervisor.
     TapHandOver,
+    /// Capping the pid namespace's processes (`/proc/sys/kernel/pid_max`).
+    PidMax,
 }
 
 impl Step {
-    const ALL: [Step; 14] = [
+    const ALL: [Step; 15] = [
         Step::IdMaps,
         Step::PrivateMounts,
         Step::Proc,
@@ -123,6 +133,7 @@ impl Step {
         Step::Tap,
         Step::TapConfigure,
         Step::TapHandOver,
+        Step::PidMax,
     ];
 
     /// The step an error record's code names, if it is one of these.
@@ -148,6 +159,9 @@ impl Step {
             }
             Step::NetNamespace => "cannot create the sandbox's network namespace",
             Step::Loopback => "cannot bring up the loopback interface in the sandbox's network namespace",
+            Step::PidMax => {
+                "cannot cap the processes of the sandbox's pid namespace (/proc/sys/kernel/pid_max)"
+            }
             Step::Tap => {
                 "cannot make the wire's TAP device in the sandbox's network namespace (--net wire needs \
                  /dev/net/tun, readable and writable by you)"
@@ -207,6 +221,12 @@ pub struct Namespaces {
     gid_map: IdMap,
     /// Mount an empty tmpfs on `/tmp` (not when something the sandbox needs lies under it).
     fresh_tmp: bool,
+    /// The pid namespace is for isolation (a view), not for reproducible ids: which line a
+    /// host that refuses it gets.
+    pid_for_isolation: bool,
+    /// `pid_max` for the pid namespace, in decimal: the processes limit for root, whom
+    /// `RLIMIT_NPROC` does not hold (empty: none).
+    pid_max: ([u8; 20], usize),
 }
 
 impl Namespaces {
@@ -229,7 +249,22 @@ impl Namespaces {
             uid_map: IdMap::identity(uid),
             gid_map: IdMap::identity(gid),
             fresh_tmp,
+            pid_for_isolation: false,
+            pid_max: ([0; 20], 0),
         }
+    }
+
+    /// Says whether the pid namespace isolates a view's sandbox (rather than giving
+    /// reproducible mode its ids), and caps its processes with `pid_max` when given.
+    pub fn with_pids(mut self, isolation: bool, pid_max: Option<u64>) -> Namespaces {
+        self.pid_for_isolation = isolation;
+        if let Some(max) = pid_max {
+            let digits = max.to_string();
+            let n = digits.len().min(20);
+            self.pid_max.0[..n].copy_from_slice(&digits.as_bytes()[..n]);
+            self.pid_max.1 = n;
+        }
+        self
     }
 
     /// Adds a wire: the network namespace gets the TAP device `tap`, whose descriptor goes over
@@ -292,7 +327,7 @@ impl Namespaces {
     fn give_up_mounts(&mut self, why: &str) {
         if self.pid {
             self.pid = false;
-            eprintln!("{UNAVAILABLE}");
+            eprintln!("{}", if self.pid_for_isolation { NO_PID_NAMESPACE } else { UNAVAILABLE });
         }
         if self.view.take().is_some() {
             eprintln!(
@@ -457,6 +492,12 @@ impl Namespaces {
             ) != 0
             {
                 return Err(Step::Proc);
+            }
+            // The processes limit for root: no pid above this in the namespace (Linux 6.14 and
+            // later keep pid_max per pid namespace; the launcher asks only there).
+            let (digits, n) = &self.pid_max;
+            if *n > 0 && write_file(c"/proc/sys/kernel/pid_max", &digits[..*n]) != 0 {
+                return Err(Step::PidMax);
             }
             if self.fresh_tmp
                 && libc::mount(

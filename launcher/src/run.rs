@@ -230,7 +230,11 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
-    let cgroup = pids_cgroup(limits.processes);
+    // A view's sandbox gets a pid namespace of its own too (reproducible mode has one anyway),
+    // where root's processes limit is `pid_max` rather than a cgroup that is slow to join.
+    let pid_namespace = config.reproducible.is_some() || view.is_some();
+    let pid_max = crate::limits::pid_max(limits.processes).filter(|_| pid_namespace);
+    let cgroup = if pid_max.is_some() { None } else { pids_cgroup(limits.processes) };
     // SAFETY: isatty only asks about descriptor 0.
     let new_session = unsafe { libc::isatty(0) } == 0;
     crate::timeout::become_subreaper();
@@ -244,7 +248,9 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         trace: trace_w,
         shared,
         fixed_addresses,
-        namespaces: config.reproducible.is_some(),
+        namespaces: pid_namespace,
+        pid_isolation: config.reproducible.is_none(),
+        pid_max,
         fresh_tmp,
         mounts,
         cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,

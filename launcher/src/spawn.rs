@@ -75,6 +75,11 @@ pub struct Launch {
     pub landlock_under_mounts: Option<crate::landlock::PreparedFloor>,
     /// The network: a namespace of the sandbox's own, and the floor's part for it.
     pub net: NetPlan,
+    /// The pid namespace (see `namespaces`) is for isolation, a view's sandbox, rather than for
+    /// reproducible mode's ids.
+    pub pid_isolation: bool,
+    /// `pid_max` of the pid namespace: root's processes limit (see [`crate::limits::pid_max`]).
+    pub pid_max: Option<u64>,
     /// The resource limits the program's process sets before it execs.
     pub rlimits: Rlimits,
     /// `cgroup.procs` of the sandbox's pids cgroup, which its first process joins (root with
@@ -148,6 +153,7 @@ pub fn spawn(mut launch: Launch) -> Result<Started, Failure> {
     let net = launch.net.wants_namespace().then(|| launch.net.without_namespace_note());
     let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net)
         .with_tap(launch.net.tap().copied());
+    ns = ns.with_pids(launch.pid_isolation, launch.pid_max);
     loop {
         if !ns.view_active() && launch.landlock.is_none() {
             if let Some((fs, options)) = launch.landlock_source.take() {
