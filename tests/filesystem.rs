@@ -729,3 +729,56 @@ fn renames_and_links_across_directories_work() {
          d=$(mktemp -d) && mkdir $d/s && echo y > $d/s/f && mv $d/s/f $d/g && ln $d/g $d/s/h && cat $d/s/h && rm -r $d",
     );
 }
+
+/// An overlay mounted below `/`: after the sandbox made an opaque directory (a directory
+/// deleted and made again), lookups right under the overlay's root still work (they looked
+/// for opaque directories above the mount's root, of which there are none, and panicked).
+#[test]
+fn lookups_under_a_nested_overlay_after_an_opaque_directory() {
+    let lower = temp_dir("opaque-nested").join("proj");
+    fs::create_dir_all(lower.join("app/sub")).unwrap();
+    write_file(&lower.join("app/sub/old"), "old\n", 0o644);
+    write_file(&lower.join("top.txt"), "top\n", 0o644);
+    let guest = "/cloister-nested-overlay";
+    let script = format!(
+        "rm -rf {guest}/app/sub && mkdir {guest}/app/sub && ls {guest}/app/sub && cat {guest}/top.txt && \
+         (cat {guest}/nothing 2>/dev/null || echo missing: ok)"
+    );
+    let before = TreeSnapshot::take(&lower);
+    let out = Mode::Cloister
+        .command("sh")
+        .args(["-c", &script])
+        .policy("default")
+        .cloister_arg("--overlay")
+        .cloister_arg(format!("{}:{guest}", lower.display()))
+        .output();
+    out.success();
+    before.assert_unchanged(&out);
+    assert_eq!(out.stdout, "top\nmissing: ok\n", "\n{out}");
+}
+
+/// A directory the sandbox made to hold a mount point (the guest path has nothing on the host)
+/// is in the upper layer only, but the mount below it is not: an exclusive create through it
+/// must meet the mount's files (`EEXIST`), not the empty placeholder beneath.
+#[test]
+fn exclusive_creates_see_mounts_below_a_new_directory() {
+    let lower = temp_dir("excl-mount").join("proj");
+    fs::create_dir_all(&lower).unwrap();
+    write_file(&lower.join("top.txt"), "top\n", 0o644);
+    let script = "import os\n\
+        os.chdir('/cloister-placeholder')\n\
+        try:\n\
+        \x20   os.open('proj/top.txt', os.O_CREAT | os.O_EXCL | os.O_WRONLY)\n\
+        \x20   print('created')\n\
+        except FileExistsError:\n\
+        \x20   print('exists')\n\
+        print(open('proj/top.txt').read(), end='')\n";
+    let out = Mode::Cloister
+        .command("python3")
+        .args(["-c", script])
+        .cloister_arg("--overlay")
+        .cloister_arg(format!("{}:/cloister-placeholder/proj", lower.display()))
+        .output();
+    out.success();
+    assert_eq!(out.stdout, "exists\ntop\n", "\n{out}");
+}

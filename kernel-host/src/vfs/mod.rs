@@ -193,18 +193,31 @@ impl Vfs {
     }
 
     /// Whether relative paths from `dirfd` (`AT_FDCWD`: the working directory) lie in an
-    /// overlay's upper layer only: the directory is one the sandbox made where the host has
-    /// none, so everything beneath it is the upper layer's, and the host can resolve a path
-    /// there relative to the descriptor itself (which is the upper directory).
+    /// overlay's upper layer only, so that the host can resolve them relative to the descriptor
+    /// itself: the directory is one the sandbox made where the host has none (everything
+    /// beneath it is the upper layer's), no mount of the view lies below it, and the descriptor
+    /// is that very upper directory (not a lower one a working directory was left on, or one
+    /// replaced since).
     pub fn upper_only_below(&self, h: Hc<'_>, dirfd: i64) -> bool {
-        let base = if dirfd as i32 as i64 == crate::abi::AT_FDCWD {
-            self.cwd(h)
+        let at_cwd = dirfd as i32 as i64 == crate::abi::AT_FDCWD;
+        let (base, identity) = if at_cwd {
+            (self.cwd(h), h.lstat(b".\0"))
         } else {
-            self.guest_of_fd(h, dirfd as i32)
+            (self.guest_of_fd(h, dirfd as i32), h.fstat(dirfd as i32))
         };
-        let Ok(base) = base else { return false };
+        let (Ok(base), Ok(identity)) = (base, identity) else { return false };
         let comps: Vec<&[u8]> = path::components(&base).collect();
-        matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly)) if canonical == base)
+        if !matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly)) if canonical == base)
+        {
+            return false;
+        }
+        if self.mounts.iter().any(|m| m.guest != base && path::is_within(&m.guest, &base)) {
+            return false;
+        }
+        self.lookup(h, &base)
+            .ok()
+            .and_then(|node| node.stat)
+            .is_some_and(|st| node_is_upper_dir(&st, &identity))
     }
 
     /// Resolves `path` as an `*at` call does: absolute, or relative to `dirfd` (`AT_FDCWD`:
@@ -245,6 +258,12 @@ impl Vfs {
         self.cwd.raw_unlock();
         self.dir_cache.raw_unlock();
     }
+}
+
+/// Whether `upper` (the upper directory's `lstat`) is the directory `base` (a descriptor's or
+/// the working directory's) is open on.
+fn node_is_upper_dir(upper: &host::Stat, base: &host::Stat) -> bool {
+    upper.is_dir() && upper.dev() == base.dev() && upper.ino() == base.ino()
 }
 
 /// The host path descriptor `fd` names (`/proc/self/fd/N`); `EBADF` when it is not open.

@@ -77,9 +77,13 @@ impl Vfs {
         let view: Vec<&VMount> = self.mounts.iter().collect();
         let shown_by_host =
             |point: &[u8]| self.mounts.find(point).is_some_and(|(m, _)| m.layers == Layers::Passthrough);
+        // The mounts that hide the state directory where a layer would show it are the
+        // sandbox's business, not the program's.
+        let state = self.state_dir.as_deref().map(super::path::strip_nul);
         let mut lines: Vec<Line> = view
             .iter()
             .filter(|m| m.layers != Layers::Passthrough)
+            .filter(|m| !state.is_some_and(|s| is_within(&m.guest, s)))
             .map(|m| view_line(h, m, self.state_dir.as_deref()))
             .collect();
         for line in host.split(|&b| b == b'\n') {

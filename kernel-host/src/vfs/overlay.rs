@@ -147,6 +147,9 @@ impl Vfs {
             let (_, upper) = self.overlay_of(node).ok_or(Errno::EROFS)?;
             h.mknod(&host_cpath(upper, node.suffix()), S_IFCHR, 0)?;
         }
+        // Again after the change: a walk between the first bump and the change may have
+        // remembered the old names under the new generation.
+        self.names_changed();
         Ok(())
     }
 
@@ -178,6 +181,7 @@ impl Vfs {
             if to.is_dir() && from_lower && !h.is_opaque(&a) {
                 self.make_opaque(h, &a)?;
             }
+            self.names_changed();
             return Ok(());
         }
         if to.exists() {
@@ -212,6 +216,8 @@ impl Vfs {
         if from_lower {
             h.mknod(&from.host_upper(self), S_IFCHR, 0)?;
         }
+        // Again after the change (see `remove`).
+        self.names_changed();
         Ok(())
     }
 }

@@ -94,6 +94,15 @@ impl SharedDirs {
             .find(|s| s.read(generation, key).is_some())
             .or_else(|| [a, b].into_iter().find(|s| s.generation.load(Ordering::Relaxed) != generation))
             .unwrap_or(a);
+        // A slot being written (or left so by a writer that died) is passed over for the other.
+        let free = |s: &DirSlot| s.seq.load(Ordering::Relaxed) & 1 == 0;
+        let slot = if free(slot) {
+            slot
+        } else if free(a) {
+            a
+        } else {
+            b
+        };
         let seq = slot.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || slot.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err()

@@ -181,7 +181,8 @@ impl Vfs {
             return false;
         }
         let mut end = 0;
-        while let Some(i) = suffix[end + 1..].iter().position(|&b| b == b'/') {
+        // (`suffix` is empty at the mount's own root: nothing above it.)
+        while let Some(i) = suffix.get(end + 1..).and_then(|rest| rest.iter().position(|&b| b == b'/')) {
             end += 1 + i;
             if h.is_opaque(&host_cpath(upper, &suffix[..end])) {
                 return true;
@@ -266,7 +267,11 @@ impl Vfs {
         if layering == Layering::Both && node.place == Place::Upper && !self.lower_has(h, &node) {
             layering = Layering::UpperOnly;
         }
-        self.shared.dirs.insert(generation, &key, &node.guest, layering);
+        // Only if no change came meanwhile: a late entry of an old generation would take the
+        // slot of a current one.
+        if self.generation() == generation {
+            self.shared.dirs.insert(generation, &key, &node.guest, layering);
+        }
         self.dir_cache.lock().insert(generation, key, (node.guest.clone(), layering));
         Ok((node.guest, layering))
     }

@@ -121,9 +121,13 @@ fn remove(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 3]) -> D
         writable(vfs, &node)?;
         super::stamp_change(k, task, &node, &node.host_upper(vfs), true);
         if !is_overlay(vfs, &node) {
-            // A directory removed here may be one a process has resolved and remembers.
+            // Made from here (a removal does not block) so that the generation moves after the
+            // change: a directory removed here may be one a process resolved and remembers,
+            // and a walk between an earlier bump and the change would remember it again.
+            let h = hc(task);
+            let result = h.call(Sysno::unlinkat, [CWD, node.host.as_ptr() as u64, flags, 0, 0, 0]);
             vfs.names_changed();
-            return host_call(task, Sysno::unlinkat, &node.host, |p| [CWD, p, flags, 0, 0, 0]);
+            return result.map(|_| Disposition::Return(0));
         }
         let h = hc(task);
         if rmdir && !vfs.listing(h, &node)?.is_empty() {
@@ -172,9 +176,11 @@ fn rename_in_view(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 
         }
         super::stamp_change(k, task, &from, &from.host, true);
         super::stamp_change(k, task, &to, &to.host, true);
+        // From here, so that the generation moves after the change (see `remove`).
+        let args = [CWD, from.host.as_ptr() as u64, CWD, to.host.as_ptr() as u64, flags, 0];
+        let result = hc(task).call(Sysno::renameat2, args);
         vfs.names_changed();
-        let to_host = task.push_scratch(&to.host)?;
-        host_call(task, Sysno::renameat2, &from.host, |p| [CWD, p, CWD, to_host, flags, 0])
+        result.map(|_| Disposition::Return(0))
     })
 }
 

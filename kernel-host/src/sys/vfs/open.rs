@@ -78,7 +78,7 @@ fn open_in_view(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, at: [u64; 4]) -> 
     let excl = creat && flags & O_EXCL != 0;
     let tmpfile = flags & O_TMPFILE == O_TMPFILE;
     let name = task.read_cstring(path, PATH_MAX)?;
-    if excl && !tmpfile && k.config.reproducible.is_none() {
+    if excl && !tmpfile && flags & O_PATH == 0 && k.config.reproducible.is_none() {
         if let Some(done) = create_below_upper_only(vfs, task, dirfd, &name, flags, mode) {
             return done;
         }
