@@ -13,9 +13,12 @@
 //! The hub runs in the foreground until SIGINT or SIGTERM, then removes its socket. It refuses
 //! to start over a live hub (something answers at PATH), and replaces a stale socket file.
 //!
-//! What this does not do: VLANs, spanning tree, ageing of learned addresses (a MAC that moves is
-//! learned again from its next frame), filtering. Anyone who can connect to PATH can join the
-//! wire: the socket's mode (the umask's) decides who.
+//! Each port sends from one source address, the first it used and no other port holds: frames
+//! from any other source are dropped, so a peer cannot take over another's address, and the
+//! tables hold one address per port (at most [`MAX_PORTS`] ports).
+//!
+//! What this does not do: VLANs, spanning tree, ageing of learned addresses. Anyone who can
+//! connect to PATH can join the wire: the socket's mode (the umask's) decides who.
 //!
 //! Read first: unix(7), epoll(7), signalfd(2), IEEE 802.1D's learning bridge (in outline).
 
@@ -154,8 +157,14 @@ struct Hub {
     epoll: OwnedFd,
     ports: HashMap<u64, OwnedFd>,
     learned: HashMap<Mac, u64>,
+    /// The one source address each port sends from: the first it used. A port cannot speak
+    /// for another's address, and the table of learned addresses holds at most one per port.
+    pinned: HashMap<u64, Mac>,
     next: u64,
 }
+
+/// Ports a hub serves at once: what bounds its tables against a peer that connects in a loop.
+const MAX_PORTS: usize = 1024;
 
 impl Hub {
     fn bind(path: &Path) -> Result<Hub, HubError> {
@@ -205,6 +214,7 @@ impl Hub {
             epoll,
             ports: HashMap::new(),
             learned: HashMap::new(),
+            pinned: HashMap::new(),
             next: FIRST_PORT,
         };
         hub.watch(hub.listener.as_raw_fd(), LISTENER).map_err(|e| HubError::Os("watch the socket", e))?;
@@ -262,6 +272,9 @@ impl Hub {
         }
         // SAFETY: a fresh descriptor that nothing else owns.
         let port = unsafe { OwnedFd::from_raw_fd(fd) };
+        if self.ports.len() >= MAX_PORTS {
+            return;
+        }
         set_buffer(fd);
         let timeout = libc::timeval { tv_sec: 0, tv_usec: SEND_TIMEOUT_MS * 1000 };
         // SAFETY: setsockopt reads a timeval that lives across the call.
@@ -304,8 +317,19 @@ impl Hub {
     /// Sends `frame`, which came in on port `from`, where its destination lives.
     fn switch(&mut self, from: u64, frame: &[u8]) {
         let (Some(dst), Some(src)) = (frame::destination(frame), frame::source(frame)) else { return };
-        if !frame::is_group(src) {
-            self.learned.insert(src, from);
+        // No frame comes from a group address, and a port sends only from its own: the first
+        // it used, if no other port holds it. Anything else is a spoof, and is dropped.
+        if frame::is_group(src) {
+            return;
+        }
+        match self.pinned.get(&from) {
+            Some(&own) if own != src => return,
+            Some(_) => {}
+            None if self.learned.get(&src).is_some_and(|&p| p != from) => return,
+            None => {
+                self.pinned.insert(from, src);
+                self.learned.insert(src, from);
+            }
         }
         match self.learned.get(&dst) {
             Some(&to) if !frame::is_group(dst) => {
@@ -345,6 +369,7 @@ impl Hub {
             };
         }
         self.learned.retain(|_, p| *p != port);
+        self.pinned.remove(&port);
     }
 
     /// Removes the socket file, if it is still ours.
@@ -375,5 +400,78 @@ fn stop_signals() -> Result<OwnedFd, ()> {
             return Err(());
         }
         Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hub on a scratch path with `n` ports made of socket pairs; returns the hub and the
+    /// far end of each port.
+    fn hub_with_ports(n: usize) -> (Hub, Vec<OwnedFd>) {
+        let path = std::env::temp_dir().join(format!("cloister-hub-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut hub = Hub::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut far = Vec::new();
+        for _ in 0..n {
+            let mut pair = [0; 2];
+            // SAFETY: `pair` is a valid array for socketpair to fill.
+            let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, pair.as_mut_ptr()) };
+            assert_eq!(r, 0);
+            // SAFETY: fresh descriptors nothing else owns.
+            let (near, other) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+            let token = hub.next;
+            hub.next += 1;
+            hub.ports.insert(token, near);
+            far.push(other);
+        }
+        hub.remove_socket();
+        (hub, far)
+    }
+
+    fn frame(dst: Mac, src: Mac) -> Vec<u8> {
+        [&dst[..], &src[..], &[0x08, 0x00], &[0u8; 46][..]].concat()
+    }
+
+    /// What arrived at `fd` since the last call, as frame count.
+    fn received(fd: &OwnedFd) -> usize {
+        let mut n = 0;
+        let mut buf = [0u8; 2048];
+        // SAFETY: recv into our own buffer, without blocking.
+        while unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+            > 0
+        {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn a_port_sends_only_from_its_own_address() {
+        let (mut hub, far) = hub_with_ports(3);
+        let (a, b, c) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]);
+        let bcast = [0xff; 6];
+        let (p0, p1, p2) = (FIRST_PORT, FIRST_PORT + 1, FIRST_PORT + 2);
+        hub.switch(p0, &frame(bcast, a));
+        hub.switch(p1, &frame(bcast, b));
+        assert_eq!((received(&far[1]), received(&far[2])), (1, 2), "broadcasts are flooded");
+        received(&far[0]);
+        // Port 2 claims b's address: dropped, and b stays where it was learned.
+        hub.switch(p2, &frame(a, b));
+        assert_eq!(received(&far[0]), 0, "a spoofed frame was delivered");
+        hub.switch(p0, &frame(b, a));
+        assert_eq!((received(&far[1]), received(&far[2])), (1, 0), "b moved to the spoofer's port");
+        // Port 2 takes its own address; a second one from it is dropped.
+        hub.switch(p2, &frame(a, c));
+        assert_eq!(received(&far[0]), 1);
+        hub.switch(p2, &frame(a, [2, 0, 0, 0, 0, 9]));
+        assert_eq!(received(&far[0]), 0, "a port sent from a second address");
+        assert_eq!(hub.learned.len(), 3, "one learned address per port");
+        // A group source address is never a sender's.
+        hub.switch(p1, &frame(a, [3, 0, 0, 0, 0, 1]));
+        assert_eq!(received(&far[0]), 0);
+        hub.remove(p2);
+        assert_eq!((hub.learned.len(), hub.pinned.len()), (2, 2));
     }
 }
