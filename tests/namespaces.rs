@@ -418,3 +418,33 @@ fn rootless_user_namespace() {
     }
     assert_eq!(out.stdout, "2\n1000\n1000\nend\n", "\n{out}");
 }
+
+/// A sandbox with a view has System V IPC and a host name of its own: a shared memory segment
+/// made inside is not the host's, and a host name set inside (as root) stays inside.
+#[test]
+fn ipc_and_host_name_stay_inside() {
+    if !namespaces_here("ipc_and_host_name_stay_inside") {
+        return;
+    }
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let segments = || {
+        std::fs::read_to_string("/proc/sysvipc/shm")
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    let before = segments();
+    let script = "ipcmk -M 4096 >/dev/null && echo segments=$(($(wc -l < /proc/sysvipc/shm) - 1)); \
+                  hostname cloister-inside 2>/dev/null; echo name=$(cat /proc/sys/kernel/hostname)";
+    let out = Mode::Cloister.command("sh").args(["-c", script]).output();
+    out.success();
+    assert_eq!(out.field("segments"), "1", "the sandbox sees the host's segments\n{out}");
+    assert_eq!(segments(), before, "a segment made inside is on the host\n{out}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name,
+        "the host's name changed"
+    );
+}

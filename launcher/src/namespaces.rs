@@ -1,5 +1,5 @@
-//! The sandbox's own namespaces: a mount and a pid namespace for every run with a filesystem
-//! view, a pid namespace in reproducible mode, and with `--net none` a network namespace.
+//! The sandbox's own namespaces: mount, pid, ipc and uts namespaces for every run with a
+//! filesystem view and in reproducible mode, and with `--net none` a network namespace.
 //!
 //! **With a view**, the launcher creates the sandbox's first process with `clone(CLONE_NEWNS)`
 //! (plus `CLONE_NEWUSER`, mapping only the caller's own uid and gid, when the launcher is not
@@ -345,7 +345,9 @@ impl Namespaces {
             // only that one clones nothing new.
             let mut flags = libc::SIGCHLD;
             if self.mounts_active() {
-                flags |= libc::CLONE_NEWNS;
+                // With its own System V IPC and POSIX message queues, and its own host name,
+                // neither shared with the host nor changed for it.
+                flags |= libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
             }
             if self.pid {
                 flags |= libc::CLONE_NEWPID;
