@@ -581,16 +581,28 @@ fn a_directory_keeps_its_inode_number_when_written_into() {
     );
 }
 
-/// A write through one name of a hard link is seen through the other.
+/// A write through one name of a hard link is seen through the other (the copy-up is
+/// indexed, as overlayfs's `index=on`), and both names show two links.
 #[test]
-#[ignore = "a known limit (docs/filesystem.md): a copy-up breaks a hard link, as on overlayfs \
-            without index=on"]
 fn a_write_through_one_hard_link_is_seen_through_the_other() {
     let tree = temp_dir("hardlink").join("tree");
     fs::create_dir_all(&tree).unwrap();
     write_file(&tree.join("one"), "first\n", 0o644);
     fs::hard_link(tree.join("one"), tree.join("two")).unwrap();
     same_as_native(&tree, "echo second >> one; cat two; stat -c '%h' one two");
+    // Three names, the third in another directory; the write goes through the second, and the
+    // first and third (never touched by name before) show it; a new write through the third
+    // is seen through the second, which is the same file.
+    let tree = temp_dir("hardlink3").join("tree");
+    fs::create_dir_all(tree.join("d")).unwrap();
+    write_file(&tree.join("one"), "first\n", 0o644);
+    fs::hard_link(tree.join("one"), tree.join("two")).unwrap();
+    fs::hard_link(tree.join("one"), tree.join("d/three")).unwrap();
+    same_as_native(
+        &tree,
+        "echo second >> two; cat one d/three; stat -c '%h %s' one two d/three; echo third > d/three; cat two; \
+         [ \"$(stat -c %i two)\" = \"$(stat -c %i d/three)\" ] && echo same file",
+    );
 }
 
 /// A descriptor of a file the sandbox created reopens through `/proc/self/fd/N` (as

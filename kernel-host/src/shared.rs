@@ -24,6 +24,9 @@ pub struct Shared {
     /// Opaque directories the sandbox has made: until there is one, no lookup needs to look
     /// for them.
     pub opaque_dirs: AtomicU64,
+    /// Files the sandbox changed that have other names in a lower tree (hard links), indexed
+    /// by their lower identity: until there is one, no lookup needs to look in the index.
+    pub indexed: AtomicU64,
     /// Directories the view resolved in the current generation, for every process to reuse.
     pub dirs: SharedDirs,
 }
@@ -50,7 +53,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0002;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0003;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

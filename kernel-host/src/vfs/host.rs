@@ -56,6 +56,10 @@ impl Stat {
     pub fn ino(&self) -> u64 {
         self.u64_at(8)
     }
+    /// `st_nlink`.
+    pub fn nlink(&self) -> u64 {
+        self.u64_at(16)
+    }
     /// `st_mode`.
     pub fn mode(&self) -> u32 {
         self.u32_at(24)
@@ -180,6 +184,12 @@ impl Hc<'_> {
     /// `renameat2`.
     pub fn rename(&self, from: &[u8], to: &[u8], flags: u64) -> KResult<()> {
         self.call(Sysno::renameat2, [AT_FDCWD, from.as_ptr() as u64, AT_FDCWD, to.as_ptr() as u64, flags, 0])
+            .map(drop)
+    }
+
+    /// `link` (`linkat` without following).
+    pub fn link(&self, from: &[u8], to: &[u8]) -> KResult<()> {
+        self.call(Sysno::linkat, [AT_FDCWD, from.as_ptr() as u64, AT_FDCWD, to.as_ptr() as u64, 0, 0])
             .map(drop)
     }
 

@@ -85,6 +85,24 @@ impl Vfs {
         self
     }
 
+    /// Where the upper copy of the lower file with device `dev` and inode `ino` is indexed
+    /// (NUL-terminated), when that file has several names: `STATE/index/DEV-INO`, a hard link
+    /// of the copy, so that each of its names copied up later is made a link of the same copy
+    /// and a change through one name shows through the others, as overlayfs's `index=on`
+    /// does. `None` without a state directory.
+    pub(crate) fn index_path(&self, dev: u64, ino: u64) -> Option<Vec<u8>> {
+        let state = self.state_dir.as_deref()?;
+        Some(
+            alloc::format!("{}/index/{dev:x}-{ino:x}\0", core::str::from_utf8(path::strip_nul(state)).ok()?)
+                .into_bytes(),
+        )
+    }
+
+    /// Whether any file was indexed (see [`Vfs::index_path`]).
+    pub(crate) fn any_indexed(&self) -> bool {
+        self.shared.indexed.load(Ordering::Acquire) > 0
+    }
+
     /// Whether descriptor `fd` is a file of the sandbox's own directory (an upper layer, a
     /// private tree), where changing it changes nothing of the host's: `None` when that cannot
     /// be told cheaply. It can when the state directory is a mount of its own, as the launcher's

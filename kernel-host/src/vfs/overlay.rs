@@ -62,6 +62,20 @@ impl Vfs {
         (st.kind() == node.stat.as_ref()?.kind()).then(|| (st.dev(), st.ino()))
     }
 
+    /// The link count a `stat` of `node` shows when it is the indexed copy of a lower file
+    /// with several names (see [`Vfs::index_path`]): the lower file's, the number of names
+    /// the view shows it by, rather than the copy's, which counts the index and only the names
+    /// linked up so far.
+    pub fn shown_nlink(&self, h: Hc<'_>, node: &Node, st: &Stat) -> Option<u64> {
+        if node.place != Place::Upper || st.kind() != S_IFREG || st.nlink() < 2 || !self.any_indexed() {
+            return None;
+        }
+        let (lower, _) = self.overlay_of(node)?;
+        let low = h.lstat(&host_cpath(lower, node.suffix())).ok()?;
+        let index = h.lstat(&self.index_path(low.dev(), low.ino())?).ok()?;
+        (index.dev() == st.dev() && index.ino() == st.ino()).then(|| low.nlink())
+    }
+
     /// Makes sure the upper layer has every directory from the mount's root down to the
     /// parent of `node`, copying them up from the lower tree.
     pub fn copy_up_parents(&self, h: Hc<'_>, node: &Node) -> KResult<()> {
@@ -92,6 +106,7 @@ impl Vfs {
                     Err(e) => return Err(e),
                 }
             }
+            S_IFREG if st.nlink() > 1 => self.copy_up_linked(h, node, &up, st, with_data)?,
             S_IFREG => copy_up_file(h, &node.host, &up, st, with_data)?,
             // Devices stay the host's; pipes and sockets have no contents to copy.
             S_IFCHR | super::host::S_IFBLK => return Err(Errno::EPERM),
@@ -101,6 +116,52 @@ impl Vfs {
             },
         }
         Ok(up)
+    }
+
+    /// Copies up a lower file that has other names (hard links): one of its names copied up
+    /// already left the copy in the index, and this name becomes a link of it; else this
+    /// copy is made and indexed.
+    fn copy_up_linked(&self, h: Hc<'_>, node: &Node, up: &[u8], st: &Stat, with_data: bool) -> KResult<()> {
+        let Some(index) = self.index_path(st.dev(), st.ino()) else {
+            return copy_up_file(h, &node.host, up, st, with_data);
+        };
+        match h.link(&index, up) {
+            Ok(()) | Err(Errno::EEXIST) => return Ok(()),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        copy_up_file(h, &node.host, up, st, with_data)?;
+        // Best effort: without the index entry the other names keep showing the lower file.
+        if h.link(up, &index).is_ok() {
+            self.shared.indexed.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// The upper copy a lower file with other names got when one of its names was changed
+    /// (see [`Vfs::index_path`]): linked in at this name (`suffix` of the overlay with layers
+    /// `lower` and `upper`) too, so that this name shows the changed file; `None` when the
+    /// file was not copied up through any name.
+    pub(super) fn indexed_copy(
+        &self,
+        h: Hc<'_>,
+        (lower, upper): (&[u8], &[u8]),
+        suffix: &[u8],
+        st: &Stat,
+    ) -> Option<(Vec<u8>, Stat)> {
+        if st.kind() != S_IFREG || st.nlink() < 2 || !self.any_indexed() {
+            return None;
+        }
+        let index = self.index_path(st.dev(), st.ino())?;
+        h.lstat(&index).ok()?;
+        copy_up_dirs(h, lower, upper, path::parent(suffix), || self.names_changed()).ok()?;
+        let up = host_cpath(upper, suffix);
+        match h.link(&index, &up) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(_) => return None,
+        }
+        let copy = h.lstat(&up).ok()?;
+        Some((up, copy))
     }
 
     /// Prepares a missing node for creation: its parents exist in the upper layer and a

@@ -161,7 +161,11 @@ impl Vfs {
                         }
                         let low = host_cpath(lower, suffix);
                         match h.lstat(&low) {
-                            Ok(st) => Ok(node(Place::Lower, Some(st), low, false)),
+                            Ok(st) => match self.indexed_copy(h, (lower, upper), suffix, &st) {
+                                // Another name of this file was changed: this one shows it too.
+                                Some((up, copy)) => Ok(node(Place::Upper, Some(copy), up, false)),
+                                None => Ok(node(Place::Lower, Some(st), low, false)),
+                            },
                             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => {
                                 Ok(node(Place::Missing, None, up, false))
                             }

@@ -8,6 +8,8 @@
 //! - `hidden/N`: what the Nth hidden path shows, an empty directory (mode 0555) or file (mode
 //!   0444) of its own, so that a descriptor or working directory in it maps back to the one
 //!   guest path it stands for;
+//! - `index/DEV-INO`: the upper copy of a lower file with several names (hard links), linked
+//!   here so that its other names, copied up later, become links of the same copy;
 //! - `shared`: the page every process of the sandbox maps (the overlay's generation counter,
 //!   the virtual clock), so that no descriptor has to be reserved for it;
 //! - `manifest.json`: written at exit when the changes are kept.
@@ -49,7 +51,7 @@ impl State {
         // The kernel joins guest paths onto these: they must not go through symlinks.
         let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
         let state = State { dir, kept, created, done: false };
-        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755)] {
+        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("index", 0o700)] {
             let path = state.dir.join(sub);
             fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
             // The umask may have taken bits away.
@@ -278,7 +280,7 @@ fn make_writable(dir: &Path) {
 
 /// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
 fn remove_private_parts(dir: &Path) -> Result<(), String> {
-    for name in ["tmp", "hidden", "shared"] {
+    for name in ["tmp", "hidden", "index", "shared"] {
         remove_all(&dir.join(name))?;
     }
     Ok(())

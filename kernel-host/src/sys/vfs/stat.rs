@@ -34,6 +34,9 @@ pub fn stat_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4
         let node = existing(vfs, task, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         match node.stat.clone() {
             Some(mut st) => {
+                if let Some(n) = vfs.shown_nlink(hc(task), &node, &st) {
+                    st.raw[16..24].copy_from_slice(&n.to_ne_bytes());
+                }
                 if let Some((dev, ino)) = vfs.lower_identity(hc(task), &node) {
                     st.raw[0..8].copy_from_slice(&dev.to_ne_bytes());
                     st.raw[8..16].copy_from_slice(&ino.to_ne_bytes());
@@ -69,6 +72,9 @@ pub fn statx_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
             h.call(Sysno::statx, [CWD, node.host.as_ptr() as u64, flags, mask, out.as_mut_ptr() as u64, 0])?;
             if let Some((dev, ino)) = lower {
                 set_statx_identity(&mut out, dev, ino);
+            }
+            if let Some(n) = node.stat.as_ref().and_then(|st| vfs.shown_nlink(h, &node, st)) {
+                out[16..20].copy_from_slice(&(n.min(u64::from(u32::MAX)) as u32).to_ne_bytes());
             }
             if k.config.reproducible.is_some() {
                 let epoch = super::virtual_epoch(k);
@@ -127,6 +133,9 @@ pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         }
         (Some(node), false) => {
             let buf = if call.nr == Sysno::fstat.id() as u32 { call.args[1] } else { call.args[2] };
+            if let Some(n) = vfs.shown_nlink(h, &node, &st) {
+                st.raw[16..24].copy_from_slice(&n.to_ne_bytes());
+            }
             if let Some((dev, ino)) = vfs.lower_identity(h, &node) {
                 st.raw[0..8].copy_from_slice(&dev.to_ne_bytes());
                 st.raw[8..16].copy_from_slice(&ino.to_ne_bytes());
