@@ -69,6 +69,25 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
     }
     let slash = rest.iter().position(|&b| b == b'/')?;
     let (who, file) = (&rest[..slash], &rest[slash + 1..]);
+    let is_pid = |c: &[u8]| !c.is_empty() && c.iter().all(u8::is_ascii_digit);
+    // The mount table is the whole sandbox's (one mount namespace), whichever of its processes
+    // or threads the path names.
+    if who == b"self" || who == b"thread-self" || is_pid(who) {
+        let table = match file.rsplit(|&b| b == b'/').next() {
+            Some(b"mountinfo") => Some(ProcFile::MountInfo),
+            Some(b"mounts") => Some(ProcFile::Mounts),
+            _ => None,
+        };
+        let parts: alloc::vec::Vec<&[u8]> = file.split(|&b| b == b'/').collect();
+        let shape = match parts.as_slice() {
+            [_] => true,
+            [b"task", tid, _] => is_pid(tid),
+            _ => false,
+        };
+        if table.is_some() && shape {
+            return table;
+        }
+    }
     let mine = match who {
         b"self" | b"thread-self" => true,
         digits if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
@@ -84,8 +103,6 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         b"cmdline" => Some(ProcFile::Cmdline),
         b"auxv" => Some(ProcFile::Auxv),
         b"environ" => Some(ProcFile::Environ),
-        b"mountinfo" => Some(ProcFile::MountInfo),
-        b"mounts" => Some(ProcFile::Mounts),
         _ => None,
     }
 }
@@ -170,5 +187,9 @@ mod tests {
         assert_eq!(classify(b"/dev/urandom", pid), Some(ProcFile::RandomDevice));
         assert_eq!(classify(b"/sys/devices/system/cpu/online", pid), Some(ProcFile::CpuList));
         assert_eq!(classify(b"/proc/cpuinfo", pid), Some(ProcFile::CpuInfo));
+        assert_eq!(classify(b"/proc/self/task/12/mountinfo", pid), Some(ProcFile::MountInfo));
+        assert_eq!(classify(b"/proc/99/mounts", pid), Some(ProcFile::Mounts));
+        assert_eq!(classify(b"/proc/self/task/x/mountinfo", pid), None);
+        assert_eq!(classify(b"/proc/self/fdinfo/mountinfo", pid), None);
     }
 }
