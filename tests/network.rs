@@ -500,3 +500,19 @@ fn doctor_reports_the_network_namespace() {
     let refused = Mode::Native.command(&wrapper).args([s(&cloister_bin()), "doctor"]).output();
     assert!(!says_yes(&refused), "\n{refused}");
 }
+
+/// Under `none`, `/sys/class/net` and `/sys/devices/virtual/net` list the sandbox's own
+/// interfaces (its loopback), not the host's, and cannot be written.
+#[test]
+fn sysfs_shows_the_sandboxs_own_interfaces() {
+    let script = "echo class=$(ls /sys/class/net); echo virtual=$(ls /sys/devices/virtual/net); \
+                  (echo 1500 > /sys/class/net/lo/mtu) 2>/dev/null && echo written || echo refused";
+    let out = Mode::Cloister.command("sh").args(["-c", script]).output();
+    out.success();
+    if out.stderr.contains("no network namespace") {
+        eprintln!("sysfs_shows_...: skipped: this host refuses network namespaces");
+        return;
+    }
+    assert_eq!((out.field("class"), out.field("virtual")), ("lo", "lo"), "\n{out}");
+    assert!(out.stdout.ends_with("refused\n"), "\n{out}");
+}

@@ -480,6 +480,9 @@ impl Namespaces {
             // were, and the new proc mount then sits on top of the host's.
             if let Some(view) = &self.view {
                 view.apply()?;
+                if self.net {
+                    view.own_sysfs_net();
+                }
             }
             if !self.pid {
                 return Ok(());

@@ -25,9 +25,10 @@
 //! a user-mode NAT (smoltcp) on the supervisor's side of the TAP device. [`NetPlan`] is where
 //! each mode says what it needs.
 //!
-//! What this does not do: redirect any socket call (no mode needs it: see docs/network.md), give
-//! the sandbox its own `/sys/class/net` (sysfs still lists the host's interfaces, by name), or
-//! confine UDP on a socket the program was handed in the fallback (Landlock's network rules are
+//! With a view, the sandbox's mount namespace also shows its own `/sys/class/net`
+//! ([`crate::view::mounts::MountPlan::own_sysfs_net`]). What this does not do: redirect any
+//! socket call (no mode needs it: see docs/network.md), give a sandbox without a view its own
+//! `/sys/class/net`, or confine UDP on a socket the program was handed in the fallback (Landlock's network rules are
 //! for TCP only).
 //!
 //! Read first: network_namespaces(7), netdevice(7) (`SIOCSIFFLAGS`), socket(2) and

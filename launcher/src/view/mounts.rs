@@ -133,6 +133,9 @@ pub struct MountPlan {
     host: Vec<HostMount>,
     writable: Vec<Writable>,
     stand_ins: Vec<StandIn>,
+    /// Where a fresh sysfs is staged (`STATE/sys`), and the two paths under it bound over the
+    /// host's network directories ([`MountPlan::own_sysfs_net`]).
+    sys_stage: Option<[CString; 3]>,
 }
 
 impl MountPlan {
@@ -140,7 +143,48 @@ impl MountPlan {
     pub fn new(view: &View) -> Result<MountPlan, Failure> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Failure::Setup(format!("cannot read /proc/self/mountinfo: {e}")))?;
-        Ok(MountPlan::from_parts(&mountinfo, &writable_paths(view), &hidden_stand_ins(view)))
+        let mut plan = MountPlan::from_parts(&mountinfo, &writable_paths(view), &hidden_stand_ins(view));
+        let stage = view.state.sys_stage();
+        plan.sys_stage =
+            [cstring(&stage), cstring(&stage.join("class/net")), cstring(&stage.join("devices/virtual/net"))]
+                .into_iter()
+                .collect::<Option<Vec<CString>>>()
+                .and_then(|v| v.try_into().ok());
+        Ok(plan)
+    }
+
+    /// In the sandbox's own network namespace, after [`MountPlan::apply`]: shows the
+    /// namespace's interfaces in `/sys/class/net` and `/sys/devices/virtual/net` instead of the
+    /// host's, from a fresh sysfs (which lists the network devices of the namespace that
+    /// mounts it) staged in the state directory and bound over those two, read-only. Best
+    /// effort: where the host refuses the sysfs mount, the host's names stay.
+    ///
+    /// # Safety
+    /// Async-signal-safe: `mount`/`umount2` on C strings prepared before the fork.
+    pub unsafe fn own_sysfs_net(&self) {
+        let Some([stage, class_net, virtual_net]) = &self.sys_stage else { return };
+        let none = std::ptr::null::<libc::c_char>();
+        let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // SAFETY: mount calls on C strings that live in `self`; they change only this
+        // process's mount namespace.
+        unsafe {
+            if libc::mount(c"sysfs".as_ptr(), stage.as_ptr(), c"sysfs".as_ptr(), flags, std::ptr::null()) != 0
+            {
+                return;
+            }
+            for (from, to) in [(class_net, c"/sys/class/net"), (virtual_net, c"/sys/devices/virtual/net")] {
+                if libc::mount(from.as_ptr(), to.as_ptr(), none, libc::MS_BIND, std::ptr::null()) == 0 {
+                    libc::mount(
+                        none,
+                        to.as_ptr(),
+                        none,
+                        libc::MS_BIND | libc::MS_REMOUNT | flags,
+                        std::ptr::null(),
+                    );
+                }
+            }
+            libc::umount2(stage.as_ptr(), libc::MNT_DETACH);
+        }
     }
 
     /// The plan from a mount table's text, the writable host paths, and the hidden host paths
@@ -179,7 +223,7 @@ impl MountPlan {
                 Some(Writable { was_writable: st & libc::ST_RDONLY == 0, flags: kept_flags(st), path })
             })
             .collect();
-        MountPlan { host, writable, stand_ins }
+        MountPlan { host, writable, stand_ins, sys_stage: None }
     }
 
     /// In the sandbox's new mount namespace, after its mounts were made private: makes the host

@@ -10,6 +10,7 @@
 //!   guest path it stands for;
 //! - `index/DEV-INO`: the upper copy of a lower file with several names (hard links), linked
 //!   here so that its other names, copied up later, become links of the same copy;
+//! - `sys/`: an empty directory where the sandbox's network namespace stages a fresh sysfs;
 //! - `shared`: the page every process of the sandbox maps (the overlay's generation counter,
 //!   the virtual clock), so that no descriptor has to be reserved for it;
 //! - `manifest.json`: written at exit when the changes are kept.
@@ -51,7 +52,9 @@ impl State {
         // The kernel joins guest paths onto these: they must not go through symlinks.
         let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
         let state = State { dir, kept, created, done: false };
-        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("index", 0o700)] {
+        for (sub, mode) in
+            [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("index", 0o700), ("sys", 0o755)]
+        {
             let path = state.dir.join(sub);
             fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
             // The umask may have taken bits away.
@@ -85,6 +88,12 @@ impl State {
     /// The directory of the `n`th tmpfs mount (not created).
     pub fn tmp(&self, n: usize) -> PathBuf {
         self.dir.join("tmp").join(n.to_string())
+    }
+
+    /// Where the sandbox's network namespace stages its own sysfs (see
+    /// [`crate::view::mounts::MountPlan::own_sysfs_net`]).
+    pub fn sys_stage(&self) -> PathBuf {
+        self.dir.join("sys")
     }
 
     /// Makes the stand-in of the `n`th hidden path: an empty directory (mode 0555) when `dir`,
@@ -280,7 +289,7 @@ fn make_writable(dir: &Path) {
 
 /// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
 fn remove_private_parts(dir: &Path) -> Result<(), String> {
-    for name in ["tmp", "hidden", "index", "shared"] {
+    for name in ["tmp", "hidden", "index", "sys", "shared"] {
         remove_all(&dir.join(name))?;
     }
     Ok(())
