@@ -76,3 +76,55 @@ fn a_hidden_directory_that_holds_the_state_directory_stays_unreadable_through_th
     assert_eq!(out.field("read"), "EACCES", "the hidden file was opened through the gate\n{out}");
     assert!(!target.exists(), "the file reached the host\n{out}");
 }
+
+/// The seccomp floor, the pid namespace and Landlock's scopes, each met with a raw system call
+/// made through the runtime's own gate (past everything the in-process kernel does): every
+/// attempt below must be refused under the default `untrusted` policy, and the host process the
+/// program tries to trace, write into and kill must live on. Each entry names what stops it.
+#[test]
+fn the_floor_refuses_each_way_out_through_the_gate() {
+    const REFUSED: &[(&str, &[&str], &str)] = &[
+        ("io_uring_setup", &["ENOSYS"], "seccomp floor (io_uring absent)"),
+        ("bpf", &["EPERM"], "seccomp floor"),
+        ("perf_event_open", &["EPERM"], "seccomp floor"),
+        ("keyctl", &["EPERM"], "seccomp floor"),
+        ("add_key", &["EPERM"], "seccomp floor"),
+        ("userfaultfd", &["EPERM"], "seccomp floor"),
+        ("kexec_load", &["EPERM"], "seccomp floor"),
+        ("init_module", &["EPERM"], "seccomp floor"),
+        ("reboot", &["EPERM"], "seccomp floor"),
+        ("swapon", &["EPERM"], "seccomp floor"),
+        ("acct", &["EPERM"], "seccomp floor"),
+        ("clock_settime", &["EPERM"], "seccomp floor"),
+        ("mount", &["EPERM"], "seccomp floor"),
+        ("umount2", &["EPERM"], "seccomp floor"),
+        ("setns", &["EPERM"], "seccomp floor"),
+        ("personality", &["EPERM"], "seccomp floor (ADDR_NO_RANDOMIZE)"),
+        ("ptrace_attach", &["EPERM", "ESRCH"], "seccomp floor (ptrace)"),
+        ("process_vm_writev", &["ESRCH", "EPERM"], "pid namespace (or Landlock's ptrace scope)"),
+        ("kill_host", &["ESRCH", "EPERM"], "pid namespace (or Landlock's signal scope)"),
+        ("socket_packet", &["EAFNOSUPPORT", "EPERM"], "network floor (--net none)"),
+        ("socket_raw", &["EPERM", "EAFNOSUPPORT"], "network floor (--net none)"),
+    ];
+    let exe = compile_c("gate_floor", &[]);
+    let scratch = temp_dir("gate-floor-scratch");
+    let mut host = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let out = Mode::Cloister
+        .command(&exe)
+        .args([runtime(), PathBuf::from(host.id().to_string()), scratch.clone()])
+        .output();
+    let alive = host.try_wait().unwrap().is_none();
+    let _ = host.kill();
+    let _ = host.wait();
+    out.success();
+    for (name, errnos, by) in REFUSED {
+        let got = out.field(name);
+        assert!(errnos.contains(&got), "{name} was not refused ({got}); {by} should stop it\n{out}");
+    }
+    assert!(alive, "the host process died\n{out}");
+    assert_eq!(
+        fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "something was mounted or made in the scratch dir"
+    );
+}

@@ -37,6 +37,7 @@ __attribute__((noinline)) static long via_gate(long nr, long a, long b, long c, 
     register long rdx __asm__("rdx") = c;
     register long r10 __asm__("r10") = d;
     register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = 0; /* a sixth argument, 0 for the calls that take one */
     register unsigned long r11 __asm__("r11") = gate;
     register unsigned long *r12 __asm__("r12") = &gate_frame[32];
     __asm__ volatile("lea 1f(%%rip), %%rcx\n"
@@ -46,7 +47,7 @@ __attribute__((noinline)) static long via_gate(long nr, long a, long b, long c, 
                      "jmp *%%r11\n"
                      "1:\n"
                      : "+r"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r11), "+r"(r12)
-                     :
+                     : "r"(r9)
                      : "rcx", "memory");
     return rax;
 }

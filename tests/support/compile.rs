@@ -29,6 +29,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("tiocsti", &[]),
     ("gate_escape", &[]),
     ("gate_meta", &[]),
+    ("gate_floor", &[]),
     ("no_mount_ns", &[]),
     ("net_escape", &[]),
     ("no_net_ns", &[]),
