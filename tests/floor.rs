@@ -128,3 +128,45 @@ fn the_floor_refuses_each_way_out_through_the_gate() {
         "something was mounted or made in the scratch dir"
     );
 }
+
+/// `--seccomp-profile FILE` adds a Docker/OCI profile to the floor: its errno and kill rules
+/// hold for the program (through its libc as through the gate), other calls go on, and a bad
+/// profile is exit 125 naming the file and the JSON path.
+#[test]
+fn a_seccomp_profile_adds_its_rules_to_the_floor() {
+    let dir = temp_dir("seccomp-profile");
+    let profile = dir.join("profile.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["setpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["sethostname"], "action": "SCMP_ACT_KILL_PROCESS"}
+        ]}"#,
+    )
+    .unwrap();
+    let out = Mode::Cloister
+        .command("python3")
+        .args([
+            "-c",
+            "import os\ntry:\n    os.setpriority(os.PRIO_PROCESS, 0, 5)\n    print('nice=done')\nexcept OSError as e:\n    print('nice=%d' % e.errno)\nprint('still=running')",
+        ])
+        .cloister_arg("--seccomp-profile")
+        .cloister_arg(&profile)
+        .output();
+    out.success();
+    assert_eq!((out.field("nice"), out.field("still")), ("13", "running"), "\n{out}");
+    let out = Mode::Cloister
+        .command("hostname")
+        .arg("x")
+        .cloister_arg("--seccomp-profile")
+        .cloister_arg(&profile)
+        .output();
+    out.expect_code(128 + libc::SIGSYS);
+    fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_TRACE"}]}"#)
+        .unwrap();
+    let out =
+        Mode::Cloister.command("true").cloister_arg("--seccomp-profile").cloister_arg(&profile).output();
+    out.expect_code(125);
+    assert!(out.stderr.contains("at $.syscalls[0].action: the action SCMP_ACT_TRACE"), "\n{out}");
+    assert!(out.stderr.contains(&profile.display().to_string()), "\n{out}");
+}

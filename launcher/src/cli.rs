@@ -145,6 +145,10 @@ pub struct RunArgs {
     /// Do not print the line that sums up the overlay's changes at exit.
     #[arg(long, help_heading = "Filesystem view")]
     pub quiet: bool,
+    /// A Docker or OCI seccomp profile (JSON) added to the floor: the calls it denies are denied
+    /// to the program (and to cloister's runtime in its process). See docs/threat-model.md.
+    #[arg(long, value_name = "FILE")]
+    pub seccomp_profile: Option<PathBuf>,
     /// The network the program gets (policy: network.mode; the untrusted policy says none,
     /// default and reproducible say host). `none`: only the sandbox's own loopback (127.0.0.1
     /// and ::1), nothing reaches the host's network. `host`: the host's network as it is, with

@@ -23,6 +23,7 @@ pub mod net;
 pub mod policy_cmd;
 pub mod program;
 pub mod run;
+pub mod seccomp_profile;
 pub mod spawn;
 pub mod syscalls_cmd;
 pub mod timeout;

@@ -178,7 +178,10 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
 
     let rules = kernel_host::redirect::rules(&config);
     let redirect = interposer::redirect_program(&rules, rt.code.clone());
-    let floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
+    let mut floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
+    if let Some(profile) = &args.seccomp_profile {
+        floor.extend(crate::seccomp_profile::load(profile)?);
+    }
 
     let mut argv = vec![cstring(b"cloister-rt")?, cstring(path.as_os_str().as_bytes())?];
     for a in &args.command {
