@@ -791,3 +791,24 @@ fn policy_keys_match_the_flags() {
     ]));
     assert_eq!(cpus.stdout, "3\n3\n3 3\n", "identity.cpus 3\n{cpus}");
 }
+
+/// Files the sandbox makes in its own directories list with the inode numbers `stat` shows
+/// for them (`scandir`, `ls -i`), and the same numbers on every run.
+#[test]
+fn listings_of_own_directories_show_the_virtual_inode_numbers() {
+    let script = "import os\n\
+        os.makedirs('/tmp/d')\n\
+        for i in range(4):\n\
+        \x20   open('/tmp/d/%d' % i, 'w').close()\n\
+        listed = sorted((e.name, e.inode()) for e in os.scandir('/tmp/d'))\n\
+        stated = sorted((str(i), os.stat('/tmp/d/%d' % i).st_ino) for i in range(4))\n\
+        print('agree=%s' % (listed == stated))\n\
+        print('dir=%s' % ([e.inode() for e in os.scandir('/tmp') if e.name == 'd'] == [os.stat('/tmp/d').st_ino]))\n\
+        print('listed=%s' % listed)\n";
+    let runs: Vec<_> = (0..2).map(|_| repro("python3", None).args(["-c", script]).output()).collect();
+    for out in &runs {
+        out.success();
+        assert_eq!((out.field("agree"), out.field("dir")), ("True", "True"), "\n{out}");
+    }
+    assert_eq!(runs[0].stdout, runs[1].stdout, "the numbers differ between runs");
+}

@@ -79,10 +79,41 @@ pub fn getdents64(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     if let Some(m) = merged {
         entries = m;
     }
+    if k.config.reproducible.is_some() {
+        if let Some(vfs) = k.vfs.as_ref() {
+            virtual_inodes(vfs, task, fd32, &mut entries);
+        }
+    }
     k.dirs.start(fd32, dev, ino, end, entries);
     match k.dirs.read(fd32, dev, ino, end, room) {
         Read::Entries(bytes) => ret(task.mem.write(dirp, &bytes).map(|_| bytes.len() as i64)),
         _ => ret(Err(Errno::EINVAL)),
+    }
+}
+
+/// In reproducible mode, gives the entries of a directory that is wholly the sandbox's own (made
+/// by it where the host has none, or in a private tree) the inode numbers `stat` shows for them
+/// ([`crate::vfs::stamp::inode_of`]), so that `ls -i` and `scandir` agree with `stat` and
+/// repeat from run to run. A directory that merges a host directory keeps the host's numbers,
+/// as its host entries' `stat` does.
+fn virtual_inodes(vfs: &crate::vfs::Vfs, task: &TaskCtx<'_>, fd: i32, entries: &mut [dirs::Entry]) {
+    let h = crate::vfs::host::Hc(task.host);
+    let Ok(Some((_, node))) = vfs.node_of_fd(h, fd) else { return };
+    let own = |n: &crate::vfs::Node| {
+        vfs.is_private(n) && !(n.place == crate::vfs::Place::Upper && vfs.lower_has(h, n))
+    };
+    if !node.is_dir() || !own(&node) {
+        return;
+    }
+    let parent = crate::vfs::path::parent(&node.guest);
+    let parent_own = vfs.lookup(h, parent).is_ok_and(|p| own(&p));
+    for e in entries.iter_mut() {
+        match &e.name[..] {
+            b"." => e.ino = crate::vfs::stamp::inode_of(&node.guest),
+            b".." if parent_own => e.ino = crate::vfs::stamp::inode_of(parent),
+            b".." => {}
+            name => e.ino = crate::vfs::stamp::inode_of(&crate::vfs::path::join(&node.guest, name)),
+        }
     }
 }
 
