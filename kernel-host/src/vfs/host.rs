@@ -98,6 +98,16 @@ impl Stat {
     }
 }
 
+/// The major and minor numbers of device number `dev`, as the kernel splits a `dev_t`.
+pub fn dev_numbers(dev: u64) -> (u64, u64) {
+    ((dev >> 8) & 0xfff | (dev >> 32) & 0xffff_f000, (dev & 0xff) | (dev >> 12) & 0xffff_ff00)
+}
+
+/// The device number of `major` and `minor`: [`dev_numbers`] undone.
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    (major & 0xfff) << 8 | (major & 0xffff_f000) << 32 | (minor & 0xff) | (minor & 0xffff_ff00) << 12
+}
+
 /// Host calls, each returning the value or the host's errno.
 #[derive(Clone, Copy)]
 pub struct Hc<'a>(pub &'a dyn Host);

@@ -4,7 +4,7 @@
 //! and the hidden paths' stand-ins. Under the kernel's own trees (`/proc`, `/sys`, `/dev`),
 //! which the view hands to the host, the host's mounts are shown as they are.
 
-use super::host::Hc;
+use super::host::{dev_numbers, makedev, Hc};
 use super::mount::{Layers, VMount};
 use super::path::{host_cpath, is_within};
 use super::Vfs;
@@ -133,7 +133,7 @@ fn host_line(line: &[u8]) -> Option<Line> {
     let (major, minor) = (number(major)?, number(&minor[1..])?);
     Some(Line {
         point: unescape(point),
-        dev: (major & 0xfff) << 8 | (major & !0xfff) << 32 | (minor & 0xff) | (minor & !0xff) << 12,
+        dev: makedev(major, minor),
         root: unescape(root),
         options: options.to_vec(),
         fstype: t.first()?.to_vec(),
@@ -146,11 +146,6 @@ fn host_line(line: &[u8]) -> Option<Line> {
 fn split_at_separator(line: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = line.windows(3).position(|w| w == b" - ")?;
     Some((&line[..at], &line[at + 3..]))
-}
-
-/// `major:minor` of a device number, as the kernel splits it.
-fn dev_numbers(dev: u64) -> (u64, u64) {
-    ((dev >> 8) & 0xfff | (dev >> 32) & 0xffff_f000, (dev & 0xff) | (dev >> 12) & 0xffff_ff00)
 }
 
 /// Appends `field` with the escapes `mountinfo` uses (octal for space, tab, newline, `\`).
@@ -207,8 +202,7 @@ mod tests {
     #[test]
     fn device_numbers_round_trip() {
         for (major, minor) in [(0, 0), (8, 1), (259, 3), (4095, 255), (4096, 1 << 20)] {
-            let dev = (major & 0xfff) << 8 | (major & !0xfff) << 32 | (minor & 0xff) | (minor & !0xff) << 12;
-            assert_eq!(dev_numbers(dev), (major, minor));
+            assert_eq!(dev_numbers(makedev(major, minor)), (major, minor));
         }
     }
 }

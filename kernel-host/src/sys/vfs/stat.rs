@@ -152,8 +152,7 @@ pub fn fstat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
 /// Puts device `dev` and inode `ino` into a `struct statx` (the device split as the kernel
 /// encodes a `dev_t`).
 fn set_statx_identity(out: &mut [u8], dev: u64, ino: u64) {
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let (major, minor) = crate::vfs::host::dev_numbers(dev);
     out[32..40].copy_from_slice(&ino.to_ne_bytes());
     out[136..140].copy_from_slice(&(major as u32).to_ne_bytes());
     out[140..144].copy_from_slice(&(minor as u32).to_ne_bytes());
