@@ -381,16 +381,16 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
 
 #[test]
 fn a_host_without_mount_namespaces_gets_one_line_and_landlock_alone() {
-    // `no_mount_ns` refuses clone and unshare with CLONE_NEWNS, as a container without
+    // `no_ns mnt` refuses clone and unshare with CLONE_NEWNS, as a container without
     // CAP_SYS_ADMIN would: cloister says so once, and the view runs on Landlock alone, which
     // refuses the new directory but not the chmod (what the namespace is for).
-    let wrapper = compile_c("no_mount_ns", &[]);
+    let wrapper = compile_c("no_ns", &[]);
     let scene = Scene::new("gate-meta-no-ns");
     let exe = compile_c("gate_meta", &[]);
     let (uid, gid) = chown_target();
     let out = Mode::Native
         .command(&wrapper)
-        .args([s(&cloister_bin()), "run", "--", s(&exe), s(&runtime()), s(&scene.file), s(&scene.key)])
+        .args(["mnt", s(&cloister_bin()), "run", "--", s(&exe), s(&runtime()), s(&scene.file), s(&scene.key)])
         .args([s(&scene.dir), s(&scene.socket), &uid.to_string(), &gid.to_string()])
         .env("HOME", &scene.home)
         .output();
@@ -403,7 +403,7 @@ fn a_host_without_mount_namespaces_gets_one_line_and_landlock_alone() {
     // Reproducible mode asks for a pid namespace as well: one line for each.
     let repro = Mode::Native
         .command(&wrapper)
-        .args([s(&cloister_bin()), "run", "--reproducible", "--", "sh", "-c", "echo ran"])
+        .args(["mnt", s(&cloister_bin()), "run", "--reproducible", "--", "sh", "-c", "echo ran"])
         .output();
     repro.success();
     assert_eq!(repro.stdout, "ran\n", "\n{repro}");

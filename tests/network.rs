@@ -321,19 +321,19 @@ fn reproducible_mode_composes_with_the_network_namespace() {
     assert_eq!(out.lines(), ["pid=2", "127.0.0.1 pong ping"], "\n{out}");
 }
 
-/// `no_net_ns` refuses clone and unshare with CLONE_NEWNET, as a container without the right
+/// `no_ns net` refuses clone and unshare with CLONE_NEWNET, as a container without the right
 /// would: one line says so, and the fallback floor leaves no IP, packet or netlink socket (so no
 /// loopback), unix sockets work, and a TCP socket handed to the sandbox cannot connect
 /// (Landlock, where the host's ABI has TCP rules). The pid namespace stays.
 #[test]
 fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
-    let wrapper = compile_c("no_net_ns", &[]);
+    let wrapper = compile_c("no_ns", &[]);
     let server = HostServer::start();
     let port = server.port().to_string();
     let exe = compile_c("net_escape", &[]);
     let out = Mode::Native
         .command(&wrapper)
-        .args([s(&cloister_bin()), "run", "--net", "none", "--", s(&exe), s(&runtime()), &port])
+        .args(["net", s(&cloister_bin()), "run", "--net", "none", "--", s(&exe), s(&runtime()), &port])
         .output();
     out.success();
     assert_eq!(refusals(&out), 1, "\n{out}");
@@ -349,7 +349,18 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
     let script = format!("echo pid=$$; {PYTHON3} -c \"{unix}\"; {PYTHON3} -c \"{loopback}\"");
     let repro = Mode::Native
         .command(&wrapper)
-        .args([s(&cloister_bin()), "run", "--reproducible", "--net", "none", "--", "sh", "-c", &script])
+        .args([
+            "net",
+            s(&cloister_bin()),
+            "run",
+            "--reproducible",
+            "--net",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .output();
     repro.success();
     assert_eq!(refusals(&repro), 1, "\n{repro}");
@@ -364,7 +375,7 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
                       except OSError as e:\n    print(type(e).__name__, e.errno)";
     let out = Mode::Native
         .command("sh")
-        .args(["-c", &inherit, "sh", s(&wrapper), s(&cloister_bin()), "run", "--policy", "default"])
+        .args(["-c", &inherit, "sh", s(&wrapper), "net", s(&cloister_bin()), "run", "--policy", "default"])
         .args(["--net", "none", "--", PYTHON3, "-c", try_handed, &port])
         .output();
     out.success();
@@ -496,8 +507,8 @@ fn doctor_reports_the_network_namespace() {
     let run = Mode::Cloister.command("true").cloister_arg("--net").cloister_arg("none").output();
     run.success();
     assert_eq!(says_yes(&cloister(&["doctor"])), refusals(&run) == 0, "\n{run}");
-    let wrapper = compile_c("no_net_ns", &[]);
-    let refused = Mode::Native.command(&wrapper).args([s(&cloister_bin()), "doctor"]).output();
+    let wrapper = compile_c("no_ns", &[]);
+    let refused = Mode::Native.command(&wrapper).args(["net", s(&cloister_bin()), "doctor"]).output();
     assert!(!says_yes(&refused), "\n{refused}");
 }
 

@@ -1,9 +1,9 @@
-/* no_net_ns: runs a command on a host that refuses network namespaces, the way a container
+/* no_ns: runs a command on a host that refuses one kind of namespace, the way a container
  * without CAP_SYS_ADMIN or a host without unprivileged user namespaces does: a seccomp filter
- * makes clone and unshare with CLONE_NEWNET fail with EPERM, for the command and everything it
- * starts.
+ * makes clone and unshare with that namespace's flag fail with EPERM, for the command and
+ * everything it starts.
  *
- *   no_net_ns COMMAND [ARGS...] */
+ *   no_ns mnt|net COMMAND [ARGS...]     (mnt: CLONE_NEWNS; net: CLONE_NEWNET) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/audit.h>
@@ -12,14 +12,20 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: no_net_ns COMMAND [ARGS...]\n");
+    unsigned flag = 0;
+    if (argc >= 3 && strcmp(argv[1], "mnt") == 0)
+        flag = CLONE_NEWNS;
+    else if (argc >= 3 && strcmp(argv[1], "net") == 0)
+        flag = CLONE_NEWNET;
+    if (flag == 0) {
+        fprintf(stderr, "usage: no_ns mnt|net COMMAND [ARGS...]\n");
         return 2;
     }
     struct sock_filter code[] = {
@@ -30,16 +36,16 @@ int main(int argc, char **argv)
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 1, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 0, 3),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWNET, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, flag, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-        perror("no_net_ns: seccomp");
+        perror("no_ns: seccomp");
         return 2;
     }
-    execvp(argv[1], argv + 1);
-    perror(argv[1]);
+    execvp(argv[2], argv + 2);
+    perror(argv[2]);
     return 127;
 }
