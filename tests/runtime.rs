@@ -123,6 +123,21 @@ fn argument_registers_survive_rewritten_calls(mode: Mode) {
     }
 }
 
+/// A hot call site in libc's shape (`mov eax, NR; syscall`) is patched to enter the runtime
+/// without a trap, and keeps every register a system call keeps: under threads racing the
+/// patch, signal handlers calling it (on the thread's stack and on an alternate one) and after
+/// a fork.
+fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
+    let exe = compile_c("patched", &["-pthread"]);
+    let out = mode.command(&exe).output();
+    out.success();
+    let patched = if matches!(mode, Mode::Native) { "0" } else { "1" };
+    assert_eq!(out.field("patched"), patched, "\n{out}");
+    for key in ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok"] {
+        assert_eq!(out.field(key), "1", "{key}\n{out}");
+    }
+}
+
 /// No libc, no vDSO: raw `syscall` instructions for uname, getrandom and clock_gettime must
 /// still be served by the policy.
 fn raw_syscalls_without_libc(mode: Mode) {
@@ -292,6 +307,7 @@ fn proc_self_cmdline(mode: Mode) {
 
 both_modes!(
     argument_registers_survive_rewritten_calls,
+    hot_call_sites_are_patched_and_keep_registers,
     small_signal_stack,
     fexecve_of_a_cloexec_descriptor,
     c_hello_dynamic,

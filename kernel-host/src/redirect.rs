@@ -8,6 +8,7 @@
 use crate::config::{Config, RESERVED_FDS};
 use crate::table::TABLE;
 use alloc::vec::Vec;
+use syscalls::Sysno;
 
 /// `SECCOMP_RET_DATA` of the runtime's traps. The redirect filter returns it and the SIGSYS
 /// handler checks `si_errno` for it, to tell its own traps from those of a filter the program
@@ -140,10 +141,77 @@ pub fn rules(config: &Config) -> Vec<Rule> {
     out
 }
 
+/// Calls whose handlers only ever answer [`crate::Disposition::Return`] or
+/// [`crate::Disposition::Host`], with no step after the host call ([`crate::AfterHost`]) and
+/// without changing the caller's signal mask. A backend may serve these without the frame a
+/// trap gives it: the in-process runtime patches their call sites to enter it directly
+/// (`interposer/rt/src/patch.rs`). Forks, execs, waits, sleeps and signal calls stay out:
+/// they need the trap's frame or a step after the host call.
+const IN_PLACE: &[Sysno] = &[
+    Sysno::open,
+    Sysno::openat,
+    Sysno::openat2,
+    Sysno::creat,
+    Sysno::close,
+    Sysno::fcntl,
+    Sysno::dup2,
+    Sysno::dup3,
+    Sysno::stat,
+    Sysno::fstat,
+    Sysno::lstat,
+    Sysno::newfstatat,
+    Sysno::statx,
+    Sysno::statfs,
+    Sysno::access,
+    Sysno::faccessat,
+    Sysno::faccessat2,
+    Sysno::readlink,
+    Sysno::readlinkat,
+    Sysno::getdents64,
+    Sysno::getcwd,
+    Sysno::chdir,
+    Sysno::fchdir,
+    Sysno::mkdir,
+    Sysno::mkdirat,
+    Sysno::unlink,
+    Sysno::unlinkat,
+    Sysno::rmdir,
+    Sysno::rename,
+    Sysno::renameat,
+    Sysno::renameat2,
+    Sysno::link,
+    Sysno::linkat,
+    Sysno::symlink,
+    Sysno::symlinkat,
+    Sysno::chmod,
+    Sysno::fchmod,
+    Sysno::fchmodat,
+    Sysno::chown,
+    Sysno::fchown,
+    Sysno::lchown,
+    Sysno::fchownat,
+    Sysno::utimensat,
+    Sysno::truncate,
+    Sysno::getxattr,
+    Sysno::lgetxattr,
+    Sysno::listxattr,
+    Sysno::llistxattr,
+    Sysno::fsetxattr,
+    Sysno::uname,
+    Sysno::clock_gettime,
+    Sysno::gettimeofday,
+    Sysno::time,
+    Sysno::getrandom,
+];
+
+/// Whether call `nr` may be served in place, without a trap's frame (see [`IN_PLACE`]).
+pub fn served_in_place(nr: u32) -> bool {
+    IN_PLACE.iter().any(|s| s.id() as u32 == nr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use syscalls::Sysno;
 
     fn has(rules: &[Rule], nr: Sysno) -> bool {
         rules.iter().any(|r| r.nr == nr.id() as u32)
@@ -166,5 +234,15 @@ mod tests {
         let cfg = Config { trace_fd: Some(1000), ..Config::default() };
         let close = rules(&cfg).into_iter().find(|r| r.nr == Sysno::close.id() as u32);
         assert_eq!(close.map(|r| r.test), Some(ArgTest::InRange { arg: 0, lo: 1022, hi: 1023 }));
+    }
+
+    #[test]
+    fn calls_served_in_place_are_in_the_table_and_never_fork_exec_or_wait() {
+        for sysno in super::IN_PLACE {
+            assert!(crate::table::lookup(sysno.id() as u32).is_some(), "{sysno:?} is not served");
+        }
+        for sysno in [Sysno::execve, Sysno::clone, Sysno::fork, Sysno::nanosleep, Sysno::rt_sigprocmask] {
+            assert!(!super::served_in_place(sysno.id() as u32), "{sysno:?}");
+        }
     }
 }

@@ -31,6 +31,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("gate_meta", &[]),
     ("gate_floor", &[]),
     ("no_ns", &[]),
+    ("patched", &["-pthread"]),
     ("net_escape", &[]),
     ("hello", &[]),
     ("cpu", &[]),

@@ -12,6 +12,7 @@ use core::arch::global_asm;
 extern "C" {
     fn cloister_copy(dst: *mut u8, src: *const u8, len: usize) -> isize;
     fn cloister_copy_cstr(dst: *mut u8, src: *const u8, max: usize) -> isize;
+    fn cloister_probe_write(addr: *mut u8) -> isize;
     fn cloister_fault_begin();
     fn cloister_fault_end();
     fn cloister_fault_fixup();
@@ -25,6 +26,7 @@ global_asm!(
     ".globl cloister_fault_fixup",
     ".globl cloister_copy",
     ".globl cloister_copy_cstr",
+    ".globl cloister_probe_write",
     "cloister_fault_begin:",
     // cloister_copy(dst = rdi, src = rsi, len = rdx) -> 0 | -EFAULT
     "cloister_copy:",
@@ -47,6 +49,12 @@ global_asm!(
     "jmp 2b",
     "3:",
     "ret",
+    // cloister_probe_write(addr = rdi) -> 0 | -EFAULT: an atomic OR with zero changes nothing,
+    // even while another thread writes the byte, and faults unless the page is writable.
+    "cloister_probe_write:",
+    "lock or byte ptr [rdi], 0",
+    "xor eax, eax",
+    "ret",
     "cloister_fault_end:",
     "cloister_fault_fixup:",
     "mov rax, -14",
@@ -67,6 +75,12 @@ pub fn copy_cstr(dst: *mut u8, src: *const u8, max: usize) -> Option<usize> {
     // SAFETY: as in `copy`; `dst` is the runtime's buffer of at least `max` bytes.
     let r = unsafe { cloister_copy_cstr(dst, src, max) };
     (r >= 0).then_some(r as usize)
+}
+
+/// Whether the byte at `addr` may be written, found without changing it.
+pub fn probe_write(addr: u64) -> bool {
+    // SAFETY: the routine changes no byte; a fault in it is caught by `fix_up`.
+    unsafe { cloister_probe_write(addr as *mut u8) == 0 }
 }
 
 /// If the fault at `rip` happened in a copy routine, returns where to resume instead.

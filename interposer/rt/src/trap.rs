@@ -19,7 +19,7 @@ use kernel_host::{AfterHost, Disposition, ForkPlan, ForkSide, GuestMemory, Kerne
 use crate::guest::{RawHost, SelfMemory};
 use crate::sys::{self, nr};
 use crate::ucontext::{reg, Frame};
-use crate::{altstack, cpu, exec, fault, forward, trace, HEAP};
+use crate::{altstack, cpu, exec, fault, forward, patch, trace, HEAP};
 
 /// The kernel serving this process, set once before the program starts.
 static KERNEL: AtomicPtr<Kernel> = AtomicPtr::new(core::ptr::null_mut());
@@ -147,7 +147,8 @@ fn call_of(frame: &Frame, nr: u32) -> Syscall {
     Syscall { nr, args: regs.map(|r| frame.reg(r)) }
 }
 
-fn kernel() -> &'static Kernel {
+/// The kernel serving this process.
+pub(crate) fn kernel() -> &'static Kernel {
     let kernel_ptr = KERNEL.load(Ordering::Acquire);
     if kernel_ptr.is_null() {
         crate::fail(125, "a signal arrived before the runtime was ready");
@@ -211,6 +212,7 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
         return;
     }
     let call = call_of(&frame, si_syscall as u32);
+    let ip = frame.reg(reg::RIP);
     let started = trace::enabled().then(sys::monotonic_ns);
     let mem = SelfMemory;
     let mut task = TaskCtx::new(&mem, &RawHost, frame.sigmask(), frame.reg(reg::RSP));
@@ -230,6 +232,7 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     if frame.had_no_altstack() {
         altstack::install_for_this_thread();
     }
+    patch::after_trap(ip, call.nr);
 }
 
 /// Words a gate reads at its stack pointer: return address, stack pointer, the timed gate's
@@ -283,13 +286,15 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
 fn fork(kernel: &Kernel, frame: &mut Frame, plan: ForkPlan, cookie: Option<u64>) {
     let parent_tid = sys::call(nr::GETTID, &[]) as u32;
     kernel.prepare_fork();
-    // Lock order: kernel, alternate stacks, exec layouts, then the heap, which the others'
+    // Lock order: kernel, alternate stacks, exec layouts, patched sites, then the heap, which the others'
     // critical sections may allocate from.
     altstack::lock_for_fork();
     exec::lock_for_fork();
+    patch::lock_for_fork();
     HEAP.lock_for_fork();
     let r = sys::syscall(plan.call.nr, plan.call.args);
     HEAP.unlock_after_fork();
+    patch::unlock_after_fork();
     exec::unlock_after_fork();
     if r == 0 {
         let tid = sys::call(nr::GETTID, &[]) as u32;

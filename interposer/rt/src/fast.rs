@@ -1,0 +1,251 @@
+//! The fast entry: how a patched call site reaches the kernel without a signal.
+//!
+//! A trap costs a signal delivery and a `rt_sigreturn`, about 2 µs on our machines, twice a
+//! native `stat`. Once a call site has trapped often enough, [`crate::patch`] rewrites its
+//! `mov eax, NR` into a jump to a stub that calls [`cloister_fast_entry`]. The entry does by
+//! hand what the host does for a signal handler, and only that:
+//!
+//! 1. saves the registers a system call preserves (the arguments, the flags, `xmm0`–`xmm15`,
+//!    which the runtime's code may use while code around an inlined `syscall` keeps values
+//!    in them) in a frame below the program's red zone;
+//! 2. blocks every signal the handlers block (`rt_sigprocmask`), so that no program handler
+//!    runs while the kernel holds a lock;
+//! 3. moves to the thread's alternate signal stack, where the handlers run too, so a call
+//!    from a small stack does not overflow it. A thread without one, or one already on it
+//!    (inside a signal handler), takes the old road: the entry puts everything back and jumps
+//!    to the site's own `syscall`, which traps;
+//! 4. runs the kernel ([`cloister_fast_dispatch`]), then puts the program's mask back;
+//! 5. makes the host call the kernel asked for, if any, from the runtime's code (so the
+//!    redirect filter lets it through) with the program's mask and on the program's stack,
+//!    so that it can block, be interrupted and be restarted like the call the program made;
+//! 6. restores the registers and returns behind the site's `syscall`.
+//!
+//! Only the calls [`kernel_host::redirect::served_in_place`] names are ever patched: their
+//! dispositions are a value or one host call, nothing that needs the trap's frame.
+
+use core::arch::global_asm;
+use core::mem::offset_of;
+
+use kernel_host::abi::{sigbit, SIGBUS, SIGSEGV};
+use kernel_host::{Disposition, Errno, Syscall, TaskCtx};
+
+use crate::guest::{RawHost, SelfMemory};
+
+/// The frame the entry builds on the program's stack. The assembly reads and writes it at the
+/// offsets below; the dispatcher sees it as this struct.
+#[repr(C)]
+pub struct FastFrame {
+    /// The call number (from the site's `mov eax`).
+    nr: u64,
+    /// The six argument registers, as the program set them: restored on the way out.
+    args: [u64; 6],
+    /// The program's `rbx`, which the entry uses to find this frame.
+    rbx: u64,
+    /// The program's signal mask, saved by the entry's `rt_sigprocmask`.
+    old_mask: u64,
+    /// `stack_t` of the thread's alternate stack: base, flags, size.
+    altstack: [u64; 3],
+    /// The mask to return with.
+    mask_after: u64,
+    /// 0: return `result`; 1: make the call in `host`.
+    action: u64,
+    /// The value to return.
+    result: u64,
+    /// The host call: number, then six arguments.
+    host: [u64; 7],
+    /// The stack pointer for the host call: below any scratch the kernel wrote.
+    host_sp: u64,
+}
+
+/// Bytes the entry reserves for the frame, rounded up to keep the stack 16-byte aligned.
+const FRAME_BYTES: usize = (core::mem::size_of::<FastFrame>() + 15) & !15;
+
+/// What the entry blocks while the kernel runs: what the handlers' `sa_mask` blocks.
+static BLOCKED: u64 = !(sigbit(SIGSEGV) | sigbit(SIGBUS));
+
+extern "C" {
+    /// Where every stub calls; never called from Rust.
+    pub fn cloister_fast_entry();
+}
+
+// On entry: rsp = program rsp - 128 (red zone) - 8, [rsp] = address of the stub's word that
+// holds the return address (just after the site's `syscall`); eax = the call number; the
+// arguments in their registers. rcx and r11 are the program's to lose, as with `syscall`.
+global_asm!(
+    ".globl cloister_fast_entry",
+    "cloister_fast_entry:",
+    "pushfq",
+    "cld",
+    "sub rsp, {frame}",
+    "mov [rsp + {nr}], rax",
+    "mov [rsp + {args}], rdi",
+    "mov [rsp + {args} + 8], rsi",
+    "mov [rsp + {args} + 16], rdx",
+    "mov [rsp + {args} + 24], r10",
+    "mov [rsp + {args} + 32], r8",
+    "mov [rsp + {args} + 40], r9",
+    "mov [rsp + {rbx}], rbx",
+    "mov rbx, rsp",
+    // rt_sigprocmask(SIG_SETMASK, &BLOCKED, &old_mask, 8)
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rip + {blocked}]",
+    "lea rdx, [rbx + {old_mask}]",
+    "mov r10d, 8",
+    "syscall",
+    // sigaltstack(NULL, &altstack): usable unless disabled (2) or in use (1).
+    "mov eax, 131",
+    "xor edi, edi",
+    "lea rsi, [rbx + {altstack}]",
+    "syscall",
+    "test rax, rax",
+    "jnz 8f",
+    "test dword ptr [rbx + {altstack} + 8], 3",
+    "jnz 8f",
+    "mov rax, [rbx + {altstack}]",
+    "add rax, [rbx + {altstack} + 16]",
+    "and rax, -16",
+    "mov rsp, rax",
+    "sub rsp, 256",
+    "movups [rsp], xmm0",
+    "movups [rsp + 16], xmm1",
+    "movups [rsp + 32], xmm2",
+    "movups [rsp + 48], xmm3",
+    "movups [rsp + 64], xmm4",
+    "movups [rsp + 80], xmm5",
+    "movups [rsp + 96], xmm6",
+    "movups [rsp + 112], xmm7",
+    "movups [rsp + 128], xmm8",
+    "movups [rsp + 144], xmm9",
+    "movups [rsp + 160], xmm10",
+    "movups [rsp + 176], xmm11",
+    "movups [rsp + 192], xmm12",
+    "movups [rsp + 208], xmm13",
+    "movups [rsp + 224], xmm14",
+    "movups [rsp + 240], xmm15",
+    "mov rdi, rbx",
+    "call {dispatch}",
+    "movups xmm0, [rsp]",
+    "movups xmm1, [rsp + 16]",
+    "movups xmm2, [rsp + 32]",
+    "movups xmm3, [rsp + 48]",
+    "movups xmm4, [rsp + 64]",
+    "movups xmm5, [rsp + 80]",
+    "movups xmm6, [rsp + 96]",
+    "movups xmm7, [rsp + 112]",
+    "movups xmm8, [rsp + 128]",
+    "movups xmm9, [rsp + 144]",
+    "movups xmm10, [rsp + 160]",
+    "movups xmm11, [rsp + 176]",
+    "movups xmm12, [rsp + 192]",
+    "movups xmm13, [rsp + 208]",
+    "movups xmm14, [rsp + 224]",
+    "movups xmm15, [rsp + 240]",
+    "mov rsp, rbx",
+    // rt_sigprocmask(SIG_SETMASK, &mask_after, NULL, 8)
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rbx + {mask_after}]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    "mov rax, [rbx + {result}]",
+    "cmp qword ptr [rbx + {action}], 0",
+    "je 2f",
+    "mov rax, [rbx + {host}]",
+    "mov rdi, [rbx + {host} + 8]",
+    "mov rsi, [rbx + {host} + 16]",
+    "mov rdx, [rbx + {host} + 24]",
+    "mov r10, [rbx + {host} + 32]",
+    "mov r8, [rbx + {host} + 40]",
+    "mov r9, [rbx + {host} + 48]",
+    "mov rsp, [rbx + {host_sp}]",
+    // The program's call, made from here: the host may interrupt and restart it.
+    "syscall",
+    "mov rsp, rbx",
+    "2:",
+    "mov rdi, [rsp + {args}]",
+    "mov rsi, [rsp + {args} + 8]",
+    "mov rdx, [rsp + {args} + 16]",
+    "mov r10, [rsp + {args} + 24]",
+    "mov r8, [rsp + {args} + 32]",
+    "mov r9, [rsp + {args} + 40]",
+    "mov rbx, [rsp + {rbx}]",
+    "add rsp, {frame}",
+    "popfq",
+    "pop rcx",
+    "mov rcx, [rcx]",
+    "lea rsp, [rsp + 128]",
+    "jmp rcx",
+    // No usable alternate stack: put everything back and let the site's `syscall` trap.
+    "8:",
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rbx + {old_mask}]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    "mov rax, [rsp + {nr}]",
+    "mov rdi, [rsp + {args}]",
+    "mov rsi, [rsp + {args} + 8]",
+    "mov rdx, [rsp + {args} + 16]",
+    "mov r10, [rsp + {args} + 24]",
+    "mov r8, [rsp + {args} + 32]",
+    "mov r9, [rsp + {args} + 40]",
+    "mov rbx, [rsp + {rbx}]",
+    "add rsp, {frame}",
+    "popfq",
+    "pop rcx",
+    "mov rcx, [rcx]",
+    "lea rcx, [rcx - 2]",
+    "lea rsp, [rsp + 128]",
+    "jmp rcx",
+    frame = const FRAME_BYTES,
+    nr = const offset_of!(FastFrame, nr),
+    args = const offset_of!(FastFrame, args),
+    rbx = const offset_of!(FastFrame, rbx),
+    old_mask = const offset_of!(FastFrame, old_mask),
+    altstack = const offset_of!(FastFrame, altstack),
+    mask_after = const offset_of!(FastFrame, mask_after),
+    action = const offset_of!(FastFrame, action),
+    result = const offset_of!(FastFrame, result),
+    host = const offset_of!(FastFrame, host),
+    host_sp = const offset_of!(FastFrame, host_sp),
+    blocked = sym BLOCKED,
+    dispatch = sym cloister_fast_dispatch,
+);
+
+/// Runs the kernel for the call in `frame` and says what the entry does next.
+///
+/// # Safety
+/// Called only by [`cloister_fast_entry`], with `frame` pointing at the frame it built.
+unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
+    // SAFETY: the entry passes its own frame, live until it returns.
+    let frame = unsafe { &mut *frame };
+    let call = Syscall { nr: frame.nr as u32, args: frame.args };
+    let mem = SelfMemory;
+    let kernel = crate::trap::kernel();
+    let mut task = TaskCtx::new(&mem, &RawHost, frame.old_mask, frame as *const FastFrame as u64);
+    let disposition = kernel.handle(&mut task, call);
+    frame.mask_after = task.sigmask;
+    let host = match disposition {
+        Disposition::Return(v) => {
+            frame.action = 0;
+            frame.result = v as u64;
+            return;
+        }
+        Disposition::Host(host) if task.after.is_none() => host,
+        // `served_in_place` names no call that answers otherwise; should one start to, the
+        // program learns of it rather than the runtime running half of it.
+        _ => {
+            frame.action = 0;
+            frame.result = Errno::ENOSYS.ret() as u64;
+            return;
+        }
+    };
+    frame.action = 1;
+    frame.host[0] = u64::from(host.nr);
+    frame.host[1..].copy_from_slice(&host.args);
+    let below = kernel_host::task::RED_ZONE + task.scratch_used;
+    frame.host_sp = (frame as *const FastFrame as u64 - below) & !15;
+}

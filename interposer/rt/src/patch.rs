@@ -1,0 +1,235 @@
+//! Call-site patching: a site that keeps trapping is rewritten to enter the runtime directly
+//! ([`crate::fast`]), the way lazypoline rewrites sites once Syscall User Dispatch has found
+//! them, so that a hot `stat` costs a function call and three cheap host calls instead of a
+//! signal.
+//!
+//! What is patched is the common shape a libc wrapper compiles to, `mov eax, NR` (`b8` and a
+//! 32-bit immediate) directly followed by `syscall` (`0f 05`). Only the five bytes of the
+//! `mov` change, into `jmp STUB`; the `syscall` stays where it was, so a jump that lands on it
+//! (a wrapper's retry path, say) still traps as before, and no instruction boundary moves.
+//! The stub, in a page the runtime maps within a 32-bit jump of the site, calls the fast entry
+//! with the call number and the address to return to.
+//!
+//! A site is patched only when every check passes, else it keeps trapping:
+//! - the call may be served in place ([`kernel_host::redirect::served_in_place`]) and calls are
+//!   not being traced (the trace is written by the trap path);
+//! - the site has trapped [`HOT`] times, so short-lived processes do not pay for patching
+//!   sites they reach once or twice;
+//! - the bytes before the `syscall` read `b8 NR` with the number the thread is making, and the
+//!   byte before them is no REX or escape prefix that would make `b8` part of another
+//!   instruction;
+//! - the five bytes lie within one aligned 16-byte block, which `lock cmpxchg16b` replaces at
+//!   once, so another thread runs either the old `mov` or the new `jmp`, never half of each;
+//! - the page is made writable for the store only if it was not (`mprotect` to read, write and
+//!   execute, then back to read and execute): a probe write decides which.
+
+use kernel_host::redirect::served_in_place;
+use kernel_host::sync::SpinLock;
+
+use crate::sys::{self, nr};
+use crate::{fast, fault, trace};
+
+/// Traps a site takes before it is patched.
+const HOT: u32 = 8;
+/// Sites remembered per process; a site beyond them keeps trapping.
+const SITES: usize = 256;
+/// Bytes of each stub.
+const STUB: u64 = 32;
+/// Bytes of each page of stubs the runtime maps.
+const STUB_AREA: u64 = 64 * 1024;
+/// Areas of stubs per process: one per 2 GiB window of code is the usual need.
+const AREAS: usize = 8;
+
+const PROT_RX: u64 = 0x1 | 0x4;
+const PROT_RWX: u64 = 0x1 | 0x2 | 0x4;
+
+/// One site the trap path has seen.
+#[derive(Clone, Copy)]
+struct Site {
+    /// The address just after its `syscall` (the trap's instruction pointer); 0 when free.
+    ip: u64,
+    /// Traps taken there, or [`DECIDED`] once patched or found unpatchable.
+    hits: u32,
+}
+
+/// The hit count of a site that is not looked at again.
+const DECIDED: u32 = u32::MAX;
+
+/// An area of stubs: base and bytes used.
+#[derive(Clone, Copy)]
+struct Area {
+    base: u64,
+    used: u64,
+}
+
+struct Patcher {
+    sites: [Site; SITES],
+    areas: [Area; AREAS],
+}
+
+static PATCHER: SpinLock<Patcher> = SpinLock::new(Patcher {
+    sites: [Site { ip: 0, hits: 0 }; SITES],
+    areas: [Area { base: 0, used: 0 }; AREAS],
+});
+
+/// Called by the trap path after serving call `nr` trapped at `ip`: counts the trap and
+/// patches the site once it is hot.
+pub fn after_trap(ip: u64, nr: u32) {
+    if !served_in_place(nr) || trace::enabled() {
+        return;
+    }
+    let mut p = PATCHER.lock();
+    let Some(slot) = p.site(ip) else { return };
+    if p.sites[slot].hits == DECIDED {
+        return;
+    }
+    p.sites[slot].hits += 1;
+    if p.sites[slot].hits < HOT {
+        return;
+    }
+    p.sites[slot].hits = DECIDED;
+    p.patch(ip, nr);
+}
+
+impl Patcher {
+    /// The slot of `ip`, claimed if it is new; `None` when the table is full.
+    fn site(&mut self, ip: u64) -> Option<usize> {
+        let start = ((ip ^ (ip >> 12)) as usize).wrapping_mul(0x9e37_79b9) % SITES;
+        for i in 0..SITES {
+            let slot = (start + i) % SITES;
+            match self.sites[slot].ip {
+                0 => {
+                    self.sites[slot] = Site { ip, hits: 0 };
+                    return Some(slot);
+                }
+                x if x == ip => return Some(slot),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn patch(&mut self, ip: u64, nr: u32) {
+        let Some(site) = ip.checked_sub(7) else { return };
+        let mut before = [0u8; 8];
+        if !fault::copy(before.as_mut_ptr(), (site - 1) as *const u8, 8) {
+            return;
+        }
+        let prefix = before[0];
+        let shape = before[1] == 0xb8 && before[6..8] == [0x0f, 0x05];
+        let imm = u32::from_le_bytes([before[2], before[3], before[4], before[5]]);
+        if !shape || imm != nr || (0x40..=0x4f).contains(&prefix) || prefix == 0x0f {
+            return;
+        }
+        let block = site & !15;
+        let at = (site - block) as usize;
+        if at > 11 {
+            return;
+        }
+        let Some(stub) = self.stub(site, nr) else { return };
+        let Ok(rel) = i32::try_from(stub as i64 - (site as i64 + 5)) else { return };
+        let mut old = [0u8; 16];
+        if !fault::copy(old.as_mut_ptr(), block as *const u8, 16) {
+            return;
+        }
+        let mut new = old;
+        new[at] = 0xe9;
+        new[at + 1..at + 5].copy_from_slice(&rel.to_le_bytes());
+        let page = block & !0xfff;
+        let writable = fault::probe_write(site);
+        if !writable && sys::call(nr::MPROTECT, &[page, 0x1000, PROT_RWX]) != 0 {
+            return;
+        }
+        // SAFETY: `block` is 16-byte aligned, readable (copied above) and now writable; the
+        // store replaces the `mov` with a jump of the same length, atomically.
+        unsafe { cmpxchg16b(block, &old, &new) };
+        if !writable {
+            sys::call(nr::MPROTECT, &[page, 0x1000, PROT_RX]);
+        }
+    }
+
+    /// Writes a stub for the site at `site` calling `nr` into an area within a 32-bit jump of
+    /// it, and returns its address.
+    fn stub(&mut self, site: u64, nr: u32) -> Option<u64> {
+        let near = |base: u64| base.abs_diff(site) < (1 << 31) - STUB_AREA;
+        let area = match self.areas.iter().position(|a| a.base != 0 && near(a.base) && a.used < STUB_AREA) {
+            Some(i) => i,
+            None => {
+                let free = self.areas.iter().position(|a| a.base == 0)?;
+                self.areas[free] = Area { base: map_near(site)?, used: 0 };
+                free
+            }
+        };
+        let a = &mut self.areas[area];
+        let stub = a.base + a.used;
+        a.used += STUB;
+        let mut code = [0u8; STUB as usize];
+        // lea rsp, [rsp - 128]: step over the red zone the code around the site may use.
+        code[..5].copy_from_slice(&[0x48, 0x8d, 0x64, 0x24, 0x80]);
+        // mov eax, NR
+        code[5] = 0xb8;
+        code[6..10].copy_from_slice(&nr.to_le_bytes());
+        // call [rip + 8]: the entry, whose address is the second word after this instruction;
+        // the return address it pushes is the first word's, where the site's resumption is.
+        code[10..16].copy_from_slice(&[0xff, 0x15, 0x08, 0, 0, 0]);
+        code[16..24].copy_from_slice(&(site + 7).to_le_bytes());
+        code[24..32].copy_from_slice(&(fast::cloister_fast_entry as *const () as u64).to_le_bytes());
+        // SAFETY: the area is the runtime's own mapping, writable, and this stub is unused.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), stub as *mut u8, code.len()) };
+        Some(stub)
+    }
+}
+
+/// Maps an area of stubs within a 32-bit jump of `site`, or `None`.
+fn map_near(site: u64) -> Option<u64> {
+    let page = site & !0xffff;
+    for hint in [page.wrapping_sub(1 << 28), page.wrapping_add(1 << 28), page.wrapping_sub(1 << 30), 0] {
+        let r = sys::call(nr::MMAP, &[hint, STUB_AREA, PROT_RWX, 0x22, u64::MAX, 0]);
+        if r < 0 {
+            continue;
+        }
+        let base = r as u64;
+        if base.abs_diff(site) < (1 << 31) - STUB_AREA {
+            return Some(base);
+        }
+        sys::call(nr::MUNMAP, &[base, STUB_AREA]);
+    }
+    None
+}
+
+/// Replaces the 16 bytes at `addr` with `new` if they still hold `old`.
+///
+/// # Safety
+/// `addr` must be 16-byte aligned, mapped and writable.
+unsafe fn cmpxchg16b(addr: u64, old: &[u8; 16], new: &[u8; 16]) {
+    let lo = u64::from_le_bytes(old[..8].try_into().unwrap_or_default());
+    let hi = u64::from_le_bytes(old[8..].try_into().unwrap_or_default());
+    let new_lo = u64::from_le_bytes(new[..8].try_into().unwrap_or_default());
+    let new_hi = u64::from_le_bytes(new[8..].try_into().unwrap_or_default());
+    // SAFETY: the caller's contract. `cmpxchg16b` takes its new low word in rbx, which an asm
+    // block may not name, so it is swapped in and out by hand (fixed registers keep the
+    // address out of rbx).
+    unsafe {
+        core::arch::asm!(
+            "xchg rbx, rsi",
+            "lock cmpxchg16b [rdi]",
+            "mov rbx, rsi",
+            in("rdi") addr,
+            inout("rsi") new_lo => _,
+            inout("rax") lo => _,
+            inout("rdx") hi => _,
+            in("rcx") new_hi,
+            options(nostack),
+        );
+    }
+}
+
+/// Takes the patcher's lock before a fork, so that the child never inherits it held.
+pub fn lock_for_fork() {
+    PATCHER.raw_lock();
+}
+
+/// Releases it after a fork, in parent and child.
+pub fn unlock_after_fork() {
+    PATCHER.raw_unlock();
+}

@@ -1,0 +1,160 @@
+// A call site in the shape libc's wrappers compile to (`mov eax, NR` then `syscall`), made hot
+// so that the runtime patches it to enter the runtime without a trap (interposer/rt/src/
+// patch.rs). Prints what a test compares with a native run:
+//   patched     1 once the site's first byte is a jump (the runtime rewrote it); 0 natively
+//   results_ok  every call at the site returned what libc's stat returns
+//   regs_kept   the argument, vector and flag registers are as the call found them
+//   threads_ok  four threads calling the site at once, while it is being patched
+//   signals_ok  a timer's handler calling the site, on the thread's stack and on an
+//               alternate stack, interrupting the loop
+//   fork_ok     a child forked after the patch calls the site
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern const unsigned char site_stat[];
+
+static const char PATH[] = "/etc/passwd";
+static ino_t want_ino;
+static off_t want_size;
+
+// stat(PATH) at the site; returns 1 when the result and every register it checks are right.
+__attribute__((noinline)) static int call_site(void) {
+    struct stat st;
+    const char *path = PATH;
+    void *buf = &st;
+    long ret;
+    register long dx __asm__("rdx") = 0x1111;
+    register long r8 __asm__("r8") = 0x2222;
+    register long r9 __asm__("r9") = 0x3333;
+    register long r10 __asm__("r10") = 0x4444;
+    register double x0 __asm__("xmm0") = 1.5;
+    register double x7 __asm__("xmm7") = 2.5;
+    register double x8 __asm__("xmm8") = 3.5;
+    register double x15 __asm__("xmm15") = 4.5;
+    unsigned long flags;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".globl site_stat\n"
+        "site_stat:\n"
+        "mov $4, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "stc\n"
+        "jmp site_stat\n"
+        "3:\n"
+        "pushfq\n"
+        "pop %[flags]\n"
+        : "=&a"(ret), "+D"(path), "+S"(buf), "+r"(dx), "+r"(r8), "+r"(r9), "+r"(r10), "+x"(x0),
+          "+x"(x7), "+x"(x8), "+x"(x15), [flags] "=&r"(flags)
+        :
+        : "rcx", "r11", "memory", "cc");
+    int kept = path == PATH && buf == &st && dx == 0x1111 && r8 == 0x2222 && r9 == 0x3333 &&
+               r10 == 0x4444 && x0 == 1.5 && x7 == 2.5 && x8 == 3.5 && x15 == 4.5 && (flags & 1);
+    if (!kept) {
+        return 2;
+    }
+    return ret == 0 && st.st_ino == want_ino && st.st_size == want_size;
+}
+
+static volatile sig_atomic_t handler_bad, handler_runs;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    handler_runs++;
+    if (call_site() != 1) {
+        handler_bad = 1;
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        if (call_site() != 1) {
+            return (void *)1;
+        }
+    }
+    return NULL;
+}
+
+// Calls the site n times; returns 1 if every call was right, 2 if registers were lost.
+static int loop(int n) {
+    for (int i = 0; i < n; i++) {
+        int r = call_site();
+        if (r != 1) {
+            return r == 2 ? 2 : 0;
+        }
+    }
+    return 1;
+}
+
+int main(void) {
+    struct stat st;
+    if (stat(PATH, &st) != 0) {
+        perror("stat");
+        return 1;
+    }
+    want_ino = st.st_ino;
+    want_size = st.st_size;
+
+    // Threads first, so that they race the patch itself.
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        pthread_create(&t[i], NULL, worker, NULL);
+    }
+    int threads_ok = 1;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        threads_ok &= r == NULL;
+    }
+
+    int r = loop(1000);
+    printf("patched=%d\n", site_stat[0] == 0xe9);
+    printf("results_ok=%d\n", r != 0);
+    printf("regs_kept=%d\n", r != 2);
+    printf("threads_ok=%d\n", threads_ok);
+
+    // A timer whose handler calls the site, first on the thread's stack, then on an
+    // alternate stack of the program's own.
+    int signals_ok = 1;
+    for (int onstack = 0; onstack < 2; onstack++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sa.sa_flags = SA_RESTART | (onstack ? SA_ONSTACK : 0);
+        sigaction(SIGALRM, &sa, NULL);
+        if (onstack) {
+            stack_t ss = {.ss_sp = malloc(1 << 16), .ss_size = 1 << 16};
+            sigaltstack(&ss, NULL);
+        }
+        handler_runs = 0;
+        struct itimerval it = {{0, 200}, {0, 200}};
+        setitimer(ITIMER_REAL, &it, NULL);
+        while (handler_runs < 200) {
+            signals_ok &= loop(100) == 1;
+        }
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+    }
+    printf("signals_ok=%d\n", signals_ok && !handler_bad);
+
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        _exit(loop(100) == 1 ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("fork_ok=%d\n", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return 0;
+}
