@@ -122,6 +122,8 @@ fn with_nul(s: &[u8]) -> Vec<u8> {
 struct Resolved {
     file: File,
     argv: Vec<Vec<u8>>,
+    /// Its canonical path in the view, when the view's walk knows it.
+    guest: Option<Vec<u8>>,
 }
 
 fn not_executable(path: &[u8], why: &str) -> ! {
@@ -131,16 +133,21 @@ fn not_executable(path: &[u8], why: &str) -> ! {
 /// Where the program's paths lead on the host: through the filesystem view when there is
 /// one, unchanged otherwise.
 fn host_path(view: Option<&Vfs>, path: &[u8]) -> Result<Vec<u8>, i64> {
+    program_path(view, path).map(|(host, _)| host)
+}
+
+/// [`host_path`], and the canonical guest path when the view knows it.
+fn program_path(view: Option<&Vfs>, path: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), i64> {
     match view {
-        Some(v) => v.host_path_of(Hc(&crate::guest::RawHost), path).map_err(|e| i64::from(e.0)),
-        None => Ok(with_nul(path)),
+        Some(v) => v.program_of(Hc(&crate::guest::RawHost), path).map_err(|e| i64::from(e.0)),
+        None => Ok((with_nul(path), None)),
     }
 }
 
 fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolved {
     let mut path = program.to_vec();
     for _ in 0..=MAX_DEPTH {
-        let file = match host_path(view, &path).and_then(|p| File::open(&p)) {
+        let (file, guest) = match program_path(view, &path).and_then(|(p, g)| Ok((File::open(&p)?, g))) {
             Ok(f) => f,
             Err(2) | Err(20) => {
                 fail(127, &alloc::format!("{}: not found", alloc::string::String::from_utf8_lossy(&path)))
@@ -150,7 +157,7 @@ fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolv
         let mut head = [0u8; binfmt::HEAD_LEN];
         let n = file.pread(&mut head, 0).unwrap_or(0);
         match binfmt::format_of(&head[..n]) {
-            Format::Elf => return Resolved { file, argv },
+            Format::Elf => return Resolved { file, argv, guest },
             Format::Script(s) => {
                 let mut next = Vec::with_capacity(argv.len() + 2);
                 next.push(s.interpreter.clone());
@@ -266,12 +273,17 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (None, fd) => fd.map(map_shared),
     };
     let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
-    let resolved = resolve(view.as_ref(), program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
-    let exe = path_of(&resolved.file);
-    // The host's name of the file is a layer's; the program knows it by its name in the view.
-    let exe = match &view {
-        Some(v) => v.guest_of_host(&exe).unwrap_or(exe),
-        None => exe,
+    let mut resolved = resolve(view.as_ref(), program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
+    // The view's walk knows the file's canonical name; otherwise the host says it (the
+    // `readlink` of `/proc/self/fd/N` costs about 20 µs of every exec, so only then).
+    let exe = match (&view, resolved.guest.take()) {
+        (_, Some(guest)) => guest,
+        (Some(v), None) => {
+            let exe = path_of(&resolved.file);
+            // The host's name of the file is a layer's; the program knows it by its name in the view.
+            v.guest_of_host(&exe).unwrap_or(exe)
+        }
+        (None, None) => path_of(&resolved.file),
     };
 
     let host_aux = |key: u64| host.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);

@@ -263,6 +263,18 @@ impl Vfs {
         }
     }
 
+    /// [`Vfs::host_path_of`], with the file's canonical guest path beside it: what
+    /// `/proc/self/exe` shows for a program loaded from there. The guest path is `None` where
+    /// the host resolves the path itself (`/proc`), so only a lexical one is known.
+    pub fn program_of(&self, h: Hc<'_>, path: &[u8]) -> KResult<(Vec<u8>, Option<Vec<u8>>)> {
+        let node = self.resolve_at(h, crate::abi::AT_FDCWD, path, true)?;
+        if !node.exists() {
+            return Err(Errno::ENOENT);
+        }
+        let guest = (node.place != walk::Place::Passthrough).then_some(node.guest);
+        Ok((node.host, guest))
+    }
+
     /// Locks taken around fork.
     pub(crate) fn lock_for_fork(&self) {
         self.dir_cache.raw_lock();
