@@ -711,19 +711,23 @@ fn exclusive_creates_below_a_new_directory_follow_links_in_the_view() {
     assert_eq!(out.stdout, expected, "\n{out}");
 }
 
-/// `/proc/self/mountinfo`, `/proc/mounts` and `/etc/mtab` show the view's mounts (the overlay
-/// at `/`, the private `/tmp`), never the state directory; `findmnt` reads them.
+/// `/proc/self/mountinfo`, `/proc/mounts`, `/etc/mtab` and `/proc/self/mountstats` show the
+/// view's mounts (the overlay at `/`, the private `/tmp`), never the state directory;
+/// `findmnt` reads them.
 #[test]
 fn mountinfo_shows_the_views_mounts() {
     let script = "awk '$5 == \"/\" { print \"root:\", $(NF-2) }' /proc/self/mountinfo
         awk '$2 == \"/tmp\" { print \"mounts /tmp:\", $3 }' /proc/mounts
         awk '$2 == \"/\" { print \"mtab /:\", $3 }' /etc/mtab
         findmnt -n -o FSTYPE /tmp | sed 's/^/findmnt \\/tmp: /'
-        grep -c cloister- /proc/self/mountinfo || true";
+        grep ' mounted on / with' /proc/self/mountstats
+        cat /proc/self/mountinfo /proc/self/mountstats | grep -c cloister- || true";
     let out = Mode::Cloister.command("sh").args(["-c", script]).output();
     out.success();
     assert_eq!(
-        out.stdout, "root: overlay\nmounts /tmp: tmpfs\nmtab /: overlay\nfindmnt /tmp: tmpfs\n0\n",
+        out.stdout,
+        "root: overlay\nmounts /tmp: tmpfs\nmtab /: overlay\nfindmnt /tmp: tmpfs\n\
+         device overlay mounted on / with fstype overlay\n0\n",
         "\n{out}"
     );
 }

@@ -41,6 +41,8 @@ pub enum ProcFile {
     MountInfo,
     /// `/proc/self/mounts`, `/proc/mounts`, `/etc/mtab`: the view's mounts.
     Mounts,
+    /// `/proc/self/mountstats`: the view's mounts, in that file's shape.
+    MountStats,
 }
 
 /// Recognises a path the kernel serves. `own_pid` is asked only when the path names a numeric
@@ -76,6 +78,7 @@ pub fn classify(path: &[u8], own_pid: impl FnOnce() -> u64) -> Option<ProcFile> 
         let table = match file.rsplit(|&b| b == b'/').next() {
             Some(b"mountinfo") => Some(ProcFile::MountInfo),
             Some(b"mounts") => Some(ProcFile::Mounts),
+            Some(b"mountstats") => Some(ProcFile::MountStats),
             _ => None,
         };
         let parts: alloc::vec::Vec<&[u8]> = file.split(|&b| b == b'/').collect();
@@ -190,6 +193,8 @@ mod tests {
         assert_eq!(classify(b"/proc/self/task/12/mountinfo", pid), Some(ProcFile::MountInfo));
         assert_eq!(classify(b"/proc/99/mounts", pid), Some(ProcFile::Mounts));
         assert_eq!(classify(b"/proc/self/task/x/mountinfo", pid), None);
+        assert_eq!(classify(b"/proc/self/mountstats", pid), Some(ProcFile::MountStats));
+        assert_eq!(classify(b"/proc/7/task/7/mountstats", pid), Some(ProcFile::MountStats));
         assert_eq!(classify(b"/proc/self/fdinfo/mountinfo", pid), None);
     }
 }

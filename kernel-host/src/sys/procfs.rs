@@ -126,9 +126,15 @@ fn open_common(
             bytes
         }
         Some(ProcFile::RandomDevice) => return pass(task),
-        Some(ProcFile::MountInfo) | Some(ProcFile::Mounts) => match k.vfs.as_ref() {
+        Some(ProcFile::MountInfo) | Some(ProcFile::Mounts) | Some(ProcFile::MountStats) => match k
+            .vfs
+            .as_ref()
+        {
             Some(vfs) => match host_read_file(task, b"/proc/self/mountinfo\0") {
                 Ok(host) if served == Some(ProcFile::MountInfo) => vfs.mountinfo(super::vfs::hc(task), &host),
+                Ok(host) if served == Some(ProcFile::MountStats) => {
+                    vfs.mountstats_file(super::vfs::hc(task), &host)
+                }
                 Ok(host) => vfs.mounts_file(super::vfs::hc(task), &host),
                 Err(e) => return ret(Err(e)),
             },

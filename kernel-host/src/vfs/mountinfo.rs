@@ -72,6 +72,22 @@ impl Vfs {
         out
     }
 
+    /// The view's `mountstats` (`/proc/self/mountstats`): one line per mount. The statistics
+    /// the host adds for network filesystems are not shown.
+    pub fn mountstats_file(&self, h: Hc<'_>, host: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in self.lines(h, host) {
+            out.extend_from_slice(b"device ");
+            escape_into(&mut out, &l.source);
+            out.extend_from_slice(b" mounted on ");
+            escape_into(&mut out, &l.point);
+            out.extend_from_slice(b" with fstype ");
+            out.extend_from_slice(&l.fstype);
+            out.push(b'\n');
+        }
+        out
+    }
+
     /// The view's mounts and the host's mounts under the kernel's trees, parents first.
     fn lines(&self, h: Hc<'_>, host: &[u8]) -> Vec<Line> {
         let view: Vec<&VMount> = self.mounts.iter().collect();
