@@ -67,32 +67,53 @@ fn big_len(layout: &Layout) -> usize {
     (layout.size() + 4095) & !4095
 }
 
-// SAFETY: blocks handed out are disjoint, sized and aligned for their class (power-of-two
-// sizes carved at power-of-two offsets from page-aligned chunks), and only freed once.
-unsafe impl GlobalAlloc for Heap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(class) = class_of(&layout) else {
-            return sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut());
-        };
+impl Heap {
+    /// A block of size class `class`, and whether it is fresh from a mapping (so still zero).
+    fn small(&self, class: usize) -> (*mut u8, bool) {
         let size = 1usize << (class + MIN_SHIFT);
         let mut s = self.state.lock();
         let head = s.free[class];
         if !head.is_null() {
             // SAFETY: a free block stores the next free block's address in its first word.
             s.free[class] = unsafe { *(head as *mut *mut u8) };
-            return head;
+            return (head, false);
         }
         let mut at = s.bump as usize;
         at = (at + size - 1) & !(size - 1);
         if s.bump.is_null() || at + size > s.bump_end as usize {
             let Some(chunk) = sys::mmap_anon(CHUNK) else {
-                return ptr::null_mut();
+                return (ptr::null_mut(), false);
             };
             s.bump_end = chunk.wrapping_add(CHUNK);
             at = chunk as usize;
         }
         s.bump = (at + size) as *mut u8;
-        at as *mut u8
+        (at as *mut u8, true)
+    }
+}
+
+// SAFETY: blocks handed out are disjoint, sized and aligned for their class (power-of-two
+// sizes carved at power-of-two offsets from page-aligned chunks), and only freed once.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match class_of(&layout) {
+            Some(class) => self.small(class).0,
+            None => sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut()),
+        }
+    }
+
+    /// Fresh mappings are zero already: only a reused block is cleared. Writing zeros over
+    /// fresh pages would fault every one of them in, tens of pages at each start-up.
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = class_of(&layout) else {
+            return sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut());
+        };
+        let (p, fresh) = self.small(class);
+        if !fresh && !p.is_null() {
+            // SAFETY: the block is ours, `layout.size()` bytes long at least.
+            unsafe { ptr::write_bytes(p, 0, layout.size()) };
+        }
+        p
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
