@@ -643,6 +643,78 @@ fn a_forking_memory_hog_stops_at_memory_bytes_in_every_process() {
     assert!(worst < Duration::from_secs(30), "the host could not start a process for {worst:?}\n{out}");
 }
 
+/// Bytes of regular files under `dir`, as the host's disk holds them (a directory that vanishes
+/// meanwhile counts as empty).
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.blocks() * 512),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Fills the private `/tmp` and then the overlay (a directory of the host's that the view shows)
+/// with 32 MiB each, says how far each got, and stays a second for the test to look at the disk.
+const FILL: &str = "head -c 33554432 /dev/zero > /tmp/fill; echo tmp_status=$?; echo tmp_bytes=$(wc -c < /tmp/fill); \
+     head -c 33554432 /dev/zero > \"$1/fill\"; echo overlay_status=$?; echo overlay_bytes=$(wc -c < \"$1/fill\"); sleep 1";
+
+/// Runs [`FILL`] under `untrusted` with `options`, its state directory in a fresh `TMPDIR`;
+/// returns the outcome and the most the host's disk held there during the run.
+fn fill_the_disk(label: &str, options: &[&str]) -> (Outcome, u64) {
+    let tmpdir = temp_dir(label);
+    let host_dir = temp_dir(&format!("{label}-visible"));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (done, tmpdir) = (Arc::clone(&done), tmpdir.clone());
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(bytes_under(&tmpdir));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        })
+    };
+    let cmd = Mode::Cloister.command("sh").args(["-c", FILL, "fill", s(&host_dir)]).env("TMPDIR", &tmpdir);
+    let out = options.iter().fold(cmd, |cmd, o| cmd.cloister_arg(o)).output();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    assert!(!host_dir.join("fill").exists(), "the overlay's file reached the host\n{out}");
+    (out, most)
+}
+
+/// Filling the disk: 32 MiB into the private `/tmp` and 32 MiB into the overlay under
+/// `--limit overlay_bytes=8M`. Both stop with `ENOSPC` ("No space left on device") at the
+/// limit together, and the host's disk (where the state directory lies) gets nothing: the private
+/// layer is a tmpfs of that size in the sandbox's mount namespace, which the host kernel
+/// enforces whoever writes (through the view or past it). The control, without the limit, puts
+/// the 64 MiB on the host's disk.
+#[test]
+fn filling_the_disk_stops_at_overlay_bytes() {
+    const LIMIT: i64 = 8 << 20;
+    let (out, most) = fill_the_disk("fill-limited", &["--limit", "overlay_bytes=8M"]);
+    out.success();
+    if out.stderr.contains("overlay_bytes does not hold here") {
+        eprintln!("filling_the_disk_...: skipped: no mount namespace on this host\n{out}");
+        return;
+    }
+    assert_ne!(out.int_field("tmp_status"), 0, "\n{out}");
+    assert_ne!(out.int_field("overlay_status"), 0, "\n{out}");
+    assert!(out.stderr.contains("No space left on device"), "\n{out}");
+    let total = out.int_field("tmp_bytes") + out.int_field("overlay_bytes");
+    assert!(total <= LIMIT, "{total} bytes went past the {LIMIT}-byte limit\n{out}");
+    assert!(most < 1 << 20, "the host's disk held {most} bytes of the sandbox's\n{out}");
+
+    let (control, most) = fill_the_disk("fill-unlimited", &[]);
+    control.success();
+    assert_eq!(control.int_field("overlay_bytes"), 32 << 20, "\n{control}");
+    assert!(most >= 32 << 20, "without the limit the host's disk got only {most} bytes\n{control}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Findings
 
