@@ -131,7 +131,7 @@ fn root() -> bool {
 /// `/proc/1/root`, `/proc/PPID/root`, chains of `..`, `/proc/self/cwd/..`, a descriptor of `/`,
 /// symlinks made on the host (absolute and relative), a symlink and a hard link the program
 /// makes, and a symlink swapped between a harmless file and the secret by a second thread while
-/// the first opens it, 20,000 times each way. Stopped by the view (trapped calls) and, past it,
+/// the first opens it, 50,000 times each way. Stopped by the view (trapped calls) and, past it,
 /// by the mount namespace's empty stand-in over `~/.ssh` (Landlock's read rules where there is
 /// no mount namespace); a hard link across the stand-in's mount is `EXDEV`.
 #[test]
@@ -144,7 +144,7 @@ fn a_hidden_file_stays_hidden_by_every_path() {
     let exe = escape_program("hidden_paths");
     let out = Mode::Cloister
         .command(&exe)
-        .args([s(&runtime()), s(&home.key), s(&link_abs), s(&link_rel), "20000"])
+        .args([s(&runtime()), s(&home.key), s(&link_abs), s(&link_rel), "50000"])
         .env("HOME", &home.dir)
         .output();
     out.success();
@@ -666,9 +666,10 @@ fn bytes_under(dir: &Path) -> u64 {
 const FILL: &str = "head -c 33554432 /dev/zero > /tmp/fill; echo tmp_status=$?; echo tmp_bytes=$(wc -c < /tmp/fill); \
      head -c 33554432 /dev/zero > \"$1/fill\"; echo overlay_status=$?; echo overlay_bytes=$(wc -c < \"$1/fill\"); sleep 1";
 
-/// Runs [`FILL`] under `untrusted` with `options`, its state directory in a fresh `TMPDIR`;
-/// returns the outcome and the most the host's disk held there during the run.
-fn fill_the_disk(label: &str, options: &[&str]) -> (Outcome, u64) {
+/// Runs [`FILL`] (with `gate` false) or `disk_fill` under `untrusted` with `options`, its state
+/// directory in a fresh `TMPDIR`; returns the outcome and the most the host's disk held there
+/// during the run.
+fn fill_the_disk(label: &str, gate: bool, options: &[&str]) -> (Outcome, u64) {
     let tmpdir = temp_dir(label);
     let host_dir = temp_dir(&format!("{label}-visible"));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -683,7 +684,12 @@ fn fill_the_disk(label: &str, options: &[&str]) -> (Outcome, u64) {
             most
         })
     };
-    let cmd = Mode::Cloister.command("sh").args(["-c", FILL, "fill", s(&host_dir)]).env("TMPDIR", &tmpdir);
+    let cmd = if gate {
+        Mode::Cloister.command(escape_program("disk_fill")).args([s(&runtime()), "33554432"])
+    } else {
+        Mode::Cloister.command("sh").args(["-c", FILL, "fill", s(&host_dir)])
+    };
+    let cmd = cmd.env("TMPDIR", &tmpdir);
     let out = options.iter().fold(cmd, |cmd, o| cmd.cloister_arg(o)).output();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let most = watcher.join().unwrap();
@@ -691,16 +697,18 @@ fn fill_the_disk(label: &str, options: &[&str]) -> (Outcome, u64) {
     (out, most)
 }
 
-/// Filling the disk: 32 MiB into the private `/tmp` and 32 MiB into the overlay under
+/// The limit whose tests fill the disk.
+const OVERLAY_LIMIT: i64 = 8 << 20;
+
+/// Filling the disk: `head -c` of 32 MiB into the private `/tmp` and into the overlay under
 /// `--limit overlay_bytes=8M`. Both stop with `ENOSPC` ("No space left on device") at the
 /// limit together, and the host's disk (where the state directory lies) gets nothing: the private
-/// layer is a tmpfs of that size in the sandbox's mount namespace, which the host kernel
-/// enforces whoever writes (through the view or past it). The control, without the limit, puts
-/// the 64 MiB on the host's disk.
+/// layer is a tmpfs of that size in the sandbox's mount namespace. The control, without the
+/// limit, puts the 64 MiB on the host's disk.
 #[test]
 fn filling_the_disk_stops_at_overlay_bytes() {
-    const LIMIT: i64 = 8 << 20;
-    let (out, most) = fill_the_disk("fill-limited", &["--limit", "overlay_bytes=8M"]);
+    const LIMIT: i64 = OVERLAY_LIMIT;
+    let (out, most) = fill_the_disk("fill-limited", false, &["--limit", "overlay_bytes=8M"]);
     out.success();
     if out.stderr.contains("overlay_bytes does not hold here") {
         eprintln!("filling_the_disk_...: skipped: no mount namespace on this host\n{out}");
@@ -713,9 +721,35 @@ fn filling_the_disk_stops_at_overlay_bytes() {
     assert!(total <= LIMIT, "{total} bytes went past the {LIMIT}-byte limit\n{out}");
     assert!(most < 1 << 20, "the host's disk held {most} bytes of the sandbox's\n{out}");
 
-    let (control, most) = fill_the_disk("fill-unlimited", &[]);
+    let (control, most) = fill_the_disk("fill-unlimited", false, &[]);
     control.success();
     assert_eq!(control.int_field("overlay_bytes"), 32 << 20, "\n{control}");
+    assert!(most >= 32 << 20, "without the limit the host's disk got only {most} bytes\n{control}");
+}
+
+/// The same past the view: `disk_fill` writes 32 MiB through the runtime's gate straight into
+/// the state directory's upper tree (where Landlock lets the sandbox write), after 32 MiB into
+/// its `/tmp` the ordinary way. Under `--limit overlay_bytes=8M` each stops with `ENOSPC` at the
+/// limit, since the host kernel enforces the tmpfs's size whoever writes, and the host's disk
+/// gets nothing; the control, without the limit, puts the gate's 32 MiB on the host's disk.
+#[test]
+fn filling_the_disk_through_the_gate_stops_at_overlay_bytes() {
+    let (out, most) = fill_the_disk("fill-gate", true, &["--limit", "overlay_bytes=8M"]);
+    out.success();
+    if out.stderr.contains("overlay_bytes does not hold here") {
+        eprintln!("filling_the_disk_through_the_gate_...: skipped: no mount namespace on this host\n{out}");
+        return;
+    }
+    for way in ["direct", "gate"] {
+        assert_eq!(out.field(&format!("{way}_stop")), "ENOSPC", "{way}\n{out}");
+        let bytes = out.int_field(&format!("{way}_bytes"));
+        assert!(bytes <= OVERLAY_LIMIT && bytes > 1 << 20, "{way}: {bytes} bytes\n{out}");
+    }
+    assert!(most < 1 << 20, "the host's disk held {most} bytes of the sandbox's\n{out}");
+
+    let (control, most) = fill_the_disk("fill-gate-unlimited", true, &[]);
+    control.success();
+    assert_eq!(control.field("gate_stop"), "most", "\n{control}");
     assert!(most >= 32 << 20, "without the limit the host's disk got only {most} bytes\n{control}");
 }
 
