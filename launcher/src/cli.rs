@@ -158,7 +158,8 @@ pub struct RunArgs {
     pub net: Option<NetMode>,
     /// Set a resource limit, overriding the policy's (policy: limits.NAME): processes,
     /// memory_bytes (each process's private writable memory, RLIMIT_DATA), cpu_seconds (each
-    /// process's), file_size_bytes, open_files, wall_seconds. VALUE is a whole number (bytes
+    /// process's), file_size_bytes, open_files, wall_seconds, overlay_bytes (the private
+    /// layer's total, on a tmpfs instead of the host's disk). VALUE is a whole number (bytes
     /// also 512K, 64M, 4G, 1T) or `unlimited`. Repeatable. See docs/limits.md.
     #[arg(long, value_name = "NAME=VALUE", help_heading = "Limits")]
     pub limit: Vec<String>,

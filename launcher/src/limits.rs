@@ -11,13 +11,17 @@
 //! A sandbox with a filesystem view also gets `RLIMIT_CORE` 0: the kernel writes a core file
 //! itself, into the process's working directory on the host, past the view's overlay.
 //!
-//! What the limits do not do: they are per process (memory, CPU, file size, descriptors) or per
-//! user (processes), never a total for the sandbox; a total needs a cgroup, which cloister makes
-//! only for `processes` and only as root. docs/limits.md says what each key covers.
+//! `overlay_bytes` is the one total: the sandbox's private layer on a tmpfs of that size in its
+//! mount namespace instead of on the host's disk ([`crate::limits::disk`]).
+//!
+//! What the other limits do not do: they are per process (memory, CPU, file size, descriptors)
+//! or per user (processes), never a total for the sandbox; a total needs a cgroup, which
+//! cloister makes only for `processes` and only as root. docs/limits.md says what each key covers.
 //!
 //! Read first: setrlimit(2), prlimit(2), user_namespaces(7) (`RLIMIT_NPROC` there).
 
 pub mod cgroup;
+pub mod disk;
 
 use crate::failure::Failure;
 use policies::Limits;
@@ -32,6 +36,8 @@ pub struct LimitPlan {
     pub wall: Option<Duration>,
     /// The `processes` limit, for a pids cgroup when `RLIMIT_NPROC` does not hold (root).
     pub processes: Option<u64>,
+    /// The size of the private layer's tmpfs ([`crate::limits::disk`]).
+    pub overlay_bytes: Option<u64>,
 }
 
 /// The most rlimits a run sets: the six keys' five rlimits and `RLIMIT_CORE`.
@@ -137,7 +143,7 @@ pub fn plan(
         rlimits.push(libc::RLIMIT_CPU, cpu, cpu.saturating_add(1));
     }
     let wall = timeout.or(limits.wall_seconds.map(Duration::from_secs));
-    Ok(LimitPlan { rlimits, wall, processes: limits.processes })
+    Ok(LimitPlan { rlimits, wall, processes: limits.processes, overlay_bytes: limits.overlay_bytes })
 }
 
 /// `--timeout SECONDS`: a positive number of seconds, fractions allowed, as coreutils'

@@ -233,6 +233,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
+    let disk = private_disk(view.as_ref(), limits.overlay_bytes, args)?;
     // A view's sandbox gets a pid namespace of its own too (reproducible mode has one anyway),
     // where root's processes limit is `pid_max` rather than a cgroup that is slow to join.
     let pid_namespace = config.reproducible.is_some() || view.is_some();
@@ -265,7 +266,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         cgroup_procs: cgroup.as_ref().map(|c| c.procs_fd()),
         new_session,
         signal_scope: crate::keeper::signal_scope_ruleset(),
+        disk,
     })?;
+    let disk_root = started.disk;
+    if view.is_some() && limits.overlay_bytes.is_some() && disk_root.is_none() {
+        eprintln!("{}", crate::limits::disk::NOT_HELD);
+    }
     let relay = match (hub, started.tap) {
         (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
         _ => None,
@@ -290,10 +296,32 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     if let Some(sink) = sink {
         sink.finish();
     }
-    if let Some(view) = view {
+    if let Some(mut view) = view {
+        if let Some(root) = &disk_root {
+            let state = view.state.dir().to_path_buf();
+            crate::limits::disk::reroot(&mut view.mounts, &state, root);
+        }
         changes::report::finish(view, args.quiet);
     }
     Ok(status)
+}
+
+/// The private layer's tmpfs for `overlay_bytes` (a view's state directory's layout, to be
+/// laid out again in it); refused with `--changes`, which keeps the layer on disk.
+fn private_disk(
+    view: Option<&View>,
+    bytes: Option<u64>,
+    args: &RunArgs,
+) -> Result<Option<crate::limits::disk::PrivateDisk>, Failure> {
+    let (Some(view), Some(bytes)) = (view, bytes) else { return Ok(None) };
+    if let Some(dir) = &args.changes {
+        return Err(Failure::Setup(format!(
+            "--changes {}: kept changes stay on the host's disk, which limits.overlay_bytes cannot bound; \
+             drop --changes or lift the limit with --limit overlay_bytes=unlimited",
+            dir.display()
+        )));
+    }
+    crate::limits::disk::PrivateDisk::new(view.state.dir(), bytes).map(Some)
 }
 
 /// The pids cgroup that holds `processes` for root, whom `RLIMIT_NPROC` does not hold; says

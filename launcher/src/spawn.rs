@@ -91,6 +91,9 @@ pub struct Launch {
     /// The ruleset of the program's extra Landlock layer, which keeps it from signalling its
     /// keeper (see [`crate::keeper`]).
     pub signal_scope: Option<OwnedFd>,
+    /// With `overlay_bytes`: the tmpfs the private layer lives on, mounted over the state
+    /// directory in the view's mount namespace (see [`crate::limits::disk`]).
+    pub disk: Option<crate::limits::disk::PrivateDisk>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -111,6 +114,8 @@ enum Step {
     /// The sandbox went without its mount namespace, and the whole Landlock floor that then
     /// applies was not made yet: the parent makes it and starts again.
     FloorPending,
+    /// Mounting the private layer's tmpfs (`overlay_bytes`) or handing it to the supervisor.
+    Disk,
 }
 
 impl Step {
@@ -130,6 +135,7 @@ impl Step {
             10 => "cannot set the sandbox's resource limits (policy: limits, --limit)",
             11 => "cannot move the sandbox into its pids cgroup (for the processes limit)",
             12 => "the Landlock floor for a sandbox without its mount namespace is not ready",
+            13 => "cannot mount the private layer's tmpfs (limits.overlay_bytes) over the state directory",
             _ => "cannot execute the runtime",
         }
     }
@@ -145,6 +151,8 @@ pub struct Started {
     pub pid: libc::pid_t,
     /// The wire's TAP device, which the sandbox's first process made (with `--net wire`).
     pub tap: Option<OwnedFd>,
+    /// The root of the private layer's tmpfs (with `overlay_bytes` and a mount namespace).
+    pub disk: Option<OwnedFd>,
 }
 
 /// Starts the program.
@@ -240,6 +248,12 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
         None => None,
     };
 
+    // The private layer's way to the supervisor: one socket pair per attempt, as for the TAP.
+    let disk_channel = match (&launch.disk, ns.view_active()) {
+        (Some(_), true) => Some(socket_pair().map_err(|e| setup("cannot create a socket pair", e))?),
+        _ => None,
+    };
+
     // The child runs only raw system calls on data prepared above, then execs or exits.
     let pid = ns.fork()?;
     if pid == 0 {
@@ -280,6 +294,12 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
             if ns.active() {
                 if let Err(step) = ns.enter(err_r.as_raw_fd(), err_w.as_raw_fd()) {
                     report(step as u8);
+                }
+            }
+            // After the view's mounts, before anything of the program's: its private layer.
+            if let (Some(disk), Some((_, theirs))) = (&launch.disk, &disk_channel) {
+                if disk.mount() != 0 || !disk.send(theirs.as_raw_fd()) {
+                    fail(Step::Disk);
                 }
             }
             for (fd, reserved) in [(trace_fd, TRACE_FD), (shared_fd, SHARED_FD)] {
@@ -337,6 +357,12 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
                 // The pid namespace's fresh /proc is not the host's, which the rules name.
                 if ns.pid_active() && landlock.allow_read_beneath(c"/proc").is_err() {
                     fail(Step::Landlock);
+                }
+                // The private layer's tmpfs, which the state directory's rule does not reach.
+                if let (Some(disk), Some(_)) = (&launch.disk, &disk_channel) {
+                    if landlock.allow_all_beneath(disk.state()).is_err() {
+                        fail(Step::Landlock);
+                    }
                 }
                 if landlock.enforce().is_err() {
                     fail(Step::Landlock);
@@ -419,7 +445,22 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
         },
         None => None,
     };
-    Ok(Some(Started { pid, tap }))
+    let disk = disk_channel.and_then(|(ours, _theirs)| crate::limits::disk::receive(ours.as_raw_fd()));
+    Ok(Some(Started { pid, tap, disk }))
+}
+
+/// A connected pair of close-on-exec unix datagram sockets.
+fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut pair = [0; 2];
+    // SAFETY: `pair` is a valid array of two descriptors for socketpair to fill.
+    let r = unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr())
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) })
 }
 
 /// `execve` made from the runtime's gate: the gate's `syscall` is trusted by the redirect

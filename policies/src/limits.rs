@@ -12,7 +12,10 @@
 //! - `memory_bytes` is `RLIMIT_DATA`: each process's private writable memory (heap, anonymous
 //!   mappings), not its address space, which Go, Java and sanitizers reserve by the terabyte;
 //! - `cpu_seconds` (`RLIMIT_CPU`), `file_size_bytes` (`RLIMIT_FSIZE`) and `open_files`
-//!   (`RLIMIT_NOFILE`) hold per process as well.
+//!   (`RLIMIT_NOFILE`) hold per process as well;
+//! - `overlay_bytes` is a total for the sandbox: the size of the tmpfs that holds its private
+//!   layer (the overlay's upper tree and its private `/tmp`) in its mount namespace, instead of
+//!   the host's disk.
 //!
 //! Read first: setrlimit(2), and for processes user_namespaces(7).
 
@@ -26,6 +29,10 @@ pub const MIN_OPEN_FILES: u64 = 16;
 /// The smallest memory limit: below a few MiB no dynamic program gets as far as `main`, and
 /// the failure would look like a broken program rather than a limit.
 pub const MIN_MEMORY_BYTES: u64 = 16 << 20;
+
+/// The smallest private layer: room for the directories and stand-ins the launcher lays out
+/// before the program starts, and for a few small files.
+pub const MIN_OVERLAY_BYTES: u64 = 1 << 20;
 
 /// The longest wall-clock limit: a year, in seconds (longer is no limit).
 pub const MAX_WALL_SECONDS: u64 = 366 * 24 * 3600;
@@ -57,6 +64,11 @@ pub struct Limits {
     /// killed and `cloister run` exits 124 (`--timeout`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_seconds: Option<u64>,
+    /// Most bytes the sandbox's private layer (the overlay's upper tree, its private `/tmp` and
+    /// `/dev/shm`) may hold in total: it lives on a tmpfs of this size, in memory, instead of on
+    /// the host's disk; a write beyond it fails with `ENOSPC`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -66,7 +78,7 @@ impl Limits {
     }
 
     /// Every key with its value, in the schema's order.
-    pub fn keys(&self) -> [(&'static str, Option<u64>); 6] {
+    pub fn keys(&self) -> [(&'static str, Option<u64>); 7] {
         [
             ("processes", self.processes),
             ("memory_bytes", self.memory_bytes),
@@ -74,6 +86,7 @@ impl Limits {
             ("file_size_bytes", self.file_size_bytes),
             ("open_files", self.open_files),
             ("wall_seconds", self.wall_seconds),
+            ("overlay_bytes", self.overlay_bytes),
         ]
     }
 
@@ -87,13 +100,21 @@ impl Limits {
             "file_size_bytes" => &mut self.file_size_bytes,
             "open_files" => &mut self.open_files,
             "wall_seconds" => &mut self.wall_seconds,
+            "overlay_bytes" => &mut self.overlay_bytes,
             _ => return None,
         })
     }
 
     /// The keys' names, as a policy and `--limit NAME=VALUE` write them.
-    pub const NAMES: [&'static str; 6] =
-        ["processes", "memory_bytes", "cpu_seconds", "file_size_bytes", "open_files", "wall_seconds"];
+    pub const NAMES: [&'static str; 7] = [
+        "processes",
+        "memory_bytes",
+        "cpu_seconds",
+        "file_size_bytes",
+        "open_files",
+        "wall_seconds",
+        "overlay_bytes",
+    ];
 }
 
 /// What is wrong with `value` for the key `name`, and how to fix it; `Ok` when nothing is.
@@ -103,6 +124,7 @@ pub fn check_limit(name: &str, value: u64) -> Result<(), (String, String)> {
         "open_files" => (MIN_OPEN_FILES, u64::from(u32::MAX)),
         "memory_bytes" => (MIN_MEMORY_BYTES, u64::MAX),
         "wall_seconds" => (1, MAX_WALL_SECONDS),
+        "overlay_bytes" => (MIN_OVERLAY_BYTES, u64::MAX),
         _ => (1, u64::MAX),
     };
     if value < least {

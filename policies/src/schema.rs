@@ -257,7 +257,7 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         "$.limits.cpu_seconds" | "$.limits.wall_seconds" => {
             ("a whole number of seconds", "write a number such as 600, or leave the key out for no limit")
         }
-        "$.limits.file_size_bytes" => (
+        "$.limits.file_size_bytes" | "$.limits.overlay_bytes" => (
             "a whole number of bytes",
             "write a number such as 1073741824 (1 GiB), or leave the key out for no limit",
         ),

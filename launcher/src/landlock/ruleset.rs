@@ -124,6 +124,9 @@ pub struct PreparedFloor {
     status: FloorStatus,
     /// The read rights this host's ruleset handles, for rules added in the child.
     read_bits: u64,
+    /// Every right this host's ruleset handles, for a tree the child mounted for the sandbox
+    /// to write ([`PreparedFloor::allow_all_beneath`]).
+    all_bits: u64,
 }
 
 impl PreparedFloor {
@@ -137,7 +140,19 @@ impl PreparedFloor {
     /// calls on a stack structure, no allocation: safe in a forked child, before
     /// [`PreparedFloor::enforce`]. Nothing to do when the floor confines no reading.
     pub fn allow_read_beneath(&self, path: &std::ffi::CStr) -> Result<(), EnforceError> {
-        let Some(ruleset) = self.ruleset.as_ref().filter(|_| self.read_bits != 0) else { return Ok(()) };
+        self.allow_beneath(path, self.read_bits)
+    }
+
+    /// Grants every handled right beneath `path`, a tmpfs the child mounted over the state
+    /// directory (`limits.overlay_bytes`): Landlock skips mount points when it walks a path up,
+    /// so the state directory's own rule does not reach into a tmpfs mounted on it. Safe in a
+    /// forked child, before [`PreparedFloor::enforce`].
+    pub fn allow_all_beneath(&self, path: &std::ffi::CStr) -> Result<(), EnforceError> {
+        self.allow_beneath(path, self.all_bits)
+    }
+
+    fn allow_beneath(&self, path: &std::ffi::CStr, bits: u64) -> Result<(), EnforceError> {
+        let Some(ruleset) = self.ruleset.as_ref().filter(|_| bits != 0) else { return Ok(()) };
         /// `struct landlock_path_beneath_attr`, packed as the kernel declares it.
         #[repr(C, packed)]
         struct PathBeneathAttr {
@@ -152,7 +167,7 @@ impl PreparedFloor {
             if fd < 0 {
                 return Err(EnforceError::AddRule(errno()));
             }
-            let attr = PathBeneathAttr { allowed_access: self.read_bits, parent_fd: fd };
+            let attr = PathBeneathAttr { allowed_access: bits, parent_fd: fd };
             let r = libc::syscall(
                 libc::SYS_landlock_add_rule,
                 ruleset.as_raw_fd(),
@@ -205,7 +220,7 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     let rules = plan(fs)?;
     let status = FloorStatus::of(abi(), options);
     if let FloorStatus::Unsupported { .. } = status {
-        return Ok(PreparedFloor { ruleset: None, status, read_bits: 0 });
+        return Ok(PreparedFloor { ruleset: None, status, read_bits: 0, all_bits: 0 });
     }
     let host_abi = match abi() {
         Ok(1) => ABI::V1,
@@ -220,6 +235,7 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     // A floor that confines no reading leaves reads, listings and executions unchecked: Landlock
     // then does not walk the path of every file opened for reading up to the root.
     let handled = (AccessFs::from_all(TARGET) & !AccessFs::from_read(TARGET)) | handled_reads(fs);
+    let all_bits = (handled & AccessFs::from_all(host_abi)).bits();
     let mut ruleset = Ruleset::default().handle_access(handled)?;
     if options.net.is_some() {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
@@ -242,10 +258,11 @@ pub fn prepare(fs: &FsFloor, options: &FloorOptions) -> Result<PreparedFloor, Pr
     }
     let ruleset: Option<OwnedFd> = ruleset.into();
     match ruleset {
-        Some(fd) => Ok(PreparedFloor { ruleset: Some(fd), status, read_bits }),
+        Some(fd) => Ok(PreparedFloor { ruleset: Some(fd), status, read_bits, all_bits }),
         None => Ok(PreparedFloor {
             ruleset: None,
             read_bits,
+            all_bits,
             status: FloorStatus::Unsupported { why: "the kernel would not create a Landlock ruleset".into() },
         }),
     }
@@ -265,8 +282,12 @@ fn handled_reads(fs: &FsFloor) -> BitFlags<AccessFs> {
 /// ports. On a host whose ABI predates TCP rules (4) it enforces nothing, and its status says
 /// why.
 pub fn prepare_net(net: &NetFloor) -> Result<PreparedFloor, PrepareError> {
-    let unsupported =
-        |why: String| PreparedFloor { ruleset: None, status: FloorStatus::Unsupported { why }, read_bits: 0 };
+    let unsupported = |why: String| PreparedFloor {
+        ruleset: None,
+        status: FloorStatus::Unsupported { why },
+        read_bits: 0,
+        all_bits: 0,
+    };
     let abi = match abi() {
         Ok(abi) if abi >= 4 => abi,
         Ok(abi) => return Ok(unsupported(format!("TCP rules need Landlock ABI 4; this host has ABI {abi}"))),
@@ -286,7 +307,12 @@ pub fn prepare_net(net: &NetFloor) -> Result<PreparedFloor, PrepareError> {
     }
     let ruleset: Option<OwnedFd> = ruleset.into();
     Ok(match ruleset {
-        Some(fd) => PreparedFloor { ruleset: Some(fd), status: FloorStatus::Enforced { abi }, read_bits: 0 },
+        Some(fd) => PreparedFloor {
+            ruleset: Some(fd),
+            status: FloorStatus::Enforced { abi },
+            read_bits: 0,
+            all_bits: 0,
+        },
         None => unsupported("the kernel would not create a Landlock ruleset".into()),
     })
 }
