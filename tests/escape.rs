@@ -758,13 +758,10 @@ fn filling_the_disk_through_the_gate_stops_at_overlay_bytes() {
 
 /// A host block device whose backing image lies in a hidden directory (`~/.ssh/disk.img`, on a
 /// loop device the test attaches): the sandbox must not read the hidden bytes through the
-/// device. Opening it for writing is refused (Landlock: EACCES), but reading is not: a sandbox
-/// run as root keeps root's access to every block device in `/dev` (the `untrusted` policy
-/// shows `/dev` as it is, and Landlock under the mount namespace confines writes only), so it
-/// reads any disk below every file and mount, hidden files included. Needs root (a loop
-/// device); on hosts where root may read its disks this is the same for `/dev/sda`.
+/// device. A sandbox run as root would (the owner's permission bits are enough, and `/dev` is
+/// shown as it is): stopped by the mount namespace, which binds an empty file over every block
+/// device under `/dev` (`launcher/src/view/mounts.rs`). Needs root (a loop device).
 #[test]
-#[ignore = "escape: a root-run sandbox reads host block devices (hidden files' bytes through /dev/loopN or /dev/sda); needs /dev block devices hidden or read-confined"]
 fn a_block_device_does_not_show_a_hidden_files_bytes() {
     if !root() {
         eprintln!("a_block_device_...: skipped: attaching a loop device needs root");

@@ -267,6 +267,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         new_session,
         signal_scope: crate::keeper::signal_scope_ruleset(),
         disk,
+        container_capabilities: view.is_some(),
     })?;
     let disk_root = started.disk;
     if view.is_some() && limits.overlay_bytes.is_some() && disk_root.is_none() {

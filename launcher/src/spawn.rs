@@ -94,6 +94,9 @@ pub struct Launch {
     /// With `overlay_bytes`: the tmpfs the private layer lives on, mounted over the state
     /// directory in the view's mount namespace (see [`crate::limits::disk`]).
     pub disk: Option<crate::limits::disk::PrivateDisk>,
+    /// Bound the capabilities of root's programs to a container's (with a view: see
+    /// [`crate::view::floor::drop_capabilities`]).
+    pub container_capabilities: bool,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -377,6 +380,9 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
                 }
             }
             launch.net.drop_capabilities();
+            if launch.container_capabilities {
+                crate::view::floor::drop_capabilities();
+            }
             for prog in floor.iter().chain(&net_floor[usize::from(ns.net_active())]) {
                 if libc::syscall(
                     libc::SYS_seccomp,

@@ -102,8 +102,15 @@ impl Vfs {
             .filter(|m| !state.is_some_and(|s| is_within(&m.guest, s)))
             .map(|m| view_line(h, m, self.state_dir.as_deref()))
             .collect();
+        // The empty file the sandbox's namespace binds over each block device under `/dev` is
+        // the sandbox's business too (its root, within its filesystem, ends the host path).
+        let block_stand_in = state.map(|s| [s, b"/hidden/block"].concat());
+        let stand_in = |l: &Line| {
+            l.root.ends_with(b"/hidden/block")
+                && block_stand_in.as_ref().is_some_and(|b| b.ends_with(&l.root))
+        };
         for line in host.split(|&b| b == b'\n') {
-            if let Some(l) = host_line(line).filter(|l| shown_by_host(&l.point)) {
+            if let Some(l) = host_line(line).filter(|l| shown_by_host(&l.point) && !stand_in(l)) {
                 lines.push(l);
             }
         }

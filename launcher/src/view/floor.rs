@@ -92,3 +92,44 @@ pub fn fs_floor(view: &View) -> FsFloor {
 pub fn options() -> FloorOptions {
     FloorOptions { scope_signals: true, scope_abstract_unix: true, net: None }
 }
+
+/// Capabilities a root program in a view's sandbox keeps: Docker's default set for a
+/// container, less `CAP_NET_RAW` and `CAP_MKNOD` (the network floor and the view refuse what
+/// they are for). The rest would let root reach past the view and the floor in ways Landlock
+/// and the mount namespace do not see: `CAP_SYS_RAWIO` (`iopl`, raw device commands),
+/// `CAP_SYS_ADMIN` (hundreds of administrative operations), `CAP_DAC_READ_SEARCH`
+/// (`open_by_handle_at` past every path check), `CAP_SYS_PTRACE`, `CAP_SYS_MODULE`,
+/// `CAP_SYS_TIME`, `CAP_SYS_BOOT`, `CAP_BPF`, `CAP_PERFMON`, `CAP_SYSLOG` and the others.
+const KEPT_CAPABILITIES: [libc::c_ulong; 12] = [
+    0,  // CAP_CHOWN
+    1,  // CAP_DAC_OVERRIDE
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    5,  // CAP_KILL
+    6,  // CAP_SETGID
+    7,  // CAP_SETUID
+    8,  // CAP_SETPCAP
+    10, // CAP_NET_BIND_SERVICE
+    18, // CAP_SYS_CHROOT
+    29, // CAP_AUDIT_WRITE
+    31, // CAP_SETFCAP
+];
+
+/// Drops every capability but [`KEPT_CAPABILITIES`] from the bounding set, so that no program
+/// the sandbox execs gets them, root included. A caller without `CAP_SETPCAP` has none of
+/// them to lose, and its `EPERM` is ignored.
+///
+/// Async-signal-safe: `prctl`s only.
+pub fn drop_capabilities() {
+    // Past the last capability the kernel knows, PR_CAPBSET_DROP fails with EINVAL.
+    for cap in 0..64 {
+        if !KEPT_CAPABILITIES.contains(&cap) {
+            // SAFETY: prctl with integer arguments changes only this process's bounding set.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+            {
+                break;
+            }
+        }
+    }
+}

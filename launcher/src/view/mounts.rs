@@ -18,7 +18,11 @@
 //!    tmpfs trees, and `rw` mounts work;
 //! 3. the empty stand-ins (`STATE/hidden/N`, one for each) bound read-only over every
 //!    hidden host path ([`super::floor::hidden_paths`]), so that even a `stat` or a `connect`
-//!    through the gate finds an empty directory or file there.
+//!    through the gate finds an empty directory or file there;
+//! 4. an empty file (`STATE/hidden/block`) bound over every block device under `/dev`: a
+//!    sandbox run as root would otherwise read the disks below every file the view hides
+//!    (the owner's permission bits suffice, no capability is needed). A device the host adds
+//!    during the run (a new loop device) is not covered.
 //!
 //! Everything is decided here, before the fork, as C strings; the child ([`MountPlan::apply`])
 //! only makes raw system calls on them. What this does not do: mounts below a writable path
@@ -143,7 +147,13 @@ impl MountPlan {
     pub fn new(view: &View) -> Result<MountPlan, Failure> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Failure::Setup(format!("cannot read /proc/self/mountinfo: {e}")))?;
-        let mut plan = MountPlan::from_parts(&mountinfo, &writable_paths(view), &hidden_stand_ins(view));
+        let mut hidden = hidden_stand_ins(view);
+        let devices = block_devices(Path::new("/dev"));
+        if !devices.is_empty() {
+            let stand_in = view.state.block_stand_in()?;
+            hidden.extend(devices.into_iter().map(|d| (d, stand_in.clone())));
+        }
+        let mut plan = MountPlan::from_parts(&mountinfo, &writable_paths(view), &hidden);
         let stage = view.state.sys_stage();
         plan.sys_stage =
             [cstring(&stage), cstring(&stage.join("class/net")), cstring(&stage.join("devices/virtual/net"))]
@@ -302,6 +312,29 @@ impl MountPlan {
         }
         Ok(())
     }
+}
+
+/// The block devices under `dir` (the host's `/dev`), searched on `dir`'s own filesystem: not
+/// through links, nor into the trees mounted below it (`/dev/pts`, `/dev/shm`).
+fn block_devices(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(top) = std::fs::symlink_metadata(dir) else { return Vec::new() };
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let kind = meta.file_type();
+            if kind.is_block_device() {
+                found.push(entry.path());
+            } else if kind.is_dir() && meta.dev() == top.dev() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 /// For `cloister doctor`, in a forked child that has a mount namespace of its own with private

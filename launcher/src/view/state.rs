@@ -107,6 +107,16 @@ impl State {
         Ok(path)
     }
 
+    /// Makes the stand-in every block device under `/dev` shows in the sandbox's mount
+    /// namespace: an empty file (mode 0444), `hidden/block`.
+    pub fn block_stand_in(&self) -> Result<PathBuf, Failure> {
+        let path = self.dir.join("hidden").join("block");
+        fs::write(&path, b"").map_err(|e| setup(&path, "cannot create", &e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444))
+            .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+        Ok(path)
+    }
+
     /// The sandbox's shared page.
     pub fn shared(&self) -> PathBuf {
         self.dir.join("shared")
