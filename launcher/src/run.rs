@@ -229,9 +229,14 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     // The policy's address goes with its wire; --ip goes with any mode, to be refused by one
     // that has no interface.
     let address = args.ip.or(policy.network.address.filter(|_| mode.takes_address()));
-    let net = NetPlan::prepare(mode, address)?;
+    // The policy's allow-list goes with its nat mode; --allow adds to it, and is refused by a
+    // mode that lets nothing out.
+    let mut allow = if mode.takes_allow_list() { policy.network.allow.clone() } else { Vec::new() };
+    allow.extend(args.allow.iter().cloned());
+    let net = NetPlan::prepare(mode, address, allow)?;
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
+    let net_allow = net.allow().to_vec();
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
     // A view's sandbox gets a pid namespace of its own too (reproducible mode has one anyway),
     // where root's processes limit is `pid_max` rather than a cgroup that is slow to join.
@@ -266,8 +271,14 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         new_session,
         signal_scope: crate::keeper::signal_scope_ruleset(),
     })?;
+    let mut nat = None;
     let relay = match (hub, started.tap) {
         (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
+        (None, Some(tap)) => {
+            let events = sink.as_ref().and_then(|(_, out): &(_, std::fs::File)| out.try_clone().ok());
+            nat = Some(crate::net::nat::Engine::start(tap, net_allow, events)?);
+            None
+        }
         _ => None,
     };
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
@@ -281,6 +292,9 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     if let Some(relay) = relay {
         relay.stop();
+    }
+    if let Some(nat) = nat {
+        nat.stop();
     }
     // Anything the keeper could not kill (it was killed itself) is the supervisor's child now.
     crate::timeout::sweep();

@@ -128,7 +128,7 @@ impl FromStr for AllowRule {
         } else if host.bytes().next().is_some_and(|b| b.is_ascii_digit()) && looks_numeric(host) {
             parse_ip(host, false).map_err(|p| err(&p))?
         } else {
-            AllowHost::Name(parse_name(host).map_err(|p| err(p))?)
+            AllowHost::Name(parse_name(host).map_err(err)?)
         };
         Ok(AllowRule { host, port })
     }

@@ -291,7 +291,7 @@ fn network_modes_read_and_show_back() {
 
 #[test]
 fn planned_network_modes_are_not_built_yet() {
-    for (written, mode) in [("tap:tap0", PlannedMode::Tap)] {
+    for (written, mode) in [("tap:tap0", PlannedMode::Tap), ("tap:eth1", PlannedMode::Tap)] {
         let err = written.parse::<NetMode>().unwrap_err();
         assert_eq!(err, NetModeError::NotBuiltYet { written: written.to_owned(), mode });
         let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{written}"}}}}"#));
