@@ -79,7 +79,9 @@ pub fn parse_query(msg: &[u8]) -> Option<Question> {
 pub fn answer(query: &[u8], question: Option<&Question>, rcode: u8, addrs: &[Ipv4Addr]) -> Vec<u8> {
     let end = question.map_or(12.min(query.len()), |q| q.end);
     let mut out = query[..end].to_vec();
-    out.resize(12, 0);
+    if out.len() < 12 {
+        out.resize(12, 0);
+    }
     // QR, the query's opcode and RD, RA, and the code.
     out[2] = 0x80 | (out[2] & 0x79);
     out[3] = 0x80 | rcode;
