@@ -326,14 +326,25 @@ fn udp_echoes_through_the_gateway_and_refused_ports_are_unreachable() {
     assert!(out.elapsed < Duration::from_secs(10), "refused slowly: {:?}", out.elapsed);
 }
 
-/// Inside: eth0 at 10.0.2.15/24 with the default route through 10.0.2.2, and the loopback.
+/// Inside: eth0 at 10.0.2.15/24 with the default route through 10.0.2.2, and (with a view)
+/// an /etc/resolv.conf that names the gateway's DNS, so that the program's own resolver asks it:
+/// a name off the allow-list is "not found" at once (NXDOMAIN), never a timeout.
 #[test]
-fn the_sandbox_has_eth0_behind_the_gateway() {
-    let out = nat(&[], "sh", &["-c", "ip -4 addr show eth0; ip route"]).output();
+fn the_sandbox_has_eth0_behind_the_gateway_and_its_dns() {
+    let lookup = r#"import socket
+try:
+    socket.getaddrinfo("nowhere.example", 80)
+except socket.gaierror as e:
+    print("gaierror", e.errno == socket.EAI_NONAME)"#;
+    let program = format!("ip -4 addr show eth0; ip route; cat /etc/resolv.conf; {PYTHON3} -c '{lookup}'");
+    let out = nat(&[], "sh", &["-c", &program]).output();
     out.success();
     assert!(out.stdout.contains("inet 10.0.2.15/24"), "\n{out}");
     assert!(out.stdout.contains("default via 10.0.2.2 dev eth0"), "\n{out}");
     assert!(out.stdout.contains("mtu 65520"), "\n{out}");
+    assert!(out.stdout.contains("\nnameserver 10.0.2.3\n"), "\n{out}");
+    assert!(out.stdout.ends_with("gaierror True\n"), "\n{out}");
+    assert!(out.elapsed < QUICK, "the lookup took {:?}", out.elapsed);
 }
 
 /// `--allow` needs `--net nat`, and a bad entry says what to write; both exit 125.

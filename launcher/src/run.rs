@@ -224,7 +224,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         None => (None, None),
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
-    let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
+    let mut mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
     let mode = args.net.clone().unwrap_or_else(|| policy.network.mode.clone());
     // The policy's address goes with its wire; --ip goes with any mode, to be refused by one
     // that has no interface.
@@ -234,6 +234,11 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let mut allow = if mode.takes_allow_list() { policy.network.allow.clone() } else { Vec::new() };
     allow.extend(args.allow.iter().cloned());
     let net = NetPlan::prepare(mode, address, allow)?;
+    if let (Some(resolv), Some(mounts)) =
+        (net.resolv_conf(view.as_ref().map(|v| v.state.dir()))?, mounts.as_mut())
+    {
+        mounts.cover_file(&resolv, std::path::Path::new("/etc/resolv.conf"));
+    }
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
     let net_allow = net.allow().to_vec();

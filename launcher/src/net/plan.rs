@@ -116,6 +116,21 @@ impl NetPlan {
         &self.allow
     }
 
+    /// For `nat` with a view whose state directory is `state`: writes the sandbox's
+    /// `/etc/resolv.conf` there (naming the gateway's DNS) and returns its path, for the view to
+    /// show over the host's.
+    pub fn resolv_conf(&self, state: Option<&Path>) -> Result<Option<std::path::PathBuf>, Failure> {
+        let Some(state) = state.filter(|_| self.mode == NetMode::Nat) else { return Ok(None) };
+        let path = state.join("resolv.conf");
+        let text = format!(
+            "# cloister --net nat: the gateway's DNS answers the allowed names\nnameserver {}\n",
+            nat::DNS
+        );
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::Setup(format!("cannot write {}: {e}", path.display())))?;
+        Ok(Some(path))
+    }
+
     /// The hub a wire joins.
     pub fn hub(&self) -> Option<&Path> {
         match &self.mode {
