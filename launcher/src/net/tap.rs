@@ -43,6 +43,10 @@ pub struct TapConfig {
     netmask: libc::in_addr,
     /// The default route's gateway (`--net nat`); a wire has none.
     gateway: Option<libc::in_addr>,
+    /// Frames carry a `virtio_net_hdr` and the device offloads checksums (`--net nat`): the
+    /// sandbox's kernel then leaves TCP and UDP checksums to the device, and takes ours as
+    /// already checked (see `super::nat::device`). A wire's frames are plain Ethernet.
+    offload: bool,
 }
 
 impl TapConfig {
@@ -54,13 +58,14 @@ impl TapConfig {
             ip: in_addr(address.ip),
             netmask: in_addr(address.netmask()),
             gateway: None,
+            offload: false,
         }
     }
 
     /// The device for a sandbox at `address` whose default route goes through `gateway`.
     pub fn with_gateway(address: InterfaceAddress, gateway: std::net::Ipv4Addr) -> TapConfig {
         let gateway = Some(libc::in_addr { s_addr: u32::from(gateway).to_be() });
-        TapConfig { gateway, ..TapConfig::new(address) }
+        TapConfig { gateway, offload: true, ..TapConfig::new(address) }
     }
 
     /// Makes the device in the caller's network namespace, configures it, brings it up and
@@ -93,8 +98,12 @@ impl TapConfig {
         // stack with the union member that request reads set.
         unsafe {
             let mut req = ifreq();
-            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            let vnet = if self.offload { libc::IFF_VNET_HDR } else { 0 };
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
             if libc::ioctl(tap, libc::TUNSETIFF, &req) != 0 {
+                return Err(TapFailure::Create);
+            }
+            if self.offload && libc::ioctl(tap, libc::TUNSETOFFLOAD, libc::TUN_F_CSUM as libc::c_ulong) != 0 {
                 return Err(TapFailure::Create);
             }
             let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
