@@ -133,11 +133,13 @@ pub struct Answered {
 }
 
 /// The lookup thread, and how its answers come back.
+///
+/// Dropping it ends the thread once it is done with the lookup at hand, without waiting for it:
+/// a nameserver that does not answer must not keep the sandbox's end waiting.
 pub struct Resolver {
-    queries: Option<mpsc::Sender<Lookup>>,
+    queries: mpsc::Sender<Lookup>,
     answers: mpsc::Receiver<Answered>,
     wake: std::sync::Arc<OwnedFd>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Resolver {
@@ -153,7 +155,7 @@ impl Resolver {
         let (queries, lookups) = mpsc::channel::<Lookup>();
         let (done, answers) = mpsc::channel();
         let waker = wake.clone();
-        let thread = std::thread::Builder::new().name("nat-dns".into()).spawn(move || {
+        std::thread::Builder::new().name("nat-dns".into()).spawn(move || {
             for lookup in lookups {
                 let (reply, addrs) = resolve(&lookup.query, &lookup.question);
                 let answered = Answered { reply, guest: lookup.guest, addrs, ports: lookup.ports };
@@ -163,7 +165,7 @@ impl Resolver {
                 signal(waker.as_raw_fd());
             }
         })?;
-        Ok(Resolver { queries: Some(queries), answers, wake, thread: Some(thread) })
+        Ok(Resolver { queries, answers, wake })
     }
 
     /// The descriptor that becomes readable when an answer is ready.
@@ -173,9 +175,7 @@ impl Resolver {
 
     /// Looks `question` of `query` up for `guest`, for the name's `ports`.
     pub fn ask(&self, query: &[u8], question: Question, guest: SocketAddrV4, ports: Vec<u16>) {
-        if let Some(queries) = &self.queries {
-            let _ = queries.send(Lookup { query: query.to_vec(), question, guest, ports });
-        }
+        let _ = self.queries.send(Lookup { query: query.to_vec(), question, guest, ports });
     }
 
     /// The next finished lookup.
@@ -184,16 +184,6 @@ impl Resolver {
         // SAFETY: an 8-byte read from our eventfd into a u64 (EAGAIN when nothing is there).
         unsafe { libc::read(self.wake.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
         self.answers.try_recv().ok()
-    }
-}
-
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        // Ends the thread's loop once it is done with the lookup at hand.
-        self.queries.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
