@@ -4,7 +4,8 @@
 //! Every server a test starts runs natively on the host's 127.0.0.1, on a port the kernel
 //! picks, and is stopped by a guard when the test ends, passing or not: Python's `http.server`,
 //! a sink that hashes what it receives, a UDP echo server. curl and Python in the sandbox reach
-//! them through the gateway, or are refused (at once, not after a timeout); the gateway's DNS
+//! them through the gateway, or are refused (at once, not after a timeout); iperf3 runs over TCP
+//! and UDP both ways against a native iperf3 server; the gateway's DNS
 //! answers allowed names from `/etc/hosts` and refuses the others. No traffic goes anywhere but
 //! the loopback: refused names and addresses are refused by the gateway itself.
 
@@ -324,6 +325,53 @@ fn udp_echoes_through_the_gateway_and_refused_ports_are_unreachable() {
     out.success();
     assert!(out.lines().contains(&"error 111"), "no ECONNREFUSED\n{out}");
     assert!(out.elapsed < Duration::from_secs(10), "refused slowly: {:?}", out.elapsed);
+}
+
+/// iperf3 in the sandbox against an iperf3 server on the host's loopback, TCP and UDP, each
+/// way: every run completes and moves data (how fast is for bench/net to say).
+#[test]
+fn iperf3_runs_through_the_gateway_over_tcp_and_udp() {
+    for (what, extra) in [
+        ("tcp", &[][..]),
+        ("tcp -R", &["-R"][..]),
+        ("udp", &["-u", "-b", "200M"][..]),
+        ("udp -R", &["-u", "-b", "200M", "-R"][..]),
+    ] {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut server = Command::new("iperf3")
+            .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port.to_string()])
+            .env("PATH", SYSTEM_PATH)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 (apt-get install iperf3; .ci/run installs it)");
+        let mut args = vec!["-c", "10.0.2.2", "-p", "", "-t", "1", "-J"];
+        let port_text = port.to_string();
+        args[3] = &port_text;
+        args.extend_from_slice(extra);
+        let mut out = None;
+        // The server may take a moment to listen.
+        for _ in 0..50 {
+            let run =
+                nat(&[format!("10.0.2.2:{port}")], "iperf3", &args).timeout(Duration::from_secs(60)).output();
+            if run.code() == 0 {
+                out = Some(run);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        let out = out.unwrap_or_else(|| panic!("iperf3 {what} never completed"));
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("iperf3 -J prints JSON");
+        let end = &report["end"];
+        let bytes =
+            if what.starts_with("tcp") { &end["sum_received"]["bytes"] } else { &end["sum"]["bytes"] };
+        assert!(bytes.as_u64().unwrap_or(0) > 0, "iperf3 {what} moved nothing\n{out}");
+    }
 }
 
 /// Inside: eth0 at 10.0.2.15/24 with the default route through 10.0.2.2, and (with a view)

@@ -114,10 +114,23 @@ impl Udp {
     }
 }
 
+/// How much a flow's host socket may hold before the gateway reads it: a burst of large
+/// datagrams (iperf3's are 32 KiB) overflows the default at once.
+const RECEIVE_BUFFER: libc::c_int = 4 << 20;
+
 /// A non-blocking UDP socket connected to `addr`.
 fn connected_socket(addr: SocketAddrV4) -> std::io::Result<OwnedFd> {
     let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
     sock.connect(addr)?;
     sock.set_nonblocking(true)?;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let size = (&RECEIVE_BUFFER as *const libc::c_int).cast();
+    // SAFETY: setsockopt with an int that lives across the call. The forced size needs
+    // CAP_NET_ADMIN; without it the kernel caps the plain one at `net.core.rmem_max`.
+    unsafe {
+        if libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size, len) != 0 {
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, size, len);
+        }
+    }
     Ok(OwnedFd::from(sock))
 }
