@@ -240,6 +240,12 @@ impl Gateway {
                     return false;
                 }
                 let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                // Broadcast and multicast (DHCP, mDNS, the subnet's broadcast) lead nowhere, and
+                // get no ICMP error either.
+                let subnet_broadcast = u32::from(GUEST.ip) | !u32::from(GUEST.netmask());
+                if dst.is_broadcast() || dst.is_multicast() || u32::from(dst) == subnet_broadcast {
+                    return false;
+                }
                 let packet = &eth.payload()[..usize::from(ip.total_len())];
                 match ip.next_header() {
                     IpProtocol::Udp => {
