@@ -275,7 +275,9 @@ impl Gateway {
                         };
                         matches!(self.tcp.on_syn(frame, tuple, &self.allow), Syn::ToStack)
                     }
-                    IpProtocol::Icmp => true,
+                    // Echo requests to the gateway's own addresses; smoltcp's any-IP would
+                    // answer them for every address, as if the world were reachable.
+                    IpProtocol::Icmp => dst == GATEWAY || dst == DNS,
                     _ => false,
                 }
             }
