@@ -3,7 +3,7 @@
 use crate::view::{MountFlag, ViewFlag};
 use crate::{changes, policy_cmd, run};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use policies::{InterfaceAddress, NetMode};
+use policies::{AllowRule, InterfaceAddress, NetMode};
 use std::path::PathBuf;
 
 /// The policy `cloister run` uses without `--policy`. It stays `default` (no filesystem view)
@@ -152,8 +152,9 @@ pub struct RunArgs {
     /// The network the program gets (policy: network.mode; the untrusted policy says none,
     /// default and reproducible say host). `none`: only the sandbox's own loopback (127.0.0.1
     /// and ::1), nothing reaches the host's network. `host`: the host's network as it is, with
-    /// NO isolation. `wire:PATH`: a port on the virtual switch `cloister hub PATH` runs, with
-    /// `eth0` at --ip. Planned, not built yet: nat, tap:IFNAME. See docs/network.md.
+    /// NO isolation. `nat`: a NAT gateway (10.0.2.2, the host's loopback; DNS at 10.0.2.3) that
+    /// lets out only what --allow names. `wire:PATH`: a port on the virtual switch `cloister hub
+    /// PATH` runs, with `eth0` at --ip. Planned, not built yet: tap:IFNAME. See docs/network.md.
     #[arg(long, value_name = "MODE", value_parser = parse_net_mode, help_heading = "Network")]
     pub net: Option<NetMode>,
     /// Set a resource limit, overriding the policy's (policy: limits.NAME): processes,
@@ -171,6 +172,13 @@ pub struct RunArgs {
     /// network.address); required by --net wire:PATH.
     #[arg(long, value_name = "ADDR/LEN", value_parser = parse_address, help_heading = "Network")]
     pub ip: Option<InterfaceAddress>,
+    /// Let a --net nat sandbox reach SPEC: HOST:PORT, CIDR:PORT, NAME:PORT (a DNS name, looked
+    /// up through the gateway) or *:PORT (anywhere but the host's loopback, which is 10.0.2.2
+    /// and needs an entry of its own, such as 10.0.2.2:8000). IPv6 in brackets. Repeatable;
+    /// added to the policy's network.allow. Anything else is refused (RST, ICMP unreachable,
+    /// NXDOMAIN) and recorded in the --trace file.
+    #[arg(long, value_name = "SPEC", value_parser = parse_allow, help_heading = "Network")]
+    pub allow: Vec<AllowRule>,
     /// --ro, --rw, --overlay, --tmpfs and --hide in the order they were given, which decides
     /// which of two entries for the same guest path wins. Filled in by [`main`] (clap keeps
     /// each flag's values apart); whoever builds a [`RunArgs`] by hand fills it in too.
@@ -251,6 +259,11 @@ pub fn main() -> i32 {
 /// `--net MODE`, read as a policy's `network.mode` is; clap prints the error (exit 125).
 fn parse_net_mode(written: &str) -> Result<NetMode, String> {
     written.parse().map_err(|e: policies::NetModeError| format!("{e}; {}", e.fix()))
+}
+
+/// `--allow SPEC`, read as an entry of a policy's `network.allow` is.
+fn parse_allow(written: &str) -> Result<AllowRule, String> {
+    written.parse().map_err(|e: policies::AllowError| format!("{e}; {}", e.fix()))
 }
 
 /// `--ip ADDR/LEN`, read as a policy's `network.address` is.

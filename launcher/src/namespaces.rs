@@ -163,11 +163,11 @@ impl Step {
                 "cannot cap the processes of the sandbox's pid namespace (/proc/sys/kernel/pid_max)"
             }
             Step::Tap => {
-                "cannot make the wire's TAP device in the sandbox's network namespace (--net wire needs \
-                 /dev/net/tun, readable and writable by you)"
+                "cannot make the TAP device eth0 in the sandbox's network namespace (--net wire and \
+                 --net nat need /dev/net/tun, readable and writable by you)"
             }
-            Step::TapConfigure => "cannot set the address of the wire's TAP device, or bring it up",
-            Step::TapHandOver => "cannot hand the wire's TAP device to the supervisor",
+            Step::TapConfigure => "cannot set the address or route of the TAP device eth0, or bring it up",
+            Step::TapHandOver => "cannot hand the TAP device eth0 to the supervisor",
         }
     }
 }
@@ -368,7 +368,7 @@ impl Namespaces {
                 Some(errno) if refused(errno) && !self.user => self.user = true,
                 Some(_) if self.tap.is_some() => {
                     return Err(Failure::Setup(format!(
-                        "cannot create the sandbox's namespaces, which --net wire needs: {e}"
+                        "cannot create the sandbox's namespaces, which --net wire and nat need: {e}"
                     )))
                 }
                 Some(errno) if refused(errno) => self.give_up(&format!("cannot create it: {e}")),

@@ -224,14 +224,24 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         None => (None, None),
     };
     // A view gets a mount namespace too, for what Landlock does not confine.
-    let mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
+    let mut mounts = view.as_ref().map(crate::view::mounts::MountPlan::new).transpose()?;
     let mode = args.net.clone().unwrap_or_else(|| policy.network.mode.clone());
     // The policy's address goes with its wire; --ip goes with any mode, to be refused by one
     // that has no interface.
     let address = args.ip.or(policy.network.address.filter(|_| mode.takes_address()));
-    let net = NetPlan::prepare(mode, address)?;
+    // The policy's allow-list goes with its nat mode; --allow adds to it, and is refused by a
+    // mode that lets nothing out.
+    let mut allow = if mode.takes_allow_list() { policy.network.allow.clone() } else { Vec::new() };
+    allow.extend(args.allow.iter().cloned());
+    let net = NetPlan::prepare(mode, address, allow)?;
+    if let (Some(resolv), Some(mounts)) =
+        (net.resolv_conf(view.as_ref().map(|v| v.state.dir()))?, mounts.as_mut())
+    {
+        mounts.cover_file(&resolv, std::path::Path::new("/etc/resolv.conf"));
+    }
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
+    let net_allow = net.allow().to_vec();
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
     let disk = private_disk(view.as_ref(), limits.overlay_bytes, args)?;
     // A view's sandbox gets a pid namespace of its own too (reproducible mode has one anyway),
@@ -273,8 +283,14 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     if view.is_some() && limits.overlay_bytes.is_some() && disk_root.is_none() {
         eprintln!("{}", crate::limits::disk::NOT_HELD);
     }
+    let mut nat = None;
     let relay = match (hub, started.tap) {
         (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
+        (None, Some(tap)) => {
+            let events = sink.as_ref().and_then(|(_, out): &(_, std::fs::File)| out.try_clone().ok());
+            nat = Some(crate::net::nat::Engine::start(tap, net_allow, events)?);
+            None
+        }
         _ => None,
     };
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
@@ -288,6 +304,9 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     if let Some(relay) = relay {
         relay.stop();
+    }
+    if let Some(nat) = nat {
+        nat.stop();
     }
     // Anything the keeper could not kill (it was killed itself) is the supervisor's child now.
     crate::timeout::sweep();

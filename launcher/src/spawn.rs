@@ -446,7 +446,7 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, std::ptr::null_mut(), 0);
                 }
-                return Err(Failure::Setup("the sandbox did not hand over the wire's TAP device".into()));
+                return Err(Failure::Setup("the sandbox did not hand over its TAP device eth0".into()));
             }
         },
         None => None,

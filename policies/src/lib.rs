@@ -19,6 +19,7 @@
 //! assert_eq!(policy.identity.hostname.as_deref(), Some("cloister"));
 //! ```
 
+mod allow;
 mod builtin;
 mod error;
 mod interface;
@@ -32,6 +33,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use allow::{AllowError, AllowHost, AllowRule};
 pub use builtin::{builtin_names, builtin_summary, builtin_text};
 pub use error::PolicyError;
 pub use interface::{AddressError, InterfaceAddress};

@@ -3,9 +3,11 @@
 //! A mode is written the same way in a policy (`"network": {"mode": "none"}`) and on the command
 //! line (`cloister run --net none`), and both go through [`NetMode`]'s `FromStr`, so the words
 //! and the errors are the same in both places. Modes are `NAME` or `NAME:ARGUMENT`: `none`,
-//! `host` and `wire:PATH` are built; `nat` and `tap:IFNAME` are planned and recognised, so that
-//! asking for one says "not built yet" rather than "unknown". A wire needs the sandbox's
-//! address (`"address": "10.9.0.2/24"` beside `mode`, or `--ip`), which no other mode takes.
+//! `host`, `nat` and `wire:PATH` are built; `tap:IFNAME` is planned and recognised, so that
+//! asking for it says "not built yet" rather than "unknown". A wire needs the sandbox's
+//! address (`"address": "10.9.0.2/24"` beside `mode`, or `--ip`), which no other mode takes;
+//! `nat` takes an allow-list (`"allow": ["10.0.2.2:8000"]`, or `--allow`), which no other mode
+//! does ([`crate::AllowRule`]).
 //!
 //! This module only names modes; the launcher decides what each one sets up
 //! (`launcher/src/net/`), and docs/network.md says what each gives.
@@ -17,6 +19,7 @@ use std::str::FromStr;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::allow::AllowRule;
 use crate::interface::InterfaceAddress;
 
 /// The network a sandbox gets.
@@ -32,6 +35,9 @@ pub enum NetMode {
     /// A port on the virtual Ethernet switch (`cloister hub PATH`) listening at this unix
     /// socket: the sandbox's own namespace, loopback and an `eth0` with the policy's address.
     Wire(PathBuf),
+    /// The sandbox's own namespace and loopback, and an `eth0` behind a user-mode NAT gateway
+    /// that lets out only what the allow-list names.
+    Nat,
 }
 
 impl NetMode {
@@ -41,12 +47,18 @@ impl NetMode {
             NetMode::None => "none",
             NetMode::Host => "host",
             NetMode::Wire(_) => "wire",
+            NetMode::Nat => "nat",
         }
     }
 
     /// Whether the mode takes an interface address (`--ip`, `network.address`).
     pub fn takes_address(&self) -> bool {
         matches!(self, NetMode::Wire(_))
+    }
+
+    /// Whether the mode takes an allow-list (`--allow`, `network.allow`).
+    pub fn takes_allow_list(&self) -> bool {
+        *self == NetMode::Nat
     }
 }
 
@@ -62,8 +74,6 @@ impl fmt::Display for NetMode {
 /// A mode of issue 4 that is designed but not built yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlannedMode {
-    /// `nat`: egress through a user-mode NAT gateway with an allow-list.
-    Nat,
     /// `tap:IFNAME`: a host TAP device.
     Tap,
 }
@@ -71,7 +81,6 @@ pub enum PlannedMode {
 impl PlannedMode {
     fn describe(self) -> &'static str {
         match self {
-            PlannedMode::Nat => "user-mode NAT with an egress allow-list",
             PlannedMode::Tap => "a host TAP device",
         }
     }
@@ -80,7 +89,7 @@ impl PlannedMode {
 /// Why a network mode was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetModeError {
-    /// A mode that is planned but not built yet (`nat`, `tap:IFNAME`).
+    /// A mode that is planned but not built yet (`tap:IFNAME`).
     NotBuiltYet {
         /// The mode as written.
         written: String,
@@ -94,7 +103,7 @@ pub enum NetModeError {
 }
 
 /// What to write instead, for every [`NetModeError`] (and the policy's `$.network.mode`).
-pub(crate) const NET_MODE_FIX: &str = r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#;
+pub(crate) const NET_MODE_FIX: &str = r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#;
 
 impl NetModeError {
     /// What to write instead.
@@ -114,7 +123,7 @@ impl fmt::Display for NetModeError {
             }
             NetModeError::Unknown(written) => write!(
                 f,
-                "there is no network mode {written:?} (built: none, host, wire:PATH; planned: nat, \
+                "there is no network mode {written:?} (built: none, host, nat, wire:PATH; planned: \
                  tap:IFNAME)"
             ),
         }
@@ -135,7 +144,7 @@ impl FromStr for NetMode {
                 Some((_, path)) if !path.is_empty() => return Ok(NetMode::Wire(PathBuf::from(path))),
                 _ => return Err(NetModeError::WireWithoutPath(written.to_owned())),
             },
-            "nat" => PlannedMode::Nat,
+            "nat" if name == written => return Ok(NetMode::Nat),
             "tap" => PlannedMode::Tap,
             _ => return Err(NetModeError::Unknown(written.to_owned())),
         };
@@ -182,4 +191,8 @@ pub struct Network {
     /// by the other modes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<InterfaceAddress>,
+    /// Where a `nat` sandbox may go (`HOST:PORT`, `CIDR:PORT`, `NAME:PORT`, `*:PORT`);
+    /// refused by the other modes. Empty: nowhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<AllowRule>,
 }

@@ -13,6 +13,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::allow::ALLOW_FIX;
 use crate::interface::ADDRESS_FIX;
 use crate::limits::Limits;
 use crate::network::{Network, NET_MODE_FIX};
@@ -243,9 +244,16 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
         "$.network" => ("an object", r#"write an object such as {"mode": "none"}"#),
         "$.network.mode" => {
-            (r#"a network mode in double quotes, "none", "host" or "wire:PATH""#, NET_MODE_FIX)
+            (r#"a network mode in double quotes, "none", "host", "nat" or "wire:PATH""#, NET_MODE_FIX)
         }
         "$.network.address" => ("an IPv4 address with its prefix length in double quotes", ADDRESS_FIX),
+        "$.network.allow" => (
+            "an array of allow-list entries",
+            r#"write an array such as ["10.0.2.2:8000", "example.com:443"]"#,
+        ),
+        p if p.starts_with("$.network.allow[") => {
+            ("an allow-list entry HOST:PORT in double quotes", ALLOW_FIX)
+        }
         "$.limits" => ("an object", r#"write an object such as {"processes": 4096, "wall_seconds": 600}"#),
         "$.limits.processes" => {
             ("a whole number of processes", "write a number such as 4096, or leave the key out for no limit")

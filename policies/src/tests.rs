@@ -274,7 +274,7 @@ fn untrusted_has_only_its_loopback_and_the_others_keep_the_hosts_network() {
 
 #[test]
 fn network_modes_read_and_show_back() {
-    for (text, mode) in [("none", NetMode::None), ("host", NetMode::Host)] {
+    for (text, mode) in [("none", NetMode::None), ("host", NetMode::Host), ("nat", NetMode::Nat)] {
         let policy =
             parse(&format!(r#"{{"network": {{"comment": "why", "mode": "{text}"}}}}"#), "ok").unwrap();
         assert_eq!(policy.network.mode, mode);
@@ -291,7 +291,7 @@ fn network_modes_read_and_show_back() {
 
 #[test]
 fn planned_network_modes_are_not_built_yet() {
-    for (written, mode) in [("nat", PlannedMode::Nat), ("tap:tap0", PlannedMode::Tap)] {
+    for (written, mode) in [("tap:tap0", PlannedMode::Tap), ("tap:eth1", PlannedMode::Tap)] {
         let err = written.parse::<NetMode>().unwrap_err();
         assert_eq!(err, NetModeError::NotBuiltYet { written: written.to_owned(), mode });
         let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{written}"}}}}"#));
@@ -300,7 +300,7 @@ fn planned_network_modes_are_not_built_yet() {
             "{line}"
         );
         assert!(line.contains("is planned but not built yet"), "{line}");
-        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#), "{line}");
+        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#), "{line}");
     }
 }
 
@@ -309,23 +309,50 @@ fn bad_network_modes_name_the_path_and_the_fix() {
     let (_, line) = fail(r#"{"network": {"mode": "bridge"}}"#);
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host, wire:PATH; planned: nat, tap:IFNAME); write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#
+        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host, nat, wire:PATH; planned: tap:IFNAME); write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#
     );
     // Near misses are not guessed at.
-    for near in ["None", "host:", "none:x", "", "wire", "wire:"] {
+    for near in ["None", "host:", "none:x", "", "wire", "wire:", "nat:x"] {
         assert!(near.parse::<NetMode>().is_err(), "{near:?}");
     }
     let (_, line) = fail(r#"{"network": {"mode": 0}}"#);
-    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none", "host" or "wire:PATH", found the integer 0"#), "{line}");
+    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none", "host", "nat" or "wire:PATH", found the integer 0"#), "{line}");
     let (_, line) = fail(r#"{"network": "none"}"#);
     assert!(line.contains(r#"at $.network: expected an object, found the string "none"; write an object such as {"mode": "none"}"#), "{line}");
     let (_, line) = fail(r#"{"network": {"allow": ["*:443"]}}"#);
     assert!(
         line.contains(
-            r#"at $.network: unknown key "allow"; the keys allowed here are comment, mode, address"#
+            r#"at $.network.allow: the network mode "host" has no allow-list (only "nat" lets anything out); remove "allow", or write the mode "nat""#
         ),
         "{line}"
     );
+    let (_, line) = fail(r#"{"network": {"mode": "nat", "allow": ["10.0.2.2:80", "10.0.2.2"]}}"#);
+    assert!(
+        line.contains(
+            r#"at $.network.allow[1]: the allow-list entry "10.0.2.2" has no port (:PORT); write HOST:PORT"#
+        ),
+        "{line}"
+    );
+    let (_, line) = fail(r#"{"network": {"mode": "nat", "allow": "*:80"}}"#);
+    assert!(
+        line.contains(
+            r#"at $.network.allow: expected an array of allow-list entries, found the string "*:80""#
+        ),
+        "{line}"
+    );
+    let (_, line) = fail(r#"{"network": {"mode": "nat", "allw": []}}"#);
+    assert!(line.contains("the keys allowed here are comment, mode, address, allow"), "{line}");
+}
+
+#[test]
+fn a_nat_policy_keeps_its_allow_list() {
+    let policy =
+        parse(r#"{"network": {"mode": "nat", "allow": ["10.0.2.2:8000", "localhost:80", "*:443"]}}"#, "ok")
+            .unwrap();
+    assert_eq!(policy.network.mode, NetMode::Nat);
+    let shown: Vec<String> = policy.network.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.0.2.2:8000", "localhost:80", "*:443"]);
+    assert!(policy.to_json_pretty().contains(r#""allow": ["#));
 }
 
 #[test]

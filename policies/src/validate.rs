@@ -8,6 +8,7 @@
 //! - `time.epoch_seconds`: from 0 to [`MAX_EPOCH_SECONDS`] (the year 9999);
 //! - `identity.cpus`: 1 to [`MAX_CPUS`];
 //! - `network.address`: given with `wire:PATH` and only with it;
+//! - `network.allow`: only with `nat`;
 //! - `filesystem.*`: every path absolute or under `~` (see [`crate::PathSpec`]), and no guest
 //!   path named twice, which in a file is always a slip: which entry should win?
 //! - `limits.*`: at least 1 (and the floors of [`crate::limits::check_limit`]): a limit of 0
@@ -75,6 +76,16 @@ pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError>
             ))
         }
         _ => {}
+    }
+    if !network.allow.is_empty() && !network.mode.takes_allow_list() {
+        return Err(invalid(
+            "$.network.allow",
+            format!(
+                "the network mode \"{}\" has no allow-list (only \"nat\" lets anything out)",
+                network.mode
+            ),
+            r#"remove "allow", or write the mode "nat""#.into(),
+        ));
     }
     validate_filesystem(&policy.filesystem)
         .map_err(|(json_path, message, fix)| invalid(&json_path, message, fix))

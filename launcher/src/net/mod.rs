@@ -21,8 +21,11 @@
 //!   real kernel sockets of its namespace, and its TCP/IP stack is that namespace's: the engine
 //!   in the supervisor only moves Ethernet frames ([`frame`]).
 //!
-//! The planned modes (`nat`, `tap:IFNAME`) will plug in where the wire's relay does: `nat` with
-//! a user-mode NAT (smoltcp) on the supervisor's side of the TAP device. [`NetPlan`] is where
+//! - **`nat`**: the namespace, floor and `eth0` of a wire, at 10.0.2.15/24 with the default
+//!   route through 10.0.2.2, and on the supervisor's side of the TAP device a user-mode NAT
+//!   gateway built on smoltcp ([`nat`]) that lets out only what the allow-list names.
+//!
+//! The planned mode `tap:IFNAME` will plug in where the wire's relay does. [`NetPlan`] is where
 //! each mode says what it needs.
 //!
 //! With a view, the sandbox's mount namespace also shows its own `/sys/class/net`
@@ -39,6 +42,7 @@ mod floor;
 pub mod frame;
 pub mod hub;
 mod loopback;
+pub mod nat;
 mod plan;
 pub mod relay;
 pub mod tap;

@@ -2,10 +2,11 @@
 //! child only installs and enforces).
 
 use super::floor;
+use super::nat;
 use super::tap::TapConfig;
 use crate::failure::Failure;
 use crate::landlock::{FloorStatus, PreparedFloor};
-use policies::{InterfaceAddress, NetMode};
+use policies::{AllowRule, InterfaceAddress, NetMode};
 use seccompiler::BpfProgram;
 use std::path::Path;
 
@@ -18,16 +19,29 @@ pub struct NetPlan {
     without_namespace: Vec<BpfProgram>,
     /// The Landlock layer for that case too (`None` when the mode needs none).
     without_namespace_landlock: Option<PreparedFloor>,
-    /// The wire's TAP device, which the sandbox's first process makes.
+    /// The wire's or the NAT's TAP device, which the sandbox's first process makes.
     tap: Option<TapConfig>,
+    /// Where a `nat` sandbox may go.
+    allow: Vec<AllowRule>,
 }
 
 impl NetPlan {
     /// The plan for `mode`, with the sandbox's `address` on a wire (which only a wire takes,
-    /// and a wire needs): for `none`, both floors (with and without a namespace) are built now,
-    /// since whether the host gives the namespace is only known once the child tried. A wire
-    /// has no fallback: without the namespace it has no interface to give.
-    pub fn prepare(mode: NetMode, address: Option<InterfaceAddress>) -> Result<NetPlan, Failure> {
+    /// and a wire needs) and the `allow`-list of a NAT (which only `nat` takes): for `none`,
+    /// both floors (with and without a namespace) are built now, since whether the host gives
+    /// the namespace is only known once the child tried. A wire and a NAT have no fallback:
+    /// without the namespace they have no interface to give.
+    pub fn prepare(
+        mode: NetMode,
+        address: Option<InterfaceAddress>,
+        allow: Vec<AllowRule>,
+    ) -> Result<NetPlan, Failure> {
+        if let Some(first) = allow.first().filter(|_| !mode.takes_allow_list()) {
+            return Err(Failure::Setup(format!(
+                "--allow {first}: the network mode {mode} lets nothing out to allow; add --net nat, \
+                 or leave --allow out"
+            )));
+        }
         let tap = match (&mode, address) {
             (NetMode::Wire(_), Some(address)) => Some(TapConfig::new(address)),
             (NetMode::Wire(path), None) => {
@@ -43,6 +57,7 @@ impl NetPlan {
                      wire:PATH, or leave --ip out"
                 )))
             }
+            (NetMode::Nat, None) => Some(TapConfig::with_gateway(nat::GUEST, nat::GATEWAY)),
             (_, None) => None,
         };
         let mut plan = NetPlan {
@@ -51,10 +66,11 @@ impl NetPlan {
             without_namespace: Vec::new(),
             without_namespace_landlock: None,
             tap,
+            allow,
         };
         match plan.mode {
             NetMode::Host => {}
-            NetMode::Wire(_) => {
+            NetMode::Wire(_) | NetMode::Nat => {
                 let seccomp = |e: crate::floor::FloorError| Failure::Setup(e.to_string());
                 plan.in_namespace = vec![
                     floor::families(floor::IN_NAMESPACE).map_err(seccomp)?,
@@ -85,7 +101,7 @@ impl NetPlan {
     /// Whether the sandbox should get a network namespace of its own, with its loopback up.
     pub fn wants_namespace(&self) -> bool {
         match self.mode {
-            NetMode::None | NetMode::Wire(_) => true,
+            NetMode::None | NetMode::Wire(_) | NetMode::Nat => true,
             NetMode::Host => false,
         }
     }
@@ -93,6 +109,26 @@ impl NetPlan {
     /// The TAP device the sandbox's first process makes in its namespace (a wire).
     pub fn tap(&self) -> Option<&TapConfig> {
         self.tap.as_ref()
+    }
+
+    /// The allow-list of a `nat` sandbox (empty for the other modes).
+    pub fn allow(&self) -> &[AllowRule] {
+        &self.allow
+    }
+
+    /// For `nat` with a view whose state directory is `state`: writes the sandbox's
+    /// `/etc/resolv.conf` there (naming the gateway's DNS) and returns its path, for the view to
+    /// show over the host's.
+    pub fn resolv_conf(&self, state: Option<&Path>) -> Result<Option<std::path::PathBuf>, Failure> {
+        let Some(state) = state.filter(|_| self.mode == NetMode::Nat) else { return Ok(None) };
+        let path = state.join("resolv.conf");
+        let text = format!(
+            "# cloister --net nat: the gateway's DNS answers the allowed names\nnameserver {}\n",
+            nat::DNS
+        );
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::Setup(format!("cannot write {}: {e}", path.display())))?;
+        Ok(Some(path))
     }
 
     /// The hub a wire joins.

@@ -1,5 +1,6 @@
-//! The sandbox's end of a wire: a TAP device named `eth0` in its network namespace, made and
-//! configured by the sandbox's first process, whose descriptor goes to the supervisor.
+//! The sandbox's end of a wire or of the NAT gateway: a TAP device named `eth0` in its network
+//! namespace, made and configured by the sandbox's first process, whose descriptor goes to the
+//! supervisor. Behind a gateway (`--net nat`) the device also gets the default route.
 //!
 //! The first process has `CAP_NET_ADMIN` in the namespace it just made (through its user
 //! namespace when not root), so it can do what needs it: `TUNSETIFF` on `/dev/net/tun`, and the
@@ -40,6 +41,12 @@ pub struct TapConfig {
     mac: frame::Mac,
     ip: libc::in_addr,
     netmask: libc::in_addr,
+    /// The default route's gateway (`--net nat`); a wire has none.
+    gateway: Option<libc::in_addr>,
+    /// Frames carry a `virtio_net_hdr` and the device offloads checksums (`--net nat`): the
+    /// sandbox's kernel then leaves TCP and UDP checksums to the device, and takes ours as
+    /// already checked (see `super::nat::device`). A wire's frames are plain Ethernet.
+    offload: bool,
 }
 
 impl TapConfig {
@@ -50,7 +57,15 @@ impl TapConfig {
             mac: frame::mac_for(address),
             ip: in_addr(address.ip),
             netmask: in_addr(address.netmask()),
+            gateway: None,
+            offload: false,
         }
+    }
+
+    /// The device for a sandbox at `address` whose default route goes through `gateway`.
+    pub fn with_gateway(address: InterfaceAddress, gateway: std::net::Ipv4Addr) -> TapConfig {
+        let gateway = Some(libc::in_addr { s_addr: u32::from(gateway).to_be() });
+        TapConfig { gateway, offload: true, ..TapConfig::new(address) }
     }
 
     /// Makes the device in the caller's network namespace, configures it, brings it up and
@@ -83,8 +98,12 @@ impl TapConfig {
         // stack with the union member that request reads set.
         unsafe {
             let mut req = ifreq();
-            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            let vnet = if self.offload { libc::IFF_VNET_HDR } else { 0 };
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
             if libc::ioctl(tap, libc::TUNSETIFF, &req) != 0 {
+                return Err(TapFailure::Create);
+            }
+            if self.offload && libc::ioctl(tap, libc::TUNSETOFFLOAD, libc::TUN_F_CSUM as libc::c_ulong) != 0 {
                 return Err(TapFailure::Create);
             }
             let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
@@ -112,6 +131,9 @@ impl TapConfig {
             ok = ok && libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0;
             req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
             ok = ok && libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0;
+            if let Some(gateway) = self.gateway {
+                ok = ok && default_route(sock, gateway);
+            }
             close_keeping_errno(sock);
             if ok {
                 Ok(())
@@ -120,6 +142,38 @@ impl TapConfig {
             }
         }
     }
+}
+
+/// Adds the default route through `gateway` on [`IFNAME`] (`SIOCADDRT`, as `route add default
+/// gw GATEWAY eth0` does).
+///
+/// # Safety
+/// Async-signal-safe; `sock` is an open `AF_INET` socket.
+unsafe fn default_route(sock: RawFd, gateway: libc::in_addr) -> bool {
+    let mut name = [0 as libc::c_char; 8];
+    for (dst, src) in name.iter_mut().zip(IFNAME) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `rtentry` is plain data for which all zeroes is a valid value (a null device).
+    let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+    let sin = |addr: libc::in_addr| {
+        // SAFETY: as above, for `sockaddr`.
+        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+        let sin = &mut sa as *mut libc::sockaddr as *mut libc::sockaddr_in;
+        // SAFETY: `sockaddr_in` is no larger than `sockaddr`, and both are plain data.
+        unsafe {
+            (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+            (*sin).sin_addr = addr;
+        }
+        sa
+    };
+    route.rt_dst = sin(libc::in_addr { s_addr: 0 });
+    route.rt_genmask = sin(libc::in_addr { s_addr: 0 });
+    route.rt_gateway = sin(gateway);
+    route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    route.rt_dev = name.as_mut_ptr();
+    // SAFETY: the route and the name it points at live on this stack across the call.
+    unsafe { libc::ioctl(sock, libc::SIOCADDRT, &route) == 0 }
 }
 
 /// A zeroed `ifreq` naming [`IFNAME`].

@@ -163,6 +163,20 @@ impl MountPlan {
         Ok(plan)
     }
 
+    /// Shows the file `source` (in the state directory) at the host path `target`, read-only,
+    /// as a hidden path's stand-in is shown: `--net nat`'s `/etc/resolv.conf`. A `target` that
+    /// does not exist is left alone.
+    pub fn cover_file(&mut self, source: &Path, target: &Path) {
+        let Ok(target) = target.canonicalize() else { return };
+        if self.stand_ins.iter().any(|s| s.target.as_bytes() == target.as_os_str().as_encoded_bytes()) {
+            return;
+        }
+        if let (Some(source), Some(target)) = (cstring(source), cstring(&target)) {
+            let flags = kept_flags(mount_flags(&source).unwrap_or(0));
+            self.stand_ins.push(StandIn { source, target, flags });
+        }
+    }
+
     /// In the sandbox's own network namespace, after [`MountPlan::apply`]: shows the
     /// namespace's interfaces in `/sys/class/net` and `/sys/devices/virtual/net` instead of the
     /// host's, from a fresh sysfs (which lists the network devices of the namespace that
