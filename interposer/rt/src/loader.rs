@@ -116,7 +116,8 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
         let flags = MAP_PRIVATE | MAP_ANON | if hint != 0 { MAP_FIXED_NOREPLACE } else { 0 };
         let at =
             map(hint, span, 0, flags, -1, 0).or_else(|_| map(0, span, 0, MAP_PRIVATE | MAP_ANON, -1, 0))?;
-        at - plan.lo
+        // Modulo 2^64: an image placed below its lowest address has a negative bias.
+        at.wrapping_sub(plan.lo)
     } else {
         map(plan.lo, span, 0, MAP_PRIVATE | MAP_ANON | MAP_FIXED_NOREPLACE, -1, 0)?;
         0
@@ -128,23 +129,23 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
 
     Ok(Image {
         bias,
-        entry: plan.entry + bias,
-        phdr: plan.phdr.map_or(0, |p| p + bias),
+        entry: plan.entry.wrapping_add(bias),
+        phdr: plan.phdr.map_or(0, |p| p.wrapping_add(bias)),
         phnum: u64::from(plan.phnum),
         phent: elf::PHENT as u64,
-        end: plan.hi + bias,
+        end: plan.hi.wrapping_add(bias),
         interp: plan.interp,
     })
 }
 
-/// Maps one segment inside the span reserved for its image (the plan checked that it lies
-/// there and that none of this arithmetic overflows).
+/// Maps one segment inside the span reserved for its image. The plan checked that it lies
+/// there and that its ends do not overflow; the bias is added modulo 2^64.
 fn map_segment(file: &File, s: &Segment, bias: u64) -> Result<(), LoadError> {
     let prot = s.prot;
     let page_off = s.vaddr & (PAGE_SIZE - 1);
-    let start = s.vaddr - page_off + bias;
-    let file_end = s.vaddr + s.filesz + bias;
-    let mem_end = page_up(s.vaddr + s.memsz + bias);
+    let start = (s.vaddr - page_off).wrapping_add(bias);
+    let file_end = (s.vaddr + s.filesz).wrapping_add(bias);
+    let mem_end = page_up((s.vaddr + s.memsz).wrapping_add(bias));
     let has_bss = s.memsz > s.filesz;
     if s.filesz > 0 {
         // The last file page is made writable while its bss tail is cleared.
