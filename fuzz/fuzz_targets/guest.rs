@@ -6,7 +6,9 @@
 //! is `kernel_host::testing::FakeHost`, answering every call with one of a few results a real
 //! host could give (errors, 0, a descriptor). The kernel must answer, never panic.
 //!
-//! Also the `linux_dirent64` records of a host `getdents64` (`kernel_host::dirs`): parsed from
+//! Every input also hands a `sockaddr_un` of any length to bind, connect, sendto or
+//! getsockname under a view, so that the address parser is reached on every run, and feeds
+//! the `linux_dirent64` records of a host `getdents64` (`kernel_host::dirs`): parsed from
 //! any bytes, written back, parsed again to the same entries, and served to a buffer of any
 //! size without overrunning it.
 
@@ -20,9 +22,9 @@ use kernel_host::testing::{FakeHost, FakeMem};
 use kernel_host::{Config, Kernel, ProcessImage, Syscall, TaskCtx};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use std::alloc::{dealloc, Layout};
 use std::cell::Cell;
 use syscalls::Sysno;
-use std::sync::OnceLock;
 
 /// The guest memory: 64 KiB at a fixed address.
 const BASE: u64 = 0x10_000;
@@ -37,7 +39,8 @@ const ANSWERS: [i64; 7] = [-2, -9, -13, -22, -14, 0, 5];
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let _ = dirents(&mut u);
-    let _ = calls(u);
+    let _ = with_shared(&mut u, unix_addresses);
+    let _ = with_shared(&mut u, calls);
 });
 
 /// `getdents64` records: parse, round-trip, serve.
@@ -69,11 +72,10 @@ fn dirents(u: &mut Unstructured) -> Result<()> {
     Ok(())
 }
 
-/// The kernel one input runs against: without a view, in reproducible mode, or with a view.
-fn kernel(kind: u8) -> Kernel {
-    // One shared page for every input: a fresh one per kernel would leak a page per run.
-    static SHARED: OnceLock<&'static Shared> = OnceLock::new();
-    let shared = *SHARED.get_or_init(Shared::private);
+/// The kernel one input runs against: without a view, in reproducible mode, or with a view;
+/// `shared` is its sandbox's shared page, fresh for every input so that runs do not depend on
+/// each other (the virtual clock lives there).
+fn kernel(kind: u8, shared: &'static Shared) -> Kernel {
     let mut config = Config { rt_path: "/opt/cloister-rt".into(), ..Config::default() };
     if kind % 3 == 1 {
         config.reproducible = Some(Reproducible { epoch: 1_700_000_000, fast_sleep: true, cpus: 2 });
@@ -110,20 +112,20 @@ fn arg(u: &mut Unstructured) -> Result<u64> {
     })
 }
 
-/// One to four calls from the table against one kernel.
-fn calls(mut u: Unstructured) -> Result<()> {
-    let k = kernel(u.arbitrary()?);
-    let u = &mut u;
-    let mut plan = Vec::new();
-    for _ in 0..u.int_in_range(1..=4)? {
-        let entry = &TABLE[u.choose_index(TABLE.len())?];
-        let args = [arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?];
-        plan.push(Syscall { nr: entry.sysno.id() as u32, args });
-    }
-    let answers: Vec<i64> =
-        (0..16).map(|_| Ok(ANSWERS[u.choose_index(ANSWERS.len())?])).collect::<Result<_>>()?;
+/// Runs `f` with a fresh shared page, freed afterwards.
+fn with_shared(u: &mut Unstructured, f: fn(&mut Unstructured, &'static Shared) -> Result<()>) -> Result<()> {
+    let shared = Shared::private();
+    let result = f(u, shared);
+    // SAFETY: `Shared::private` allocated the page with this layout and leaked it; the kernel
+    // that used it is gone with `f`, and nothing else holds it.
+    unsafe { dealloc((shared as *const Shared).cast_mut().cast(), Layout::new::<Shared>()) };
+    result
+}
+
+/// A host that answers from `answers` in turn, then as if signals kept arriving.
+fn host(answers: Vec<i64>) -> FakeHost<impl Fn(u32, [u64; 6]) -> i64> {
     let next = Cell::new(0usize);
-    let host = FakeHost::new(|nr, _| {
+    FakeHost::new(move |nr, _| {
         let i = next.get();
         next.set(i + 1);
         // The fake host's waits return at once, so a wait for real time (a timer an hour away)
@@ -134,7 +136,50 @@ fn calls(mut u: Unstructured) -> Result<()> {
             return if nr == Sysno::rt_sigtimedwait.id() as u32 { 14 } else { -4 };
         }
         answers[i % answers.len()]
-    });
+    })
+}
+
+/// Some host results, chosen by the input.
+fn answers(u: &mut Unstructured) -> Result<Vec<i64>> {
+    (0..16).map(|_| Ok(ANSWERS[u.choose_index(ANSWERS.len())?])).collect()
+}
+
+/// A `sockaddr_un` at the start of the memory, of any length, to bind, connect, sendto and
+/// getsockname under a filesystem view (the calls that parse one), so that every input
+/// reaches the parser.
+fn unix_addresses(u: &mut Unstructured, shared: &'static Shared) -> Result<()> {
+    let k = kernel(2, shared);
+    let call = [Sysno::bind, Sysno::connect, Sysno::sendto, Sysno::getsockname][u.choose_index(4)?];
+    let len = u64::from(u.int_in_range(0..=120u8)?);
+    let mut addr = [0u8; 120];
+    u.fill_buffer(&mut addr)?;
+    if u.arbitrary()? {
+        addr[..2].copy_from_slice(&1u16.to_ne_bytes()); // AF_UNIX
+    }
+    let host = host(answers(u)?);
+    let mem = FakeMem::new(BASE, LEN);
+    mem.put(BASE, &addr);
+    mem.put(BASE + 0x200, &(len as u32).to_ne_bytes());
+    let args = match call {
+        Sysno::sendto => [3, BASE + 0x400, 16, 0, BASE, len],
+        Sysno::getsockname => [3, BASE, BASE + 0x200, 0, 0, 0],
+        _ => [3, BASE, len, 0, 0, 0],
+    };
+    let mut task = TaskCtx::new(&mem, &host, 0, SP);
+    let _ = k.handle(&mut task, Syscall::new(call, args));
+    Ok(())
+}
+
+/// One to four calls from the table against one kernel.
+fn calls(u: &mut Unstructured, shared: &'static Shared) -> Result<()> {
+    let k = kernel(u.arbitrary()?, shared);
+    let mut plan = Vec::new();
+    for _ in 0..u.int_in_range(1..=4)? {
+        let entry = &TABLE[u.choose_index(TABLE.len())?];
+        let args = [arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?, arg(u)?];
+        plan.push(Syscall { nr: entry.sysno.id() as u32, args });
+    }
+    let host = host(answers(u)?);
     let mem = FakeMem::new(BASE, LEN);
     let rest = std::mem::replace(u, Unstructured::new(&[])).take_rest();
     mem.bytes.borrow_mut()[..rest.len().min(LEN)].copy_from_slice(&rest[..rest.len().min(LEN)]);
