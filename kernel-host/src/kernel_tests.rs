@@ -196,3 +196,31 @@ fn close_range_skips_every_reserved_descriptor() {
     assert_eq!(k.handle(&mut t, call), Disposition::Return(0));
     assert!(host.calls.borrow().is_empty());
 }
+
+#[test]
+fn a_fast_sleep_of_centuries_leaves_the_clocks_readable_and_monotonic() {
+    // Found by fuzz/guest: the sleep moved the virtual clock to u64::MAX and the next read
+    // overflowed (time back at the start in a release build).
+    let repro = crate::config::Reproducible { fast_sleep: true, ..Default::default() };
+    let k = kernel(Config { reproducible: Some(repro), ..Config::default() });
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(|_, _| 0));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    let now = |t: &mut TaskCtx<'_>| {
+        assert_eq!(
+            k.handle(t, Syscall::new(Sysno::clock_gettime, [1, BASE + 64, 0, 0, 0, 0])),
+            Disposition::Return(0)
+        );
+        let b = mem.get(BASE + 64, 16);
+        i64::from_ne_bytes(b[..8].try_into().unwrap())
+    };
+    let before = now(&mut t);
+    mem.put(BASE, &18_446_744_073i64.to_ne_bytes());
+    mem.put(BASE + 8, &0i64.to_ne_bytes());
+    assert_eq!(
+        k.handle(&mut t, Syscall::new(Sysno::nanosleep, [BASE, 0, 0, 0, 0, 0])),
+        Disposition::Return(0)
+    );
+    let (a, b) = (now(&mut t), now(&mut t));
+    assert!(before < a && a <= b, "{before}, then {a}, then {b}");
+    assert!(matches!(k.handle(&mut t, Syscall::new(Sysno::times, [0; 6])), Disposition::Return(r) if r > 0));
+}

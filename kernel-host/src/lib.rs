@@ -25,6 +25,7 @@ pub mod abi;
 pub mod binfmt;
 pub mod config;
 pub mod dirs;
+pub mod elf;
 pub mod errno;
 pub mod identity;
 pub mod kernel;
@@ -54,7 +55,9 @@ pub use task::{GuestMemory, Host, TaskCtx};
 
 #[cfg(test)]
 mod kernel_tests;
-#[cfg(test)]
-mod testing;
+/// Fakes of the guest memory and the host, for unit tests and the fuzz targets (`fuzz/`); uses
+/// `std`, so only with the `testing` feature, which cloister-rt never turns on.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod timer_tests;

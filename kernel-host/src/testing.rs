@@ -10,11 +10,14 @@ extern crate std;
 
 /// Guest memory: `bytes` mapped at `base`; everything else faults.
 pub struct FakeMem {
+    /// The guest address of the first byte.
     pub base: u64,
+    /// The memory's contents.
     pub bytes: RefCell<Vec<u8>>,
 }
 
 impl FakeMem {
+    /// `len` zero bytes at `base`.
     pub fn new(base: u64, len: usize) -> Self {
         FakeMem { base, bytes: RefCell::new(std::vec![0; len]) }
     }
@@ -28,10 +31,12 @@ impl FakeMem {
         Ok(start..end)
     }
 
+    /// Writes `data` at `addr`; panics if it does not fit.
     pub fn put(&self, addr: u64, data: &[u8]) {
         self.write(addr, data).unwrap();
     }
 
+    /// The `len` bytes at `addr`; panics if they are not there.
     pub fn get(&self, addr: u64, len: usize) -> Vec<u8> {
         let mut v = std::vec![0; len];
         self.read(addr, &mut v).unwrap();
@@ -55,7 +60,7 @@ impl GuestMemory for FakeMem {
     fn read_cstr(&self, addr: u64, buf: &mut [u8]) -> KResult<usize> {
         for (i, slot) in buf.iter_mut().enumerate() {
             let mut b = [0u8];
-            self.read(addr + i as u64, &mut b)?;
+            self.read(addr.checked_add(i as u64).ok_or(Errno::EFAULT)?, &mut b)?;
             if b[0] == 0 {
                 return Ok(i);
             }
@@ -67,11 +72,14 @@ impl GuestMemory for FakeMem {
 
 /// A host that records calls and answers with `answer`.
 pub struct FakeHost<F: Fn(u32, [u64; 6]) -> i64> {
+    /// What a call returns, from its number and arguments.
     pub answer: F,
+    /// The calls made so far.
     pub calls: RefCell<Vec<(u32, [u64; 6])>>,
 }
 
 impl<F: Fn(u32, [u64; 6]) -> i64> FakeHost<F> {
+    /// A host that answers with `answer` and has seen no call.
     pub fn new(answer: F) -> Self {
         FakeHost { answer, calls: RefCell::new(Vec::new()) }
     }

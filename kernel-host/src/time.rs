@@ -21,6 +21,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub const STEP_NS: u64 = 1_000;
 /// What monotonic clocks read when the sandbox starts: as if the machine had been up 100 s.
 pub const MONOTONIC_BASE_NS: u64 = 100 * 1_000_000_000;
+/// Where the virtual clock stops (about 292 years after the start): every clock's base plus
+/// the elapsed time fits in a `u64`, and a deadline a sleep sets cannot wrap the clock around.
+pub const MAX_ELAPSED: u64 = i64::MAX as u64;
 /// Nanoseconds per second.
 const NS: u64 = 1_000_000_000;
 
@@ -82,16 +85,25 @@ pub struct VirtualClock {
 impl VirtualClock {
     /// Advances the clock by one step and returns the nanoseconds elapsed since the start.
     pub fn tick(&self) -> u64 {
-        let now = self.shared.clock_ns.fetch_add(STEP_NS, Ordering::Relaxed) + STEP_NS;
+        // Up to MAX_ELAPSED, where the clock stops rather than wrap around to the start.
+        let step = |now: u64| Some(now.saturating_add(STEP_NS).min(MAX_ELAPSED.max(now)));
+        let before = self.shared.clock_ns.fetch_update(Ordering::Relaxed, Ordering::Relaxed, step);
+        let now = step(before.unwrap_or_else(|now| now)).unwrap_or(MAX_ELAPSED);
         self.seen.store(now, Ordering::Relaxed);
         now
+    }
+
+    /// The deadline of a wait of `ns` from now: where a sleep that runs to its end puts the
+    /// clock, [`MAX_ELAPSED`] at most.
+    pub fn after(&self, ns: u64) -> u64 {
+        self.elapsed().saturating_add(ns).min(MAX_ELAPSED)
     }
 
     /// A sleep of `ns` from now: the clock moves to the sleeper's deadline unless another
     /// thread or process already moved it past (sleeps that overlap do not add up). Returns
     /// the deadline.
     pub fn advance(&self, ns: u64) -> u64 {
-        let deadline = self.elapsed().saturating_add(ns);
+        let deadline = self.after(ns);
         self.advance_to(deadline);
         deadline
     }
@@ -99,6 +111,7 @@ impl VirtualClock {
     /// Moves the clock to `deadline` (elapsed nanoseconds) unless it is past it already: a
     /// wait that reached a timer's expiry.
     pub fn advance_to(&self, deadline: u64) {
+        let deadline = deadline.min(MAX_ELAPSED);
         let before = self.shared.clock_ns.fetch_max(deadline, Ordering::Relaxed);
         self.seen.store(before.max(deadline), Ordering::Relaxed);
     }
@@ -218,6 +231,22 @@ mod tests {
         assert!(v.read(CLOCK_REALTIME).to_ns() > first.to_ns());
         v.advance(2 * NS);
         assert_eq!(v.read(1).secs, 102);
+    }
+
+    #[test]
+    fn a_sleep_of_centuries_stops_the_clock_at_its_end_instead_of_wrapping_it() {
+        // Found by fuzz/guest: a fast sleep of ~584 years moved the counter to u64::MAX, and the
+        // next read overflowed (a panic with overflow checks, time back at 0 without).
+        let cfg = Config { reproducible: Some(Reproducible::default()), ..Config::default() };
+        let clock = Clock::new(&cfg, shared());
+        let v = clock.virtual_clock().unwrap();
+        v.advance(u64::MAX);
+        let (a, b) = (v.tick(), v.tick());
+        assert!(a <= b && b == MAX_ELAPSED, "{a} then {b}");
+        v.advance_to(u64::MAX);
+        assert_eq!(v.elapsed(), MAX_ELAPSED);
+        assert!(v.read(1).to_ns().is_some_and(|ns| ns >= MAX_ELAPSED));
+        assert_eq!(v.after(u64::MAX), MAX_ELAPSED);
     }
 
     #[test]

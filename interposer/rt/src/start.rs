@@ -183,10 +183,24 @@ fn errno_text(e: i64) -> &'static str {
 }
 
 fn load_or_fail(file: &File, hint: u64, path: &[u8]) -> Image {
-    match loader::load(file, hint) {
-        Ok(image) => image,
-        Err(LoadError::Format(why)) => not_executable(path, why),
-        Err(LoadError::Read(e)) | Err(LoadError::Map(e)) => not_executable(path, errno_text(e)),
+    loader::load(file, hint).unwrap_or_else(|e| not_executable(path, load_error_text(&e)))
+}
+
+/// Loads the interpreter `interp` of the program `exe`; a failure names both.
+fn load_interp_or_fail(file: &File, exe: &[u8], interp: &[u8]) -> Image {
+    loader::load(file, 0).unwrap_or_else(|e| {
+        let interp = alloc::string::String::from_utf8_lossy(interp);
+        not_executable(
+            exe,
+            &alloc::format!("its interpreter {interp} cannot be loaded: {}", load_error_text(&e)),
+        )
+    })
+}
+
+fn load_error_text(e: &LoadError) -> &'static str {
+    match *e {
+        LoadError::Format(why) => why,
+        LoadError::Read(e) | LoadError::Map(e) => errno_text(e),
     }
 }
 
@@ -318,7 +332,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
                     ),
                 )
             });
-        load_or_fail(&file, 0, &path[..path.len() - 1])
+        load_interp_or_fail(&file, &exe, &path[..path.len() - 1])
     });
     drop(resolved.file);
 

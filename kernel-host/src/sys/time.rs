@@ -82,7 +82,7 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
 /// A timer that expires before the deadline cuts the sleep into rounds (`wake.rs`); a signal
 /// it sends ends the sleep at its expiry, with the virtual time left in `rem`.
 fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) -> Disposition {
-    let deadline = v.elapsed().saturating_add(ns);
+    let deadline = v.after(ns);
     let ns = match wake::until(k, task, Wait::Signals, Some(deadline), task.sigmask) {
         None | Some(Woken::HandOff) => deadline.saturating_sub(v.elapsed()),
         Some(Woken::TimedOut) | Some(Woken::Ready(_)) => return Disposition::Return(0),
@@ -102,7 +102,7 @@ fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, 
     }
     match task.push_scratch(&TimePair::from_ns(ns).to_bytes()) {
         Ok(req) => {
-            let deadline = v.elapsed().saturating_add(ns);
+            let deadline = v.after(ns);
             v.lose_sight();
             task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline });
             Disposition::Host(Syscall::new(Sysno::nanosleep, [req, rem, 0, 0, 0, 0]))

@@ -50,8 +50,7 @@ fn timed(
         }
     }
     v.lose_sight();
-    task.after =
-        Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.elapsed().saturating_add(ns) });
+    task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.after(ns) });
     Disposition::Host(call)
 }
 
@@ -129,10 +128,8 @@ pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         Err(e) => return Disposition::Return(e.ret()),
     };
     v.lose_sight();
-    task.after = Some(AfterHost::AdvanceClockOnTimeout {
-        timed_out: ETIMEDOUT.ret(),
-        deadline: v.elapsed().saturating_add(left),
-    });
+    task.after =
+        Some(AfterHost::AdvanceClockOnTimeout { timed_out: ETIMEDOUT.ret(), deadline: v.after(left) });
     Disposition::Host(host)
 }
 
@@ -180,7 +177,7 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
         super::timer::checkpoint(k, task);
         return None;
     }
-    let deadline = timeout.map(|t| v.elapsed().saturating_add(t));
+    let deadline = timeout.map(|t| v.after(t));
     let own_mask = (mask ^ task.sigmask) & !UNBLOCKABLE != 0;
     match wake::until(k, task, wait, deadline, mask)? {
         Woken::Ready(r) => Some(Disposition::Return(r)),
