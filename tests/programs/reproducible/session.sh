@@ -28,7 +28,10 @@ echo "subshell=$(echo $BASHPID)"
 sleep 0.01 &
 wait $!
 echo "background=$!"
-ps -e -o pid=,ppid=,comm= | sed 's/^ */ps=/'
+# Not `ps | sed`: ps would see the pipeline's other process either before or after its exec,
+# as the scheduler has it (an interleaving, which reproducible mode does not fix).
+procs=$(ps -e -o pid=,ppid=,comm=)
+echo "$procs" | sed 's/^ */ps=/'
 echo "urandom=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 echo "uname=$(uname -a)"
 echo "hostname=$(hostname)"
