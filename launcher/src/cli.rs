@@ -154,7 +154,8 @@ pub struct RunArgs {
     /// and ::1), nothing reaches the host's network. `host`: the host's network as it is, with
     /// NO isolation. `nat`: a NAT gateway (10.0.2.2, the host's loopback; DNS at 10.0.2.3) that
     /// lets out only what --allow names. `wire:PATH`: a port on the virtual switch `cloister hub
-    /// PATH` runs, with `eth0` at --ip. Planned, not built yet: tap:IFNAME. See docs/network.md.
+    /// PATH` runs, with `eth0` at --ip. `tap:IFNAME`: `eth0` at --ip, its frames relayed to the
+    /// existing host TAP device IFNAME (as root, or the device's owner). See docs/network.md.
     #[arg(long, value_name = "MODE", value_parser = parse_net_mode, help_heading = "Network")]
     pub net: Option<NetMode>,
     /// Set a resource limit, overriding the policy's (policy: limits.NAME): processes,
@@ -168,8 +169,9 @@ pub struct RunArgs {
     /// 124, like timeout(1) (policy: limits.wall_seconds).
     #[arg(long, value_name = "SECONDS", value_parser = crate::limits::parse_timeout, help_heading = "Limits")]
     pub timeout: Option<std::time::Duration>,
-    /// The sandbox's IPv4 address and prefix length on a wire, such as 10.9.0.2/24 (policy:
-    /// network.address); required by --net wire:PATH.
+    /// The sandbox's IPv4 address and prefix length on a wire or a host TAP device's network,
+    /// such as 10.9.0.2/24 (policy: network.address); required by --net wire:PATH and --net
+    /// tap:IFNAME.
     #[arg(long, value_name = "ADDR/LEN", value_parser = parse_address, help_heading = "Network")]
     pub ip: Option<InterfaceAddress>,
     /// Let a --net nat sandbox reach SPEC: HOST:PORT, CIDR:PORT, NAME:PORT (a DNS name, looked

@@ -3,7 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
-use crate::net::relay::{self, Relay};
+use crate::net::relay::{Peer, Relay};
 use crate::net::NetPlan;
 use crate::spawn::{self, Launch};
 use crate::view::{request, table, State, View};
@@ -233,14 +233,17 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     // mode that lets nothing out.
     let mut allow = if mode.takes_allow_list() { policy.network.allow.clone() } else { Vec::new() };
     allow.extend(args.allow.iter().cloned());
-    let net = NetPlan::prepare(mode, address, allow)?;
+    let mut net = NetPlan::prepare(mode, address, allow)?;
     if let (Some(resolv), Some(mounts)) =
         (net.resolv_conf(view.as_ref().map(|v| v.state.dir()))?, mounts.as_mut())
     {
         mounts.cover_file(&resolv, std::path::Path::new("/etc/resolv.conf"));
     }
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
-    let hub = net.hub().map(|path| Ok::<_, Failure>((relay::connect(path)?, path.to_owned()))).transpose()?;
+    let peer = match net.hub() {
+        Some(path) => Some(Peer::hub(path)?),
+        None => net.take_host_tap().map(Peer::host_tap),
+    };
     let net_allow = net.allow().to_vec();
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
     let disk = private_disk(view.as_ref(), limits.overlay_bytes, args)?;
@@ -284,8 +287,8 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         eprintln!("{}", crate::limits::disk::NOT_HELD);
     }
     let mut nat = None;
-    let relay = match (hub, started.tap) {
-        (Some((hub, path)), Some(tap)) => Some(Relay::start(tap, hub, &path)?),
+    let relay = match (peer, started.tap) {
+        (Some(peer), Some(tap)) => Some(Relay::start(tap, peer)?),
         (None, Some(tap)) => {
             let events = sink.as_ref().and_then(|(_, out): &(_, std::fs::File)| out.try_clone().ok());
             nat = Some(crate::net::nat::Engine::start(tap, net_allow, events)?);

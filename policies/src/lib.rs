@@ -39,7 +39,7 @@ pub use error::PolicyError;
 pub use interface::{AddressError, InterfaceAddress};
 pub use limits::{check_limit, Limits, MAX_WALL_SECONDS, MIN_MEMORY_BYTES, MIN_OPEN_FILES};
 pub use load::{label, load, parse};
-pub use network::{NetMode, NetModeError, Network, PlannedMode};
+pub use network::{NetMode, NetModeError, Network};
 pub use path_spec::{normalize_guest, BindError, BindSpec, PathError, PathSpec};
 pub use schema::{Filesystem, Identity, Policy, Random, Time};
 pub use validate::{MAX_CPUS, MAX_EPOCH_SECONDS, MAX_HOSTNAME_LEN, MAX_OFFSET_SECONDS};

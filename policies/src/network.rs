@@ -3,8 +3,7 @@
 //! A mode is written the same way in a policy (`"network": {"mode": "none"}`) and on the command
 //! line (`cloister run --net none`), and both go through [`NetMode`]'s `FromStr`, so the words
 //! and the errors are the same in both places. Modes are `NAME` or `NAME:ARGUMENT`: `none`,
-//! `host`, `nat` and `wire:PATH` are built; `tap:IFNAME` is planned and recognised, so that
-//! asking for it says "not built yet" rather than "unknown". A wire needs the sandbox's
+//! `host`, `nat`, `wire:PATH` and `tap:IFNAME`. A wire and a host TAP device need the sandbox's
 //! address (`"address": "10.9.0.2/24"` beside `mode`, or `--ip`), which no other mode takes;
 //! `nat` takes an allow-list (`"allow": ["10.0.2.2:8000"]`, or `--allow`), which no other mode
 //! does ([`crate::AllowRule`]).
@@ -38,6 +37,11 @@ pub enum NetMode {
     /// The sandbox's own namespace and loopback, and an `eth0` behind a user-mode NAT gateway
     /// that lets out only what the allow-list names.
     Nat,
+    /// The sandbox's own namespace and loopback, and an `eth0` with the policy's address whose
+    /// frames go to and from this existing TAP device of the host (or of a namespace the user
+    /// made): whatever the host does with that device (a bridge, routes, nothing) is the
+    /// sandbox's network.
+    Tap(String),
 }
 
 impl NetMode {
@@ -48,12 +52,13 @@ impl NetMode {
             NetMode::Host => "host",
             NetMode::Wire(_) => "wire",
             NetMode::Nat => "nat",
+            NetMode::Tap(_) => "tap",
         }
     }
 
     /// Whether the mode takes an interface address (`--ip`, `network.address`).
     pub fn takes_address(&self) -> bool {
-        matches!(self, NetMode::Wire(_))
+        matches!(self, NetMode::Wire(_) | NetMode::Tap(_))
     }
 
     /// Whether the mode takes an allow-list (`--allow`, `network.allow`).
@@ -66,22 +71,8 @@ impl fmt::Display for NetMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetMode::Wire(path) => write!(f, "wire:{}", path.display()),
+            NetMode::Tap(name) => write!(f, "tap:{name}"),
             _ => f.write_str(self.name()),
-        }
-    }
-}
-
-/// A mode of issue 4 that is designed but not built yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlannedMode {
-    /// `tap:IFNAME`: a host TAP device.
-    Tap,
-}
-
-impl PlannedMode {
-    fn describe(self) -> &'static str {
-        match self {
-            PlannedMode::Tap => "a host TAP device",
         }
     }
 }
@@ -89,21 +80,17 @@ impl PlannedMode {
 /// Why a network mode was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetModeError {
-    /// A mode that is planned but not built yet (`tap:IFNAME`).
-    NotBuiltYet {
-        /// The mode as written.
-        written: String,
-        /// Which one.
-        mode: PlannedMode,
-    },
     /// `wire` without the hub's path (`wire`, `wire:`).
     WireWithoutPath(String),
-    /// No mode of that name, planned or built.
+    /// `tap` without an interface name, or with one Linux would refuse (empty, longer than 15
+    /// bytes, `.` or `..`, or with `/`, `:` or white space in it).
+    BadInterfaceName(String),
+    /// No mode of that name.
     Unknown(String),
 }
 
 /// What to write instead, for every [`NetModeError`] (and the policy's `$.network.mode`).
-pub(crate) const NET_MODE_FIX: &str = r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#;
+pub(crate) const NET_MODE_FIX: &str = r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names), "wire:PATH" (a port on the switch `cloister hub PATH` runs) or "tap:IFNAME" (an existing TAP device of the host)"#;
 
 impl NetModeError {
     /// What to write instead.
@@ -115,15 +102,17 @@ impl NetModeError {
 impl fmt::Display for NetModeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetModeError::NotBuiltYet { written, mode } => {
-                write!(f, "the network mode {written:?} ({}) is planned but not built yet", mode.describe())
-            }
             NetModeError::WireWithoutPath(written) => {
                 write!(f, "the network mode {written:?} names no hub: write the hub's socket after \"wire:\"")
             }
+            NetModeError::BadInterfaceName(written) => write!(
+                f,
+                "the network mode {written:?} names no TAP device Linux could have: write its name \
+                 after \"tap:\" (1 to 15 bytes, no '/', ':' or white space)"
+            ),
             NetModeError::Unknown(written) => write!(
                 f,
-                "there is no network mode {written:?} (built: none, host, nat, wire:PATH; planned: \
+                "there is no network mode {written:?} (there are none, host, nat, wire:PATH and \
                  tap:IFNAME)"
             ),
         }
@@ -137,19 +126,30 @@ impl FromStr for NetMode {
 
     fn from_str(written: &str) -> Result<NetMode, NetModeError> {
         let name = written.split_once(':').map_or(written, |(name, _)| name);
-        let planned = match name {
-            "none" if name == written => return Ok(NetMode::None),
-            "host" if name == written => return Ok(NetMode::Host),
+        match name {
+            "none" if name == written => Ok(NetMode::None),
+            "host" if name == written => Ok(NetMode::Host),
             "wire" => match written.split_once(':') {
-                Some((_, path)) if !path.is_empty() => return Ok(NetMode::Wire(PathBuf::from(path))),
-                _ => return Err(NetModeError::WireWithoutPath(written.to_owned())),
+                Some((_, path)) if !path.is_empty() => Ok(NetMode::Wire(PathBuf::from(path))),
+                _ => Err(NetModeError::WireWithoutPath(written.to_owned())),
             },
-            "nat" if name == written => return Ok(NetMode::Nat),
-            "tap" => PlannedMode::Tap,
-            _ => return Err(NetModeError::Unknown(written.to_owned())),
-        };
-        Err(NetModeError::NotBuiltYet { written: written.to_owned(), mode: planned })
+            "nat" if name == written => Ok(NetMode::Nat),
+            "tap" => match written.split_once(':') {
+                Some((_, ifname)) if valid_interface_name(ifname) => Ok(NetMode::Tap(ifname.to_owned())),
+                _ => Err(NetModeError::BadInterfaceName(written.to_owned())),
+            },
+            _ => Err(NetModeError::Unknown(written.to_owned())),
+        }
     }
+}
+
+/// Whether Linux would take `name` for a network interface (the kernel's `dev_valid_name`).
+fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 impl Serialize for NetMode {

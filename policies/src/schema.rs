@@ -243,9 +243,10 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         }
         "$.filesystem.cwd" => ("a path in double quotes", r#"write a directory such as "/src""#),
         "$.network" => ("an object", r#"write an object such as {"mode": "none"}"#),
-        "$.network.mode" => {
-            (r#"a network mode in double quotes, "none", "host", "nat" or "wire:PATH""#, NET_MODE_FIX)
-        }
+        "$.network.mode" => (
+            r#"a network mode in double quotes, "none", "host", "nat", "wire:PATH" or "tap:IFNAME""#,
+            NET_MODE_FIX,
+        ),
         "$.network.address" => ("an IPv4 address with its prefix length in double quotes", ADDRESS_FIX),
         "$.network.allow" => (
             "an array of allow-list entries",

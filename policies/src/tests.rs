@@ -1,8 +1,8 @@
 //! Tests of the crate's public behaviour: built-ins, error wording, loading.
 
 use crate::{
-    builtin_names, builtin_summary, builtin_text, load, parse, Filesystem, NetMode, NetModeError,
-    PlannedMode, Policy, PolicyError, MAX_OFFSET_SECONDS,
+    builtin_names, builtin_summary, builtin_text, load, parse, Filesystem, NetMode, NetModeError, Policy,
+    PolicyError, MAX_OFFSET_SECONDS,
 };
 
 /// Parses `text` as `./bad.json`, expecting an error, and returns it with its message.
@@ -290,18 +290,29 @@ fn network_modes_read_and_show_back() {
 }
 
 #[test]
-fn planned_network_modes_are_not_built_yet() {
-    for (written, mode) in [("tap:tap0", PlannedMode::Tap), ("tap:eth1", PlannedMode::Tap)] {
-        let err = written.parse::<NetMode>().unwrap_err();
-        assert_eq!(err, NetModeError::NotBuiltYet { written: written.to_owned(), mode });
-        let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{written}"}}}}"#));
+fn a_host_tap_reads_with_its_address_and_bad_names_are_refused() {
+    let text = r#"{"network": {"mode": "tap:tap0", "address": "10.77.0.2/24"}}"#;
+    let policy = parse(text, "ok").unwrap();
+    assert_eq!(policy.network.mode, NetMode::Tap("tap0".into()));
+    assert_eq!(policy.network.mode.to_string(), "tap:tap0");
+    assert_eq!(parse(&policy.to_json_pretty(), "ok").unwrap(), policy);
+    let (_, line) = fail(r#"{"network": {"mode": "tap:tap0"}}"#);
+    assert!(
+        line.contains(r#"at $.network: the network mode "tap:tap0" needs the sandbox's address"#),
+        "{line}"
+    );
+    for bad in ["tap", "tap:", "tap:a/b", "tap:a:b", "tap:a b", "tap:..", "tap:sixteen-bytes-xy"] {
+        let err = bad.parse::<NetMode>().unwrap_err();
+        assert_eq!(err, NetModeError::BadInterfaceName(bad.to_owned()));
+        let (policy_err, line) = fail(&format!(r#"{{"network": {{"mode": "{bad}"}}}}"#));
         assert!(
             matches!(&policy_err, PolicyError::Invalid { json_path, .. } if json_path == "$.network.mode"),
             "{line}"
         );
-        assert!(line.contains("is planned but not built yet"), "{line}");
-        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#), "{line}");
+        assert!(line.contains("names no TAP device Linux could have"), "{line}");
+        assert!(line.ends_with(r#"write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names), "wire:PATH" (a port on the switch `cloister hub PATH` runs) or "tap:IFNAME" (an existing TAP device of the host)"#), "{line}");
     }
+    assert_eq!("tap:fifteen-bytes15".parse::<NetMode>(), Ok(NetMode::Tap("fifteen-bytes15".into())));
 }
 
 #[test]
@@ -309,14 +320,14 @@ fn bad_network_modes_name_the_path_and_the_fix() {
     let (_, line) = fail(r#"{"network": {"mode": "bridge"}}"#);
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (built: none, host, nat, wire:PATH; planned: tap:IFNAME); write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names) or "wire:PATH" (a port on the switch `cloister hub PATH` runs)"#
+        r#"policy ./bad.json: at $.network.mode: there is no network mode "bridge" (there are none, host, nat, wire:PATH and tap:IFNAME); write "none" (only the sandbox's own loopback), "host" (the host's network, no isolation), "nat" (a NAT gateway to what --allow names), "wire:PATH" (a port on the switch `cloister hub PATH` runs) or "tap:IFNAME" (an existing TAP device of the host)"#
     );
     // Near misses are not guessed at.
     for near in ["None", "host:", "none:x", "", "wire", "wire:", "nat:x"] {
         assert!(near.parse::<NetMode>().is_err(), "{near:?}");
     }
     let (_, line) = fail(r#"{"network": {"mode": 0}}"#);
-    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none", "host", "nat" or "wire:PATH", found the integer 0"#), "{line}");
+    assert!(line.contains(r#"at $.network.mode: expected a network mode in double quotes, "none", "host", "nat", "wire:PATH" or "tap:IFNAME", found the integer 0"#), "{line}");
     let (_, line) = fail(r#"{"network": "none"}"#);
     assert!(line.contains(r#"at $.network: expected an object, found the string "none"; write an object such as {"mode": "none"}"#), "{line}");
     let (_, line) = fail(r#"{"network": {"allow": ["*:443"]}}"#);

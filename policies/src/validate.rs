@@ -7,7 +7,7 @@
 //! - `time.offset_seconds`: at most [`MAX_OFFSET_SECONDS`] (100 years) either way;
 //! - `time.epoch_seconds`: from 0 to [`MAX_EPOCH_SECONDS`] (the year 9999);
 //! - `identity.cpus`: 1 to [`MAX_CPUS`];
-//! - `network.address`: given with `wire:PATH` and only with it;
+//! - `network.address`: given with `wire:PATH` or `tap:IFNAME` and only with them;
 //! - `network.allow`: only with `nat`;
 //! - `filesystem.*`: every path absolute or under `~` (see [`crate::PathSpec`]), and no guest
 //!   path named twice, which in a file is always a slip: which entry should win?
@@ -72,7 +72,7 @@ pub(crate) fn validate(policy: &Policy, origin: &str) -> Result<(), PolicyError>
             return Err(invalid(
                 "$.network.address",
                 format!("the network mode \"{}\" has no address to set ({address})", network.mode),
-                r#"remove "address", or write the mode "wire:PATH""#.into(),
+                r#"remove "address", or write the mode "wire:PATH" or "tap:IFNAME""#.into(),
             ))
         }
         _ => {}

@@ -25,8 +25,11 @@
 //!   route through 10.0.2.2, and on the supervisor's side of the TAP device a user-mode NAT
 //!   gateway built on smoltcp ([`nat`]) that lets out only what the allow-list names.
 //!
-//! The planned mode `tap:IFNAME` will plug in where the wire's relay does. [`NetPlan`] is where
-//! each mode says what it needs.
+//! - **`tap:IFNAME`**: the namespace, floor and `eth0` of a wire (with IFNAME's MTU), and the
+//!   wire's relay moving frames between it and the existing host TAP device IFNAME, which the
+//!   supervisor attaches to before the sandbox starts ([`hosttap`]).
+//!
+//! [`NetPlan`] is where each mode says what it needs.
 //!
 //! With a view, the sandbox's mount namespace also shows its own `/sys/class/net`
 //! ([`crate::view::mounts::MountPlan::own_sysfs_net`]). What this does not do: redirect any
@@ -40,6 +43,7 @@
 
 mod floor;
 pub mod frame;
+pub mod hosttap;
 pub mod hub;
 mod loopback;
 pub mod nat;

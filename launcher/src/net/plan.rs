@@ -2,6 +2,7 @@
 //! child only installs and enforces).
 
 use super::floor;
+use super::hosttap::HostTap;
 use super::nat;
 use super::tap::TapConfig;
 use crate::failure::Failure;
@@ -23,14 +24,17 @@ pub struct NetPlan {
     tap: Option<TapConfig>,
     /// Where a `nat` sandbox may go.
     allow: Vec<AllowRule>,
+    /// The host TAP device of `tap:IFNAME`, attached before the sandbox starts.
+    host_tap: Option<HostTap>,
 }
 
 impl NetPlan {
-    /// The plan for `mode`, with the sandbox's `address` on a wire (which only a wire takes,
-    /// and a wire needs) and the `allow`-list of a NAT (which only `nat` takes): for `none`,
+    /// The plan for `mode`, with the sandbox's `address` on a wire or a host TAP device (which
+    /// only they take, and need) and the `allow`-list of a NAT (which only `nat` takes): for `none`,
     /// both floors (with and without a namespace) are built now, since whether the host gives
     /// the namespace is only known once the child tried. A wire and a NAT have no fallback:
-    /// without the namespace they have no interface to give.
+    /// without the namespace they have no interface to give. `tap:IFNAME` attaches to the host's
+    /// device here, so that a missing one costs nothing but the line that says so.
     pub fn prepare(
         mode: NetMode,
         address: Option<InterfaceAddress>,
@@ -42,8 +46,22 @@ impl NetPlan {
                  or leave --allow out"
             )));
         }
+        let mut host_tap = None;
         let tap = match (&mode, address) {
             (NetMode::Wire(_), Some(address)) => Some(TapConfig::new(address)),
+            (NetMode::Tap(name), Some(address)) => {
+                let device = HostTap::open(name)?;
+                let config = TapConfig::new(address).with_mtu(device.mtu());
+                host_tap = Some(device);
+                Some(config)
+            }
+            (NetMode::Tap(name), None) => {
+                return Err(Failure::Setup(format!(
+                    "--net tap:{name} needs the sandbox's address on the device's network: add --ip \
+                     ADDR/LEN (such as --ip 10.77.0.2/24), or \"address\" in the policy's network \
+                     section"
+                )))
+            }
             (NetMode::Wire(path), None) => {
                 return Err(Failure::Setup(format!(
                     "--net wire:{} needs the sandbox's address on the wire: add --ip ADDR/LEN (such \
@@ -54,7 +72,7 @@ impl NetPlan {
             (_, Some(address)) => {
                 return Err(Failure::Setup(format!(
                     "--ip {address}: the network mode {mode} has no interface to address; add --net \
-                     wire:PATH, or leave --ip out"
+                     wire:PATH or --net tap:IFNAME, or leave --ip out"
                 )))
             }
             (NetMode::Nat, None) => Some(TapConfig::with_gateway(nat::GUEST, nat::GATEWAY)),
@@ -67,10 +85,11 @@ impl NetPlan {
             without_namespace_landlock: None,
             tap,
             allow,
+            host_tap,
         };
         match plan.mode {
             NetMode::Host => {}
-            NetMode::Wire(_) | NetMode::Nat => {
+            NetMode::Wire(_) | NetMode::Nat | NetMode::Tap(_) => {
                 let seccomp = |e: crate::floor::FloorError| Failure::Setup(e.to_string());
                 plan.in_namespace = vec![
                     floor::families(floor::IN_NAMESPACE).map_err(seccomp)?,
@@ -101,12 +120,13 @@ impl NetPlan {
     /// Whether the sandbox should get a network namespace of its own, with its loopback up.
     pub fn wants_namespace(&self) -> bool {
         match self.mode {
-            NetMode::None | NetMode::Wire(_) | NetMode::Nat => true,
+            NetMode::None | NetMode::Wire(_) | NetMode::Nat | NetMode::Tap(_) => true,
             NetMode::Host => false,
         }
     }
 
-    /// The TAP device the sandbox's first process makes in its namespace (a wire).
+    /// The TAP device the sandbox's first process makes in its namespace (a wire, a NAT, a host
+    /// TAP device).
     pub fn tap(&self) -> Option<&TapConfig> {
         self.tap.as_ref()
     }
@@ -129,6 +149,12 @@ impl NetPlan {
         std::fs::write(&path, text)
             .map_err(|e| Failure::Setup(format!("cannot write {}: {e}", path.display())))?;
         Ok(Some(path))
+    }
+
+    /// The host TAP device of `tap:IFNAME`, for the relay (once; it is the supervisor's, not
+    /// the sandbox's).
+    pub fn take_host_tap(&mut self) -> Option<HostTap> {
+        self.host_tap.take()
     }
 
     /// The hub a wire joins.

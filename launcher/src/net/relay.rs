@@ -1,5 +1,6 @@
 //! The supervisor's part of a wire: a port on the hub, and two threads that move frames between
-//! it and the sandbox's TAP device until the sandbox ends.
+//! it and the sandbox's TAP device until the sandbox ends. `--net tap:IFNAME` uses the same
+//! relay with a host TAP device ([`super::hosttap`]) in the hub's place ([`Peer`]).
 //!
 //! The engine moves Ethernet frames and nothing else: the TCP/IP stack is the sandbox
 //! namespace's own kernel stack, on the far side of the TAP device. One thread per direction, so
@@ -17,7 +18,7 @@
 use super::frame::MAX_FRAME;
 use crate::failure::Failure;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -45,17 +46,38 @@ pub fn connect(path: &Path) -> Result<OwnedFd, Failure> {
     Ok(sock)
 }
 
+/// What the sandbox's TAP device is relayed to.
+pub struct Peer {
+    fd: OwnedFd,
+    /// A hub's socket (`recv`/`send`), or a TAP device (`read`/`write`).
+    socket: bool,
+    /// What it is, for the line that says it went away.
+    what: String,
+}
+
+impl Peer {
+    /// The sandbox's port on the hub at `path` ([`connect`]).
+    pub fn hub(path: &Path) -> Result<Peer, Failure> {
+        Ok(Peer { fd: connect(path)?, socket: true, what: format!("the hub at {}", path.display()) })
+    }
+
+    /// A host TAP device the caller attached to.
+    pub fn host_tap(tap: super::hosttap::HostTap) -> Peer {
+        let what = format!("the host's TAP device {}", tap.name());
+        Peer { fd: tap.into_fd(), socket: false, what }
+    }
+}
+
 /// The two relay threads of a running sandbox.
 pub struct Relay {
-    hub: Arc<OwnedFd>,
+    peer: Arc<OwnedFd>,
     stop: Arc<OwnedFd>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Relay {
-    /// Starts relaying between the sandbox's `tap` and its `hub` port (at `path`, for
-    /// messages).
-    pub fn start(tap: OwnedFd, hub: OwnedFd, path: &Path) -> Result<Relay, Failure> {
+    /// Starts relaying between the sandbox's `tap` and its `peer`.
+    pub fn start(tap: OwnedFd, peer: Peer) -> Result<Relay, Failure> {
         let setup = |what: &str| {
             Failure::Setup(format!(
                 "cannot start the wire's relay: {what}: {}",
@@ -66,6 +88,11 @@ impl Relay {
         if unsafe { libc::fcntl(tap.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
             return Err(setup("O_NONBLOCK on the TAP device"));
         }
+        // A hub's socket is read with MSG_DONTWAIT; a TAP device has no such flag.
+        // SAFETY: fcntl on a descriptor we own.
+        if !peer.socket && unsafe { libc::fcntl(peer.fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+            return Err(setup("O_NONBLOCK on the host's TAP device"));
+        }
         // SAFETY: eventfd makes a new descriptor or fails.
         let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if stop < 0 {
@@ -73,8 +100,9 @@ impl Relay {
         }
         // SAFETY: eventfd returned a fresh descriptor that nothing else owns.
         let stop = Arc::new(unsafe { OwnedFd::from_raw_fd(stop) });
-        let (tap, hub) = (Arc::new(tap), Arc::new(hub));
-        let cut = Arc::new(Cut { said: AtomicBool::new(false), path: path.to_owned() });
+        let socket = peer.socket;
+        let (tap, hub) = (Arc::new(tap), Arc::new(peer.fd));
+        let cut = Arc::new(Cut { said: AtomicBool::new(false), what: peer.what });
         let mut threads = Vec::new();
         for to_hub in [true, false] {
             let (tap, hub, stop, cut) = (tap.clone(), hub.clone(), stop.clone(), cut.clone());
@@ -82,25 +110,26 @@ impl Relay {
             let thread = std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    let tap_end = End { fd: tap.as_raw_fd(), socket: false };
-                    let hub_end = End { fd: hub.as_raw_fd(), socket: true };
+                    let tap_end = End { fd: tap.as_raw_fd(), socket: false, peer: false };
+                    let hub_end = End { fd: hub.as_raw_fd(), socket, peer: true };
                     let (from, to) = if to_hub { (tap_end, hub_end) } else { (hub_end, tap_end) };
                     pump(from, to, stop.as_raw_fd(), &cut);
                 })
                 .map_err(|e| Failure::Setup(format!("cannot start the wire's relay: {e}")))?;
             threads.push(thread);
         }
-        Ok(Relay { hub, stop, threads })
+        Ok(Relay { peer: hub, stop, threads })
     }
 
-    /// Stops both threads (the sandbox ended) and closes the port, which the hub then removes.
+    /// Stops both threads (the sandbox ended) and closes the port, which the hub then removes
+    /// (or lets go of the host's TAP device).
     pub fn stop(self) {
         let one = 1u64;
         // SAFETY: an 8-byte write to our eventfd, and shutdown on our socket, which wakes a
         // thread blocked in a send to a hub that does not read.
         unsafe {
             libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8);
-            libc::shutdown(self.hub.as_raw_fd(), libc::SHUT_RDWR);
+            libc::shutdown(self.peer.as_raw_fd(), libc::SHUT_RDWR);
         }
         for thread in self.threads {
             let _ = thread.join();
@@ -108,29 +137,31 @@ impl Relay {
     }
 }
 
-/// Says once that the hub went away.
+/// Says once that the peer (the hub, the host's TAP device) went away.
 struct Cut {
     said: AtomicBool,
-    path: PathBuf,
+    what: String,
 }
 
 impl Cut {
     fn say(&self, e: std::io::Error) {
         if !self.said.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "cloister: the hub at {} went away ({e}); the sandbox's wire is cut, the program goes on",
-                self.path.display()
+                "cloister: {} went away ({e}); the sandbox's wire is cut, the program goes on",
+                self.what
             );
         }
     }
 }
 
-/// One side of a relay thread: the TAP device (read and written with `read`/`write`), or the
+/// One side of a relay thread: a TAP device (read and written with `read`/`write`), or the
 /// hub's socket (`recv` without blocking, `send` without `SIGPIPE`).
 #[derive(Clone, Copy)]
 struct End {
     fd: RawFd,
     socket: bool,
+    /// The peer's side, whose end is news (the sandbox's TAP device ends with its namespace).
+    peer: bool,
 }
 
 impl End {
@@ -158,12 +189,12 @@ impl End {
     }
 }
 
-/// Moves frames from `from` to `to` until `stop` is readable or the hub goes away. Reads never
+/// Moves frames from `from` to `to` until `stop` is readable or the peer goes away. Reads never
 /// block; a send to the hub blocks while the hub has no room, which slows the sandbox's TCP as
 /// a full link would.
 fn pump(from: End, to: End, stop: RawFd, cut: &Cut) {
     let mut buf = vec![0u8; MAX_FRAME];
-    let hub_gone = |e: std::io::Error| {
+    let peer_gone = |e: std::io::Error| {
         // `Relay::stop` shuts the port down after raising `stop`: that end is not news.
         if !ready(stop, 0) {
             cut.say(e);
@@ -172,19 +203,24 @@ fn pump(from: End, to: End, stop: RawFd, cut: &Cut) {
     loop {
         let n = from.read(&mut buf);
         if n > 0 {
-            if to.write(&buf[..n as usize]) < 0 && matches!(errno(), libc::EPIPE | libc::ECONNRESET) {
-                return hub_gone(std::io::Error::last_os_error());
+            // EBADFD: the host's TAP device was deleted under us.
+            if to.write(&buf[..n as usize]) < 0
+                && to.peer
+                && matches!(errno(), libc::EPIPE | libc::ECONNRESET | libc::EBADFD)
+            {
+                return peer_gone(std::io::Error::last_os_error());
             }
             continue;
         }
         if n == 0 {
             // The hub closed the port (a TAP device never reads 0).
-            return hub_gone(std::io::Error::from_raw_os_error(libc::ECONNRESET));
+            return peer_gone(std::io::Error::from_raw_os_error(libc::ECONNRESET));
         }
         match errno() {
             libc::EAGAIN | libc::EINTR => {}
-            libc::ECONNRESET => return hub_gone(std::io::Error::last_os_error()),
-            // The TAP device is gone (its namespace was torn down): nothing left to move.
+            libc::ECONNRESET | libc::EBADFD if from.peer => return peer_gone(std::io::Error::last_os_error()),
+            // The sandbox's TAP device is gone (its namespace was torn down): nothing left to
+            // move.
             _ => return,
         }
         let mut fds = [

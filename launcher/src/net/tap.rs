@@ -1,4 +1,4 @@
-//! The sandbox's end of a wire or of the NAT gateway: a TAP device named `eth0` in its network
+//! The sandbox's end of a wire, of the NAT gateway or of a host TAP device: a TAP device named `eth0` in its network
 //! namespace, made and configured by the sandbox's first process, whose descriptor goes to the
 //! supervisor. Behind a gateway (`--net nat`) the device also gets the default route.
 //!
@@ -41,6 +41,8 @@ pub struct TapConfig {
     mac: frame::Mac,
     ip: libc::in_addr,
     netmask: libc::in_addr,
+    /// The interface's MTU: the wire's ([`MTU`]), or a host TAP device's.
+    mtu: u32,
     /// The default route's gateway (`--net nat`); a wire has none.
     gateway: Option<libc::in_addr>,
     /// Frames carry a `virtio_net_hdr` and the device offloads checksums (`--net nat`): the
@@ -57,6 +59,7 @@ impl TapConfig {
             mac: frame::mac_for(address),
             ip: in_addr(address.ip),
             netmask: in_addr(address.netmask()),
+            mtu: MTU,
             gateway: None,
             offload: false,
         }
@@ -66,6 +69,11 @@ impl TapConfig {
     pub fn with_gateway(address: InterfaceAddress, gateway: std::net::Ipv4Addr) -> TapConfig {
         let gateway = Some(libc::in_addr { s_addr: u32::from(gateway).to_be() });
         TapConfig { gateway, offload: true, ..TapConfig::new(address) }
+    }
+
+    /// The same device with another MTU (that of the host TAP device it is relayed to).
+    pub fn with_mtu(self, mtu: u32) -> TapConfig {
+        TapConfig { mtu, ..self }
     }
 
     /// Makes the device in the caller's network namespace, configures it, brings it up and
@@ -118,7 +126,7 @@ impl TapConfig {
             }
             ok &= libc::ioctl(sock, libc::SIOCSIFHWADDR, &req) == 0;
             let mut req = ifreq();
-            req.ifr_ifru.ifru_mtu = MTU as libc::c_int;
+            req.ifr_ifru.ifru_mtu = self.mtu as libc::c_int;
             ok = ok && libc::ioctl(sock, libc::SIOCSIFMTU, &req) == 0;
             for (request, addr) in [(libc::SIOCSIFADDR, self.ip), (libc::SIOCSIFNETMASK, self.netmask)] {
                 let mut req = ifreq();
