@@ -126,14 +126,15 @@ fn argument_registers_survive_rewritten_calls(mode: Mode) {
 /// A hot call site in libc's shape (`mov eax, NR; syscall`) is patched to enter the runtime
 /// without a trap, and keeps every register a system call keeps: under threads racing the
 /// patch, signal handlers calling it (on the thread's stack and on an alternate one) and after
-/// a fork.
+/// a fork. A patched `rt_sigprocmask` delivers the signal it unblocks before it returns.
 fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
     let exe = compile_c("patched", &["-pthread"]);
     let out = mode.command(&exe).output();
     out.success();
     let patched = if matches!(mode, Mode::Native) { "0" } else { "1" };
     assert_eq!(out.field("patched"), patched, "\n{out}");
-    for key in ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok"] {
+    assert_eq!(out.field("mask_patched"), patched, "\n{out}");
+    for key in ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok", "mask_ok"] {
         assert_eq!(out.field(key), "1", "{key}\n{out}");
     }
 }

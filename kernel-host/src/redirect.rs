@@ -142,8 +142,7 @@ pub fn rules(config: &Config) -> Vec<Rule> {
 }
 
 /// Calls whose handlers only ever answer [`crate::Disposition::Return`] or
-/// [`crate::Disposition::Host`], with no step after the host call ([`crate::AfterHost`]) and
-/// without changing the caller's signal mask. A backend may serve these without the frame a
+/// [`crate::Disposition::Host`], with no step after the host call ([`crate::AfterHost`]). A backend may serve these without the frame a
 /// trap gives it: the in-process runtime patches their call sites to enter it directly
 /// (`interposer/rt/src/patch.rs`). Forks, execs, waits, sleeps and signal calls stay out:
 /// they need the trap's frame or a step after the host call.
@@ -197,7 +196,40 @@ const IN_PLACE: &[Sysno] = &[
     Sysno::listxattr,
     Sysno::llistxattr,
     Sysno::fsetxattr,
+    Sysno::mknod,
+    Sysno::mknodat,
+    Sysno::fchmodat2,
+    Sysno::utime,
+    Sysno::utimes,
+    Sysno::futimesat,
+    Sysno::setxattr,
+    Sysno::lsetxattr,
+    Sysno::removexattr,
+    Sysno::lremovexattr,
+    Sysno::fremovexattr,
+    Sysno::inotify_add_watch,
+    Sysno::bind,
+    Sysno::connect,
+    Sysno::sendto,
+    Sysno::getsockname,
+    Sysno::getpeername,
+    Sysno::close_range,
+    // The mask a call leaves is applied by the backend as the call returns, the same way.
+    Sysno::rt_sigprocmask,
+    Sysno::rt_sigaction,
     Sysno::uname,
+    Sysno::getuid,
+    Sysno::geteuid,
+    Sysno::getgid,
+    Sysno::getegid,
+    Sysno::getresuid,
+    Sysno::getresgid,
+    Sysno::getgroups,
+    Sysno::times,
+    Sysno::getrusage,
+    Sysno::sysinfo,
+    Sysno::sched_getaffinity,
+    Sysno::getcpu,
     Sysno::clock_gettime,
     Sysno::gettimeofday,
     Sysno::time,
@@ -241,7 +273,7 @@ mod tests {
         for sysno in super::IN_PLACE {
             assert!(crate::table::lookup(sysno.id() as u32).is_some(), "{sysno:?} is not served");
         }
-        for sysno in [Sysno::execve, Sysno::clone, Sysno::fork, Sysno::nanosleep, Sysno::rt_sigprocmask] {
+        for sysno in [Sysno::execve, Sysno::clone, Sysno::fork, Sysno::nanosleep, Sysno::rt_sigsuspend] {
             assert!(!super::served_in_place(sysno.id() as u32), "{sysno:?}");
         }
     }

@@ -8,6 +8,8 @@
 //   signals_ok  a timer's handler calling the site, on the thread's stack and on an
 //               alternate stack, interrupting the loop
 //   fork_ok     a child forked after the patch calls the site
+//   mask_ok     a patched rt_sigprocmask site: a signal kept pending while blocked is handled
+//               when the call unblocks it, before the call returns, as on Linux
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -64,6 +66,36 @@ __attribute__((noinline)) static int call_site(void) {
         return 2;
     }
     return ret == 0 && st.st_ino == want_ino && st.st_size == want_size;
+}
+
+extern const unsigned char site_mask[];
+
+// rt_sigprocmask(how, set, old, 8) at a site of libc's shape.
+__attribute__((noinline)) static long mask_site(long how, const sigset_t *set, sigset_t *old) {
+    long ret;
+    register long r10 __asm__("r10") = 8;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".globl site_mask\n"
+        "site_mask:\n"
+        "mov $14, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "jmp site_mask\n"
+        "3:\n"
+        : "=&a"(ret), "+D"(how), "+S"(set), "+d"(old), "+r"(r10)
+        :
+        : "rcx", "r11", "memory", "cc");
+    return ret;
+}
+
+static volatile sig_atomic_t usr1_seen;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_seen = 1;
 }
 
 static volatile sig_atomic_t handler_bad, handler_runs;
@@ -156,5 +188,22 @@ int main(void) {
     int status;
     waitpid(pid, &status, 0);
     printf("fork_ok=%d\n", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    signal(SIGUSR1, on_usr1);
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    int mask_ok = 1;
+    for (int i = 0; i < 50; i++) {
+        usr1_seen = 0;
+        sigset_t old;
+        mask_ok &= mask_site(SIG_BLOCK, &usr1, &old) == 0 && !sigismember(&old, SIGUSR1);
+        raise(SIGUSR1);
+        mask_ok &= !usr1_seen;
+        mask_ok &= mask_site(SIG_UNBLOCK, &usr1, &old) == 0 && sigismember(&old, SIGUSR1);
+        mask_ok &= usr1_seen;
+    }
+    printf("mask_patched=%d\n", site_mask[0] == 0xe9);
+    printf("mask_ok=%d\n", mask_ok);
     return 0;
 }
