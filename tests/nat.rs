@@ -391,13 +391,18 @@ try:
     socket.getaddrinfo("nowhere.example", 80)
 except socket.gaierror as e:
     print("gaierror", e.errno == socket.EAI_NONAME)"#;
-    let program = format!("ip -4 addr show eth0; ip route; cat /etc/resolv.conf; {PYTHON3} -c '{lookup}'");
+    let program = format!(
+        "ip -4 addr show eth0; ip route; cat /etc/resolv.conf; echo hosts=$(getent hosts $(hostname)); \
+         {PYTHON3} -c '{lookup}'"
+    );
     let out = nat(&[], "sh", &["-c", &program]).output();
     out.success();
     assert!(out.stdout.contains("inet 10.0.2.15/24"), "\n{out}");
     assert!(out.stdout.contains("default via 10.0.2.2 dev eth0"), "\n{out}");
     assert!(out.stdout.contains("mtu 65520"), "\n{out}");
     assert!(out.stdout.contains("\nnameserver 10.0.2.3\n"), "\n{out}");
+    // The sandbox's own /etc/hosts names it at its own address.
+    assert!(out.stdout.contains("\nhosts=10.0.2.15 "), "\n{out}");
     assert!(out.stdout.ends_with("gaierror True\n"), "\n{out}");
     assert!(out.elapsed < QUICK, "the lookup took {:?}", out.elapsed);
 }

@@ -239,6 +239,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     {
         mounts.cover_file(&resolv, std::path::Path::new("/etc/resolv.conf"));
     }
+    let hostname = config.hostname.clone().unwrap_or_else(host_name);
+    if let (Some(hosts), Some(mounts)) =
+        (net.hosts_file(view.as_ref().map(|v| v.state.dir()), &hostname)?, mounts.as_mut())
+    {
+        mounts.cover_file(&hosts, std::path::Path::new("/etc/hosts"));
+    }
     // Before the sandbox starts, so that a missing hub costs nothing but the line that says so.
     let peer = match net.hub() {
         Some(path) => Some(Peer::hub(path)?),
@@ -407,4 +413,15 @@ fn may_replace_tmp(paths: &[(&str, &std::path::Path)]) -> bool {
         }
         None => true,
     }
+}
+
+/// The host's name, which the sandbox's own UTS namespace starts with.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return "localhost".to_string();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }

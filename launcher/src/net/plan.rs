@@ -151,6 +151,26 @@ impl NetPlan {
         Ok(Some(path))
     }
 
+    /// For a mode with an interface (a wire, a NAT, a host TAP device) and a view whose state
+    /// directory is `state`: writes the sandbox's own `/etc/hosts` there (its loopback names,
+    /// and `hostname` at its interface's address, as a host's installer writes it) and returns
+    /// its path, for the view to show over the host's, whose names are the host's addresses.
+    pub fn hosts_file(
+        &self,
+        state: Option<&Path>,
+        hostname: &str,
+    ) -> Result<Option<std::path::PathBuf>, Failure> {
+        let (Some(state), Some(tap)) = (state, &self.tap) else { return Ok(None) };
+        let path = state.join("hosts");
+        let text = format!(
+            "# cloister: the sandbox's own names\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{hostname}\n",
+            tap.address()
+        );
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::Setup(format!("cannot write {}: {e}", path.display())))?;
+        Ok(Some(path))
+    }
+
     /// The host TAP device of `tap:IFNAME`, for the relay (once; it is the supervisor's, not
     /// the sandbox's).
     pub fn take_host_tap(&mut self) -> Option<HostTap> {

@@ -65,6 +65,11 @@ impl TapConfig {
         }
     }
 
+    /// The sandbox's address on the device.
+    pub fn address(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from_be(self.ip.s_addr))
+    }
+
     /// The device for a sandbox at `address` whose default route goes through `gateway`.
     pub fn with_gateway(address: InterfaceAddress, gateway: std::net::Ipv4Addr) -> TapConfig {
         let gateway = Some(libc::in_addr { s_addr: u32::from(gateway).to_be() });

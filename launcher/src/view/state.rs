@@ -299,7 +299,8 @@ fn make_writable(dir: &Path) {
 
 /// Keeps `upper/` and `manifest.json`; removes the rest of a kept state directory.
 fn remove_private_parts(dir: &Path) -> Result<(), String> {
-    for name in ["tmp", "hidden", "index", "sys", "shared"] {
+    // The network's files (`--net nat`'s resolv.conf, a sandbox's own hosts) are the sandbox's too.
+    for name in ["tmp", "hidden", "index", "sys", "shared", "resolv.conf", "hosts"] {
         remove_all(&dir.join(name))?;
     }
     Ok(())
