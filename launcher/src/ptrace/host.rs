@@ -1,0 +1,174 @@
+//! Host calls the kernel makes for a tracee, made by the supervisor.
+//!
+//! The kernel believes it runs in the calling process. Most of its own host calls do not care
+//! (`lstat` of a layer, `clock_gettime`, `getrandom`), but a few name the caller, and are
+//! translated here:
+//!
+//! - `getpid`/`gettid` answer the tracee's ids (as the supervisor numbers them: the kernel only
+//!   compares them with each other and passes them to `tgkill`, which the supervisor makes);
+//! - `getcwd` reads the tracee's `/proc/PID/cwd`;
+//! - `/proc/self` and `/proc/thread-self` in a path argument become `/proc/PID` and
+//!   `/proc/PID/task/TID`;
+//! - a descriptor argument is the tracee's (a directory it opened, a file it lists) unless the
+//!   kernel opened it itself during this call: it is copied into the supervisor with
+//!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee.
+//!
+//! What is not translated, and so differs from the in-process backend (see
+//! docs/architecture.md, Backends): the supervisor is not in the sandbox's mount and pid
+//! namespaces, so the kernel's own walks see the host's tree (the view's layers are host
+//! paths, and what the view hides the kernel hides itself), and a descriptor the kernel makes
+//! for the program (a timer descriptor of reproducible mode) cannot be handed over.
+
+use super::sys;
+use kernel_host::Host;
+use std::cell::RefCell;
+use std::ffi::CStr;
+use syscalls::Sysno;
+
+const AT_FDCWD: i64 = -100;
+
+/// The host, as one traced thread's kernel sees it.
+pub struct TraceeHost {
+    /// The tracee's process (thread group) id.
+    pub pid: libc::pid_t,
+    /// The calling thread.
+    pub tid: libc::pid_t,
+    /// A pidfd of the process, for `pidfd_getfd` (`-1`: none).
+    pub pidfd: i32,
+    /// Descriptors the kernel opened in the supervisor during this call.
+    own: RefCell<Vec<i64>>,
+}
+
+impl TraceeHost {
+    /// The host for thread `tid` of process `pid`.
+    pub fn new(pid: libc::pid_t, tid: libc::pid_t, pidfd: i32) -> Self {
+        TraceeHost { pid, tid, pidfd, own: RefCell::new(Vec::new()) }
+    }
+
+    fn raw(nr: u32, a: [u64; 6]) -> i64 {
+        // SAFETY: a raw system call with the kernel's own arguments: its pointers address the
+        // supervisor's memory (the kernel's buffers), as they would in the in-process backend.
+        let r = unsafe { libc::syscall(libc::c_long::from(nr), a[0], a[1], a[2], a[3], a[4], a[5]) };
+        if r < 0 {
+            -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        } else {
+            r
+        }
+    }
+
+    /// `/proc/self/...` as the supervisor must name it, if `path` (a NUL-terminated string in
+    /// the supervisor's memory) starts so.
+    fn proc_path(&self, path: u64) -> Option<Vec<u8>> {
+        if path == 0 {
+            return None;
+        }
+        // SAFETY: the kernel's path arguments are NUL-terminated strings in its own memory.
+        let p = unsafe { CStr::from_ptr(path as *const libc::c_char) }.to_bytes();
+        let (rest, own) = if let Some(rest) = p.strip_prefix(b"/proc/self") {
+            (rest, format!("/proc/{}", self.pid))
+        } else if let Some(rest) = p.strip_prefix(b"/proc/thread-self") {
+            (rest, format!("/proc/{}/task/{}", self.pid, self.tid))
+        } else {
+            return None;
+        };
+        if !(rest.is_empty() || rest.starts_with(b"/")) {
+            return None;
+        }
+        Some([own.as_bytes(), rest, b"\0"].concat())
+    }
+
+    /// The index of the descriptor argument of `nr`, and whether it may be `AT_FDCWD`.
+    fn fd_arg(nr: u32) -> Option<usize> {
+        let s = Sysno::new(nr as usize)?;
+        use Sysno::*;
+        match s {
+            fstat | lseek | getdents64 | fcntl | read | pread64 | preadv2 | ioctl | fstatfs | fgetxattr
+            | flistxattr | fchdir | timerfd_gettime | timerfd_settime | newfstatat | statx | openat
+            | openat2 | readlinkat | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat
+            | utimensat => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The index of the path argument of `nr`.
+    fn path_arg(nr: u32) -> Option<usize> {
+        let s = Sysno::new(nr as usize)?;
+        use Sysno::*;
+        match s {
+            open | stat | lstat | readlink | access | statfs | lgetxattr | getxattr | llistxattr
+            | listxattr => Some(0),
+            openat | openat2 | newfstatat | statx | readlinkat | faccessat | faccessat2 => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl Host for TraceeHost {
+    fn syscall(&self, nr: u32, mut args: [u64; 6]) -> i64 {
+        match Sysno::new(nr as usize) {
+            Some(Sysno::getpid) => return i64::from(self.pid),
+            Some(Sysno::gettid) => return i64::from(self.tid),
+            Some(Sysno::getcwd) => {
+                let link = format!("/proc/{}/cwd\0", self.tid);
+                let n = Self::raw(
+                    Sysno::readlink.id() as u32,
+                    [link.as_ptr() as u64, args[0], args[1].saturating_sub(1), 0, 0, 0],
+                );
+                if n < 0 {
+                    return n;
+                }
+                // SAFETY: readlink wrote `n` bytes to the kernel's buffer of `args[1]` bytes,
+                // and left room for the NUL.
+                unsafe { *(args[0] as *mut u8).add(n as usize) = 0 };
+                return n + 1;
+            }
+            // Calls that would act on the supervisor's own signals or children: not made.
+            Some(
+                Sysno::rt_sigpending
+                | Sysno::rt_sigtimedwait
+                | Sysno::rt_sigaction
+                | Sysno::rt_sigprocmask
+                | Sysno::waitid
+                | Sysno::memfd_create
+                | Sysno::timerfd_create,
+            ) => return -i64::from(libc::ENOSYS),
+            // A descriptor the kernel did not open here is the tracee's, never the supervisor's.
+            Some(Sysno::close | Sysno::write | Sysno::copy_file_range | Sysno::sendfile)
+                if !self.own.borrow().contains(&(args[0] as i32 as i64)) =>
+            {
+                return -i64::from(libc::EBADF)
+            }
+            Some(Sysno::close_range | Sysno::dup2 | Sysno::dup3) => return -i64::from(libc::ENOSYS),
+            _ => {}
+        }
+        let renamed = Self::path_arg(nr).and_then(|i| self.proc_path(args[i]).map(|p| (i, p)));
+        if let Some((i, p)) = &renamed {
+            args[*i] = p.as_ptr() as u64;
+        }
+        let mut borrowed = None;
+        if let Some(i) = Self::fd_arg(nr) {
+            let fd = args[i] as i32 as i64;
+            if fd >= 0 && fd != AT_FDCWD && !self.own.borrow().contains(&fd) && self.pidfd >= 0 {
+                match sys::dup_fd(self.pidfd, fd as i32) {
+                    Ok(copy) => {
+                        args[i] = copy as u64;
+                        borrowed = Some(copy);
+                    }
+                    Err(_) => return -i64::from(libc::EBADF),
+                }
+            }
+        }
+        let r = Self::raw(nr, args);
+        if let Some(copy) = borrowed {
+            sys::close(copy);
+        }
+        match Sysno::new(nr as usize) {
+            Some(Sysno::open | Sysno::openat | Sysno::openat2) if r >= 0 => {
+                self.own.borrow_mut().push(r);
+            }
+            Some(Sysno::close) => self.own.borrow_mut().retain(|&fd| fd != args[0] as i64),
+            _ => {}
+        }
+        r
+    }
+}

@@ -1,0 +1,325 @@
+//! The tracer loop: one `waitpid(-1, __WALL)` loop in the thread that seized the sandbox's
+//! first process, following every process and thread it starts (`PTRACE_O_TRACE{FORK,VFORK,
+//! CLONE}` attach them as they are made).
+//!
+//! - A seccomp stop is a redirected call: the process's kernel decides, and the tracer applies
+//!   the disposition: `Return(v)` skips the call (`orig_rax = -1`) with `rax = v`; `Host(call)`
+//!   rewrites the call's registers and lets it run, stopping again at its exit
+//!   (`PTRACE_SYSCALL`) to put the program's argument registers back, as the in-process gate
+//!   does, and for [`AfterHost`] work. Fork and exec are not redirected here: the host makes
+//!   them, and their ptrace events give the new process its own kernel.
+//! - Signal-delivery stops resume with the signal; group-stops are left stopped with
+//!   `PTRACE_LISTEN`, so `SIGSTOP`/`SIGCONT` behave as without a tracer.
+//!
+//! One [`Kernel`] per process (thread group), as the in-process runtime has one per image.
+
+use super::host::TraceeHost;
+use super::memory::TraceeMemory;
+use super::sys::{self, event};
+use kernel_host::shared::Shared;
+use kernel_host::{AfterHost, Config, Disposition, Kernel, ProcessImage, Syscall, TaskCtx};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A traced process.
+struct Process {
+    kernel: Kernel,
+    pidfd: i32,
+    /// Made for calls of the launcher's code before the first exec, which is the launcher's
+    /// start of the program, not an exec of the program's own.
+    before_start: bool,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.pidfd >= 0 {
+            sys::close(self.pidfd);
+        }
+    }
+}
+
+/// What a thread stopped at its call's exit must have done.
+struct Pending {
+    /// The program's own argument registers, to put back.
+    args: [u64; 6],
+    after: Option<AfterHost>,
+}
+
+/// The supervisor's side of the ptrace backend.
+pub struct Tracer {
+    config: Config,
+    shared: &'static Shared,
+    /// Processes by thread-group id.
+    processes: HashMap<libc::pid_t, Process>,
+    /// Threads by id, with their thread-group id.
+    threads: HashMap<libc::pid_t, libc::pid_t>,
+    pending: HashMap<libc::pid_t, Pending>,
+    root: libc::pid_t,
+}
+
+impl Tracer {
+    /// A tracer whose kernels serve `config`.
+    pub fn new(config: Config) -> Tracer {
+        Tracer {
+            config,
+            shared: Shared::private(),
+            processes: HashMap::new(),
+            threads: HashMap::new(),
+            pending: HashMap::new(),
+            root: 0,
+        }
+    }
+
+    /// Seizes the sandbox's first process, which waits for that before it does anything.
+    pub fn seize(&mut self, pid: libc::pid_t) -> std::io::Result<()> {
+        self.processes.clear();
+        self.threads.clear();
+        self.pending.clear();
+        sys::seize(pid)?;
+        self.root = pid;
+        self.threads.insert(pid, pid);
+        Ok(())
+    }
+
+    /// Serves every stop that is ready without waiting; returns the first process's wait
+    /// status if it ended.
+    pub fn pump(&mut self) -> Option<i32> {
+        while let Ok(Some((tid, status))) = sys::wait_any(false) {
+            if let Some(status) = self.on_stop(tid, status) {
+                return Some(status);
+            }
+        }
+        None
+    }
+
+    /// Serves stops until the first process ends; returns its exit status (128 + N for a
+    /// signal), or `None` when `timed_out` was set (the caller killed the sandbox).
+    pub fn run(&mut self, timed_out: &Arc<AtomicBool>) -> Option<i32> {
+        loop {
+            let status = match sys::wait_any(true) {
+                Ok(Some((tid, status))) => self.on_stop(tid, status),
+                Ok(None) => None,
+                Err(_) => Some(125 << 8),
+            };
+            if let Some(status) = status {
+                if timed_out.load(Ordering::SeqCst) {
+                    return None;
+                }
+                return Some(if libc::WIFSIGNALED(status) {
+                    128 + libc::WTERMSIG(status)
+                } else {
+                    libc::WEXITSTATUS(status)
+                });
+            }
+        }
+    }
+
+    /// Handles one report of `waitpid`; the first process's status when it ended.
+    fn on_stop(&mut self, tid: libc::pid_t, status: i32) -> Option<i32> {
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            self.pending.remove(&tid);
+            if let Some(tgid) = self.threads.remove(&tid) {
+                if tgid == tid {
+                    self.processes.remove(&tgid);
+                }
+            }
+            return (tid == self.root).then_some(status);
+        }
+        if !libc::WIFSTOPPED(status) {
+            return None;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let ev = status >> 16;
+        let tgid = self.tgid_of(tid);
+        let resumed = match (sig, ev) {
+            (libc::SIGTRAP, event::SECCOMP) => self.on_seccomp(tid, tgid),
+            (s, 0) if s == libc::SIGTRAP | 0x80 => self.on_call_exit(tid),
+            (libc::SIGTRAP, event::FORK | event::VFORK | event::CLONE) => {
+                if let Ok(child) = sys::event_msg(tid) {
+                    self.on_new_task(tgid, child as libc::pid_t);
+                }
+                sys::resume(tid, 0, false)
+            }
+            (libc::SIGTRAP, event::EXEC) => {
+                self.on_exec(tid, tgid);
+                sys::resume(tgid, 0, false)
+            }
+            // The first stop of an auto-attached task, or an interrupt.
+            (libc::SIGTRAP, event::STOP) => sys::resume(tid, 0, false),
+            // A group-stop: stay stopped until SIGCONT, as without a tracer.
+            (_, event::STOP) => sys::listen(tid),
+            (s, _) => sys::resume(tid, s, false),
+        };
+        // A tracee killed meanwhile (ESRCH) reports its end later.
+        let _ = resumed;
+        None
+    }
+
+    fn tgid_of(&mut self, tid: libc::pid_t) -> libc::pid_t {
+        if let Some(&t) = self.threads.get(&tid) {
+            return t;
+        }
+        let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse().ok())))
+            .unwrap_or(tid);
+        self.threads.insert(tid, tgid);
+        tgid
+    }
+
+    /// A new thread shares its process's kernel; a new process gets its parent's, forked.
+    fn on_new_task(&mut self, parent_tgid: libc::pid_t, child: libc::pid_t) {
+        let tgid = self.tgid_of(child);
+        if tgid != child || self.processes.contains_key(&child) {
+            return;
+        }
+        if let Some(parent) = self.processes.get(&parent_tgid) {
+            let kernel = parent.kernel.forked(Some(self.shared));
+            let pidfd = sys::pidfd_open(child).unwrap_or(-1);
+            self.processes.insert(child, Process { kernel, pidfd, before_start: false });
+        }
+    }
+
+    /// A new image: a kernel of its own, configured as the old one would have configured the
+    /// runtime that loads it. The other threads of the process are gone.
+    fn on_exec(&mut self, tid: libc::pid_t, tgid: libc::pid_t) {
+        let former = sys::event_msg(tid).map_or(tid, |t| t as libc::pid_t);
+        self.threads.retain(|&t, &mut g| g != tgid || t == tgid);
+        self.pending.retain(|&t, _| self.threads.contains_key(&t));
+        self.threads.insert(tgid, tgid);
+        let config = match self.processes.get(&tgid) {
+            Some(p) if !p.before_start => p.kernel.config_after_exec(former as u32),
+            _ => self.config.clone(),
+        };
+        self.processes.remove(&tgid);
+        let process = self.process(tgid, config);
+        let _ = fix_auxv(tgid, &process.kernel);
+        self.processes.insert(tgid, process);
+    }
+
+    fn process(&self, tgid: libc::pid_t, config: Config) -> Process {
+        // An empty image: the host loaded this one, and `/proc/self` describes it already.
+        let kernel = Kernel::new(config, ProcessImage::default(), Some(self.shared));
+        Process { kernel, pidfd: sys::pidfd_open(tgid).unwrap_or(-1), before_start: false }
+    }
+
+    fn on_seccomp(&mut self, tid: libc::pid_t, tgid: libc::pid_t) -> std::io::Result<()> {
+        let mut regs = sys::regs(tid)?;
+        if !self.processes.contains_key(&tgid) {
+            let mut p = self.process(tgid, self.config.clone());
+            p.before_start = true;
+            self.processes.insert(tgid, p);
+        }
+        let process = &self.processes[&tgid];
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let call = Syscall { nr: regs.orig_rax as u32, args };
+        let mem = TraceeMemory { tid };
+        let host = TraceeHost::new(tgid, tid, process.pidfd);
+        let mut task = TaskCtx::new(&mem, &host, sys::sigmask(tid), regs.rsp);
+        match process.kernel.handle(&mut task, call) {
+            Disposition::Return(v) => {
+                regs.orig_rax = u64::MAX;
+                regs.rax = v as u64;
+                sys::set_regs(tid, &regs)?;
+                sys::resume(tid, 0, false)
+            }
+            Disposition::Host(host_call) => {
+                let changed = host_call != call;
+                if changed {
+                    regs.orig_rax = u64::from(host_call.nr);
+                    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = host_call.args;
+                    sys::set_regs(tid, &regs)?;
+                }
+                let until_exit = changed || task.after.is_some();
+                if until_exit {
+                    self.pending.insert(tid, Pending { args, after: task.after });
+                }
+                sys::resume(tid, 0, until_exit)
+            }
+            // Not redirected by this backend's filter: the host makes them as asked.
+            Disposition::Fork(_) | Disposition::Exec(_) => sys::resume(tid, 0, false),
+        }
+    }
+
+    fn on_call_exit(&mut self, tid: libc::pid_t) -> std::io::Result<()> {
+        if let Some(p) = self.pending.remove(&tid) {
+            let mut regs = sys::regs(tid)?;
+            [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = p.args;
+            if let Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }) = p.after {
+                let tgid = self.tgid_of(tid);
+                let counter = self.processes.get(&tgid).and_then(|p| p.kernel.virtual_clock_counter());
+                if let (true, Some(counter)) = (regs.rax as i64 == timed_out, counter) {
+                    counter.fetch_max(deadline, Ordering::SeqCst);
+                }
+            }
+            sys::set_regs(tid, &regs)?;
+        }
+        sys::resume(tid, 0, false)
+    }
+}
+
+/// Does to a new image's auxiliary vector what `cloister-rt` does when it builds one: no vDSO
+/// when clocks or randomness are virtual (so that clock reads and `getrandom` are calls the
+/// filter sees), and `AT_RANDOM`'s bytes from the seed.
+fn fix_auxv(tid: libc::pid_t, kernel: &Kernel) -> std::io::Result<()> {
+    use kernel_host::GuestMemory;
+    const AT_NULL: u64 = 0;
+    const AT_IGNORE: u64 = 1;
+    const AT_RANDOM: u64 = 25;
+    const AT_SYSINFO_EHDR: u64 = 33;
+    let config = kernel.config();
+    let hide_vdso = config.virtual_clocks() || config.seed.is_some();
+    let at_random = kernel.at_random();
+    if !hide_vdso && at_random.is_none() {
+        return Ok(());
+    }
+    let mem = TraceeMemory { tid };
+    let word = |addr: u64| -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        mem.read(addr, &mut b).map_err(|_| std::io::Error::from_raw_os_error(libc::EFAULT))?;
+        Ok(u64::from_ne_bytes(b))
+    };
+    let efault = |_| std::io::Error::from_raw_os_error(libc::EFAULT);
+    // The entry stack: argc, argv..., NULL, envp..., NULL, then (type, value) pairs.
+    let sp = sys::regs(tid)?.rsp;
+    let argc = word(sp)?;
+    let mut at = sp + 8 * (argc + 2);
+    while word(at)? != 0 {
+        at += 8;
+    }
+    at += 8;
+    for _ in 0..64 {
+        let (kind, value) = (word(at)?, word(at + 8)?);
+        match kind {
+            AT_NULL => break,
+            AT_SYSINFO_EHDR if hide_vdso => mem.write(at, &AT_IGNORE.to_ne_bytes()).map_err(efault)?,
+            AT_RANDOM => {
+                if let Some(bytes) = at_random {
+                    mem.write(value, &bytes).map_err(efault)?;
+                }
+            }
+            _ => {}
+        }
+        at += 16;
+    }
+    Ok(())
+}
+
+/// [`crate::spawn::wait`] for a traced sandbox: serves its stops until its first process ends,
+/// forwarding termination requests; `None` when `wall` passed first (the sandbox is killed).
+pub fn wait(tracer: &mut Tracer, pid: libc::pid_t, wall: Option<std::time::Duration>) -> Option<i32> {
+    crate::spawn::watch(pid);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    if let Some(wall) = wall {
+        let flag = Arc::clone(&timed_out);
+        // The tracer thread blocks in waitpid; a killed sandbox ends that wait.
+        std::thread::spawn(move || {
+            std::thread::sleep(wall);
+            flag.store(true, Ordering::SeqCst);
+            // SAFETY: signalling our own child, the sandbox's first process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
+    }
+    tracer.run(&timed_out)
+}
