@@ -94,8 +94,8 @@ impl Tracer {
     }
 
     /// Serves stops until the first process ends; returns its exit status (128 + N for a
-    /// signal), or `None` when `timed_out` was set (the caller killed the sandbox).
-    pub fn run(&mut self, timed_out: &Arc<AtomicBool>) -> Option<i32> {
+    /// signal).
+    pub fn run(&mut self) -> Option<i32> {
         loop {
             let status = match sys::wait_any(true) {
                 Ok(Some((tid, status))) => self.on_stop(tid, status),
@@ -103,9 +103,6 @@ impl Tracer {
                 Err(_) => Some(125 << 8),
             };
             if let Some(status) = status {
-                if timed_out.load(Ordering::SeqCst) {
-                    return None;
-                }
                 return Some(if libc::WIFSIGNALED(status) {
                     128 + libc::WTERMSIG(status)
                 } else {
@@ -316,10 +313,19 @@ pub fn wait(tracer: &mut Tracer, pid: libc::pid_t, wall: Option<std::time::Durat
         // The tracer thread blocks in waitpid; a killed sandbox ends that wait.
         std::thread::spawn(move || {
             std::thread::sleep(wall);
-            flag.store(true, Ordering::SeqCst);
-            // SAFETY: signalling our own child, the sandbox's first process.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // Not once the run is over: the pid may be reaped and reused by then.
+            if !flag.swap(true, Ordering::SeqCst) {
+                // SAFETY: signalling our own child, the sandbox's first process, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         });
     }
-    tracer.run(&timed_out)
+    let status = tracer.run();
+    // Whether the deadline came first: then the status is the kill's.
+    let late = timed_out.swap(true, Ordering::SeqCst);
+    if late {
+        None
+    } else {
+        status
+    }
 }
