@@ -111,3 +111,21 @@ fn seeded_randomness_agrees() {
     let (_, p) = differential(&["--seed", "7"], PYTHON3, &["-c", "import os; print(os.urandom(8).hex())"]);
     assert_eq!(p.stdout.len(), 17);
 }
+
+/// Each process's random stream follows its place in the tree of forks, vforks and execs, as
+/// the in-process kernel numbers them.
+#[test]
+fn seeded_randomness_agrees_across_forks_and_execs() {
+    let py = "python3 -c 'import os; print(os.urandom(4).hex())'";
+    let script = format!("{py}; {py}; ({py}); exec {py}");
+    let (_, p) = differential(&["--seed", "7"], "sh", &["-c", &script]);
+    assert_eq!(p.stdout.lines().count(), 4);
+}
+
+/// The `/proc` files the kernel serves (as a memfd the tracee makes and the supervisor fills).
+#[test]
+fn served_proc_files() {
+    let script = "cat /proc/sys/kernel/hostname; cat /proc/sys/kernel/osrelease; readlink /proc/self/exe";
+    let (_, p) = differential(&["--reproducible"], "sh", &["-c", script]);
+    assert!(p.stdout.starts_with("cloister\n"), "{p:?}");
+}

@@ -17,7 +17,8 @@
 //! docs/architecture.md, Backends): the supervisor is not in the sandbox's mount and pid
 //! namespaces, so the kernel's own walks see the host's tree (the view's layers are host
 //! paths, and what the view hides the kernel hides itself), and a descriptor the kernel makes
-//! for the program (a timer descriptor of reproducible mode) cannot be handed over.
+//! for the program (a timer descriptor of reproducible mode) cannot be handed over, except a
+//! memfd (a served `/proc` file), which the tracer has the tracee make and fills itself.
 
 use super::sys;
 use kernel_host::Host;
@@ -37,12 +38,25 @@ pub struct TraceeHost {
     pub pidfd: i32,
     /// Descriptors the kernel opened in the supervisor during this call.
     own: RefCell<Vec<i64>>,
+    /// The last memfd the kernel made (descriptor, `memfd_create` flags): contents it means to
+    /// hand the program (a served `/proc` file), which the tracer moves into the tracee.
+    handover: std::cell::Cell<Option<(i32, u64)>>,
 }
 
 impl TraceeHost {
     /// The host for thread `tid` of process `pid`.
     pub fn new(pid: libc::pid_t, tid: libc::pid_t, pidfd: i32) -> Self {
-        TraceeHost { pid, tid, pidfd, own: RefCell::new(Vec::new()) }
+        TraceeHost { pid, tid, pidfd, own: RefCell::new(Vec::new()), handover: std::cell::Cell::new(None) }
+    }
+
+    /// The memfd the kernel made during this call and did not close, if any.
+    pub fn memfd(&self) -> Option<i32> {
+        self.handover.get().map(|(fd, _)| fd)
+    }
+
+    /// The memfd the kernel returns to the program, if `value` (a `Return`) is one it made here.
+    pub fn handover(&self, value: i64) -> Option<(i32, u64)> {
+        self.handover.get().filter(|&(fd, _)| i64::from(fd) == value)
     }
 
     fn raw(nr: u32, a: [u64; 6]) -> i64 {
@@ -129,7 +143,6 @@ impl Host for TraceeHost {
                 | Sysno::rt_sigaction
                 | Sysno::rt_sigprocmask
                 | Sysno::waitid
-                | Sysno::memfd_create
                 | Sysno::timerfd_create,
             ) => return -i64::from(libc::ENOSYS),
             // A descriptor the kernel did not open here is the tracee's, never the supervisor's.
@@ -166,7 +179,16 @@ impl Host for TraceeHost {
             Some(Sysno::open | Sysno::openat | Sysno::openat2) if r >= 0 => {
                 self.own.borrow_mut().push(r);
             }
-            Some(Sysno::close) => self.own.borrow_mut().retain(|&fd| fd != args[0] as i64),
+            Some(Sysno::memfd_create) if r >= 0 => {
+                self.own.borrow_mut().push(r);
+                self.handover.set(Some((r as i32, args[1])));
+            }
+            Some(Sysno::close) => {
+                self.own.borrow_mut().retain(|&fd| fd != args[0] as i64);
+                if self.memfd().is_some_and(|fd| i64::from(fd) == args[0] as i64) {
+                    self.handover.set(None);
+                }
+            }
             _ => {}
         }
         r

@@ -19,12 +19,15 @@ use super::sys::{self, event};
 use kernel_host::shared::Shared;
 use kernel_host::{AfterHost, Config, Disposition, Kernel, ProcessImage, Syscall, TaskCtx};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A traced process.
 struct Process {
-    kernel: Kernel,
+    /// Shared with a parent whose memory this process borrows (`vfork`) until it execs, as
+    /// the in-process kernel is.
+    kernel: Rc<Kernel>,
     pidfd: i32,
     /// Made for calls of the launcher's code before the first exec, which is the launcher's
     /// start of the program, not an exec of the program's own.
@@ -44,6 +47,8 @@ struct Pending {
     /// The program's own argument registers, to put back.
     args: [u64; 6],
     after: Option<AfterHost>,
+    /// A memfd of the supervisor's whose contents go into the memfd the call makes.
+    fill: Option<i32>,
 }
 
 /// The supervisor's side of the ptrace backend.
@@ -132,9 +137,13 @@ impl Tracer {
         let resumed = match (sig, ev) {
             (libc::SIGTRAP, event::SECCOMP) => self.on_seccomp(tid, tgid),
             (s, 0) if s == libc::SIGTRAP | 0x80 => self.on_call_exit(tid),
-            (libc::SIGTRAP, event::FORK | event::VFORK | event::CLONE) => {
+            (libc::SIGTRAP, e @ (event::FORK | event::VFORK | event::CLONE)) => {
+                // The parent is still in its call: `clone`'s flags are in its registers.
+                let shares_memory = e == event::VFORK
+                    || (e == event::CLONE
+                        && sys::regs(tid).is_ok_and(|r| r.rdi & libc::CLONE_VM as u64 != 0));
                 if let Ok(child) = sys::event_msg(tid) {
-                    self.on_new_task(tgid, child as libc::pid_t);
+                    self.on_new_task(tgid, child as libc::pid_t, shares_memory);
                 }
                 sys::resume(tid, 0, false)
             }
@@ -165,14 +174,19 @@ impl Tracer {
         tgid
     }
 
-    /// A new thread shares its process's kernel; a new process gets its parent's, forked.
-    fn on_new_task(&mut self, parent_tgid: libc::pid_t, child: libc::pid_t) {
+    /// A new thread shares its process's kernel, and so does a process that borrows its
+    /// parent's memory (`vfork`); a new process gets its parent's, forked.
+    fn on_new_task(&mut self, parent_tgid: libc::pid_t, child: libc::pid_t, shares_memory: bool) {
         let tgid = self.tgid_of(child);
         if tgid != child || self.processes.contains_key(&child) {
             return;
         }
         if let Some(parent) = self.processes.get(&parent_tgid) {
-            let kernel = parent.kernel.forked(Some(self.shared));
+            let kernel = if shares_memory {
+                Rc::clone(&parent.kernel)
+            } else {
+                Rc::new(parent.kernel.forked(Some(self.shared)))
+            };
             let pidfd = sys::pidfd_open(child).unwrap_or(-1);
             self.processes.insert(child, Process { kernel, pidfd, before_start: false });
         }
@@ -197,7 +211,7 @@ impl Tracer {
 
     fn process(&self, tgid: libc::pid_t, config: Config) -> Process {
         // An empty image: the host loaded this one, and `/proc/self` describes it already.
-        let kernel = Kernel::new(config, ProcessImage::default(), Some(self.shared));
+        let kernel = Rc::new(Kernel::new(config, ProcessImage::default(), Some(self.shared)));
         Process { kernel, pidfd: sys::pidfd_open(tgid).unwrap_or(-1), before_start: false }
     }
 
@@ -215,7 +229,22 @@ impl Tracer {
         let host = TraceeHost::new(tgid, tid, process.pidfd);
         let mut task = TaskCtx::new(&mem, &host, sys::sigmask(tid), regs.rsp);
         match process.kernel.handle(&mut task, call) {
+            Disposition::Return(v) if host.handover(v).is_some() => {
+                // The kernel's memfd is the supervisor's: the tracee makes its own instead,
+                // and the supervisor fills it at the call's exit.
+                let (fd, flags) = host.handover(v).unwrap_or_default();
+                let name = task.push_scratch(b"cloister-proc\0");
+                regs.orig_rax = syscalls::Sysno::memfd_create.id() as u64;
+                regs.rdi = name.unwrap_or(0);
+                regs.rsi = flags;
+                sys::set_regs(tid, &regs)?;
+                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd) });
+                sys::resume(tid, 0, true)
+            }
             Disposition::Return(v) => {
+                if let Some(fd) = host.memfd() {
+                    sys::close(fd);
+                }
                 regs.orig_rax = u64::MAX;
                 regs.rax = v as u64;
                 sys::set_regs(tid, &regs)?;
@@ -230,7 +259,7 @@ impl Tracer {
                 }
                 let until_exit = changed || task.after.is_some();
                 if until_exit {
-                    self.pending.insert(tid, Pending { args, after: task.after });
+                    self.pending.insert(tid, Pending { args, after: task.after, fill: None });
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -250,9 +279,32 @@ impl Tracer {
                     counter.fetch_max(deadline, Ordering::SeqCst);
                 }
             }
+            if let Some(fd) = p.fill {
+                if (regs.rax as i64) >= 0 {
+                    fill(tid, regs.rax as i32, fd);
+                }
+                sys::close(fd);
+            }
             sys::set_regs(tid, &regs)?;
         }
         sys::resume(tid, 0, false)
+    }
+}
+
+/// Copies the supervisor's memfd `from` into the tracee's descriptor `fd` (a fresh memfd),
+/// through `/proc/TID/fd`: the tracee's own offset stays at 0.
+fn fill(tid: libc::pid_t, fd: i32, from: i32) {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::FromRawFd;
+    let Ok(mut dst) = std::fs::OpenOptions::new().write(true).open(format!("/proc/{tid}/fd/{fd}")) else {
+        return;
+    };
+    // SAFETY: `from` is the supervisor's own descriptor; ManuallyDrop leaves closing it to the
+    // caller.
+    let mut src = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(from) });
+    let mut data = Vec::new();
+    if src.seek(std::io::SeekFrom::Start(0)).is_ok() && src.read_to_end(&mut data).is_ok() {
+        let _ = dst.write_all(&data);
     }
 }
 
