@@ -424,6 +424,14 @@ fn start(
             if launch.rlimits.apply().is_err() {
                 fail(Step::Limits);
             }
+            // The ptrace backend's reproducible mode: `rdtsc` faults, and the tracer answers it
+            // from the virtual clock (cloister-rt does this itself under inproc).
+            if fixed_addresses
+                && launch.program.is_some()
+                && libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0) != 0
+            {
+                fail(Step::Limits);
+            }
             if libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,

@@ -6,17 +6,18 @@
 //!
 //! - `getpid`/`gettid` answer the tracee's ids (as the supervisor numbers them: the kernel only
 //!   compares them with each other and passes them to `tgkill`, which the supervisor makes);
-//! - `getcwd` reads the tracee's `/proc/PID/cwd`;
+//! - `getcwd` reads the tracee's `/proc/PID/cwd`, and `chdir`/`fchdir` are not made here but
+//!   left to the tracer, which makes the tracee's call one of them ([`Deferred`]);
 //! - `/proc/self` and `/proc/thread-self` in a path argument become `/proc/PID` and
-//!   `/proc/PID/task/TID`;
+//!   `/proc/PID/task/TID`, and other absolute paths are looked up under `/proc/PID/root`, so
+//!   that they reach the tracee's mount namespace;
 //! - a descriptor argument is the tracee's (a directory it opened, a file it lists) unless the
 //!   kernel opened it itself during this call: it is copied into the supervisor with
 //!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee.
 //!
 //! What is not translated, and so differs from the in-process backend (see
-//! docs/architecture.md, Backends): the supervisor is not in the sandbox's mount and pid
-//! namespaces, so the kernel's own walks see the host's tree (the view's layers are host
-//! paths, and what the view hides the kernel hides itself), and a descriptor the kernel makes
+//! docs/architecture.md, Backends): relative paths (the kernel's are absolute), `/proc`
+//! (the supervisor's shows the host's pids), and a descriptor the kernel makes
 //! for the program (a timer descriptor of reproducible mode) cannot be handed over, except a
 //! memfd (a served `/proc` file), which the tracer has the tracee make and fills itself.
 
@@ -41,12 +42,36 @@ pub struct TraceeHost {
     /// The last memfd the kernel made (descriptor, `memfd_create` flags): contents it means to
     /// hand the program (a served `/proc` file), which the tracer moves into the tracee.
     handover: std::cell::Cell<Option<(i32, u64)>>,
+    /// A change of the working directory the kernel made, which must happen in the tracee:
+    /// `chdir` of this host path, or `fchdir` of this descriptor of the tracee's.
+    deferred: RefCell<Option<Deferred>>,
+}
+
+/// A call the kernel made that must act on the tracee, not on the supervisor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deferred {
+    /// `chdir(path)`; the path without its NUL.
+    Chdir(Vec<u8>),
+    /// `fchdir(fd)`.
+    Fchdir(u64),
 }
 
 impl TraceeHost {
     /// The host for thread `tid` of process `pid`.
     pub fn new(pid: libc::pid_t, tid: libc::pid_t, pidfd: i32) -> Self {
-        TraceeHost { pid, tid, pidfd, own: RefCell::new(Vec::new()), handover: std::cell::Cell::new(None) }
+        TraceeHost {
+            pid,
+            tid,
+            pidfd,
+            own: RefCell::new(Vec::new()),
+            handover: std::cell::Cell::new(None),
+            deferred: RefCell::new(None),
+        }
+    }
+
+    /// The working-directory change the kernel asked for during this call, if any.
+    pub fn deferred(&self) -> Option<Deferred> {
+        self.deferred.borrow().clone()
     }
 
     /// The memfd the kernel made during this call and did not close, if any.
@@ -70,9 +95,13 @@ impl TraceeHost {
         }
     }
 
-    /// `/proc/self/...` as the supervisor must name it, if `path` (a NUL-terminated string in
-    /// the supervisor's memory) starts so.
-    fn proc_path(&self, path: u64) -> Option<Vec<u8>> {
+    /// `path` (a NUL-terminated string in the supervisor's memory) as the supervisor must name
+    /// it to reach what the tracee would: `/proc/self` is `/proc/PID`, and any other absolute
+    /// path outside `/proc` is looked up under `/proc/PID/root`, in the tracee's mount namespace
+    /// (the view's own mounts: its fresh `/tmp`, the private layer's tmpfs). The kernel's own
+    /// host paths have no symbolic links (it resolves them itself), which that prefix would
+    /// resolve against the supervisor's root.
+    fn host_path(&self, path: u64) -> Option<Vec<u8>> {
         if path == 0 {
             return None;
         }
@@ -82,6 +111,8 @@ impl TraceeHost {
             (rest, format!("/proc/{}", self.pid))
         } else if let Some(rest) = p.strip_prefix(b"/proc/thread-self") {
             (rest, format!("/proc/{}/task/{}", self.pid, self.tid))
+        } else if p.starts_with(b"/") && !(p == b"/proc" || p.starts_with(b"/proc/")) {
+            (p, format!("/proc/{}/root", self.pid))
         } else {
             return None;
         };
@@ -97,22 +128,28 @@ impl TraceeHost {
         use Sysno::*;
         match s {
             fstat | lseek | getdents64 | fcntl | read | pread64 | preadv2 | ioctl | fstatfs | fgetxattr
-            | flistxattr | fchdir | timerfd_gettime | timerfd_settime | newfstatat | statx | openat
+            | ftruncate | flistxattr | timerfd_gettime | timerfd_settime | newfstatat | statx | openat
             | openat2 | readlinkat | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat
             | utimensat => Some(0),
             _ => None,
         }
     }
 
-    /// The index of the path argument of `nr`.
-    fn path_arg(nr: u32) -> Option<usize> {
-        let s = Sysno::new(nr as usize)?;
+    /// The indexes of the path arguments of `nr` (not a symlink's target).
+    fn path_args(nr: u32) -> &'static [usize] {
+        let Some(s) = Sysno::new(nr as usize) else { return &[] };
         use Sysno::*;
         match s {
-            open | stat | lstat | readlink | access | statfs | lgetxattr | getxattr | llistxattr
-            | listxattr => Some(0),
-            openat | openat2 | newfstatat | statx | readlinkat | faccessat | faccessat2 => Some(1),
-            _ => None,
+            open | stat | lstat | readlink | access | statfs | truncate | lgetxattr | getxattr
+            | lsetxattr | setxattr | llistxattr | listxattr | lremovexattr | removexattr | mkdir | rmdir
+            | unlink | chmod | chown | lchown | creat | utime | utimes => &[0],
+            rename | link => &[0, 1],
+            symlink => &[1],
+            openat | openat2 | newfstatat | statx | readlinkat | faccessat | faccessat2 | mkdirat
+            | unlinkat | mknodat | fchmodat | fchmodat2 | fchownat | utimensat | futimesat => &[1],
+            renameat | renameat2 | linkat => &[1, 3],
+            symlinkat => &[2],
+            _ => &[],
         }
     }
 }
@@ -121,6 +158,17 @@ impl Host for TraceeHost {
     fn syscall(&self, nr: u32, mut args: [u64; 6]) -> i64 {
         match Sysno::new(nr as usize) {
             Some(Sysno::getpid) => return i64::from(self.pid),
+            // Made by the tracer in the tracee once the kernel has decided (see `deferred`).
+            Some(Sysno::chdir) if args[0] != 0 => {
+                // SAFETY: the kernel's path arguments are NUL-terminated strings in its memory.
+                let path = unsafe { CStr::from_ptr(args[0] as *const libc::c_char) }.to_bytes().to_vec();
+                *self.deferred.borrow_mut() = Some(Deferred::Chdir(path));
+                return 0;
+            }
+            Some(Sysno::fchdir) => {
+                *self.deferred.borrow_mut() = Some(Deferred::Fchdir(args[0]));
+                return 0;
+            }
             Some(Sysno::gettid) => return i64::from(self.tid),
             Some(Sysno::getcwd) => {
                 let link = format!("/proc/{}/cwd\0", self.tid);
@@ -154,8 +202,10 @@ impl Host for TraceeHost {
             Some(Sysno::close_range | Sysno::dup2 | Sysno::dup3) => return -i64::from(libc::ENOSYS),
             _ => {}
         }
-        let renamed = Self::path_arg(nr).and_then(|i| self.proc_path(args[i]).map(|p| (i, p)));
-        if let Some((i, p)) = &renamed {
+        // Kept alive until the call is made.
+        let renamed: Vec<(usize, Vec<u8>)> =
+            Self::path_args(nr).iter().filter_map(|&i| self.host_path(args[i]).map(|p| (i, p))).collect();
+        for (i, p) in &renamed {
             args[*i] = p.as_ptr() as u64;
         }
         let mut borrowed = None;

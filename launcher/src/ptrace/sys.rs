@@ -132,3 +132,12 @@ pub fn wait_any(block: bool) -> io::Result<Option<(libc::pid_t, i32)>> {
         }
     }
 }
+
+/// The `si_code` of the signal `tid` is stopped with (`PTRACE_GETSIGINFO`).
+pub fn signal_code(tid: libc::pid_t) -> Option<i32> {
+    // SAFETY: all-zero bytes are a valid `siginfo_t`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one `siginfo_t` to `info`, which lives for the call.
+    let r = unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut info as *mut libc::siginfo_t) };
+    (r == 0).then_some(info.si_code)
+}

@@ -13,7 +13,7 @@
 //!
 //! One [`Kernel`] per process (thread group), as the in-process runtime has one per image.
 
-use super::host::TraceeHost;
+use super::host::{Deferred, TraceeHost};
 use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use kernel_host::shared::Shared;
@@ -155,11 +155,45 @@ impl Tracer {
             (libc::SIGTRAP, event::STOP) => sys::resume(tid, 0, false),
             // A group-stop: stay stopped until SIGCONT, as without a tracer.
             (_, event::STOP) => sys::listen(tid),
+            (libc::SIGSEGV, 0) if self.answer_tsc(tid, tgid) => sys::resume(tid, 0, false),
             (s, _) => sys::resume(tid, s, false),
         };
         // A tracee killed meanwhile (ESRCH) reports its end later.
         let _ = resumed;
         None
+    }
+
+    /// Answers an `rdtsc`/`rdtscp` that faulted (`PR_TSC_SIGSEGV`, reproducible mode) with the
+    /// virtual counter, as cloister-rt's SIGSEGV handler does; false for any other fault.
+    fn answer_tsc(&self, tid: libc::pid_t, tgid: libc::pid_t) -> bool {
+        use kernel_host::GuestMemory;
+        const SI_KERNEL: i32 = 0x80;
+        let Some(tsc) = self.processes.get(&tgid).and_then(|p| p.kernel.virtual_tsc()) else { return false };
+        if sys::signal_code(tid) != Some(SI_KERNEL) {
+            return false;
+        }
+        let Ok(mut regs) = sys::regs(tid) else { return false };
+        let mem = TraceeMemory { tid };
+        let mut op = [0u8; 3];
+        if mem.read(regs.rip, &mut op[..2]).is_err() {
+            return false;
+        }
+        if op[..2] == [0x0f, 0x01] && mem.read(regs.rip + 2, &mut op[2..]).is_err() {
+            return false;
+        }
+        let len = match op {
+            [0x0f, 0x31, _] => 2,
+            [0x0f, 0x01, 0xf9] => {
+                // IA32_TSC_AUX, the CPU number: 0.
+                regs.rcx = 0;
+                3
+            }
+            _ => return false,
+        };
+        regs.rax = tsc & 0xffff_ffff;
+        regs.rdx = tsc >> 32;
+        regs.rip += len;
+        sys::set_regs(tid, &regs).is_ok()
     }
 
     fn tgid_of(&mut self, tid: libc::pid_t) -> libc::pid_t {
@@ -239,6 +273,23 @@ impl Tracer {
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
                 self.pending.insert(tid, Pending { args, after: None, fill: Some(fd) });
+                sys::resume(tid, 0, true)
+            }
+            Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
+                // The kernel changed directory "here": the tracee does it instead, and gets
+                // that call's result.
+                let (nr, arg) = match host.deferred() {
+                    Some(Deferred::Chdir(path)) => {
+                        let path = [path.as_slice(), b"\0"].concat();
+                        (syscalls::Sysno::chdir, task.push_scratch(&path).unwrap_or(0))
+                    }
+                    Some(Deferred::Fchdir(fd)) => (syscalls::Sysno::fchdir, fd),
+                    None => unreachable!("checked by the guard"),
+                };
+                regs.orig_rax = nr.id() as u64;
+                regs.rdi = arg;
+                sys::set_regs(tid, &regs)?;
+                self.pending.insert(tid, Pending { args, after: None, fill: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) => {
