@@ -12,18 +12,11 @@ const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
 const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 
 /// Calls the in-process runtime redirects for itself: the host loads each image (so the
-/// program break, `/proc/self`, exec and fork need no help), there is no runtime signal to
-/// hide, and new processes and threads are reported by ptrace events.
-const RUNTIME_ONLY: [Sysno; 8] = [
-    Sysno::brk,
-    Sysno::execve,
-    Sysno::execveat,
-    Sysno::fork,
-    Sysno::clone,
-    Sysno::clone3,
-    Sysno::rt_sigaction,
-    Sysno::rt_sigprocmask,
-];
+/// program break and `/proc/self` need no help), there is no runtime signal to hide, and new
+/// processes and threads are reported by ptrace events. (`execve` stays: the view decides
+/// which host file runs.)
+const RUNTIME_ONLY: [Sysno; 6] =
+    [Sysno::brk, Sysno::fork, Sysno::clone, Sysno::clone3, Sysno::rt_sigaction, Sysno::rt_sigprocmask];
 
 /// The calls this backend traces under `config`.
 pub fn rules(config: &Config) -> Vec<Rule> {
@@ -53,7 +46,7 @@ mod tests {
         let config = Config { hostname: Some("h".into()), ..Config::default() };
         let rules = rules(&config);
         assert!(rules.iter().any(|r| r.nr == Sysno::uname.id() as u32));
-        assert!(!rules.iter().any(|r| r.nr == Sysno::execve.id() as u32));
+        assert!(!rules.iter().any(|r| r.nr == Sysno::brk.id() as u32));
         let p = program(&rules);
         assert!(p.iter().any(|i| i.code == BPF_RET_K && i.k == SECCOMP_RET_TRACE | u32::from(TRAP_DATA)));
         assert!(!p.iter().any(|i| i.code == BPF_RET_K && i.k & 0xffff_0000 == SECCOMP_RET_TRAP));

@@ -128,9 +128,9 @@ impl TraceeHost {
         use Sysno::*;
         match s {
             fstat | lseek | getdents64 | fcntl | read | pread64 | preadv2 | ioctl | fstatfs | fgetxattr
-            | ftruncate | flistxattr | timerfd_gettime | timerfd_settime | newfstatat | statx | openat
-            | openat2 | readlinkat | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat
-            | utimensat => Some(0),
+            | ftruncate | bind | connect | flistxattr | timerfd_gettime | timerfd_settime | newfstatat
+            | statx | openat | openat2 | readlinkat | faccessat | faccessat2 | fchmodat | fchownat
+            | mkdirat | unlinkat | utimensat => Some(0),
             _ => None,
         }
     }
@@ -212,6 +212,11 @@ impl Host for TraceeHost {
         if let Some(i) = Self::fd_arg(nr) {
             let fd = args[i] as i32 as i64;
             if fd >= 0 && fd != AT_FDCWD && !self.own.borrow().contains(&fd) && self.pidfd >= 0 {
+                // A descriptor opened here relative to one of the tracee's would be the
+                // supervisor's; the kernel then resolves the path itself (its fallback).
+                if nr == Sysno::openat2.id() as u32 {
+                    return -i64::from(libc::ENOSYS);
+                }
                 match sys::dup_fd(self.pidfd, fd as i32) {
                     Ok(copy) => {
                         args[i] = copy as u64;

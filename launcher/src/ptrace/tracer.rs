@@ -32,6 +32,9 @@ struct Process {
     /// Made for calls of the launcher's code before the first exec, which is the launcher's
     /// start of the program, not an exec of the program's own.
     before_start: bool,
+    /// The configuration the kernel planned for the next image (its exec plan's), for the
+    /// exec in progress.
+    next_config: Option<Config>,
 }
 
 impl Drop for Process {
@@ -222,7 +225,7 @@ impl Tracer {
                 Rc::new(parent.kernel.forked(Some(self.shared)))
             };
             let pidfd = sys::pidfd_open(child).unwrap_or(-1);
-            self.processes.insert(child, Process { kernel, pidfd, before_start: false });
+            self.processes.insert(child, Process { kernel, pidfd, before_start: false, next_config: None });
         }
     }
 
@@ -233,10 +236,14 @@ impl Tracer {
         self.threads.retain(|&t, &mut g| g != tgid || t == tgid);
         self.pending.retain(|&t, _| self.threads.contains_key(&t));
         self.threads.insert(tgid, tgid);
-        let config = match self.processes.get(&tgid) {
-            Some(p) if !p.before_start => p.kernel.config_after_exec(former as u32),
-            _ => self.config.clone(),
+        let config = match self.processes.get_mut(&tgid) {
+            Some(p) if p.before_start => self.config.clone(),
+            Some(p) => p.next_config.take().unwrap_or_else(|| p.kernel.config_after_exec(former as u32)),
+            None => self.config.clone(),
         };
+        // The exec's own exit stop comes in the new image: nothing of the old call to restore.
+        self.pending.remove(&tgid);
+        self.pending.remove(&former);
         self.processes.remove(&tgid);
         let process = self.process(tgid, config);
         let _ = fix_auxv(tgid, &process.kernel);
@@ -246,7 +253,7 @@ impl Tracer {
     fn process(&self, tgid: libc::pid_t, config: Config) -> Process {
         // An empty image: the host loaded this one, and `/proc/self` describes it already.
         let kernel = Rc::new(Kernel::new(config, ProcessImage::default(), Some(self.shared)));
-        Process { kernel, pidfd: sys::pidfd_open(tgid).unwrap_or(-1), before_start: false }
+        Process { kernel, pidfd: sys::pidfd_open(tgid).unwrap_or(-1), before_start: false, next_config: None }
     }
 
     fn on_seccomp(&mut self, tid: libc::pid_t, tgid: libc::pid_t) -> std::io::Result<()> {
@@ -314,8 +321,47 @@ impl Tracer {
                 }
                 sys::resume(tid, 0, until_exit)
             }
-            // Not redirected by this backend's filter: the host makes them as asked.
-            Disposition::Fork(_) | Disposition::Exec(_) => sys::resume(tid, 0, false),
+            Disposition::Exec(plan) => {
+                // The kernel checked the target: the host runs the file the view shows (which
+                // may be in an upper layer the sandbox's mount namespace does not merge), with
+                // the program's own argument and environment arrays.
+                let guest = plan.argv.get(1).cloned().unwrap_or_default();
+                let file = match process.kernel.vfs() {
+                    Some(vfs) => vfs.host_path_of(kernel_host::vfs::host::Hc(&host), &guest),
+                    None => Ok([guest.as_slice(), b"\0"].concat()),
+                };
+                let file = match file.and_then(|f| task.push_scratch(&f)) {
+                    Ok(addr) => addr,
+                    Err(e) => {
+                        regs.orig_rax = u64::MAX;
+                        regs.rax = e.ret() as u64;
+                        sys::set_regs(tid, &regs)?;
+                        return sys::resume(tid, 0, false);
+                    }
+                };
+                let arrays = if call.nr == syscalls::Sysno::execveat.id() as u32 {
+                    [args[2], args[3]]
+                } else {
+                    [args[1], args[2]]
+                };
+                let prefix = format!("{}=", Config::ENV);
+                let next = plan
+                    .envp
+                    .iter()
+                    .find_map(|e| e.strip_prefix(prefix.as_bytes()))
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|c| Config::decode(c).ok());
+                if let Some(p) = self.processes.get_mut(&tgid) {
+                    p.next_config = next;
+                }
+                regs.orig_rax = syscalls::Sysno::execve.id() as u64;
+                [regs.rdi, regs.rsi, regs.rdx] = [file, arrays[0], arrays[1]];
+                sys::set_regs(tid, &regs)?;
+                self.pending.insert(tid, Pending { args, after: None, fill: None });
+                sys::resume(tid, 0, true)
+            }
+            // Not redirected by this backend's filter: the host makes it as asked.
+            Disposition::Fork(_) => sys::resume(tid, 0, false),
         }
     }
 
