@@ -128,9 +128,9 @@ impl TraceeHost {
         use Sysno::*;
         match s {
             fstat | lseek | getdents64 | fcntl | read | pread64 | preadv2 | ioctl | fstatfs | fgetxattr
-            | ftruncate | bind | connect | flistxattr | timerfd_gettime | timerfd_settime | newfstatat
-            | statx | openat | openat2 | readlinkat | faccessat | faccessat2 | fchmodat | fchownat
-            | mkdirat | unlinkat | utimensat => Some(0),
+            | ftruncate | bind | connect | getsockname | getpeername | sendto | flistxattr
+            | timerfd_gettime | timerfd_settime | newfstatat | statx | openat | openat2 | readlinkat
+            | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat | utimensat => Some(0),
             _ => None,
         }
     }
