@@ -116,7 +116,9 @@ impl TraceeHost {
         } else {
             return None;
         };
-        if !(rest.is_empty() || rest.starts_with(b"/")) {
+        // `/proc/self` itself stays: it is a link (to the caller's pid), and the kernel only
+        // asks what it is, leaving the reading of it to the tracee.
+        if !(rest.starts_with(b"/") || (rest.is_empty() && own.ends_with("/root"))) {
             return None;
         }
         Some([own.as_bytes(), rest, b"\0"].concat())
@@ -133,6 +135,38 @@ impl TraceeHost {
             | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat | utimensat => Some(0),
             _ => None,
         }
+    }
+
+    /// What `readlink` of `/proc/self` or `/proc/thread-self` reads in the tracee: its ids in
+    /// its own pid namespace (the last of `NSpid`/`NStid` in `/proc/TID/status`).
+    fn own_proc_link(&self, nr: u32, args: &[u64; 6]) -> Option<Vec<u8>> {
+        let path = match Sysno::new(nr as usize)? {
+            Sysno::readlink => args[0],
+            Sysno::readlinkat if args[0] as i32 as i64 == AT_FDCWD => args[1],
+            _ => return None,
+        };
+        if path == 0 {
+            return None;
+        }
+        // SAFETY: the kernel's path arguments are NUL-terminated strings in its own memory.
+        let p = unsafe { CStr::from_ptr(path as *const libc::c_char) }.to_bytes();
+        if p != b"/proc/self" && p != b"/proc/thread-self" {
+            return None;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid)).ok()?;
+        let last = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().last())
+                .map(str::to_owned)
+        };
+        let pid = last("NSpid:")?;
+        Some(if p == b"/proc/self" {
+            pid.into_bytes()
+        } else {
+            format!("{pid}/task/{}", last("NStid:")?).into_bytes()
+        })
     }
 
     /// The indexes of the path arguments of `nr` (not a symlink's target).
@@ -203,6 +237,14 @@ impl Host for TraceeHost {
             _ => {}
         }
         // Kept alive until the call is made.
+        if let Some(link) = self.own_proc_link(nr, &args) {
+            let (buf, size) =
+                if nr == Sysno::readlink.id() as u32 { (args[1], args[2]) } else { (args[2], args[3]) };
+            let n = link.len().min(size as usize);
+            // SAFETY: the kernel's buffer of `size` bytes, in its own memory.
+            unsafe { std::ptr::copy_nonoverlapping(link.as_ptr(), buf as *mut u8, n) };
+            return n as i64;
+        }
         let renamed: Vec<(usize, Vec<u8>)> =
             Self::path_args(nr).iter().filter_map(|&i| self.host_path(args[i]).map(|p| (i, p))).collect();
         for (i, p) in &renamed {
