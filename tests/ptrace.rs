@@ -129,3 +129,26 @@ fn served_proc_files() {
     let (_, p) = differential(&["--reproducible"], "sh", &["-c", script]);
     assert!(p.stdout.starts_with("cloister\n"), "{p:?}");
 }
+
+/// What the kernel makes itself (an overlay's directories) gets the program's umask, and the
+/// program's working directory follows its `cd`, though the kernel runs in the supervisor.
+#[test]
+fn umask_and_working_directory_are_the_programs() {
+    let script = "umask 002; mkdir -p /etc/cl-a/b; stat -c %a /etc/cl-a /etc/cl-a/b; umask 077; \
+                  cd /etc/cl-a && touch f && stat -c %a f && pwd && ls";
+    let (_, p) = differential(&["--overlay", "/"], "sh", &["-c", script]);
+    assert_eq!(p.stdout, "775\n775\n600\n/etc/cl-a\nb\nf\n");
+}
+
+/// A program the sandbox built in the overlay runs (the host would not find it in the
+/// sandbox's mount namespace by itself), and `readlink /proc/self` is the sandbox's pid.
+#[test]
+fn a_program_made_in_the_overlay_runs() {
+    let script = "cp /bin/true /etc/cl-true && /etc/cl-true && echo ran; \
+                  printf '#!/bin/sh\\necho script\\n' > /etc/cl-s && chmod +x /etc/cl-s && /etc/cl-s";
+    let (_, p) = differential(&["--overlay", "/", "--reproducible"], "sh", &["-c", script]);
+    assert_eq!(p.stdout, "ran\nscript\n");
+    let (_, p) =
+        differential(&["--reproducible"], PYTHON3, &["-c", "import os; print(os.readlink('/proc/self'))"]);
+    assert_eq!(p.stdout, "2\n");
+}

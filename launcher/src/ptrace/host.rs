@@ -6,6 +6,7 @@
 //!
 //! - `getpid`/`gettid` answer the tracee's ids (as the supervisor numbers them: the kernel only
 //!   compares them with each other and passes them to `tgkill`, which the supervisor makes);
+//! - files the kernel makes get the tracee's umask (`/proc/PID/status`);
 //! - `getcwd` reads the tracee's `/proc/PID/cwd`, and `chdir`/`fchdir` are not made here but
 //!   left to the tracer, which makes the tracee's call one of them ([`Deferred`]);
 //! - `/proc/self` and `/proc/thread-self` in a path argument become `/proc/PID` and
@@ -135,6 +136,13 @@ impl TraceeHost {
             | faccessat | faccessat2 | fchmodat | fchownat | mkdirat | unlinkat | utimensat => Some(0),
             _ => None,
         }
+    }
+
+    /// The tracee's umask (`Umask:` in `/proc/PID/status`).
+    fn umask(&self) -> Option<libc::mode_t> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let v = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        libc::mode_t::from_str_radix(v.trim(), 8).ok()
     }
 
     /// What `readlink` of `/proc/self` or `/proc/thread-self` reads in the tracee: its ids in
@@ -268,7 +276,27 @@ impl Host for TraceeHost {
                 }
             }
         }
+        // Files the kernel makes get the tracee's umask, not the supervisor's.
+        let creates = match Sysno::new(nr as usize) {
+            Some(Sysno::mkdir | Sysno::mkdirat | Sysno::mknodat | Sysno::creat) => true,
+            Some(Sysno::open) => args[1] & libc::O_CREAT as u64 != 0,
+            Some(Sysno::openat) => args[2] & libc::O_CREAT as u64 != 0,
+            // `open_how.flags`, the first word of the structure.
+            // SAFETY: openat2's second pointer is the kernel's `open_how`, in its own memory.
+            Some(Sysno::openat2) => {
+                args[2] != 0 && unsafe { *(args[2] as *const u64) } & libc::O_CREAT as u64 != 0
+            }
+            _ => false,
+        };
+        let saved = creates.then(|| self.umask()).flatten().map(|m| {
+            // SAFETY: umask cannot fail; the supervisor's is put back right after the call.
+            unsafe { libc::umask(m) }
+        });
         let r = Self::raw(nr, args);
+        if let Some(m) = saved {
+            // SAFETY: as above.
+            unsafe { libc::umask(m) };
+        }
         if let Some(copy) = borrowed {
             sys::close(copy);
         }

@@ -325,24 +325,20 @@ impl Tracer {
                 // The kernel checked the target: the host runs the file the view shows (which
                 // may be in an upper layer the sandbox's mount namespace does not merge), with
                 // the program's own argument and environment arrays.
-                let guest = plan.argv.get(1).cloned().unwrap_or_default();
-                let file = match process.kernel.vfs() {
-                    Some(vfs) => vfs.host_path_of(kernel_host::vfs::host::Hc(&host), &guest),
-                    None => Ok([guest.as_slice(), b"\0"].concat()),
+                let arrays = if call.nr == syscalls::Sysno::execveat.id() as u32 {
+                    [args[2], args[3]]
+                } else {
+                    [args[1], args[2]]
                 };
-                let file = match file.and_then(|f| task.push_scratch(&f)) {
-                    Ok(addr) => addr,
+                let exec = exec_call(&process.kernel, &mut task, &host, &plan, arrays);
+                let (file, argv) = match exec {
+                    Ok(v) => v,
                     Err(e) => {
                         regs.orig_rax = u64::MAX;
                         regs.rax = e.ret() as u64;
                         sys::set_regs(tid, &regs)?;
                         return sys::resume(tid, 0, false);
                     }
-                };
-                let arrays = if call.nr == syscalls::Sysno::execveat.id() as u32 {
-                    [args[2], args[3]]
-                } else {
-                    [args[1], args[2]]
                 };
                 let prefix = format!("{}=", Config::ENV);
                 let next = plan
@@ -355,7 +351,7 @@ impl Tracer {
                     p.next_config = next;
                 }
                 regs.orig_rax = syscalls::Sysno::execve.id() as u64;
-                [regs.rdi, regs.rsi, regs.rdx] = [file, arrays[0], arrays[1]];
+                [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
                 self.pending.insert(tid, Pending { args, after: None, fill: None });
                 sys::resume(tid, 0, true)
@@ -386,6 +382,51 @@ impl Tracer {
         }
         sys::resume(tid, 0, false)
     }
+}
+
+/// The `execve` the tracee makes for the kernel's checked exec `plan`: the program's own path
+/// and arrays (`arrays`: argv, envp) when the host finds the file the view shows at that path;
+/// otherwise (a file only the overlay's upper layer holds) its host path, and for a `#!`
+/// script there the interpreter's, with the script's guest path as its argument, as the host
+/// would have built it. Returns the guest addresses of the path and of argv.
+fn exec_call(
+    kernel: &Kernel,
+    task: &mut TaskCtx<'_>,
+    host: &TraceeHost,
+    plan: &kernel_host::ExecPlan,
+    arrays: [u64; 2],
+) -> kernel_host::errno::KResult<(u64, u64)> {
+    let guest = plan.argv.get(1).cloned().unwrap_or_default();
+    let host_of = |p: &[u8]| match kernel.vfs() {
+        Some(vfs) => vfs.host_path_of(kernel_host::vfs::host::Hc(host), p),
+        None => Ok([p, b"\0"].concat()),
+    };
+    let file = host_of(&guest)?;
+    let same = file.strip_suffix(b"\0") == Some(guest.as_slice());
+    if same || !guest.starts_with(b"/") {
+        let path = task.push_scratch(&[guest.as_slice(), b"\0"].concat())?;
+        return Ok((path, arrays[0]));
+    }
+    let on_host = format!("/proc/{}/root{}", host.pid, String::from_utf8_lossy(&file[..file.len() - 1]));
+    let mut head = [0u8; 256];
+    let n =
+        std::fs::File::open(on_host).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let Some(shebang) = kernel_host::binfmt::parse_shebang(&head[..n]) else {
+        return Ok((task.push_scratch(&file)?, arrays[0]));
+    };
+    let interpreter = host_of(&shebang.interpreter)?;
+    let mut argv: Vec<Vec<u8>> = vec![shebang.interpreter.clone()];
+    argv.extend(shebang.arg.clone());
+    argv.push(guest);
+    argv.extend(plan.argv.iter().skip(3).cloned());
+    let mut pointers = Vec::with_capacity(argv.len() + 1);
+    for a in &argv {
+        pointers.push(task.push_scratch(&[a.as_slice(), b"\0"].concat())?);
+    }
+    pointers.push(0);
+    let table: Vec<u8> = pointers.iter().flat_map(|p| p.to_ne_bytes()).collect();
+    let argv = task.push_scratch(&table)?;
+    Ok((task.push_scratch(&interpreter)?, argv))
 }
 
 /// Copies the supervisor's memfd `from` into the tracee's descriptor `fd` (a fresh memfd),
