@@ -145,9 +145,10 @@ fn umask_and_working_directory_are_the_programs() {
 #[test]
 fn a_program_made_in_the_overlay_runs() {
     let script = "cp /bin/true /etc/cl-true && /etc/cl-true && echo ran; \
-                  printf '#!/bin/sh\\necho script\\n' > /etc/cl-s && chmod +x /etc/cl-s && /etc/cl-s";
+                  printf '#!/bin/sh\\necho script\\n' > /etc/cl-s && chmod +x /etc/cl-s && /etc/cl-s; \
+                  cd /etc && ./cl-true && ./cl-s";
     let (_, p) = differential(&["--overlay", "/", "--reproducible"], "sh", &["-c", script]);
-    assert_eq!(p.stdout, "ran\nscript\n");
+    assert_eq!(p.stdout, "ran\nscript\nscript\n");
     let (_, p) =
         differential(&["--reproducible"], PYTHON3, &["-c", "import os; print(os.readlink('/proc/self'))"]);
     assert_eq!(p.stdout, "2\n");

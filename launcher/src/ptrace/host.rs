@@ -281,10 +281,11 @@ impl Host for TraceeHost {
             Some(Sysno::mkdir | Sysno::mkdirat | Sysno::mknodat | Sysno::creat) => true,
             Some(Sysno::open) => args[1] & libc::O_CREAT as u64 != 0,
             Some(Sysno::openat) => args[2] & libc::O_CREAT as u64 != 0,
-            // `open_how.flags`, the first word of the structure.
-            // SAFETY: openat2's second pointer is the kernel's `open_how`, in its own memory.
-            Some(Sysno::openat2) => {
-                args[2] != 0 && unsafe { *(args[2] as *const u64) } & libc::O_CREAT as u64 != 0
+            Some(Sysno::openat2) if args[2] != 0 => {
+                // SAFETY: openat2's third argument is the kernel's `open_how`, in its own
+                // memory, whose first word is the flags.
+                let flags = unsafe { *(args[2] as *const u64) };
+                flags & libc::O_CREAT as u64 != 0
             }
             _ => false,
         };

@@ -403,7 +403,7 @@ fn exec_call(
     };
     let file = host_of(&guest)?;
     let same = file.strip_suffix(b"\0") == Some(guest.as_slice());
-    if same || !guest.starts_with(b"/") {
+    if same {
         let path = task.push_scratch(&[guest.as_slice(), b"\0"].concat())?;
         return Ok((path, arrays[0]));
     }
