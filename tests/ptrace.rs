@@ -153,3 +153,17 @@ fn a_program_made_in_the_overlay_runs() {
         differential(&["--reproducible"], PYTHON3, &["-c", "import os; print(os.readlink('/proc/self'))"]);
     assert_eq!(p.stdout, "2\n");
 }
+
+/// `--trace` under ptrace: the supervisor writes the records the runtime would.
+#[test]
+fn trace_records_redirected_calls() {
+    let file = temp_dir("ptrace-trace").join("trace.json");
+    let trace = format!("--trace={}", file.display());
+    let (_, p) = differential(&["--hostname", VIRTUAL_HOSTNAME, &trace], "uname", &["-n"]);
+    assert_eq!(p.stdout, format!("{VIRTUAL_HOSTNAME}\n"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("\"syscall\":\"uname\"") && l.contains("\"result\":0")),
+        "{text}"
+    );
+}

@@ -149,11 +149,6 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
     let ptrace = args.backend == crate::cli::Backend::Ptrace;
-    if ptrace && args.trace.is_some() {
-        return Err(Failure::Setup(
-            "--trace does not work with --backend ptrace yet; drop one of them".into(),
-        ));
-    }
     let mut sink = None;
     let mut trace_w = None;
     if let Some(file) = &args.trace {
@@ -172,7 +167,10 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         sink = Some((r, out));
         trace_w = Some(w);
-        config.trace_fd = Some(TRACE_FD);
+        // Under ptrace the supervisor writes the records itself.
+        if !ptrace {
+            config.trace_fd = Some(TRACE_FD);
+        }
     }
 
     // The ptrace backend's kernels all live in the supervisor, which shares their memory itself.
@@ -215,7 +213,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
     }
     let program = ptrace.then(|| cstring(path.as_os_str().as_bytes())).transpose()?;
-    let mut tracer = ptrace.then(|| crate::ptrace::Tracer::new(config.clone()));
+    let mut tracer = ptrace.then(|| crate::ptrace::Tracer::new(config.clone(), trace_w.take()));
 
     let fixed_addresses = config.reproducible.is_some();
     // A view decides what /tmp is itself (and its state directory may lie in the host's /tmp).
@@ -320,6 +318,8 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         Some(tracer) => crate::ptrace::tracer::wait(tracer, started.pid, limits.wall),
         None => spawn::wait(started.pid, limits.wall),
     };
+    // Its trace pipe's write end, which the trace sink reads to the end.
+    drop(tracer);
     let status = match waited {
         Some(status) => status,
         None => {

@@ -52,6 +52,8 @@ struct Pending {
     after: Option<AfterHost>,
     /// A memfd of the supervisor's whose contents go into the memfd the call makes.
     fill: Option<i32>,
+    /// The trace record the call's result record joins (`--trace`).
+    cookie: Option<u64>,
 }
 
 /// The supervisor's side of the ptrace backend.
@@ -64,12 +66,17 @@ pub struct Tracer {
     threads: HashMap<libc::pid_t, libc::pid_t>,
     pending: HashMap<libc::pid_t, Pending>,
     root: libc::pid_t,
+    /// The trace pipe (`--trace`), where the supervisor writes the records cloister-rt would.
+    trace: Option<std::os::fd::OwnedFd>,
+    trace_seq: u32,
 }
 
 impl Tracer {
     /// A tracer whose kernels serve `config`.
-    pub fn new(config: Config) -> Tracer {
+    pub fn new(config: Config, trace: Option<std::os::fd::OwnedFd>) -> Tracer {
         Tracer {
+            trace,
+            trace_seq: 0,
             config,
             shared: Shared::private(),
             processes: HashMap::new(),
@@ -269,7 +276,17 @@ impl Tracer {
         let mem = TraceeMemory { tid };
         let host = TraceeHost::new(tgid, tid, process.pidfd);
         let mut task = TaskCtx::new(&mem, &host, sys::sigmask(tid), regs.rsp);
-        match process.kernel.handle(&mut task, call) {
+        let started = std::time::Instant::now();
+        let disposition = process.kernel.handle(&mut task, call);
+        let cookie = self.trace.as_ref().map(|pipe| {
+            let ns = started.elapsed().as_nanos() as u64;
+            self.trace_seq = self.trace_seq.wrapping_add(1);
+            let cookie = (u64::from(tid as u32) << 32) | u64::from(self.trace_seq);
+            trace_call(pipe, &TraceeMemory { tid }, (tgid, tid), cookie, &call, &disposition, ns);
+            cookie
+        });
+        let process = &self.processes[&tgid];
+        match disposition {
             Disposition::Return(v) if host.handover(v).is_some() => {
                 // The kernel's memfd is the supervisor's: the tracee makes its own instead,
                 // and the supervisor fills it at the call's exit.
@@ -279,7 +296,7 @@ impl Tracer {
                 regs.rdi = name.unwrap_or(0);
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd) });
+                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
@@ -296,7 +313,7 @@ impl Tracer {
                 regs.orig_rax = nr.id() as u64;
                 regs.rdi = arg;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None });
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) => {
@@ -315,9 +332,9 @@ impl Tracer {
                     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = host_call.args;
                     sys::set_regs(tid, &regs)?;
                 }
-                let until_exit = changed || task.after.is_some();
+                let until_exit = changed || task.after.is_some() || cookie.is_some();
                 if until_exit {
-                    self.pending.insert(tid, Pending { args, after: task.after, fill: None });
+                    self.pending.insert(tid, Pending { args, after: task.after, fill: None, cookie });
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -353,7 +370,7 @@ impl Tracer {
                 regs.orig_rax = syscalls::Sysno::execve.id() as u64;
                 [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None });
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
                 sys::resume(tid, 0, true)
             }
             // Not redirected by this backend's filter: the host makes it as asked.
@@ -371,6 +388,9 @@ impl Tracer {
                 if let (true, Some(counter)) = (regs.rax as i64 == timed_out, counter) {
                     counter.fetch_max(deadline, Ordering::SeqCst);
                 }
+            }
+            if let (Some(cookie), Some(pipe)) = (p.cookie, &self.trace) {
+                write_record(pipe, &kernel_host::trace::record::encode_result(cookie, regs.rax as i64));
             }
             if let Some(fd) = p.fill {
                 if (regs.rax as i64) >= 0 {
@@ -427,6 +447,52 @@ fn exec_call(
     let table: Vec<u8> = pointers.iter().flat_map(|p| p.to_ne_bytes()).collect();
     let argv = task.push_scratch(&table)?;
     Ok((task.push_scratch(&interpreter)?, argv))
+}
+
+/// Writes the record of one call, as cloister-rt's `trace::call` does, with the ids the program
+/// sees (its namespace's).
+fn trace_call(
+    pipe: &std::os::fd::OwnedFd,
+    mem: &TraceeMemory,
+    (tgid, tid): (libc::pid_t, libc::pid_t),
+    cookie: u64,
+    call: &Syscall,
+    d: &Disposition,
+    ns: u64,
+) {
+    use kernel_host::trace::record::{self, Call, Outcome};
+    let mut args = String::new();
+    kernel_host::trace::describe_args(call, mem, &mut args);
+    let (outcome, result) = match d {
+        Disposition::Return(v) => (Outcome::Returned, *v),
+        Disposition::Host(_) => (Outcome::Host, 0),
+        Disposition::Fork(_) => (Outcome::Fork, 0),
+        Disposition::Exec(_) => (Outcome::Exec, 0),
+    };
+    let rec = record::encode_call(&Call {
+        cookie,
+        pid: namespace_id(tgid, "NSpid:").unwrap_or(tgid as u32),
+        tid: namespace_id(tid, "NSpid:").unwrap_or(tid as u32),
+        nr: call.nr,
+        outcome,
+        ns,
+        result,
+        args: args.into_bytes(),
+    });
+    write_record(pipe, &rec);
+}
+
+/// The id of `id` in its own pid namespace (the last of `key` in `/proc/ID/status`).
+fn namespace_id(id: libc::pid_t, key: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{id}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().last()?.parse().ok()
+}
+
+/// One record, in one `write` (records are at most `PIPE_BUF` bytes).
+fn write_record(pipe: &std::os::fd::OwnedFd, rec: &[u8]) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: writing a local buffer to the supervisor's own pipe.
+    unsafe { libc::write(pipe.as_raw_fd(), rec.as_ptr().cast(), rec.len()) };
 }
 
 /// Copies the supervisor's memfd `from` into the tracee's descriptor `fd` (a fresh memfd),
