@@ -69,6 +69,11 @@ pub struct Tracer {
     /// The trace pipe (`--trace`), where the supervisor writes the records cloister-rt would.
     trace: Option<std::os::fd::OwnedFd>,
     trace_seq: u32,
+    /// Tasks whose creation was reported (or the first, seized one).
+    known: std::collections::HashSet<libc::pid_t>,
+    /// New tasks stopped before their parent's fork event: they wait for it, so that their
+    /// kernel is their parent's before they make a call.
+    held: std::collections::HashSet<libc::pid_t>,
 }
 
 impl Tracer {
@@ -77,6 +82,8 @@ impl Tracer {
         Tracer {
             trace,
             trace_seq: 0,
+            known: Default::default(),
+            held: Default::default(),
             config,
             shared: Shared::private(),
             processes: HashMap::new(),
@@ -91,7 +98,10 @@ impl Tracer {
         self.processes.clear();
         self.threads.clear();
         self.pending.clear();
+        self.known.clear();
+        self.held.clear();
         sys::seize(pid)?;
+        self.known.insert(pid);
         self.root = pid;
         self.threads.insert(pid, pid);
         Ok(())
@@ -131,6 +141,9 @@ impl Tracer {
     fn on_stop(&mut self, tid: libc::pid_t, status: i32) -> Option<i32> {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             self.pending.remove(&tid);
+            self.known.remove(&tid);
+            self.held.remove(&tid);
+            self.release_orphans();
             if let Some(tgid) = self.threads.remove(&tid) {
                 if tgid == tid {
                     self.processes.remove(&tgid);
@@ -161,7 +174,12 @@ impl Tracer {
                 self.on_exec(tid, tgid);
                 sys::resume(tgid, 0, false)
             }
-            // The first stop of an auto-attached task, or an interrupt.
+            // The first stop of an auto-attached task (held until its parent's event says whose
+            // it is), or an interrupt.
+            (libc::SIGTRAP, event::STOP) if !self.known.contains(&tid) => {
+                self.held.insert(tid);
+                Ok(())
+            }
             (libc::SIGTRAP, event::STOP) => sys::resume(tid, 0, false),
             // A group-stop: stay stopped until SIGCONT, as without a tracer.
             (_, event::STOP) => sys::listen(tid),
@@ -221,6 +239,35 @@ impl Tracer {
     /// A new thread shares its process's kernel, and so does a process that borrows its
     /// parent's memory (`vfork`); a new process gets its parent's, forked.
     fn on_new_task(&mut self, parent_tgid: libc::pid_t, child: libc::pid_t, shares_memory: bool) {
+        self.register(parent_tgid, child, shares_memory);
+        self.known.insert(child);
+        if self.held.remove(&child) {
+            let _ = sys::resume(child, 0, false);
+        }
+    }
+
+    /// Lets held tasks go whose parent is gone before its event said whose they are (it was
+    /// killed mid-fork): they get a kernel of their own at their first call.
+    fn release_orphans(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let orphans: Vec<libc::pid_t> = self
+            .held
+            .iter()
+            .copied()
+            .filter(|&t| {
+                namespace_id(t, "PPid:").is_none_or(|p| !self.threads.contains_key(&(p as libc::pid_t)))
+            })
+            .collect();
+        for t in orphans {
+            self.held.remove(&t);
+            self.known.insert(t);
+            let _ = sys::resume(t, 0, false);
+        }
+    }
+
+    fn register(&mut self, parent_tgid: libc::pid_t, child: libc::pid_t, shares_memory: bool) {
         let tgid = self.tgid_of(child);
         if tgid != child || self.processes.contains_key(&child) {
             return;
