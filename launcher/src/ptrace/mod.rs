@@ -6,6 +6,8 @@
 //! - [`sys`]: the raw layer: `ptrace` requests and registers (all the unsafe code).
 //! - [`memory`]: the tracee's memory through `process_vm_readv`/`process_vm_writev`.
 //! - [`host`]: host calls the kernel makes for a tracee, made by the supervisor.
+//! - [`image`]: what `cloister-rt`'s loader would do to a new image (exec path, auxv).
+//! - [`trace`]: `--trace` records, written by the supervisor.
 //! - [`tracer`]: the loop that follows every process and thread and applies dispositions.
 //!
 //! Read first: `ptrace(2)` (PTRACE_SEIZE, PTRACE_O_TRACESECCOMP, group-stop and PTRACE_LISTEN),
@@ -14,8 +16,10 @@
 
 pub mod filter;
 pub mod host;
+pub mod image;
 pub mod memory;
 pub mod sys;
+pub mod trace;
 pub mod tracer;
 
 pub use tracer::Tracer;
