@@ -122,6 +122,8 @@ enum Step {
     FloorPending,
     /// Mounting the private layer's tmpfs (`overlay_bytes`) or handing it to the supervisor.
     Disk,
+    /// `prctl(PR_SET_TSC)` for the ptrace backend's reproducible mode.
+    Tsc,
 }
 
 impl Step {
@@ -142,6 +144,7 @@ impl Step {
             11 => "cannot move the sandbox into its pids cgroup (for the processes limit)",
             12 => "the Landlock floor for a sandbox without its mount namespace is not ready",
             13 => "cannot mount the private layer's tmpfs (limits.overlay_bytes) over the state directory",
+            14 => "cannot make rdtsc fault (prctl PR_SET_TSC), which reproducible mode needs under --backend ptrace",
             _ => "cannot execute the runtime",
         }
     }
@@ -430,7 +433,7 @@ fn start(
                 && launch.program.is_some()
                 && libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0) != 0
             {
-                fail(Step::Limits);
+                fail(Step::Tsc);
             }
             if libc::syscall(
                 libc::SYS_seccomp,
