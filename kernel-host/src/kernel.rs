@@ -150,6 +150,32 @@ impl Kernel {
         }
     }
 
+    /// A kernel for the child of a fork this kernel's process made, for a backend whose kernels
+    /// live outside the processes they serve (ptrace): the child gets its own random stream,
+    /// numbered as [`Kernel::after_fork`] numbers it, and fresh caches; `shared` is the
+    /// sandbox's shared memory, as for [`Kernel::new`].
+    pub fn forked(&self, shared: Option<&'static Shared>) -> Kernel {
+        let mut config = self.config.clone();
+        config.lineage = self.random.lineage();
+        config.itimers = [(0, 0); 3];
+        self.process.lock_for_fork();
+        let index = self.process.unlock_after_fork(false);
+        let child = Kernel::new(config, self.process.image().clone(), shared);
+        child.random.enter_child(index);
+        child
+    }
+
+    /// The configuration the next image of this process starts with when thread `tid` execs,
+    /// for a backend that lets the host load the image (ptrace): what
+    /// [`Disposition::Exec`]'s plan hands the runtime in the in-process backend.
+    pub fn config_after_exec(&self, tid: u32) -> Config {
+        let mut next = self.config.clone();
+        next.lineage = self.random.lineage_after_exec();
+        next.blocked = self.signals.virtually_blocked(tid);
+        next.itimers = [(0, 0); 3];
+        next
+    }
+
     /// The virtual clock's counter (nanoseconds elapsed), which a backend advances for
     /// [`crate::AfterHost::AdvanceClockOnTimeout`]; `None` outside reproducible mode.
     pub fn virtual_clock_counter(&self) -> Option<&'static core::sync::atomic::AtomicU64> {

@@ -145,6 +145,12 @@ pub struct RunArgs {
     /// Do not print the line that sums up the overlay's changes at exit.
     #[arg(long, help_heading = "Filesystem view")]
     pub quiet: bool,
+    /// How redirected calls reach cloister's kernel. `inproc` (default): the kernel runs in the
+    /// program's process, in `cloister-rt`. `ptrace`: the supervisor traces the program and runs
+    /// the kernel in its own process, out of the program's reach; slower. See
+    /// docs/architecture.md (Backends).
+    #[arg(long, value_enum, default_value_t = Backend::Inproc)]
+    pub backend: Backend,
     /// A Docker or OCI seccomp profile (JSON) added to the floor: the calls it denies are denied
     /// to the program (and to cloister's runtime in its process). See docs/threat-model.md.
     #[arg(long, value_name = "FILE")]
@@ -287,4 +293,14 @@ fn view_flags_in_order(matches: &ArgMatches) -> Vec<ViewFlag> {
     }
     flags.sort_by_key(|&(index, _)| index);
     flags.into_iter().map(|(_, flag)| flag).collect()
+}
+
+/// Where cloister's kernel runs (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// In the program's process: `cloister-rt` serves redirected calls from a SIGSYS handler.
+    #[default]
+    Inproc,
+    /// In the supervisor, which traces the program (`SECCOMP_RET_TRACE`).
+    Ptrace,
 }

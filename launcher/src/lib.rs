@@ -22,6 +22,7 @@ pub mod namespaces;
 pub mod net;
 pub mod policy_cmd;
 pub mod program;
+pub mod ptrace;
 pub mod run;
 pub mod seccomp_profile;
 pub mod spawn;

@@ -148,6 +148,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
+    let ptrace = args.backend == crate::cli::Backend::Ptrace;
     let mut sink = None;
     let mut trace_w = None;
     if let Some(file) = &args.trace {
@@ -166,24 +167,35 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         sink = Some((r, out));
         trace_w = Some(w);
-        config.trace_fd = Some(TRACE_FD);
+        // Under ptrace the supervisor writes the records itself.
+        if !ptrace {
+            config.trace_fd = Some(TRACE_FD);
+        }
     }
 
-    let shared = if config.reproducible.is_some() && config.shared_path.is_none() {
+    // The ptrace backend's kernels all live in the supervisor, which shares their memory itself.
+    let shared = if !ptrace && config.reproducible.is_some() && config.shared_path.is_none() {
         config.shared_fd = Some(SHARED_FD);
         Some(shared_memory()?)
     } else {
         None
     };
 
-    let rules = kernel_host::redirect::rules(&config);
-    let redirect = interposer::redirect_program(&rules, rt.code.clone());
+    let redirect = if ptrace {
+        crate::ptrace::filter::program(&crate::ptrace::filter::rules(&config))
+    } else {
+        interposer::redirect_program(&kernel_host::redirect::rules(&config), rt.code.clone())
+    };
     let mut floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
     if let Some(profile) = &args.seccomp_profile {
         floor.extend(crate::seccomp_profile::load(profile)?);
     }
 
-    let mut argv = vec![cstring(b"cloister-rt")?, cstring(path.as_os_str().as_bytes())?];
+    let mut argv = if ptrace {
+        Vec::new()
+    } else {
+        vec![cstring(b"cloister-rt")?, cstring(path.as_os_str().as_bytes())?]
+    };
     for a in &args.command {
         argv.push(cstring(a.as_bytes())?);
     }
@@ -197,7 +209,11 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         kv.extend_from_slice(v.as_bytes());
         envp.push(cstring(&kv)?);
     }
-    envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
+    if !ptrace {
+        envp.push(cstring(format!("{}={}", Config::ENV, config.encode()).as_bytes())?);
+    }
+    let program = ptrace.then(|| cstring(path.as_os_str().as_bytes())).transpose()?;
+    let mut tracer = ptrace.then(|| crate::ptrace::Tracer::new(config.clone(), trace_w.take()));
 
     let fixed_addresses = config.reproducible.is_some();
     // A view decides what /tmp is itself (and its state directory may lie in the host's /tmp).
@@ -262,32 +278,36 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let new_session = unsafe { libc::isatty(0) } == 0;
     crate::timeout::become_subreaper();
     spawn::handle_signals(new_session);
-    let started = spawn::spawn(Launch {
-        rt,
-        argv,
-        envp,
-        floor,
-        redirect,
-        trace: trace_w,
-        shared,
-        fixed_addresses,
-        namespaces: pid_namespace,
-        pid_isolation: config.reproducible.is_none(),
-        pid_max,
-        fresh_tmp,
-        mounts,
-        cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
-        landlock: None,
-        landlock_source,
-        landlock_under_mounts,
-        net,
-        rlimits: limits.rlimits,
-        cgroup_procs: cgroup.as_ref().map(|c| c.procs_fd()),
-        new_session,
-        signal_scope: crate::keeper::signal_scope_ruleset(),
-        disk,
-        container_capabilities: view.is_some(),
-    })?;
+    let started = spawn::spawn(
+        Launch {
+            rt,
+            argv,
+            envp,
+            floor,
+            redirect,
+            trace: trace_w,
+            shared,
+            fixed_addresses,
+            namespaces: pid_namespace,
+            pid_isolation: config.reproducible.is_none(),
+            pid_max,
+            fresh_tmp,
+            mounts,
+            cwd: host_cwd.map(|dir| cstring(dir.as_os_str().as_bytes())).transpose()?,
+            landlock: None,
+            landlock_source,
+            landlock_under_mounts,
+            net,
+            rlimits: limits.rlimits,
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_fd()),
+            new_session,
+            signal_scope: crate::keeper::signal_scope_ruleset(),
+            disk,
+            container_capabilities: view.is_some(),
+            program,
+        },
+        tracer.as_mut(),
+    )?;
     let disk_root = started.disk;
     if view.is_some() && limits.overlay_bytes.is_some() && disk_root.is_none() {
         eprintln!("{}", crate::limits::disk::NOT_HELD);
@@ -303,7 +323,13 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         _ => None,
     };
     let sink = sink.map(|(r, out)| trace_sink::TraceSink::start(r, out));
-    let status = match spawn::wait(started.pid, limits.wall) {
+    let waited = match tracer.as_mut() {
+        Some(tracer) => crate::ptrace::tracer::wait(tracer, started.pid, limits.wall),
+        None => spawn::wait(started.pid, limits.wall),
+    };
+    // Its trace pipe's write end, which the trace sink reads to the end.
+    drop(tracer);
+    let status = match waited {
         Some(status) => status,
         None => {
             crate::timeout::end_sandbox(started.pid);

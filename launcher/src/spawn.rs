@@ -97,6 +97,9 @@ pub struct Launch {
     /// Bound the capabilities of root's programs to a container's (with a view: see
     /// [`crate::view::floor::drop_capabilities`]).
     pub container_capabilities: bool,
+    /// The ptrace backend: the program to exec directly, instead of `cloister-rt` (`argv` and
+    /// `envp` are then the program's own).
+    pub program: Option<CString>,
 }
 
 /// Steps of the child's set-up, named in the error it reports.
@@ -119,6 +122,8 @@ enum Step {
     FloorPending,
     /// Mounting the private layer's tmpfs (`overlay_bytes`) or handing it to the supervisor.
     Disk,
+    /// `prctl(PR_SET_TSC)` for the ptrace backend's reproducible mode.
+    Tsc,
 }
 
 impl Step {
@@ -139,6 +144,7 @@ impl Step {
             11 => "cannot move the sandbox into its pids cgroup (for the processes limit)",
             12 => "the Landlock floor for a sandbox without its mount namespace is not ready",
             13 => "cannot mount the private layer's tmpfs (limits.overlay_bytes) over the state directory",
+            14 => "cannot make rdtsc fault (prctl PR_SET_TSC), which reproducible mode needs under --backend ptrace",
             _ => "cannot execute the runtime",
         }
     }
@@ -158,8 +164,9 @@ pub struct Started {
     pub disk: Option<OwnedFd>,
 }
 
-/// Starts the program.
-pub fn spawn(mut launch: Launch) -> Result<Started, Failure> {
+/// Starts the program. With `tracer` (the ptrace backend) the sandbox's first process waits
+/// until the tracer has seized it, and the tracer serves its stops until the program runs.
+pub fn spawn(mut launch: Launch, mut tracer: Option<&mut crate::ptrace::Tracer>) -> Result<Started, Failure> {
     // Namespaces: a set-up step the host refuses is tried again without them.
     let net = launch.net.wants_namespace().then(|| launch.net.without_namespace_note());
     let mut ns = Namespaces::new(launch.namespaces, launch.fresh_tmp, launch.mounts.take(), net)
@@ -173,17 +180,28 @@ pub fn spawn(mut launch: Launch) -> Result<Started, Failure> {
                 launch.landlock = Some(floor);
             }
         }
-        if let Some(started) = start(&launch, &mut ns)? {
+        if let Some(started) = start(&launch, &mut ns, tracer.as_deref_mut())? {
             return Ok(started);
         }
     }
 }
 
 /// One attempt of [`spawn`]: `None` when it should be made again without namespaces.
-fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failure> {
+fn start(
+    launch: &Launch,
+    ns: &mut Namespaces,
+    tracer: Option<&mut crate::ptrace::Tracer>,
+) -> Result<Option<Started>, Failure> {
     let setup = |what: &str, e: std::io::Error| Failure::Setup(format!("{what}: {e}"));
     let rt_path = CString::new(launch.rt.path.as_os_str().as_encoded_bytes())
         .map_err(|_| Failure::Setup("the runtime's path contains a NUL byte".into()))?;
+    let exec_path = launch.program.as_ref().unwrap_or(&rt_path);
+    // The ptrace backend's start line: the child reads one byte once it is traced.
+    let sync = match tracer {
+        Some(_) => Some(socket_pair().map_err(|e| setup("cannot create a socket pair", e))?),
+        None => None,
+    };
+    let sync_fd = sync.as_ref().map_or(-1, |(_, theirs)| theirs.as_raw_fd());
     let mut argv: Vec<*const libc::c_char> = launch.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|a| a.as_ptr()).collect();
@@ -271,6 +289,12 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
             };
             let fail = |step: Step| -> ! { report(step as u8) };
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if sync_fd >= 0 {
+                let mut go = 0u8;
+                if libc::read(sync_fd, (&mut go as *mut u8).cast(), 1) != 1 {
+                    libc::_exit(125);
+                }
+            }
             // The supervisor's own dispositions are not the program's: an ignored SIGINT
             // would survive exec.
             for sig in SUPERVISOR_SIGNALS {
@@ -403,6 +427,14 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
             if launch.rlimits.apply().is_err() {
                 fail(Step::Limits);
             }
+            // The ptrace backend's reproducible mode: `rdtsc` faults, and the tracer answers it
+            // from the virtual clock (cloister-rt does this itself under inproc).
+            if fixed_addresses
+                && launch.program.is_some()
+                && libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0) != 0
+            {
+                fail(Step::Tsc);
+            }
             if libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
@@ -412,12 +444,32 @@ fn start(launch: &Launch, ns: &mut Namespaces) -> Result<Option<Started>, Failur
             {
                 fail(Step::Redirect);
             }
-            let r = exec_through_gate(gate, rt_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let r = exec_through_gate(gate, exec_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
             *libc::__errno_location() = -r as i32;
             fail(Step::Exec);
         }
     }
     drop(err_w);
+    if let (Some(tracer), Some((ours, _))) = (tracer, &sync) {
+        if let Err(e) = tracer.seize(pid) {
+            // SAFETY: killing and reaping our own child, which waits for the byte.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(setup("cannot trace the sandbox (--backend ptrace)", e));
+        }
+        // SAFETY: writing one byte from a local to our own socket.
+        unsafe { libc::write(ours.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        // Until the program runs (or the set-up failed), its stops need the tracer.
+        loop {
+            let mut pfd = libc::pollfd { fd: err_r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: polling one local pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 2) } > 0 || tracer.pump().is_some() {
+                break;
+            }
+        }
+    }
     let tap_r = tap_channel.map(|(ours, _theirs)| ours);
     let mut msg = [0u8; 3];
     // SAFETY: reading into a 3-byte buffer from our own pipe.
@@ -534,12 +586,7 @@ pub fn handle_signals(new_session: bool) {
 /// status: its own code, or 128 + the signal that killed it. `None` when `wall` passed first;
 /// the child is still running then.
 pub fn wait(pid: libc::pid_t, wall: Option<std::time::Duration>) -> Option<i32> {
-    CHILD.store(pid, Ordering::SeqCst);
-    let early = PENDING.swap(0, Ordering::SeqCst);
-    if early != 0 {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, early) };
-    }
+    watch(pid);
     let deadline = wall.map(|w| std::time::Instant::now() + w);
     loop {
         match crate::timeout::wait_until(pid, deadline) {
@@ -549,6 +596,17 @@ pub fn wait(pid: libc::pid_t, wall: Option<std::time::Duration>) -> Option<i32> 
             Ok(None) => return None,
             Err(_) => return Some(125),
         }
+    }
+}
+
+/// Makes `pid` the process termination requests are forwarded to, and forwards one that came
+/// before it started.
+pub fn watch(pid: libc::pid_t) {
+    CHILD.store(pid, Ordering::SeqCst);
+    let early = PENDING.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, early) };
     }
 }
 

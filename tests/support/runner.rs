@@ -123,6 +123,11 @@ impl Invocation {
         self
     }
 
+    /// `--backend NAME` (ignored natively): which backend serves the redirected calls.
+    pub fn backend(self, name: &str) -> Self {
+        self.cloister_arg("--backend").cloister_arg(name)
+    }
+
     /// `--hostname NAME` (ignored natively).
     pub fn hostname(self, name: &str) -> Self {
         self.cloister_arg("--hostname").cloister_arg(name)
@@ -199,7 +204,13 @@ impl Invocation {
             Mode::Native => Command::new(&self.program),
             Mode::Cloister => {
                 let mut cmd = Command::new(cloister_bin());
-                cmd.arg("run").args(&self.cloister_args).arg("--").arg(&self.program);
+                cmd.arg("run");
+                // The whole suite under another backend: CLOISTER_TEST_BACKEND=ptrace ./tests/run.
+                let chosen = self.cloister_args.iter().any(|a| a == "--backend");
+                if let (false, Some(backend)) = (chosen, std::env::var_os("CLOISTER_TEST_BACKEND")) {
+                    cmd.arg("--backend").arg(backend);
+                }
+                cmd.args(&self.cloister_args).arg("--").arg(&self.program);
                 cmd
             }
         };
@@ -375,7 +386,7 @@ fn apply_env(cmd: &mut Command, changes: &[(OsString, Option<OsString>)]) {
         .env("LC_ALL", "C");
     for (key, value) in std::env::vars_os() {
         let keep = key.to_str().is_some_and(|k| k.starts_with("CLOISTER_") || k.starts_with("RUST_"));
-        if keep && key != "CLOISTER_BIN" && key != "CLOISTER_TEST_TIMEOUT" {
+        if keep && key != "CLOISTER_BIN" && key != "CLOISTER_TEST_TIMEOUT" && key != "CLOISTER_TEST_BACKEND" {
             cmd.env(key, value);
         }
     }

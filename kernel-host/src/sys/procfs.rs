@@ -26,13 +26,17 @@ pub fn openat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     open_common(k, task, call, dirfd, path, flags, mode)
 }
 
-fn served(task: &TaskCtx<'_>, path: u64) -> Option<ProcFile> {
+fn served(k: &Kernel, task: &TaskCtx<'_>, path: u64) -> Option<ProcFile> {
     let mut buf = [0u8; 64];
     // Paths the kernel serves are short and absolute: anything unreadable or longer than the
     // buffer is the host's to answer (with its own EFAULT or ENAMETOOLONG).
     let n = task.mem.read_cstr(path, &mut buf).ok()?;
     let own_pid = || task.host_call(Sysno::getpid, [0; 6]) as u64;
-    classify(&buf[..n], own_pid)
+    let file = classify(&buf[..n], own_pid)?;
+    // A kernel without an image serves a program the host loaded itself (the ptrace backend):
+    // the host's `/proc/self` already describes it.
+    let own = matches!(file, ProcFile::Exe | ProcFile::Cmdline | ProcFile::Auxv | ProcFile::Environ);
+    (!own || !k.process.image().exe.is_empty()).then_some(file)
 }
 
 fn open_common(
@@ -45,7 +49,7 @@ fn open_common(
     mode: u64,
 ) -> Disposition {
     let pass = |task: &mut TaskCtx<'_>| open_path(k, task, call, dirfd, path, flags, mode);
-    let served = served(task, path);
+    let served = served(k, task, path);
     let contents: Vec<u8> = match served {
         None => return pass(task),
         Some(ProcFile::Exe) => {
@@ -204,7 +208,7 @@ pub fn readlinkat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
 
 fn readlink_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
     let [_, path, buf, size] = at;
-    if served(task, path) != Some(ProcFile::Exe) {
+    if served(k, task, path) != Some(ProcFile::Exe) {
         return readlink_path(k, task, call, at);
     }
     if size as i64 <= 0 {
@@ -220,7 +224,7 @@ fn readlink_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64;
 fn stat_common(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u64; 4]) -> Disposition {
     let [_, path, buf, flags] = at;
     let nofollow = flags & AT_SYMLINK_NOFOLLOW != 0;
-    if nofollow || served(task, path) != Some(ProcFile::Exe) {
+    if nofollow || served(k, task, path) != Some(ProcFile::Exe) {
         return stat_path(k, task, call, at);
     }
     match task.push_scratch(k.process.exe_cstr()) {
@@ -254,7 +258,7 @@ pub fn newfstatat(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
 /// `statx(dirfd, path, flags, mask, buf)`: `/proc/self/exe` followed means the program.
 pub fn statx(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [_, path, flags, ..] = call.args;
-    if flags & AT_SYMLINK_NOFOLLOW != 0 || served(task, path) != Some(ProcFile::Exe) {
+    if flags & AT_SYMLINK_NOFOLLOW != 0 || served(k, task, path) != Some(ProcFile::Exe) {
         return statx_path(k, task, call);
     }
     match task.push_scratch(k.process.exe_cstr()) {
