@@ -328,21 +328,29 @@ impl MountPlan {
     }
 }
 
-/// The block devices under `dir` (the host's `/dev`), searched on `dir`'s own filesystem: not
-/// through links, nor into the trees mounted below it (`/dev/pts`, `/dev/shm`).
+/// The block devices under `dir` (the host's `/dev`) that the caller may read, searched on
+/// `dir`'s own filesystem: not through links, nor into the trees mounted below it (`/dev/pts`,
+/// `/dev/shm`). A device the caller cannot read the sandbox cannot either (same user, fewer
+/// capabilities), so a rootless sandbox usually needs none covered.
 fn block_devices(dir: &Path) -> Vec<PathBuf> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(top) = std::fs::symlink_metadata(dir) else { return Vec::new() };
+    let readable = |p: &Path| {
+        cstring(p).is_some_and(|c| {
+            // SAFETY: faccessat on a NUL-terminated path; it only reads it.
+            unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) == 0 }
+        })
+    };
     let mut found = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            let kind = meta.file_type();
-            if kind.is_block_device() {
+            // The directory entry's own type: no stat for the hundreds of character devices.
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_block_device() && readable(&entry.path()) {
                 found.push(entry.path());
-            } else if kind.is_dir() && meta.dev() == top.dev() {
+            } else if kind.is_dir() && entry.metadata().is_ok_and(|m| m.dev() == top.dev()) {
                 dirs.push(entry.path());
             }
         }
