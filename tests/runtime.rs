@@ -129,12 +129,22 @@ fn argument_registers_survive_rewritten_calls(mode: Mode) {
 /// a fork. A patched `rt_sigprocmask` delivers the signal it unblocks before it returns.
 fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
     let exe = compile_c("patched", &["-pthread"]);
+    // Without a view the filter traps `newfstatat` only when it follows a path: the patched
+    // site must still send a descriptor's calls to the host and serve /proc/self/exe.
+    let plain = mode.command(&exe).policy("default").output();
+    plain.success();
+    for key in ["at_fd_ok", "at_exe_ok", "results_ok", "regs_kept"] {
+        assert_eq!(plain.field(key), "1", "{key} (--policy default)\n{plain}");
+    }
     let out = mode.command(&exe).output();
     out.success();
     let patched = if matches!(mode, Mode::Native) { "0" } else { "1" };
     assert_eq!(out.field("patched"), patched, "\n{out}");
     assert_eq!(out.field("mask_patched"), patched, "\n{out}");
-    for key in ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok", "mask_ok"] {
+    assert_eq!(out.field("at_patched"), patched, "\n{out}");
+    for key in
+        ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok", "mask_ok", "at_fd_ok", "at_exe_ok"]
+    {
         assert_eq!(out.field(key), "1", "{key}\n{out}");
     }
 }

@@ -10,6 +10,9 @@
 //   fork_ok     a child forked after the patch calls the site
 //   mask_ok     a patched rt_sigprocmask site: a signal kept pending while blocked is handled
 //               when the call unblocks it, before the call returns, as on Linux
+//   at_patched  a newfstatat site, which the filter traps only for some arguments, patched
+//   at_fd_ok    its calls on a descriptor (AT_EMPTY_PATH, not trapped) still reach the host
+//   at_exe_ok   its calls on /proc/self/exe (trapped) still show the program, not the runtime
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 extern const unsigned char site_stat[];
@@ -69,6 +73,28 @@ __attribute__((noinline)) static int call_site(void) {
 }
 
 extern const unsigned char site_mask[];
+extern const unsigned char site_at[];
+
+// newfstatat(dirfd, path, buf, flags) at a site of libc's shape.
+__attribute__((noinline)) static long at_site(long dirfd, const char *path, void *buf, long flags) {
+    long ret;
+    register long r10 __asm__("r10") = flags;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".globl site_at\n"
+        "site_at:\n"
+        "mov $262, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "jmp site_at\n"
+        "3:\n"
+        : "=&a"(ret), "+D"(dirfd), "+S"(path), "+d"(buf), "+r"(r10)
+        :
+        : "rcx", "r11", "memory", "cc");
+    return ret;
+}
 
 // rt_sigprocmask(how, set, old, 8) at a site of libc's shape.
 __attribute__((noinline)) static long mask_site(long how, const sigset_t *set, sigset_t *old) {
@@ -129,7 +155,9 @@ static int loop(int n) {
     return 1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    const char *argv0 = argv[0];
     struct stat st;
     if (stat(PATH, &st) != 0) {
         perror("stat");
@@ -205,5 +233,18 @@ int main(void) {
     }
     printf("mask_patched=%d\n", site_mask[0] == 0xe9);
     printf("mask_ok=%d\n", mask_ok);
+
+    int fd = open(PATH, O_RDONLY);
+    int self = open(argv0, O_RDONLY);
+    struct stat me;
+    int at_fd_ok = fd >= 0, at_exe_ok = self >= 0 && fstat(self, &me) == 0;
+    for (int i = 0; i < 40; i++) {
+        struct stat by_fd, exe;
+        at_fd_ok &= at_site(fd, "", &by_fd, AT_EMPTY_PATH) == 0 && by_fd.st_ino == want_ino;
+        at_exe_ok &= at_site(AT_FDCWD, "/proc/self/exe", &exe, 0) == 0 && exe.st_size == me.st_size;
+    }
+    printf("at_patched=%d\n", site_at[0] == 0xe9);
+    printf("at_fd_ok=%d\n", at_fd_ok);
+    printf("at_exe_ok=%d\n", at_exe_ok);
     return 0;
 }

@@ -16,8 +16,10 @@
 //!    to the site's own `syscall`, which traps;
 //! 4. runs the kernel ([`cloister_fast_dispatch`]), then puts the program's mask back;
 //! 5. makes the host call the kernel asked for, if any, from the runtime's code (so the
-//!    redirect filter lets it through) with the program's mask and on the program's stack,
-//!    so that it can block, be interrupted and be restarted like the call the program made;
+//!    redirect filter lets it through) with the program's mask and on the program's stack
+//!    below the scratch the kernel wrote (the mask comes back there too, so a signal it lets
+//!    in cannot land on a rewritten argument), so that it can block, be interrupted and be
+//!    restarted like the call the program made;
 //! 6. restores the registers and returns behind the site's `syscall`.
 //!
 //! Only the calls [`kernel_host::redirect::served_in_place`] names are ever patched: their
@@ -86,6 +88,35 @@ global_asm!(
     "mov [rsp + {args} + 40], r9",
     "mov [rsp + {rbx}], rbx",
     "mov rbx, rsp",
+    // Does the redirect filter trap this call? The stub's data (after the return address it
+    // pushed: the site's resumption, the entry, then the test) says on which arguments. A call
+    // it would let through goes to the host from the site's own `syscall`, untouched.
+    "mov rcx, [rbx + {frame} + 8]",
+    "mov r11d, [rcx + 16]",
+    "test r11d, r11d",
+    "jz 5f",
+    "mov eax, [rcx + 20]",
+    "mov rax, [rbx + {args} + rax * 8]",
+    "cmp r11d, 1",
+    "jne 3f",
+    // MaskClear: trapped when none of the mask's bits is set.
+    "test rax, [rcx + 24]",
+    "jz 5f",
+    "jmp 9f",
+    "3:",
+    "cmp r11d, 2",
+    "jne 4f",
+    // InRange: trapped when lo <= the argument's low 32 bits <= hi.
+    "cmp eax, [rcx + 24]",
+    "jb 9f",
+    "cmp eax, [rcx + 28]",
+    "ja 9f",
+    "jmp 5f",
+    // NonZero: trapped when the argument is not zero.
+    "4:",
+    "test rax, rax",
+    "jz 9f",
+    "5:",
     // rt_sigprocmask(SIG_SETMASK, &BLOCKED, &old_mask, 8)
     "mov eax, 14",
     "mov edi, 2",
@@ -141,7 +172,9 @@ global_asm!(
     "movups xmm13, [rsp + 208]",
     "movups xmm14, [rsp + 224]",
     "movups xmm15, [rsp + 240]",
-    "mov rsp, rbx",
+    // Below the scratch the kernel wrote (a rewritten path, a sigaction) before any signal can
+    // come: the frame of one delivered as the mask comes back must not land on it.
+    "mov rsp, [rbx + {host_sp}]",
     // rt_sigprocmask(SIG_SETMASK, &mask_after, NULL, 8)
     "mov eax, 14",
     "mov edi, 2",
@@ -149,6 +182,10 @@ global_asm!(
     "xor edx, edx",
     "mov r10d, 8",
     "syscall",
+    // From here on the thread holds nothing of the runtime's: a signal is the program's
+    // (`trap::in_runtime_code`).
+    ".globl cloister_fast_unmasked",
+    "cloister_fast_unmasked:",
     "mov rax, [rbx + {result}]",
     "cmp qword ptr [rbx + {action}], 0",
     "je 2f",
@@ -159,11 +196,10 @@ global_asm!(
     "mov r10, [rbx + {host} + 32]",
     "mov r8, [rbx + {host} + 40]",
     "mov r9, [rbx + {host} + 48]",
-    "mov rsp, [rbx + {host_sp}]",
     // The program's call, made from here: the host may interrupt and restart it.
     "syscall",
-    "mov rsp, rbx",
     "2:",
+    "mov rsp, rbx",
     "mov rdi, [rsp + {args}]",
     "mov rsi, [rsp + {args} + 8]",
     "mov rdx, [rsp + {args} + 16]",
@@ -172,6 +208,8 @@ global_asm!(
     "mov r9, [rsp + {args} + 40]",
     "mov rbx, [rsp + {rbx}]",
     "add rsp, {frame}",
+    // r11 holds the flags after a `syscall`, as the host leaves them.
+    "mov r11, [rsp]",
     "popfq",
     "pop rcx",
     "mov rcx, [rcx]",
@@ -185,6 +223,8 @@ global_asm!(
     "xor edx, edx",
     "mov r10d, 8",
     "syscall",
+    // A call the filter does not trap joins here, the mask untouched.
+    "9:",
     "mov rax, [rsp + {nr}]",
     "mov rdi, [rsp + {args}]",
     "mov rsi, [rsp + {args} + 8]",
@@ -200,6 +240,8 @@ global_asm!(
     "lea rcx, [rcx - 2]",
     "lea rsp, [rsp + 128]",
     "jmp rcx",
+    ".globl cloister_fast_end",
+    "cloister_fast_end:",
     frame = const FRAME_BYTES,
     nr = const offset_of!(FastFrame, nr),
     args = const offset_of!(FastFrame, args),
@@ -228,6 +270,8 @@ unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
     let mut task = TaskCtx::new(&mem, &RawHost, frame.old_mask, frame as *const FastFrame as u64);
     let disposition = kernel.handle(&mut task, call);
     frame.mask_after = task.sigmask;
+    let below = kernel_host::task::RED_ZONE + task.scratch_used;
+    frame.host_sp = (frame as *const FastFrame as u64 - below) & !15;
     let host = match disposition {
         Disposition::Return(v) => {
             frame.action = 0;
@@ -246,6 +290,17 @@ unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
     frame.action = 1;
     frame.host[0] = u64::from(host.nr);
     frame.host[1..].copy_from_slice(&host.args);
-    let below = kernel_host::task::RED_ZONE + task.scratch_used;
-    frame.host_sp = (frame as *const FastFrame as u64 - below) & !15;
+}
+
+extern "C" {
+    static cloister_fast_unmasked: u8;
+    static cloister_fast_end: u8;
+}
+
+/// Whether `ip` lies in the fast entry's code that runs with the program's own mask: after the
+/// kernel finished and released everything, so that a signal there is the program's.
+pub fn unmasked(ip: u64) -> bool {
+    // Only the addresses of these labels are taken, never their bytes.
+    let (start, end) = (&raw const cloister_fast_unmasked as u64, &raw const cloister_fast_end as u64);
+    (start..end).contains(&ip)
 }

@@ -12,7 +12,10 @@
 //!
 //! A site is patched only when every check passes, else it keeps trapping:
 //! - the call may be served in place ([`kernel_host::redirect::served_in_place`]) and calls are
-//!   not being traced (the trace is written by the trap path);
+//!   not being traced (the trace is written by the trap path). Where the redirect filter traps
+//!   only some arguments' calls (`newfstatat` that follows a path, `close` of a reserved
+//!   descriptor), the stub carries the filter's test and the entry sends the others to the
+//!   site's own `syscall`, which the filter lets through;
 //! - the site has trapped [`HOT`] times, so short-lived processes do not pay for patching
 //!   sites they reach once or twice;
 //! - the bytes before the `syscall` read `b8 NR` with the number the thread is making, and the
@@ -23,7 +26,7 @@
 //! - the page is made writable for the store only if it was not (`mprotect` to read, write and
 //!   execute, then back to read and execute): a probe write decides which.
 
-use kernel_host::redirect::served_in_place;
+use kernel_host::redirect::{served_in_place, ArgTest};
 use kernel_host::sync::SpinLock;
 
 use crate::sys::{self, nr};
@@ -33,8 +36,8 @@ use crate::{fast, fault, trace};
 const HOT: u32 = 8;
 /// Sites remembered per process; a site beyond them keeps trapping.
 const SITES: usize = 256;
-/// Bytes of each stub.
-const STUB: u64 = 32;
+/// Bytes of each stub: code, the site's resumption, the entry, the trap test.
+const STUB: u64 = 48;
 /// Bytes of each page of stubs the runtime maps.
 const STUB_AREA: u64 = 64 * 1024;
 /// Areas of stubs per process: one per 2 GiB window of code is the usual need.
@@ -88,7 +91,32 @@ pub fn after_trap(ip: u64, nr: u32) {
         return;
     }
     p.sites[slot].hits = DECIDED;
-    p.patch(ip, nr);
+    if let Some(test) = trap_test(nr) {
+        p.patch(ip, nr, test);
+    }
+}
+
+/// On which arguments the redirect filter traps `nr` in this configuration, as the stub
+/// carries it for the fast entry: kind, argument index, and the kind's operand. A call the
+/// filter lets through (`newfstatat` of a descriptor, `close` of a program's descriptor) must
+/// keep going to the host directly: glibc makes `stat`, `lstat` and `fstat` from one site.
+fn trap_test(nr: u32) -> Option<[u8; 16]> {
+    let config = crate::trap::kernel().config();
+    let rule = kernel_host::redirect::rules(config).into_iter().find(|r| r.nr == nr)?;
+    let (kind, arg, operand): (u32, u8, u64) = match rule.test {
+        ArgTest::Always => (0, 0, 0),
+        ArgTest::MaskClear { arg, mask } => (1, arg, mask),
+        ArgTest::InRange { arg, lo, hi } => (2, arg, u64::from(lo) | (u64::from(hi) << 32)),
+        ArgTest::NonZero { arg } => (3, arg, 0),
+    };
+    if arg > 5 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&kind.to_le_bytes());
+    out[4..8].copy_from_slice(&u32::from(arg).to_le_bytes());
+    out[8..].copy_from_slice(&operand.to_le_bytes());
+    Some(out)
 }
 
 impl Patcher {
@@ -109,7 +137,7 @@ impl Patcher {
         None
     }
 
-    fn patch(&mut self, ip: u64, nr: u32) {
+    fn patch(&mut self, ip: u64, nr: u32, test: [u8; 16]) {
         let Some(site) = ip.checked_sub(7) else { return };
         let mut before = [0u8; 8];
         if !fault::copy(before.as_mut_ptr(), (site - 1) as *const u8, 8) {
@@ -126,7 +154,7 @@ impl Patcher {
         if at > 11 {
             return;
         }
-        let Some(stub) = self.stub(site, nr) else { return };
+        let Some(stub) = self.stub(site, nr, test) else { return };
         let Ok(rel) = i32::try_from(stub as i64 - (site as i64 + 5)) else { return };
         let mut old = [0u8; 16];
         if !fault::copy(old.as_mut_ptr(), block as *const u8, 16) {
@@ -150,7 +178,7 @@ impl Patcher {
 
     /// Writes a stub for the site at `site` calling `nr` into an area within a 32-bit jump of
     /// it, and returns its address.
-    fn stub(&mut self, site: u64, nr: u32) -> Option<u64> {
+    fn stub(&mut self, site: u64, nr: u32, test: [u8; 16]) -> Option<u64> {
         let near = |base: u64| base.abs_diff(site) < (1 << 31) - STUB_AREA;
         let area = match self.areas.iter().position(|a| a.base != 0 && near(a.base) && a.used < STUB_AREA) {
             Some(i) => i,
@@ -174,6 +202,8 @@ impl Patcher {
         code[10..16].copy_from_slice(&[0xff, 0x15, 0x08, 0, 0, 0]);
         code[16..24].copy_from_slice(&(site + 7).to_le_bytes());
         code[24..32].copy_from_slice(&(fast::cloister_fast_entry as *const () as u64).to_le_bytes());
+        // Which calls of the site the filter traps ([`trap_test`]), for the entry to check.
+        code[32..48].copy_from_slice(&test);
         // SAFETY: the area is the runtime's own mapping, writable, and this stub is unused.
         unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), stub as *mut u8, code.len()) };
         Some(stub)

@@ -117,6 +117,8 @@ global_asm!(
     "mov rcx, [rsp]",
     "mov rsp, [rsp + 8]",
     "jmp rcx",
+    ".globl cloister_gates_end",
+    "cloister_gates_end:",
     fd = sym trace::TRACE_FD,
 );
 
@@ -184,15 +186,19 @@ extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
 }
 
 /// Whether `ip` lies in the runtime's own code (its text segment, from the ELF header the
-/// linker places at the start of the image to the end of the text).
+/// linker places at the start of the image to the end of the text) while the runtime serves a
+/// call. The gates and the fast entry's last part run after the kernel is done, with the
+/// program's mask: a signal there is the program's, and deferring it would leave it blocked.
 fn in_runtime_code(ip: u64) -> bool {
     extern "C" {
         static __ehdr_start: u8;
         static etext: u8;
+        static cloister_gates_end: u8;
     }
-    // Only the addresses of these linker-defined symbols are taken, never their bytes.
+    // Only the addresses of these symbols are taken, never their bytes.
     let (start, end) = (&raw const __ehdr_start as u64, &raw const etext as u64);
-    (start..end).contains(&ip)
+    let gates = cloister_gate_traced as *const () as u64..&raw const cloister_gates_end as u64;
+    (start..end).contains(&ip) && !gates.contains(&ip) && !crate::fast::unmasked(ip)
 }
 
 extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
