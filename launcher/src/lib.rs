@@ -14,6 +14,7 @@ pub mod changes;
 pub mod cli;
 pub mod doctor;
 pub mod failure;
+pub mod fdpass;
 pub mod floor;
 pub mod keeper;
 pub mod landlock;

@@ -490,7 +490,7 @@ fn start(
     }
     // Sent before the exec that closed the error pipe, so already there.
     let tap = match tap_r {
-        Some(channel) => match crate::net::tap::receive(channel.as_raw_fd()) {
+        Some(channel) => match crate::fdpass::receive(channel.as_raw_fd()) {
             Some(tap) => Some(tap),
             None => {
                 // SAFETY: killing and reaping our own child, which has no wire.
@@ -503,7 +503,7 @@ fn start(
         },
         None => None,
     };
-    let disk = disk_channel.and_then(|(ours, _theirs)| crate::limits::disk::receive(ours.as_raw_fd()));
+    let disk = disk_channel.and_then(|(ours, _theirs)| crate::fdpass::receive(ours.as_raw_fd()));
     Ok(Some(Started { pid, tap, disk }))
 }
 

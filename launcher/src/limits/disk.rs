@@ -24,7 +24,7 @@
 
 use crate::failure::Failure;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -166,60 +166,11 @@ impl PrivateDisk {
             if fd < 0 {
                 return false;
             }
-            let mut byte = [b'D'];
-            let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-            let mut control = OneFd {
-                header: libc::cmsghdr {
-                    cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>(),
-                    cmsg_level: libc::SOL_SOCKET,
-                    cmsg_type: libc::SCM_RIGHTS,
-                },
-                fd,
-                pad: 0,
-            };
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = (&mut control as *mut OneFd).cast();
-            msg.msg_controllen = std::mem::size_of::<OneFd>();
-            let sent = libc::sendmsg(channel, &msg, libc::MSG_NOSIGNAL) == 1;
+            let sent = crate::fdpass::send(channel, fd);
             libc::close(fd);
             sent
         }
     }
-}
-
-/// A control message with one descriptor (`CMSG_SPACE(sizeof(int))` bytes).
-#[repr(C)]
-struct OneFd {
-    header: libc::cmsghdr,
-    fd: RawFd,
-    pad: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<OneFd>() == 24);
-
-/// In the supervisor: the tmpfs's root, if the sandbox's first process sent it over `channel`
-/// (it did once the runtime was executed, or never).
-pub fn receive(channel: RawFd) -> Option<OwnedFd> {
-    let mut byte = [0u8];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: plain data for which all zeroes is a valid value.
-    let mut control: OneFd = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut control as *mut OneFd).cast();
-    msg.msg_controllen = std::mem::size_of::<OneFd>();
-    // SAFETY: the message points at buffers that outlive the call, sized as it says.
-    let n = unsafe { libc::recvmsg(channel, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
-    let carried = n == 1
-        && msg.msg_controllen >= std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>()
-        && control.header.cmsg_level == libc::SOL_SOCKET
-        && control.header.cmsg_type == libc::SCM_RIGHTS;
-    // SAFETY: the kernel installed this descriptor for us with the message; nothing else owns it.
-    carried.then(|| unsafe { OwnedFd::from_raw_fd(control.fd) })
 }
 
 /// Points the view's overlay mounts at the tmpfs (through `/proc/self/fd/N` of `root`, its
