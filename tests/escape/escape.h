@@ -36,32 +36,6 @@ static long direct(long nr, long a, long b, long c, long d, long e)
     return rax;
 }
 
-/* via_gate with a frame of the calling thread's own, for programs that use the gate from
- * several threads at once (gate.h's frame is one static array). */
-__attribute__((noinline, unused)) static long via_gate_mt(long nr, long a, long b, long c, long d, long e)
-{
-    static __thread unsigned long frame[64];
-    register long rax __asm__("rax") = nr;
-    register long rdi __asm__("rdi") = a;
-    register long rsi __asm__("rsi") = b;
-    register long rdx __asm__("rdx") = c;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = 0;
-    register unsigned long r11 __asm__("r11") = gate;
-    register unsigned long *r12 __asm__("r12") = &frame[32];
-    __asm__ volatile("lea 1f(%%rip), %%rcx\n"
-                     "mov %%rcx, (%%r12)\n"
-                     "mov %%rsp, 8(%%r12)\n"
-                     "mov %%r12, %%rsp\n"
-                     "jmp *%%r11\n"
-                     "1:\n"
-                     : "+r"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx), "+r"(r10), "+r"(r8), "+r"(r11), "+r"(r12)
-                     : "r"(r9)
-                     : "rcx", "memory");
-    return rax;
-}
-
 /* The sandbox's state directory on the host (where the overlay's upper layer and the private
  * /tmp live, and where Landlock lets the sandbox write), found from the shared page's mapping
  * in /proc/self/maps: STATE/shared. Empty when there is none. */

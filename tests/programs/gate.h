@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 static unsigned long gate;
-static unsigned long gate_frame[64];
+/* The gate's frame: each thread its own, so that threads may use the gate at once. */
+static __thread unsigned long gate_frame[64];
 
 /* Finds the gate from the runtime's ELF header; prints why and returns -1 when it cannot. */
 static int find_gate(const char *runtime)
