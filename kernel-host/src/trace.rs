@@ -89,6 +89,19 @@ pub mod record {
         Exec = 3,
     }
 
+    impl Outcome {
+        /// What a call record says of disposition `d`: its outcome, and the result when the
+        /// kernel served the call (0 otherwise: a result record brings it).
+        pub fn of(d: &crate::Disposition) -> (Outcome, i64) {
+            match d {
+                crate::Disposition::Return(v) => (Outcome::Returned, *v),
+                crate::Disposition::Host(_) => (Outcome::Host, 0),
+                crate::Disposition::Fork(_) => (Outcome::Fork, 0),
+                crate::Disposition::Exec(_) => (Outcome::Exec, 0),
+            }
+        }
+    }
+
     /// A decoded call record.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct Call {

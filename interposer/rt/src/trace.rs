@@ -30,12 +30,7 @@ pub fn call(call: &Syscall, mem: &dyn GuestMemory, d: &Disposition, ns: u64) -> 
     let cookie = (u64::from(tid) << 32) | u64::from(SEQ.fetch_add(1, Ordering::Relaxed));
     let mut args = String::new();
     kernel_host::trace::describe_args(call, mem, &mut args);
-    let (outcome, result) = match d {
-        Disposition::Return(v) => (Outcome::Returned, *v),
-        Disposition::Host(_) => (Outcome::Host, 0),
-        Disposition::Fork(_) => (Outcome::Fork, 0),
-        Disposition::Exec(_) => (Outcome::Exec, 0),
-    };
+    let (outcome, result) = Outcome::of(d);
     let rec = record::encode_call(&Call {
         cookie,
         pid: sys::call(nr::GETPID, &[]) as u32,

@@ -18,12 +18,7 @@ pub fn trace_call(
     use kernel_host::trace::record::{self, Call, Outcome};
     let mut args = String::new();
     kernel_host::trace::describe_args(call, mem, &mut args);
-    let (outcome, result) = match d {
-        Disposition::Return(v) => (Outcome::Returned, *v),
-        Disposition::Host(_) => (Outcome::Host, 0),
-        Disposition::Fork(_) => (Outcome::Fork, 0),
-        Disposition::Exec(_) => (Outcome::Exec, 0),
-    };
+    let (outcome, result) = Outcome::of(d);
     let rec = record::encode_call(&Call {
         cookie,
         pid: namespace_id(tgid, "NSpid:").unwrap_or(tgid as u32),
