@@ -113,6 +113,21 @@ fn fexecve_of_a_cloexec_descriptor(mode: Mode) {
     assert_eq!(out.stdout, "fexecve=ok\n", "\n{out}");
 }
 
+/// An `execve` the host refuses returns its errno, and the descriptors the runtime opened to
+/// hand the program to the next image are closed again: none reaches the caller or its next
+/// image.
+fn failed_exec_leaves_no_descriptor(mode: Mode) {
+    let exe = compile_c("execfail", &[]);
+    let out = mode.command(&exe).output();
+    out.success();
+    for round in 0..3 {
+        assert_eq!(out.field(&format!("round{round}_errno")), "E2BIG", "\n{out}");
+    }
+    let before = out.field("fds_before");
+    assert_eq!(out.field("fds_after_failures"), before, "\n{out}");
+    assert_eq!(out.field("fds_in_next_image"), before, "\n{out}");
+}
+
 /// A raw `syscall` keeps its argument registers, even when the runtime rewrote the call.
 fn argument_registers_survive_rewritten_calls(mode: Mode) {
     let exe = compile_c("regs", &[]);
@@ -321,6 +336,7 @@ both_modes!(
     hot_call_sites_are_patched_and_keep_registers,
     small_signal_stack,
     fexecve_of_a_cloexec_descriptor,
+    failed_exec_leaves_no_descriptor,
     c_hello_dynamic,
     c_hello_static,
     c_hello_static_pie,

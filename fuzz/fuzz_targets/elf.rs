@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let src = data.get(start..start.checked_add(buf.len()).ok_or(())?).ok_or(())?;
         buf.copy_from_slice(src);
         Ok::<(), ()>(())
-    });
+    }, data.len() as u64);
     let Ok(plan) = plan else { return };
     assert_eq!(format, Format::Elf, "the loader takes a file execve's check calls {format:?}");
     check(&plan, data.len() as u64);

@@ -43,6 +43,21 @@ pub struct Config {
     /// The interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) of the image that exec'd, as
     /// `(expiry, interval)` on the virtual clock (expiry 0: disarmed): they survive `execve`.
     pub itimers: [(u64, u64); 3],
+    /// The files the exec'ing image already opened and checked for this one, when it ran in
+    /// the same process. Then the runtime's command line is `cloister-rt PROGRAM EXE ARGV...`,
+    /// with EXE the file's guest path (empty when unknown) and ARGV after `#!` lines.
+    pub handover: Option<Handover>,
+}
+
+/// Descriptors an `execve` hands to the next image's runtime: the ELF it runs and its
+/// interpreter, opened (without `O_CLOEXEC`) and checked by the exec'ing image's kernel. The
+/// runtime closes them once it has mapped them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handover {
+    /// The program's ELF.
+    pub exe: i32,
+    /// Its `PT_INTERP`, when the exec'ing kernel found one.
+    pub interp: Option<i32>,
 }
 
 /// One entry of the filesystem view: what the program finds at and below `guest`.
@@ -183,6 +198,13 @@ impl Config {
             let [(e0, i0), (e1, i1), (e2, i2)] = self.itimers;
             push_field(&mut out, "itimers", &alloc::format!("{e0},{i0},{e1},{i1},{e2},{i2}"));
         }
+        if let Some(h) = self.handover {
+            let value = match h.interp {
+                Some(i) => alloc::format!("{},{i}", h.exe),
+                None => alloc::format!("{}", h.exe),
+            };
+            push_field(&mut out, "handover", &value);
+        }
         out
     }
 
@@ -213,6 +235,9 @@ impl Config {
                 "shared_path" => cfg.shared_path = Some(value),
                 "mount" => cfg.mounts.push(decode_mount(&value).ok_or(DecodeError::BadValue("mount"))?),
                 "itimers" => cfg.itimers = parse_itimers(&value).ok_or(DecodeError::BadValue("itimers"))?,
+                "handover" => {
+                    cfg.handover = Some(parse_handover(&value).ok_or(DecodeError::BadValue("handover"))?)
+                }
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
@@ -227,6 +252,16 @@ fn parse_itimers(value: &str) -> Option<[(u64, u64); 3]> {
         *slot = (words.next()??, words.next()??);
     }
     words.next().is_none().then_some(out)
+}
+
+fn parse_handover(value: &str) -> Option<Handover> {
+    let mut fds = value.split(',').map(|w| w.parse::<i32>().ok().filter(|&fd| fd >= 0));
+    let exe = fds.next()??;
+    let interp = match fds.next() {
+        Some(fd) => Some(fd?),
+        None => None,
+    };
+    fds.next().is_none().then_some(Handover { exe, interp })
 }
 
 fn parse_reproducible(value: &str) -> Option<Reproducible> {
@@ -338,8 +373,18 @@ mod tests {
                 Mount { guest: "/w".into(), kind: MountKind::ReadWrite { host: "/home/u/w".into() } },
             ],
             itimers: [(5_000, 10), (0, 0), (u64::MAX, 1)],
+            handover: Some(Handover { exe: 4, interp: Some(5) }),
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
+    }
+
+    #[test]
+    fn a_handover_without_interpreter_round_trips_and_bad_ones_do_not_parse() {
+        let cfg = Config { handover: Some(Handover { exe: 3, interp: None }), ..Config::default() };
+        assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
+        for bad in ["handover=", "handover=-1", "handover=3,x", "handover=3,4,5"] {
+            assert_eq!(Config::decode(bad), Err(DecodeError::BadValue("handover")), "{bad}");
+        }
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub trait GuestMemory {
 pub trait Host {
     /// Makes the raw call and returns the kernel's raw result (`-errno` on failure).
     fn syscall(&self, nr: u32, args: [u64; 6]) -> i64;
+
+    /// Whether a descriptor opened through this host belongs to the calling program's own
+    /// process (the in-process runtime), so that it can be handed to the program's next image.
+    /// A supervisor's host opens descriptors in its own process.
+    fn shares_descriptors(&self) -> bool {
+        false
+    }
 }
 
 /// One caught call's view of its thread.

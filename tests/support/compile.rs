@@ -36,6 +36,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("hello", &[]),
     ("cpu", &[]),
     ("regs", &[]),
+    ("execfail", &[]),
     ("fexecve", &[]),
     ("smallstack", &[]),
     ("randomness", &[]),

@@ -1,15 +1,17 @@
 //! Laying out an [`ExecPlan`] for the host's `execve`, and reclaiming the memory afterwards.
 //!
-//! The strings and pointer arrays go in one mapping of their own. It cannot be freed right
-//! after the call: a successful `execve` never returns, and in a `vfork` or `posix_spawn`
+//! The strings and pointer arrays go on the exec'ing thread's stack when they are small (a
+//! few KiB, as usual), and otherwise in one mapping of their own. That mapping cannot be freed
+//! right after the call: a successful `execve` never returns, and in a `vfork` or `posix_spawn`
 //! child the mapping belongs to the parent's address space, which goes on. So each mapping is
 //! recorded with the thread that execs, and reclaimed by the next exec in this address space
 //! once that thread no longer shares it (`kcmp(KCMP_VM)`): it has exec'd, ended, or is
-//! ourselves after a failed exec.
+//! ourselves after a failed exec. (The descriptors a plan hands to the next image are closed
+//! by the exec gate when the call fails: see `trap.rs`.)
 
 use alloc::vec::Vec;
 use kernel_host::sync::SpinLock;
-use kernel_host::{ExecPlan, Syscall};
+use kernel_host::{ExecPlan, Syscall, TaskCtx};
 
 use crate::sys::{self, nr};
 
@@ -17,8 +19,17 @@ use crate::sys::{self, nr};
 const SYS_KCMP: u32 = 312;
 const KCMP_VM: u64 = 1;
 
-/// Exec layouts not yet reclaimed: `(thread, address, length)`.
-static PENDING: SpinLock<Vec<(u32, u64, u64)>> = SpinLock::new(Vec::new());
+/// An exec layout not yet reclaimed.
+struct Layout {
+    /// The thread that exec'd with it.
+    tid: u32,
+    /// The mapping.
+    addr: u64,
+    len: u64,
+}
+
+/// Exec layouts not yet reclaimed.
+static PENDING: SpinLock<Vec<Layout>> = SpinLock::new(Vec::new());
 
 /// Whether the layout of thread `tid` may be unmapped by thread `me`.
 fn done_with(tid: u32, me: u32) -> bool {
@@ -36,9 +47,9 @@ fn done_with(tid: u32, me: u32) -> bool {
 
 fn reclaim(me: u32) {
     let mut pending = PENDING.lock();
-    pending.retain(|&(tid, addr, len)| {
-        if done_with(tid, me) {
-            sys::call(nr::MUNMAP, &[addr, len]);
+    pending.retain(|l| {
+        if done_with(l.tid, me) {
+            sys::call(nr::MUNMAP, &[l.addr, l.len]);
             false
         } else {
             true
@@ -46,43 +57,69 @@ fn reclaim(me: u32) {
     });
 }
 
-/// Lays the plan out and returns the `execve` that runs it.
-pub fn call_for(plan: &ExecPlan) -> Option<Syscall> {
-    let me = sys::call(nr::GETTID, &[]) as u32;
-    reclaim(me);
+/// Layouts up to this size go on the exec'ing thread's own stack, below its red zone, where
+/// the redirected calls' rewritten arguments go: no mapping to make, fault in and reclaim.
+/// A larger one (or one the stack cannot take) gets a mapping of its own.
+const ON_STACK_MAX: usize = 8 * 1024;
+
+/// The plan laid out at `base`: the argv and envp pointer arrays, then the strings, the path
+/// first. Returns the bytes and the `execve` that uses them.
+fn lay_out(plan: &ExecPlan, base: u64) -> (Vec<u8>, Syscall) {
+    let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
     let strings: usize =
         plan.argv.iter().chain(&plan.envp).map(|s| s.len() + 1).sum::<usize>() + plan.path.len() + 1;
-    let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
-    let len = (arrays + strings + 4095) & !4095;
-    let base = sys::mmap_anon(len)? as u64;
-    let mut at = base + arrays as u64;
+    let mut bytes = Vec::with_capacity(arrays + strings);
+    bytes.resize(arrays, 0);
     let mut put = |s: &[u8]| {
-        // SAFETY: [base, base + len) is a fresh mapping sized for every string and array.
-        unsafe {
-            core::ptr::copy_nonoverlapping(s.as_ptr(), at as *mut u8, s.len());
-            *((at + s.len() as u64) as *mut u8) = 0;
-        }
-        let start = at;
-        at += s.len() as u64 + 1;
-        start
+        let at = base + bytes.len() as u64;
+        bytes.extend_from_slice(s);
+        bytes.push(0);
+        at
     };
     let path = put(&plan.path);
-    let mut slot = base;
-    let argv = slot;
+    let mut pointers = Vec::with_capacity(arrays / 8);
     for list in [&plan.argv, &plan.envp] {
-        for s in list.iter() {
-            let p = put(s);
-            // SAFETY: the arrays occupy the first `arrays` bytes of the mapping.
-            unsafe { *(slot as *mut u64) = p };
-            slot += 8;
-        }
-        // SAFETY: as above: one NULL after each array.
-        unsafe { *(slot as *mut u64) = 0 };
-        slot += 8;
+        pointers.extend(list.iter().map(|s| put(s)));
+        pointers.push(0);
     }
-    let envp = argv + 8 * (plan.argv.len() as u64 + 1);
-    PENDING.lock().push((me, base, len as u64));
-    Some(Syscall { nr: nr::EXECVE, args: [path, argv, envp, 0, 0, 0] })
+    for (slot, p) in bytes.chunks_exact_mut(8).zip(pointers) {
+        slot.copy_from_slice(&p.to_ne_bytes());
+    }
+    let envp = base + 8 * (plan.argv.len() as u64 + 1);
+    (bytes, Syscall { nr: nr::EXECVE, args: [path, base, envp, 0, 0, 0] })
+}
+
+/// Lays the plan out and returns the `execve` that runs it; `None` (and the handed-over
+/// descriptors closed) when there is no memory for it.
+pub fn call_for(plan: &ExecPlan, task: &mut TaskCtx<'_>) -> Option<Syscall> {
+    let me = sys::call(nr::GETTID, &[]) as u32;
+    reclaim(me);
+    let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
+    let strings: usize =
+        plan.argv.iter().chain(&plan.envp).map(|s| s.len() + 1).sum::<usize>() + plan.path.len() + 1;
+    let len = arrays + strings;
+    if len <= ON_STACK_MAX {
+        let below = kernel_host::task::RED_ZONE + task.scratch_used + ((len as u64 + 15) & !15);
+        if let Some(base) = task.stack_pointer.checked_sub(below) {
+            let (bytes, call) = lay_out(plan, base);
+            // The write is checked: a stack that cannot take it fails here, not in the program.
+            if task.push_scratch(&bytes).ok() == Some(base) {
+                return Some(call);
+            }
+        }
+    }
+    let mapped = (len + 4095) & !4095;
+    let Some(base) = sys::mmap_anon(mapped) else {
+        for &fd in &plan.handed_over {
+            sys::call(nr::CLOSE, &[fd as u64]);
+        }
+        return None;
+    };
+    let (bytes, call) = lay_out(plan, base as u64);
+    // SAFETY: [base, base + mapped) is a fresh mapping, and `bytes` is `len` <= `mapped` long.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) };
+    PENDING.lock().push(Layout { tid: me, addr: base as u64, len: mapped as u64 });
+    Some(call)
 }
 
 /// Takes the table's lock before a fork, so that the child never inherits it held.

@@ -45,4 +45,8 @@ impl Host for RawHost {
     fn syscall(&self, nr: u32, args: [u64; 6]) -> i64 {
         sys::syscall(nr, args)
     }
+
+    fn shares_descriptors(&self) -> bool {
+        true
+    }
 }

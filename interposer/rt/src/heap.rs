@@ -15,6 +15,10 @@ const MIN_SHIFT: usize = 4;
 const MAX_SMALL: usize = 1 << (MIN_SHIFT + CLASSES - 1);
 /// Bytes mapped at a time for small blocks.
 const CHUNK: usize = 256 * 1024;
+/// Alignment blocks are carved at, whatever their class: packed tight, a start-up's few hundred
+/// allocations touch a few pages rather than one per large class (each page is a fault in
+/// every new image).
+const BLOCK_ALIGN: usize = 16;
 
 struct State {
     free: [*mut u8; CLASSES],
@@ -68,18 +72,21 @@ fn big_len(layout: &Layout) -> usize {
 }
 
 impl Heap {
-    /// A block of size class `class`, and whether it is fresh from a mapping (so still zero).
-    fn small(&self, class: usize) -> (*mut u8, bool) {
+    /// A block of size class `class` aligned to `align`, and whether it is fresh from a
+    /// mapping (so still zero).
+    fn small(&self, class: usize, align: usize) -> (*mut u8, bool) {
         let size = 1usize << (class + MIN_SHIFT);
         let mut s = self.state.lock();
         let head = s.free[class];
-        if !head.is_null() {
+        // Free blocks are only known to be BLOCK_ALIGN-aligned.
+        if !head.is_null() && align <= BLOCK_ALIGN {
             // SAFETY: a free block stores the next free block's address in its first word.
             s.free[class] = unsafe { *(head as *mut *mut u8) };
             return (head, false);
         }
+        let align = align.max(BLOCK_ALIGN);
         let mut at = s.bump as usize;
-        at = (at + size - 1) & !(size - 1);
+        at = (at + align - 1) & !(align - 1);
         if s.bump.is_null() || at + size > s.bump_end as usize {
             let Some(chunk) = sys::mmap_anon(CHUNK) else {
                 return (ptr::null_mut(), false);
@@ -92,12 +99,13 @@ impl Heap {
     }
 }
 
-// SAFETY: blocks handed out are disjoint, sized and aligned for their class (power-of-two
-// sizes carved at power-of-two offsets from page-aligned chunks), and only freed once.
+// SAFETY: blocks handed out are disjoint, sized for their class and aligned as asked (carved
+// at the requested alignment, or reused from a free list only when BLOCK_ALIGN is enough),
+// and only freed once.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(&layout) {
-            Some(class) => self.small(class).0,
+            Some(class) => self.small(class, layout.align()).0,
             None => sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut()),
         }
     }
@@ -108,7 +116,7 @@ unsafe impl GlobalAlloc for Heap {
         let Some(class) = class_of(&layout) else {
             return sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut());
         };
-        let (p, fresh) = self.small(class);
+        let (p, fresh) = self.small(class, layout.align());
         if !fresh && !p.is_null() {
             // SAFETY: the block is ours, `layout.size()` bytes long at least.
             unsafe { ptr::write_bytes(p, 0, layout.size()) };

@@ -76,6 +76,47 @@ pub struct Image {
     pub interp: Option<Vec<u8>>,
 }
 
+/// Bytes read at once from the start of a file: the ELF header, the program headers and the
+/// interpreter's path usually lie in them, so the plan costs one read.
+const HEAD: usize = 1024;
+
+/// A file's first [`HEAD`] bytes, and reads served from them where they can be.
+struct Head<'a> {
+    file: &'a File,
+    bytes: [u8; HEAD],
+    len: usize,
+}
+
+impl<'a> Head<'a> {
+    fn read(file: &'a File) -> Result<Self, LoadError> {
+        let mut head = Head { file, bytes: [0; HEAD], len: 0 };
+        head.len = file.pread(&mut head.bytes, 0).map_err(LoadError::Read)?;
+        Ok(head)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), LoadError> {
+        let in_head = usize::try_from(offset).ok().and_then(|o| Some(o..o.checked_add(buf.len())?));
+        match in_head.and_then(|r| self.bytes[..self.len].get(r)) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => read_exact(self.file, buf, offset),
+        }
+    }
+}
+
+/// The size of an open file.
+fn size_of(file: &File) -> Result<u64, LoadError> {
+    let mut stat = [0u64; 18];
+    let r = sys::call(nr::FSTAT, &[file.fd as u64, stat.as_mut_ptr() as u64]);
+    if r < 0 {
+        return Err(LoadError::Read(-r));
+    }
+    // `struct stat`'s st_size is its seventh word on x86_64.
+    Ok(stat[6])
+}
+
 /// Fills `buf` from the file at `offset`; a file that ends first is corrupt.
 fn read_exact(file: &File, buf: &mut [u8], offset: u64) -> Result<(), LoadError> {
     let mut done = 0;
@@ -105,7 +146,8 @@ const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// Maps the ELF image in `file`. `hint` is where a position-independent image should go
 /// (0: wherever the host puts it).
 pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
-    let plan = elf::plan(|buf, offset| read_exact(file, buf, offset)).map_err(|e| match e {
+    let head = Head::read(file)?;
+    let plan = elf::plan(|buf, offset| head.read_at(buf, offset), size_of(file)?).map_err(|e| match e {
         PlanError::Corrupt(why) => LoadError::Format(why),
         PlanError::Read(e) => e,
     })?;

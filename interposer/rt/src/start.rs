@@ -178,6 +178,24 @@ fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolv
     not_executable(program, "too many levels of #! interpreters")
 }
 
+/// The program an exec'ing image handed over (see [`kernel_host::config::Handover`]): the open
+/// ELF `fd`, and the command line `cloister-rt PROGRAM EXE ARGV...`. `None` if `fd` is not an
+/// open regular file.
+fn handed_over(fd: i32, argv: &[&[u8]]) -> Option<Resolved> {
+    let file = File { fd };
+    let mut stat = [0u8; 144];
+    if sys::call(nr::FSTAT, &[fd as u64, stat.as_mut_ptr() as u64]) < 0 {
+        core::mem::forget(file);
+        return None;
+    }
+    let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
+    if mode & 0o170_000 != 0o100_000 || argv.len() < 3 {
+        return None;
+    }
+    let guest = Some(argv[2].to_vec()).filter(|e| !e.is_empty());
+    Some(Resolved { file, argv: argv[3..].iter().map(|a| a.to_vec()).collect(), guest })
+}
+
 fn errno_text(e: i64) -> &'static str {
     kernel_host::Errno(e as i32).name().unwrap_or("error")
 }
@@ -271,7 +289,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         })
         .copied()
         .collect();
-    let config = match config {
+    let mut config = match config {
         Some(Some(c)) => c,
         Some(None) => {
             fail(125, "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)")
@@ -287,7 +305,25 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (None, fd) => fd.map(map_shared),
     };
     let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
-    let mut resolved = resolve(view.as_ref(), program, host.argv[2..].iter().map(|a| a.to_vec()).collect());
+    let handover = config.handover.take();
+    let mut interp_file = handover.and_then(|h| h.interp).map(|fd| File { fd });
+    let mut resolved = match handover.and_then(|h| handed_over(h.exe, &host.argv)) {
+        Some(r) => r,
+        None => {
+            // Without a handover, or with one whose descriptor went (another thread closed
+            // it before the exec): look the program up as the launcher's first start does.
+            interp_file = None;
+            let (path, args) = match handover {
+                Some(_) => (host.argv.get(2).copied().filter(|e| !e.is_empty()).unwrap_or(program), 3),
+                None => (program, 2),
+            };
+            resolve(
+                view.as_ref(),
+                path,
+                host.argv[args.min(host.argv.len())..].iter().map(|a| a.to_vec()).collect(),
+            )
+        }
+    };
     // The view's walk knows the file's canonical name; otherwise the host says it (the
     // `readlink` of `/proc/self/fd/N` costs about 20 µs of every exec, so only then).
     let exe = match (&view, resolved.guest.take()) {
@@ -320,6 +356,9 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
+        if let Some(file) = interp_file.take() {
+            return load_interp_or_fail(&file, &exe, &path[..path.len() - 1]);
+        }
         let file = host_path(view.as_ref(), &path[..path.len() - 1])
             .and_then(|p| File::open(&p))
             .unwrap_or_else(|e| {
@@ -335,6 +374,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         load_interp_or_fail(&file, &exe, &path[..path.len() - 1])
     });
     drop(resolved.file);
+    drop(interp_file);
 
     let random = kernel_host::random::Random::new(&config).at_random().unwrap_or(host_random);
     let overridden = [

@@ -2,8 +2,8 @@
 //! every image the sandbox runs is loaded by the runtime and stays under the same policy.
 
 use crate::abi::{AT_EMPTY_PATH, AT_FDCWD, PATH_MAX};
-use crate::binfmt;
-use crate::config::Config;
+use crate::binfmt::{self, Keep, Target};
+use crate::config::{Config, Handover};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::syscall::{Disposition, ExecPlan, Syscall};
@@ -74,14 +74,17 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     };
     let argv = task.read_string_array(argv, ARG_MAX)?;
     let envp = task.read_string_array(envp, ARG_MAX)?;
-    let host_path = |guest: &[u8]| match k.vfs() {
-        Some(vfs) => vfs.host_path_of(crate::vfs::host::Hc(task.host), guest),
-        None => Ok([guest, b"\0"].concat()),
+    let lookup = |guest: &[u8]| match k.vfs() {
+        Some(vfs) => vfs.program_of(crate::vfs::host::Hc(task.host), guest),
+        None => Ok(([guest, b"\0"].concat(), None)),
     };
-    binfmt::check(task.host, &host_path, &path, 0)?;
+    // Files opened in the program's own process can be handed to the next image, which then
+    // maps them without looking them up again.
+    let keep = if task.host.shares_descriptors() { Keep::Open } else { Keep::Nothing };
+    let target = binfmt::target(task.host, &lookup, &path, argv.clone(), keep)?;
     // A vfork child execs with its parent's timers in its memory: they are not its own.
     let itimers = if crate::sys::timer::owned(k, task) { k.timers.intervals() } else { [(0, 0); 3] };
-    Ok(plan(k, task.tid(), itimers, path, argv, envp))
+    Ok(plan(k, task.tid(), itimers, path, argv, envp, target))
 }
 
 /// The runtime's command line: `cloister-rt PROGRAM ARGV...`, and the environment with the
@@ -93,19 +96,34 @@ fn plan(
     program: Vec<u8>,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
+    target: Target,
 ) -> ExecPlan {
     let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
     next.blocked = k.signals.virtually_blocked(tid);
     next.itimers = itimers;
+    next.handover = target.file.map(|exe| Handover { exe, interp: target.interp });
     let prefix = format!("{}=", Config::ENV).into_bytes();
     let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;
     ours.extend_from_slice(next.encode().as_bytes());
     env.push(ours);
-    let mut args = Vec::with_capacity(argv.len() + 2);
+    let mut args = Vec::with_capacity(argv.len() + 3);
     args.push(b"cloister-rt".to_vec());
     args.push(program);
-    args.extend(argv);
-    ExecPlan { path: k.config.rt_path.as_bytes().to_vec(), argv: args, envp: env }
+    if next.handover.is_some() {
+        // The runtime loads the handed-over file: it needs its name and the arguments after
+        // the `#!` lines were followed, not the program's own.
+        args.push(target.exe.unwrap_or_default());
+        args.extend(target.argv);
+    } else {
+        args.extend(argv);
+    }
+    let handed_over = next.handover.map(|h| [Some(h.exe), h.interp]).unwrap_or_default();
+    ExecPlan {
+        path: k.config.rt_path.as_bytes().to_vec(),
+        argv: args,
+        envp: env,
+        handed_over: handed_over.into_iter().flatten().collect(),
+    }
 }
