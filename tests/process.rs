@@ -142,6 +142,32 @@ fn exec_chain_sh_python_sh_coreutils(mode: Mode) {
     assert_eq!(out.stdout, format!("{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
+/// Another process's command line and environment, as `ps`, `pgrep` and `/proc/PID/*` show
+/// them, are the program's: not the runtime's, not its configuration. A script shows as its
+/// interpreter running it, as on Linux.
+fn other_processes_show_their_own_command_line(mode: Mode) {
+    let dir = cloister_tests::temp_dir("title");
+    let script = dir.join("nap.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 3\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let text = format!(
+        "sleep 3 & p=$!; {s} x & q=$!; sleep 0.5; \
+         echo \"ps=$(ps -o args= -p $p)\"; \
+         echo \"script=$(ps -o args= -p $q)\"; \
+         echo \"cmdline=$(tr '\\0' ' ' < /proc/$p/cmdline | sed 's/ *$//')\"; \
+         echo \"config=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c CLOISTER_RT_CONFIG)\"; \
+         echo \"path=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c '^PATH=')\"; \
+         kill $p $q",
+        s = script.display()
+    );
+    let out = mode.command("sh").args(["-c", &text]).output();
+    assert_eq!(out.field("ps"), "sleep 3", "\n{out}");
+    assert_eq!(out.field("script"), format!("/bin/sh {} x", script.display()), "\n{out}");
+    assert_eq!(out.field("cmdline"), "sleep 3", "\n{out}");
+    assert_eq!(out.field("config"), "0", "\n{out}");
+    assert_eq!(out.field("path"), "1", "\n{out}");
+}
+
 fn exec_from_threaded_program(mode: Mode) {
     let out = run_c(mode, "execthread", &["-pthread"]);
     assert_eq!(out.stdout, format!("threads=running\n{}\n", mode.hostname(HOST)), "\n{out}");
@@ -262,6 +288,7 @@ both_modes!(
     shell_pipeline,
     exec_chain_sh_python_sh_coreutils,
     exec_from_threaded_program,
+    other_processes_show_their_own_command_line,
     exec_failures_inside_sandbox,
     signal_handlers,
     sigsegv_handler_siglongjmp,

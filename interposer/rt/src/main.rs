@@ -25,6 +25,7 @@ mod patch;
 mod stack;
 mod start;
 mod sys;
+mod title;
 mod trace;
 mod trap;
 mod ucontext;

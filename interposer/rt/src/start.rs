@@ -18,7 +18,7 @@ use kernel_host::{Config, Kernel, ProcessImage};
 use crate::loader::{self, File, Image, LoadError};
 use crate::stack::{self, AuxValue, InitialStack};
 use crate::sys::{self, nr};
-use crate::{altstack, cpu, fail, trace, trap};
+use crate::{altstack, cpu, fail, title, trace, trap};
 
 // The entry point jumps over the plain gate, which sits 16 bytes after it: the launcher finds
 // the gate there (`interposer::runtime`) without reading the symbol table, and checks its bytes.
@@ -436,6 +436,10 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     trap::install(kernel);
     cpu::setup(kernel);
     set_comm(program);
+    // SAFETY: the host's strings are read no more: the program's stack, image and name are
+    // built from copies; `argv` is the resolved arguments' own memory, `envp` the host's
+    // environment in order.
+    unsafe { title::retitle(&host.argv, &host.envp, &argv, &envp) };
     let entry = interp.as_ref().map_or(main.entry, |i| i.entry);
     // SAFETY: the stack at `built.sp` is the program's initial stack and `entry` its (or its
     // interpreter's) entry point; the registers are cleared as the ABI expects at process
