@@ -142,9 +142,9 @@ fn exec_chain_sh_python_sh_coreutils(mode: Mode) {
     assert_eq!(out.stdout, format!("{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
-/// Another process's command line and environment, as `ps`, `pgrep` and `/proc/PID/*` show
-/// them, are the program's: not the runtime's, not its configuration. A script shows as its
-/// interpreter running it, as on Linux.
+/// Another process's command line, environment and program, as `ps`, `pgrep` and
+/// `/proc/PID/*` show them, are the program's: not the runtime's, not its configuration. A
+/// script shows as its interpreter running it, as on Linux.
 fn other_processes_show_their_own_command_line(mode: Mode) {
     let dir = cloister_tests::temp_dir("title");
     let script = dir.join("nap.sh");
@@ -157,6 +157,9 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
          echo \"cmdline=$(tr '\\0' ' ' < /proc/$p/cmdline | sed 's/ *$//')\"; \
          echo \"config=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c CLOISTER_RT_CONFIG)\"; \
          echo \"path=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c '^PATH=')\"; \
+         echo \"exe=$(readlink /proc/$p/exe)\"; \
+         echo \"task_exe=$(readlink /proc/$p/task/$p/exe)\"; \
+         echo \"parent_exe=$(readlink /proc/$$/exe)\"; \
          kill $p $q",
         s = script.display()
     );
@@ -166,6 +169,10 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
     assert_eq!(out.field("cmdline"), "sleep 3", "\n{out}");
     assert_eq!(out.field("config"), "0", "\n{out}");
     assert_eq!(out.field("path"), "1", "\n{out}");
+    let canonical = |p: &str| std::fs::canonicalize(p).unwrap().display().to_string();
+    assert_eq!(out.field("exe"), canonical("/bin/sleep"), "\n{out}");
+    assert_eq!(out.field("task_exe"), canonical("/bin/sleep"), "\n{out}");
+    assert_eq!(out.field("parent_exe"), canonical("/bin/sh"), "\n{out}");
 }
 
 fn exec_from_threaded_program(mode: Mode) {

@@ -27,6 +27,7 @@ pub mod config;
 pub mod dirs;
 pub mod elf;
 pub mod errno;
+pub mod exes;
 pub mod identity;
 pub mod kernel;
 pub mod process;

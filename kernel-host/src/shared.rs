@@ -1,11 +1,12 @@
 //! Memory the whole sandbox shares: a few pages every process maps, for state that must be the
 //! same in all of them (the virtual clock of reproducible mode, the view's generation and the
-//! directories it resolved).
+//! directories it resolved, which program each process runs).
 //!
 //! The launcher creates it (a memfd) and hands it to every process as a reserved descriptor;
 //! the runtime maps it at start-up, and fork and exec keep it. Only atomics live here: no
 //! lock can be left held by a process that dies.
 
+use crate::exes::SharedExes;
 use crate::vfs::shared_dirs::SharedDirs;
 use core::sync::atomic::AtomicU64;
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub indexed: AtomicU64,
     /// Directories the view resolved in the current generation, for every process to reuse.
     pub dirs: SharedDirs,
+    /// The program each process runs, for another process's `/proc/PID/exe`.
+    pub exes: SharedExes,
 }
 
 impl Shared {
@@ -53,7 +56,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0003;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0004;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

@@ -336,6 +336,11 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (None, None) => path_of(&resolved.file),
     };
 
+    if let Some(v) = &view {
+        // Another process's `/proc/PID/exe` shows this program, not the runtime.
+        v.record_exe(sys::call(nr::GETPID, &[]) as u32, &exe);
+    }
+
     let host_aux = |key: u64| host.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
     let host_random = host_aux(stack::AT_RANDOM).map_or([0u8; 16], |p| {
         let mut r = [0u8; 16];

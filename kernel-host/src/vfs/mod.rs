@@ -149,6 +149,16 @@ impl Vfs {
         known == dev
     }
 
+    /// The program process `pid` of the sandbox recorded it runs ([`crate::exes`]).
+    pub fn exe_of(&self, pid: u32) -> Option<Vec<u8>> {
+        self.shared.exes.lookup(pid)
+    }
+
+    /// Records that process `pid` runs the program at guest path `exe`.
+    pub fn record_exe(&self, pid: u32, exe: &[u8]) {
+        self.shared.exes.record(pid, exe);
+    }
+
     /// The guest path of a host path, if the view shows that file.
     pub fn guest_of_host(&self, host: &[u8]) -> Option<Vec<u8>> {
         self.mounts.guest_of_host(host)

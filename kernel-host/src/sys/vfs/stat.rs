@@ -244,7 +244,7 @@ pub fn readlink_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u6
         }
         let node = existing(vfs, task, dirfd, path, false)?;
         if node.place == Place::Passthrough {
-            return proc_link(vfs, task, &node.host, buf, size);
+            return proc_link(k, vfs, task, &node.host, buf, size);
         }
         if !node.is_symlink() {
             return Err(Errno::EINVAL);
@@ -253,9 +253,14 @@ pub fn readlink_path(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, at: [u6
     })
 }
 
-fn proc_link(vfs: &Vfs, task: &mut TaskCtx<'_>, host: &[u8], buf: u64, size: u64) -> Outcome {
+fn proc_link(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, host: &[u8], buf: u64, size: u64) -> Outcome {
     let target = super::hc(task).readlink(host)?;
+    // Another sandboxed process's `exe` is the runtime on the host: it recorded its program.
+    let runtime = target.as_slice() == k.config().rt_path.as_bytes();
+    let recorded =
+        || crate::exes::pid_of_exe_link(host.strip_suffix(b"\0").unwrap_or(host)).and_then(|p| vfs.exe_of(p));
     let shown = match target.first() {
+        _ if runtime => recorded().unwrap_or(target),
         Some(b'/') => vfs.guest_of_host(&target).unwrap_or(target),
         _ => target,
     };
