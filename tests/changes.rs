@@ -307,6 +307,47 @@ fn changes_dir_is_kept_with_a_manifest() {
     cloister(&["changes", "show", s(&dir)]).success();
 }
 
+/// With `overlay_bytes` the private layer lives in a tmpfs; `--changes` copies it out after
+/// the run, and the kept changes report and apply like any others: contents, a deletion, a
+/// symlink, a hard link, modes, and a sparse file that stays sparse on the host's disk.
+#[test]
+fn a_size_limited_layer_is_kept_and_applies() {
+    let lower = temp_dir("limited-lower");
+    write_file(&lower.join("edit.txt"), "one\n", 0o644);
+    write_file(&lower.join("old.txt"), "old\n", 0o644);
+    let dir = temp_dir("limited-kept").join("run");
+    let overlay = format!("{}:/g", s(&lower));
+    let script = "echo two >> /g/edit.txt && rm /g/old.txt && echo new > /g/new.txt && \
+                  chmod 600 /g/new.txt && ln -s new.txt /g/link && ln /g/new.txt /g/hard && \
+                  truncate -s 256M /g/sparse && echo end >> /g/sparse";
+    let (out, _) =
+        run_in_view(&["--overlay", &overlay, "--limit", "overlay_bytes=32M", "--changes", s(&dir)], script);
+    out.success();
+    assert!(out.stderr.contains("4 created, 1 modified, 1 deleted"), "\n{out}");
+    let kept = dir.join("upper/g");
+    let (new, hard) = (fs::metadata(kept.join("new.txt")).unwrap(), fs::metadata(kept.join("hard")).unwrap());
+    assert_eq!((new.ino(), new.mode() & 0o777), (hard.ino(), 0o600), "the hard link or the mode was lost");
+    let sparse = fs::metadata(kept.join("sparse")).unwrap();
+    assert_eq!(sparse.len(), (256 << 20) + 4);
+    assert!(sparse.blocks() * 512 < 8 << 20, "the sparse file was filled in: {} blocks", sparse.blocks());
+
+    let applied = cloister(&["changes", "apply", s(&dir)]);
+    applied.success();
+    let mut shown = snapshot(&lower);
+    shown.retain(|line| !line.starts_with("sparse "));
+    assert_eq!(
+        shown,
+        [
+            "edit.txt 644 \"one\\ntwo\\n\"",
+            "hard 600 \"new\\n\"",
+            "link 777 -> new.txt",
+            "new.txt 600 \"new\\n\"",
+        ],
+        "\n{applied}"
+    );
+    assert_eq!(fs::metadata(lower.join("sparse")).unwrap().len(), (256 << 20) + 4);
+}
+
 #[test]
 fn bad_view_requests_are_125_with_one_line() {
     let lower = temp_dir("lower");

@@ -22,6 +22,7 @@
 
 pub mod cgroup;
 pub mod disk;
+pub mod keep;
 
 use crate::failure::Failure;
 use policies::Limits;

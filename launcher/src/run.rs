@@ -268,7 +268,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     };
     let net_allow = net.allow().to_vec();
     let limits = crate::limits::plan(&policy.limits, &args.limit, args.timeout, view.is_some())?;
-    let disk = private_disk(view.as_ref(), limits.overlay_bytes, args)?;
+    let disk = private_disk(view.as_ref(), limits.overlay_bytes)?;
     // A view's sandbox gets a pid namespace of its own too (reproducible mode has one anyway),
     // where root's processes limit is `pid_max` rather than a cgroup that is slow to join.
     let pid_namespace = config.reproducible.is_some() || view.is_some();
@@ -353,8 +353,23 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     }
     if let Some(mut view) = view {
         if let Some(root) = &disk_root {
-            let state = view.state.dir().to_path_buf();
-            crate::limits::disk::reroot(&mut view.mounts, &state, root);
+            if view.state.is_kept() {
+                // `--changes DIR`: the layer leaves the tmpfs for DIR, where the report and
+                // `cloister changes` read it.
+                let from = std::path::PathBuf::from(format!(
+                    "/proc/self/fd/{}/upper",
+                    std::os::fd::AsRawFd::as_raw_fd(root)
+                ));
+                if let Err(e) = crate::limits::keep::copy_tree(&from, &view.state.upper()) {
+                    eprintln!(
+                        "cloister: cannot copy the changes out of the size-limited layer into {}: {e}",
+                        view.state.upper().display()
+                    );
+                }
+            } else {
+                let state = view.state.dir().to_path_buf();
+                crate::limits::disk::reroot(&mut view.mounts, &state, root);
+            }
         }
         changes::report::finish(view, args.quiet);
     }
@@ -362,20 +377,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
 }
 
 /// The private layer's tmpfs for `overlay_bytes` (a view's state directory's layout, to be
-/// laid out again in it); refused with `--changes`, which keeps the layer on disk.
+/// laid out again in it). With `--changes`, the layer is copied out of it after the run.
 fn private_disk(
     view: Option<&View>,
     bytes: Option<u64>,
-    args: &RunArgs,
 ) -> Result<Option<crate::limits::disk::PrivateDisk>, Failure> {
     let (Some(view), Some(bytes)) = (view, bytes) else { return Ok(None) };
-    if let Some(dir) = &args.changes {
-        return Err(Failure::Setup(format!(
-            "--changes {}: kept changes stay on the host's disk, which limits.overlay_bytes cannot bound; \
-             drop --changes or lift the limit with --limit overlay_bytes=unlimited",
-            dir.display()
-        )));
-    }
     crate::limits::disk::PrivateDisk::new(view.state.dir(), bytes).map(Some)
 }
 

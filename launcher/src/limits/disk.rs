@@ -16,9 +16,9 @@
 //! tree through `/proc/self/fd/N` ([`reroot`]).
 //!
 //! What it does not do: the layer is in memory (tmpfs pages, swappable where the host has
-//! swap), so the limit also bounds how much memory it takes; `--changes DIR`, which keeps the
-//! layer on disk, is refused with it; and without a mount namespace (a host that refuses one)
-//! it cannot hold, which cloister says once on stderr.
+//! swap), so the limit also bounds how much memory it takes; with `--changes DIR` the upper
+//! tree is copied into DIR after the run ([`super::keep`]); and without a mount namespace (a
+//! host that refuses one) it cannot hold, which cloister says once on stderr.
 //!
 //! Read first: tmpfs(5) (`size=`), mount_namespaces(7), unix(7) (`SCM_RIGHTS`).
 
