@@ -156,10 +156,19 @@ fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
     let patched = if matches!(mode, Mode::Native) { "0" } else { "1" };
     assert_eq!(out.field("patched"), patched, "\n{out}");
     assert_eq!(out.field("mask_patched"), patched, "\n{out}");
+    assert_eq!(out.field("cross_patched"), patched, "\n{out}");
     assert_eq!(out.field("at_patched"), patched, "\n{out}");
-    for key in
-        ["results_ok", "regs_kept", "threads_ok", "signals_ok", "fork_ok", "mask_ok", "at_fd_ok", "at_exe_ok"]
-    {
+    for key in [
+        "results_ok",
+        "regs_kept",
+        "threads_ok",
+        "signals_ok",
+        "fork_ok",
+        "mask_ok",
+        "cross_ok",
+        "at_fd_ok",
+        "at_exe_ok",
+    ] {
         assert_eq!(out.field(key), "1", "{key}\n{out}");
     }
 }

@@ -10,6 +10,8 @@
 //   fork_ok     a child forked after the patch calls the site
 //   mask_ok     a patched rt_sigprocmask site: a signal kept pending while blocked is handled
 //               when the call unblocks it, before the call returns, as on Linux
+//   cross_patched, cross_ok  the same where the `mov eax` straddles two 16-byte blocks: the
+//               jump goes over the `mov r10d, 8` before it
 //   at_patched  a newfstatat site, which the filter traps only for some arguments, patched
 //   at_fd_ok    its calls on a descriptor (AT_EMPTY_PATH, not trapped) still reach the host
 //   at_exe_ok   its calls on /proc/self/exe (trapped) still show the program, not the runtime
@@ -114,6 +116,31 @@ __attribute__((noinline)) static long mask_site(long how, const sigset_t *set, s
         : "=&a"(ret), "+D"(how), "+S"(set), "+d"(old), "+r"(r10)
         :
         : "rcx", "r11", "memory", "cc");
+    return ret;
+}
+
+// The same call where the `mov eax` straddles two 16-byte blocks, after glibc's
+// `mov r10d, 8` (as in its pthread_sigmask): the jump goes over the `mov r10d` instead, and
+// the stub sets r10d itself.
+extern const unsigned char site_cross[];
+__attribute__((noinline)) static long cross_site(long how, const sigset_t *set, sigset_t *old) {
+    long ret;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".skip 7, 0x90\n"
+        ".globl site_cross\n"
+        "site_cross:\n"
+        "mov $8, %%r10d\n"
+        "mov $14, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "jmp site_cross\n"
+        "3:\n"
+        : "=&a"(ret), "+D"(how), "+S"(set), "+d"(old)
+        :
+        : "rcx", "r10", "r11", "memory", "cc");
     return ret;
 }
 
@@ -233,6 +260,18 @@ int main(int argc, char **argv) {
     }
     printf("mask_patched=%d\n", site_mask[0] == 0xe9);
     printf("mask_ok=%d\n", mask_ok);
+    int cross_ok = 1;
+    for (int i = 0; i < 50; i++) {
+        usr1_seen = 0;
+        sigset_t old;
+        cross_ok &= cross_site(SIG_BLOCK, &usr1, &old) == 0 && !sigismember(&old, SIGUSR1);
+        raise(SIGUSR1);
+        cross_ok &= !usr1_seen;
+        cross_ok &= cross_site(SIG_UNBLOCK, &usr1, &old) == 0 && sigismember(&old, SIGUSR1);
+        cross_ok &= usr1_seen;
+    }
+    printf("cross_patched=%d\n", site_cross[0] == 0xe9);
+    printf("cross_ok=%d\n", cross_ok);
 
     int fd = open(PATH, O_RDONLY);
     int self = open(argv0, O_RDONLY);

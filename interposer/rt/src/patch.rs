@@ -22,7 +22,12 @@
 //!   byte before them is no REX or escape prefix that would make `b8` part of another
 //!   instruction;
 //! - the five bytes lie within one aligned 16-byte block, which `lock cmpxchg16b` replaces at
-//!   once, so another thread runs either the old `mov` or the new `jmp`, never half of each;
+//!   once, so another thread runs either the old `mov` or the new `jmp`, never half of each.
+//!   A `mov` that straddles two blocks (a quarter of them) is left alone, and the jump goes
+//!   over the instruction before it instead, when that is one a stub can run in its place: a
+//!   `mov` of a 32-bit immediate into `edx`, `esi`, `edi` or `r10d` (glibc's `pthread_sigmask`
+//!   sets `r10d` to 8 that way), whose register held that value at every trap counted, and
+//!   whose first five bytes lie in one block. The stub runs that instruction first;
 //! - the page is made writable for the store only if it was not (`mprotect` to read, write and
 //!   execute, then back to read and execute): a probe write decides which.
 
@@ -36,8 +41,11 @@ use crate::{fast, fault, trace};
 const HOT: u32 = 8;
 /// Sites remembered per process; a site beyond them keeps trapping.
 const SITES: usize = 256;
-/// Bytes of each stub: code, the site's resumption, the entry, the trap test.
+/// Bytes of each stub: code, the site's resumption, the entry, the trap test (and, before
+/// them, the instruction a jump went over, rounded up to keep stubs 16-byte aligned).
 const STUB: u64 = 48;
+/// The longest instruction a stub runs in place of the one its jump went over.
+const DISPLACED_MAX: usize = 6;
 /// Bytes of each page of stubs the runtime maps.
 const STUB_AREA: u64 = 64 * 1024;
 /// Areas of stubs per process: one per 2 GiB window of code is the usual need.
@@ -53,6 +61,8 @@ struct Site {
     ip: u64,
     /// Traps taken there, or [`DECIDED`] once patched or found unpatchable.
     hits: u32,
+    /// Whether the instruction before its `mov` set its register at every trap so far.
+    displaceable: bool,
 }
 
 /// The hit count of a site that is not looked at again.
@@ -71,13 +81,13 @@ struct Patcher {
 }
 
 static PATCHER: SpinLock<Patcher> = SpinLock::new(Patcher {
-    sites: [Site { ip: 0, hits: 0 }; SITES],
+    sites: [Site { ip: 0, hits: 0, displaceable: true }; SITES],
     areas: [Area { base: 0, used: 0 }; AREAS],
 });
 
 /// Called by the trap path after serving call `nr` trapped at `ip`: counts the trap and
 /// patches the site once it is hot.
-pub fn after_trap(ip: u64, nr: u32) {
+pub fn after_trap(ip: u64, nr: u32, args: &[u64; 6]) {
     if !served_in_place(nr) || trace::enabled() {
         return;
     }
@@ -87,13 +97,57 @@ pub fn after_trap(ip: u64, nr: u32) {
         return;
     }
     p.sites[slot].hits += 1;
+    // The instruction a jump may go over must have set its register at every trap counted.
+    if displaced_before(ip, args).is_none() {
+        p.sites[slot].displaceable = false;
+    }
     if p.sites[slot].hits < HOT {
         return;
     }
     p.sites[slot].hits = DECIDED;
+    let displaceable = p.sites[slot].displaceable;
     if let Some(test) = trap_test(nr) {
-        p.patch(ip, nr, test);
+        p.patch(ip, nr, test, displaceable.then_some(args));
     }
+}
+
+/// The instruction right before the `mov eax` of the site trapped at `ip`, if a stub can run
+/// it in its place: `mov r32, imm32` into `edx`, `esi`, `edi` or `r10d`, whose register (in
+/// `args`, the call's arguments as they were trapped) holds the immediate. Returns its
+/// address and bytes.
+fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX], usize)> {
+    let site = ip.checked_sub(7)?;
+    let mut b = [0u8; 8];
+    if !fault::copy(b.as_mut_ptr(), site.checked_sub(8)? as *const u8, 8) {
+        return None;
+    }
+    let imm = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    // A REX, escape or legacy prefix before the opcode would make it another instruction.
+    let prefix_free = |byte: u8| {
+        !(0x40..=0x4f).contains(&byte)
+            && !matches!(byte, 0x0f | 0x26 | 0x2e | 0x36 | 0x3e | 0x64..=0x67 | 0xf0 | 0xf2 | 0xf3)
+    };
+    // b[2..8] are the six bytes before the site. `41 ba` could also be the last byte of
+    // another instruction and a `mov edx`: with `edx` holding the same value, which it was
+    // cannot be told, and the site is left alone.
+    let (len, start) =
+        if b[2] == 0x41 && b[3] == 0xba && args[3] == imm(4) && args[2] != imm(4) && prefix_free(b[1]) {
+            (6, 2)
+        } else {
+            let reg = match b[3] {
+                0xba => args[2],
+                0xbe => args[1],
+                0xbf => args[0],
+                _ => return None,
+            };
+            if reg != imm(4) || !prefix_free(b[2]) {
+                return None;
+            }
+            (5, 3)
+        };
+    let mut bytes = [0u8; DISPLACED_MAX];
+    bytes[..len].copy_from_slice(&b[start..start + len]);
+    Some((site - len as u64, bytes, len))
 }
 
 /// On which arguments the redirect filter traps `nr` in this configuration, as the stub
@@ -127,7 +181,7 @@ impl Patcher {
             let slot = (start + i) % SITES;
             match self.sites[slot].ip {
                 0 => {
-                    self.sites[slot] = Site { ip, hits: 0 };
+                    self.sites[slot] = Site { ip, hits: 0, displaceable: true };
                     return Some(slot);
                 }
                 x if x == ip => return Some(slot),
@@ -137,7 +191,7 @@ impl Patcher {
         None
     }
 
-    fn patch(&mut self, ip: u64, nr: u32, test: [u8; 16]) {
+    fn patch(&mut self, ip: u64, nr: u32, test: [u8; 16], args: Option<&[u64; 6]>) {
         let Some(site) = ip.checked_sub(7) else { return };
         let mut before = [0u8; 8];
         if !fault::copy(before.as_mut_ptr(), (site - 1) as *const u8, 8) {
@@ -149,13 +203,20 @@ impl Patcher {
         if !shape || imm != nr || (0x40..=0x4f).contains(&prefix) || prefix == 0x0f {
             return;
         }
-        let block = site & !15;
-        let at = (site - block) as usize;
-        if at > 11 {
-            return;
-        }
-        let Some(stub) = self.stub(site, nr, test) else { return };
-        let Ok(rel) = i32::try_from(stub as i64 - (site as i64 + 5)) else { return };
+        // Where the jump goes: over the `mov`, or over the instruction before it when the `mov`
+        // straddles two blocks (the stub then runs that instruction first).
+        let (jump_at, displaced, len) = if (site & 15) <= 11 {
+            (site, [0u8; DISPLACED_MAX], 0)
+        } else {
+            match args.and_then(|a| displaced_before(ip, a)) {
+                Some(d) if (d.0 & 15) <= 11 => d,
+                _ => return,
+            }
+        };
+        let block = jump_at & !15;
+        let at = (jump_at - block) as usize;
+        let Some(stub) = self.stub(site, nr, test, &displaced[..len]) else { return };
+        let Ok(rel) = i32::try_from(stub as i64 - (jump_at as i64 + 5)) else { return };
         let mut old = [0u8; 16];
         if !fault::copy(old.as_mut_ptr(), block as *const u8, 16) {
             return;
@@ -164,7 +225,7 @@ impl Patcher {
         new[at] = 0xe9;
         new[at + 1..at + 5].copy_from_slice(&rel.to_le_bytes());
         let page = block & !0xfff;
-        let writable = fault::probe_write(site);
+        let writable = fault::probe_write(jump_at);
         if !writable && sys::call(nr::MPROTECT, &[page, 0x1000, PROT_RWX]) != 0 {
             return;
         }
@@ -177,20 +238,29 @@ impl Patcher {
     }
 
     /// Writes a stub for the site at `site` calling `nr` into an area within a 32-bit jump of
-    /// it, and returns its address.
-    fn stub(&mut self, site: u64, nr: u32, test: [u8; 16]) -> Option<u64> {
+    /// it, first running `displaced` (the instruction the jump went over, if any), and returns
+    /// its address.
+    fn stub(&mut self, site: u64, nr: u32, test: [u8; 16], displaced: &[u8]) -> Option<u64> {
+        let size = STUB + ((displaced.len() as u64 + 15) & !15);
         let near = |base: u64| base.abs_diff(site) < (1 << 31) - STUB_AREA;
-        let area = match self.areas.iter().position(|a| a.base != 0 && near(a.base) && a.used < STUB_AREA) {
-            Some(i) => i,
-            None => {
-                let free = self.areas.iter().position(|a| a.base == 0)?;
-                self.areas[free] = Area { base: map_near(site)?, used: 0 };
-                free
-            }
-        };
+        let area =
+            match self.areas.iter().position(|a| a.base != 0 && near(a.base) && a.used + size <= STUB_AREA) {
+                Some(i) => i,
+                None => {
+                    let free = self.areas.iter().position(|a| a.base == 0)?;
+                    self.areas[free] = Area { base: map_near(site)?, used: 0 };
+                    free
+                }
+            };
         let a = &mut self.areas[area];
         let stub = a.base + a.used;
-        a.used += STUB;
+        a.used += size;
+        // The displaced instruction, padded with one-byte `nop`s up to the code that follows.
+        let pad = size - STUB;
+        let mut head = [0x90u8; 16];
+        head[..displaced.len()].copy_from_slice(displaced);
+        // SAFETY: the area is the runtime's own mapping, writable, and this stub is unused.
+        unsafe { core::ptr::copy_nonoverlapping(head.as_ptr(), stub as *mut u8, pad as usize) };
         let mut code = [0u8; STUB as usize];
         // lea rsp, [rsp - 128]: step over the red zone the code around the site may use.
         code[..5].copy_from_slice(&[0x48, 0x8d, 0x64, 0x24, 0x80]);
@@ -204,8 +274,8 @@ impl Patcher {
         code[24..32].copy_from_slice(&(fast::cloister_fast_entry as *const () as u64).to_le_bytes());
         // Which calls of the site the filter traps ([`trap_test`]), for the entry to check.
         code[32..48].copy_from_slice(&test);
-        // SAFETY: the area is the runtime's own mapping, writable, and this stub is unused.
-        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), stub as *mut u8, code.len()) };
+        // SAFETY: as above, after the displaced instruction.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), (stub + pad) as *mut u8, code.len()) };
         Some(stub)
     }
 }

@@ -265,7 +265,7 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
     if frame.had_no_altstack() {
         altstack::install_for_this_thread();
     }
-    patch::after_trap(ip, call.nr);
+    patch::after_trap(ip, call.nr, &call.args);
 }
 
 /// Words a gate reads at its stack pointer: return address, stack pointer, the timed gate's
