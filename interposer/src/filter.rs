@@ -112,6 +112,7 @@ fn arg_block(test: ArgTest) -> Vec<SockFilter> {
     let allow = stmt(BPF_RET_K, SECCOMP_RET_ALLOW);
     match test {
         ArgTest::Always => vec![],
+        ArgTest::Refuse { errno } => vec![stmt(BPF_RET_K, SECCOMP_RET_ERRNO | u32::from(errno))],
         ArgTest::InRange { arg, lo, hi } => vec![
             stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
             jump(BPF_JGE_K, lo, 0, 1),

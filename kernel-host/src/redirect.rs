@@ -60,6 +60,9 @@ pub enum Cond {
     /// (a path call the view must see even where `/proc` alone need not); with a view in
     /// reproducible mode, every call (the sandbox's own files show virtual times).
     MaskClearView(u8, u64, u64),
+    /// Every call, answered by the filter itself with this errno: nothing to serve, so no
+    /// trap to pay for (the entry's handler gives the same answer to a backend that traps it).
+    Refuse(u16),
 }
 
 /// A resolved argument test.
@@ -87,6 +90,11 @@ pub enum ArgTest {
     NonZero {
         /// Argument index.
         arg: u8,
+    },
+    /// No call traps: the filter fails every one with `errno`.
+    Refuse {
+        /// The errno.
+        errno: u16,
     },
 }
 
@@ -133,6 +141,7 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                 Cond::ReservedFd(arg) => {
                     ArgTest::InRange { arg, lo: *RESERVED_FDS.start() as u32, hi: *RESERVED_FDS.end() as u32 }
                 }
+                Cond::Refuse(errno) => ArgTest::Refuse { errno },
             };
             Rule { nr: e.sysno.id() as u32, test }
         })

@@ -116,7 +116,7 @@ pub static TABLE: &[Entry] = &[
     // processors and directories, in reproducible mode
     entry!(sched_getaffinity, sys::sched::sched_getaffinity, Partial("processors 0..cpus of the policy"), Reproducible, Cond::Always, [Int, Int, Ptr]),
     entry!(getcpu, sys::getcpu::getcpu, Partial("always processor 0, node 0"), Reproducible, Cond::Always, [Ptr, Ptr, Ptr]),
-    entry!(rseq, sys::getcpu::rseq, Partial("ENOSYS in reproducible mode: the processor number stays getcpu's"), Reproducible, Cond::Always, [Ptr, Int, Hex, Hex]),
+    entry!(rseq, sys::getcpu::rseq, Partial("ENOSYS in reproducible mode: the processor number stays getcpu's"), Reproducible, Cond::Refuse(crate::Errno::ENOSYS.0 as u16), [Ptr, Int, Hex, Hex]),
     entry!(getdents64, sys::dir::getdents64, Partial("sorted by name, and merged across an overlay's layers; d_off is the entry's position"), ReproducibleOrView, Cond::Always, [Fd, Ptr, Int]),
     // timed waits on the virtual clock
     entry!(futex, sys::wait::futex, Partial("absolute deadlines follow the program's clock; a timed wait that times out advances the virtual clock"), Clocks, Cond::NonZero(3), [Ptr, Hex, Int, Ptr, Ptr, Int]),

@@ -32,6 +32,10 @@ fn cond(c: Cond) -> String {
         }
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
         Cond::FdRange(arg, lo, hi) => format!("when argument {arg} is a descriptor from {lo} to {hi}"),
+        Cond::Refuse(errno) => format!(
+            "never: the filter fails every call with {}",
+            kernel_host::Errno(i32::from(errno)).name().unwrap_or("an error")
+        ),
     }
 }
 
