@@ -151,7 +151,7 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
     std::fs::write(&script, "#!/bin/sh\nsleep 3\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let text = format!(
-        "sleep 3 & p=$!; {s} x & q=$!; sleep 0.5; \
+        "sleep 3 & p=$!; {s} x & q=$!; (while :; do sleep 1; done) & f=$!; sleep 0.5; \
          echo \"ps=$(ps -o args= -p $p)\"; \
          echo \"script=$(ps -o args= -p $q)\"; \
          echo \"cmdline=$(tr '\\0' ' ' < /proc/$p/cmdline | sed 's/ *$//')\"; \
@@ -160,7 +160,8 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
          echo \"exe=$(readlink /proc/$p/exe)\"; \
          echo \"task_exe=$(readlink /proc/$p/task/$p/exe)\"; \
          echo \"parent_exe=$(readlink /proc/$$/exe)\"; \
-         kill $p $q",
+         echo \"fork_exe=$(readlink /proc/$f/exe)\"; \
+         kill $p $q $f",
         s = script.display()
     );
     let out = mode.command("sh").args(["-c", &text]).output();
@@ -173,6 +174,7 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
     assert_eq!(out.field("exe"), canonical("/bin/sleep"), "\n{out}");
     assert_eq!(out.field("task_exe"), canonical("/bin/sleep"), "\n{out}");
     assert_eq!(out.field("parent_exe"), canonical("/bin/sh"), "\n{out}");
+    assert_eq!(out.field("fork_exe"), canonical("/bin/sh"), "a forked shell's\n{out}");
 }
 
 fn exec_from_threaded_program(mode: Mode) {

@@ -128,6 +128,20 @@ fn failed_exec_leaves_no_descriptor(mode: Mode) {
     assert_eq!(out.field("fds_in_next_image"), before, "\n{out}");
 }
 
+/// `execve` from a vfork child on a small stack in its parent's frame (musl's `posix_spawn`),
+/// from a `CLONE_VM` child and from a handler on an alternate stack runs the program and
+/// leaves the caller's memory alone; a loader that is a FIFO fails with `EACCES` at once.
+fn exec_from_borrowed_stacks(mode: Mode) {
+    let exe = compile_c("execstacks", &[]);
+    let out = mode.command(&exe).output();
+    out.success();
+    assert_eq!(out.field("vfork_frame_ok"), "1", "\n{out}");
+    for key in ["vfork_status", "clonevm_status", "altstack_status"] {
+        assert_eq!(out.field(key), "0", "{key}\n{out}");
+    }
+    assert_eq!(out.field("fifo_interp"), "EACCES", "\n{out}");
+}
+
 /// A raw `syscall` keeps its argument registers, even when the runtime rewrote the call.
 fn argument_registers_survive_rewritten_calls(mode: Mode) {
     let exe = compile_c("regs", &[]);
@@ -346,6 +360,7 @@ both_modes!(
     small_signal_stack,
     fexecve_of_a_cloexec_descriptor,
     failed_exec_leaves_no_descriptor,
+    exec_from_borrowed_stacks,
     c_hello_dynamic,
     c_hello_static,
     c_hello_static_pie,

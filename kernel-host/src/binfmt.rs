@@ -106,46 +106,47 @@ pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
 /// file, and its canonical guest path where known (the filesystem view's walk).
 pub type Lookup<'a> = &'a dyn Fn(&[u8]) -> KResult<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// A file the exec checked: its host path (NUL-terminated) and identity, so that the next
+/// image can open it by that path and know it has the same file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The host path, NUL-terminated.
+    pub host: Vec<u8>,
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
 /// What an `execve` runs once its `#!` lines are followed: an x86_64 ELF.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Target {
     /// The ELF's canonical guest path, where the lookup knows it (`/proc/self/exe`).
     pub exe: Option<Vec<u8>>,
     /// The arguments it gets: the program's own, with each script's interpreter (and its
     /// argument) and path put in front, as `binfmt_script` does.
     pub argv: Vec<Vec<u8>>,
-    /// With [`Keep::Open`], the ELF opened read-only without `O_CLOEXEC`, to be handed to the
-    /// next image (the caller owns it).
-    pub file: Option<i32>,
-    /// With [`Keep::Open`], its `PT_INTERP` opened likewise, when the headers in the file's
-    /// first page name one.
-    pub interp: Option<i32>,
+    /// The ELF.
+    pub file: Checked,
+    /// Its `PT_INTERP`, when the headers in the file's first page name one.
+    pub interp: Option<Checked>,
 }
 
-/// Whether [`target`] keeps the files it checked open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keep {
-    /// Close them: the checks only decide the errno.
-    Nothing,
-    /// Keep the ELF and its interpreter open for the next image, which then loads them
-    /// without looking them up again.
-    Open,
+/// `st_dev` and `st_ino` of a `struct stat`.
+fn identity(stat: &[u8; 144]) -> (u64, u64) {
+    let word = |at: usize| u64::from_ne_bytes(stat[at..at + 8].try_into().unwrap_or([0; 8]));
+    (word(0), word(8))
+}
+
+/// Whether a `struct stat`'s mode is a regular file's.
+fn is_regular(stat: &[u8; 144]) -> bool {
+    u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]) & 0o170_000 == 0o100_000
 }
 
 /// Checks that `path` (as the program names it) could be executed with `argv`, following `#!`
 /// lines, and says what would run. Returns the errno `execve` would fail with.
-pub fn target(
-    host: &dyn Host,
-    lookup: Lookup<'_>,
-    path: &[u8],
-    argv: Vec<Vec<u8>>,
-    keep: Keep,
-) -> KResult<Target> {
+pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8>>) -> KResult<Target> {
     let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
-    let close = |fd: i64| {
-        host.syscall(Sysno::close.id() as u32, [fd as u64, 0, 0, 0, 0, 0]);
-    };
-    let cloexec = if keep == Keep::Open { 0 } else { O_CLOEXEC };
     let mut path = path.to_vec();
     let mut argv = argv;
     for _ in 0..=MAX_DEPTH {
@@ -153,45 +154,31 @@ pub fn target(
         let p = host_path.as_ptr() as u64;
         sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
         // Non-blocking: opening a FIFO to look at it must not wait for a writer.
-        let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, cloexec | O_NONBLOCK, 0, 0, 0])?;
+        let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC | O_NONBLOCK, 0, 0, 0])? as u64;
         // Enough for the `#!` line and, for an ELF, its program headers and interpreter path.
         // On the heap: the handler may run on a program's small signal stack (Rust's threads
         // give it 8 KiB, of which the host's signal frame takes up to 3).
         let mut head = alloc::vec![0u8; ELF_HEAD_LEN];
         let mut stat = [0u8; 144];
-        let kind = sys(Sysno::fstat, [fd as u64, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
-        let read = sys(Sysno::pread64, [fd as u64, head.as_mut_ptr() as u64, ELF_HEAD_LEN as u64, 0, 0, 0]);
-        let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
-        let read = match (kind, read) {
-            (Ok(_), _) if mode & 0o170_000 != 0o100_000 => Err(Errno::EACCES),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-            (Ok(_), Ok(n)) => Ok(n as usize),
-        };
-        let read = read.inspect_err(|_| close(fd))?;
+        let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
+        let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, ELF_HEAD_LEN as u64, 0, 0, 0]);
+        host.syscall(Sysno::close.id() as u32, [fd, 0, 0, 0, 0, 0]);
+        kind?;
+        if !is_regular(&stat) {
+            return Err(Errno::EACCES);
+        }
+        let read = read? as usize;
         match format_of(&head[..read.min(HEAD_LEN)]) {
             Format::Elf => {
                 // A dynamic program whose loader is missing fails in the caller, as on Linux.
                 let interp = match interpreter(&head[..read]) {
-                    Some(interp) => match open_interp(host, lookup, &interp, keep) {
-                        Ok(fd) => fd,
-                        Err(e) => {
-                            close(fd);
-                            return Err(e);
-                        }
-                    },
+                    Some(interp) => Some(check_interp(host, lookup, &interp)?),
                     None => None,
                 };
-                let file = match keep {
-                    Keep::Open => Some(fd as i32),
-                    Keep::Nothing => {
-                        close(fd);
-                        None
-                    }
-                };
-                return Ok(Target { exe: guest, argv, file, interp });
+                let (dev, ino) = identity(&stat);
+                return Ok(Target { exe: guest, argv, file: Checked { host: host_path, dev, ino }, interp });
             }
             Format::Script(s) => {
-                close(fd);
                 let mut next = Vec::with_capacity(argv.len() + 2);
                 next.push(s.interpreter.clone());
                 next.extend(s.arg);
@@ -200,25 +187,26 @@ pub fn target(
                 argv = next;
                 path = s.interpreter;
             }
-            Format::Unknown => {
-                close(fd);
-                return Err(Errno::ENOEXEC);
-            }
+            Format::Unknown => return Err(Errno::ENOEXEC),
         }
     }
     Err(Errno::ELOOP)
 }
 
-/// Checks that the interpreter `path` may be run and, with [`Keep::Open`], opens it.
-fn open_interp(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], keep: Keep) -> KResult<Option<i32>> {
+/// Checks that the interpreter `path` is a regular file that may be run.
+fn check_interp(host: &dyn Host, lookup: Lookup<'_>, path: &[u8]) -> KResult<Checked> {
     let (interp, _) = lookup(path)?;
     let p = interp.as_ptr() as u64;
-    Errno::check(host.syscall(Sysno::faccessat.id() as u32, [AT_FDCWD as u64, p, X_OK, 0, 0, 0]))?;
-    if keep == Keep::Nothing {
-        return Ok(None);
+    let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
+    sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
+    let mut stat = [0u8; 144];
+    sys(Sysno::newfstatat, [AT_FDCWD as u64, p, stat.as_mut_ptr() as u64, 0, 0, 0])?;
+    // A FIFO or a device named as the loader: Linux's `open_exec` refuses it.
+    if !is_regular(&stat) {
+        return Err(Errno::EACCES);
     }
-    let fd = Errno::check(host.syscall(Sysno::openat.id() as u32, [AT_FDCWD as u64, p, 0, 0, 0, 0]))?;
-    Ok(Some(fd as i32))
+    let (dev, ino) = identity(&stat);
+    Ok(Checked { host: interp, dev, ino })
 }
 
 #[cfg(test)]

@@ -43,21 +43,22 @@ pub struct Config {
     /// The interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) of the image that exec'd, as
     /// `(expiry, interval)` on the virtual clock (expiry 0: disarmed): they survive `execve`.
     pub itimers: [(u64, u64); 3],
-    /// The files the exec'ing image already opened and checked for this one, when it ran in
-    /// the same process. Then the runtime's command line is `cloister-rt PROGRAM EXE ARGV...`,
-    /// with EXE the file's guest path (empty when unknown) and ARGV after `#!` lines.
+    /// What the exec'ing image's kernel found when it checked this image's program. Then the
+    /// runtime's command line is `cloister-rt PROGRAM EXE EXE_HOST INTERP_HOST ARGV...`: EXE
+    /// the ELF's guest path (empty when unknown), the host paths of the ELF and its interpreter
+    /// (empty: none), and ARGV after `#!` lines.
     pub handover: Option<Handover>,
 }
 
-/// Descriptors an `execve` hands to the next image's runtime: the ELF it runs and its
-/// interpreter, opened (without `O_CLOEXEC`) and checked by the exec'ing image's kernel. The
-/// runtime closes them once it has mapped them.
+/// The identities (`st_dev`, `st_ino`) of the files an `execve` checked: the ELF it runs and
+/// its interpreter. The next image's runtime opens them by their host paths and uses what it
+/// opened only if it is the same file; otherwise it looks the program up again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handover {
     /// The program's ELF.
-    pub exe: i32,
+    pub exe: (u64, u64),
     /// Its `PT_INTERP`, when the exec'ing kernel found one.
-    pub interp: Option<i32>,
+    pub interp: Option<(u64, u64)>,
 }
 
 /// One entry of the filesystem view: what the program finds at and below `guest`.
@@ -199,9 +200,10 @@ impl Config {
             push_field(&mut out, "itimers", &alloc::format!("{e0},{i0},{e1},{i1},{e2},{i2}"));
         }
         if let Some(h) = self.handover {
+            let (dev, ino) = h.exe;
             let value = match h.interp {
-                Some(i) => alloc::format!("{},{i}", h.exe),
-                None => alloc::format!("{}", h.exe),
+                Some((idev, iino)) => alloc::format!("{dev}:{ino},{idev}:{iino}"),
+                None => alloc::format!("{dev}:{ino}"),
             };
             push_field(&mut out, "handover", &value);
         }
@@ -255,13 +257,17 @@ fn parse_itimers(value: &str) -> Option<[(u64, u64); 3]> {
 }
 
 fn parse_handover(value: &str) -> Option<Handover> {
-    let mut fds = value.split(',').map(|w| w.parse::<i32>().ok().filter(|&fd| fd >= 0));
-    let exe = fds.next()??;
-    let interp = match fds.next() {
-        Some(fd) => Some(fd?),
+    let identity = |w: &str| {
+        let (dev, ino) = w.split_once(':')?;
+        Some((dev.parse().ok()?, ino.parse().ok()?))
+    };
+    let mut files = value.split(',').map(identity);
+    let exe = files.next()??;
+    let interp = match files.next() {
+        Some(file) => Some(file?),
         None => None,
     };
-    fds.next().is_none().then_some(Handover { exe, interp })
+    files.next().is_none().then_some(Handover { exe, interp })
 }
 
 fn parse_reproducible(value: &str) -> Option<Reproducible> {
@@ -373,16 +379,16 @@ mod tests {
                 Mount { guest: "/w".into(), kind: MountKind::ReadWrite { host: "/home/u/w".into() } },
             ],
             itimers: [(5_000, 10), (0, 0), (u64::MAX, 1)],
-            handover: Some(Handover { exe: 4, interp: Some(5) }),
+            handover: Some(Handover { exe: (2049, 131_075), interp: Some((2049, 7)) }),
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }
 
     #[test]
     fn a_handover_without_interpreter_round_trips_and_bad_ones_do_not_parse() {
-        let cfg = Config { handover: Some(Handover { exe: 3, interp: None }), ..Config::default() };
+        let cfg = Config { handover: Some(Handover { exe: (3, 4), interp: None }), ..Config::default() };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
-        for bad in ["handover=", "handover=-1", "handover=3,x", "handover=3,4,5"] {
+        for bad in ["handover=", "handover=3", "handover=3:4,x", "handover=1:2,3:4,5:6", "handover=-1:2"] {
             assert_eq!(Config::decode(bad), Err(DecodeError::BadValue("handover")), "{bad}");
         }
     }

@@ -11,8 +11,10 @@
 //! if the number was even and unchanged around the copy, and the slot names the pid it asked
 //! for. A slot taken over by another pid (two live processes whose pids differ by a multiple
 //! of [`SLOTS`]), a path too long for a slot, or a torn slot is a miss, and the host's answer
-//! stands. Every process of the sandbox can write here: a path is checked (absolute, no NUL)
-//! before it is shown, and a liar misleads only its own sandbox.
+//! stands. One process writes a slot at a time (the sequence number goes odd by
+//! compare-and-swap; a slot that is odd is skipped). Every process of the sandbox can write
+//! here: a path is checked (absolute, no NUL) before it is shown, and a liar misleads only its
+//! own sandbox. A fork's child records its parent's program under its own pid.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -49,9 +51,15 @@ impl SharedExes {
     pub fn record(&self, pid: u32, path: &[u8]) {
         let slot = self.slot(pid);
         let seq = slot.seq.load(Ordering::Relaxed);
-        // An odd number left by a writer that died is taken over: the result is the same.
+        // One writer at a time: a slot another process is writing (or one whose writer died
+        // halfway, odd for good) is left alone, and its pid's lookups miss.
+        if seq & 1 == 1 {
+            return;
+        }
         let odd = seq | 1;
-        slot.seq.store(odd, Ordering::Relaxed);
+        if slot.seq.compare_exchange(seq, odd, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
         fence(Ordering::Release);
         let len = if path.len() <= MAX_PATH { path.len() } else { 0 };
         slot.head.store(u64::from(pid) | (len as u64) << 32, Ordering::Relaxed);

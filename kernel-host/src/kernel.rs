@@ -147,6 +147,10 @@ impl Kernel {
             self.random.enter_child(index);
             self.signals.enter_child(parent_tid, tid);
             self.timers.enter_child();
+            // The child runs its parent's program under its own pid (its first thread's id).
+            if let Some(v) = &self.vfs {
+                v.record_exe(tid, &self.process.image().exe);
+            }
         }
     }
 

@@ -59,9 +59,6 @@ pub struct ExecPlan {
     pub argv: Vec<Vec<u8>>,
     /// Its environment, `NAME=value` without terminating NULs.
     pub envp: Vec<Vec<u8>>,
-    /// Descriptors opened for the next image ([`crate::config::Handover`]), which it closes.
-    /// Should the host's `execve` fail, they are the caller's to close.
-    pub handed_over: Vec<i32>,
 }
 
 /// Work the backend does once a call returned as [`Disposition::Host`] completes on the host,

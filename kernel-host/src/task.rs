@@ -27,10 +27,10 @@ pub trait Host {
     /// Makes the raw call and returns the kernel's raw result (`-errno` on failure).
     fn syscall(&self, nr: u32, args: [u64; 6]) -> i64;
 
-    /// Whether a descriptor opened through this host belongs to the calling program's own
-    /// process (the in-process runtime), so that it can be handed to the program's next image.
-    /// A supervisor's host opens descriptors in its own process.
-    fn shares_descriptors(&self) -> bool {
+    /// Whether the program's next image is loaded by the in-process runtime, which an exec
+    /// then tells what it checked ([`crate::config::Handover`]), rather than by the host (the
+    /// ptrace backend).
+    fn runtime_loads_images(&self) -> bool {
         false
     }
 }

@@ -37,6 +37,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("cpu", &[]),
     ("regs", &[]),
     ("execfail", &[]),
+    ("execstacks", &[]),
     ("fexecve", &[]),
     ("smallstack", &[]),
     ("randomness", &[]),

@@ -1,17 +1,17 @@
 //! Laying out an [`ExecPlan`] for the host's `execve`, and reclaiming the memory afterwards.
 //!
-//! The strings and pointer arrays go on the exec'ing thread's stack when they are small (a
-//! few KiB, as usual), and otherwise in one mapping of their own. That mapping cannot be freed
-//! right after the call: a successful `execve` never returns, and in a `vfork` or `posix_spawn`
-//! child the mapping belongs to the parent's address space, which goes on. So each mapping is
-//! recorded with the thread that execs, and reclaimed by the next exec in this address space
-//! once that thread no longer shares it (`kcmp(KCMP_VM)`): it has exec'd, ended, or is
-//! ourselves after a failed exec. (The descriptors a plan hands to the next image are closed
-//! by the exec gate when the call fails: see `trap.rs`.)
+//! The strings and pointer arrays go in one mapping of their own, never below the thread's
+//! stack pointer: what lies there may be another thread's stack, a vfork parent's frames or a
+//! signal frame. The mapping cannot be freed right after the call: a successful `execve` never
+//! returns, and in a `vfork` or `posix_spawn` child the mapping belongs to the parent's address
+//! space, which goes on. So each mapping is recorded with the thread that execs, and reclaimed
+//! by the next exec in this address space once that thread no longer shares it
+//! (`kcmp(KCMP_VM)`): it has exec'd, ended, or is ourselves after a failed exec. Then it is
+//! unmapped, or reused for the next layout.
 
 use alloc::vec::Vec;
 use kernel_host::sync::SpinLock;
-use kernel_host::{ExecPlan, Syscall, TaskCtx};
+use kernel_host::{ExecPlan, Syscall};
 
 use crate::sys::{self, nr};
 
@@ -45,22 +45,26 @@ fn done_with(tid: u32, me: u32) -> bool {
     r > 0 || r == ESRCH
 }
 
-fn reclaim(me: u32) {
+/// Unmaps the layouts nobody uses any more, but keeps one of at least `want` bytes to lay the
+/// next exec out in, and returns it (address and length): in a process that execs through
+/// `vfork` children, each child's layout lies in the parent's memory, and the next child
+/// reuses it rather than mapping, faulting in and unmapping one of its own.
+fn reclaim(me: u32, want: u64) -> Option<(u64, u64)> {
+    let mut reuse = None;
     let mut pending = PENDING.lock();
     pending.retain(|l| {
-        if done_with(l.tid, me) {
-            sys::call(nr::MUNMAP, &[l.addr, l.len]);
-            false
-        } else {
-            true
+        if !done_with(l.tid, me) {
+            return true;
         }
+        if reuse.is_none() && l.len >= want {
+            reuse = Some((l.addr, l.len));
+        } else {
+            sys::call(nr::MUNMAP, &[l.addr, l.len]);
+        }
+        false
     });
+    reuse
 }
-
-/// Layouts up to this size go on the exec'ing thread's own stack, below its red zone, where
-/// the redirected calls' rewritten arguments go: no mapping to make, fault in and reclaim.
-/// A larger one (or one the stack cannot take) gets a mapping of its own.
-const ON_STACK_MAX: usize = 8 * 1024;
 
 /// The plan laid out at `base`: the argv and envp pointer arrays, then the strings, the path
 /// first. Returns the bytes and the `execve` that uses them.
@@ -89,36 +93,23 @@ fn lay_out(plan: &ExecPlan, base: u64) -> (Vec<u8>, Syscall) {
     (bytes, Syscall { nr: nr::EXECVE, args: [path, base, envp, 0, 0, 0] })
 }
 
-/// Lays the plan out and returns the `execve` that runs it; `None` (and the handed-over
-/// descriptors closed) when there is no memory for it.
-pub fn call_for(plan: &ExecPlan, task: &mut TaskCtx<'_>) -> Option<Syscall> {
+/// Lays the plan out and returns the `execve` that runs it; `None` when there is no memory
+/// for it.
+pub fn call_for(plan: &ExecPlan) -> Option<Syscall> {
     let me = sys::call(nr::GETTID, &[]) as u32;
-    reclaim(me);
     let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
     let strings: usize =
         plan.argv.iter().chain(&plan.envp).map(|s| s.len() + 1).sum::<usize>() + plan.path.len() + 1;
-    let len = arrays + strings;
-    if len <= ON_STACK_MAX {
-        let below = kernel_host::task::RED_ZONE + task.scratch_used + ((len as u64 + 15) & !15);
-        if let Some(base) = task.stack_pointer.checked_sub(below) {
-            let (bytes, call) = lay_out(plan, base);
-            // The write is checked: a stack that cannot take it fails here, not in the program.
-            if task.push_scratch(&bytes).ok() == Some(base) {
-                return Some(call);
-            }
-        }
-    }
-    let mapped = (len + 4095) & !4095;
-    let Some(base) = sys::mmap_anon(mapped) else {
-        for &fd in &plan.handed_over {
-            sys::call(nr::CLOSE, &[fd as u64]);
-        }
-        return None;
+    let want = ((arrays + strings + 4095) & !4095) as u64;
+    let (base, len) = match reclaim(me, want) {
+        Some(spare) => spare,
+        None => (sys::mmap_anon(want as usize)? as u64, want),
     };
-    let (bytes, call) = lay_out(plan, base as u64);
-    // SAFETY: [base, base + mapped) is a fresh mapping, and `bytes` is `len` <= `mapped` long.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) };
-    PENDING.lock().push(Layout { tid: me, addr: base as u64, len: mapped as u64 });
+    let (bytes, call) = lay_out(plan, base);
+    // SAFETY: [base, base + len) is a mapping of this runtime's that no thread uses (fresh, or
+    // reclaimed), at least as long as the layout.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base as *mut u8, bytes.len()) };
+    PENDING.lock().push(Layout { tid: me, addr: base, len });
     Some(call)
 }
 

@@ -46,7 +46,7 @@ impl Host for RawHost {
         sys::syscall(nr, args)
     }
 
-    fn shares_descriptors(&self) -> bool {
+    fn runtime_loads_images(&self) -> bool {
         true
     }
 }

@@ -20,9 +20,10 @@ pub struct File {
 }
 
 impl File {
-    /// Opens `path` (NUL-terminated) read-only; the raw errno on failure.
+    /// Opens `path` (NUL-terminated) read-only; the raw errno on failure. Non-blocking: a FIFO
+    /// found where a program was expected must not stop the start (its loading fails).
     pub fn open(path: &[u8]) -> Result<File, i64> {
-        let r = sys::call(nr::OPENAT, &[(-100i64) as u64, path.as_ptr() as u64, 0o2_000_000]);
+        let r = sys::call(nr::OPENAT, &[(-100i64) as u64, path.as_ptr() as u64, 0o2_000_000 | 0o4000]);
         if r < 0 {
             Err(-r)
         } else {

@@ -56,13 +56,21 @@ const STACK_RESERVE: u64 = 1024 * 1024;
 /// (which the host's `AT_EXECFN` string ends just below), so that with address randomisation
 /// off the program sees the same stack addresses whatever the runtime's configuration says;
 /// `STACK_GAP` below the runtime's frame at `here` when its strings are too large for that.
+///
+/// A stack limit (`RLIMIT_STACK`) under four times the reserve shrinks it to a quarter of the
+/// limit: the stack cannot grow past the limit, and a program started below it would fault on
+/// its first push.
 fn program_stack_top(execfn: Option<u64>, here: u64) -> u64 {
     let below_frame = (here - STACK_GAP) & !15;
     let Some(execfn) = execfn else { return below_frame };
     // SAFETY: the host kernel's AT_EXECFN points to a NUL-terminated string on this stack.
     let end = execfn + unsafe { cstr(execfn as *const u8) }.len() as u64 + 1;
     let mapping_top = (end + 4095) & !4095;
-    let fixed = (mapping_top - STACK_RESERVE) & !15;
+    const RLIMIT_STACK: u64 = 3;
+    let mut limit = [u64::MAX; 2];
+    sys::call(nr::PRLIMIT64, &[0, RLIMIT_STACK, 0, limit.as_mut_ptr() as u64]);
+    let reserve = STACK_RESERVE.min(limit[0] / 4);
+    let fixed = (mapping_top - reserve) & !15;
     fixed.min(below_frame)
 }
 
@@ -178,22 +186,33 @@ fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolv
     not_executable(program, "too many levels of #! interpreters")
 }
 
-/// The program an exec'ing image handed over (see [`kernel_host::config::Handover`]): the open
-/// ELF `fd`, and the command line `cloister-rt PROGRAM EXE ARGV...`. `None` if `fd` is not an
-/// open regular file.
-fn handed_over(fd: i32, argv: &[&[u8]]) -> Option<Resolved> {
-    let file = File { fd };
-    let mut stat = [0u8; 144];
-    if sys::call(nr::FSTAT, &[fd as u64, stat.as_mut_ptr() as u64]) < 0 {
-        core::mem::forget(file);
+/// The command line of a runtime an exec'ing image told what it checked
+/// ([`kernel_host::config::Handover`]): `cloister-rt PROGRAM EXE EXE_HOST INTERP_HOST ARGV...`.
+const HANDOVER_ARGS: usize = 5;
+
+/// Opens `host` (a host path, no NUL) if it is still the regular file `identity` (`st_dev`,
+/// `st_ino`) an exec checked; `None` otherwise (it was moved or replaced since, or never
+/// given), and the program is looked up again.
+fn open_checked(host: &[u8], identity: (u64, u64)) -> Option<File> {
+    if host.is_empty() {
         return None;
     }
-    let mode = u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]);
-    if mode & 0o170_000 != 0o100_000 || argv.len() < 3 {
+    let file = File::open(&with_nul(host)).ok()?;
+    let mut stat = [0u64; 18];
+    if sys::call(nr::FSTAT, &[file.fd as u64, stat.as_mut_ptr() as u64]) < 0 {
         return None;
     }
+    // `struct stat`: st_dev, st_ino, st_nlink, then st_mode in the low half of the fourth word.
+    let regular = stat[3] as u32 & 0o170_000 == 0o100_000;
+    (regular && (stat[0], stat[1]) == identity).then_some(file)
+}
+
+/// The program an exec'ing image checked, opened by its host path, with its arguments (after
+/// `#!` lines) and canonical guest path; `None` if it is not the file that was checked.
+fn handed_over(exe: (u64, u64), argv: &[&[u8]]) -> Option<Resolved> {
+    let file = open_checked(argv.get(3)?, exe)?;
     let guest = Some(argv[2].to_vec()).filter(|e| !e.is_empty());
-    Some(Resolved { file, argv: argv[3..].iter().map(|a| a.to_vec()).collect(), guest })
+    Some(Resolved { file, argv: argv[HANDOVER_ARGS..].iter().map(|a| a.to_vec()).collect(), guest })
 }
 
 fn errno_text(e: i64) -> &'static str {
@@ -306,15 +325,20 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     };
     let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
     let handover = config.handover.take();
-    let mut interp_file = handover.and_then(|h| h.interp).map(|fd| File { fd });
+    let handover_args = |i: usize| host.argv.get(i).copied().unwrap_or_default();
+    let mut interp_file = handover.and_then(|h| open_checked(handover_args(4), h.interp?));
     let mut resolved = match handover.and_then(|h| handed_over(h.exe, &host.argv)) {
         Some(r) => r,
         None => {
-            // Without a handover, or with one whose descriptor went (another thread closed
-            // it before the exec): look the program up as the launcher's first start does.
+            // Without a handover, or with a file that is not the one checked any more: look
+            // the program up as the launcher's first start does. A handover's arguments are
+            // already past the `#!` lines, and its EXE is the ELF they lead to.
             interp_file = None;
             let (path, args) = match handover {
-                Some(_) => (host.argv.get(2).copied().filter(|e| !e.is_empty()).unwrap_or(program), 3),
+                Some(_) => {
+                    let elf = [handover_args(2), handover_args(3)].into_iter().find(|p| !p.is_empty());
+                    (elf.unwrap_or(program), HANDOVER_ARGS)
+                }
                 None => (program, 2),
             };
             resolve(

@@ -45,6 +45,7 @@ pub mod nr {
     pub const CLOCK_GETTIME: u32 = 228;
     pub const TGKILL: u32 = 234;
     pub const OPENAT: u32 = 257;
+    pub const PRLIMIT64: u32 = 302;
     pub const GETRANDOM: u32 = 318;
 }
 

@@ -36,7 +36,6 @@ extern "C" {
     fn cloister_gate_traced();
     fn cloister_gate_timed();
     fn cloister_gate_plain();
-    fn cloister_gate_exec();
 }
 
 // The restorer: where a handler returns to. It lives in the runtime's code so that
@@ -55,29 +54,6 @@ global_asm!(
     ".globl cloister_gate_traced",
     "cloister_gate_traced:",
     "syscall",
-    "jmp cloister_gate_record",
-    // The exec gate: an `execve` returns only when it failed, and then closes the descriptors
-    // it was to hand to the next image ([rsp+16] and [rsp+24]; negative: none), keeping the
-    // result and the flags, before the traced gate's record and the common return.
-    ".globl cloister_gate_exec",
-    "cloister_gate_exec:",
-    "syscall",
-    "pushfq",
-    "push rax",
-    "mov rdi, [rsp + 32]",
-    "test rdi, rdi",
-    "js 8f",
-    "mov eax, 3",
-    "syscall",
-    "8:",
-    "mov rdi, [rsp + 40]",
-    "test rdi, rdi",
-    "js 9f",
-    "mov eax, 3",
-    "syscall",
-    "9:",
-    "pop rax",
-    "popfq",
     "jmp cloister_gate_record",
     // The timed gate: if the call returned [rsp+16] (it timed out), move the virtual clock at
     // [rsp+32] up to the deadline [rsp+24] (a compare-and-swap maximum), then write the
@@ -254,11 +230,8 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
         Disposition::Return(v) => frame.set_reg(reg::RAX, v as u64),
         Disposition::Host(host) => via_gate(kernel, &mut frame, &task, host, cookie),
         Disposition::Fork(plan) => fork(kernel, &mut frame, plan, cookie),
-        Disposition::Exec(plan) => match exec::call_for(&plan, &mut task) {
-            Some(host) => {
-                let fd = |i: usize| plan.handed_over.get(i).map_or(u64::MAX, |&fd| fd as u64);
-                via_exec_gate(&mut frame, &task, host, cookie, [fd(0), fd(1)])
-            }
+        Disposition::Exec(plan) => match exec::call_for(&plan) {
+            Some(host) => via_gate(kernel, &mut frame, &task, host, cookie),
             None => frame.set_reg(reg::RAX, kernel_host::Errno::ENOMEM.ret() as u64),
         },
     }
@@ -276,6 +249,8 @@ const GATE_SLOTS: usize = 14;
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
 fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>) {
+    let sp = frame.reg(reg::RSP);
+    let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - GATE_SLOTS as u64 * 8) & !15;
     // The words after the return address and stack pointer are the gate's own.
     let timed = match (task.after, kernel.virtual_clock_counter()) {
         (Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }), Some(counter)) => {
@@ -288,28 +263,7 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
         (None, Some(_)) => cloister_gate_traced as *const () as u64,
         (None, None) => cloister_gate_plain as *const () as u64,
     };
-    enter_gate(frame, task, host, gate, timed.unwrap_or([0; 3]), cookie);
-}
-
-/// [`via_gate`] for the `execve` of an exec plan, through the gate that closes the handed-over
-/// descriptors `fds` (`u64::MAX`: none) if the call fails.
-fn via_exec_gate(frame: &mut Frame, task: &TaskCtx<'_>, host: Syscall, cookie: Option<u64>, fds: [u64; 2]) {
-    enter_gate(frame, task, host, cloister_gate_exec as *const () as u64, [fds[0], fds[1], 0], cookie);
-}
-
-/// Writes the gate's slots (`words`: the three after the return address and stack pointer)
-/// and points the thread at `gate`.
-fn enter_gate(
-    frame: &mut Frame,
-    task: &TaskCtx<'_>,
-    host: Syscall,
-    gate: u64,
-    words: [u64; 3],
-    cookie: Option<u64>,
-) {
-    let sp = frame.reg(reg::RSP);
-    let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - GATE_SLOTS as u64 * 8) & !15;
-    let timed_words = words;
+    let timed_words = timed.unwrap_or([0; 3]);
     let record = cookie.map_or([0; 3], |cookie| [(2u64 << 32) | 24, cookie, 0]);
     let regs = [reg::RDI, reg::RSI, reg::RDX, reg::R10, reg::R8, reg::R9];
     let mut slots = [0u64; GATE_SLOTS];

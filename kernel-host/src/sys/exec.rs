@@ -2,7 +2,7 @@
 //! every image the sandbox runs is loaded by the runtime and stays under the same policy.
 
 use crate::abi::{AT_EMPTY_PATH, AT_FDCWD, PATH_MAX};
-use crate::binfmt::{self, Keep, Target};
+use crate::binfmt::{self, Target};
 use crate::config::{Config, Handover};
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
@@ -78,10 +78,10 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         Some(vfs) => vfs.program_of(crate::vfs::host::Hc(task.host), guest),
         None => Ok(([guest, b"\0"].concat(), None)),
     };
-    // Files opened in the program's own process can be handed to the next image, which then
-    // maps them without looking them up again.
-    let keep = if task.host.shares_descriptors() { Keep::Open } else { Keep::Nothing };
-    let target = binfmt::target(task.host, &lookup, &path, argv.clone(), keep)?;
+    let target = binfmt::target(task.host, &lookup, &path, argv.clone())?;
+    // A runtime that loads the next image is told what was checked, so that it need not look
+    // the program up again (a backend whose host loads images has no use for it).
+    let target = task.host.runtime_loads_images().then_some(target);
     // A vfork child execs with its parent's timers in its memory: they are not its own.
     let itimers = if crate::sys::timer::owned(k, task) { k.timers.intervals() } else { [(0, 0); 3] };
     Ok(plan(k, task.tid(), itimers, path, argv, envp, target))
@@ -96,34 +96,35 @@ fn plan(
     program: Vec<u8>,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
-    target: Target,
+    target: Option<Target>,
 ) -> ExecPlan {
     let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
     next.blocked = k.signals.virtually_blocked(tid);
     next.itimers = itimers;
-    next.handover = target.file.map(|exe| Handover { exe, interp: target.interp });
+    next.handover = target.as_ref().map(|t| Handover {
+        exe: (t.file.dev, t.file.ino),
+        interp: t.interp.as_ref().map(|i| (i.dev, i.ino)),
+    });
     let prefix = format!("{}=", Config::ENV).into_bytes();
     let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;
     ours.extend_from_slice(next.encode().as_bytes());
     env.push(ours);
-    let mut args = Vec::with_capacity(argv.len() + 3);
+    let mut args = Vec::with_capacity(argv.len() + 5);
     args.push(b"cloister-rt".to_vec());
     args.push(program);
-    if next.handover.is_some() {
-        // The runtime loads the handed-over file: it needs its name and the arguments after
-        // the `#!` lines were followed, not the program's own.
-        args.push(target.exe.unwrap_or_default());
-        args.extend(target.argv);
-    } else {
-        args.extend(argv);
+    match target {
+        // The runtime loads the checked ELF: it needs its names and the arguments after the
+        // `#!` lines were followed, not the program's own.
+        Some(t) => {
+            let host = |c: &binfmt::Checked| c.host.strip_suffix(b"\0").unwrap_or(&c.host).to_vec();
+            args.push(t.exe.unwrap_or_default());
+            args.push(host(&t.file));
+            args.push(t.interp.as_ref().map(host).unwrap_or_default());
+            args.extend(t.argv);
+        }
+        None => args.extend(argv),
     }
-    let handed_over = next.handover.map(|h| [Some(h.exe), h.interp]).unwrap_or_default();
-    ExecPlan {
-        path: k.config.rt_path.as_bytes().to_vec(),
-        argv: args,
-        envp: env,
-        handed_over: handed_over.into_iter().flatten().collect(),
-    }
+    ExecPlan { path: k.config.rt_path.as_bytes().to_vec(), argv: args, envp: env }
 }

@@ -47,6 +47,10 @@ func cstring(b []int8) string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "spawnstress" {
+		spawnStress()
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "child" {
 		host, err := os.Hostname()
 		must(err)

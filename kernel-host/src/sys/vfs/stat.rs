@@ -259,10 +259,10 @@ fn proc_link(k: &Kernel, vfs: &Vfs, task: &mut TaskCtx<'_>, host: &[u8], buf: u6
     let runtime = target.as_slice() == k.config().rt_path.as_bytes();
     let recorded =
         || crate::exes::pid_of_exe_link(host.strip_suffix(b"\0").unwrap_or(host)).and_then(|p| vfs.exe_of(p));
-    let shown = match target.first() {
-        _ if runtime => recorded().unwrap_or(target),
-        Some(b'/') => vfs.guest_of_host(&target).unwrap_or(target),
-        _ => target,
+    let shown = match (runtime.then(recorded).flatten(), target.first()) {
+        (Some(program), _) => program,
+        (None, Some(b'/')) => vfs.guest_of_host(&target).unwrap_or(target),
+        (None, _) => target,
     };
     let n = shown.len().min(size as usize).min(PATH_MAX);
     task.mem.write(buf, &shown[..n])?;
