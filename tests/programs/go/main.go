@@ -4,6 +4,7 @@
 //
 // Usage: goprog              prints key=value lines (see main)
 //        goprog child        prints os.Hostname() (run by the parent through os/exec)
+//        goprog spawnstress  starts processes from many goroutines at once (see spawn.go)
 package main
 
 import (
