@@ -50,6 +50,9 @@ pub struct Keeper {
     /// A Landlock ruleset that only scopes signals, for the program's extra layer (`None`
     /// before Landlock ABI 6, or in a pid namespace).
     pub signal_scope: Option<RawFd>,
+    /// `--tty`: the pty (the session's controlling terminal), whose foreground process group
+    /// the program's becomes.
+    pub terminal: Option<RawFd>,
 }
 
 /// The program's pid, as the keeper sees it, for the signal forwarder.
@@ -186,6 +189,12 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
             if keeper.new_session {
                 libc::setpgid(0, 0);
             }
+            if let Some(tty) = keeper.terminal {
+                // The terminal's foreground group, before the program can read it (a background
+                // group's read stops it). Allowed from the background while SIGTTOU is blocked.
+                let me = libc::getpid();
+                libc::ioctl(tty, libc::TIOCSPGRP, &me);
+            }
             let children = CHILDREN.load(Ordering::Relaxed);
             if children >= 0 {
                 libc::close(children);
@@ -203,6 +212,10 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
         if keeper.new_session {
             // Both sides, so the group exists before either goes on (as shells do).
             libc::setpgid(program, program);
+        }
+        if let Some(tty) = keeper.terminal {
+            // Both sides too, as shells do; best effort, like the group.
+            libc::ioctl(tty, libc::TIOCSPGRP, &program);
         }
         // The keeper keeps no descriptor but its children list: the launcher's error pipe
         // reaches end-of-file when the program execs, the trace pipe when the sandbox ends,
