@@ -163,7 +163,7 @@ impl std::fmt::Display for Seen {
 /// Runs `cmd` on a fresh terminal of `rows` x `cols`; `extra` adds or overrides the driver's
 /// settings (`stdin`, `stdout`, `steps`, `timeout`).
 fn on_terminal(cmd: &[&str], extra: Value) -> Seen {
-    let mut cfg = json!({"cmd": cmd, "rows": 37, "cols": 101, "timeout": 60});
+    let mut cfg = json!({"cmd": cmd, "rows": 37, "cols": 101, "timeout": 30});
     for (k, v) in extra.as_object().unwrap() {
         cfg[k] = v.clone();
     }
@@ -276,6 +276,17 @@ fn a_typed_line_reaches_read_and_the_status_passes_through() {
     assert!(seen.restored(), "{seen}");
 }
 
+/// Everything the program wrote before it ended reaches the user's terminal, in order.
+#[test]
+fn the_last_output_arrives_whole() {
+    let program = ["sh", "-c", "seq 1 100000; exit 3"];
+    let seen = on_terminal(&strs(&under_cloister(&["--tty"], &program)), json!({}));
+    let numbers: Vec<String> = seen.lines().into_iter().filter(|l| !l.is_empty()).collect();
+    let expected: Vec<String> = (1..=100_000).map(|n| n.to_string()).collect();
+    assert!(numbers == expected, "{} lines, the last {:?}", numbers.len(), numbers.last());
+    assert_eq!(seen.status(), 3);
+}
+
 /// An interactive program: Python's REPL evaluates what is typed at its prompt.
 #[test]
 fn pythons_repl_runs_interactively() {
@@ -296,6 +307,36 @@ fn ctrl_c_interrupts_the_program() {
     assert_eq!(native.status(), 130, "the control\n{native}");
     let seen = on_terminal(&strs(&under_cloister(&["--tty"], &program)), steps);
     assert_eq!(seen.status(), 130, "{seen}");
+    assert!(seen.restored(), "{seen}");
+}
+
+/// Ctrl-Z: a program without a shell leads the pty's session, so its process group is orphaned
+/// and the stop is discarded (the run cannot hang stopped, as under `ssh -t`); a shell in the
+/// sandbox has job control over its own jobs.
+#[test]
+fn ctrl_z_is_the_programs_or_its_shells() {
+    let program = ["sh", "-c", "echo ready; sleep 1; echo survived"];
+    let steps = json!({"steps": [["ready", {"send": "\u{1a}"}]]});
+    let native = on_terminal(&program, steps.clone());
+    assert!(native.out().contains("survived"), "the control\n{native}");
+    let seen = on_terminal(&strs(&under_cloister(&["--tty"], &program)), steps);
+    assert!(seen.out().contains("survived"), "{seen}");
+    assert_eq!(seen.status(), 0, "{seen}");
+
+    let shell = ["env", "PS1=P> ", "bash", "--norc", "--noprofile", "-i"];
+    let steps = json!({"steps": [
+        // The quotes keep the echo of the typed line from matching the marker.
+        ["P> ", {"send": "sh -c 'echo st\"\"arted; exec sleep 30'\r"}],
+        ["started", {"send": "\u{1a}"}],
+        // A second exit leaves with the stopped job, which bash then hangs up.
+        ["Stopped", {"send": "exit 4\r"}],
+        ["There are stopped jobs", {"send": "exit 4\r"}],
+    ]});
+    let native = on_terminal(&shell, steps.clone());
+    assert_eq!(native.status(), 4, "the control\n{native}");
+    let seen = on_terminal(&strs(&under_cloister(&["--tty"], &shell)), steps);
+    assert_eq!(seen.status(), 4, "{seen}");
+    assert!(!seen.out().contains("no job control"), "{seen}");
     assert!(seen.restored(), "{seen}");
 }
 

@@ -254,7 +254,7 @@ fn start(
         new_session: launch.new_session || launch.terminal.is_some(),
         supervisor: parent,
         signal_scope: None,
-        terminal: launch.terminal.map(|t| t.slave),
+        program_session: launch.terminal.is_some(),
     };
     let scope_fd = launch.signal_scope.as_ref().map(|fd| fd.as_raw_fd()).filter(|_| !ns.pid_active());
     // The TAP device's way to the launcher: one socket pair per attempt, so that a device an
@@ -324,16 +324,11 @@ fn start(
                     fail(Step::Cgroup);
                 }
             }
-            // No controlling terminal, so nothing to inject into or to read a password from,
-            // or `--tty`'s pty as the only one: see docs/limits.md ("The terminal"). Cannot
-            // fail: a fresh child leads no group.
+            // No controlling terminal, so nothing to inject into or to read a password from
+            // (with `--tty`, the program's own session takes the pty later): see docs/limits.md
+            // ("The terminal"). Cannot fail: a fresh child leads no group.
             if launch.new_session || launch.terminal.is_some() {
                 libc::setsid();
-            }
-            if let Some(terminal) = &launch.terminal {
-                if !terminal.take() {
-                    fail(Step::Terminal);
-                }
             }
             // --- namespaces: this process is the first of the sandbox's namespaces (init, pid
             // 1, in reproducible mode); with `--net none` it makes the network namespace.
@@ -442,6 +437,14 @@ fn start(
             let keeper = Keeper { pid_ns: ns.pid_active(), signal_scope: scope_fd, ..keeper };
             if let Err(step) = crate::keeper::start_program(&keeper) {
                 report(step as u8);
+            }
+            // `--tty`: the program leads the pty's session, as a login shell leads its
+            // terminal's, so its process group is orphaned (its parent, the keeper, is in
+            // another session) and a Ctrl-Z cannot stop a program that has no shell to take over.
+            if let Some(terminal) = &launch.terminal {
+                if !terminal.take() {
+                    fail(Step::Terminal);
+                }
             }
             if launch.rlimits.apply().is_err() {
                 fail(Step::Limits);

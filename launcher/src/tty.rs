@@ -4,10 +4,11 @@
 //!
 //! Without it, a program started with its standard input on a terminal shares the user's
 //! terminal (and its session), and one started without gets no terminal at all (see
-//! [`crate::spawn`] and docs/limits.md, "The terminal"). With it, the sandbox's first process
-//! starts a session of its own and makes the pty's slave side its controlling terminal
-//! (`setsid`, `TIOCSCTTY`); the program's process group is the pty's foreground group (see
-//! [`crate::keeper`]). Whatever the program does to its terminal (modes, `TIOCSTI`, which the
+//! [`crate::spawn`] and docs/limits.md, "The terminal"). With it, the program's process (forked by
+//! the keeper, [`crate::keeper`], which stays in a session without a terminal) starts a session
+//! of its own and makes the pty's slave side its controlling terminal (`setsid`, `TIOCSCTTY`), as
+//! a login shell leads its terminal's session: its process group is the pty's foreground group,
+//! and an orphaned one, so a Ctrl-Z does not stop a program that has no shell to resume it. Whatever the program does to its terminal (modes, `TIOCSTI`, which the
 //! seccomp floor refuses anyway, job control, hanging it up) stays on the pty: the user's
 //! terminal only ever receives the bytes the program writes, and the supervisor puts its modes
 //! back when the run ends.
@@ -67,16 +68,16 @@ pub struct ChildTerminal {
 }
 
 impl ChildTerminal {
-    /// In the sandbox's first process, right after `setsid`: makes the pty its controlling
-    /// terminal and puts it on the streams that were the user's terminal. Returns `false` (with
-    /// `errno` set) when either fails.
+    /// In the program's process, once the keeper forked it: starts a session, makes the pty
+    /// its controlling terminal and puts the pty on the streams that were the user's terminal.
+    /// Returns `false` (with `errno` set) when any step fails.
     ///
     /// # Safety
-    /// Async-signal-safe (two system calls); only in a session leader without a terminal.
+    /// Async-signal-safe (raw system calls); only in a process that leads no process group.
     pub unsafe fn take(&self) -> bool {
-        // SAFETY: ioctl and dup2 on a descriptor the process inherited open.
+        // SAFETY: setsid, ioctl and dup2 on a descriptor the process inherited open.
         unsafe {
-            if libc::ioctl(self.slave, libc::TIOCSCTTY, 0) != 0 {
+            if libc::setsid() < 0 || libc::ioctl(self.slave, libc::TIOCSCTTY, 0) != 0 {
                 return false;
             }
             for (fd, on_pty) in (0..).zip(self.streams) {
