@@ -26,8 +26,9 @@
 //! program; `SIGWINCH` copies the window size again. A thread moves the bytes (`poll` on the
 //! user's terminal, the pty's master side and a wake-up pipe) while the main thread waits for
 //! the program. At the end it drains what the program wrote last and the user's terminal gets
-//! its modes back, also when the run fails, times out or panics ([`Relay`]'s `Drop`); only a
-//! `SIGKILL` of `cloister run` itself leaves the terminal raw (`stty sane` or `reset` fixes it).
+//! its modes back, also when the run fails or times out ([`Relay`]'s `Drop`) or cloister panics
+//! (a panic hook: release builds abort); only a `SIGKILL` of `cloister run` itself leaves the
+//! terminal raw (`stty sane` or `reset` fixes it).
 //!
 //! Read first: pty(7), termios(3) (`cfmakeraw`), tty_ioctl(4) (`TIOCSCTTY`, `TIOCSPGRP`,
 //! `TIOCGWINSZ`, `TIOCSWINSZ`, `TIOCGPTPEER`), credentials(7) (sessions, process groups).
@@ -155,6 +156,14 @@ impl Terminal {
         let (wake_r, wake_w) = wake_pipe()
             .map_err(|e| Failure::Setup(format!("cannot relay the terminal: cannot create a pipe: {e}")))?;
         let raw = RawMode::enter(user_in, modes);
+        // Release builds abort on a panic, which runs no destructor: the hook puts the modes
+        // back before the message is printed. Harmless once the relay is over.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // SAFETY: tcsetattr reads the modes saved at the start; a closed descriptor fails.
+            unsafe { set_modes(user_in, &modes) };
+            previous(info);
+        }));
         WAKE.store(wake_w.as_raw_fd(), Ordering::Relaxed);
         install_resize_handler();
         // It may have changed since the pty was made.
