@@ -114,6 +114,13 @@ pub struct RunArgs {
     /// Write one JSON line per redirected call to FILE.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Give the program a terminal of its own: a pseudo-terminal, its controlling terminal in a
+    /// session of its own, which cloister relays to yours (raw mode while it runs, restored at
+    /// the end; window size kept in step). Standard streams that are your terminal go to it,
+    /// redirected ones stay as they are; fails (exit 125) when none is a terminal (policy: tty).
+    /// See docs/limits.md (The terminal).
+    #[arg(long)]
+    pub tty: bool,
     /// Show the host tree HOST read-only at GUEST (default: the same path) (policy:
     /// filesystem.ro). Any of --ro, --rw, --overlay, --tmpfs and --hide makes a filesystem
     /// view; a view where no entry says what `/` is shows the host's root read-only. Paths

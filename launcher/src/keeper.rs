@@ -17,7 +17,8 @@
 //! SIGINT and SIGQUIT too when the program runs in a session of its own (no terminal; see
 //! [`crate::spawn`]), since the terminal then cannot reach the program itself: those two go
 //! to the program's process group, which is then its own, as a terminal sends them to its
-//! foreground group. The keeper
+//! foreground group. With `--tty` the program leads a session of its own instead, the pty's
+//! ([`crate::tty`]), and so its own process group. The keeper
 //! exits with the program's status mapped like [`crate::spawn::wait`] maps it (the exit code,
 //! or 128 + the signal), so `cloister run` reports the program's status.
 //!
@@ -50,6 +51,9 @@ pub struct Keeper {
     /// A Landlock ruleset that only scopes signals, for the program's extra layer (`None`
     /// before Landlock ABI 6, or in a pid namespace).
     pub signal_scope: Option<RawFd>,
+    /// `--tty`: the program starts a session of its own, whose controlling terminal is the pty
+    /// (see [`crate::tty`]), so the keeper leaves its process group alone.
+    pub program_session: bool,
 }
 
 /// The program's pid, as the keeper sees it, for the signal forwarder.
@@ -183,7 +187,9 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
             }
             // A foreground process group of its own, as a shell gives a job, for the terminal's
             // signals the keeper passes on.
-            if keeper.new_session {
+            // (A session leader cannot be moved to another group, and one that leads a group
+            // cannot start a session.)
+            if keeper.new_session && !keeper.program_session {
                 libc::setpgid(0, 0);
             }
             let children = CHILDREN.load(Ordering::Relaxed);
@@ -200,7 +206,7 @@ pub unsafe fn start_program(keeper: &Keeper) -> Result<(), Step> {
         }
         let program = pid as libc::pid_t;
         PROGRAM.store(program, Ordering::Relaxed);
-        if keeper.new_session {
+        if keeper.new_session && !keeper.program_session {
             // Both sides, so the group exists before either goes on (as shells do).
             libc::setpgid(program, program);
         }

@@ -8,7 +8,8 @@
 //! after its end (`view`, `changes`); with `--net none` it gives the sandbox a network of its
 //! own (`net`). Every sandbox's first process stays as its keeper, so that no sandboxed process
 //! outlives the run (`keeper`, `timeout`), and the program starts under the policy's resource
-//! limits (`limits`).
+//! limits (`limits`). With `--tty` the program gets a pseudo-terminal of its own, which the
+//! supervisor relays to the user's terminal (`tty`).
 
 pub mod changes;
 pub mod cli;
@@ -30,4 +31,5 @@ pub mod spawn;
 pub mod syscalls_cmd;
 pub mod timeout;
 pub mod trace_sink;
+pub mod tty;
 pub mod view;

@@ -274,8 +274,16 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     let pid_namespace = config.reproducible.is_some() || view.is_some();
     let pid_max = crate::limits::pid_max(limits.processes).filter(|_| pid_namespace);
     let cgroup = if pid_max.is_some() { None } else { pids_cgroup(limits.processes) };
+    // Last before the start, so that no other set-up error finds the terminal taken.
+    let terminal = match (args.tty, policy.tty) {
+        (true, _) => Some(crate::tty::Terminal::open("--tty")?),
+        (false, true) => {
+            Some(crate::tty::Terminal::open(&format!("the tty key of {}", policies::label(&args.policy)))?)
+        }
+        (false, false) => None,
+    };
     // SAFETY: isatty only asks about descriptor 0.
-    let new_session = unsafe { libc::isatty(0) } == 0;
+    let new_session = terminal.is_some() || unsafe { libc::isatty(0) } == 0;
     crate::timeout::become_subreaper();
     spawn::handle_signals(new_session);
     let started = spawn::spawn(
@@ -301,6 +309,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
             rlimits: limits.rlimits,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_fd()),
             new_session,
+            terminal: terminal.as_ref().map(crate::tty::Terminal::child),
             signal_scope: crate::keeper::signal_scope_ruleset(),
             disk,
             container_capabilities: view.is_some(),
@@ -308,6 +317,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         },
         tracer.as_mut(),
     )?;
+    let mut terminal = terminal.map(crate::tty::Terminal::start).transpose()?;
     let disk_root = started.disk;
     if view.is_some() && limits.overlay_bytes.is_some() && disk_root.is_none() {
         eprintln!("{}", crate::limits::disk::NOT_HELD);
@@ -333,6 +343,10 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         Some(status) => status,
         None => {
             crate::timeout::end_sandbox(started.pid);
+            // The user's terminal gets its modes back before the line is printed on it.
+            if let Some(relay) = terminal.take() {
+                relay.finish();
+            }
             eprintln!("{}", crate::timeout::message(limits.wall.unwrap_or_default()));
             crate::timeout::TIMED_OUT
         }
@@ -345,6 +359,10 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     }
     // Anything the keeper could not kill (it was killed itself) is the supervisor's child now.
     crate::timeout::sweep();
+    // Once nothing of the sandbox is left to write to the pty.
+    if let Some(relay) = terminal.take() {
+        relay.finish();
+    }
     if let Some(cgroup) = cgroup {
         cgroup.remove();
     }

@@ -17,7 +17,8 @@
 //! nothing the program starts outlives it or the supervisor ([`crate::keeper`]); the program's
 //! process sets the resource limits ([`crate::limits`]) just before the redirect filter. When
 //! the launcher's standard input is not a terminal, the sandbox gets a session of its own
-//! (`setsid`), and with it no controlling terminal.
+//! (`setsid`), and with it no controlling terminal; with `--tty` it gets a session of its own
+//! whose controlling terminal is a pty the supervisor relays ([`crate::tty`]).
 
 use crate::failure::Failure;
 use crate::keeper::Keeper;
@@ -86,8 +87,12 @@ pub struct Launch {
     /// a `processes` limit; see [`crate::limits::cgroup`]).
     pub cgroup_procs: Option<RawFd>,
     /// Start the sandbox in a session of its own, without a controlling terminal (when the
-    /// launcher's standard input is not a terminal).
+    /// launcher's standard input is not a terminal), or with [`Launch::terminal`] as its
+    /// controlling terminal.
     pub new_session: bool,
+    /// `--tty`: the pty that becomes the session's controlling terminal and replaces the
+    /// standard streams that were the user's terminal (see [`crate::tty`]).
+    pub terminal: Option<crate::tty::ChildTerminal>,
     /// The ruleset of the program's extra Landlock layer, which keeps it from signalling its
     /// keeper (see [`crate::keeper`]).
     pub signal_scope: Option<OwnedFd>,
@@ -124,6 +129,8 @@ enum Step {
     Disk,
     /// `prctl(PR_SET_TSC)` for the ptrace backend's reproducible mode.
     Tsc,
+    /// Making the pty the session's controlling terminal and the program's streams (`--tty`).
+    Terminal,
 }
 
 impl Step {
@@ -145,6 +152,7 @@ impl Step {
             12 => "the Landlock floor for a sandbox without its mount namespace is not ready",
             13 => "cannot mount the private layer's tmpfs (limits.overlay_bytes) over the state directory",
             14 => "cannot make rdtsc fault (prctl PR_SET_TSC), which reproducible mode needs under --backend ptrace",
+            15 => "cannot give the sandbox its terminal (--tty, policy: tty)",
             _ => "cannot execute the runtime",
         }
     }
@@ -241,8 +249,13 @@ fn start(
     // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
     let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let parent = std::process::id() as libc::pid_t;
-    let keeper =
-        Keeper { pid_ns: false, new_session: launch.new_session, supervisor: parent, signal_scope: None };
+    let keeper = Keeper {
+        pid_ns: false,
+        new_session: launch.new_session || launch.terminal.is_some(),
+        supervisor: parent,
+        signal_scope: None,
+        program_session: launch.terminal.is_some(),
+    };
     let scope_fd = launch.signal_scope.as_ref().map(|fd| fd.as_raw_fd()).filter(|_| !ns.pid_active());
     // The TAP device's way to the launcher: one socket pair per attempt, so that a device an
     // attempt made before it failed is never taken for the next one's.
@@ -311,9 +324,10 @@ fn start(
                     fail(Step::Cgroup);
                 }
             }
-            // No controlling terminal, so nothing to inject into or to read a password from:
-            // see docs/limits.md ("The terminal"). Cannot fail: a fresh child leads no group.
-            if launch.new_session {
+            // No controlling terminal, so nothing to inject into or to read a password from
+            // (with `--tty`, the program's own session takes the pty later): see docs/limits.md
+            // ("The terminal"). Cannot fail: a fresh child leads no group.
+            if launch.new_session || launch.terminal.is_some() {
                 libc::setsid();
             }
             // --- namespaces: this process is the first of the sandbox's namespaces (init, pid
@@ -423,6 +437,14 @@ fn start(
             let keeper = Keeper { pid_ns: ns.pid_active(), signal_scope: scope_fd, ..keeper };
             if let Err(step) = crate::keeper::start_program(&keeper) {
                 report(step as u8);
+            }
+            // `--tty`: the program leads the pty's session, as a login shell leads its
+            // terminal's, so its process group is orphaned (its parent, the keeper, is in
+            // another session) and a Ctrl-Z cannot stop a program that has no shell to take over.
+            if let Some(terminal) = &launch.terminal {
+                if !terminal.take() {
+                    fail(Step::Terminal);
+                }
             }
             if launch.rlimits.apply().is_err() {
                 fail(Step::Limits);

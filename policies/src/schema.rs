@@ -52,6 +52,10 @@ pub struct Policy {
     /// descriptors, wall-clock time); absent, what the launcher was given.
     #[serde(default, deserialize_with = "object", skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// A terminal of the program's own: a pseudo-terminal the launcher relays to the user's
+    /// terminal (`cloister run --tty`), instead of the user's terminal itself or none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
 }
 
 /// The filesystem view: which host trees the program sees, where, and how.
@@ -230,6 +234,9 @@ pub(crate) fn field_help(json_path: &str) -> Option<FieldHelp> {
         "$.time.fast_sleep" => ("true or false", "write true to make sleeps return at once"),
         "$.identity.cpus" => ("a whole number of processors from 1 to 1024", "write a number such as 1"),
         "$.reproducible" => ("true or false", "write true to make the run reproducible"),
+        "$.tty" => {
+            ("true or false", "write true to give the program a terminal of its own, relayed by cloister")
+        }
         "$.random" => ("an object", r#"write an object such as {"seed": 1}"#),
         "$.random.seed" => {
             ("a whole number from 0 to 18446744073709551615", "write a whole number such as 1")

@@ -52,7 +52,7 @@ fn unknown_key_at_top_level_names_the_allowed_keys() {
         if json_path == "$" && key == "identiy"));
     assert_eq!(
         line,
-        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem, network, limits"#
+        r#"policy ./bad.json: at $: unknown key "identiy"; the keys allowed here are comment, identity, time, random, reproducible, filesystem, network, limits, tty"#
     );
 }
 
@@ -463,4 +463,23 @@ fn a_wire_needs_an_address_and_only_a_wire_takes_one() {
         );
         assert!(line.ends_with(r#"such as "10.9.0.2/24""#), "{line}");
     }
+}
+
+#[test]
+fn tty_is_a_boolean_shown_only_when_set() {
+    let policy = parse(r#"{"comment": "a shell", "tty": true}"#, "ok").unwrap();
+    assert!(policy.tty);
+    assert!(policy.to_json_pretty().contains(r#""tty": true"#), "{}", policy.to_json_pretty());
+    assert!(!parse("{}", "ok").unwrap().to_json_pretty().contains("tty"));
+    let (err, line) = fail(r#"{"tty": "yes"}"#);
+    assert!(matches!(err, PolicyError::Schema { .. }), "{line}");
+    assert_eq!(
+        line,
+        r#"policy ./bad.json: at $.tty: expected true or false, found the string "yes"; write true to give the program a terminal of its own, relayed by cloister"#
+    );
+    let (_, line) = fail(r#"{"tty": 1}"#);
+    assert!(
+        line.starts_with("policy ./bad.json: at $.tty: expected true or false, found the integer 1"),
+        "{line}"
+    );
 }
