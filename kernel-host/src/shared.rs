@@ -6,6 +6,7 @@
 //! the runtime maps it at start-up, and fork and exec keep it. Only atomics live here: no
 //! lock can be left held by a process that dies.
 
+use crate::timer_fds::TimerFds;
 use crate::vfs::shared_dirs::SharedDirs;
 use core::sync::atomic::AtomicU64;
 
@@ -29,6 +30,9 @@ pub struct Shared {
     pub indexed: AtomicU64,
     /// Directories the view resolved in the current generation, for every process to reuse.
     pub dirs: SharedDirs,
+    /// Timer descriptors' timers in reproducible mode: one per descriptor, whichever
+    /// processes hold it.
+    pub timer_fds: TimerFds,
 }
 
 impl Shared {
@@ -53,7 +57,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0003;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0004;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

@@ -37,9 +37,12 @@ pub(super) const TIMER_ABSTIME: u64 = 1;
 /// Returns how many fired.
 pub(crate) fn checkpoint(k: &Kernel, task: &TaskCtx<'_>) -> usize {
     match k.clock.virtual_clock() {
-        Some(v) if k.timers.due(v.elapsed()) && owned(k, task) => {
-            k.timers.fire_due(v.elapsed(), |t, n| deliver(task, t, n))
-        }
+        Some(v) if k.timers.due(v.elapsed()) && owned(k, task) => k.timers.fire_due(v.elapsed(), |t, n| {
+            if let Notify::Process(sig) | Notify::Thread(sig, _) = t.notify {
+                k.timers.note_queued(sig);
+            }
+            deliver(task, t, n)
+        }),
         _ => 0,
     }
 }
