@@ -29,6 +29,9 @@ pub const SLOTS: usize = 64;
 const HOLDERS: usize = 6;
 /// [`Record::overflow`] when more processes held the record than it could name.
 const PERMANENT: u32 = 1;
+/// How long [`TimerFds::counting`] waits for another process (two system calls' time, many
+/// times over).
+const BUSY_SPINS: u32 = 1 << 20;
 
 /// One timer descriptor's timer.
 #[repr(C)]
@@ -44,7 +47,8 @@ pub struct Record {
     holders: [AtomicU32; HOLDERS],
     /// [`PERMANENT`] when a holder found no place: the record is never reclaimed.
     overflow: AtomicU32,
-    _pad: [u32; 1],
+    /// Non-zero while a process adds expirations to the host's count ([`TimerFds::counting`]).
+    busy: AtomicU32,
 }
 
 /// The sandbox's timer descriptors.
@@ -102,6 +106,7 @@ impl TimerFds {
             rec.expiry.store(0, Ordering::Relaxed);
             rec.interval.store(0, Ordering::Relaxed);
             rec.overflow.store(0, Ordering::Relaxed);
+            rec.busy.store(0, Ordering::Relaxed);
             for (n, h) in rec.holders.iter().enumerate() {
                 h.store(if n == 0 { pid } else { 0 }, Ordering::Release);
             }
@@ -172,6 +177,25 @@ impl TimerFds {
         let expiry = rec.expiry.swap(slot.expiry, Ordering::AcqRel);
         self.changes.fetch_add(1, Ordering::AcqRel);
         Some(Slot { expiry, interval })
+    }
+
+    /// Runs `add`, which adds expirations of `r` to the host's count by taking the count and
+    /// setting it back, while no other process does the same for `r`: two at once would lose
+    /// one's expirations. A process that died in the middle cannot hold the others up for
+    /// long: after [`BUSY_SPINS`] they go ahead.
+    pub fn counting<R>(&self, r: FdRef, add: impl FnOnce() -> R) -> R {
+        let Some(rec) = self.record(r) else { return add() };
+        let mut spins = 0;
+        while rec.busy.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins >= BUSY_SPINS {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        let out = add();
+        rec.busy.store(0, Ordering::Release);
+        out
     }
 
     /// Claims the expirations of `r` that have come by `now`, moving its timer past them: the
