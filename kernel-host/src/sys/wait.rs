@@ -395,18 +395,18 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
             return not_yet(task, call);
         }
     } else {
-        // Ready or handed off: the program's wait runs on the host now. Signalled: the
-        // signal's handler runs first; the wait then returns EINTR, or restarts on the host
-        // when the handler has SA_RESTART.
-        // A child found ready is reported after the timers that the clock passed meanwhile
-        // (or before the call, at its checkpoint): their expiries came first (the clock is past
-        // them when the end is seen), so a signal they queued interrupts the wait. Any other signal
-        // interrupts it only if no child is ready, as on Linux.
+        // The program's wait runs on the host once a child is ready (or the rounds are handed
+        // off), unless a signal interrupts it: its handler runs first, and the wait returns
+        // EINTR, or restarts on the host when the handler has SA_RESTART. A child found ready
+        // is reported after the timers the clock passed meanwhile (or before the call, at its
+        // checkpoint): their expiries came first, since the clock is past them when the end
+        // is seen, so a signal they queued interrupts the wait. Any other signal interrupts it
+        // only if no child is ready, as on Linux; nothing does when there is no child at all.
         let wait = Wait::Child { idtype, id, options };
         let woken = wake::until(k, task, wait, None, task.sigmask);
         let by_timer = (queued | k.timers.take_queued()) & pending(task) & !task.sigmask != 0;
         let interrupted = match woken {
-            Some(Woken::Ready(_)) => by_timer,
+            Some(Woken::Ready(r)) => r > 0 && by_timer,
             Some(Woken::Signalled) => by_timer || !child_ready(task, idtype, id, options),
             _ => false,
         };
