@@ -4,8 +4,9 @@
 //!
 //! The programs are in `tests/programs/reproducible/`: a Python script (`snapshot.py`), a C
 //! program with rdtsc, clocks, getrandom and fork (`repro.c`), a bash session (`session.sh`), a
-//! clock-race checker (`monotonic.c`), timers of every kind (`timers.c`, `timers.py`) and a
-//! `make` build (`make/`). Each prints `key=value`
+//! clock-race checker (`monotonic.c`), timers of every kind (`timers.c`, `timers.py`), timers
+//! across fork (`fork_timers.c`), coreutils `timeout`'s race between its timer and its command
+//! (`timeout_race.c`) and a `make` build (`make/`). Each prints `key=value`
 //! lines; a test runs it four times (the default seed twice, seed [`OTHER_SEED`] twice) and
 //! compares: the same seed gives identical bytes, the other seed gives the same keys in the same
 //! order, the same values for everything that is not random, and different values for what is.
@@ -476,6 +477,91 @@ fn timeout_kills_on_the_virtual_clock() {
         "`timeout 1 sleep 5` took {:.3} s of real time\n{real}",
         real.elapsed.as_secs_f64()
     );
+}
+
+/// `fork_timers.c`: after fork, interval and POSIX timers stay the parent's and a timer
+/// descriptor is one timer shared by parent and child (each expiration read once, by whoever
+/// reads first), and the parent's own timers interrupt its `waitpid` while the child runs. The
+/// lines are Linux's: the native run's, with and without `--fast-sleep`, on every run.
+#[test]
+fn c_timers_across_fork_follow_linux() {
+    let exe = compile("fork_timers", &[]);
+    let native = Mode::Native.command(&exe).output();
+    native.success();
+    assert_eq!(native.field("child_tfd"), "1,1", "natively\n{native}");
+    assert_eq!(native.field("child_signals"), "none", "natively\n{native}");
+    assert_eq!(native.field("child_itimer"), "0.000000", "natively\n{native}");
+    assert_eq!(native.field("parent_waits"), "EINTR,EINTR,child", "natively\n{native}");
+    assert_eq!(native.field("parent_signals"), "UA", "natively\n{native}");
+    assert_eq!(native.field("parent_tfd_left"), "none", "natively\n{native}");
+    let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
+    assert_reproducible("fork_timers.c", &runs, &[]);
+    // stdout only: cloister may warn on stderr about the host.
+    assert_eq!(native.stdout, runs[0].stdout, "natively, then with --fast-sleep\n{native}\n{}", runs[0]);
+    let real = ok(repro(&exe, None));
+    assert_eq!(native.stdout, real.stdout, "natively, then without --fast-sleep\n{native}\n{real}");
+}
+
+/// `timeout_race.c`: coreutils `timeout`'s two ways of waiting, with the parent held back (it
+/// spins) until its command has slept past the timer and ended on the host. The timer still
+/// comes first, as natively: 124, not the command's 0, on every run.
+#[test]
+fn timeout_race_ends_on_the_timer_first() {
+    let exe = compile("timeout_race", &[]);
+    let native = Mode::Native.command(&exe).output();
+    native.success();
+    let want = "nohang=124\nblocking=124\nchild_first=0\n";
+    assert_eq!(native.stdout, want, "natively\n{native}");
+    let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
+    for out in &runs {
+        assert_eq!(out.stdout, want, "\n{out}");
+    }
+}
+
+/// Kills a CPU hog when dropped.
+struct Hog(std::process::Child);
+
+impl Hog {
+    /// One `yes > /dev/null` per processor: the sandbox's processes compete for every one.
+    fn start() -> Vec<Hog> {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        (0..cpus)
+            .map(|_| {
+                let child = Command::new("yes")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("cannot start `yes` as a CPU hog");
+                Hog(child)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `timeout` ten times in a row with `--fast-sleep`, while every processor is busy with a CPU
+/// hog: whether its command's end or its timer's expiry is seen first depends on the host's
+/// scheduling, and must not change the result (124 for `timeout 1 sleep 5`, 0 for `timeout 5
+/// sleep 1`) nor the clock.
+#[test]
+fn timeout_kills_every_time_under_load() {
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do \
+                    timeout 1 sleep 5; a=$?; timeout 5 sleep 1; b=$?; \
+                    printf '%s/%s ' $a $b; done; echo; echo at=$(date +%s.%N)";
+    let _hogs = Hog::start();
+    let runs: Vec<Outcome> =
+        (0..2).map(|_| ok(repro("sh", None).cloister_arg("--fast-sleep").args(["-c", script]))).collect();
+    for out in &runs {
+        assert_eq!(out.lines()[0].trim(), ["124/0"; 10].join(" "), "\n{out}");
+    }
+    assert_same_bytes("timeout under load", &runs[0], &runs[1]);
+    let race = ok(repro(compile("timeout_race", &[]), None).cloister_arg("--fast-sleep"));
+    assert_eq!(race.stdout, "nohang=124\nblocking=124\nchild_first=0\n", "under load\n{race}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ impl Kernel {
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
-        let timers = Timers::new();
+        let timers = Timers::new(&shared.timer_fds);
         for (which, &(expiry, interval)) in config.itimers.iter().enumerate() {
             if expiry != 0 {
                 // Three timers in an empty table: it cannot be full.
@@ -146,7 +146,7 @@ impl Kernel {
         if let ForkSide::Child { parent_tid, tid } = fork {
             self.random.enter_child(index);
             self.signals.enter_child(parent_tid, tid);
-            self.timers.enter_child();
+            self.timers.enter_child(tid);
             // The child runs its parent's program under its own pid (its first thread's id).
             if let Some(v) = &self.vfs {
                 v.record_exe(tid, &self.process.image().exe);

@@ -42,6 +42,7 @@ pub mod table;
 pub mod task;
 pub mod time;
 pub mod timer;
+pub mod timer_fds;
 pub mod trace;
 pub mod vfs;
 

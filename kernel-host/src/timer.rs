@@ -8,15 +8,21 @@
 //! (`sys/wake.rs`). What firing does (queue a signal, make a descriptor readable) is the
 //! caller's: this module only keeps the table and the arithmetic, so it can be tested alone.
 //!
-//! The table is per process, as Linux keeps timers: a forked child starts without interval
-//! and POSIX timers ([`Timers::enter_child`]) but keeps its timer descriptors, which it
-//! inherited. It is bounded ([`MAX_TIMERS`]): no call allocates past it.
+//! Who owns what, as Linux has it. Interval and POSIX timers are the process's own: a forked
+//! child starts without them ([`Timers::enter_child`]), a `vfork` child that shares this memory
+//! never fires them ([`Timers::claim`]), and only the interval timers are handed to the next
+//! image at `execve` ([`Timers::intervals`]). A timer descriptor is a file that parent and child
+//! share after fork: its expiry lives in the sandbox's shared memory ([`crate::timer_fds`]),
+//! the table keeps a reference to it and a cached copy of its expiry, and an expiration is
+//! counted once, by whichever holder fires it first. The table is bounded ([`MAX_TIMERS`]): no
+//! call allocates past it.
 //!
 //! Read first: `setitimer(2)`, `timer_create(2)`, `timerfd_create(2)`, `signal(7)`.
 
 use crate::sync::SpinLock;
+use crate::timer_fds::{FdRef, TimerFds};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Timers one process may hold, of every kind together. Linux's limit is the pending-signal
 /// rlimit (thousands); programs use a handful.
@@ -113,7 +119,8 @@ pub struct Timer {
     pub clock: u64,
     /// What its expiry does.
     pub notify: Notify,
-    /// `sigev_value`, handed to the program in `si_value`.
+    /// `sigev_value`, handed to the program in `si_value`; for a timer descriptor, its
+    /// [`FdRef`] in the shared table.
     pub value: u64,
     /// When it expires.
     pub slot: Slot,
@@ -137,19 +144,85 @@ pub struct Timers {
     /// parent's memory, and so this table, until it execs: it must neither fire the parent's
     /// timers nor take them through its exec.
     owner: AtomicU32,
+    /// The sandbox's timer descriptors.
+    fds: &'static TimerFds,
+    /// Whether the table holds a shared timer descriptor: only then is [`TimerFds::changes`]
+    /// looked at.
+    has_fds: AtomicBool,
+    /// [`TimerFds::changes`] when the cached expiries of descriptors were last read.
+    fd_changes: AtomicU64,
+    /// Signals (a bit each) the timers queued since the process last waited for a child.
+    queued: AtomicU64,
     table: SpinLock<Vec<Timer>>,
 }
 
-impl Default for Timers {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Timers {
-    /// No timers.
-    pub const fn new() -> Self {
-        Timers { next: AtomicU64::new(NEVER), owner: AtomicU32::new(0), table: SpinLock::new(Vec::new()) }
+    /// No timers; timer descriptors' timers go in `fds`.
+    pub const fn new(fds: &'static TimerFds) -> Self {
+        Timers {
+            next: AtomicU64::new(NEVER),
+            owner: AtomicU32::new(0),
+            fds,
+            has_fds: AtomicBool::new(false),
+            fd_changes: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            table: SpinLock::new(Vec::new()),
+        }
+    }
+
+    /// Records that a timer queued signal `sig` (1..=64).
+    pub fn note_queued(&self, sig: u32) {
+        if (1..=64).contains(&sig) {
+            self.queued.fetch_or(1 << (sig - 1), Ordering::Relaxed);
+        }
+    }
+
+    /// The signals the timers queued since the last call, as a mask.
+    pub fn take_queued(&self) -> u64 {
+        self.queued.swap(0, Ordering::Relaxed)
+    }
+
+    /// The sandbox's timer descriptors.
+    pub fn fds(&self) -> &'static TimerFds {
+        self.fds
+    }
+
+    /// The shared record of a timer descriptor, if it has one.
+    fn shared_ref(t: &Timer) -> Option<FdRef> {
+        let r = FdRef(t.value);
+        (matches!(t.kind, Kind::Fd(_)) && r.shared()).then_some(r)
+    }
+
+    /// Re-reads the expiries of shared descriptors when another process may have re-armed one
+    /// (two atomic loads when none did). Never called with the table locked.
+    fn sync(&self) {
+        if !self.has_fds.load(Ordering::Relaxed) {
+            return;
+        }
+        let changes = self.fds.changes();
+        if changes == self.fd_changes.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut table = self.table.lock();
+        self.refresh(&mut table);
+        self.fd_changes.store(changes, Ordering::Relaxed);
+        self.recompute(&table);
+    }
+
+    /// Copies the shared expiries into the table, dropping descriptors whose record is gone.
+    fn refresh(&self, table: &mut Vec<Timer>) {
+        table.retain_mut(|t| match Self::shared_ref(t) {
+            Some(r) => self.fds.get(r).map(|slot| t.slot = slot).is_some(),
+            None => true,
+        });
+    }
+
+    /// `pid` lets go of the shared record of `t`, if it has one.
+    fn release(&self, t: &Timer) {
+        let pid = self.owner.load(Ordering::Acquire);
+        if let (Some(r), true) = (Self::shared_ref(t), pid != 0) {
+            self.fds.release(r, pid);
+        }
     }
 
     /// Whether process `pid` owns the timers: the first process to ask does.
@@ -162,6 +235,7 @@ impl Timers {
 
     /// The earliest armed expiry, if any.
     pub fn next_expiry(&self) -> Option<u64> {
+        self.sync();
         match self.next.load(Ordering::Acquire) {
             NEVER => None,
             e => Some(e),
@@ -175,6 +249,7 @@ impl Timers {
 
     /// Whether some timer is due at `now`: one atomic load, for the clock-read path.
     pub fn due(&self, now: u64) -> bool {
+        self.sync();
         now >= self.next.load(Ordering::Acquire)
     }
 
@@ -185,14 +260,25 @@ impl Timers {
 
     /// The timer `kind`, if it exists.
     pub fn get(&self, kind: Kind) -> Option<Timer> {
-        self.table.lock().iter().find(|t| t.kind == kind).copied()
+        let mut timer = self.table.lock().iter().find(|t| t.kind == kind).copied()?;
+        if let Some(r) = Self::shared_ref(&timer) {
+            timer.slot = self.fds.get(r).unwrap_or_default();
+        }
+        Some(timer)
     }
 
     /// Adds or replaces `timer` (by kind), returning the one it replaced.
-    pub fn put(&self, timer: Timer) -> Result<Option<Timer>, AddError> {
+    pub fn put(&self, mut timer: Timer) -> Result<Option<Timer>, AddError> {
+        if let Some(r) = Self::shared_ref(&timer) {
+            timer.slot = self.fds.get(r).unwrap_or_default();
+        }
         let mut table = self.table.lock();
         let old = match table.iter().position(|t| t.kind == timer.kind) {
-            Some(i) => Some(core::mem::replace(&mut table[i], timer)),
+            Some(i) => {
+                let old = core::mem::replace(&mut table[i], timer);
+                self.release(&old);
+                Some(old)
+            }
             None if table.len() >= MAX_TIMERS => return Err(AddError::Full),
             None => {
                 if table.capacity() == 0 {
@@ -203,6 +289,9 @@ impl Timers {
                 None
             }
         };
+        if Self::shared_ref(&timer).is_some() {
+            self.has_fds.store(true, Ordering::Relaxed);
+        }
         self.recompute(&table);
         Ok(old)
     }
@@ -212,7 +301,11 @@ impl Timers {
     pub fn rearm(&self, kind: Kind, slot: Slot) -> Option<Slot> {
         let mut table = self.table.lock();
         let timer = table.iter_mut().find(|t| t.kind == kind)?;
-        let old = core::mem::replace(&mut timer.slot, slot);
+        let old = match Self::shared_ref(timer) {
+            Some(r) => self.fds.set(r, slot)?,
+            None => timer.slot,
+        };
+        timer.slot = slot;
         timer.overrun = 0;
         self.recompute(&table);
         Some(old)
@@ -223,6 +316,7 @@ impl Timers {
         let mut table = self.table.lock();
         let i = table.iter().position(|t| t.kind == kind)?;
         let old = table.swap_remove(i);
+        self.release(&old);
         self.recompute(&table);
         Some(old)
     }
@@ -235,19 +329,41 @@ impl Timers {
             .unwrap_or(MAX_TIMERS as i32)
     }
 
-    /// Fires every timer due at `now`: `fire(timer, expirations)` runs for each, under the
-    /// table's lock (it must not block or take the lock again), keeps the overrun count, and
-    /// returns whether the timer should stay (a descriptor that is gone returns false).
-    /// Returns how many fired.
+    /// Fires the timers due at `now` that expire first: `fire(timer, expirations)` runs for
+    /// each, under the table's lock (it must not block or take the lock again), keeps the
+    /// overrun count, and returns whether the timer should stay (a descriptor that is gone
+    /// returns false). Timers that expire later, though due, fire at the next checkpoint:
+    /// when another process moved the clock past several expiries at once, their signals
+    /// come one checkpoint apart, in the order of the expiries, as they would have in time.
+    /// A shared descriptor's expirations are claimed in the shared table first: those another
+    /// holder claimed are not fired here. Returns how many fired.
     pub fn fire_due(&self, now: u64, mut fire: impl FnMut(&mut Timer, u64) -> bool) -> usize {
         if !self.due(now) {
             return 0;
         }
         let mut table = self.table.lock();
+        let first = table.iter().filter(|t| t.slot.armed()).map(|t| t.slot.expiry).min().unwrap_or(NEVER);
         let mut fired = 0;
         let mut i = 0;
         while i < table.len() {
-            let n = table[i].slot.take_due(now);
+            if !table[i].slot.armed() || table[i].slot.expiry != first {
+                i += 1;
+                continue;
+            }
+            let n = match Self::shared_ref(&table[i]) {
+                Some(r) => {
+                    let n = self.fds.take_due(r, now);
+                    match self.fds.get(r) {
+                        Some(slot) if n.is_some() => table[i].slot = slot,
+                        _ => {
+                            table.swap_remove(i);
+                            continue;
+                        }
+                    }
+                    n.unwrap_or(0)
+                }
+                None => table[i].slot.take_due(now),
+            };
             if n == 0 {
                 i += 1;
                 continue;
@@ -256,7 +372,8 @@ impl Timers {
             if fire(&mut table[i], n) {
                 i += 1;
             } else {
-                table.swap_remove(i);
+                let gone = table.swap_remove(i);
+                self.release(&gone);
             }
         }
         self.recompute(&table);
@@ -277,13 +394,17 @@ impl Timers {
         out
     }
 
-    /// In a forked child: interval and POSIX timers are the parent's alone; timer
-    /// descriptors were inherited and stay.
-    pub fn enter_child(&self) {
+    /// In a forked child, process `pid`: interval and POSIX timers are the parent's alone; the
+    /// child holds the shared timer descriptors it inherited. A descriptor whose timer is
+    /// its process's alone ([`FdRef::LOCAL`]) stays the parent's to fire: the child, which
+    /// shares the file, sees the expirations the parent counts.
+    pub fn enter_child(&self, pid: u32) {
         let mut table = self.table.lock();
-        table.retain(|t| matches!(t.kind, Kind::Fd(_)));
+        table.retain(|t| Self::shared_ref(t).is_some_and(|r| self.fds.hold(r, pid)));
+        self.refresh(&mut table);
         self.recompute(&table);
-        self.owner.store(0, Ordering::Release);
+        self.queued.store(0, Ordering::Relaxed);
+        self.owner.store(pid, Ordering::Release);
     }
 
     /// Takes the lock before a fork.
@@ -300,6 +421,26 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::Shared;
+
+    fn timers() -> Timers {
+        Timers::new(&Shared::private().timer_fds)
+    }
+
+    /// A timer descriptor armed at `expiry` in the shared table, as `timerfd_create` and
+    /// `timerfd_settime` leave it, held by process `pid`.
+    fn shared_fd(t: &Timers, pid: u32, fd: i32, expiry: u64, interval: u64) -> Timer {
+        let r = t.fds().alloc(pid, |_| true);
+        t.fds().set(r, Slot::new(true, expiry, interval));
+        Timer {
+            kind: Kind::Fd(fd),
+            clock: 1,
+            notify: Notify::Fd,
+            value: r.0,
+            slot: Slot::default(),
+            overrun: 0,
+        }
+    }
 
     fn timer(kind: Kind, expiry: u64, interval: u64) -> Timer {
         Timer {
@@ -334,7 +475,7 @@ mod tests {
 
     #[test]
     fn next_expiry_follows_the_table() {
-        let t = Timers::new();
+        let t = timers();
         assert_eq!(t.next_expiry(), None);
         t.put(timer(Kind::Interval(0), 300, 0)).unwrap();
         t.put(timer(Kind::Posix(0), 200, 50)).unwrap();
@@ -358,35 +499,79 @@ mod tests {
 
     #[test]
     fn a_descriptor_that_is_gone_is_dropped_when_it_fires() {
-        let t = Timers::new();
-        t.put(timer(Kind::Fd(900), 10, 0)).unwrap();
+        let t = timers();
+        assert!(t.claim(10));
+        let fd = shared_fd(&t, 10, 900, 10, 0);
+        t.put(fd).unwrap();
         t.fire_due(10, |_, _| false);
         assert_eq!(t.get(Kind::Fd(900)), None);
+        assert_eq!(t.fds().get(FdRef(fd.value)), None, "the record outlived its last holder");
     }
 
     #[test]
     fn the_first_process_owns_the_timers() {
-        let t = Timers::new();
+        let t = timers();
         assert!(t.claim(10) && t.claim(10));
         assert!(!t.claim(11), "a vfork child took its parent's timers");
-        t.enter_child();
-        assert!(t.claim(11));
+        t.enter_child(11);
+        assert!(t.claim(11) && !t.claim(10));
     }
 
     #[test]
     fn a_child_keeps_only_descriptors() {
-        let t = Timers::new();
+        let t = timers();
         t.put(timer(Kind::Interval(0), 10, 0)).unwrap();
         t.put(timer(Kind::Posix(3), 10, 0)).unwrap();
-        t.put(timer(Kind::Fd(901), 20, 0)).unwrap();
-        t.enter_child();
+        t.put(shared_fd(&t, 10, 901, 20, 0)).unwrap();
+        // A descriptor without a shared record is the parent's to fire.
+        t.put(Timer { kind: Kind::Fd(902), notify: Notify::Fd, ..timer(Kind::Fd(902), 5, 0) }).unwrap();
+        t.enter_child(11);
         assert_eq!(t.get(Kind::Posix(3)), None);
+        assert_eq!(t.get(Kind::Fd(902)), None);
         assert_eq!(t.next_expiry(), Some(20));
     }
 
     #[test]
+    fn parent_and_child_count_a_shared_descriptor_once() {
+        let parent = timers();
+        assert!(parent.claim(10));
+        let fd = shared_fd(&parent, 10, 960, 100, 0);
+        parent.put(fd).unwrap();
+        // fork: the child's table is a copy of the parent's, over the same shared memory.
+        let child = Timers::new(parent.fds());
+        child.put(fd).unwrap();
+        child.enter_child(11);
+        let (mut by_parent, mut by_child) = (0, 0);
+        parent.fire_due(150, |_, n| {
+            by_parent += n;
+            true
+        });
+        child.fire_due(150, |_, n| {
+            by_child += n;
+            true
+        });
+        assert_eq!((by_parent, by_child), (1, 0));
+        assert_eq!(child.next_expiry(), None, "the child still waits for an expiry counted");
+    }
+
+    #[test]
+    fn a_rearm_in_one_process_moves_the_other_s_next_expiry() {
+        let parent = timers();
+        assert!(parent.claim(10));
+        let fd = shared_fd(&parent, 10, 960, 1_000, 0);
+        parent.put(fd).unwrap();
+        let child = Timers::new(parent.fds());
+        child.put(fd).unwrap();
+        child.enter_child(11);
+        assert_eq!(parent.next_expiry(), Some(1_000));
+        child.rearm(Kind::Fd(960), Slot::new(true, 40, 0));
+        assert_eq!(parent.next_expiry(), Some(40));
+        assert_eq!(parent.get(Kind::Fd(960)).unwrap().slot.expiry, 40);
+    }
+
+    #[test]
     fn the_table_is_bounded_and_ids_are_reused() {
-        let t = Timers::new();
+        let t = timers();
         for id in 0..MAX_TIMERS as i32 {
             assert_eq!(t.free_posix_id(), id);
             t.put(timer(Kind::Posix(id), 10, 0)).unwrap();

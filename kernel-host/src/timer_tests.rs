@@ -155,3 +155,72 @@ fn interval_timers_survive_exec_and_posix_timers_do_not() {
     assert_eq!(after.timers.intervals()[0], (expiry, 0));
     assert_eq!(after.timers.get(crate::timer::Kind::Posix(0)), None);
 }
+
+/// A host with one child that `ready` says has ended (`waitid` with `WNOWAIT` sees it), where
+/// the signals the kernel queues stay pending (the program's handler has no `SA_RESTART`) and
+/// waits for signals time out.
+fn host_with_child<'a>(ready: &'a Cell<bool>, queued: &'a Cell<u64>) -> impl Fn(u32, [u64; 6]) -> i64 + 'a {
+    move |nr: u32, args: [u64; 6]| -> i64 {
+        match Sysno::new(nr as usize) {
+            Some(Sysno::getpid | Sysno::gettid) => 5,
+            Some(Sysno::rt_sigqueueinfo) => {
+                queued.set(queued.get() | 1 << (args[1] - 1));
+                0
+            }
+            Some(Sysno::rt_sigpending) => {
+                // SAFETY: the kernel passes a pointer to its own 8-byte set.
+                unsafe { *(args[0] as *mut u64) = queued.get() };
+                0
+            }
+            Some(Sysno::rt_sigaction) if args[2] != 0 => {
+                // SAFETY: the kernel passes a pointer to its own 32-byte sigaction: a handler,
+                // no flags.
+                unsafe { *(args[2] as *mut u64) = 0x40_1000 };
+                0
+            }
+            Some(Sysno::waitid) => {
+                if ready.get() {
+                    // SAFETY: the kernel passes a pointer to its own 128-byte siginfo; si_pid.
+                    unsafe { *((args[2] + 16) as *mut i32) = 6 };
+                }
+                0
+            }
+            Some(Sysno::rt_sigtimedwait) => Errno::EAGAIN.ret(),
+            _ => 0,
+        }
+    }
+}
+
+#[test]
+fn a_poll_for_children_after_a_blocked_timer_signal_finds_none_once() {
+    let k = kernel(true);
+    let (ready, queued) = (Cell::new(true), Cell::new(0));
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
+    // SIGALRM blocked, as coreutils timeout blocks it around its polls.
+    let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
+    mem.put(BASE, &spec((0, 0), (0, 5)));
+    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    // The child's sleep moved the clock past the expiry, and the child ended.
+    k.clock.virtual_clock().unwrap().advance(1_000_000);
+    let poll = call(Sysno::wait4, &[6, BASE + 64, 1 /* WNOHANG */, 0]);
+    assert_eq!(k.handle(&mut t, poll), Disposition::Return(0), "the child's end overtook the timer");
+    assert_eq!(queued.get(), 1 << (SIGALRM - 1));
+    assert_eq!(k.handle(&mut t, poll), Disposition::Host(poll), "the child stays hidden");
+}
+
+#[test]
+fn a_wait_for_a_child_ends_at_the_parent_s_timer() {
+    let k = kernel(true);
+    let (ready, queued) = (Cell::new(false), Cell::new(0));
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[1])), Disposition::Return(0));
+    let start = k.clock.virtual_clock().unwrap().elapsed();
+    let wait = call(Sysno::wait4, &[u64::MAX /* -1 */, BASE + 64, 0, 0]);
+    assert_eq!(k.handle(&mut t, wait), Disposition::Return(Errno::EINTR.ret()));
+    assert_eq!(queued.get(), 1 << (SIGALRM - 1));
+    assert_eq!(k.clock.virtual_clock().unwrap().elapsed() - start, 1_000_000_000);
+    // A child that has ended is reported: no timer is left to wait for.
+    ready.set(true);
+    assert_eq!(k.handle(&mut t, wait), Disposition::Host(wait));
+}

@@ -16,6 +16,7 @@ use crate::syscall::{Disposition, Syscall};
 use crate::task::TaskCtx;
 use crate::time::{TimePair, VirtualClock};
 use crate::timer::{AddError, Kind, Notify, Slot, Timer, Timers};
+use crate::timer_fds::FdRef;
 use syscalls::Sysno;
 
 const NS: u64 = 1_000_000_000;
@@ -37,9 +38,15 @@ pub(super) const TIMER_ABSTIME: u64 = 1;
 /// Returns how many fired.
 pub(crate) fn checkpoint(k: &Kernel, task: &TaskCtx<'_>) -> usize {
     match k.clock.virtual_clock() {
-        Some(v) if k.timers.due(v.elapsed()) && owned(k, task) => {
-            k.timers.fire_due(v.elapsed(), |t, n| deliver(task, t, n))
-        }
+        Some(v) if k.timers.due(v.elapsed()) && owned(k, task) => k.timers.fire_due(v.elapsed(), |t, n| {
+            match t.notify {
+                Notify::Process(sig) | Notify::Thread(sig, _) => k.timers.note_queued(sig),
+                // Another holder of the descriptor may be adding to its count too.
+                Notify::Fd => return k.timers.fds().counting(FdRef(t.value), || deliver(task, t, n)),
+                Notify::Nothing => {}
+            }
+            deliver(task, t, n)
+        }),
         _ => 0,
     }
 }

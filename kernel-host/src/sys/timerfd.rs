@@ -1,9 +1,12 @@
 //! `timerfd_create`, `timerfd_settime`, `timerfd_gettime`, and `read` of a timer descriptor, in
 //! reproducible mode.
 //!
-//! A timer descriptor is a real timerfd that the host never arms; its timer is kept with the
-//! process's others ([`crate::timer`]), and when it fires cloister sets the descriptor's
-//! expiration count (`TFD_IOC_SET_TICKS`), so `read`, `poll` and `epoll` on it work natively.
+//! A timer descriptor is a real timerfd that the host never arms; its timer is kept in the
+//! sandbox's shared memory ([`crate::timer_fds`]: parent and child of a fork share the one
+//! file, and so the one timer), referenced from the table of each process that holds it
+//! ([`crate::timer`]). When it fires cloister sets the descriptor's expiration count
+//! (`TFD_IOC_SET_TICKS`), which the host keeps per open file, so `read`, `poll` and `epoll` on
+//! it work natively in every holder.
 //! Timer descriptors are placed at [`TIMERFD_FDS`], where `read` traps, so that a blocking
 //! `read` is a wait like any other (`wake.rs`). See `timerfd_create(2)`.
 
@@ -94,15 +97,20 @@ pub fn timerfd_create(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dis
             }
             fd
         };
+        // The timer is shared with the processes this one forks from now on.
+        let pid = task.host_call(Sysno::getpid, [0; 6]) as u32;
+        let alive = |p: u32| task.host_call(Sysno::kill, [u64::from(p), 0, 0, 0, 0, 0]) != Errno::ESRCH.ret();
+        let shared = k.timers.fds().alloc(pid, alive);
         let timer = Timer {
             kind: Kind::Fd(fd as i32),
             clock,
             notify: Notify::Fd,
-            value: 0,
+            value: shared.0,
             slot: Slot::default(),
             overrun: 0,
         };
         if k.timers.put(timer).is_err() {
+            k.timers.fds().release(shared, pid);
             task.host_call(Sysno::close, [fd as u64, 0, 0, 0, 0, 0]);
             return Err(Errno::EMFILE);
         }

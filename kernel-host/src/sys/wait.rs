@@ -345,13 +345,104 @@ pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
 }
 
-/// `wait4` and `waitid`, which run on the host as they are: a child that ended may have moved
-/// the clock, and what the parent arms next starts from the clock as it is then.
-pub fn wait_child(k: &Kernel, _task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
-    if let Some(v) = k.clock.virtual_clock() {
-        v.lose_sight();
+/// `waitid`'s `idtype`s.
+const P_ALL: u64 = 0;
+const P_PID: u64 = 1;
+const P_PGID: u64 = 2;
+/// Wait options, as `wait4` and `waitid` share them.
+const WNOHANG: u64 = 1;
+const WEXITED: u64 = 4;
+const WNOWAIT: u64 = 0x0100_0000;
+
+/// What a `wait4` or `waitid` waits for, as `waitid` names it: `(idtype, id, options)`.
+fn child_wait(call: &Syscall) -> (u64, u64, u64) {
+    let [a0, a1, a2, a3, ..] = call.args;
+    if call.nr == syscalls::Sysno::wait4.id() as u32 {
+        let pid = a0 as i32;
+        let (idtype, id) = match pid {
+            -1 => (P_ALL, 0),
+            0 => (P_PGID, 0),
+            p if p < 0 => (P_PGID, u64::from(p.unsigned_abs())),
+            p => (P_PID, p as u64),
+        };
+        (idtype, id, (a2 & !WNOHANG) | WEXITED)
+    } else {
+        (a0, a1, a3 & !(WNOHANG | WNOWAIT))
     }
+}
+
+/// `wait4` and `waitid`. In reproducible mode the process's own timers keep firing on the
+/// virtual clock while it waits: a wait that a timer expires in runs in rounds (`wake.rs`), so
+/// the timer's signal interrupts it when the clock reaches the expiry, and a child that ends
+/// is reported after the timers its end made due have fired (its signal runs the program's
+/// handler first, then the wait returns or restarts as Linux has it). Without timers the wait
+/// runs on the host as it is. Either way what the process arms next starts from the clock as
+/// it is then: a child that ended may have moved it.
+///
+/// One more rule orders a child's end after a timer's expiry when the program blocks the
+/// timer's signal and polls (`WNOHANG`), as coreutils `timeout` does around `sigsuspend`:
+/// if a timer queued a signal since the last wait for a child, and that signal is still
+/// pending and blocked, this poll reports that no child has changed state yet. The program's
+/// next `sigsuspend` takes the signal, and its next poll finds the child. The expiry came
+/// first on the virtual clock; which of the two the host showed first is scheduling.
+pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    let queued = k.timers.take_queued();
+    let (idtype, id, options) = child_wait(call);
+    let nohang = if call.nr == syscalls::Sysno::wait4.id() as u32 { call.args[2] } else { call.args[3] };
+    if nohang & WNOHANG != 0 {
+        if queued & task.sigmask & pending(task) != 0 && child_ready(task, idtype, id, options) {
+            return not_yet(task, call);
+        }
+    } else {
+        // The program's wait runs on the host once a child is ready (or the rounds are handed
+        // off), unless a signal interrupts it: its handler runs first, and the wait returns
+        // EINTR, or restarts on the host when the handler has SA_RESTART. A child found ready
+        // is reported after the timers the clock passed meanwhile (or before the call, at its
+        // checkpoint): their expiries came first, since the clock is past them when the end
+        // is seen, so a signal they queued interrupts the wait. Any other signal interrupts it
+        // only if no child is ready, as on Linux; nothing does when there is no child at all.
+        let wait = Wait::Child { idtype, id, options };
+        let woken = wake::until(k, task, wait, None, task.sigmask);
+        let by_timer = (queued | k.timers.take_queued()) & pending(task) & !task.sigmask != 0;
+        let interrupted = match woken {
+            Some(Woken::Ready(r)) => r > 0 && by_timer,
+            Some(Woken::Signalled) => by_timer || !child_ready(task, idtype, id, options),
+            _ => false,
+        };
+        if interrupted && wake::interrupts(task, task.sigmask) {
+            v.lose_sight();
+            return Disposition::Return(Errno::EINTR.ret());
+        }
+    }
+    v.lose_sight();
     Disposition::Host(*call)
+}
+
+/// The signals pending for the calling thread or its process.
+fn pending(task: &TaskCtx<'_>) -> u64 {
+    let mut set = 0u64;
+    task.host_call(syscalls::Sysno::rt_sigpending, [&mut set as *mut u64 as u64, 8, 0, 0, 0, 0]);
+    set
+}
+
+/// Whether a child the wait selects has changed state (without reaping it).
+fn child_ready(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> bool {
+    let mut info = [0u8; 128];
+    let peek = [idtype, id, info.as_mut_ptr() as u64, options | WNOHANG | WNOWAIT, 0, 0];
+    task.host_call(syscalls::Sysno::waitid, peek) == 0 && info[16..20] != [0; 4]
+}
+
+/// What a `WNOHANG` wait returns when no child has changed state: 0, and for `waitid` a
+/// `siginfo_t` whose fields Linux zeroes.
+fn not_yet(task: &TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let infop = call.args[2];
+    if call.nr == syscalls::Sysno::waitid.id() as u32 && infop != 0 {
+        if let Err(e) = task.mem.write(infop, &[0u8; 32]) {
+            return Disposition::Return(e.ret());
+        }
+    }
+    Disposition::Return(0)
 }
 
 /// `pause()`: a wait for a signal, which a timer may send.

@@ -1,6 +1,7 @@
 //! Waits that a virtual timer cuts short: a sleep, `pause`, `rt_sigsuspend`, `poll`,
-//! `select`, `epoll_wait` (and their variants) or a blocking `read` of a timer descriptor,
-//! made while one of the process's timers expires before the wait would end.
+//! `select`, `epoll_wait` (and their variants), a blocking `read` of a timer descriptor or a
+//! wait for a child (`wait4`, `waitid`), made while one of the process's timers expires before
+//! the wait would end.
 //!
 //! The wait then runs in rounds inside the handler, each on the host for the time to the
 //! next event on the virtual clock: the next expiry or the wait's own deadline. With
@@ -75,6 +76,16 @@ pub enum Wait {
     },
     /// A timer descriptor becoming readable.
     Readable(i32),
+    /// A child changing state (`wait4`, `waitid`), as `waitid(idtype, id, .., options)`
+    /// selects it.
+    Child {
+        /// `P_ALL`, `P_PID`, `P_PGID` or `P_PIDFD`.
+        idtype: u64,
+        /// The pid, group or pidfd.
+        id: u64,
+        /// `waitid`'s options (`WEXITED`, `WSTOPPED`, `WCONTINUED`, `__WALL`...).
+        options: u64,
+    },
 }
 
 /// How a cut wait ended.
@@ -192,6 +203,25 @@ fn pending_signal(task: &TaskCtx<'_>, mask: u64) -> bool {
     false
 }
 
+/// Whether the signal that ends a wait (the lowest pending one `mask` lets through that the
+/// program does not ignore) interrupts a call that `SA_RESTART` would restart: it has a
+/// handler without that flag. False when there is no such signal.
+pub fn interrupts(task: &TaskCtx<'_>, mask: u64) -> bool {
+    const SA_RESTART: u64 = 0x1000_0000;
+    let mut pending = 0u64;
+    task.host_call(Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
+    let through = pending & !mask & !UNBLOCKABLE;
+    let Some(sig) = (1..=64u32).find(|s| through & (1u64 << (s - 1)) != 0 && !ignored(task, *s)) else {
+        return false;
+    };
+    let mut act = [0u8; 32];
+    if task.host_call(Sysno::rt_sigaction, [u64::from(sig), 0, act.as_mut_ptr() as u64, 8, 0, 0]) < 0 {
+        return true;
+    }
+    let flags = u64::from_ne_bytes(act[8..16].try_into().unwrap_or([0; 8]));
+    flags & SA_RESTART == 0
+}
+
 /// Whether the program ignores `sig` (`SIG_IGN`, or the default action of doing nothing).
 fn ignored(task: &TaskCtx<'_>, sig: u32) -> bool {
     let mut act = [0u8; 32];
@@ -271,6 +301,22 @@ fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
         Wait::Epoll { epfd, events, max } => {
             let ms = ns.div_ceil(1_000_000).min(i32::MAX as u64);
             task.host_call(Sysno::epoll_wait, [epfd, events, max, ms, 0, 0])
+        }
+        Wait::Child { idtype, id, options } => {
+            // Ready: the caller runs the program's wait, which then does not block. A child that
+            // ends during the round ends it with its SIGCHLD, unless the program blocks that.
+            const WNOHANG: u64 = 1;
+            const WNOWAIT: u64 = 0x0100_0000;
+            let mut info = [0u8; 128];
+            let peek = [idtype, id, info.as_mut_ptr() as u64, options | WNOHANG | WNOWAIT, 0, 0];
+            let r = task.host_call(Sysno::waitid, peek);
+            if r < 0 {
+                return r;
+            }
+            if info[16..20] != [0; 4] {
+                return 1;
+            }
+            host_wait(task, Wait::Signals, ns, mask)
         }
         Wait::Readable(fd) => {
             let mut pfd = [0u8; 8];
