@@ -13,17 +13,20 @@
 //!
 //! One [`Kernel`] per process (thread group), as the in-process runtime has one per image.
 
+use super::check;
 use super::host::{Deferred, TraceeHost};
 use super::image::{exec_call, fill, fix_auxv};
 use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{AfterHost, Config, Disposition, Kernel, ProcessImage, Syscall, TaskCtx};
+use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+const EXECVE: u32 = syscalls::Sysno::execve.id() as u32;
 
 /// A traced process.
 struct Process {
@@ -365,6 +368,13 @@ impl Tracer {
                 self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
                 sys::resume(tid, 0, true)
             }
+            Disposition::Return(v) if v < 0 && process.before_start && call.nr == EXECVE => {
+                // The launcher's start of the program: cloister-rt would have been exec'd and
+                // refused it with one line, not handed the errno to the launcher.
+                let program = task.read_cstring(args[0], 4096).unwrap_or_default();
+                let refusal = check::start_failure(&process.kernel, &host, &program, Errno(-v as i32));
+                refuse(tid, process.pidfd, &mut regs, &refusal)
+            }
             Disposition::Return(v) => {
                 if let Some(fd) = host.memfd() {
                     sys::close(fd);
@@ -396,6 +406,10 @@ impl Tracer {
                 } else {
                     [args[1], args[2]]
                 };
+                let program = plan.argv.get(1).cloned().unwrap_or_default();
+                if let Err(refusal) = check::image(&process.kernel, &host, &program) {
+                    return refuse(tid, process.pidfd, &mut regs, &refusal);
+                }
                 let exec = exec_call(&process.kernel, &mut task, &host, &plan, arrays);
                 let (file, argv) = match exec {
                     Ok(v) => v,
@@ -451,6 +465,27 @@ impl Tracer {
         }
         sys::resume(tid, 0, false)
     }
+}
+
+/// Ends the tracee stopped at its `execve` as cloister-rt ends an image it will not load: its
+/// line on the tracee's standard error, then `exit_group(status)` in place of the call.
+fn refuse(
+    tid: libc::pid_t,
+    pidfd: i32,
+    regs: &mut libc::user_regs_struct,
+    refusal: &check::Refusal,
+) -> std::io::Result<()> {
+    // The tracee's own stderr (the same open file, so its offset moves as its writes would).
+    if let Ok(fd) = sys::dup_fd(pidfd, 2) {
+        let line = format!("cloister: {}\n", refusal.line);
+        // SAFETY: writing a local buffer to the supervisor's copy of the descriptor.
+        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+        sys::close(fd);
+    }
+    regs.orig_rax = syscalls::Sysno::exit_group.id() as u64;
+    regs.rdi = refusal.status as u64;
+    sys::set_regs(tid, regs)?;
+    sys::resume(tid, 0, false)
 }
 
 /// [`crate::spawn::wait`] for a traced sandbox: serves its stops until its first process ends,
