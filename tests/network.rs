@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cloister_tests::{
-    both_modes, cloister, cloister_bin, compile_c, temp_dir, write_file, Mode, Outcome, PYTHON3, SYSTEM_PATH,
+    both_modes, cloister, cloister_bin, compile_c, inproc_only, temp_dir, write_file, Mode, Outcome, GATE,
+    PYTHON3, SYSTEM_PATH,
 };
 
 /// How cloister's line begins when the host refuses the sandbox a network namespace.
@@ -264,6 +265,9 @@ fn the_hosts_loopback_is_out_of_reach_under_none_and_reached_under_host() {
 /// sandbox's own namespace. Under `--net host` the same program connects, both ways.
 #[test]
 fn raw_syscalls_do_not_reach_the_host_under_none() {
+    if inproc_only(GATE) {
+        return;
+    }
     let server = HostServer::start();
     let exe = compile_c("net_escape", &[]);
     let port = server.port().to_string();
