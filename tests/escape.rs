@@ -26,7 +26,8 @@
 //! Never run these programs natively: as root they would do what they try.
 
 use cloister_tests::{
-    cloister_bin, compile_c, gcc_build, inproc_only, programs_dir, scratch_dir, temp_dir, Mode, Outcome, GATE,
+    backend_args, cloister_bin, compile_c, gcc_build, inproc_only, programs_dir, scratch_dir, temp_dir, Mode,
+    Outcome, GATE,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -549,7 +550,9 @@ fn a_setuid_program_gains_no_privilege() {
         .command("setpriv")
         .args(nobody)
         .arg(cloister_bin())
-        .args(["run", "--"])
+        .arg("run")
+        .args(backend_args())
+        .arg("--")
         .arg(&probe)
         .arg(&secret)
         .env("HOME", &dir)

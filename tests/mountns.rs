@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use cloister_tests::{
-    cloister, cloister_bin, compile_c, inproc_only, temp_dir, Mode, Outcome, GATE, PYTHON3, SYSTEM_PATH,
+    backend_args, cloister, cloister_bin, compile_c, inproc_only, temp_dir, Mode, Outcome, GATE, PYTHON3,
+    SYSTEM_PATH,
 };
 
 /// How cloister's line begins when the host refuses the sandbox a mount namespace.
@@ -386,8 +387,9 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
     // The view still works for the user: a write lands in the overlay.
     let view = Mode::Native
         .command(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run", "--"])
-        .args(["sh", "-c", &format!("echo x > {}/new && cat {0}/new && id -u", s(&scene.dir))])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--", "sh", "-c", &format!("echo x > {}/new && cat {0}/new && id -u", s(&scene.dir))])
         .env("HOME", &scene.home)
         .current_dir(&scene.home)
         .output();

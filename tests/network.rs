@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cloister_tests::{
-    both_modes, cloister, cloister_bin, compile_c, inproc_only, temp_dir, write_file, Mode, Outcome, GATE,
-    PYTHON3, SYSTEM_PATH,
+    backend_args, both_modes, cloister, cloister_bin, compile_c, inproc_only, temp_dir, write_file, Mode,
+    Outcome, GATE, PYTHON3, SYSTEM_PATH,
 };
 
 /// How cloister's line begins when the host refuses the sandbox a network namespace.
@@ -353,18 +353,9 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
     let script = format!("echo pid=$$; {PYTHON3} -c \"{unix}\"; {PYTHON3} -c \"{loopback}\"");
     let repro = Mode::Native
         .command(&wrapper)
-        .args([
-            "net",
-            s(&cloister_bin()),
-            "run",
-            "--reproducible",
-            "--net",
-            "none",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
+        .args(["net", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--reproducible", "--net", "none", "--", "sh", "-c", &script])
         .output();
     repro.success();
     assert_eq!(refusals(&repro), 1, "\n{repro}");
@@ -379,7 +370,9 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
                       except OSError as e:\n    print(type(e).__name__, e.errno)";
     let out = Mode::Native
         .command("sh")
-        .args(["-c", &inherit, "sh", s(&wrapper), "net", s(&cloister_bin()), "run", "--policy", "default"])
+        .args(["-c", &inherit, "sh", s(&wrapper), "net", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--policy", "default"])
         .args(["--net", "none", "--", PYTHON3, "-c", try_handed, &port])
         .output();
     out.success();
@@ -430,7 +423,9 @@ fn an_unprivileged_user_gets_its_own_loopback() {
         let out = Mode::Native
             .command(setpriv)
             .args(nobody)
-            .args([s(&cloister_bin()), "run", "--net", "none", "--", PYTHON3, "-c", script])
+            .args([s(&cloister_bin()), "run"])
+            .args(backend_args())
+            .args(["--net", "none", "--", PYTHON3, "-c", script])
             .args(args)
             .env("HOME", &home)
             .env("PATH", SYSTEM_PATH)

@@ -19,6 +19,12 @@ pub fn chosen() -> Option<OsString> {
     std::env::var_os(VARIABLE).filter(|b| !b.is_empty())
 }
 
+/// `--backend NAME` for a test that spawns `cloister run` itself (as another user, in a
+/// namespace, on a terminal) rather than through [`crate::Invocation`]; empty under the default.
+pub fn backend_args() -> Vec<OsString> {
+    chosen().map(|b| vec!["--backend".into(), b]).unwrap_or_default()
+}
+
 /// Whether this run's `cloister run`s use the in-process backend (the default).
 pub fn inproc() -> bool {
     chosen().is_none_or(|b| b == "inproc")
