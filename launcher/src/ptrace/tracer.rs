@@ -59,6 +59,9 @@ struct Pending {
     fill: Option<i32>,
     /// The trace record the call's result record joins (`--trace`).
     cookie: Option<u64>,
+    /// The launcher's `execve` of the program (its path): should the host refuse it after the
+    /// kernel's checks passed (`ETXTBSY`), the tracee ends as cloister-rt would.
+    start: Option<Vec<u8>>,
 }
 
 /// The supervisor's side of the ptrace backend.
@@ -79,6 +82,8 @@ pub struct Tracer {
     /// New tasks stopped before their parent's fork event: they wait for it, so that their
     /// kernel is their parent's before they make a call.
     held: std::collections::HashSet<libc::pid_t>,
+    /// The first process's wait status, once [`Tracer::pump`] reaped it.
+    ended: Option<i32>,
 }
 
 impl Tracer {
@@ -89,6 +94,7 @@ impl Tracer {
             trace_seq: 0,
             known: Default::default(),
             held: Default::default(),
+            ended: None,
             config,
             shared: Shared::private(),
             processes: HashMap::new(),
@@ -105,6 +111,7 @@ impl Tracer {
         self.pending.clear();
         self.known.clear();
         self.held.clear();
+        self.ended = None;
         sys::seize(pid)?;
         self.known.insert(pid);
         self.root = pid;
@@ -117,6 +124,9 @@ impl Tracer {
     pub fn pump(&mut self) -> Option<i32> {
         while let Ok(Some((tid, status))) = sys::wait_any(false) {
             if let Some(status) = self.on_stop(tid, status) {
+                // Reaped here: `run` must still report it (a short program can end while the
+                // launcher is still pumping its start).
+                self.ended = Some(status);
                 return Some(status);
             }
         }
@@ -127,10 +137,13 @@ impl Tracer {
     /// signal).
     pub fn run(&mut self) -> Option<i32> {
         loop {
-            let status = match sys::wait_any(true) {
-                Ok(Some((tid, status))) => self.on_stop(tid, status),
-                Ok(None) => None,
-                Err(_) => Some(125 << 8),
+            let status = match self.ended.take() {
+                Some(status) => Some(status),
+                None => match sys::wait_any(true) {
+                    Ok(Some((tid, status))) => self.on_stop(tid, status),
+                    Ok(None) => None,
+                    Err(_) => Some(125 << 8),
+                },
             };
             if let Some(status) = status {
                 return Some(if libc::WIFSIGNALED(status) {
@@ -348,7 +361,7 @@ impl Tracer {
                 regs.rdi = name.unwrap_or(0);
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie });
+                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie, start: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
@@ -365,7 +378,7 @@ impl Tracer {
                 regs.orig_rax = nr.id() as u64;
                 regs.rdi = arg;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v < 0 && process.before_start && call.nr == EXECVE => {
@@ -393,7 +406,8 @@ impl Tracer {
                 }
                 let until_exit = changed || task.after.is_some() || cookie.is_some();
                 if until_exit {
-                    self.pending.insert(tid, Pending { args, after: task.after, fill: None, cookie });
+                    self.pending
+                        .insert(tid, Pending { args, after: task.after, fill: None, cookie, start: None });
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -433,7 +447,8 @@ impl Tracer {
                 regs.orig_rax = syscalls::Sysno::execve.id() as u64;
                 [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
+                let start = self.processes.get(&tgid).filter(|p| p.before_start).map(|_| program);
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start });
                 sys::resume(tid, 0, true)
             }
             // Not redirected by this backend's filter: the host makes it as asked.
@@ -461,6 +476,16 @@ impl Tracer {
                 }
                 sys::close(fd);
             }
+            if let (Some(program), true) = (p.start, (regs.rax as i64) < 0) {
+                // A failed execve returns to the launcher's code: run its `syscall` again as
+                // `exit_group(126)`, after the line cloister-rt would print.
+                let why = Errno(-(regs.rax as i64) as i32).name().unwrap_or("error");
+                let line = format!("{}: cannot execute: {why}", String::from_utf8_lossy(&program));
+                let tgid = self.tgid_of(tid);
+                let pidfd = self.processes.get(&tgid).map_or(-1, |p| p.pidfd);
+                regs.rip -= 2;
+                return refuse(tid, pidfd, &mut regs, &check::Refusal { status: 126, line });
+            }
             sys::set_regs(tid, &regs)?;
         }
         sys::resume(tid, 0, false)
@@ -482,7 +507,10 @@ fn refuse(
         unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
         sys::close(fd);
     }
+    // At a seccomp stop the call becomes `exit_group`; at a call's exit, with `rip` moved back
+    // onto its `syscall` instruction, the instruction runs again as `exit_group`.
     regs.orig_rax = syscalls::Sysno::exit_group.id() as u64;
+    regs.rax = regs.orig_rax;
     regs.rdi = refusal.status as u64;
     sys::set_regs(tid, regs)?;
     sys::resume(tid, 0, false)
