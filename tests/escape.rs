@@ -26,7 +26,8 @@
 //! Never run these programs natively: as root they would do what they try.
 
 use cloister_tests::{
-    cloister_bin, compile_c, gcc_build, programs_dir, scratch_dir, temp_dir, Mode, Outcome,
+    backend_args, cloister_bin, compile_c, gcc_build, inproc_only, programs_dir, scratch_dir, temp_dir, Mode,
+    Outcome, GATE,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -136,6 +137,9 @@ fn root() -> bool {
 /// no mount namespace); a hard link across the stand-in's mount is `EXDEV`.
 #[test]
 fn a_hidden_file_stays_hidden_by_every_path() {
+    if inproc_only(GATE) {
+        return;
+    }
     let home = Home::new("hidden-paths");
     let link_abs = home.dir.join("link-abs");
     let link_rel = home.dir.join("link-rel");
@@ -175,6 +179,9 @@ fn a_hidden_file_stays_hidden_by_every_path() {
 /// fail.
 #[test]
 fn without_the_floor_the_hidden_file_is_read() {
+    if inproc_only(GATE) {
+        return;
+    }
     let home = Home::new("hidden-paths-default");
     let link_abs = home.dir.join("link-abs");
     std::os::unix::fs::symlink(&home.key, &link_abs).unwrap();
@@ -199,6 +206,9 @@ fn without_the_floor_the_hidden_file_is_read() {
 /// file is checked byte for byte from outside.
 #[test]
 fn a_read_only_host_file_is_unchanged() {
+    if inproc_only(GATE) {
+        return;
+    }
     let dir = temp_dir("host-write");
     let file = dir.join("precious.txt");
     fs::write(&file, "precious host data\n").unwrap();
@@ -231,6 +241,9 @@ fn a_read_only_host_file_is_unchanged() {
 /// `--policy default` (no floor), reaches it.
 #[test]
 fn a_host_daemons_abstract_socket_is_out_of_reach() {
+    if inproc_only(GATE) {
+        return;
+    }
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener};
     let name = format!("cloister-escape-{}", std::process::id());
@@ -275,6 +288,9 @@ fn a_host_daemons_abstract_socket_is_out_of_reach() {
 /// of `--net none`; the control, `--net host`, sees both.
 #[test]
 fn netlink_answers_for_the_sandboxs_own_network_only() {
+    if inproc_only(GATE) {
+        return;
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let exe = escape_program("netlink");
@@ -319,6 +335,9 @@ fn netlink_answers_for_the_sandboxs_own_network_only() {
 /// (Jumping into the runtime's gate without changing it is `tests/floor.rs`.)
 #[test]
 fn overwriting_the_runtime_gains_nothing_over_the_floor() {
+    if inproc_only(GATE) {
+        return;
+    }
     let home = Home::new("rt-overwrite");
     let target = temp_dir("rt-overwrite-host").join("written");
     let out = Mode::Cloister
@@ -365,6 +384,9 @@ fn host_process_state(pid: u32) -> (i32, String) {
 /// on, and the host process keep its nice value and limits, checked from outside.
 #[test]
 fn processes_outside_the_sandbox_are_out_of_reach() {
+    if inproc_only(GATE) {
+        return;
+    }
     let mut host = Command::new("sleep").arg("300").spawn().unwrap();
     let before = host_process_state(host.id());
     let dir = temp_dir("host-processes");
@@ -457,6 +479,9 @@ fn file_handle(path: &Path) -> (i32, String) {
 /// tree still are.
 #[test]
 fn namespaces_chroot_and_handles_do_not_uncover_a_hidden_file() {
+    if inproc_only(GATE) {
+        return;
+    }
     let home = Home::new("ns-tricks");
     let (kind, hex) = file_handle(&home.key);
     let target = temp_dir("ns-tricks-host").join("written");
@@ -528,7 +553,9 @@ fn a_setuid_program_gains_no_privilege() {
         .command("setpriv")
         .args(nobody)
         .arg(cloister_bin())
-        .args(["run", "--"])
+        .arg("run")
+        .args(backend_args())
+        .arg("--")
         .arg(&probe)
         .arg(&secret)
         .env("HOME", &dir)
@@ -734,6 +761,9 @@ fn filling_the_disk_stops_at_overlay_bytes() {
 /// gets nothing; the control, without the limit, puts the gate's 32 MiB on the host's disk.
 #[test]
 fn filling_the_disk_through_the_gate_stops_at_overlay_bytes() {
+    if inproc_only(GATE) {
+        return;
+    }
     let (out, most) = fill_the_disk("fill-gate", true, &["--limit", "overlay_bytes=8M"]);
     out.success();
     if out.stderr.contains("overlay_bytes does not hold here") {
@@ -763,6 +793,9 @@ fn filling_the_disk_through_the_gate_stops_at_overlay_bytes() {
 /// device under `/dev` (`launcher/src/view/mounts.rs`). Needs root (a loop device).
 #[test]
 fn a_block_device_does_not_show_a_hidden_files_bytes() {
+    if inproc_only(GATE) {
+        return;
+    }
     if !root() {
         eprintln!("a_block_device_...: skipped: attaching a loop device needs root");
         return;

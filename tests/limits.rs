@@ -8,7 +8,7 @@
 //! `/proc/PID/cmdline`, polled with generous deadlines; nothing here depends on how fast the
 //! machine is, only on the sandbox ending.
 
-use cloister_tests::{cloister_bin, compile_c, temp_dir, Mode, Outcome, PYTHON3, SYSTEM_PATH};
+use cloister_tests::{backend_args, cloister_bin, compile_c, temp_dir, Mode, Outcome, PYTHON3, SYSTEM_PATH};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -94,7 +94,9 @@ fn fork_bomb(processes: u32, token: &str, as_nobody: bool) -> (i64, Outcome) {
             .command("setpriv")
             .args(NOBODY)
             .arg(cloister_bin())
-            .args(["run", "--policy"])
+            .arg("run")
+            .args(backend_args())
+            .arg("--policy")
             .arg(&policy)
             .arg("--")
             .arg(&copy)
@@ -317,7 +319,9 @@ fn detached_processes_end_with_a_killed_supervisor() {
         let tokens = [tokens[0], tokens[1], tokens[2]];
         let log = temp_dir("killed-supervisor").join("stderr");
         let mut child = Command::new(cloister_bin())
-            .args(["run", "--policy", policy, "--", "sh", "-c"])
+            .arg("run")
+            .args(backend_args())
+            .args(["--policy", policy, "--", "sh", "-c"])
             .arg(detaching_script(&tokens, &format!("sleep 1000.20{n}4")))
             .env("PATH", SYSTEM_PATH)
             .stdin(Stdio::null())
@@ -343,7 +347,7 @@ fn descriptors(mode: Mode, extra: bool) -> Vec<String> {
         Mode::Native => Command::new("ls"),
         Mode::Cloister => {
             let mut cmd = Command::new(cloister_bin());
-            cmd.args(["run", "--", "ls"]);
+            cmd.arg("run").args(backend_args()).args(["--", "ls"]);
             cmd
         }
     };

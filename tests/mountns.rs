@@ -20,7 +20,10 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cloister_tests::{cloister, cloister_bin, compile_c, temp_dir, Mode, Outcome, PYTHON3, SYSTEM_PATH};
+use cloister_tests::{
+    backend_args, cloister, cloister_bin, compile_c, inproc_only, temp_dir, Mode, Outcome, GATE, PYTHON3,
+    SYSTEM_PATH,
+};
 
 /// How cloister's line begins when the host refuses the sandbox a mount namespace.
 const NO_MOUNT_NAMESPACE: &str = "cloister: no mount namespace on this host";
@@ -152,6 +155,9 @@ fn assert_refused(out: &Outcome, scene: &Scene) {
 
 #[test]
 fn jumping_into_the_runtime_changes_no_host_file_and_reaches_no_hidden_one() {
+    if inproc_only(GATE) {
+        return;
+    }
     let scene = Scene::new("gate-meta");
     let before = scene.file_state();
     let out = scene.gate_meta(&[]);
@@ -169,6 +175,9 @@ fn jumping_into_the_runtime_changes_no_host_file_and_reaches_no_hidden_one() {
 
 #[test]
 fn without_a_view_the_same_jump_changes_the_host_file() {
+    if inproc_only(GATE) {
+        return;
+    }
     // The control: no view, no floor; the same program changes the file and sees the key, so
     // the tests above test the floor and not the program.
     let scene = Scene::new("gate-meta-default");
@@ -187,6 +196,9 @@ fn without_a_view_the_same_jump_changes_the_host_file() {
 
 #[test]
 fn a_hidden_socket_is_an_empty_file_even_through_the_gate() {
+    if inproc_only(GATE) {
+        return;
+    }
     // A socket hidden by itself (like /run/docker.sock), not by its directory: a stand-in file
     // lies over it, and a connection is refused instead of reaching the listener.
     let scene = Scene::new("gate-meta-socket");
@@ -212,6 +224,9 @@ fn a_hidden_socket_is_an_empty_file_even_through_the_gate() {
 
 #[test]
 fn reproducible_mode_composes_with_the_mount_namespace() {
+    if inproc_only(GATE) {
+        return;
+    }
     // Pid namespace (a fresh /proc, the program is pid 2) and the view's read-only mounts
     // together; /proc/1/root is then init's, inside the sandbox.
     let scene = Scene::new("gate-meta-repro");
@@ -295,6 +310,9 @@ fn the_overlay_takes_writes_and_reports_them() {
 
 #[test]
 fn an_rw_mount_is_writable_even_from_its_own_working_directory() {
+    if inproc_only(GATE) {
+        return;
+    }
     // The program starts in the rw mount. Its working directory must be the writable bind,
     // not the read-only copy of the mount below it: a relative write through the gate (no view
     // to resolve it) lands on the host.
@@ -369,8 +387,9 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
     // The view still works for the user: a write lands in the overlay.
     let view = Mode::Native
         .command(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run", "--"])
-        .args(["sh", "-c", &format!("echo x > {}/new && cat {0}/new && id -u", s(&scene.dir))])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--", "sh", "-c", &format!("echo x > {}/new && cat {0}/new && id -u", s(&scene.dir))])
         .env("HOME", &scene.home)
         .current_dir(&scene.home)
         .output();

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cloister_tests::{both_modes, cloister_bin, Mode, Outcome, PYTHON3, SYSTEM_PATH};
+use cloister_tests::{backend_args, both_modes, cloister_bin, Mode, Outcome, PYTHON3, SYSTEM_PATH};
 
 /// What cloister prints when the host refuses the namespaces.
 const UNAVAILABLE: &str =
@@ -280,7 +280,7 @@ fn start_ready(mode: Mode, script: &str) -> (Child, BufReader<std::process::Chil
         Mode::Native => Command::new("sh"),
         Mode::Cloister => {
             let mut cmd = Command::new(cloister_bin());
-            cmd.args(["run", "--reproducible", "--", "sh"]);
+            cmd.arg("run").args(backend_args()).args(["--reproducible", "--", "sh"]);
             cmd
         }
     };
@@ -400,7 +400,9 @@ fn rootless_user_namespace() {
         .command("setpriv")
         .args(NOBODY)
         .arg(cloister_bin())
-        .args(["run", "--reproducible", "--", "sh", "-c", "echo $$; id -u; id -g; ls -A /tmp; echo end"])
+        .arg("run")
+        .args(backend_args())
+        .args(["--reproducible", "--", "sh", "-c", "echo $$; id -u; id -g; ls -A /tmp; echo end"])
         .current_dir("/")
         .output();
     out.success();

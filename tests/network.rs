@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cloister_tests::{
-    both_modes, cloister, cloister_bin, compile_c, temp_dir, write_file, Mode, Outcome, PYTHON3, SYSTEM_PATH,
+    backend_args, both_modes, cloister, cloister_bin, compile_c, inproc_only, temp_dir, write_file, Mode,
+    Outcome, GATE, PYTHON3, SYSTEM_PATH,
 };
 
 /// How cloister's line begins when the host refuses the sandbox a network namespace.
@@ -264,6 +265,9 @@ fn the_hosts_loopback_is_out_of_reach_under_none_and_reached_under_host() {
 /// sandbox's own namespace. Under `--net host` the same program connects, both ways.
 #[test]
 fn raw_syscalls_do_not_reach_the_host_under_none() {
+    if inproc_only(GATE) {
+        return;
+    }
     let server = HostServer::start();
     let exe = compile_c("net_escape", &[]);
     let port = server.port().to_string();
@@ -349,18 +353,9 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
     let script = format!("echo pid=$$; {PYTHON3} -c \"{unix}\"; {PYTHON3} -c \"{loopback}\"");
     let repro = Mode::Native
         .command(&wrapper)
-        .args([
-            "net",
-            s(&cloister_bin()),
-            "run",
-            "--reproducible",
-            "--net",
-            "none",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
+        .args(["net", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--reproducible", "--net", "none", "--", "sh", "-c", &script])
         .output();
     repro.success();
     assert_eq!(refusals(&repro), 1, "\n{repro}");
@@ -375,7 +370,9 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
                       except OSError as e:\n    print(type(e).__name__, e.errno)";
     let out = Mode::Native
         .command("sh")
-        .args(["-c", &inherit, "sh", s(&wrapper), "net", s(&cloister_bin()), "run", "--policy", "default"])
+        .args(["-c", &inherit, "sh", s(&wrapper), "net", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--policy", "default"])
         .args(["--net", "none", "--", PYTHON3, "-c", try_handed, &port])
         .output();
     out.success();
@@ -426,7 +423,9 @@ fn an_unprivileged_user_gets_its_own_loopback() {
         let out = Mode::Native
             .command(setpriv)
             .args(nobody)
-            .args([s(&cloister_bin()), "run", "--net", "none", "--", PYTHON3, "-c", script])
+            .args([s(&cloister_bin()), "run"])
+            .args(backend_args())
+            .args(["--net", "none", "--", PYTHON3, "-c", script])
             .args(args)
             .env("HOME", &home)
             .env("PATH", SYSTEM_PATH)

@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloister_tests::{
-    compile_c, programs_dir, scratch_dir, temp_dir, write_file, Invocation, Mode, Outcome, PYTHON3,
+    compile_c, inproc_only, programs_dir, scratch_dir, temp_dir, write_file, Invocation, Mode, Outcome,
+    PYTHON3, TIMERS,
 };
 
 /// The virtual clock's default start, 2000-01-01T00:00:00Z.
@@ -387,6 +388,9 @@ fn epoch_sets_the_start() {
 /// for its seconds of timers.
 #[test]
 fn c_timers_fire_on_the_virtual_clock() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let exe = compile("timers", &["-pthread"]);
     let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
     assert_reproducible("timers.c", &runs, &[]);
@@ -428,6 +432,9 @@ fn c_timers_fire_on_the_virtual_clock() {
 /// and fire at the same points of it: the output is the fast run's, byte for byte.
 #[test]
 fn c_timers_wait_for_real_without_fast_sleep() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let exe = compile("timers", &["-pthread"]);
     let fast = ok(repro(&exe, None).cloister_arg("--fast-sleep"));
     let real = ok(repro(&exe, None));
@@ -443,6 +450,9 @@ fn c_timers_wait_for_real_without_fast_sleep() {
 /// epoll wait cut by a timer, and a subprocess spawned while a timer is armed (`timers.py`).
 #[test]
 fn python_timers_fire_on_the_virtual_clock() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let script = fixture("timers.py");
     let runs = four_runs(|seed, _| repro(PYTHON3, seed).cloister_arg("--fast-sleep").arg(&script));
     assert_reproducible("timers.py", &runs, &[]);
@@ -459,6 +469,9 @@ fn python_timers_fire_on_the_virtual_clock() {
 /// every run and at once; without it, `timeout 1 sleep 5` takes one real second.
 #[test]
 fn timeout_kills_on_the_virtual_clock() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let script = "timeout 1 sleep 5; echo first=$?; echo first_at=$(date +%s.%N); \
                   timeout 5 sleep 1; echo second=$?; echo second_at=$(date +%s.%N)";
     let runs = four_runs(|seed, _| repro("sh", seed).cloister_arg("--fast-sleep").args(["-c", script]));

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cloister_tests::{cloister_bin, temp_dir, write_file, Mode, Outcome};
+use cloister_tests::{backend_args, cloister_bin, temp_dir, write_file, Mode, Outcome};
 
 /// One ICMP echo request to argv[1] every 0.2 s from a raw socket (the test's own namespace, as
 /// its root), until a reply comes (prints `pong from ADDRESS`) or 10 s pass.
@@ -73,13 +73,13 @@ ip link set tapx mtu 9000 up
 echo "greetings over a TAP device" > "$DIR/site/greeting"
 python3 -m http.server --bind 10.77.0.1 8080 --directory "$DIR/site" >/dev/null 2>&1 &
 web=$!
-"$CL" run --net tap:tapx --ip 10.77.0.2/24 -- python3 "$DIR/serve_one.py" 10.77.0.2 2>"$DIR/server.err" &
+"$CL" run $BACKEND --net tap:tapx --ip 10.77.0.2/24 -- python3 "$DIR/serve_one.py" 10.77.0.2 2>"$DIR/server.err" &
 sandbox=$!
 python3 "$DIR/ping.py" 10.77.0.2
 python3 "$DIR/fetch.py" 10.77.0.2 7000
 wait $sandbox
 echo "server sandbox: $? $(cat "$DIR/server.err")"
-"$CL" run --net tap:tapx --ip 10.77.0.3/24 -- sh -c \
+"$CL" run $BACKEND --net tap:tapx --ip 10.77.0.3/24 -- sh -c \
     'ip -o -4 addr show eth0; ip -o link show eth0; curl -sS -m 10 http://10.77.0.1:8080/greeting'
 echo "client sandbox: $?"
 kill $web
@@ -91,16 +91,16 @@ set -u
 ip link set lo up
 ip tuntap add tapx mode tap || { echo "no tuntap"; exit 0; }
 for mode in tap:nosuch tap:lo; do
-    "$CL" run --net $mode --ip 10.77.0.2/24 -- true
+    "$CL" run $BACKEND --net $mode --ip 10.77.0.2/24 -- true
     echo "$mode: $?"
 done
-"$CL" run --net tap:tapx -- true
+"$CL" run $BACKEND --net tap:tapx -- true
 echo "no ip: $?"
 # As nobody, where nobody may run this build at all (not from a checkout under /root).
 as_nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null \
     && as_nobody test -r "$(dirname "$CL")/cloister-rt" && as_nobody test -x "$CL"; then
-    as_nobody "$CL" run --policy default --net tap:tapx --ip 10.77.0.2/24 -- true
+    as_nobody "$CL" run $BACKEND --policy default --net tap:tapx --ip 10.77.0.2/24 -- true
     echo "nobody: $?"
 else
     echo "nobody: skipped"
@@ -125,6 +125,8 @@ fn in_a_namespace(script: &str, dir: &Path) -> Option<Outcome> {
         .command("unshare")
         .args([flags, "sh", "-c", script])
         .env("CL", cloister_bin())
+        // `--backend NAME` of a differential run (tests/run), split by the script's shell.
+        .env("BACKEND", backend_args().join(std::ffi::OsStr::new(" ")))
         .env("DIR", dir)
         .timeout(Duration::from_secs(120))
         .output();

@@ -19,7 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cloister_tests::{cloister, cloister_bin, temp_dir, write_file, Invocation, Mode, PYTHON3, SYSTEM_PATH};
+use cloister_tests::{
+    backend_args, cloister, cloister_bin, temp_dir, write_file, Invocation, Mode, PYTHON3, SYSTEM_PATH,
+};
 
 /// How long a background process may take to say it is ready.
 const READY: Duration = Duration::from_secs(30);
@@ -146,7 +148,10 @@ impl Hub {
 /// A sandbox on `hub` at `ip` running `program`, in the background.
 fn serve(hub: &Hub, ip: &str, program: &[&str]) -> Background {
     let mode = hub.mode();
-    let mut args = vec!["run", "--net", &mode, "--ip", ip, "--"];
+    let backend: Vec<String> = backend_args().into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut args = vec!["run"];
+    args.extend(backend.iter().map(String::as_str));
+    args.extend(["--net", &mode, "--ip", ip, "--"]);
     args.extend_from_slice(program);
     Background::start(&format!("the sandbox at {ip}"), &args)
 }

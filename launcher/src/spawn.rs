@@ -472,7 +472,8 @@ fn start(
         }
     }
     drop(err_w);
-    if let (Some(tracer), Some((ours, _))) = (tracer, &sync) {
+    let mut tracer = tracer;
+    if let (Some(tracer), Some((ours, _))) = (tracer.as_deref_mut(), &sync) {
         if let Err(e) = tracer.seize(pid) {
             // SAFETY: killing and reaping our own child, which waits for the byte.
             unsafe {
@@ -497,9 +498,18 @@ fn start(
     // SAFETY: reading into a 3-byte buffer from our own pipe.
     let n = unsafe { libc::read(err_r.as_raw_fd(), msg.as_mut_ptr().cast(), 3) };
     if n == 3 {
-        let mut status = 0;
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        match tracer {
+            // A traced process's end is reported to its tracer before its parent (the
+            // keeper, which waits for the program) can reap it: serve stops until the end.
+            Some(tracer) => {
+                tracer.run();
+            }
+            None => {
+                let mut status = 0;
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+        }
         let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
         if msg[0] == Step::FloorPending as u8 || ns.retry_without(msg[0], errno) {
             return Ok(None);

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::backend;
 use super::paths::{cloister_bin, temp_dir, SYSTEM_PATH};
 
 /// How long a program may run before it is killed and its test fails (overridden by the
@@ -189,6 +190,11 @@ impl Invocation {
         if self.mode == Mode::Cloister {
             words.push(cloister_bin().into_os_string());
             words.push("run".into());
+            if let (false, Some(backend)) =
+                (self.cloister_args.iter().any(|a| a == "--backend"), backend::chosen())
+            {
+                words.extend(["--backend".into(), backend]);
+            }
             words.extend(self.cloister_args.iter().cloned());
             words.push("--".into());
         }
@@ -205,11 +211,7 @@ impl Invocation {
             Mode::Cloister => {
                 let mut cmd = Command::new(cloister_bin());
                 cmd.arg("run");
-                // The whole suite under another backend: CLOISTER_TEST_BACKEND=ptrace ./tests/run.
-                let chosen = self.cloister_args.iter().any(|a| a == "--backend");
-                if let (false, Some(backend)) = (chosen, std::env::var_os("CLOISTER_TEST_BACKEND")) {
-                    cmd.arg("--backend").arg(backend);
-                }
+                add_backend(&mut cmd, &self.cloister_args);
                 cmd.args(&self.cloister_args).arg("--").arg(&self.program);
                 cmd
             }
@@ -344,10 +346,21 @@ fn clip(text: &str) -> String {
     format!("{}\n[... {} bytes ...]\n{}", &text[..head], tail - head, &text[tail..])
 }
 
+/// Adds `--backend` for the whole test run ([`backend::chosen`]) to a `cloister run` whose
+/// options (`options`, up to any `--`) do not choose one.
+fn add_backend<S: AsRef<OsStr>>(cmd: &mut Command, options: &[S]) {
+    let chosen = options.iter().map(AsRef::as_ref).take_while(|a| *a != "--").any(|a| a == "--backend");
+    if let (false, Some(backend)) = (chosen, backend::chosen()) {
+        cmd.arg("--backend").arg(backend);
+    }
+}
+
 /// Runs `cloister run <args>` (the caller writes the `--`) and returns its output.
 pub fn run(args: &[&str]) -> Output {
     let mut cmd = Command::new(cloister_bin());
-    cmd.arg("run").args(args);
+    cmd.arg("run");
+    add_backend(&mut cmd, args);
+    cmd.args(args);
     apply_env(&mut cmd, &[]);
     let words: Vec<OsString> = std::iter::once(cloister_bin().into_os_string())
         .chain(std::iter::once("run".into()))
@@ -386,7 +399,7 @@ fn apply_env(cmd: &mut Command, changes: &[(OsString, Option<OsString>)]) {
         .env("LC_ALL", "C");
     for (key, value) in std::env::vars_os() {
         let keep = key.to_str().is_some_and(|k| k.starts_with("CLOISTER_") || k.starts_with("RUST_"));
-        if keep && key != "CLOISTER_BIN" && key != "CLOISTER_TEST_TIMEOUT" && key != "CLOISTER_TEST_BACKEND" {
+        if keep && key != "CLOISTER_BIN" && key != "CLOISTER_TEST_TIMEOUT" && key != backend::VARIABLE {
             cmd.env(key, value);
         }
     }

@@ -2,6 +2,7 @@
 //! redirected calls stop it (`SECCOMP_RET_TRACE`), and the supervisor serves them with the same
 //! kernel the in-process runtime uses, in its own address space, out of the program's reach.
 //!
+//! - [`check`]: the runtime loader's checks of a new image, made before the host runs it.
 //! - [`filter`]: the redirect filter with `SECCOMP_RET_TRACE`, and which calls it redirects.
 //! - [`sys`]: the raw layer: `ptrace` requests and registers (all the unsafe code).
 //! - [`memory`]: the tracee's memory through `process_vm_readv`/`process_vm_writev`.
@@ -14,6 +15,7 @@
 //! `seccomp(2)` (SECCOMP_RET_TRACE: a tracer may change or skip the call), and
 //! `process_vm_readv(2)`.
 
+pub mod check;
 pub mod filter;
 pub mod host;
 pub mod image;

@@ -13,17 +13,20 @@
 //!
 //! One [`Kernel`] per process (thread group), as the in-process runtime has one per image.
 
+use super::check;
 use super::host::{Deferred, TraceeHost};
 use super::image::{exec_call, fill, fix_auxv};
 use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{AfterHost, Config, Disposition, Kernel, ProcessImage, Syscall, TaskCtx};
+use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+const EXECVE: u32 = syscalls::Sysno::execve.id() as u32;
 
 /// A traced process.
 struct Process {
@@ -56,6 +59,9 @@ struct Pending {
     fill: Option<i32>,
     /// The trace record the call's result record joins (`--trace`).
     cookie: Option<u64>,
+    /// The launcher's `execve` of the program (its path): should the host refuse it after the
+    /// kernel's checks passed (`ETXTBSY`), the tracee ends as cloister-rt would.
+    start: Option<Vec<u8>>,
 }
 
 /// The supervisor's side of the ptrace backend.
@@ -76,6 +82,8 @@ pub struct Tracer {
     /// New tasks stopped before their parent's fork event: they wait for it, so that their
     /// kernel is their parent's before they make a call.
     held: std::collections::HashSet<libc::pid_t>,
+    /// The first process's wait status, once [`Tracer::pump`] reaped it.
+    ended: Option<i32>,
 }
 
 impl Tracer {
@@ -86,6 +94,7 @@ impl Tracer {
             trace_seq: 0,
             known: Default::default(),
             held: Default::default(),
+            ended: None,
             config,
             shared: Shared::private(),
             processes: HashMap::new(),
@@ -102,6 +111,7 @@ impl Tracer {
         self.pending.clear();
         self.known.clear();
         self.held.clear();
+        self.ended = None;
         sys::seize(pid)?;
         self.known.insert(pid);
         self.root = pid;
@@ -114,6 +124,9 @@ impl Tracer {
     pub fn pump(&mut self) -> Option<i32> {
         while let Ok(Some((tid, status))) = sys::wait_any(false) {
             if let Some(status) = self.on_stop(tid, status) {
+                // Reaped here: `run` must still report it (a short program can end while the
+                // launcher is still pumping its start).
+                self.ended = Some(status);
                 return Some(status);
             }
         }
@@ -124,10 +137,13 @@ impl Tracer {
     /// signal).
     pub fn run(&mut self) -> Option<i32> {
         loop {
-            let status = match sys::wait_any(true) {
-                Ok(Some((tid, status))) => self.on_stop(tid, status),
-                Ok(None) => None,
-                Err(_) => Some(125 << 8),
+            let status = match self.ended.take() {
+                Some(status) => Some(status),
+                None => match sys::wait_any(true) {
+                    Ok(Some((tid, status))) => self.on_stop(tid, status),
+                    Ok(None) => None,
+                    Err(_) => Some(125 << 8),
+                },
             };
             if let Some(status) = status {
                 return Some(if libc::WIFSIGNALED(status) {
@@ -345,7 +361,7 @@ impl Tracer {
                 regs.rdi = name.unwrap_or(0);
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie });
+                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie, start: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
@@ -362,8 +378,15 @@ impl Tracer {
                 regs.orig_rax = nr.id() as u64;
                 regs.rdi = arg;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start: None });
                 sys::resume(tid, 0, true)
+            }
+            Disposition::Return(v) if v < 0 && process.before_start && call.nr == EXECVE => {
+                // The launcher's start of the program: cloister-rt would have been exec'd and
+                // refused it with one line, not handed the errno to the launcher.
+                let program = task.read_cstring(args[0], 4096).unwrap_or_default();
+                let refusal = check::start_failure(&process.kernel, &host, &program, Errno(-v as i32));
+                refuse(tid, process.pidfd, &mut regs, &refusal)
             }
             Disposition::Return(v) => {
                 if let Some(fd) = host.memfd() {
@@ -383,7 +406,8 @@ impl Tracer {
                 }
                 let until_exit = changed || task.after.is_some() || cookie.is_some();
                 if until_exit {
-                    self.pending.insert(tid, Pending { args, after: task.after, fill: None, cookie });
+                    self.pending
+                        .insert(tid, Pending { args, after: task.after, fill: None, cookie, start: None });
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -396,6 +420,10 @@ impl Tracer {
                 } else {
                     [args[1], args[2]]
                 };
+                let program = plan.argv.get(1).cloned().unwrap_or_default();
+                if let Err(refusal) = check::image(&process.kernel, &host, &program) {
+                    return refuse(tid, process.pidfd, &mut regs, &refusal);
+                }
                 let exec = exec_call(&process.kernel, &mut task, &host, &plan, arrays);
                 let (file, argv) = match exec {
                     Ok(v) => v,
@@ -419,7 +447,8 @@ impl Tracer {
                 regs.orig_rax = syscalls::Sysno::execve.id() as u64;
                 [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie });
+                let start = self.processes.get(&tgid).filter(|p| p.before_start).map(|_| program);
+                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start });
                 sys::resume(tid, 0, true)
             }
             // Not redirected by this backend's filter: the host makes it as asked.
@@ -447,10 +476,44 @@ impl Tracer {
                 }
                 sys::close(fd);
             }
+            if let (Some(program), true) = (p.start, (regs.rax as i64) < 0) {
+                // A failed execve returns to the launcher's code: run its `syscall` again as
+                // `exit_group(126)`, after the line cloister-rt would print.
+                let why = Errno(-(regs.rax as i64) as i32).name().unwrap_or("error");
+                let line = format!("{}: cannot execute: {why}", String::from_utf8_lossy(&program));
+                let tgid = self.tgid_of(tid);
+                let pidfd = self.processes.get(&tgid).map_or(-1, |p| p.pidfd);
+                regs.rip -= 2;
+                return refuse(tid, pidfd, &mut regs, &check::Refusal { status: 126, line });
+            }
             sys::set_regs(tid, &regs)?;
         }
         sys::resume(tid, 0, false)
     }
+}
+
+/// Ends the tracee stopped at its `execve` as cloister-rt ends an image it will not load: its
+/// line on the tracee's standard error, then `exit_group(status)` in place of the call.
+fn refuse(
+    tid: libc::pid_t,
+    pidfd: i32,
+    regs: &mut libc::user_regs_struct,
+    refusal: &check::Refusal,
+) -> std::io::Result<()> {
+    // The tracee's own stderr (the same open file, so its offset moves as its writes would).
+    if let Ok(fd) = sys::dup_fd(pidfd, 2) {
+        let line = format!("cloister: {}\n", refusal.line);
+        // SAFETY: writing a local buffer to the supervisor's copy of the descriptor.
+        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+        sys::close(fd);
+    }
+    // At a seccomp stop the call becomes `exit_group`; at a call's exit, with `rip` moved back
+    // onto its `syscall` instruction, the instruction runs again as `exit_group`.
+    regs.orig_rax = syscalls::Sysno::exit_group.id() as u64;
+    regs.rax = regs.orig_rax;
+    regs.rdi = refusal.status as u64;
+    sys::set_regs(tid, regs)?;
+    sys::resume(tid, 0, false)
 }
 
 /// [`crate::spawn::wait`] for a traced sandbox: serves its stops until its first process ends,

@@ -1,0 +1,59 @@
+//! Which backend serves the suite's `cloister run`s, and the one way a test says that it holds
+//! only for the in-process backend.
+//!
+//! `CLOISTER_TEST_BACKEND=ptrace` runs the suite under the strict backend (`tests/run` does so
+//! for its second pass): the harness adds `--backend ptrace` to every `cloister run` that does
+//! not choose a backend itself. A test whose subject is the in-process runtime's own machinery
+//! (its gate, its patched call sites) or a feature the ptrace backend documents as absent
+//! starts with [`inproc_only`], whose reason says which; docs/architecture.md (Backends) lists
+//! them. Everything else must agree under both backends.
+
+use std::ffi::OsString;
+
+/// The variable that picks the backend for a whole test run.
+pub const VARIABLE: &str = "CLOISTER_TEST_BACKEND";
+
+/// The backend the harness asks `cloister run` for, when a test does not choose one: `None`
+/// for cloister's default (inproc).
+pub fn chosen() -> Option<OsString> {
+    std::env::var_os(VARIABLE).filter(|b| !b.is_empty())
+}
+
+/// `--backend NAME` for a test that spawns `cloister run` itself (as another user, in a
+/// namespace, on a terminal) rather than through [`crate::Invocation`]; empty under the default.
+pub fn backend_args() -> Vec<OsString> {
+    chosen().map(|b| vec!["--backend".into(), b]).unwrap_or_default()
+}
+
+/// Whether this run's `cloister run`s use the in-process backend (the default).
+pub fn inproc() -> bool {
+    chosen().is_none_or(|b| b == "inproc")
+}
+
+/// True, after one line on stderr naming `why`, when this run's backend is not the in-process
+/// one: the test then returns at once. `why` says what the test needs that only inproc has.
+///
+/// ```ignore
+/// if inproc_only("jumps into cloister-rt's gate, which --backend ptrace does not map") {
+///     return;
+/// }
+/// ```
+pub fn inproc_only(why: &str) -> bool {
+    if inproc() {
+        return false;
+    }
+    let backend = chosen().unwrap_or_default();
+    eprintln!("skipped under --backend {}: in-process only: {why}", backend.to_string_lossy());
+    true
+}
+
+/// Why the escape, floor, mountns and network tests that jump into the runtime's gate are
+/// in-process only: the gate is cloister-rt's code, and under ptrace no cloister code is in
+/// the program's process (the floor they test is the same under both backends).
+pub const GATE: &str = "jumps into cloister-rt's gate (tests/programs/gate.h), and under --backend ptrace \
+     there is no cloister-rt in the process";
+
+/// Why reproducible mode's timer tests are in-process only: the ptrace backend does not run
+/// the kernel's timer waits (`sys/wake.rs`), so alarms, interval and POSIX timers do not fire on
+/// the virtual clock (docs/architecture.md, Backends).
+pub const TIMERS: &str = "virtual timers (sys/wake.rs) are not served by --backend ptrace yet";
