@@ -12,7 +12,7 @@
 //! whose wording the lines here repeat.
 
 use super::host::TraceeHost;
-use kernel_host::binfmt::{self, Keep};
+use kernel_host::binfmt;
 use kernel_host::elf::{self, PlanError};
 use kernel_host::errno::KResult;
 use kernel_host::{Errno, Host, Kernel};
@@ -33,27 +33,37 @@ pub struct Refusal {
 pub fn image(kernel: &Kernel, host: &TraceeHost, program: &[u8]) -> Result<(), Refusal> {
     let shown = String::from_utf8_lossy(program).into_owned();
     let lookup = |guest: &[u8]| lookup(kernel, host, guest);
-    let target = match binfmt::target(host, &lookup, program, Vec::new(), Keep::Open) {
+    let target = match binfmt::target(host, &lookup, program, Vec::new()) {
         Ok(target) => target,
         // The kernel's own check passed a moment ago: the file changed since.
         Err(e) => return Err(start_failure(kernel, host, program, e)),
     };
+    // The files the check found, opened here (the host's calls are the supervisor's).
+    let open = |c: &binfmt::Checked| {
+        let flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64;
+        let fd = host.syscall(
+            Sysno::openat.id() as u32,
+            [libc::AT_FDCWD as u64, c.host.as_ptr() as u64, flags, 0, 0, 0],
+        );
+        (fd >= 0).then_some(fd as i32)
+    };
+    let (file, interp_file) = (open(&target.file), target.interp.as_ref().and_then(open));
     let close = |fd: Option<i32>| {
         if let Some(fd) = fd {
             host.syscall(Sysno::close.id() as u32, [fd as u64, 0, 0, 0, 0, 0]);
         }
     };
     let cannot = |why: String| Refusal { status: 126, line: format!("{shown}: cannot execute: {why}") };
-    let main = target.file.map(|fd| plan_of(fd).map_err(cannot));
-    let interp = match (&main, target.interp) {
+    let main = file.map(|fd| plan_of(fd).map_err(cannot));
+    let interp = match (&main, interp_file) {
         (Some(Ok(plan)), Some(fd)) => Some(plan_of(fd).map_err(|why| {
             let path = plan.interp.as_deref().map(|p| &p[..p.len().saturating_sub(1)]).unwrap_or_default();
             cannot(format!("its interpreter {} cannot be loaded: {why}", String::from_utf8_lossy(path)))
         })),
         _ => None,
     };
-    close(target.file);
-    close(target.interp);
+    close(file);
+    close(interp_file);
     match (main, interp) {
         (Some(Err(refusal)), _) | (_, Some(Err(refusal))) => Err(refusal),
         _ => Ok(()),
