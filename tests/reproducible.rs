@@ -498,6 +498,9 @@ fn timeout_kills_on_the_virtual_clock() {
 /// lines are Linux's: the native run's, with and without `--fast-sleep`, on every run.
 #[test]
 fn c_timers_across_fork_follow_linux() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let exe = compile("fork_timers", &[]);
     let native = Mode::Native.command(&exe).output();
     native.success();
@@ -520,6 +523,9 @@ fn c_timers_across_fork_follow_linux() {
 /// comes first, as natively: 124, not the command's 0, on every run.
 #[test]
 fn timeout_race_ends_on_the_timer_first() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let exe = compile("timeout_race", &[]);
     let native = Mode::Native.command(&exe).output();
     native.success();
@@ -563,6 +569,9 @@ impl Drop for Hog {
 /// sleep 1`) nor the clock.
 #[test]
 fn timeout_kills_every_time_under_load() {
+    if inproc_only(TIMERS) {
+        return;
+    }
     let script = "for i in 1 2 3 4 5 6 7 8 9 10; do \
                     timeout 1 sleep 5; a=$?; timeout 5 sleep 1; b=$?; \
                     printf '%s/%s ' $a $b; done; echo; echo at=$(date +%s.%N)";
