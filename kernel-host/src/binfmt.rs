@@ -8,6 +8,7 @@
 use crate::abi::{AT_FDCWD, O_CLOEXEC, O_NONBLOCK, X_OK};
 use crate::errno::{Errno, KResult};
 use crate::task::Host;
+use crate::vfs::host::Hc;
 use alloc::vec::Vec;
 use syscalls::Sysno;
 
@@ -132,17 +133,6 @@ pub struct Target {
     pub interp: Option<Checked>,
 }
 
-/// `st_dev` and `st_ino` of a `struct stat`.
-fn identity(stat: &[u8; 144]) -> (u64, u64) {
-    let word = |at: usize| u64::from_ne_bytes(stat[at..at + 8].try_into().unwrap_or([0; 8]));
-    (word(0), word(8))
-}
-
-/// Whether a `struct stat`'s mode is a regular file's.
-fn is_regular(stat: &[u8; 144]) -> bool {
-    u32::from_ne_bytes([stat[24], stat[25], stat[26], stat[27]]) & 0o170_000 == 0o100_000
-}
-
 /// Checks that `path` (as the program names it) could be executed with `argv`, following `#!`
 /// lines, and says what would run. Returns the errno `execve` would fail with.
 pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8>>) -> KResult<Target> {
@@ -159,12 +149,11 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8
         // On the heap: the handler may run on a program's small signal stack (Rust's threads
         // give it 8 KiB, of which the host's signal frame takes up to 3).
         let mut head = alloc::vec![0u8; ELF_HEAD_LEN];
-        let mut stat = [0u8; 144];
-        let kind = sys(Sysno::fstat, [fd, stat.as_mut_ptr() as u64, 0, 0, 0, 0]);
+        let stat = Hc(host).fstat(fd as i32);
         let read = sys(Sysno::pread64, [fd, head.as_mut_ptr() as u64, ELF_HEAD_LEN as u64, 0, 0, 0]);
         host.syscall(Sysno::close.id() as u32, [fd, 0, 0, 0, 0, 0]);
-        kind?;
-        if !is_regular(&stat) {
+        let stat = stat?;
+        if !stat.is_regular() {
             return Err(Errno::EACCES);
         }
         let read = read? as usize;
@@ -175,8 +164,8 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8
                     Some(interp) => Some(check_interp(host, lookup, &interp)?),
                     None => None,
                 };
-                let (dev, ino) = identity(&stat);
-                return Ok(Target { exe: guest, argv, file: Checked { host: host_path, dev, ino }, interp });
+                let file = Checked { host: host_path, dev: stat.dev(), ino: stat.ino() };
+                return Ok(Target { exe: guest, argv, file, interp });
             }
             Format::Script(s) => {
                 let mut next = Vec::with_capacity(argv.len() + 2);
@@ -196,17 +185,13 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8
 /// Checks that the interpreter `path` is a regular file that may be run.
 fn check_interp(host: &dyn Host, lookup: Lookup<'_>, path: &[u8]) -> KResult<Checked> {
     let (interp, _) = lookup(path)?;
-    let p = interp.as_ptr() as u64;
-    let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
-    sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
-    let mut stat = [0u8; 144];
-    sys(Sysno::newfstatat, [AT_FDCWD as u64, p, stat.as_mut_ptr() as u64, 0, 0, 0])?;
+    Hc(host).call(Sysno::faccessat, [AT_FDCWD as u64, interp.as_ptr() as u64, X_OK, 0, 0, 0])?;
+    let stat = Hc(host).stat(&interp)?;
     // A FIFO or a device named as the loader: Linux's `open_exec` refuses it.
-    if !is_regular(&stat) {
+    if !stat.is_regular() {
         return Err(Errno::EACCES);
     }
-    let (dev, ino) = identity(&stat);
-    Ok(Checked { host: interp, dev, ino })
+    Ok(Checked { host: interp, dev: stat.dev(), ino: stat.ino() })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use alloc::vec::Vec;
 use kernel_host::abi::{page_up, PAGE_SIZE};
 use kernel_host::elf::{self, PlanError, Segment};
+use kernel_host::vfs::host::Hc;
 
 use crate::sys::{self, nr};
 
@@ -109,13 +110,8 @@ impl<'a> Head<'a> {
 
 /// The size of an open file.
 fn size_of(file: &File) -> Result<u64, LoadError> {
-    let mut stat = [0u64; 18];
-    let r = sys::call(nr::FSTAT, &[file.fd as u64, stat.as_mut_ptr() as u64]);
-    if r < 0 {
-        return Err(LoadError::Read(-r));
-    }
-    // `struct stat`'s st_size is its seventh word on x86_64.
-    Ok(stat[6])
+    let stat = Hc(&crate::guest::RawHost).fstat(file.fd).map_err(|e| LoadError::Read(i64::from(e.0)))?;
+    Ok(stat.size())
 }
 
 /// Fills `buf` from the file at `offset`; a file that ends first is corrupt.

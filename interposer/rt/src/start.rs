@@ -198,13 +198,8 @@ fn open_checked(host: &[u8], identity: (u64, u64)) -> Option<File> {
         return None;
     }
     let file = File::open(&with_nul(host)).ok()?;
-    let mut stat = [0u64; 18];
-    if sys::call(nr::FSTAT, &[file.fd as u64, stat.as_mut_ptr() as u64]) < 0 {
-        return None;
-    }
-    // `struct stat`: st_dev, st_ino, st_nlink, then st_mode in the low half of the fourth word.
-    let regular = stat[3] as u32 & 0o170_000 == 0o100_000;
-    (regular && (stat[0], stat[1]) == identity).then_some(file)
+    let stat = Hc(&crate::guest::RawHost).fstat(file.fd).ok()?;
+    (stat.is_regular() && (stat.dev(), stat.ino()) == identity).then_some(file)
 }
 
 /// The program an exec'ing image checked, opened by its host path, with its arguments (after

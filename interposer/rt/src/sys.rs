@@ -28,7 +28,6 @@ pub mod nr {
     #![allow(missing_docs)]
     pub const WRITE: u32 = 1;
     pub const CLOSE: u32 = 3;
-    pub const FSTAT: u32 = 5;
     pub const MMAP: u32 = 9;
     pub const MPROTECT: u32 = 10;
     pub const MUNMAP: u32 = 11;

@@ -92,6 +92,10 @@ impl Stat {
     pub fn is_dir(&self) -> bool {
         self.kind() == S_IFDIR
     }
+    /// Whether this is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.kind() == S_IFREG
+    }
     /// Whether this is an overlay whiteout: a character device 0/0.
     pub fn is_whiteout(&self) -> bool {
         self.kind() == S_IFCHR && self.rdev() == 0
@@ -125,6 +129,13 @@ impl Hc<'_> {
             Sysno::newfstatat,
             [AT_FDCWD, path.as_ptr() as u64, st.raw.as_mut_ptr() as u64, AT_SYMLINK_NOFOLLOW, 0, 0],
         )?;
+        Ok(st)
+    }
+
+    /// `stat`: [`Hc::lstat`] following a final symbolic link.
+    pub fn stat(&self, path: &[u8]) -> KResult<Stat> {
+        let mut st = Stat { raw: alloc::boxed::Box::new([0; 144]) };
+        self.call(Sysno::newfstatat, [AT_FDCWD, path.as_ptr() as u64, st.raw.as_mut_ptr() as u64, 0, 0, 0])?;
         Ok(st)
     }
 
