@@ -26,6 +26,20 @@ pub struct Shebang {
     pub arg: Option<Vec<u8>>,
 }
 
+impl Shebang {
+    /// The arguments the interpreter gets for the script at `path` run with `argv`, as
+    /// `binfmt_script` builds them: the interpreter, its argument if any, the script's path,
+    /// then the script's arguments after its `argv[0]`.
+    pub fn argv(&self, path: Vec<u8>, argv: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut next = Vec::with_capacity(argv.len() + 2);
+        next.push(self.interpreter.clone());
+        next.extend(self.arg.clone());
+        next.push(path);
+        next.extend(argv.into_iter().skip(1));
+        next
+    }
+}
+
 /// The format of a file's head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -168,12 +182,7 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8
                 return Ok(Target { exe: guest, argv, file, interp });
             }
             Format::Script(s) => {
-                let mut next = Vec::with_capacity(argv.len() + 2);
-                next.push(s.interpreter.clone());
-                next.extend(s.arg);
-                next.push(path);
-                next.extend(argv.into_iter().skip(1));
-                argv = next;
+                argv = s.argv(path, argv);
                 path = s.interpreter;
             }
             Format::Unknown => return Err(Errno::ENOEXEC),

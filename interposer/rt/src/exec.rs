@@ -66,12 +66,18 @@ fn reclaim(me: u32, want: u64) -> Option<(u64, u64)> {
     reuse
 }
 
-/// The plan laid out at `base`: the argv and envp pointer arrays, then the strings, the path
-/// first. Returns the bytes and the `execve` that uses them.
-fn lay_out(plan: &ExecPlan, base: u64) -> (Vec<u8>, Syscall) {
+/// Bytes of the plan's layout: its pointer arrays, and its strings with their NULs.
+fn sizes(plan: &ExecPlan) -> (usize, usize) {
     let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
     let strings: usize =
         plan.argv.iter().chain(&plan.envp).map(|s| s.len() + 1).sum::<usize>() + plan.path.len() + 1;
+    (arrays, strings)
+}
+
+/// The plan laid out at `base`: the argv and envp pointer arrays, then the strings, the path
+/// first. Returns the bytes and the `execve` that uses them.
+fn lay_out(plan: &ExecPlan, base: u64) -> (Vec<u8>, Syscall) {
+    let (arrays, strings) = sizes(plan);
     let mut bytes = Vec::with_capacity(arrays + strings);
     bytes.resize(arrays, 0);
     let mut put = |s: &[u8]| {
@@ -97,9 +103,7 @@ fn lay_out(plan: &ExecPlan, base: u64) -> (Vec<u8>, Syscall) {
 /// for it.
 pub fn call_for(plan: &ExecPlan) -> Option<Syscall> {
     let me = sys::call(nr::GETTID, &[]) as u32;
-    let arrays = 8 * (plan.argv.len() + plan.envp.len() + 2);
-    let strings: usize =
-        plan.argv.iter().chain(&plan.envp).map(|s| s.len() + 1).sum::<usize>() + plan.path.len() + 1;
+    let (arrays, strings) = sizes(plan);
     let want = ((arrays + strings + 4095) & !4095) as u64;
     let (base, len) = match reclaim(me, want) {
         Some(spare) => spare,

@@ -167,12 +167,7 @@ fn resolve(view: Option<&Vfs>, program: &[u8], mut argv: Vec<Vec<u8>>) -> Resolv
         match binfmt::format_of(&head[..n]) {
             Format::Elf => return Resolved { file, argv, guest },
             Format::Script(s) => {
-                let mut next = Vec::with_capacity(argv.len() + 2);
-                next.push(s.interpreter.clone());
-                next.extend(s.arg);
-                next.push(path.clone());
-                next.extend(argv.into_iter().skip(1));
-                argv = next;
+                argv = s.argv(path.clone(), argv);
                 path = s.interpreter;
             }
             Format::Unknown if n >= 4 && head.starts_with(b"\x7fELF") => {

@@ -38,10 +38,8 @@ pub fn exec_call(
         return Ok((task.push_scratch(&file)?, arrays[0]));
     };
     let interpreter = host_of(&shebang.interpreter)?;
-    let mut argv: Vec<Vec<u8>> = vec![shebang.interpreter.clone()];
-    argv.extend(shebang.arg.clone());
-    argv.push(guest);
-    argv.extend(plan.argv.iter().skip(3).cloned());
+    // The plan's argv is `cloister-rt PROGRAM ARGV...`.
+    let argv = shebang.argv(guest, plan.argv.get(2..).unwrap_or_default().to_vec());
     let mut pointers = Vec::with_capacity(argv.len() + 1);
     for a in &argv {
         pointers.push(task.push_scratch(&[a.as_slice(), b"\0"].concat())?);
