@@ -97,8 +97,9 @@ pub fn after_trap(ip: u64, nr: u32, args: &[u64; 6]) {
         return;
     }
     p.sites[slot].hits += 1;
-    // The instruction a jump may go over must have set its register at every trap counted.
-    if displaced_before(ip, args).is_none() {
+    // The instruction a jump may go over must have set its register at every trap counted
+    // (only a `mov` that straddles two blocks needs one).
+    if straddles(ip.wrapping_sub(7)) && displaced_before(ip, args).is_none() {
         p.sites[slot].displaceable = false;
     }
     if p.sites[slot].hits < HOT {
@@ -109,6 +110,12 @@ pub fn after_trap(ip: u64, nr: u32, args: &[u64; 6]) {
     if let Some(test) = trap_test(nr) {
         p.patch(ip, nr, test, displaceable.then_some(args));
     }
+}
+
+/// Whether five bytes written at `at` straddle two aligned 16-byte blocks, which one
+/// `lock cmpxchg16b` cannot replace at once.
+fn straddles(at: u64) -> bool {
+    at & 15 > 11
 }
 
 /// The instruction right before the `mov eax` of the site trapped at `ip`, if a stub can run
@@ -207,11 +214,11 @@ impl Patcher {
         }
         // Where the jump goes: over the `mov`, or over the instruction before it when the `mov`
         // straddles two blocks (the stub then runs that instruction first).
-        let (jump_at, displaced, len) = if (site & 15) <= 11 {
+        let (jump_at, displaced, len) = if !straddles(site) {
             (site, [0u8; DISPLACED_MAX], 0)
         } else {
             match args.and_then(|a| displaced_before(ip, a)) {
-                Some(d) if (d.0 & 15) <= 11 => d,
+                Some(d) if !straddles(d.0) => d,
                 _ => return,
             }
         };
