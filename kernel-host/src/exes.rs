@@ -6,18 +6,15 @@
 //! starts, in a small table in the shared page, and a `readlink` of another process's `exe`
 //! that the host answers with the runtime's path reads the table instead.
 //!
-//! Slots are indexed by pid and guarded by a sequence number, like [`crate::vfs::shared_dirs`]:
-//! a writer makes it odd, writes, and makes it even again; a reader keeps what it copied only
-//! if the number was even and unchanged around the copy, and the slot names the pid it asked
-//! for. A slot taken over by another pid (two live processes whose pids differ by a multiple
+//! Slots are indexed by pid, each a [`crate::seqlock::SeqWords`] record; a reader keeps what it
+//! copied only if the slot names the pid it asked for. A slot taken over by another pid (two live processes whose pids differ by a multiple
 //! of [`SLOTS`]), a path too long for a slot, or a torn slot is a miss, and the host's answer
-//! stands. One process writes a slot at a time (the sequence number goes odd by
-//! compare-and-swap; a slot that is odd is skipped). Every process of the sandbox can write
+//! stands. Every process of the sandbox can write
 //! here: a path is checked (absolute, no NUL) before it is shown, and a liar misleads only its
 //! own sandbox. A fork's child records its parent's program under its own pid.
 
+use crate::seqlock::{pack, unpack, SeqWords};
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Slots in the table.
 pub const SLOTS: usize = 64;
@@ -26,14 +23,9 @@ const WORDS: usize = 14;
 /// The longest path a slot holds.
 pub const MAX_PATH: usize = WORDS * 8;
 
-/// One process's record.
-#[repr(C)]
-pub struct ExeSlot {
-    seq: AtomicU64,
-    /// The pid in the low half, the path's length in the high half.
-    head: AtomicU64,
-    path: [AtomicU64; WORDS],
-}
+/// One process's record: the pid in the low half of the first word and the path's length in
+/// the high half, then the path.
+type ExeSlot = SeqWords<{ WORDS + 1 }>;
 
 /// The table.
 #[repr(C)]
@@ -47,48 +39,28 @@ impl SharedExes {
     }
 
     /// Records that process `pid` runs the program at guest path `path`. A path longer than
-    /// [`MAX_PATH`] clears the slot instead (a later reader misses).
+    /// [`MAX_PATH`] clears the slot instead (a later reader misses). A slot another process is
+    /// writing (or one whose writer died halfway) is left alone, and its pid's lookups miss.
     pub fn record(&self, pid: u32, path: &[u8]) {
-        let slot = self.slot(pid);
-        let seq = slot.seq.load(Ordering::Relaxed);
-        // One writer at a time: a slot another process is writing (or one whose writer died
-        // halfway, odd for good) is left alone, and its pid's lookups miss.
-        if seq & 1 == 1 {
-            return;
-        }
-        let odd = seq | 1;
-        if slot.seq.compare_exchange(seq, odd, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            return;
-        }
-        fence(Ordering::Release);
         let len = if path.len() <= MAX_PATH { path.len() } else { 0 };
-        slot.head.store(u64::from(pid) | (len as u64) << 32, Ordering::Relaxed);
-        let mut words = [0u8; MAX_PATH];
-        words[..len].copy_from_slice(&path[..len]);
-        for (w, chunk) in slot.path.iter().zip(words.chunks_exact(8)) {
-            w.store(u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8])), Ordering::Relaxed);
-        }
-        slot.seq.store(odd.wrapping_add(1), Ordering::Release);
+        let mut bytes = [0u8; MAX_PATH];
+        bytes[..len].copy_from_slice(&path[..len]);
+        let mut words = [0u64; WORDS + 1];
+        words[0] = u64::from(pid) | (len as u64) << 32;
+        pack(&bytes, &mut words[1..]);
+        self.slot(pid).write(&words);
     }
 
     /// The program process `pid` recorded, if its slot still holds it.
     pub fn lookup(&self, pid: u32) -> Option<Vec<u8>> {
-        let slot = self.slot(pid);
-        let before = slot.seq.load(Ordering::Acquire);
-        if before & 1 == 1 {
+        let words = self.slot(pid).read()?;
+        let head = words[0];
+        if head as u32 != pid {
             return None;
         }
-        let head = slot.head.load(Ordering::Relaxed);
         let mut bytes = [0u8; MAX_PATH];
-        for (w, chunk) in slot.path.iter().zip(bytes.chunks_exact_mut(8)) {
-            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
-        }
-        fence(Ordering::Acquire);
-        if slot.seq.load(Ordering::Relaxed) != before || head as u32 != pid {
-            return None;
-        }
-        let len = (head >> 32) as usize;
-        let path = bytes.get(..len)?;
+        unpack(&words[1..], &mut bytes);
+        let path = bytes.get(..(head >> 32) as usize)?;
         (path.first() == Some(&b'/') && !path.contains(&0)).then(|| path.to_vec())
     }
 }
@@ -137,7 +109,7 @@ mod tests {
         assert_eq!(t.lookup(3), None);
         t.record(3, &[b'/'; MAX_PATH]);
         assert_eq!(t.lookup(3).map(|p| p.len()), Some(MAX_PATH));
-        t.slot(3).seq.fetch_add(1, Ordering::Relaxed);
+        t.slot(3).abandon();
         assert_eq!(t.lookup(3), None);
     }
 

@@ -34,6 +34,7 @@ pub mod process;
 pub mod procfs;
 pub mod random;
 pub mod redirect;
+pub mod seqlock;
 pub mod shared;
 pub mod signals;
 pub mod sync;

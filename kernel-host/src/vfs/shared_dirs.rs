@@ -3,11 +3,9 @@
 //! starts with the directories its predecessors resolved instead of walking `/usr/lib/...`
 //! component by component again.
 //!
-//! A fixed table of slots, each guarded by a sequence number (a seqlock): a writer makes the
-//! number odd, writes, and makes it even again; a reader copies a slot and keeps the copy only
-//! if the number was even and unchanged around the copy. Nothing ever waits: a slot being
-//! written, or torn by a writer that died, reads as a miss. Entries are good for one generation
-//! of the overlay's names, like the per-process cache's.
+//! A fixed table of slots, each a [`crate::seqlock::SeqWords`] record: nothing ever waits, and
+//! a slot being written, or torn by a writer that died, reads as a miss. Entries are good for
+//! one generation of the overlay's names, like the per-process cache's.
 //!
 //! The page is writable by every process of the sandbox, so what a slot holds is checked before
 //! use: lengths within the slot, and a canonical path that is absolute with no `.`, `..` or
@@ -15,8 +13,8 @@
 //! in, no more: the floor is below the view.
 
 use super::walk::Layering;
+use crate::seqlock::{pack, unpack, SeqWords};
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Slots in the table.
 pub const SLOTS: usize = 128;
@@ -26,13 +24,8 @@ const WORDS: usize = 30;
 /// Bytes of key and canonical path a slot holds.
 const BYTES: usize = (WORDS - 1) * 8;
 
-/// One slot.
-#[repr(C)]
-pub struct DirSlot {
-    seq: AtomicU64,
-    generation: AtomicU64,
-    words: [AtomicU64; WORDS],
-}
+/// One slot: its generation, then its payload (lengths and layering, then the bytes).
+pub type DirSlot = SeqWords<{ WORDS + 1 }>;
 
 /// The shared table of resolved directories.
 #[repr(C)]
@@ -76,7 +69,7 @@ impl SharedDirs {
     /// The canonical path and layering of lexical directory `key`, if a process of the sandbox
     /// resolved it in generation `generation`.
     pub fn get(&self, generation: u64, key: &[u8]) -> Option<(Vec<u8>, Layering)> {
-        self.candidates(key).into_iter().find_map(|slot| slot.read(generation, key))
+        self.candidates(key).into_iter().find_map(|slot| entry(slot, generation, key))
     }
 
     /// Records that lexical directory `key` is `canonical` with `layering` in generation
@@ -91,70 +84,55 @@ impl SharedDirs {
         // The key's own slot, else one of an older generation, else the first.
         let slot = [a, b]
             .into_iter()
-            .find(|s| s.read(generation, key).is_some())
-            .or_else(|| [a, b].into_iter().find(|s| s.generation.load(Ordering::Relaxed) != generation))
+            .find(|s| entry(s, generation, key).is_some())
+            .or_else(|| [a, b].into_iter().find(|s| s.word(0) != generation))
             .unwrap_or(a);
         // A slot being written (or left so by a writer that died) is passed over for the other.
-        let free = |s: &DirSlot| s.seq.load(Ordering::Relaxed) & 1 == 0;
-        let slot = if free(slot) {
+        let slot = if !slot.busy() {
             slot
-        } else if free(a) {
+        } else if !a.busy() {
             a
         } else {
             b
         };
-        let seq = slot.seq.load(Ordering::Relaxed);
-        if seq & 1 == 1
-            || slot.seq.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err()
-        {
-            return;
-        }
-        fence(Ordering::Release);
         let canon_len = if same { 0 } else { canonical.len() as u64 };
-        let head = key.len() as u64 | canon_len << 16 | layering_code(layering) << 32;
         let mut bytes = [0u8; BYTES];
         bytes[..key.len()].copy_from_slice(key);
         if !same {
             bytes[key.len()..len].copy_from_slice(canonical);
         }
-        slot.generation.store(generation, Ordering::Relaxed);
-        slot.words[0].store(head, Ordering::Relaxed);
-        for (word, chunk) in slot.words[1..].iter().zip(bytes.chunks_exact(8)) {
-            word.store(u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8])), Ordering::Relaxed);
-        }
-        slot.seq.store(seq + 2, Ordering::Release);
+        let mut words = [0u64; WORDS + 1];
+        words[0] = generation;
+        words[1] = key.len() as u64 | canon_len << 16 | layering_code(layering) << 32;
+        pack(&bytes, &mut words[2..]);
+        slot.write(&words);
     }
 }
 
-impl DirSlot {
-    /// The slot's entry, if it is `key`'s in `generation` and was not being written meanwhile.
-    fn read(&self, generation: u64, key: &[u8]) -> Option<(Vec<u8>, Layering)> {
-        let seq = self.seq.load(Ordering::Acquire);
-        if seq & 1 == 1 || self.generation.load(Ordering::Relaxed) != generation {
-            return None;
-        }
-        let head = self.words[0].load(Ordering::Relaxed);
-        let mut bytes = [0u8; BYTES];
-        for (chunk, word) in bytes.chunks_exact_mut(8).zip(&self.words[1..]) {
-            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
-        }
-        fence(Ordering::Acquire);
-        if self.seq.load(Ordering::Relaxed) != seq {
-            return None;
-        }
-        let (key_len, canon_len) = ((head & 0xffff) as usize, (head >> 16 & 0xffff) as usize);
-        let layering = match head >> 32 {
-            0 => Layering::Both,
-            1 => Layering::LowerOnly,
-            2 => Layering::UpperOnly,
-            _ => return None,
-        };
-        if key_len + canon_len > BYTES || bytes[..key_len] != *key {
-            return None;
-        }
-        let canonical = if canon_len == 0 { &bytes[..key_len] } else { &bytes[key_len..key_len + canon_len] };
-        is_canonical(canonical).then(|| (canonical.to_vec(), layering))
+/// A slot's entry, if it is `key`'s in `generation` and was not being written meanwhile.
+fn entry(slot: &DirSlot, generation: u64, key: &[u8]) -> Option<(Vec<u8>, Layering)> {
+    if slot.word(0) != generation {
+        return None;
     }
+    let words = slot.read()?;
+    if words[0] != generation {
+        return None;
+    }
+    let head = words[1];
+    let mut bytes = [0u8; BYTES];
+    unpack(&words[2..], &mut bytes);
+    let (key_len, canon_len) = ((head & 0xffff) as usize, (head >> 16 & 0xffff) as usize);
+    let layering = match head >> 32 {
+        0 => Layering::Both,
+        1 => Layering::LowerOnly,
+        2 => Layering::UpperOnly,
+        _ => return None,
+    };
+    if key_len + canon_len > BYTES || bytes[..key_len] != *key {
+        return None;
+    }
+    let canonical = if canon_len == 0 { &bytes[..key_len] } else { &bytes[key_len..key_len + canon_len] };
+    is_canonical(canonical).then(|| (canonical.to_vec(), layering))
 }
 
 #[cfg(test)]
@@ -197,11 +175,11 @@ mod tests {
         let t = table();
         t.insert(1, b"/etc", b"/etc", Layering::Both);
         let i = hash(b"/etc");
-        t.slots[i].seq.fetch_add(1, Ordering::Relaxed);
+        t.slots[i].abandon();
         assert_eq!(t.get(1, b"/etc"), None);
         // The writer takes the other slot, and readers find it there.
         t.insert(1, b"/etc", b"/etc", Layering::Both);
         assert_eq!(t.get(1, b"/etc"), Some((b"/etc".to_vec(), Layering::Both)));
-        assert_eq!(t.slots[i].seq.load(Ordering::Relaxed) & 1, 1, "the busy slot was written");
+        assert!(t.slots[i].busy(), "the busy slot was written");
     }
 }
