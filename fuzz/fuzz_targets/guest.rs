@@ -19,7 +19,7 @@ use kernel_host::dirs::{self, Dirs, Entry, Read};
 use kernel_host::shared::Shared;
 use kernel_host::table::TABLE;
 use kernel_host::testing::{FakeHost, FakeMem};
-use kernel_host::{Config, Kernel, ProcessImage, Syscall, TaskCtx};
+use kernel_host::{Config, Kernel, Syscall, TaskCtx};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use std::alloc::{dealloc, Layout};
@@ -91,13 +91,7 @@ fn kernel(kind: u8, shared: &'static Shared) -> Kernel {
             m("/data", MountKind::ReadOnly { host: "/srv/data".into() }),
         ];
     }
-    let image = ProcessImage {
-        exe: b"/usr/bin/prog".to_vec(),
-        cmdline: b"prog\0-x\0".to_vec(),
-        auxv: Vec::new(),
-        environ: Vec::new(),
-        brk_start: 0x60_0000,
-    };
+    let image = kernel_host::testing::image();
     Kernel::new(config, image, Some(shared))
 }
 

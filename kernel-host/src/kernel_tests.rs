@@ -2,7 +2,7 @@
 
 use crate::abi::{sigbit, KernelSigaction, SIGSET_SIZE, SIGSYS, SIG_BLOCK, UTSNAME_SIZE, UTS_NODENAME};
 use crate::testing::{FakeHost, FakeMem};
-use crate::{Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
+use crate::{Config, Disposition, Errno, Kernel, Syscall, TaskCtx};
 use alloc::vec::Vec;
 use syscalls::Sysno;
 
@@ -10,13 +10,7 @@ const BASE: u64 = 0x10_000;
 const SP: u64 = BASE + 0x8000;
 
 fn kernel(cfg: Config) -> Kernel {
-    let image = ProcessImage {
-        exe: b"/usr/bin/prog".to_vec(),
-        cmdline: b"prog\0-x\0".to_vec(),
-        auxv: Vec::new(),
-        environ: Vec::new(),
-        brk_start: 0x60_0000,
-    };
+    let image = crate::testing::image();
     Kernel::new(Config { rt_path: "/opt/cloister-rt".into(), ..cfg }, image, None)
 }
 

@@ -2,6 +2,7 @@
 //! that answers a handful of calls from canned values.
 
 use crate::errno::{Errno, KResult};
+use crate::process::ProcessImage;
 use crate::task::{GuestMemory, Host};
 use core::cell::RefCell;
 use std::vec::Vec;
@@ -110,5 +111,16 @@ impl Host for RealHost {
                 a[5] as usize,
             ) as i64
         }
+    }
+}
+
+/// The image of a made-up program, `/usr/bin/prog -x`, for a kernel built in a test.
+pub fn image() -> ProcessImage {
+    ProcessImage {
+        exe: b"/usr/bin/prog".to_vec(),
+        cmdline: b"prog\0-x\0".to_vec(),
+        auxv: Vec::new(),
+        environ: Vec::new(),
+        brk_start: 0x60_0000,
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::Reproducible;
 use crate::testing::{FakeHost, FakeMem};
-use crate::{Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
+use crate::{Config, Disposition, Errno, Kernel, Syscall, TaskCtx};
 use alloc::vec::Vec;
 use core::cell::Cell;
 use syscalls::Sysno;
@@ -13,13 +13,7 @@ const SP: u64 = BASE + 0x8000;
 const SIGALRM: u64 = 14;
 
 fn kernel(fast_sleep: bool) -> Kernel {
-    let image = ProcessImage {
-        exe: b"/p".to_vec(),
-        cmdline: Vec::new(),
-        auxv: Vec::new(),
-        environ: Vec::new(),
-        brk_start: 0,
-    };
+    let image = crate::testing::image();
     let reproducible = Some(Reproducible { fast_sleep, ..Reproducible::default() });
     Kernel::new(Config { reproducible, ..Config::default() }, image, None)
 }
@@ -144,13 +138,7 @@ fn interval_timers_survive_exec_and_posix_timers_do_not() {
     let expiry = k.timers.intervals()[0].0;
     assert!(expiry >= 7_000_000_000, "alarm(7) expires at {expiry}");
     let next = Config { itimers: k.timers.intervals(), ..k.config.clone() };
-    let image = ProcessImage {
-        exe: b"/p".to_vec(),
-        cmdline: Vec::new(),
-        auxv: Vec::new(),
-        environ: Vec::new(),
-        brk_start: 0,
-    };
+    let image = crate::testing::image();
     let after = Kernel::new(Config::decode(&next.encode()).unwrap(), image, None);
     assert_eq!(after.timers.intervals()[0], (expiry, 0));
     assert_eq!(after.timers.get(crate::timer::Kind::Posix(0)), None);
