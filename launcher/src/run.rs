@@ -371,23 +371,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     }
     if let Some(mut view) = view {
         if let Some(root) = &disk_root {
-            if view.state.is_kept() {
-                // `--changes DIR`: the layer leaves the tmpfs for DIR, where the report and
-                // `cloister changes` read it.
-                let from = std::path::PathBuf::from(format!(
-                    "/proc/self/fd/{}/upper",
-                    std::os::fd::AsRawFd::as_raw_fd(root)
-                ));
-                if let Err(e) = crate::limits::keep::copy_tree(&from, &view.state.upper()) {
-                    eprintln!(
-                        "cloister: cannot copy the changes out of the size-limited layer into {}: {e}",
-                        view.state.upper().display()
-                    );
-                }
-            } else {
-                let state = view.state.dir().to_path_buf();
-                crate::limits::disk::reroot(&mut view.mounts, &state, root);
-            }
+            crate::limits::disk::hand_to_report(&mut view, root);
         }
         changes::report::finish(view, args.quiet);
     }

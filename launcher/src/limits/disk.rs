@@ -173,11 +173,35 @@ impl PrivateDisk {
     }
 }
 
-/// Points the view's overlay mounts at the tmpfs (through `/proc/self/fd/N` of `root`, its
-/// descriptor) instead of the state directory `state` on disk, for the change report.
-pub fn reroot(mounts: &mut [kernel_host::config::Mount], state: &Path, root: &OwnedFd) {
+/// The tmpfs's root as the supervisor reaches it: through `/proc/self/fd/N` of `root`, its
+/// descriptor.
+fn through(root: &OwnedFd) -> PathBuf {
     use std::os::fd::AsRawFd;
-    let through = PathBuf::from(format!("/proc/self/fd/{}", root.as_raw_fd()));
+    PathBuf::from(format!("/proc/self/fd/{}", root.as_raw_fd()))
+}
+
+/// After the run, puts the layer in the tmpfs `root` where the change report reads it: copied
+/// into `--changes DIR`, where `cloister changes` finds it too ([`super::keep`]), or, when
+/// nothing is kept, read in place ([`reroot`]).
+pub fn hand_to_report(view: &mut crate::view::View, root: &OwnedFd) {
+    if view.state.is_kept() {
+        let upper = view.state.upper();
+        if let Err(e) = super::keep::copy_tree(&through(root).join("upper"), &upper) {
+            eprintln!(
+                "cloister: cannot copy the changes out of the size-limited layer into {}: {e}",
+                upper.display()
+            );
+        }
+    } else {
+        let state = view.state.dir().to_path_buf();
+        reroot(&mut view.mounts, &state, root);
+    }
+}
+
+/// Points the view's overlay mounts at the tmpfs `root` instead of the state directory `state`
+/// on disk, for the change report.
+fn reroot(mounts: &mut [kernel_host::config::Mount], state: &Path, root: &OwnedFd) {
+    let through = through(root);
     for mount in mounts {
         if let kernel_host::config::MountKind::Overlay { upper, .. } = &mut mount.kind {
             if let Ok(rest) = Path::new(upper.as_str()).strip_prefix(state) {
