@@ -138,9 +138,10 @@ pub struct Checked {
 pub struct Target {
     /// The ELF's canonical guest path, where the lookup knows it (`/proc/self/exe`).
     pub exe: Option<Vec<u8>>,
-    /// The arguments it gets: the program's own, with each script's interpreter (and its
-    /// argument) and path put in front, as `binfmt_script` does.
-    pub argv: Vec<Vec<u8>>,
+    /// The arguments it gets when `#!` lines were followed: the program's own, with each
+    /// script's interpreter (and its argument) and path put in front, as `binfmt_script` does;
+    /// `None` when the program is the ELF, and its arguments are its own.
+    pub argv: Option<Vec<Vec<u8>>>,
     /// The ELF.
     pub file: Checked,
     /// Its `PT_INTERP`, when the headers in the file's first page name one.
@@ -149,10 +150,10 @@ pub struct Target {
 
 /// Checks that `path` (as the program names it) could be executed with `argv`, following `#!`
 /// lines, and says what would run. Returns the errno `execve` would fail with.
-pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8>>) -> KResult<Target> {
+pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: &[Vec<u8>]) -> KResult<Target> {
     let sys = |nr: Sysno, args: [u64; 6]| Errno::check(host.syscall(nr.id() as u32, args));
     let mut path = path.to_vec();
-    let mut argv = argv;
+    let mut script_argv: Option<Vec<Vec<u8>>> = None;
     for _ in 0..=MAX_DEPTH {
         let (host_path, guest) = lookup(&path)?;
         let p = host_path.as_ptr() as u64;
@@ -179,10 +180,10 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: Vec<Vec<u8
                     None => None,
                 };
                 let file = Checked { host: host_path, dev: stat.dev(), ino: stat.ino() };
-                return Ok(Target { exe: guest, argv, file, interp });
+                return Ok(Target { exe: guest, argv: script_argv, file, interp });
             }
             Format::Script(s) => {
-                argv = s.argv(path, argv);
+                script_argv = Some(s.argv(path, script_argv.unwrap_or_else(|| argv.to_vec())));
                 path = s.interpreter;
             }
             Format::Unknown => return Err(Errno::ENOEXEC),

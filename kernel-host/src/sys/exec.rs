@@ -78,7 +78,7 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         Some(vfs) => vfs.program_of(crate::vfs::host::Hc(task.host), guest),
         None => Ok(([guest, b"\0"].concat(), None)),
     };
-    let target = binfmt::target(task.host, &lookup, &path, argv.clone())?;
+    let target = binfmt::target(task.host, &lookup, &path, &argv)?;
     // A runtime that loads the next image is told what was checked, so that it need not look
     // the program up again (a backend whose host loads images has no use for it).
     let target = task.host.runtime_loads_images().then_some(target);
@@ -122,7 +122,7 @@ fn plan(
             args.push(t.exe.unwrap_or_default());
             args.push(host(&t.file));
             args.push(t.interp.as_ref().map(host).unwrap_or_default());
-            args.extend(t.argv);
+            args.extend(t.argv.unwrap_or(argv));
         }
         None => args.extend(argv),
     }

@@ -33,7 +33,7 @@ pub struct Refusal {
 pub fn image(kernel: &Kernel, host: &TraceeHost, program: &[u8]) -> Result<(), Refusal> {
     let shown = String::from_utf8_lossy(program).into_owned();
     let lookup = |guest: &[u8]| lookup(kernel, host, guest);
-    let target = match binfmt::target(host, &lookup, program, Vec::new()) {
+    let target = match binfmt::target(host, &lookup, program, &[]) {
         Ok(target) => target,
         // The kernel's own check passed a moment ago: the file changed since.
         Err(e) => return Err(start_failure(kernel, host, program, e)),
