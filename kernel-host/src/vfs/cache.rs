@@ -51,7 +51,9 @@ impl DirCache {
 /// identity of the directory it was for and the generation of the overlay's names, so that a
 /// descriptor closed and reused, or a directory renamed since, is looked up afresh. Spares the
 /// `readlink` of `/proc/self/fd/N` (several microseconds: procfs builds the path every time)
-/// in every `*at` call relative to a descriptor.
+/// in every `*at` call relative to a descriptor. An entry also keeps what
+/// [`super::Vfs::upper_only_below`] found for the descriptor, which holds as long as the entry
+/// does: tar asks it at every file it makes, and it costs a host `stat` of a long path.
 #[derive(Default)]
 pub(crate) struct FdMemo {
     entries: Vec<FdMemoEntry>,
@@ -64,6 +66,7 @@ struct FdMemoEntry {
     ino: u64,
     generation: u64,
     guest: Vec<u8>,
+    upper_only: Option<bool>,
 }
 
 /// Descriptors a process keeps in [`FdMemo`]: the directories `*at` calls are relative to at
@@ -71,15 +74,31 @@ struct FdMemoEntry {
 const FD_MEMO_LEN: usize = 16;
 
 impl FdMemo {
-    pub(crate) fn get(&self, fd: i32, st: &Stat, generation: u64) -> Option<Vec<u8>> {
+    fn find(&mut self, fd: i32, st: &Stat, generation: u64) -> Option<&mut FdMemoEntry> {
         self.entries
-            .iter()
+            .iter_mut()
             .find(|e| e.fd == fd && e.dev == st.dev() && e.ino == st.ino() && e.generation == generation)
-            .map(|e| e.guest.clone())
+    }
+
+    /// The guest path of `fd`, still the directory `st` describes, in this generation.
+    pub(crate) fn get(&mut self, fd: i32, st: &Stat, generation: u64) -> Option<Vec<u8>> {
+        self.find(fd, st, generation).map(|e| e.guest.clone())
+    }
+
+    /// What [`super::Vfs::upper_only_below`] found for the same descriptor, if it asked.
+    pub(crate) fn upper_only(&mut self, fd: i32, st: &Stat, generation: u64) -> Option<bool> {
+        self.find(fd, st, generation).and_then(|e| e.upper_only)
+    }
+
+    /// Remembers what [`super::Vfs::upper_only_below`] found, with the entry it is about.
+    pub(crate) fn set_upper_only(&mut self, fd: i32, st: &Stat, generation: u64, upper_only: bool) {
+        if let Some(e) = self.find(fd, st, generation) {
+            e.upper_only = Some(upper_only);
+        }
     }
 
     pub(crate) fn insert(&mut self, fd: i32, st: &Stat, generation: u64, guest: Vec<u8>) {
-        let entry = FdMemoEntry { fd, dev: st.dev(), ino: st.ino(), generation, guest };
+        let entry = FdMemoEntry { fd, dev: st.dev(), ino: st.ino(), generation, guest, upper_only: None };
         if let Some(old) = self.entries.iter_mut().find(|e| e.fd == fd) {
             *old = entry;
         } else if self.entries.len() < FD_MEMO_LEN {

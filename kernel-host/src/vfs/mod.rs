@@ -31,7 +31,7 @@ use crate::sync::SpinLock;
 use alloc::vec::Vec;
 use cache::{DirCache, FdMemo};
 use core::sync::atomic::Ordering;
-use host::Hc;
+use host::{Hc, Stat};
 use mount::MountTable;
 pub use walk::{Layering, Node, Place};
 
@@ -195,10 +195,15 @@ impl Vfs {
 
     /// The guest path of the directory open as `fd`.
     pub fn guest_of_fd(&self, h: Hc<'_>, fd: i32) -> KResult<Vec<u8>> {
+        self.fd_and_guest(h, fd).map(|(_, guest)| guest)
+    }
+
+    /// [`Self::guest_of_fd`], with the descriptor's `fstat`, which it makes anyway.
+    fn fd_and_guest(&self, h: Hc<'_>, fd: i32) -> KResult<(Stat, Vec<u8>)> {
         let st = h.fstat(fd)?;
         let generation = self.generation();
         if let Some(guest) = self.fd_memo.lock().get(fd, &st, generation) {
-            return Ok(guest);
+            return Ok((st, guest));
         }
         let target = fd_target(h, fd)?;
         if target.first() != Some(&b'/') {
@@ -208,7 +213,7 @@ impl Vfs {
         if st.is_dir() {
             self.fd_memo.lock().insert(fd, &st, generation, guest.clone());
         }
-        Ok(guest)
+        Ok((st, guest))
     }
 
     /// What descriptor `fd` names: its host path, and the view's node at the guest path that
@@ -227,25 +232,36 @@ impl Vfs {
     /// is that very upper directory (not a lower one a working directory was left on, or one
     /// replaced since).
     pub fn upper_only_below(&self, h: Hc<'_>, dirfd: i64) -> bool {
-        let at_cwd = dirfd as i32 as i64 == crate::abi::AT_FDCWD;
-        let (base, identity) = if at_cwd {
-            (self.cwd(h), h.lstat(b".\0"))
-        } else {
-            (self.guest_of_fd(h, dirfd as i32), h.fstat(dirfd as i32))
-        };
-        let (Ok(base), Ok(identity)) = (base, identity) else { return false };
-        let comps: Vec<&[u8]> = path::components(&base).collect();
+        if dirfd as i32 as i64 == crate::abi::AT_FDCWD {
+            let (Ok(base), Ok(identity)) = (self.cwd(h), h.lstat(b".\0")) else { return false };
+            return self.is_upper_only_dir(h, &base, &identity);
+        }
+        let fd = dirfd as i32;
+        let Ok((identity, base)) = self.fd_and_guest(h, fd) else { return false };
+        let generation = self.generation();
+        if let Some(known) = self.fd_memo.lock().upper_only(fd, &identity, generation) {
+            return known;
+        }
+        let found = self.is_upper_only_dir(h, &base, &identity);
+        self.fd_memo.lock().set_upper_only(fd, &identity, generation, found);
+        found
+    }
+
+    /// [`Self::upper_only_below`] for the directory at guest path `base`, whose host identity
+    /// the descriptor or working directory gave as `identity`.
+    fn is_upper_only_dir(&self, h: Hc<'_>, base: &[u8], identity: &Stat) -> bool {
+        let comps: Vec<&[u8]> = path::components(base).collect();
         if !matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly)) if canonical == base)
         {
             return false;
         }
-        if self.mounts.iter().any(|m| m.guest != base && path::is_within(&m.guest, &base)) {
+        if self.mounts.iter().any(|m| m.guest != base && path::is_within(&m.guest, base)) {
             return false;
         }
-        self.lookup(h, &base)
+        self.lookup(h, base)
             .ok()
             .and_then(|node| node.stat)
-            .is_some_and(|st| node_is_upper_dir(&st, &identity))
+            .is_some_and(|st| node_is_upper_dir(&st, identity))
     }
 
     /// Resolves `path` as an `*at` call does: absolute, or relative to `dirfd` (`AT_FDCWD`:
@@ -302,7 +318,7 @@ impl Vfs {
 
 /// Whether `upper` (the upper directory's `lstat`) is the directory `base` (a descriptor's or
 /// the working directory's) is open on.
-fn node_is_upper_dir(upper: &host::Stat, base: &host::Stat) -> bool {
+fn node_is_upper_dir(upper: &Stat, base: &Stat) -> bool {
     upper.is_dir() && upper.dev() == base.dev() && upper.ino() == base.ino()
 }
 
