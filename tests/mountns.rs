@@ -13,6 +13,12 @@
 //! Cloister-only: natively there is no runtime to jump into and no view. Where the host
 //! refuses mount namespaces, cloister says so in one line and these tests are skipped with a
 //! note on their output.
+//!
+//! Under `--backend ptrace` there is no runtime in the process and so no gate: `gate_meta` says
+//! `gate=none` ([`assert_gate`]) and makes the same calls with its own `syscall`, which the
+//! tracer stops and the view serves. The changes then land in the private overlay (`done`),
+//! the hidden key is not there (`ENOENT`), and the host file, checked from outside, is unchanged
+//! all the same.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use cloister_tests::{
-    backend_args, cloister, cloister_bin, compile_c, inproc_only, temp_dir, Mode, Outcome, GATE, PYTHON3,
+    assert_gate, backend_args, cloister, cloister_bin, compile_c, inproc, temp_dir, Mode, Outcome, PYTHON3,
     SYSTEM_PATH,
 };
 
@@ -137,17 +143,23 @@ fn has_xattr(path: &Path, name: &str) -> bool {
     unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
 }
 
-/// Asserts that every change `gate_meta` tried was refused and that the hidden key and socket
-/// stayed out of reach.
+/// Asserts that every change `gate_meta` tried was refused (inproc: by the floor, past the view)
+/// or made in the private overlay (ptrace: by the view, which serves the raw calls there), and
+/// that the hidden key and socket stayed out of reach. The callers check the host file.
 #[track_caller]
 fn assert_refused(out: &Outcome, scene: &Scene) {
     for change in ["chmod", "chown", "utime", "setxattr", "mkdir", "proc_root_chmod"] {
         let got = out.field(change);
-        assert!(REFUSED.contains(&got), "{change} through the gate was not refused ({got})\n{out}");
+        if inproc() {
+            assert!(REFUSED.contains(&got), "{change} through the gate was not refused ({got})\n{out}");
+        } else if change != "proc_root_chmod" {
+            assert_eq!(got, "done", "{change}: not the view's overlay answering the raw call\n{out}");
+        }
     }
     let size = out.field("hidden_size");
     assert_ne!(size, SECRET.len().to_string(), "stat through the gate shows the hidden key's size\n{out}");
-    assert!(["0", "ENOENT", "EACCES"].contains(&size), "unexpected hidden_size={size}\n{out}");
+    let hidden: &[&str] = if inproc() { &["0", "ENOENT", "EACCES"] } else { &["ENOENT"] };
+    assert!(hidden.contains(&size), "unexpected hidden_size={size}\n{out}");
     assert_ne!(out.field("connect"), "done", "the hidden agent socket was reached\n{out}");
     assert!(!scene.agent_was_reached(), "the hidden agent socket accepted a connection\n{out}");
     assert!(!scene.dir.join("gate-meta-dir").exists(), "a directory reached the host\n{out}");
@@ -155,35 +167,33 @@ fn assert_refused(out: &Outcome, scene: &Scene) {
 
 #[test]
 fn jumping_into_the_runtime_changes_no_host_file_and_reaches_no_hidden_one() {
-    if inproc_only(GATE) {
-        return;
-    }
     let scene = Scene::new("gate-meta");
     let before = scene.file_state();
     let out = scene.gate_meta(&[]);
     out.success();
+    assert_gate(&out);
     if skipped(&out, "jumping_into_the_runtime_changes_no_host_file_and_reaches_no_hidden_one") {
         return;
     }
     assert_refused(&out, &scene);
     // The mount namespace answers before Landlock, which does not confine these at all.
     for change in ["chmod", "chown", "utime", "setxattr"] {
-        assert_eq!(out.field(change), "EROFS", "{change}\n{out}");
+        if inproc() {
+            assert_eq!(out.field(change), "EROFS", "{change}\n{out}");
+        }
     }
     assert_eq!(scene.file_state(), before, "the host file changed\n{out}");
 }
 
 #[test]
 fn without_a_view_the_same_jump_changes_the_host_file() {
-    if inproc_only(GATE) {
-        return;
-    }
     // The control: no view, no floor; the same program changes the file and sees the key, so
     // the tests above test the floor and not the program.
     let scene = Scene::new("gate-meta-default");
     let before = scene.file_state();
     let out = scene.gate_meta(&["--policy", "default"]);
     out.success();
+    assert_gate(&out);
     for change in ["chmod", "utime", "setxattr", "mkdir", "connect"] {
         assert_eq!(out.field(change), "done", "{change}\n{out}");
     }
@@ -196,9 +206,6 @@ fn without_a_view_the_same_jump_changes_the_host_file() {
 
 #[test]
 fn a_hidden_socket_is_an_empty_file_even_through_the_gate() {
-    if inproc_only(GATE) {
-        return;
-    }
     // A socket hidden by itself (like /run/docker.sock), not by its directory: a stand-in file
     // lies over it, and a connection is refused instead of reaching the listener.
     let scene = Scene::new("gate-meta-socket");
@@ -214,6 +221,7 @@ fn a_hidden_socket_is_an_empty_file_even_through_the_gate() {
         .env("HOME", &scene.home)
         .output();
     out.success();
+    assert_gate(&out);
     if skipped(&out, "a_hidden_socket_is_an_empty_file_even_through_the_gate") {
         return;
     }
@@ -224,15 +232,13 @@ fn a_hidden_socket_is_an_empty_file_even_through_the_gate() {
 
 #[test]
 fn reproducible_mode_composes_with_the_mount_namespace() {
-    if inproc_only(GATE) {
-        return;
-    }
     // Pid namespace (a fresh /proc, the program is pid 2) and the view's read-only mounts
     // together; /proc/1/root is then init's, inside the sandbox.
     let scene = Scene::new("gate-meta-repro");
     let before = scene.file_state();
     let out = scene.gate_meta(&["--reproducible"]);
     out.success();
+    assert_gate(&out);
     if skipped(&out, "reproducible_mode_composes_with_the_mount_namespace") {
         return;
     }
@@ -310,9 +316,6 @@ fn the_overlay_takes_writes_and_reports_them() {
 
 #[test]
 fn an_rw_mount_is_writable_even_from_its_own_working_directory() {
-    if inproc_only(GATE) {
-        return;
-    }
     // The program starts in the rw mount. Its working directory must be the writable bind,
     // not the read-only copy of the mount below it: a relative write through the gate (no view
     // to resolve it) lands on the host.
@@ -327,6 +330,7 @@ fn an_rw_mount_is_writable_even_from_its_own_working_directory() {
         .args([s(&runtime()), "written-by-gate", "readme"])
         .output();
     out.success();
+    assert_gate(&out);
     assert_eq!(out.field("write"), "opened", "\n{out}");
     assert!(dir.join("written-by-gate").exists(), "\n{out}");
     let via_view = Mode::Cloister
@@ -368,7 +372,9 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
     }
     let out = Mode::Native
         .command(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run", "--"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .arg("--")
         .args([s(&exe), s(&runtime()), s(&scene.file), s(&scene.key), s(&scene.dir), s(&scene.socket)])
         .args(["65534", "65534"])
         .env("HOME", &scene.home)
@@ -376,12 +382,15 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
         .current_dir(&scene.home)
         .output();
     out.success();
+    assert_gate(&out);
     if skipped(&out, "an_unprivileged_user_gets_a_user_namespace_with_the_same_floor") {
         return;
     }
     assert_refused(&out, &scene);
     for change in ["chmod", "chown", "utime", "setxattr"] {
-        assert_eq!(out.field(change), "EROFS", "{change}\n{out}");
+        if inproc() {
+            assert_eq!(out.field(change), "EROFS", "{change}\n{out}");
+        }
     }
     assert_eq!(scene.file_state(), before, "the host file changed\n{out}");
     // The view still works for the user: a write lands in the overlay.
@@ -402,21 +411,32 @@ fn an_unprivileged_user_gets_a_user_namespace_with_the_same_floor() {
 fn a_host_without_mount_namespaces_gets_one_line_and_landlock_alone() {
     // `no_ns mnt` refuses clone and unshare with CLONE_NEWNS, as a container without
     // CAP_SYS_ADMIN would: cloister says so once, and the view runs on Landlock alone, which
-    // refuses the new directory but not the chmod (what the namespace is for).
+    // refuses the new directory but not the chmod (what the namespace is for). Under ptrace the
+    // raw calls cannot skip the view, which makes both in the overlay: the host is unchanged.
     let wrapper = compile_c("no_ns", &[]);
     let scene = Scene::new("gate-meta-no-ns");
     let exe = compile_c("gate_meta", &[]);
     let (uid, gid) = chown_target();
+    let before = scene.file_state();
     let out = Mode::Native
         .command(&wrapper)
-        .args(["mnt", s(&cloister_bin()), "run", "--", s(&exe), s(&runtime()), s(&scene.file), s(&scene.key)])
+        .args(["mnt", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--", s(&exe), s(&runtime()), s(&scene.file), s(&scene.key)])
         .args([s(&scene.dir), s(&scene.socket), &uid.to_string(), &gid.to_string()])
         .env("HOME", &scene.home)
         .output();
     out.success();
+    assert_gate(&out);
     let said = |what: &str| out.stderr.lines().filter(|l| l.starts_with(what)).count();
     assert_eq!(said(NO_MOUNT_NAMESPACE), 1, "\n{out}");
-    assert_eq!(out.field("mkdir"), "EACCES", "Landlock still refuses it\n{out}");
+    if inproc() {
+        assert_eq!(out.field("mkdir"), "EACCES", "Landlock still refuses it\n{out}");
+    } else {
+        assert_eq!(out.field("mkdir"), "done", "not the view's overlay answering\n{out}");
+        assert_eq!(scene.file_state(), before, "the raw chmod got past the view\n{out}");
+    }
+    assert!(!scene.dir.join("gate-meta-dir").exists(), "a directory reached the host\n{out}");
     assert_eq!(out.field("chmod"), "done", "\n{out}");
 
     // Reproducible mode asks for a pid namespace as well: one line for each.

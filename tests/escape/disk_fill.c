@@ -1,6 +1,7 @@
 /* disk_fill: writes until the disk says no, both through the in-process kernel (`direct`, into
  * its private /tmp) and past it (`gate`, straight into the state directory's upper tree on the
- * host, where Landlock lets the sandbox write):
+ * host, where Landlock lets the sandbox write; without a gate, under ptrace, into its /tmp by a
+ * raw call the tracer serves):
  *
  *   disk_fill RUNTIME MOST
  *
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
     memset(piece, 'x', sizeof piece);
     for (unsigned w = 0; w < sizeof WAYS / sizeof WAYS[0]; w++) {
         const struct way *way = &WAYS[w];
-        if (way->call == direct)
+        if (!past_the_view(way->call))
             snprintf(path, sizeof path, "/tmp/fill");
         else
             snprintf(path, sizeof path, "%s/upper/fill", state[0] ? state : "/nonexistent");

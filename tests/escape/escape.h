@@ -2,11 +2,13 @@
  * ways: through its own `syscall` instruction (`direct`, which the redirect filter traps, so the
  * in-process kernel answers for the calls it serves) and through cloister-rt's gate (`via_gate`,
  * gate.h: the `syscall` the filter trusts, so only the floor the host kernel enforces stands in
- * the way). Each attempt prints one `name=outcome` line, outcome being `done`, a number, or the
- * errno's name.
+ * the way). Under --backend ptrace there is no gate and both ways are the program's own
+ * `syscall`, which the tracer stops wherever it is: `gate` then names the same raw call made
+ * where the gate way would make it, and the program's first line says `gate=none`. Each attempt
+ * prints one `name=outcome` line, outcome being `done`, a number, or the errno's name.
  *
- * Never run these programs outside `cloister run`: as root they would do what they try. They
- * cannot run natively anyway, since they jump into the runtime. */
+ * Never run these programs outside `cloister run`: as root they would do what they try (with no
+ * gate in the process, gate.h makes every call with the program's own `syscall`). */
 #ifndef CLOISTER_ESCAPE_H
 #define CLOISTER_ESCAPE_H
 
@@ -22,18 +24,7 @@
 /* A system call made by this program's own `syscall` instruction, not libc's. */
 static long direct(long nr, long a, long b, long c, long d, long e)
 {
-    register long rax __asm__("rax") = nr;
-    register long rdi __asm__("rdi") = a;
-    register long rsi __asm__("rsi") = b;
-    register long rdx __asm__("rdx") = c;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = 0;
-    __asm__ volatile("syscall"
-                     : "+r"(rax)
-                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return rax;
+    return own_syscall(nr, a, b, c, d, e);
 }
 
 /* The sandbox's state directory on the host (where the overlay's upper layer and the private
@@ -59,6 +50,14 @@ __attribute__((unused)) static void find_state_dir(char *out, size_t size)
 }
 
 typedef long (*syscall_fn)(long, long, long, long, long, long);
+
+/* Whether the `gate` way skips the view: only through cloister-rt's gate. Without one (ptrace)
+ * the tracer serves the call through the view, so it writes where the view lets it (/tmp), not
+ * into the state directory on the host, which it cannot name. */
+__attribute__((unused)) static int past_the_view(syscall_fn call)
+{
+    return call == via_gate && gate;
+}
 
 /* The two ways, for loops over both. */
 static const struct way {

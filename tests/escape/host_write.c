@@ -2,7 +2,11 @@
  * layer) or to replace it, both through the in-process kernel (`direct`) and past it (`gate`),
  * and prints each outcome:
  *
- *   host_write RUNTIME FILE
+ *   host_write RUNTIME FILE GATE_FILE
+ *
+ * The direct way works on FILE, the gate way on GATE_FILE (another host file the view shows
+ * read-only): without a gate (ptrace) both ways go through the view, where the first way's
+ * unlink would leave the second nothing to try.
  *
  *   open_rdwr_WAY      openat(FILE, O_RDWR) and a write of "ESCAPED" at offset 0
  *   open_trunc_WAY     openat(FILE, O_WRONLY | O_TRUNC)
@@ -45,17 +49,17 @@ static void open_write(const char *name, const struct way *way, const char *file
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: host_write RUNTIME FILE\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: host_write RUNTIME FILE GATE_FILE\n");
         return 2;
     }
     if (find_gate(argv[1]) != 0)
         return 2;
-    const char *file = argv[2];
     find_state_dir(state, sizeof state);
     char path[8192];
     for (unsigned w = 0; w < sizeof WAYS / sizeof WAYS[0]; w++) {
         const struct way *way = &WAYS[w];
+        const char *file = argv[2 + w];
         open_write("open_rdwr", way, file, O_RDWR);
         open_write("open_trunc", way, file, O_WRONLY | O_TRUNC);
         open_write("append", way, file, O_WRONLY | O_APPEND);
@@ -63,8 +67,9 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "/proc/self/root%s", file);
         open_write("proc_root", way, path, O_RDWR);
 
-        /* A file of its own, where this way may write, renamed over the host's. */
-        if (way->call == direct)
+        /* A file of its own, where this way may write (the state directory through the gate, the
+         * view's /tmp otherwise), renamed over the host's. */
+        if (!past_the_view(way->call))
             snprintf(path, sizeof path, "/tmp/replacement");
         else
             snprintf(path, sizeof path, "%s/upper/replacement", state[0] ? state : "/nonexistent");

@@ -12,7 +12,8 @@
  *   userns_umount_WAY=E|done    umount2 of the stand-in (MNT_DETACH), then
  *   userns_read_WAY=E|read:N:BYTES   reading SECRET
  *   mountns_WAY, mountns_umount_WAY, mountns_read_WAY: the same with CLONE_NEWNS alone
- *   chroot_WAY=E|done         mkdir + chroot into a directory it may write, then `..` up
+ *   chroot_WAY=E|done         mkdir + chroot into a directory it may write (the state
+ *                             directory through the gate, /tmp otherwise), then `..` up
  *                             64 times and chroot("."): the classic way out of a chroot
  *   chroot_read_WAY, chroot_write_WAY   then reading SECRET and creating HOST_FILE
  *   handle_WAY=E|read:N:BYTES open_by_handle_at(/, HANDLE): a file by its handle, past every
@@ -102,7 +103,7 @@ static void mountns(const struct way *way)
 static void chroot_out(const struct way *way)
 {
     char jail[4200];
-    if (way->call == direct)
+    if (!past_the_view(way->call))
         snprintf(jail, sizeof jail, "/tmp/jail");
     else
         snprintf(jail, sizeof jail, "%s/upper/jail", state[0] ? state : "/nonexistent");

@@ -8,7 +8,8 @@
  *   read=ERRNO_NAME|opened    openat(READ_PATH, O_RDONLY) through the gate
  *
  * Under the untrusted policy the Landlock floor must refuse both (EACCES): the view is not
- * what stops them here, the host kernel is. */
+ * what stops them here, the host kernel is. Under --backend ptrace there is no gate (gate.h):
+ * the calls are the program's own, which the tracer serves through the view. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

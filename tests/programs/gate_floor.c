@@ -9,7 +9,8 @@
  * trace, to write into, and to kill; SCRATCH_DIR is where it tries to mount. Every attempt is
  * made harmless should it get through (a scratch mount point, an invalid time, a key in the
  * process's own keyring): never run this outside a sandbox, where as root it would do what it
- * tries, and it has no way to run natively (it jumps into the runtime's gate). */
+ * tries (with no gate in the process, gate.h makes each call from the program's own `syscall`,
+ * as under --backend ptrace, where the tracer stops them and the floor is the same). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/io_uring.h>

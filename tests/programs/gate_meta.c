@@ -17,7 +17,9 @@
  *
  * E is an errno name. Under the untrusted policy every change must fail and the hidden file
  * must not show its size: the view is not what stops them here, the host kernel is (the
- * sandbox's read-only mount namespace and its stand-ins, and Landlock). */
+ * sandbox's read-only mount namespace and its stand-ins, and Landlock). Under --backend ptrace
+ * there is no gate (gate.h): the calls are the program's own, which the tracer serves through
+ * the view, so the changes land in the private overlay and the hidden file is not there. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -4,10 +4,13 @@
 //! `CLOISTER_TEST_BACKEND=ptrace` runs the suite under the strict backend (`tests/run` does so
 //! for its second pass): the harness adds `--backend ptrace` to every `cloister run` that does
 //! not choose a backend itself. A test whose subject is the in-process runtime's own machinery
-//! (its gate, its patched call sites) or a feature the ptrace backend documents as absent
+//! (its memory, its patched call sites) or a feature the ptrace backend documents as absent
 //! starts with [`inproc_only`], whose reason says which; docs/architecture.md (Backends) lists
-//! them. Everything else must agree under both backends.
+//! them. Everything else must agree under both backends: where the two reach the same end by
+//! different ways (the programs that jump into cloister-rt's gate, which ptrace does not have),
+//! the test asserts each backend's way explicitly, with [`inproc`] and [`assert_gate`].
 
+use crate::Outcome;
 use std::ffi::OsString;
 
 /// The variable that picks the backend for a whole test run.
@@ -47,11 +50,27 @@ pub fn inproc_only(why: &str) -> bool {
     true
 }
 
-/// Why the escape, floor, mountns and network tests that jump into the runtime's gate are
-/// in-process only: the gate is cloister-rt's code, and under ptrace no cloister code is in
-/// the program's process (the floor they test is the same under both backends).
-pub const GATE: &str = "jumps into cloister-rt's gate (tests/programs/gate.h), and under --backend ptrace \
-     there is no cloister-rt in the process";
+/// What a program built with `tests/programs/gate.h` prints first under this run's backend:
+/// `gate=cloister-rt` under inproc, where its `via_gate` calls run from cloister-rt's trusted
+/// `syscall` and only the floor stands in their way; `gate=none` under ptrace, where no cloister
+/// code is in the process and the same calls are its own `syscall`s, which the tracer stops and
+/// serves through the view (or the floor refuses).
+pub fn expected_gate() -> &'static str {
+    if inproc() {
+        "cloister-rt"
+    } else {
+        "none"
+    }
+}
+
+/// Fails unless a gate program found what this run's backend gives it ([`expected_gate`]): so
+/// that an inproc run whose attempts did not really go through the gate, or a ptrace run that
+/// found cloister-rt in the process, cannot pass as the test it is not.
+#[track_caller]
+pub fn assert_gate(out: &Outcome) {
+    let want = expected_gate();
+    assert_eq!(out.field("gate"), want, "the program did not find the gate this backend gives it\n{out}");
+}
 
 /// Why reproducible mode's timer tests are in-process only: the ptrace backend does not run
 /// the kernel's timer waits (`sys/wake.rs`), so alarms, interval and POSIX timers do not fire on
