@@ -337,7 +337,9 @@ fn a_host_without_network_namespaces_gets_one_line_and_the_fallback_floor() {
     let exe = compile_c("net_escape", &[]);
     let out = Mode::Native
         .command(&wrapper)
-        .args(["net", s(&cloister_bin()), "run", "--net", "none", "--", s(&exe), s(&runtime()), &port])
+        .args(["net", s(&cloister_bin()), "run"])
+        .args(backend_args())
+        .args(["--net", "none", "--", s(&exe), s(&runtime()), &port])
         .output();
     out.success();
     assert_eq!(refusals(&out), 1, "\n{out}");
