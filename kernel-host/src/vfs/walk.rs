@@ -234,7 +234,13 @@ impl Vfs {
             // The last name in a known directory: one lookup, unless it is a link to follow.
             let node = self.lookup_hinted(h, &path::join(&dir, last), layering)?;
             if node.place == Place::Passthrough || (node.is_symlink() && follow) {
-                self.walk_from(h, dir, alloc::vec![last.to_vec()], follow, layering)?
+                // The walk takes it from here, with the node just found as its first step.
+                let mut via_proc_link = false;
+                let todo = alloc::vec![last.to_vec()];
+                let mut node =
+                    self.walk_steps(h, dir, todo, follow, layering, &mut via_proc_link, Some(node))?;
+                node.via_proc_link |= via_proc_link;
+                node
             } else {
                 node
             }
@@ -304,12 +310,15 @@ impl Vfs {
         layering: Layering,
     ) -> KResult<Node> {
         let mut via_proc_link = false;
-        let mut node = self.walk_steps(h, cur, todo, follow, layering, &mut via_proc_link)?;
+        let mut node = self.walk_steps(h, cur, todo, follow, layering, &mut via_proc_link, None)?;
         node.via_proc_link |= via_proc_link;
         Ok(node)
     }
 
     /// [`Vfs::walk_from`]'s steps; sets `via_proc_link` when it follows a `/proc` link.
+    /// `first` is the node of the first step when the caller looked it up already (a final
+    /// symlink in a known directory), which spares the host a second `lstat` of it.
+    #[allow(clippy::too_many_arguments)]
     fn walk_steps(
         &self,
         h: Hc<'_>,
@@ -318,6 +327,7 @@ impl Vfs {
         follow: bool,
         mut layering: Layering,
         via_proc_link: &mut bool,
+        mut first: Option<Node>,
     ) -> KResult<Node> {
         let mut stack: Vec<Vec<u8>> = todo.into_iter().rev().collect();
         let mut links = 0;
@@ -338,7 +348,10 @@ impl Vfs {
                 continue;
             }
             let next = join(&cur, &comp);
-            let node = self.lookup_hinted(h, &next, layering)?;
+            let node = match first.take() {
+                Some(node) if node.guest == next => node,
+                _ => self.lookup_hinted(h, &next, layering)?,
+            };
             let last = stack.is_empty();
             match node.place {
                 Place::Passthrough => {
