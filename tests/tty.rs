@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 /// The user's terminal. Argument: a JSON object with `cmd` (the argv), `rows`/`cols`, `stdin`
 /// (`"tty"`, `"null"` or text to pipe), `stdout` (`"tty"` or `"pipe"`), `steps` (`[marker,
 /// action]`: once the output holds `marker`, after the previous step's, send `{"send": text}` or
-/// `{"resize": [rows, cols]}`) and `timeout` (seconds). Prints a JSON object: `out` (what the
+/// `{"resize": [rows, cols]}` or `{"kill": signal}` to the command itself) and `timeout`
+/// (seconds). Prints a JSON object: `out` (what the
 /// pty showed), `piped` (standard output when piped), `status` (the exit status; 128+N for a
 /// signal; -1 when killed at the timeout), `outer` (the pty's name), `raw_at_marker` (whether
 /// canonical mode and echo were off when the first marker showed), `restored` (the modes after
@@ -83,6 +84,8 @@ while True:
             os.write(m, action["send"].encode())
         if "resize" in action:
             winsize(*action["resize"])
+        if "kill" in action:
+            os.kill(p.pid, action["kill"])
     if status is None and p.poll() is not None:
         status = p.returncode if p.returncode >= 0 else 128 - p.returncode
         drain_until = time.time() + 0.3
@@ -95,6 +98,11 @@ while True:
         break
 if stdout_arg is subprocess.PIPE:
     t.join()
+# A guard process may give the modes back a moment after the command died.
+for _ in range(100):
+    if termios.tcgetattr(s) == before:
+        break
+    time.sleep(0.02)
 after = termios.tcgetattr(s)
 quiet = termios.tcgetattr(s)
 quiet[3] &= ~termios.ICANON
@@ -369,7 +377,7 @@ fn a_resize_reaches_the_program() {
 
 /// The user's terminal gets its modes back however the run ends: a timeout (exit 124), a
 /// program that is not found (127, before any relay), a program that changes its own
-/// terminal's modes and dies of a signal.
+/// terminal's modes and dies of a signal, and `cloister run` itself killed with `SIGKILL`.
 #[test]
 fn the_terminal_is_restored_however_the_run_ends() {
     let seen = on_terminal(
@@ -393,6 +401,15 @@ fn the_terminal_is_restored_however_the_run_ends() {
     );
     assert_eq!(seen.status(), 137, "{seen}");
     assert!(seen.restored(), "after the program's own stty\n{seen}");
+
+    // `cloister run` itself killed: no destructor runs, and its guard gives the modes back.
+    let seen = on_terminal(
+        &strs(&under_cloister(&["--tty"], &["sh", "-c", "echo ready; sleep 30"])),
+        json!({"steps": [["ready", {"kill": 9}]]}),
+    );
+    assert_eq!(seen.status(), 137, "{seen}");
+    assert_eq!(seen.raw_at_marker(), Some(true), "{seen}");
+    assert!(seen.restored(), "after cloister itself was killed\n{seen}");
 }
 
 /// Streams that are not the user's terminal reach the program as they are; the pty is still

@@ -27,11 +27,13 @@
 //! user's terminal, the pty's master side and a wake-up pipe) while the main thread waits for
 //! the program. At the end it drains what the program wrote last and the user's terminal gets
 //! its modes back, also when the run fails or times out ([`Relay`]'s `Drop`) or cloister panics
-//! (a panic hook: release builds abort); only a `SIGKILL` of `cloister run` itself leaves the
-//! terminal raw (`stty sane` or `reset` fixes it).
+//! (a panic hook: release builds abort); when `cloister run` itself is killed (`SIGKILL`, which
+//! runs no destructor), a guard process it started gives them back ([`guard`]).
 //!
 //! Read first: pty(7), termios(3) (`cfmakeraw`), tty_ioctl(4) (`TIOCSCTTY`, `TIOCSPGRP`,
 //! `TIOCGWINSZ`, `TIOCSWINSZ`, `TIOCGPTPEER`), credentials(7) (sessions, process groups).
+
+mod guard;
 
 use crate::failure::Failure;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -209,22 +211,26 @@ impl Drop for Relay {
     }
 }
 
-/// The user's terminal in raw mode; its modes come back when this is dropped.
+/// The user's terminal in raw mode; its modes come back when this is dropped, or from the
+/// guard when the supervisor dies first.
 struct RawMode {
     fd: RawFd,
     saved: libc::termios,
+    guard: Option<guard::Guard>,
 }
 
 impl RawMode {
     fn enter(fd: RawFd, saved: libc::termios) -> RawMode {
         let mut raw = saved;
+        // Before the modes change, so that no moment leaves them raw without a guard.
+        let guard = guard::Guard::start(fd, saved);
         // SAFETY: cfmakeraw edits a local; tcsetattr reads it. A terminal that refuses (hung
         // up) is relayed in whatever mode it is.
         unsafe {
             libc::cfmakeraw(&mut raw);
             set_modes(fd, &raw);
         }
-        RawMode { fd, saved }
+        RawMode { fd, saved, guard }
     }
 }
 
@@ -232,6 +238,9 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         // SAFETY: tcsetattr reads the modes saved at the start.
         unsafe { set_modes(self.fd, &self.saved) };
+        if let Some(guard) = self.guard.take() {
+            guard.release();
+        }
     }
 }
 
