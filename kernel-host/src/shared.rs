@@ -29,13 +29,6 @@ pub struct Shared {
     /// Files the sandbox changed that have other names in a lower tree (hard links), indexed
     /// by their lower identity: until there is one, no lookup needs to look in the index.
     pub indexed: AtomicU64,
-    /// The device of the sandbox's own directory (upper layers, private trees), and the id of
-    /// the mount it is (`u64::MAX`: not a mount of its own), once the first process looked
-    /// them up (0 until then): every new image would otherwise pay two host `stat`s of long
-    /// paths to learn the same.
-    pub state_dev: AtomicU64,
-    /// See [`Shared::state_dev`].
-    pub state_mount: AtomicU64,
     /// Directories the view resolved in the current generation, for every process to reuse.
     pub dirs: SharedDirs,
     /// The program each process runs, for another process's `/proc/PID/exe`.
@@ -67,7 +60,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0006;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0005;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

@@ -46,12 +46,17 @@ pub struct Vfs {
     pub(crate) mounts: MountTable,
     shared: &'static Shared,
     dir_cache: SpinLock<DirCache>,
+    /// The device of the sandbox's own directory (upper layers, private trees), once looked
+    /// up; 0 until then.
+    state_dev: core::sync::atomic::AtomicU64,
     /// The guest working directory, once derived from the host's, with the process it is
     /// for: a `vfork` child shares this memory but not its parent's working directory.
     cwd: SpinLock<Option<(i64, Vec<u8>)>>,
     fd_memo: SpinLock<FdMemo>,
     /// The sandbox's state directory (NUL-terminated host path), when the launcher made one.
     state_dir: Option<Vec<u8>>,
+    /// The id of the mount that is the state directory ([`MOUNT_UNKNOWN`], [`MOUNT_SHARED`]).
+    state_mount: core::sync::atomic::AtomicU64,
 }
 
 impl Vfs {
@@ -62,9 +67,11 @@ impl Vfs {
             mounts,
             shared,
             dir_cache: SpinLock::new(DirCache::default()),
+            state_dev: 0.into(),
             cwd: SpinLock::new(None),
             fd_memo: SpinLock::new(FdMemo::default()),
             state_dir: None,
+            state_mount: MOUNT_UNKNOWN.into(),
         })
     }
 
@@ -102,8 +109,7 @@ impl Vfs {
     /// mount namespace makes it (bound onto itself): then every file on that mount is inside
     /// it, and one `statx` of the descriptor says.
     pub fn fd_is_own(&self, h: Hc<'_>, fd: i32) -> Option<bool> {
-        // The sandbox's, in the shared page: [`MOUNT_UNKNOWN`], [`MOUNT_SHARED`] or the id.
-        let mut mount = self.shared.state_mount.load(Ordering::Relaxed);
+        let mut mount = self.state_mount.load(Ordering::Relaxed);
         if mount == MOUNT_UNKNOWN {
             mount = self
                 .state_dir
@@ -111,7 +117,7 @@ impl Vfs {
                 .and_then(|dir| h.mount_of(crate::abi::AT_FDCWD, dir).ok())
                 .and_then(|(id, is_root)| is_root.then_some(id))
                 .unwrap_or(MOUNT_SHARED);
-            self.shared.state_mount.store(mount, Ordering::Relaxed);
+            self.state_mount.store(mount, Ordering::Relaxed);
         }
         if mount == MOUNT_SHARED {
             return None;
@@ -131,14 +137,14 @@ impl Vfs {
     /// Whether device `dev` holds the sandbox's own directory (its upper layers and private
     /// trees): only files there can be the view's own.
     pub fn in_state_dir(&self, h: Hc<'_>, dev: u64) -> bool {
-        let mut known = self.shared.state_dev.load(Ordering::Relaxed);
+        let mut known = self.state_dev.load(Ordering::Relaxed);
         if known == 0 {
             known = self
                 .mounts
                 .private_roots()
                 .find_map(|root| h.lstat(&path::host_cpath(root, b"")).ok())
                 .map_or(u64::MAX, |st| st.dev());
-            self.shared.state_dev.store(known, Ordering::Relaxed);
+            self.state_dev.store(known, Ordering::Relaxed);
         }
         known == dev
     }
