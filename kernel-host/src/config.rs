@@ -48,11 +48,6 @@ pub struct Config {
     /// the ELF's guest path (empty when unknown), the host paths of the ELF and its interpreter
     /// (empty: none), and ARGV after `#!` lines.
     pub handover: Option<Handover>,
-    /// The program runs beneath the view's read-only mount namespace: every host mount is
-    /// read-only there but the sandbox's own directory and the kernel's writable trees, so a
-    /// change through a descriptor of a host file fails by itself and is not redirected
-    /// ([`crate::redirect::When::ViewFdChanges`]).
-    pub host_read_only: bool,
 }
 
 /// The identities (`st_dev`, `st_ino`) of the files an `execve` checked: the ELF it runs and
@@ -212,9 +207,6 @@ impl Config {
             };
             push_field(&mut out, "handover", &value);
         }
-        if self.host_read_only {
-            push_field(&mut out, "host_ro", "1");
-        }
         out
     }
 
@@ -248,7 +240,6 @@ impl Config {
                 "handover" => {
                     cfg.handover = Some(parse_handover(&value).ok_or(DecodeError::BadValue("handover"))?)
                 }
-                "host_ro" => cfg.host_read_only = value == "1",
                 other => return Err(DecodeError::UnknownKey(String::from(other))),
             }
         }
@@ -389,7 +380,6 @@ mod tests {
             ],
             itimers: [(5_000, 10), (0, 0), (u64::MAX, 1)],
             handover: Some(Handover { exe: (2049, 131_075), interp: Some((2049, 7)) }),
-            host_read_only: true,
         };
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
     }

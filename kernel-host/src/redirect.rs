@@ -35,12 +35,6 @@ pub enum When {
     View,
     /// In reproducible mode or with a filesystem view (directory listings).
     ReproducibleOrView,
-    /// With a filesystem view whose host files the program could change through a
-    /// descriptor (no read-only mount namespace beneath it, [`Config::host_read_only`]), or
-    /// in reproducible mode, which stamps the times of the sandbox's own files: `fchmod`,
-    /// `fchown` and the like. Beneath a read-only namespace such a call changes the sandbox's
-    /// own file, or fails on the host's with `EROFS` by itself.
-    ViewFdChanges,
 }
 
 /// On which argument values an entry is redirected.
@@ -69,10 +63,6 @@ pub enum Cond {
     /// Every call, answered by the filter itself with this errno: nothing to serve, so no
     /// trap to pay for (the entry's handler gives the same answer to a backend that traps it).
     Refuse(u16),
-    /// Every call; beneath a read-only mount namespace and outside reproducible mode (see
-    /// [`When::ViewFdChanges`]), only those that give a path in the argument: the descriptor
-    /// form (`futimens`) needs no trap there.
-    PathGiven(u8),
 }
 
 /// A resolved argument test.
@@ -130,7 +120,6 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             When::ReservedFd => config.reserved_fds().next().is_some(),
             When::View => !config.mounts.is_empty(),
             When::ReproducibleOrView => config.reproducible.is_some() || !config.mounts.is_empty(),
-            When::ViewFdChanges => !config.mounts.is_empty() && !fd_changes_refused_by_host(config),
         })
         .map(|e| {
             let test = match e.cond {
@@ -153,21 +142,12 @@ pub fn rules(config: &Config) -> Vec<Rule> {
                     ArgTest::InRange { arg, lo: *RESERVED_FDS.start() as u32, hi: *RESERVED_FDS.end() as u32 }
                 }
                 Cond::Refuse(errno) => ArgTest::Refuse { errno },
-                Cond::PathGiven(arg) if fd_changes_refused_by_host(config) => ArgTest::NonZero { arg },
-                Cond::PathGiven(_) => ArgTest::Always,
             };
             Rule { nr: e.sysno.id() as u32, test }
         })
         .collect();
     out.sort_by_key(|r| r.nr);
     out
-}
-
-/// Whether a change through a descriptor needs no trap: the host's mounts are read-only where
-/// the program runs, so it changes the sandbox's own files or fails with `EROFS`; reproducible
-/// mode traps them all the same, to stamp virtual times.
-fn fd_changes_refused_by_host(config: &Config) -> bool {
-    config.host_read_only && config.reproducible.is_none()
 }
 
 /// Calls whose handlers only ever answer [`crate::Disposition::Return`] or

@@ -143,9 +143,6 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     if let Some(view) = &view {
         config.mounts = view.mounts.clone();
         config.shared_path = Some(view.state.shared().to_string_lossy().into_owned());
-        // The view's mount namespace leaves every host mount read-only; a child that cannot
-        // make it runs under the filter built without this (`redirect_writable_host`).
-        config.host_read_only = true;
     }
 
     let rt = RtImage::locate().map_err(|e| Failure::Setup(e.to_string()))?;
@@ -184,16 +181,11 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
         None
     };
 
-    let redirect_for = |config: &Config| {
-        if ptrace {
-            crate::ptrace::filter::program(&crate::ptrace::filter::rules(config))
-        } else {
-            interposer::redirect_program(&kernel_host::redirect::rules(config), rt.code.clone())
-        }
+    let redirect = if ptrace {
+        crate::ptrace::filter::program(&crate::ptrace::filter::rules(&config))
+    } else {
+        interposer::redirect_program(&kernel_host::redirect::rules(&config), rt.code.clone())
     };
-    let redirect = redirect_for(&config);
-    let redirect_writable_host =
-        config.host_read_only.then(|| redirect_for(&Config { host_read_only: false, ..config.clone() }));
     let mut floor = floor::programs().map_err(|e| Failure::Setup(e.to_string()))?;
     if let Some(profile) = &args.seccomp_profile {
         floor.extend(crate::seccomp_profile::load(profile)?);
@@ -301,7 +293,6 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
             envp,
             floor,
             redirect,
-            redirect_writable_host,
             trace: trace_w,
             shared,
             fixed_addresses,

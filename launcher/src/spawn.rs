@@ -46,10 +46,6 @@ pub struct Launch {
     pub floor: Vec<BpfProgram>,
     /// The redirect filter, installed last.
     pub redirect: Vec<interposer::SockFilter>,
-    /// The redirect filter for a child that could not make the view's read-only mount
-    /// namespace, when [`Launch::redirect`] counts on it (`Config::host_read_only`): it
-    /// redirects the changes through descriptors that the namespace would refuse.
-    pub redirect_writable_host: Option<Vec<interposer::SockFilter>>,
     /// The write end of the trace pipe, if tracing.
     pub trace: Option<OwnedFd>,
     /// The sandbox's shared memory, if a subsystem needs it.
@@ -218,17 +214,16 @@ fn start(
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = launch.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
-    let to_bpf = |prog: &[interposer::SockFilter]| -> Vec<seccompiler::sock_filter> {
-        prog.iter().map(|f| seccompiler::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect()
-    };
-    let redirect = to_bpf(&launch.redirect);
-    let redirect_writable_host = launch.redirect_writable_host.as_deref().map(to_bpf);
+    let redirect: Vec<seccompiler::sock_filter> = launch
+        .redirect
+        .iter()
+        .map(|f| seccompiler::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k })
+        .collect();
     let floor: Vec<libc::sock_fprog> = launch.floor.iter().map(|p| sock_fprog(p)).collect();
     // Both, since which one applies is known in the child: whether it made its namespace.
     let net_floor: [Vec<libc::sock_fprog>; 2] =
         [false, true].map(|in_ns| launch.net.programs(in_ns).iter().map(|p| sock_fprog(p)).collect());
     let redirect_prog = sock_fprog(&redirect);
-    let redirect_writable_host_prog = redirect_writable_host.as_deref().map(sock_fprog);
     let code_start = launch.rt.code.start & !4095;
     let code_len = launch.rt.code.end - code_start;
     let code_offset = launch.rt.code_file_offset - (launch.rt.code.start - code_start);
@@ -462,15 +457,11 @@ fn start(
             {
                 fail(Step::Tsc);
             }
-            let redirect_prog = match &redirect_writable_host_prog {
-                Some(writable) if !ns.view_active() => writable,
-                _ => &redirect_prog,
-            };
             if libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
                 0,
-                redirect_prog as *const libc::sock_fprog,
+                &redirect_prog as *const libc::sock_fprog,
             ) != 0
             {
                 fail(Step::Redirect);

@@ -15,9 +15,6 @@ fn when(w: When) -> &'static str {
         When::ReservedFd => "while the runtime holds a reserved descriptor",
         When::View => "with a filesystem view",
         When::ReproducibleOrView => "in reproducible mode or with a filesystem view",
-        When::ViewFdChanges => {
-            "with a filesystem view, unless beneath a read-only mount namespace outside reproducible mode"
-        }
     }
 }
 
@@ -35,9 +32,6 @@ fn cond(c: Cond) -> String {
         }
         Cond::ReservedFd(arg) => format!("when argument {arg} may be a reserved descriptor (1022, 1023)"),
         Cond::FdRange(arg, lo, hi) => format!("when argument {arg} is a descriptor from {lo} to {hi}"),
-        Cond::PathGiven(arg) => format!(
-            "every call; beneath a read-only mount namespace outside reproducible mode, when argument {arg} (a path) is given"
-        ),
         Cond::Refuse(errno) => format!(
             "never: the filter fails every call with {}",
             kernel_host::Errno(i32::from(errno)).name().unwrap_or("an error")
