@@ -148,9 +148,11 @@ fn has_xattr(path: &Path, name: &str) -> bool {
 /// that the hidden key and socket stayed out of reach. The callers check the host file.
 #[track_caller]
 fn assert_refused(out: &Outcome, scene: &Scene) {
-    for change in ["chmod", "chown", "utime", "setxattr", "mkdir", "proc_root_chmod"] {
+    for change in ["chmod", "chown", "utime", "setxattr", "mkdir", "proc_root_chmod", "proc_entry_chmod"] {
         let got = out.field(change);
-        if inproc() {
+        // The kernel's own entries: refused by the read-only /proc (inproc) or by the view,
+        // which takes no change in the kernel's trees (ptrace).
+        if inproc() || change == "proc_entry_chmod" {
             assert!(REFUSED.contains(&got), "{change} through the gate was not refused ({got})\n{out}");
         } else if change != "proc_root_chmod" {
             assert_eq!(got, "done", "{change}: not the view's overlay answering the raw call\n{out}");

@@ -504,6 +504,15 @@ impl Namespaces {
             if *n > 0 && write_file(c"/proc/sys/kernel/pid_max", &digits[..*n]) != 0 {
                 return Err(Step::PidMax);
             }
+            // Under a view the fresh /proc goes read-only with the rest of the host's trees:
+            // the modes and owners of its entries are the kernel's, the same in every /proc of
+            // the host, so a raw `chmod` of `/proc/sysrq-trigger` here would be one everywhere.
+            let read_only = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | proc_flags;
+            if self.view.is_some()
+                && libc::mount(none, c"/proc".as_ptr(), none, read_only, std::ptr::null()) != 0
+            {
+                return Err(Step::Proc);
+            }
             if self.fresh_tmp
                 && libc::mount(
                     c"tmpfs".as_ptr(),

@@ -14,6 +14,10 @@
  *   proc_root_chmod=E|done
  *                       fchmodat(/proc/PPID/root + HOST_FILE, 0600): the parent's root, which
  *                       outside a pid namespace is the supervisor's, in the host's mounts
+ *   proc_entry_chmod=E|done
+ *                       fchmodat(/proc/version, the mode it has): a procfs entry's mode is the
+ *                       kernel's, the same in every /proc of the host (the same mode, so that
+ *                       nothing changes where it is allowed)
  *
  * E is an errno name. Under the untrusted policy every change must fail and the hidden file
  * must not show its size: the view is not what stops them here, the host kernel is (the
@@ -95,5 +99,12 @@ int main(int argc, char **argv)
     long ppid = via_gate(SYS_getppid, 0, 0, 0, 0, 0);
     snprintf(path, sizeof path, "/proc/%ld/root%s", ppid, file);
     printf("proc_root_chmod=%s\n", outcome(via_gate(SYS_fchmodat, AT_FDCWD, (long)path, 0600, 0, 0)));
+    struct stat version;
+    if (stat("/proc/version", &version) != 0) {
+        perror("/proc/version");
+        return 1;
+    }
+    long mode = version.st_mode & 07777;
+    printf("proc_entry_chmod=%s\n", outcome(via_gate(SYS_fchmodat, AT_FDCWD, (long)"/proc/version", mode, 0, 0)));
     return 0;
 }

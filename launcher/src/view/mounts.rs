@@ -467,7 +467,8 @@ fn parse_mountinfo_line(line: &str) -> Option<HostMount> {
     let mut fields = line.split(' ');
     let point = unescape(fields.nth(4)?);
     let options = fields.next()?;
-    // `/proc` (the program's own files there) and `/dev/pts` (terminals) keep their flags;
+    // `/proc` (the program's own files there; the fresh one of the sandbox's pid namespace
+    // goes read-only once mounted, namespaces.rs) and `/dev/pts` (terminals) keep their flags;
     // `/dev` and `/sys` go read-only with the rest: a read-only mount still lets devices be
     // read and written, but not chmod-ed, chown-ed or created, nor `/sys` knobs changed.
     let kernel = LEFT_AS_THEY_WERE
