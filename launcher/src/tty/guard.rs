@@ -34,6 +34,7 @@ impl Guard {
         // data prepared above, then exits.
         match unsafe { libc::fork() } {
             -1 => None,
+            // SAFETY: the child of the fork, with both descriptors open.
             0 => unsafe { watch(read.as_raw_fd(), fd, &saved) },
             _ => Some(Guard { pipe: write }),
         }
@@ -51,7 +52,7 @@ impl Guard {
 /// # Safety
 /// Only in the child of `fork`; `pipe` and `terminal` are open.
 unsafe fn watch(pipe: RawFd, terminal: RawFd, saved: &libc::termios) -> ! {
-    // SAFETY (whole body): raw system calls on the descriptors and the local copy of the modes.
+    // SAFETY: raw system calls on the descriptors and the caller's copy of the modes.
     unsafe {
         libc::setsid();
         let (low, high) = (pipe.min(terminal), pipe.max(terminal));
