@@ -446,6 +446,43 @@ fn secrets_are_hidden_and_the_rest_of_home_is_visible() {
     assert!(!out.stdout.contains("SECRET"), "\n{out}");
 }
 
+/// A secret the host makes only after the sandbox started (`~/.aws`, missing at the start) is
+/// hidden all the same: the view keeps the path missing, in lookups and in listings, and the
+/// program cannot make it either.
+#[test]
+fn a_secret_made_on_the_host_during_the_run_stays_hidden() {
+    use std::io::{BufRead, BufReader};
+    let home = temp_dir("late-secret");
+    fs::create_dir_all(home.join("proj")).unwrap();
+    let go = temp_dir("late-secret-go").join("go");
+    let script = format!(
+        "echo ready; while [ ! -e {go} ]; do sleep 0.05; done
+        cat ~/.aws/credentials 2>/dev/null && echo 'credentials: read' || echo 'credentials: unreadable'
+        echo \"home: $(ls -A ~ | tr '\\n' ' ')\"
+        mkdir ~/.aws 2>/dev/null && echo 'aws: made' || echo 'aws: refused'",
+        go = s(&go)
+    );
+    let mut child = std::process::Command::new(cloister_tests::cloister_bin())
+        .arg("run")
+        .args(cloister_tests::backend_args())
+        .args(["--", "sh", "-c", &script])
+        .current_dir(&home)
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    fs::create_dir_all(home.join(".aws")).unwrap();
+    write_file(&home.join(".aws/credentials"), "SECRET-AWS-KEY\n", 0o600);
+    fs::write(&go, "").unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, ["credentials: unreadable", "home: proj ", "aws: refused"]);
+}
+
 /// A host file, removed when dropped (also when the test fails).
 struct HostFile(PathBuf);
 

@@ -11,8 +11,11 @@ use crate::dirs::Entry;
 use crate::errno::KResult;
 use alloc::vec::Vec;
 
-/// `DT_DIR`.
-const DT_DIR: u8 = 4;
+/// A directory entry's type (`DT_*`) for a file of type `kind` (`S_IFMT` bits): the same
+/// bits, shifted.
+fn dirent_type(kind: u32) -> u8 {
+    (kind >> 12) as u8
+}
 
 impl Vfs {
     /// Where the lower directory under an upper one is, if it shows through (it exists and
@@ -49,13 +52,14 @@ impl Vfs {
             }
         }
         for name in self.mounts.children_of(&node.guest) {
+            // A mount shows what it holds; one that holds nothing (a hidden path that was not
+            // there at the start) hides whatever the host has made there since.
+            let Some(st) = self.lookup(h, &path::join(&node.guest, name)).ok().and_then(|n| n.stat) else {
+                entries.retain(|e| e.name != name);
+                continue;
+            };
             if !entries.iter().any(|e| e.name == name) {
-                let ino = self
-                    .lookup(h, &path::join(&node.guest, name))
-                    .ok()
-                    .and_then(|n| n.stat)
-                    .map_or(1, |s| s.ino());
-                entries.push(Entry { ino, kind: DT_DIR, name: name.to_vec() });
+                entries.push(Entry { ino: st.ino(), kind: dirent_type(st.kind()), name: name.to_vec() });
             }
         }
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));

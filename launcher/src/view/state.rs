@@ -107,6 +107,12 @@ impl State {
         Ok(path)
     }
 
+    /// The stand-in of a hidden path that is missing at the start: a path in the state
+    /// directory that is never made, so the view keeps showing nothing there.
+    pub fn absent_stand_in(&self, n: usize) -> PathBuf {
+        self.dir.join("hidden").join(format!("{n}-absent"))
+    }
+
     /// Makes the stand-in every block device under `/dev` shows in the sandbox's mount
     /// namespace: an empty file (mode 0444), `hidden/block`.
     pub fn block_stand_in(&self) -> Result<PathBuf, Failure> {
