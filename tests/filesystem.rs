@@ -447,8 +447,8 @@ fn secrets_are_hidden_and_the_rest_of_home_is_visible() {
 }
 
 /// A secret the host makes only after the sandbox started (`~/.aws`, missing at the start) is
-/// hidden all the same: the view keeps the path missing, in lookups and in listings, and the
-/// program cannot make it either.
+/// hidden all the same: the path is a private place of the sandbox that starts missing, in
+/// lookups and in listings; what the program makes there stays in the sandbox.
 #[test]
 fn a_secret_made_on_the_host_during_the_run_stays_hidden() {
     use std::io::{BufRead, BufReader};
@@ -459,7 +459,7 @@ fn a_secret_made_on_the_host_during_the_run_stays_hidden() {
         "echo ready; while [ ! -e {go} ]; do sleep 0.05; done
         cat ~/.aws/credentials 2>/dev/null && echo 'credentials: read' || echo 'credentials: unreadable'
         echo \"home: $(ls -A ~ | tr '\\n' ' ')\"
-        mkdir ~/.aws 2>/dev/null && echo 'aws: made' || echo 'aws: refused'",
+        mkdir ~/.aws && echo mine > ~/.aws/credentials && echo \"aws: $(cat ~/.aws/credentials)\"",
         go = s(&go)
     );
     let mut child = std::process::Command::new(cloister_tests::cloister_bin())
@@ -480,7 +480,8 @@ fn a_secret_made_on_the_host_during_the_run_stays_hidden() {
     fs::write(&go, "").unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert!(child.wait().unwrap().success());
-    assert_eq!(rest, ["credentials: unreadable", "home: proj ", "aws: refused"]);
+    assert_eq!(rest, ["credentials: unreadable", "home: proj ", "aws: mine"]);
+    assert_eq!(fs::read_to_string(home.join(".aws/credentials")).unwrap(), "SECRET-AWS-KEY\n");
 }
 
 /// A host file, removed when dropped (also when the test fails).

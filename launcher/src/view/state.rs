@@ -107,8 +107,8 @@ impl State {
         Ok(path)
     }
 
-    /// The stand-in of a hidden path that is missing at the start: a path in the state
-    /// directory that is never made, so the view keeps showing nothing there.
+    /// The private place of a hidden path that is missing at the start: a path in the state
+    /// directory that only the program's own `mkdir` or `open` there makes.
     pub fn absent_stand_in(&self, n: usize) -> PathBuf {
         self.dir.join("hidden").join(format!("{n}-absent"))
     }

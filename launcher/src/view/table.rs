@@ -58,17 +58,17 @@ pub fn build(requests: &[Request], state: State, cwd: Option<(String, String)>) 
     make_mount_points(&mounts)?;
     // Hidden paths are looked up in the view without them: what would the program find there?
     // Each gets a stand-in of its own, so that the host path of a descriptor or working
-    // directory in one maps back to that one guest path. One that is not there yet gets a
-    // stand-in that is never made: it stays missing in the view (and cannot be made there)
-    // even when the host makes it during the run.
+    // directory in one maps back to that one guest path. One that is not there yet becomes a
+    // private place that starts missing: the host's, made during the run, never shows, and
+    // what the program makes there (`~/.aws` of a tool it runs) stays in the sandbox.
     let mut hidden = Vec::new();
     for request in hides {
         if let Some(host) = host_path(&mounts, &request.guest) {
-            let stand_in = match fs::metadata(&host) {
-                Ok(meta) => state.stand_in(hidden.len(), meta.is_dir())?,
-                Err(_) => state.absent_stand_in(hidden.len()),
+            let kind = match fs::metadata(&host) {
+                Ok(meta) => hidden_at(&state.stand_in(hidden.len(), meta.is_dir())?)?,
+                Err(_) => MountKind::Tmpfs { host: path_string(&state.absent_stand_in(hidden.len()))? },
             };
-            hidden.push(Mount { guest: request.guest.clone(), kind: hidden_at(&stand_in)? });
+            hidden.push(Mount { guest: request.guest.clone(), kind });
         }
     }
     let state_hidden = hide_state(&mounts, &state, hidden.len())?;
