@@ -24,8 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloister_tests::{
-    compile_c, inproc_only, programs_dir, scratch_dir, temp_dir, write_file, Invocation, Mode, Outcome,
-    PYTHON3, TIMERS,
+    compile_c, programs_dir, scratch_dir, temp_dir, write_file, Invocation, Mode, Outcome, PYTHON3,
 };
 
 /// The virtual clock's default start, 2000-01-01T00:00:00Z.
@@ -388,9 +387,6 @@ fn epoch_sets_the_start() {
 /// for its seconds of timers.
 #[test]
 fn c_timers_fire_on_the_virtual_clock() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let exe = compile("timers", &["-pthread"]);
     let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
     assert_reproducible("timers.c", &runs, &[]);
@@ -432,9 +428,6 @@ fn c_timers_fire_on_the_virtual_clock() {
 /// and fire at the same points of it: the output is the fast run's, byte for byte.
 #[test]
 fn c_timers_wait_for_real_without_fast_sleep() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let exe = compile("timers", &["-pthread"]);
     let fast = ok(repro(&exe, None).cloister_arg("--fast-sleep"));
     let real = ok(repro(&exe, None));
@@ -450,9 +443,6 @@ fn c_timers_wait_for_real_without_fast_sleep() {
 /// epoll wait cut by a timer, and a subprocess spawned while a timer is armed (`timers.py`).
 #[test]
 fn python_timers_fire_on_the_virtual_clock() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let script = fixture("timers.py");
     let runs = four_runs(|seed, _| repro(PYTHON3, seed).cloister_arg("--fast-sleep").arg(&script));
     assert_reproducible("timers.py", &runs, &[]);
@@ -469,9 +459,6 @@ fn python_timers_fire_on_the_virtual_clock() {
 /// every run and at once; without it, `timeout 1 sleep 5` takes one real second.
 #[test]
 fn timeout_kills_on_the_virtual_clock() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let script = "timeout 1 sleep 5; echo first=$?; echo first_at=$(date +%s.%N); \
                   timeout 5 sleep 1; echo second=$?; echo second_at=$(date +%s.%N)";
     let runs = four_runs(|seed, _| repro("sh", seed).cloister_arg("--fast-sleep").args(["-c", script]));
@@ -498,9 +485,6 @@ fn timeout_kills_on_the_virtual_clock() {
 /// lines are Linux's: the native run's, with and without `--fast-sleep`, on every run.
 #[test]
 fn c_timers_across_fork_follow_linux() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let exe = compile("fork_timers", &[]);
     let native = Mode::Native.command(&exe).output();
     native.success();
@@ -523,9 +507,6 @@ fn c_timers_across_fork_follow_linux() {
 /// comes first, as natively: 124, not the command's 0, on every run.
 #[test]
 fn timeout_race_ends_on_the_timer_first() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let exe = compile("timeout_race", &[]);
     let native = Mode::Native.command(&exe).output();
     native.success();
@@ -569,9 +550,6 @@ impl Drop for Hog {
 /// sleep 1`) nor the clock.
 #[test]
 fn timeout_kills_every_time_under_load() {
-    if inproc_only(TIMERS) {
-        return;
-    }
     let script = "for i in 1 2 3 4 5 6 7 8 9 10; do \
                     timeout 1 sleep 5; a=$?; timeout 5 sleep 1; b=$?; \
                     printf '%s/%s ' $a $b; done; echo; echo at=$(date +%s.%N)";

@@ -83,6 +83,18 @@ impl Kernel {
         }
     }
 
+    /// Serves `call` on from a wait whose rounds run in the task (`sys/wake.rs`: the ptrace
+    /// backend's): `round` is the round the task made (what [`TaskCtx::suspended`] held) and
+    /// `result` its raw result. The answer is the next round, a [`Disposition::Host`] call
+    /// with [`TaskCtx::suspended`] set again, or, once the wait ended, the handler's own
+    /// disposition, as it goes on from its wait.
+    pub fn resume(&self, task: &mut TaskCtx<'_>, call: Syscall, round: crate::sys::wake::Suspended, result: i64) -> Disposition {
+        match crate::sys::wake::resume(self, task, round, result) {
+            Some(next) => Disposition::Host(next),
+            None => self.handle(task, call),
+        }
+    }
+
     /// The configuration this kernel serves.
     pub fn config(&self) -> &Config {
         &self.config

@@ -33,6 +33,13 @@ pub trait Host {
     fn runtime_loads_images(&self) -> bool {
         false
     }
+
+    /// Whether calls made here are made by the calling thread itself (in-process), so that a
+    /// wait can run its rounds in the handler; false when they are made elsewhere (the ptrace
+    /// backend's supervisor), which then runs them in the task (`sys/wake.rs`).
+    fn rounds_in_task(&self) -> bool {
+        true
+    }
 }
 
 /// One caught call's view of its thread.
@@ -49,6 +56,11 @@ pub struct TaskCtx<'a> {
     pub scratch_used: u64,
     /// What to do after a call returned as [`crate::Disposition::Host`] completes.
     pub after: Option<crate::syscall::AfterHost>,
+    /// A wait whose next round the backend runs in the task (when [`Host::rounds_in_task`] is
+    /// false; see `sys/wake.rs`): the handler's disposition is then to be ignored.
+    pub suspended: core::cell::Cell<Option<crate::sys::wake::Suspended>>,
+    /// The end of a wait whose rounds ran in the task, for the handler the backend calls again.
+    pub resumed: core::cell::Cell<Option<crate::sys::wake::Ended>>,
 }
 
 /// Bytes below the stack pointer that the System V ABI lets leaf code use without moving it.
@@ -57,7 +69,16 @@ pub const RED_ZONE: u64 = 128;
 impl<'a> TaskCtx<'a> {
     /// A context for a thread whose stack pointer is `stack_pointer` and mask `sigmask`.
     pub fn new(mem: &'a dyn GuestMemory, host: &'a dyn Host, sigmask: u64, stack_pointer: u64) -> Self {
-        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0, after: None }
+        TaskCtx {
+            mem,
+            host,
+            sigmask,
+            stack_pointer,
+            scratch_used: 0,
+            after: None,
+            suspended: core::cell::Cell::new(None),
+            resumed: core::cell::Cell::new(None),
+        }
     }
 
     /// Copies `data` onto the program's stack, below the red zone, where it stays valid until

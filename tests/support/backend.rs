@@ -52,8 +52,3 @@ pub fn inproc_only(why: &str) -> bool {
 /// the program's process (the floor they test is the same under both backends).
 pub const GATE: &str = "jumps into cloister-rt's gate (tests/programs/gate.h), and under --backend ptrace \
      there is no cloister-rt in the process";
-
-/// Why reproducible mode's timer tests are in-process only: the ptrace backend does not run
-/// the kernel's timer waits (`sys/wake.rs`), so alarms, interval and POSIX timers do not fire on
-/// the virtual clock (docs/architecture.md, Backends).
-pub const TIMERS: &str = "virtual timers (sys/wake.rs) are not served by --backend ptrace yet";

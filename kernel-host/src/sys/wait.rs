@@ -183,7 +183,7 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
         Woken::Ready(r) => Some(Disposition::Return(r)),
         Woken::Signalled if own_mask => None,
         Woken::Signalled => Some(Disposition::Return(Errno::EINTR.ret())),
-        Woken::TimedOut => Some(Disposition::Return(0)),
+        Woken::TimedOut | Woken::Later => Some(Disposition::Return(0)),
         Woken::HandOff => None,
     }
 }
@@ -404,6 +404,9 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
         // only if no child is ready, as on Linux; nothing does when there is no child at all.
         let wait = Wait::Child { idtype, id, options };
         let woken = wake::until(k, task, wait, None, task.sigmask);
+        if woken == Some(Woken::Later) {
+            return Disposition::Return(0);
+        }
         let by_timer = (queued | k.timers.take_queued()) & pending(task) & !task.sigmask != 0;
         let interrupted = match woken {
             Some(Woken::Ready(r)) => r > 0 && by_timer,
@@ -449,6 +452,7 @@ fn not_yet(task: &TaskCtx<'_>, call: &Syscall) -> Disposition {
 pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     match wake::until(k, task, Wait::Signals, None, task.sigmask) {
         Some(Woken::Signalled) => Disposition::Return(Errno::EINTR.ret()),
+        Some(Woken::Later) => Disposition::Return(0),
         _ => Disposition::Host(*call),
     }
 }
