@@ -88,10 +88,21 @@ impl Kernel {
     /// `result` its raw result. The answer is the next round, a [`Disposition::Host`] call
     /// with [`TaskCtx::suspended`] set again, or, once the wait ended, the handler's own
     /// disposition, as it goes on from its wait.
-    pub fn resume(&self, task: &mut TaskCtx<'_>, call: Syscall, round: crate::sys::wake::Suspended, result: i64) -> Disposition {
+    pub fn resume(
+        &self,
+        task: &mut TaskCtx<'_>,
+        call: Syscall,
+        round: crate::sys::wake::Suspended,
+        result: i64,
+    ) -> Disposition {
         match crate::sys::wake::resume(self, task, round, result) {
             Some(next) => Disposition::Host(next),
-            None => self.handle(task, call),
+            // Not `handle`: its checkpoint would fire the next expiry before the handler has
+            // seen the end of its wait, which comes first.
+            None => match table::lookup(call.nr) {
+                Some(entry) => (entry.handler)(self, task, &call),
+                None => Disposition::Host(call),
+            },
         }
     }
 

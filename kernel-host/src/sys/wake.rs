@@ -252,7 +252,13 @@ pub fn resume(k: &Kernel, task: &TaskCtx<'_>, round: Suspended, result: i64) -> 
 
 impl Waiter {
     /// The wait, if a timer cuts it; otherwise how it ends at once (`None`: no timer does).
-    fn start(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Result<Waiter, Option<Woken>> {
+    fn start(
+        k: &Kernel,
+        task: &TaskCtx<'_>,
+        wait: Wait,
+        deadline: Option<u64>,
+        mask: u64,
+    ) -> Result<Waiter, Option<Woken>> {
         let Some(v) = k.clock.virtual_clock() else { return Err(None) };
         // A signal a checkpoint sent (this one, or the one before the call was served) ends
         // the wait as it would have on the host; an expiry at the deadline fires before it
@@ -275,7 +281,18 @@ impl Waiter {
             Wait::Select { nfds, sets } => Some(save_sets(task, nfds, sets).ok_or(None)?),
             _ => None,
         };
-        Ok(Waiter { wait, deadline, mask, paced, saved, events: 0, budget: None, target: 0, left: 0, slice: 0 })
+        Ok(Waiter {
+            wait,
+            deadline,
+            mask,
+            paced,
+            saved,
+            events: 0,
+            budget: None,
+            target: 0,
+            left: 0,
+            slice: 0,
+        })
     }
 
     /// The next round's length on the host, or how the wait ends without one.
@@ -498,7 +515,11 @@ fn round_call(task: &TaskCtx<'_>, waiter: &Waiter, ns: u64) -> Result<Suspended,
         Ok(at)
     };
     let ts = put(&TimePair::from_ns(ns).to_bytes())?;
-    let round = |nr: Sysno, args: [u64; 6], info: u64| Suspended { waiter: *waiter, call: crate::Syscall::new(nr, args), info };
+    let round = |nr: Sysno, args: [u64; 6], info: u64| Suspended {
+        waiter: *waiter,
+        call: crate::Syscall::new(nr, args),
+        info,
+    };
     let mut signals = |mask: u64| -> Result<Suspended, i64> {
         let want = put(&(!mask & !UNBLOCKABLE).to_ne_bytes())?;
         let info = put(&[0u8; 128])?;
@@ -511,7 +532,9 @@ fn round_call(task: &TaskCtx<'_>, waiter: &Waiter, ns: u64) -> Result<Suspended,
             r => Err(r),
         },
         Wait::Poll { fds, nfds } => Ok(round(Sysno::ppoll, [fds, nfds, ts, 0, 8, 0], 0)),
-        Wait::Select { nfds, sets } => Ok(round(Sysno::pselect6, [nfds, sets[0], sets[1], sets[2], ts, 0], 0)),
+        Wait::Select { nfds, sets } => {
+            Ok(round(Sysno::pselect6, [nfds, sets[0], sets[1], sets[2], ts, 0], 0))
+        }
         Wait::Epoll { epfd, events, max } => {
             let ms = ns.div_ceil(1_000_000).min(i32::MAX as u64);
             Ok(round(Sysno::epoll_wait, [epfd, events, max, ms, 0, 0], 0))

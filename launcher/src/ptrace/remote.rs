@@ -48,12 +48,17 @@ fn plan(nr: u32, args: &[u64; 6], made: bool) -> Option<Vec<Buf>> {
         rt_sigaction => [opt(1, 32, Dir::In), opt(2, 32, Dir::Out)].into_iter().flatten().collect(),
         // Only a look (a zero timeout): the tracer must not wait for the tracee.
         rt_sigtimedwait if args[2] != 0 && zero_timeout(args[2]) => {
-            [Some((0, 8, Dir::In)), opt(1, 128, Dir::Out), Some((2, 16, Dir::In))].into_iter().flatten().collect()
+            [Some((0, 8, Dir::In)), opt(1, 128, Dir::Out), Some((2, 16, Dir::In))]
+                .into_iter()
+                .flatten()
+                .collect()
         }
         rt_sigqueueinfo => vec![(2, 128, Dir::In)],
         rt_tgsigqueueinfo => vec![(3, 128, Dir::In)],
         tgkill | timerfd_create => vec![],
-        waitid if args[3] & WNOHANG != 0 => [opt(2, 128, Dir::Out), opt(4, 144, Dir::Out)].into_iter().flatten().collect(),
+        waitid if args[3] & WNOHANG != 0 => {
+            [opt(2, 128, Dir::Out), opt(4, 144, Dir::Out)].into_iter().flatten().collect()
+        }
         poll if args[2] == 0 => vec![(0, args[1] as usize * 8, Dir::Both)],
         fcntl if made && matches!(args[1], F_DUPFD | F_DUPFD_CLOEXEC) => vec![],
         close if made => vec![],

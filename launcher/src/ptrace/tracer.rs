@@ -393,7 +393,8 @@ impl Tracer {
             [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = round.call.args;
             sys::set_regs(tid, &regs)?;
             self.waits.insert(tid, Waiting { round, result: 0, mask, started });
-            let pending = Pending { args, after: None, fill: None, cookie: None, start: None, round: Some(call.nr) };
+            let pending =
+                Pending { args, after: None, fill: None, cookie: None, start: None, round: Some(call.nr) };
             self.pending.insert(tid, pending);
             return sys::resume(tid, 0, true);
         }
@@ -418,7 +419,10 @@ impl Tracer {
                 regs.rdi = name.unwrap_or(0);
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie, start: None, round: None });
+                self.pending.insert(
+                    tid,
+                    Pending { args, after: None, fill: Some(fd), cookie, start: None, round: None },
+                );
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
@@ -435,7 +439,8 @@ impl Tracer {
                 regs.orig_rax = nr.id() as u64;
                 regs.rdi = arg;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start: None, round: None });
+                self.pending
+                    .insert(tid, Pending { args, after: None, fill: None, cookie, start: None, round: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v < 0 && process.before_start && call.nr == EXECVE => {
@@ -463,8 +468,10 @@ impl Tracer {
                 }
                 let until_exit = changed || task.after.is_some() || cookie.is_some();
                 if until_exit {
-                    self.pending
-                        .insert(tid, Pending { args, after: task.after, fill: None, cookie, start: None, round: None });
+                    self.pending.insert(
+                        tid,
+                        Pending { args, after: task.after, fill: None, cookie, start: None, round: None },
+                    );
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -505,7 +512,8 @@ impl Tracer {
                 [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
                 let start = self.processes.get(&tgid).filter(|p| p.before_start).map(|_| program);
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start, round: None });
+                self.pending
+                    .insert(tid, Pending { args, after: None, fill: None, cookie, start, round: None });
                 sys::resume(tid, 0, true)
             }
             // Not redirected by this backend's filter: the host makes it as asked.
