@@ -131,7 +131,7 @@ pub struct Waiter {
 
 /// A round that runs in the task rather than in the handler (the ptrace backend): the call
 /// to make there, with its arguments in the task's scratch memory, and the wait to feed its
-/// result to ([`step`]).
+/// result to ([`crate::Kernel::resume`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Suspended {
     /// The wait.
@@ -158,7 +158,7 @@ pub struct Ended {
 /// A host whose calls are not made in the calling thread (ptrace: the supervisor's) cannot
 /// run the rounds here: the first one is left in [`TaskCtx::suspended`] and this returns
 /// [`Woken::Later`]; the handler returns at once, the backend runs the rounds in the task
-/// ([`step`]), and then serves the call again with the wait's end in [`TaskCtx::resumed`],
+/// ([`crate::Kernel::resume`]), and then serves the call again with the wait's end in [`TaskCtx::resumed`],
 /// which this returns.
 pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Option<Woken> {
     if let Some(ended) = task.resumed.take() {
@@ -170,11 +170,11 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
     };
     if !task.host.rounds_in_task() {
         return match step(k, task, &mut waiter, None) {
-            Step::Round(suspended) => {
+            Ok(suspended) => {
                 task.suspended.set(Some(suspended));
                 Some(Woken::Later)
             }
-            Step::Done(woken) => Some(woken),
+            Err(woken) => Some(woken),
         };
     }
     loop {
@@ -198,35 +198,29 @@ pub fn deadline(task: &TaskCtx<'_>, fresh: impl FnOnce() -> u64) -> u64 {
     }
 }
 
-/// What the backend does next for a wait whose rounds run in the task.
-#[derive(Clone, Copy, Debug)]
-pub enum Step {
-    /// Make this round's call in the task, then feed its result to [`step`].
-    Round(Suspended),
-    /// The wait ended: serve the call again with this in [`TaskCtx::resumed`].
-    Done(Woken),
-}
-
 /// Moves a wait whose rounds run in the task on: `result` is the raw result of the round
-/// the task made (`None` before the first), and the answer is the next round or the end.
-/// Round results that need no waiting (a child found ready) are taken here, without a round.
-pub fn step(k: &Kernel, task: &TaskCtx<'_>, waiter: &mut Waiter, result: Option<(Suspended, i64)>) -> Step {
+/// the task made (`None` before the first). `Ok`: the next round for the task to make; `Err`:
+/// how the wait ended. Round results that need no waiting (a child found ready) are taken
+/// here, without a round.
+fn step(
+    k: &Kernel,
+    task: &TaskCtx<'_>,
+    waiter: &mut Waiter,
+    result: Option<(Suspended, i64)>,
+) -> Result<Suspended, Woken> {
     if let Some((round, raw)) = result {
         let r = round_result(task, &round, raw);
         if let Some(woken) = waiter.after(k, task, r) {
-            return Step::Done(woken);
+            return Err(woken);
         }
     }
     loop {
-        let ns = match waiter.next(k, task) {
-            Ok(ns) => ns,
-            Err(woken) => return Step::Done(woken),
-        };
+        let ns = waiter.next(k, task)?;
         match round_call(task, waiter, ns) {
-            Ok(round) => return Step::Round(round),
+            Ok(round) => return Ok(round),
             Err(r) => {
                 if let Some(woken) = waiter.after(k, task, r) {
-                    return Step::Done(woken);
+                    return Err(woken);
                 }
             }
         }
@@ -239,11 +233,11 @@ pub fn step(k: &Kernel, task: &TaskCtx<'_>, waiter: &mut Waiter, result: Option<
 pub fn resume(k: &Kernel, task: &TaskCtx<'_>, round: Suspended, result: i64) -> Option<crate::Syscall> {
     let mut waiter = round.waiter;
     match step(k, task, &mut waiter, Some((round, result))) {
-        Step::Round(next) => {
+        Ok(next) => {
             task.suspended.set(Some(next));
             Some(next.call)
         }
-        Step::Done(woken) => {
+        Err(woken) => {
             task.resumed.set(Some(Ended { woken: Some(woken), deadline: waiter.deadline }));
             None
         }
