@@ -84,10 +84,10 @@ impl Kernel {
     }
 
     /// Serves `call` on from a wait whose rounds run in the task (`sys/wake.rs`: the ptrace
-    /// backend's): `round` is the round the task made (what [`TaskCtx::suspended`] held) and
-    /// `result` its raw result. The answer is the next round, a [`Disposition::Host`] call
-    /// with [`TaskCtx::suspended`] set again, or, once the wait ended, the handler's own
-    /// disposition, as it goes on from its wait.
+    /// backend's, which lends [`TaskCtx::rounds`]): `round` is the round the task made (what
+    /// the slot held) and `result` its raw result. The answer is the next round, a
+    /// [`Disposition::Host`] call with the slot's `suspended` set again, or, once the wait
+    /// ended, the handler's own disposition, as it goes on from its wait.
     pub fn resume(
         &self,
         task: &mut TaskCtx<'_>,

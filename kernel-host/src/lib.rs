@@ -55,7 +55,7 @@ pub use kernel::{ForkSide, Kernel};
 pub use process::ProcessImage;
 pub use sys::wake::Suspended as SuspendedWait;
 pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall};
-pub use task::{GuestMemory, Host, TaskCtx};
+pub use task::{GuestMemory, Host, TaskCtx, WaitSlot};
 
 #[cfg(test)]
 mod kernel_tests;

@@ -100,7 +100,7 @@ pub enum Woken {
     TimedOut,
     /// Too many rounds: run the wait on the host as usual.
     HandOff,
-    /// The rounds go on in the task ([`TaskCtx::suspended`]): the handler returns at once
+    /// The rounds go on in the task ([`TaskCtx::rounds`]): the handler returns at once
     /// (with anything: the backend runs the round instead), and is called again when the wait
     /// ends.
     Later,
@@ -129,7 +129,7 @@ pub struct Waiter {
     slice: u64,
 }
 
-/// A round that runs in the task rather than in the handler (the ptrace backend): the call
+/// A round that runs in the task rather than in the handler ([`TaskCtx::rounds`]): the call
 /// to make there, with its arguments in the task's scratch memory, and the wait to feed its
 /// result to ([`crate::Kernel::resume`]).
 #[derive(Clone, Copy, Debug)]
@@ -156,22 +156,22 @@ pub struct Ended {
 /// timer does (nor has just sent a signal): the caller waits as it would without timers.
 ///
 /// A host whose calls are not made in the calling thread (ptrace: the supervisor's) cannot
-/// run the rounds here: the first one is left in [`TaskCtx::suspended`] and this returns
-/// [`Woken::Later`]; the handler returns at once, the backend runs the rounds in the task
-/// ([`crate::Kernel::resume`]), and then serves the call again with the wait's end in [`TaskCtx::resumed`],
-/// which this returns.
+/// run the rounds here; its backend lends [`TaskCtx::rounds`]. The first round is left there
+/// and this returns [`Woken::Later`]; the handler returns at once, the backend runs the rounds
+/// in the task ([`crate::Kernel::resume`]), and then serves the call again with the wait's end
+/// in the slot, which this returns.
 pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, mask: u64) -> Option<Woken> {
-    if let Some(ended) = task.resumed.take() {
+    if let Some(ended) = task.rounds.and_then(|slot| slot.resumed.take()) {
         return ended.woken;
     }
     let mut waiter = match Waiter::start(k, task, wait, deadline, mask) {
         Ok(waiter) => waiter,
         Err(woken) => return woken,
     };
-    if !task.host.rounds_in_task() {
+    if let Some(slot) = task.rounds {
         return match step(k, task, &mut waiter, None) {
             Ok(suspended) => {
-                task.suspended.set(Some(suspended));
+                slot.suspended.set(Some(suspended));
                 Some(Woken::Later)
             }
             Err(woken) => Some(woken),
@@ -192,7 +192,7 @@ pub fn until(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, deadline: Option<u64>, 
 /// The deadline of the wait the current call resumes, or `fresh` when it resumes none: a
 /// handler that computes its deadline from the clock computes it once.
 pub fn deadline(task: &TaskCtx<'_>, fresh: impl FnOnce() -> u64) -> u64 {
-    match task.resumed.get() {
+    match task.rounds.and_then(|slot| slot.resumed.get()) {
         Some(Ended { deadline: Some(d), .. }) => d,
         _ => fresh(),
     }
@@ -227,18 +227,19 @@ fn step(
     }
 }
 
-/// Moves on a wait whose rounds run in the task: `round` (from [`TaskCtx::suspended`]) ended
-/// with `result`. The next round's call, with [`TaskCtx::suspended`] set; or `None` when the
-/// wait ended, with [`TaskCtx::resumed`] set for the handler.
+/// Moves on a wait whose rounds run in the task: `round` (what [`TaskCtx::rounds`] held)
+/// ended with `result`. The next round's call, left in the slot; or `None` when the wait
+/// ended, with its end in the slot for the handler.
 pub fn resume(k: &Kernel, task: &TaskCtx<'_>, round: Suspended, result: i64) -> Option<crate::Syscall> {
+    let Some(slot) = task.rounds else { return None };
     let mut waiter = round.waiter;
     match step(k, task, &mut waiter, Some((round, result))) {
         Ok(next) => {
-            task.suspended.set(Some(next));
+            slot.suspended.set(Some(next));
             Some(next.call)
         }
         Err(woken) => {
-            task.resumed.set(Some(Ended { woken: Some(woken), deadline: waiter.deadline }));
+            slot.resumed.set(Some(Ended { woken: Some(woken), deadline: waiter.deadline }));
             None
         }
     }

@@ -233,10 +233,6 @@ impl TraceeHost {
 }
 
 impl Host for TraceeHost {
-    fn rounds_in_task(&self) -> bool {
-        false
-    }
-
     fn syscall(&self, nr: u32, mut args: [u64; 6]) -> i64 {
         match Sysno::new(nr as usize) {
             Some(Sysno::getpid) => return i64::from(self.pid),

@@ -20,7 +20,7 @@ use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
+use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, WaitSlot};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -373,7 +373,9 @@ impl Tracer {
         let host = TraceeHost::new(tgid, tid, process.pidfd);
         let waiting = self.waits.remove(&tid);
         let mask = waiting.as_ref().map_or_else(|| sys::sigmask(tid), |w| w.mask);
+        let slot = WaitSlot::default();
         let mut task = TaskCtx::new(&mem, &host, mask, regs.rsp);
+        task.rounds = Some(&slot);
         let started = waiting.as_ref().map_or_else(std::time::Instant::now, |w| w.started);
         let disposition = match &waiting {
             Some(w) => process.kernel.resume(&mut task, call, w.round, w.result),
@@ -384,7 +386,7 @@ impl Tracer {
             self.on_stop(tid, status);
             return Ok(());
         }
-        if let Some(round) = task.suspended.take() {
+        if let Some(round) = slot.suspended.take() {
             // The next round of a wait: the tracee makes it, and the tracer serves others.
             if waiting.is_none() {
                 sys::set_sigmask(tid, !0)?;
