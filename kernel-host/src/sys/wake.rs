@@ -231,7 +231,7 @@ fn step(
 /// ended with `result`. The next round's call, left in the slot; or `None` when the wait
 /// ended, with its end in the slot for the handler.
 pub fn resume(k: &Kernel, task: &TaskCtx<'_>, round: Suspended, result: i64) -> Option<crate::Syscall> {
-    let Some(slot) = task.rounds else { return None };
+    let slot = task.rounds?;
     let mut waiter = round.waiter;
     match step(k, task, &mut waiter, Some((round, result))) {
         Ok(next) => {
