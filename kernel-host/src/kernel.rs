@@ -178,10 +178,11 @@ impl Kernel {
     }
 
     /// A kernel for the child of a fork this kernel's process made, for a backend whose kernels
-    /// live outside the processes they serve (ptrace): the child gets its own random stream,
-    /// numbered as [`Kernel::after_fork`] numbers it, and fresh caches; `shared` is the
-    /// sandbox's shared memory, as for [`Kernel::new`].
-    pub fn forked(&self, shared: Option<&'static Shared>) -> Kernel {
+    /// live outside the processes they serve (ptrace): the child (process `pid`, as the
+    /// backend's host calls name it) gets its own random stream, numbered as
+    /// [`Kernel::after_fork`] numbers it, the timer descriptors it shares with its parent, and
+    /// fresh caches; `shared` is the sandbox's shared memory, as for [`Kernel::new`].
+    pub fn forked(&self, shared: Option<&'static Shared>, pid: u32) -> Kernel {
         let mut config = self.config.clone();
         config.lineage = self.random.lineage();
         config.itimers = [(0, 0); 3];
@@ -189,6 +190,7 @@ impl Kernel {
         let index = self.process.unlock_after_fork(false);
         let child = Kernel::new(config, self.process.image().clone(), shared);
         child.random.enter_child(index);
+        self.timers.fork_into(&child.timers, pid);
         child
     }
 

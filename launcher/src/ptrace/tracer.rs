@@ -324,7 +324,7 @@ impl Tracer {
             let kernel = if shares_memory {
                 Rc::clone(&parent.kernel)
             } else {
-                Rc::new(parent.kernel.forked(Some(self.shared)))
+                Rc::new(parent.kernel.forked(Some(self.shared), child as u32))
             };
             let pidfd = sys::pidfd_open(child).unwrap_or(-1);
             self.processes.insert(child, Process { kernel, pidfd, before_start: false, next_config: None });
