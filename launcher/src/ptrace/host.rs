@@ -14,13 +14,16 @@
 //!   that they reach the tracee's mount namespace;
 //! - a descriptor argument is the tracee's (a directory it opened, a file it lists) unless the
 //!   kernel opened it itself during this call: it is copied into the supervisor with
-//!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee.
+//!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee;
+//! - calls on the caller's own signals, children and descriptor table that return at once
+//!   (a timer's signal, a look for a child, a timer descriptor) are made by the tracee
+//!   ([`remote`]).
 //!
 //! What is not translated, and so differs from the in-process backend (see
 //! docs/architecture.md, Backends): relative paths (the kernel's are absolute), `/proc`
-//! (the supervisor's shows the host's pids), and a descriptor the kernel makes
-//! for the program (a timer descriptor of reproducible mode) cannot be handed over, except a
-//! memfd (a served `/proc` file), which the tracer has the tracee make and fills itself.
+//! (the supervisor's shows the host's pids), and a descriptor the kernel makes in the
+//! supervisor cannot be handed over, except a memfd (a served `/proc` file), which the tracer
+//! has the tracee make and fills itself.
 
 use super::remote;
 use super::sys;
