@@ -504,6 +504,22 @@ fn c_timers_across_fork_follow_linux() {
     assert_eq!(native.stdout, real.stdout, "natively, then without --fast-sleep\n{native}\n{real}");
 }
 
+/// `child_timerfd.c`: a forked child fires the timer descriptor it shares with its parent at
+/// its own checkpoints (the parent blocks where no timer cuts its wait), natively and with and
+/// without `--fast-sleep`, under either backend (each process's kernel keeps the descriptors it
+/// shares, in-process through the forked memory, under ptrace through `Kernel::forked`).
+#[test]
+fn a_forked_child_fires_the_timer_descriptor_it_shares() {
+    let exe = compile("child_timerfd", &[]);
+    let native = Mode::Native.command(&exe).output();
+    native.success();
+    assert_eq!(native.stdout, "child_read=1\nparent_left=none\n", "natively\n{native}");
+    let fast = ok(repro(&exe, None).cloister_arg("--fast-sleep").timeout(Duration::from_secs(20)));
+    assert_eq!(native.stdout, fast.stdout, "natively, then with --fast-sleep\n{fast}");
+    let real = ok(repro(&exe, None).timeout(Duration::from_secs(20)));
+    assert_eq!(native.stdout, real.stdout, "natively, then without --fast-sleep\n{real}");
+}
+
 /// `timeout_race.c`: coreutils `timeout`'s two ways of waiting, with the parent held back (it
 /// spins) until its command has slept past the timer and ended on the host. The timer still
 /// comes first, as natively: 124, not the command's 0, on every run.
