@@ -156,7 +156,10 @@ impl Tracer {
                 // Reaped here: `run` must still report it (a short program can end while the
                 // launcher is still pumping its start).
                 self.ended = Some(status);
-                return Some(status);
+            }
+            // (Or reaped while it made a call for its kernel, `remote`.)
+            if self.ended.is_some() {
+                return self.ended;
             }
         }
         None
@@ -382,8 +385,10 @@ impl Tracer {
             None => process.kernel.handle(&mut task, call),
         };
         if let Some(status) = host.lost() {
-            // The tracee ended while it made a call for the kernel.
-            self.on_stop(tid, status);
+            // The tracee ended while it made a call for the kernel: its report was taken there.
+            if let Some(status) = self.on_stop(tid, status) {
+                self.ended = Some(status);
+            }
             return Ok(());
         }
         if let Some(round) = slot.suspended.take() {
