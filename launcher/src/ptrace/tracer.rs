@@ -66,7 +66,7 @@ struct Pending {
     /// kernel's checks passed (`ETXTBSY`), the tracee ends as cloister-rt would.
     start: Option<Vec<u8>>,
     /// The call is a round of a wait ([`Waiting`]): its result goes to the wait, and the
-    /// program's call, number `.0`, runs again to its seccomp stop.
+    /// program's call (this number, with `args`) runs again to its seccomp stop.
     round: Option<u32>,
 }
 
@@ -82,13 +82,15 @@ struct Pending {
 /// signal stays blocked from the first round to the end, as in cloister-rt's handler, so
 /// that none is delivered in between.
 struct Waiting {
+    /// The program's call that waits.
+    call: Syscall,
     /// The round the tracee made.
     round: kernel_host::SuspendedWait,
     /// Its raw result, once its exit stop is seen.
     result: i64,
     /// The program's signal mask, put back when the wait ends.
     mask: u64,
-    /// The trace record's time and cookie: written once, when the wait ends.
+    /// When the call was first served: its trace record is written once, when the wait ends.
     started: std::time::Instant,
 }
 
@@ -377,7 +379,16 @@ impl Tracer {
         let call = Syscall { nr: regs.orig_rax as u32, args };
         let mem = TraceeMemory { tid };
         let host = TraceeHost::new(tgid, tid, process.pidfd);
-        let waiting = self.waits.remove(&tid);
+        let waiting = match self.waits.remove(&tid) {
+            Some(w) if w.call == call => Some(w),
+            Some(w) => {
+                // Not the call that waits (nothing should run between rounds): the wait is
+                // dropped, and this call served as any other.
+                sys::set_sigmask(tid, w.mask)?;
+                None
+            }
+            None => None,
+        };
         let mask = waiting.as_ref().map_or_else(|| sys::sigmask(tid), |w| w.mask);
         let slot = WaitSlot::default();
         let mut task = TaskCtx::new(&mem, &host, mask, regs.rsp);
@@ -402,7 +413,7 @@ impl Tracer {
             regs.orig_rax = u64::from(round.call.nr);
             [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = round.call.args;
             sys::set_regs(tid, &regs)?;
-            self.waits.insert(tid, Waiting { round, result: 0, mask, started });
+            self.waits.insert(tid, Waiting { call, round, result: 0, mask, started });
             let pending =
                 Pending { args, after: None, fill: None, cookie: None, start: None, round: Some(call.nr) };
             self.pending.insert(tid, pending);
