@@ -146,7 +146,12 @@ impl Kernel {
 
     /// Takes every kernel lock so that a fork cannot copy one half-held. Call right before the
     /// fork of a [`Disposition::Fork`], then [`Kernel::after_fork`] in parent and child.
+    /// The parent keeps the clock of the fork in sight: no sleep of its child can come before
+    /// it, and a timer it arms right after (`timeout`'s) must not start after one.
     pub fn prepare_fork(&self) {
+        if let Some(v) = self.clock.virtual_clock() {
+            v.keep_sight();
+        }
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
         self.timers.lock_for_fork();
@@ -181,8 +186,13 @@ impl Kernel {
     /// live outside the processes they serve (ptrace): the child (process `pid`, as the
     /// backend's host calls name it) gets its own random stream, numbered as
     /// [`Kernel::after_fork`] numbers it, the timer descriptors it shares with its parent, and
-    /// fresh caches; `shared` is the sandbox's shared memory, as for [`Kernel::new`].
+    /// fresh caches; `shared` is the sandbox's shared memory, as for [`Kernel::new`]. Called
+    /// before the child runs: the parent keeps the clock of the fork in sight, as
+    /// [`Kernel::prepare_fork`] has it.
     pub fn forked(&self, shared: Option<&'static Shared>, pid: u32) -> Kernel {
+        if let Some(v) = self.clock.virtual_clock() {
+            v.keep_sight();
+        }
         let mut config = self.config.clone();
         config.lineage = self.random.lineage();
         config.itimers = [(0, 0); 3];

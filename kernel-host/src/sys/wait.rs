@@ -391,7 +391,11 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     let (idtype, id, options) = child_wait(call);
     let nohang = if call.nr == syscalls::Sysno::wait4.id() as u32 { call.args[2] } else { call.args[3] };
     if nohang & WNOHANG != 0 {
-        if queued & task.sigmask & pending(task) != 0 && child_ready(task, idtype, id, options) {
+        // Whether a child is ready or not: one that becomes ready between a look and the
+        // host's wait would be reported before the expiry (the ptrace backend's supervisor
+        // makes that window wide). Only a wait with no child to select goes to the host, for
+        // its error.
+        if queued & task.sigmask & pending(task) != 0 && has_child(task, idtype, id, options) {
             return not_yet(task, call);
         }
     } else {
@@ -431,9 +435,20 @@ fn pending(task: &TaskCtx<'_>) -> u64 {
 
 /// Whether a child the wait selects has changed state (without reaping it).
 fn child_ready(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> bool {
+    peek(task, idtype, id, options).is_some_and(|ready| ready)
+}
+
+/// Whether the wait selects any child, ready or not.
+fn has_child(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> bool {
+    peek(task, idtype, id, options).is_some()
+}
+
+/// Whether a child the wait selects has changed state (without reaping it); `None` when the
+/// wait selects none.
+fn peek(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> Option<bool> {
     let mut info = [0u8; 128];
     let peek = [idtype, id, info.as_mut_ptr() as u64, options | WNOHANG | WNOWAIT, 0, 0];
-    task.host_call(syscalls::Sysno::waitid, peek) == 0 && info[16..20] != [0; 4]
+    (task.host_call(syscalls::Sysno::waitid, peek) == 0).then(|| info[16..20] != [0; 4])
 }
 
 /// What a `WNOHANG` wait returns when no child has changed state: 0, and for `waitid` a

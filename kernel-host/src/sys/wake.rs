@@ -23,6 +23,15 @@
 //! Rounds are bounded ([`MAX_ROUNDS`] expiries and signals; the real time they wait is what
 //! the clock moves); a wait that passes that many without ending is handed to the host as it
 //! is, and later expiries fire at the next checkpoint.
+//!
+//! The wait is a state machine ([`Waiter`]: started, asked for its next round, fed the
+//! round's result), so that two drivers run the same rounds. cloister-rt's handler drives it
+//! in a loop ([`until`]), each round a host call with its buffers on the handler's stack. The
+//! ptrace backend's supervisor cannot make those calls (they act on the calling thread) nor
+//! wait for one tracee while others need serving: it lends a [`crate::task::WaitSlot`], the
+//! handler leaves each round there as a call for the task to make (its buffers in the task's
+//! scratch memory) and returns, and [`crate::Kernel::resume`] goes on from the round's result,
+//! until the wait ends and the handler runs again from where [`until`] returned.
 
 use super::timer::checkpoint;
 use crate::abi::UNBLOCKABLE;

@@ -30,6 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const EXECVE: u32 = syscalls::Sysno::execve.id() as u32;
+const WAIT4: u32 = syscalls::Sysno::wait4.id() as u32;
+const WAITID: u32 = syscalls::Sysno::waitid.id() as u32;
 
 /// A traced process.
 struct Process {
@@ -369,6 +371,9 @@ impl Tracer {
 
     fn on_seccomp(&mut self, tid: libc::pid_t, tgid: libc::pid_t) -> std::io::Result<()> {
         let mut regs = sys::regs(tid)?;
+        if [WAIT4, WAITID].contains(&(regs.orig_rax as u32)) {
+            self.take_reports();
+        }
         if !self.processes.contains_key(&tgid) {
             let mut p = self.process(tgid, self.config.clone());
             p.before_start = true;
@@ -539,6 +544,18 @@ impl Tracer {
             }
             // Not redirected by this backend's filter: the host makes it as asked.
             Disposition::Fork(_) => sys::resume(tid, 0, false),
+        }
+    }
+
+    /// Handles the reports already waiting, before a wait for a child is served. A traced
+    /// child's end reaches its parent only once the tracer has reaped its report: the kernel's
+    /// look for a ready child (`WNOHANG | WNOWAIT`, which orders a timer's signal before the
+    /// child's end) must see what the host's wait will see right after, as in-process.
+    fn take_reports(&mut self) {
+        while let Ok(Some((tid, status))) = sys::wait_any(false) {
+            if let Some(status) = self.on_stop(tid, status) {
+                self.ended = Some(status);
+            }
         }
     }
 
