@@ -10,7 +10,7 @@
 //!   them, and their ptrace events give the new process its own kernel.
 //! - A wait that a virtual timer cuts into rounds (reproducible mode) runs them in the tracee,
 //!   one call each, from the program's call's seccomp stop to its exit stop and back
-//!   ([`Waiting`]): the tracer serves other stops meanwhile.
+//!   (`Waiting`): the tracer serves other stops meanwhile.
 //! - Signal-delivery stops resume with the signal; group-stops are left stopped with
 //!   `PTRACE_LISTEN`, so `SIGSTOP`/`SIGCONT` behave as without a tracer.
 //!
