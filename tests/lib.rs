@@ -27,7 +27,7 @@ mod support {
     pub mod tree;
 }
 
-pub use support::backend::{assert_gate, backend_args, expected_gate, inproc, inproc_only, TIMERS};
+pub use support::backend::{assert_gate, backend_args, expected_gate, inproc, inproc_only};
 pub use support::compile::{compile_c, gcc_build, go_program, C_FLAG_SETS, C_PROGRAMS, RAW_C_FLAGS};
 pub use support::elf;
 pub use support::expect::{assert_clock, is_hex, CLOCK_TOLERANCE};

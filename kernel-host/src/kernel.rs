@@ -83,6 +83,29 @@ impl Kernel {
         }
     }
 
+    /// Serves `call` on from a wait whose rounds run in the task (`sys/wake.rs`: the ptrace
+    /// backend's, which lends [`TaskCtx::rounds`]): `round` is the round the task made (what
+    /// the slot held) and `result` its raw result. The answer is the next round, a
+    /// [`Disposition::Host`] call with the slot's `suspended` set again, or, once the wait
+    /// ended, the handler's own disposition, as it goes on from its wait.
+    pub fn resume(
+        &self,
+        task: &mut TaskCtx<'_>,
+        call: Syscall,
+        round: crate::sys::wake::Suspended,
+        result: i64,
+    ) -> Disposition {
+        match crate::sys::wake::resume(self, task, round, result) {
+            Some(next) => Disposition::Host(next),
+            // Not `handle`: its checkpoint would fire the next expiry before the handler has
+            // seen the end of its wait, which comes first.
+            None => match table::lookup(call.nr) {
+                Some(entry) => (entry.handler)(self, task, &call),
+                None => Disposition::Host(call),
+            },
+        }
+    }
+
     /// The configuration this kernel serves.
     pub fn config(&self) -> &Config {
         &self.config
@@ -123,7 +146,12 @@ impl Kernel {
 
     /// Takes every kernel lock so that a fork cannot copy one half-held. Call right before the
     /// fork of a [`Disposition::Fork`], then [`Kernel::after_fork`] in parent and child.
+    /// The parent keeps the clock of the fork in sight: no sleep of its child can come before
+    /// it, and a timer it arms right after (`timeout`'s) must not start after one.
     pub fn prepare_fork(&self) {
+        if let Some(v) = self.clock.virtual_clock() {
+            v.keep_sight();
+        }
         self.process.lock_for_fork();
         self.signals.lock_for_fork();
         self.timers.lock_for_fork();
@@ -155,10 +183,16 @@ impl Kernel {
     }
 
     /// A kernel for the child of a fork this kernel's process made, for a backend whose kernels
-    /// live outside the processes they serve (ptrace): the child gets its own random stream,
-    /// numbered as [`Kernel::after_fork`] numbers it, and fresh caches; `shared` is the
-    /// sandbox's shared memory, as for [`Kernel::new`].
-    pub fn forked(&self, shared: Option<&'static Shared>) -> Kernel {
+    /// live outside the processes they serve (ptrace): the child (process `pid`, as the
+    /// backend's host calls name it) gets its own random stream, numbered as
+    /// [`Kernel::after_fork`] numbers it, the timer descriptors it shares with its parent, and
+    /// fresh caches; `shared` is the sandbox's shared memory, as for [`Kernel::new`]. Called
+    /// before the child runs: the parent keeps the clock of the fork in sight, as
+    /// [`Kernel::prepare_fork`] has it.
+    pub fn forked(&self, shared: Option<&'static Shared>, pid: u32) -> Kernel {
+        if let Some(v) = self.clock.virtual_clock() {
+            v.keep_sight();
+        }
         let mut config = self.config.clone();
         config.lineage = self.random.lineage();
         config.itimers = [(0, 0); 3];
@@ -166,6 +200,7 @@ impl Kernel {
         let index = self.process.unlock_after_fork(false);
         let child = Kernel::new(config, self.process.image().clone(), shared);
         child.random.enter_child(index);
+        self.timers.fork_into(&child.timers, pid);
         child
     }
 

@@ -53,8 +53,9 @@ pub use config::Config;
 pub use errno::Errno;
 pub use kernel::{ForkSide, Kernel};
 pub use process::ProcessImage;
+pub use sys::wake::Suspended as SuspendedWait;
 pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall};
-pub use task::{GuestMemory, Host, TaskCtx};
+pub use task::{GuestMemory, Host, TaskCtx, WaitSlot};
 
 #[cfg(test)]
 mod kernel_tests;

@@ -49,6 +49,21 @@ pub struct TaskCtx<'a> {
     pub scratch_used: u64,
     /// What to do after a call returned as [`crate::Disposition::Host`] completes.
     pub after: Option<crate::syscall::AfterHost>,
+    /// Lent by a backend whose host calls are not made by the calling thread (ptrace: the
+    /// supervisor's), so that a wait cut by a timer runs its rounds in the task rather than
+    /// in the handler (`sys/wake.rs`). `None` (in-process): the handler runs them.
+    pub rounds: Option<&'a WaitSlot>,
+}
+
+/// Where the kernel and a backend that runs a wait's rounds in the task hand the wait back
+/// and forth ([`TaskCtx::rounds`]).
+#[derive(Default)]
+pub struct WaitSlot {
+    /// The next round the task makes, set by the handler; its disposition is then to be
+    /// ignored, and the round made instead ([`crate::Kernel::resume`] takes its result).
+    pub suspended: core::cell::Cell<Option<crate::sys::wake::Suspended>>,
+    /// The end of the wait, for the handler [`crate::Kernel::resume`] calls again.
+    pub resumed: core::cell::Cell<Option<crate::sys::wake::Ended>>,
 }
 
 /// Bytes below the stack pointer that the System V ABI lets leaf code use without moving it.
@@ -57,7 +72,7 @@ pub const RED_ZONE: u64 = 128;
 impl<'a> TaskCtx<'a> {
     /// A context for a thread whose stack pointer is `stack_pointer` and mask `sigmask`.
     pub fn new(mem: &'a dyn GuestMemory, host: &'a dyn Host, sigmask: u64, stack_pointer: u64) -> Self {
-        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0, after: None }
+        TaskCtx { mem, host, sigmask, stack_pointer, scratch_used: 0, after: None, rounds: None }
     }
 
     /// Copies `data` onto the program's stack, below the red zone, where it stays valid until

@@ -130,6 +130,13 @@ impl VirtualClock {
         self.seen.store(UNSEEN, Ordering::Relaxed);
     }
 
+    /// The process sees the clock as it is now, unless it saw it earlier: at a fork, which no
+    /// sleep of the child can have preceded, so that a timer the parent arms right after it
+    /// does not start after one.
+    pub fn keep_sight(&self) {
+        self.seen.fetch_min(self.elapsed(), Ordering::Relaxed);
+    }
+
     /// Elapsed nanoseconds, without advancing.
     pub fn elapsed(&self) -> u64 {
         self.shared.clock_ns.load(Ordering::Relaxed)

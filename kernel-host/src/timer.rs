@@ -407,6 +407,16 @@ impl Timers {
         self.owner.store(pid, Ordering::Release);
     }
 
+    /// Makes `child`, the empty table of a forked child's kernel kept outside the processes
+    /// (ptrace), what the child's copy of this table becomes in-process
+    /// ([`Timers::enter_child`]): the timer descriptors it shares with this process.
+    pub fn fork_into(&self, child: &Timers, pid: u32) {
+        let copy = self.table.lock().clone();
+        *child.table.lock() = copy;
+        child.has_fds.store(self.has_fds.load(Ordering::Relaxed), Ordering::Relaxed);
+        child.enter_child(pid);
+    }
+
     /// Takes the lock before a fork.
     pub fn lock_for_fork(&self) {
         self.table.raw_lock();

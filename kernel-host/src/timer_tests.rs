@@ -109,6 +109,61 @@ fn a_fast_sleep_stops_at_the_timer_whose_signal_interrupts_it() {
     assert_eq!(mem.get(BASE + 96, 16), [0i64.to_ne_bytes(), 970_000_000i64.to_ne_bytes()].concat());
 }
 
+/// The same sleep with its rounds run in the task, as the ptrace backend runs them: the
+/// handler leaves each round in the lent slot, and the wait goes on from the round's result.
+#[test]
+fn a_wait_whose_rounds_run_in_the_task_ends_as_in_the_handler() {
+    let k = kernel(true);
+    let queued_signal = Cell::new(false);
+    let answer = |nr: u32, args: [u64; 6]| -> i64 {
+        match Sysno::new(nr as usize) {
+            Some(Sysno::rt_sigqueueinfo) => {
+                queued_signal.set(true);
+                0
+            }
+            Some(Sysno::rt_sigpending) if queued_signal.get() => {
+                // SAFETY: the kernel passes a pointer to its own 8-byte set.
+                unsafe { *(args[0] as *mut u64) = 1 << (SIGALRM - 1) };
+                0
+            }
+            Some(Sysno::rt_sigaction) if args[2] != 0 => {
+                // SAFETY: the kernel passes a pointer to its own 32-byte sigaction.
+                unsafe { *(args[2] as *mut u64) = 0x40_1000 };
+                0
+            }
+            Some(Sysno::rt_sigtimedwait) => panic!("a round made by the handler"),
+            _ => 0,
+        }
+    };
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(answer));
+    let slot = crate::WaitSlot::default();
+    let mut t = TaskCtx::new(&mem, &host, 0, SP);
+    t.rounds = Some(&slot);
+    mem.put(BASE, &spec((0, 0), (0, 30_000)));
+    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    mem.put(BASE + 64, &[1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat());
+    let sleep = call(Sysno::nanosleep, &[BASE + 64, BASE + 96]);
+    k.handle(&mut t, sleep);
+    let mut rounds = 0;
+    let end = loop {
+        let round = slot.suspended.take().expect("a round for the task");
+        assert_eq!(round.call.nr, Sysno::rt_sigtimedwait.id() as u32);
+        // Fast sleeps: the round only looks, with a zero timeout below the red zone.
+        assert_eq!(mem.get(round.call.args[2], 16), [0u8; 16]);
+        assert!(round.call.args[2] < SP - crate::task::RED_ZONE);
+        rounds += 1;
+        let mut t = TaskCtx::new(&mem, &host, 0, SP);
+        t.rounds = Some(&slot);
+        let d = k.resume(&mut t, sleep, round, Errno::EAGAIN.ret());
+        if slot.suspended.get().is_none() {
+            break d;
+        }
+    };
+    assert_eq!(end, Disposition::Return(Errno::EINTR.ret()), "after {rounds} rounds");
+    assert_eq!(queued(&host.calls.borrow()), [SIGALRM]);
+    assert_eq!(mem.get(BASE + 96, 16), [0i64.to_ne_bytes(), 970_000_000i64.to_ne_bytes()].concat());
+}
+
 #[test]
 fn posix_timers_are_checked_and_deleted_once() {
     let k = kernel(true);

@@ -71,8 +71,3 @@ pub fn assert_gate(out: &Outcome) {
     let want = expected_gate();
     assert_eq!(out.field("gate"), want, "the program did not find the gate this backend gives it\n{out}");
 }
-
-/// Why reproducible mode's timer tests are in-process only: the ptrace backend does not run
-/// the kernel's timer waits (`sys/wake.rs`), so alarms, interval and POSIX timers do not fire on
-/// the virtual clock (docs/architecture.md, Backends).
-pub const TIMERS: &str = "virtual timers (sys/wake.rs) are not served by --backend ptrace yet";

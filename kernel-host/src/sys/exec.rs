@@ -65,13 +65,17 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    // `/proc/self/exe` is the runtime on the host: exec'ing it means the program itself.
+    // `/proc/self/exe` is the runtime on the host: exec'ing it means the program itself. (Not
+    // for an image the host loaded, which the kernel knows nothing of (ptrace): there the
+    // host's link is the program.)
     let own_pid = || task.host_call(syscalls::Sysno::getpid, [0; 6]) as u64;
-    let path = if crate::procfs::classify(&path, own_pid) == Some(crate::procfs::ProcFile::Exe) {
-        k.process.image().exe.clone()
-    } else {
-        path
-    };
+    let exe = &k.process.image().exe;
+    let path =
+        if !exe.is_empty() && crate::procfs::classify(&path, own_pid) == Some(crate::procfs::ProcFile::Exe) {
+            exe.clone()
+        } else {
+            path
+        };
     let argv = task.read_string_array(argv, ARG_MAX)?;
     let envp = task.read_string_array(envp, ARG_MAX)?;
     let lookup = |guest: &[u8]| match k.vfs() {

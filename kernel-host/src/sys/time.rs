@@ -82,8 +82,9 @@ pub fn time(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
 /// A timer that expires before the deadline cuts the sleep into rounds (`wake.rs`); a signal
 /// it sends ends the sleep at its expiry, with the virtual time left in `rem`.
 fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, rem: u64) -> Disposition {
-    let deadline = v.after(ns);
+    let deadline = wake::deadline(task, || v.after(ns));
     let ns = match wake::until(k, task, Wait::Signals, Some(deadline), task.sigmask) {
+        Some(Woken::Later) => return Disposition::Return(0),
         None | Some(Woken::HandOff) => deadline.saturating_sub(v.elapsed()),
         Some(Woken::TimedOut) | Some(Woken::Ready(_)) => return Disposition::Return(0),
         Some(Woken::Signalled) => {

@@ -163,6 +163,7 @@ pub fn read(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     }
     match wake::until(k, task, Wait::Readable(fd), None, task.sigmask) {
         Some(Woken::Signalled) => ret(Err(Errno::EINTR)),
+        Some(Woken::Later) => Disposition::Return(0),
         _ => Disposition::Host(*call),
     }
 }

@@ -183,7 +183,7 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
         Woken::Ready(r) => Some(Disposition::Return(r)),
         Woken::Signalled if own_mask => None,
         Woken::Signalled => Some(Disposition::Return(Errno::EINTR.ret())),
-        Woken::TimedOut => Some(Disposition::Return(0)),
+        Woken::TimedOut | Woken::Later => Some(Disposition::Return(0)),
         Woken::HandOff => None,
     }
 }
@@ -391,7 +391,11 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     let (idtype, id, options) = child_wait(call);
     let nohang = if call.nr == syscalls::Sysno::wait4.id() as u32 { call.args[2] } else { call.args[3] };
     if nohang & WNOHANG != 0 {
-        if queued & task.sigmask & pending(task) != 0 && child_ready(task, idtype, id, options) {
+        // Whether a child is ready or not: one that becomes ready between a look and the
+        // host's wait would be reported before the expiry (the ptrace backend's supervisor
+        // makes that window wide). Only a wait with no child to select goes to the host, for
+        // its error.
+        if queued & task.sigmask & pending(task) != 0 && has_child(task, idtype, id, options) {
             return not_yet(task, call);
         }
     } else {
@@ -404,6 +408,9 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
         // only if no child is ready, as on Linux; nothing does when there is no child at all.
         let wait = Wait::Child { idtype, id, options };
         let woken = wake::until(k, task, wait, None, task.sigmask);
+        if woken == Some(Woken::Later) {
+            return Disposition::Return(0);
+        }
         let by_timer = (queued | k.timers.take_queued()) & pending(task) & !task.sigmask != 0;
         let interrupted = match woken {
             Some(Woken::Ready(r)) => r > 0 && by_timer,
@@ -428,9 +435,20 @@ fn pending(task: &TaskCtx<'_>) -> u64 {
 
 /// Whether a child the wait selects has changed state (without reaping it).
 fn child_ready(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> bool {
+    peek(task, idtype, id, options).is_some_and(|ready| ready)
+}
+
+/// Whether the wait selects any child, ready or not.
+fn has_child(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> bool {
+    peek(task, idtype, id, options).is_some()
+}
+
+/// Whether a child the wait selects has changed state (without reaping it); `None` when the
+/// wait selects none.
+fn peek(task: &TaskCtx<'_>, idtype: u64, id: u64, options: u64) -> Option<bool> {
     let mut info = [0u8; 128];
     let peek = [idtype, id, info.as_mut_ptr() as u64, options | WNOHANG | WNOWAIT, 0, 0];
-    task.host_call(syscalls::Sysno::waitid, peek) == 0 && info[16..20] != [0; 4]
+    (task.host_call(syscalls::Sysno::waitid, peek) == 0).then(|| info[16..20] != [0; 4])
 }
 
 /// What a `WNOHANG` wait returns when no child has changed state: 0, and for `waitid` a
@@ -449,6 +467,7 @@ fn not_yet(task: &TaskCtx<'_>, call: &Syscall) -> Disposition {
 pub fn pause(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     match wake::until(k, task, Wait::Signals, None, task.sigmask) {
         Some(Woken::Signalled) => Disposition::Return(Errno::EINTR.ret()),
+        Some(Woken::Later) => Disposition::Return(0),
         _ => Disposition::Host(*call),
     }
 }

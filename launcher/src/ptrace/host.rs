@@ -14,14 +14,18 @@
 //!   that they reach the tracee's mount namespace;
 //! - a descriptor argument is the tracee's (a directory it opened, a file it lists) unless the
 //!   kernel opened it itself during this call: it is copied into the supervisor with
-//!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee.
+//!   `pidfd_getfd` for the call, sharing the open file (and its offset) with the tracee;
+//! - calls on the caller's own signals, children and descriptor table that return at once
+//!   (a timer's signal, a look for a child, a timer descriptor) are made by the tracee
+//!   ([`remote`]).
 //!
 //! What is not translated, and so differs from the in-process backend (see
 //! docs/architecture.md, Backends): relative paths (the kernel's are absolute), `/proc`
-//! (the supervisor's shows the host's pids), and a descriptor the kernel makes
-//! for the program (a timer descriptor of reproducible mode) cannot be handed over, except a
-//! memfd (a served `/proc` file), which the tracer has the tracee make and fills itself.
+//! (the supervisor's shows the host's pids), and a descriptor the kernel makes in the
+//! supervisor cannot be handed over, except a memfd (a served `/proc` file), which the tracer
+//! has the tracee make and fills itself.
 
+use super::remote;
 use super::sys;
 use kernel_host::Host;
 use std::cell::RefCell;
@@ -46,6 +50,11 @@ pub struct TraceeHost {
     /// A change of the working directory the kernel made, which must happen in the tracee:
     /// `chdir` of this host path, or `fchdir` of this descriptor of the tracee's.
     deferred: RefCell<Option<Deferred>>,
+    /// Descriptors the tracee made for the kernel during this call ([`remote`]: a timer
+    /// descriptor and its moved copy), which the kernel may move and close there.
+    made: RefCell<Vec<i64>>,
+    /// The tracee's wait status, if it ended while it made a call for the kernel.
+    lost: std::cell::Cell<Option<i32>>,
 }
 
 /// A call the kernel made that must act on the tracee, not on the supervisor.
@@ -67,7 +76,37 @@ impl TraceeHost {
             own: RefCell::new(Vec::new()),
             handover: std::cell::Cell::new(None),
             deferred: RefCell::new(None),
+            made: RefCell::new(Vec::new()),
+            lost: std::cell::Cell::new(None),
         }
+    }
+
+    /// The tracee's wait status if it ended while it made a call for the kernel: the tracer
+    /// handles it as the report it took.
+    pub fn lost(&self) -> Option<i32> {
+        self.lost.get()
+    }
+
+    /// Makes `nr` in the tracee if only it can ([`remote`]); `None` when the supervisor makes it.
+    fn in_tracee(&self, nr: u32, args: [u64; 6]) -> Option<i64> {
+        if self.lost.get().is_some() {
+            return remote::plan_exists(nr, &args).then_some(-i64::from(libc::ESRCH));
+        }
+        let made = self.made.borrow().contains(&(args[0] as i32 as i64));
+        let r = match remote::call(&remote::Ids { pid: self.pid, tid: self.tid }, nr, args, made) {
+            remote::Made::NotHere => return None,
+            remote::Made::Result(r) => r,
+            remote::Made::Lost(status) => {
+                self.lost.set(Some(status));
+                return Some(-i64::from(libc::ESRCH));
+            }
+        };
+        match Sysno::new(nr as usize) {
+            Some(Sysno::timerfd_create | Sysno::fcntl) if r >= 0 => self.made.borrow_mut().push(r),
+            Some(Sysno::close) => self.made.borrow_mut().retain(|&fd| fd != args[0] as i32 as i64),
+            _ => {}
+        }
+        Some(r)
     }
 
     /// The working-directory change the kernel asked for during this call, if any.
@@ -226,7 +265,14 @@ impl Host for TraceeHost {
                 unsafe { *(args[0] as *mut u8).add(n as usize) = 0 };
                 return n + 1;
             }
-            // Calls that would act on the supervisor's own signals or children: not made.
+            _ => {}
+        }
+        if let Some(r) = self.in_tracee(nr, args) {
+            return r;
+        }
+        match Sysno::new(nr as usize) {
+            // Calls that would act on the supervisor's own signals or children, and that the
+            // tracee cannot make for the kernel without the tracer waiting for it: not made.
             Some(
                 Sysno::rt_sigpending
                 | Sysno::rt_sigtimedwait

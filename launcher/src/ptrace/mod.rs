@@ -7,6 +7,7 @@
 //! - [`sys`]: the raw layer: `ptrace` requests and registers (all the unsafe code).
 //! - [`memory`]: the tracee's memory through `process_vm_readv`/`process_vm_writev`.
 //! - [`host`]: host calls the kernel makes for a tracee, made by the supervisor.
+//! - [`remote`]: the few the tracee must make itself, injected at its stop.
 //! - [`image`]: what `cloister-rt`'s loader would do to a new image (exec path, auxv).
 //! - [`trace`]: `--trace` records, written by the supervisor.
 //! - [`tracer`]: the loop that follows every process and thread and applies dispositions.
@@ -20,6 +21,7 @@ pub mod filter;
 pub mod host;
 pub mod image;
 pub mod memory;
+pub mod remote;
 pub mod sys;
 pub mod trace;
 pub mod tracer;

@@ -141,3 +141,32 @@ pub fn signal_code(tid: libc::pid_t) -> Option<i32> {
     let r = unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut info as *mut libc::siginfo_t) };
     (r == 0).then_some(info.si_code)
 }
+
+/// Sets the tracee's signal mask (`PTRACE_SETSIGMASK`); `SIGKILL` and `SIGSTOP` stay unblocked.
+pub fn set_sigmask(tid: libc::pid_t, mask: u64) -> io::Result<()> {
+    const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
+    // SAFETY: the kernel reads 8 bytes (the size passed in `addr`) from `mask`.
+    check(unsafe { libc::ptrace(PTRACE_SETSIGMASK, tid, 8usize, &mask as *const u64) }).map(drop)
+}
+
+/// One `waitpid(tid, __WALL)`: the next report of that task alone (others stay queued).
+pub fn wait_task(tid: libc::pid_t) -> io::Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status to a local.
+        let pid = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if pid == tid {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if pid >= 0 || e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Sends `sig` to thread `tid` of process `tgid` (`tgkill`).
+pub fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: i32) {
+    // SAFETY: tgkill takes no pointer.
+    unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+}

@@ -8,6 +8,9 @@
 //!   (`PTRACE_SYSCALL`) to put the program's argument registers back, as the in-process gate
 //!   does, and for [`AfterHost`] work. Fork and exec are not redirected here: the host makes
 //!   them, and their ptrace events give the new process its own kernel.
+//! - A wait that a virtual timer cuts into rounds (reproducible mode) runs them in the tracee,
+//!   one call each, from the program's call's seccomp stop to its exit stop and back
+//!   (`Waiting`): the tracer serves other stops meanwhile.
 //! - Signal-delivery stops resume with the signal; group-stops are left stopped with
 //!   `PTRACE_LISTEN`, so `SIGSTOP`/`SIGCONT` behave as without a tracer.
 //!
@@ -20,13 +23,15 @@ use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx};
+use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, WaitSlot};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const EXECVE: u32 = syscalls::Sysno::execve.id() as u32;
+const WAIT4: u32 = syscalls::Sysno::wait4.id() as u32;
+const WAITID: u32 = syscalls::Sysno::waitid.id() as u32;
 
 /// A traced process.
 struct Process {
@@ -62,6 +67,33 @@ struct Pending {
     /// The launcher's `execve` of the program (its path): should the host refuse it after the
     /// kernel's checks passed (`ETXTBSY`), the tracee ends as cloister-rt would.
     start: Option<Vec<u8>>,
+    /// The call is a round of a wait ([`Waiting`]): its result goes to the wait, and the
+    /// program's call (this number, with `args`) runs again to its seccomp stop.
+    round: Option<u32>,
+}
+
+/// A wait that a virtual timer cuts into rounds (`kernel_host::sys::wake`), between them.
+///
+/// The tracer never waits for a tracee's wait: each round is a call the tracee makes (its
+/// arguments in its scratch memory), with a timeout to the next event on the virtual clock.
+/// At the round's exit stop `rip` goes back onto the program's `syscall` instruction and
+/// `rax` to the program's call, with its own arguments, so that the tracee traps again at
+/// that call's seccomp stop, where the kernel takes the round's result and decides: another
+/// round, or the end of the wait and the call's disposition, applied as any other. (The
+/// filter traps that call again: it trapped it with the same number and arguments.) Every
+/// signal stays blocked from the first round to the end, as in cloister-rt's handler, so
+/// that none is delivered in between.
+struct Waiting {
+    /// The program's call that waits.
+    call: Syscall,
+    /// The round the tracee made.
+    round: kernel_host::SuspendedWait,
+    /// Its raw result, once its exit stop is seen.
+    result: i64,
+    /// The program's signal mask, put back when the wait ends.
+    mask: u64,
+    /// When the call was first served: its trace record is written once, when the wait ends.
+    started: std::time::Instant,
 }
 
 /// The supervisor's side of the ptrace backend.
@@ -73,6 +105,8 @@ pub struct Tracer {
     /// Threads by id, with their thread-group id.
     threads: HashMap<libc::pid_t, libc::pid_t>,
     pending: HashMap<libc::pid_t, Pending>,
+    /// Threads in a wait cut into rounds.
+    waits: HashMap<libc::pid_t, Waiting>,
     root: libc::pid_t,
     /// The trace pipe (`--trace`), where the supervisor writes the records cloister-rt would.
     trace: Option<std::os::fd::OwnedFd>,
@@ -100,6 +134,7 @@ impl Tracer {
             processes: HashMap::new(),
             threads: HashMap::new(),
             pending: HashMap::new(),
+            waits: HashMap::new(),
             root: 0,
         }
     }
@@ -109,6 +144,7 @@ impl Tracer {
         self.processes.clear();
         self.threads.clear();
         self.pending.clear();
+        self.waits.clear();
         self.known.clear();
         self.held.clear();
         self.ended = None;
@@ -127,7 +163,10 @@ impl Tracer {
                 // Reaped here: `run` must still report it (a short program can end while the
                 // launcher is still pumping its start).
                 self.ended = Some(status);
-                return Some(status);
+            }
+            // (Or reaped while it made a call for its kernel, `remote`.)
+            if self.ended.is_some() {
+                return self.ended;
             }
         }
         None
@@ -159,6 +198,7 @@ impl Tracer {
     fn on_stop(&mut self, tid: libc::pid_t, status: i32) -> Option<i32> {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             self.pending.remove(&tid);
+            self.waits.remove(&tid);
             self.known.remove(&tid);
             self.held.remove(&tid);
             self.release_orphans();
@@ -294,7 +334,7 @@ impl Tracer {
             let kernel = if shares_memory {
                 Rc::clone(&parent.kernel)
             } else {
-                Rc::new(parent.kernel.forked(Some(self.shared)))
+                Rc::new(parent.kernel.forked(Some(self.shared), child as u32))
             };
             let pidfd = sys::pidfd_open(child).unwrap_or(-1);
             self.processes.insert(child, Process { kernel, pidfd, before_start: false, next_config: None });
@@ -307,6 +347,7 @@ impl Tracer {
         let former = sys::event_msg(tid).map_or(tid, |t| t as libc::pid_t);
         self.threads.retain(|&t, &mut g| g != tgid || t == tgid);
         self.pending.retain(|&t, _| self.threads.contains_key(&t));
+        self.waits.retain(|&t, _| self.threads.contains_key(&t));
         self.threads.insert(tgid, tgid);
         let config = match self.processes.get_mut(&tgid) {
             Some(p) if p.before_start => self.config.clone(),
@@ -330,6 +371,9 @@ impl Tracer {
 
     fn on_seccomp(&mut self, tid: libc::pid_t, tgid: libc::pid_t) -> std::io::Result<()> {
         let mut regs = sys::regs(tid)?;
+        if [WAIT4, WAITID].contains(&(regs.orig_rax as u32)) {
+            self.take_reports();
+        }
         if !self.processes.contains_key(&tgid) {
             let mut p = self.process(tgid, self.config.clone());
             p.before_start = true;
@@ -340,9 +384,49 @@ impl Tracer {
         let call = Syscall { nr: regs.orig_rax as u32, args };
         let mem = TraceeMemory { tid };
         let host = TraceeHost::new(tgid, tid, process.pidfd);
-        let mut task = TaskCtx::new(&mem, &host, sys::sigmask(tid), regs.rsp);
-        let started = std::time::Instant::now();
-        let disposition = process.kernel.handle(&mut task, call);
+        let waiting = match self.waits.remove(&tid) {
+            Some(w) if w.call == call => Some(w),
+            Some(w) => {
+                // Not the call that waits (nothing should run between rounds): the wait is
+                // dropped, and this call served as any other.
+                sys::set_sigmask(tid, w.mask)?;
+                None
+            }
+            None => None,
+        };
+        let mask = waiting.as_ref().map_or_else(|| sys::sigmask(tid), |w| w.mask);
+        let slot = WaitSlot::default();
+        let mut task = TaskCtx::new(&mem, &host, mask, regs.rsp);
+        task.rounds = Some(&slot);
+        let started = waiting.as_ref().map_or_else(std::time::Instant::now, |w| w.started);
+        let disposition = match &waiting {
+            Some(w) => process.kernel.resume(&mut task, call, w.round, w.result),
+            None => process.kernel.handle(&mut task, call),
+        };
+        if let Some(status) = host.lost() {
+            // The tracee ended while it made a call for the kernel: its report was taken there.
+            if let Some(status) = self.on_stop(tid, status) {
+                self.ended = Some(status);
+            }
+            return Ok(());
+        }
+        if let Some(round) = slot.suspended.take() {
+            // The next round of a wait: the tracee makes it, and the tracer serves others.
+            if waiting.is_none() {
+                sys::set_sigmask(tid, !0)?;
+            }
+            regs.orig_rax = u64::from(round.call.nr);
+            [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = round.call.args;
+            sys::set_regs(tid, &regs)?;
+            self.waits.insert(tid, Waiting { call, round, result: 0, mask, started });
+            let pending =
+                Pending { args, after: None, fill: None, cookie: None, start: None, round: Some(call.nr) };
+            self.pending.insert(tid, pending);
+            return sys::resume(tid, 0, true);
+        }
+        if waiting.is_some() {
+            sys::set_sigmask(tid, mask)?;
+        }
         let cookie = self.trace.as_ref().map(|pipe| {
             let ns = started.elapsed().as_nanos() as u64;
             self.trace_seq = self.trace_seq.wrapping_add(1);
@@ -361,7 +445,10 @@ impl Tracer {
                 regs.rdi = name.unwrap_or(0);
                 regs.rsi = flags;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: Some(fd), cookie, start: None });
+                self.pending.insert(
+                    tid,
+                    Pending { args, after: None, fill: Some(fd), cookie, start: None, round: None },
+                );
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v >= 0 && host.deferred().is_some() => {
@@ -378,7 +465,8 @@ impl Tracer {
                 regs.orig_rax = nr.id() as u64;
                 regs.rdi = arg;
                 sys::set_regs(tid, &regs)?;
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start: None });
+                self.pending
+                    .insert(tid, Pending { args, after: None, fill: None, cookie, start: None, round: None });
                 sys::resume(tid, 0, true)
             }
             Disposition::Return(v) if v < 0 && process.before_start && call.nr == EXECVE => {
@@ -406,8 +494,10 @@ impl Tracer {
                 }
                 let until_exit = changed || task.after.is_some() || cookie.is_some();
                 if until_exit {
-                    self.pending
-                        .insert(tid, Pending { args, after: task.after, fill: None, cookie, start: None });
+                    self.pending.insert(
+                        tid,
+                        Pending { args, after: task.after, fill: None, cookie, start: None, round: None },
+                    );
                 }
                 sys::resume(tid, 0, until_exit)
             }
@@ -448,7 +538,8 @@ impl Tracer {
                 [regs.rdi, regs.rsi, regs.rdx] = [file, argv, arrays[1]];
                 sys::set_regs(tid, &regs)?;
                 let start = self.processes.get(&tgid).filter(|p| p.before_start).map(|_| program);
-                self.pending.insert(tid, Pending { args, after: None, fill: None, cookie, start });
+                self.pending
+                    .insert(tid, Pending { args, after: None, fill: None, cookie, start, round: None });
                 sys::resume(tid, 0, true)
             }
             // Not redirected by this backend's filter: the host makes it as asked.
@@ -456,10 +547,33 @@ impl Tracer {
         }
     }
 
+    /// Handles the reports already waiting, before a wait for a child is served. A traced
+    /// child's end reaches its parent only once the tracer has reaped its report: the kernel's
+    /// look for a ready child (`WNOHANG | WNOWAIT`, which orders a timer's signal before the
+    /// child's end) must see what the host's wait will see right after, as in-process.
+    fn take_reports(&mut self) {
+        while let Ok(Some((tid, status))) = sys::wait_any(false) {
+            if let Some(status) = self.on_stop(tid, status) {
+                self.ended = Some(status);
+            }
+        }
+    }
+
     fn on_call_exit(&mut self, tid: libc::pid_t) -> std::io::Result<()> {
         if let Some(p) = self.pending.remove(&tid) {
             let mut regs = sys::regs(tid)?;
             [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = p.args;
+            if let (Some(nr), Some(w)) = (p.round, self.waits.get_mut(&tid)) {
+                // A round of a wait ended: the program's call runs again, to its seccomp stop,
+                // where the wait goes on. `rax` is its number, not a restart code, so the host
+                // does not restart anything on the way out; no signal is delivered, all being
+                // blocked.
+                w.result = regs.rax as i64;
+                regs.rax = u64::from(nr);
+                regs.rip -= 2;
+                sys::set_regs(tid, &regs)?;
+                return sys::resume(tid, 0, false);
+            }
             if let Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }) = p.after {
                 let tgid = self.tgid_of(tid);
                 let counter = self.processes.get(&tgid).and_then(|p| p.kernel.virtual_clock_counter());
