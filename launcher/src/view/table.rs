@@ -337,6 +337,7 @@ mod tests {
                 ("/a", "hidden"),
                 ("/d", "hidden"),
                 ("/file", "ro"),
+                ("/missing", "tmpfs"),
                 ("/tmp", "tmpfs"),
                 ("/work/d", "overlay")
             ]
@@ -353,8 +354,11 @@ mod tests {
         assert!(host(1).starts_with(s.join("hidden")) && host(1).is_file(), "{:?}", host(1));
         assert!(host(2).starts_with(s.join("hidden")) && host(2).is_dir(), "{:?}", host(2));
         assert_eq!(host(3), lower.join("a"));
-        assert_eq!(host(4), s.join("tmp/0"));
-        assert_eq!(host(5), s.join("upper/work/d"));
+        // A hidden path missing at the start: a private place, made only by the program.
+        assert_eq!(host(4), s.join("hidden/2-absent"));
+        assert!(!host(4).exists());
+        assert_eq!(host(5), s.join("tmp/0"));
+        assert_eq!(host(6), s.join("upper/work/d"));
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!((mode(&s.join("upper/work")), mode(&s.join("upper/work/d"))), (0o755, 0o750));
         assert_eq!(mode(&s.join("tmp/0")), 0o1777);
