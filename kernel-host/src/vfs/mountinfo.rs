@@ -100,6 +100,12 @@ impl Vfs {
             .iter()
             .filter(|m| m.layers != Layers::Passthrough)
             .filter(|m| !state.is_some_and(|s| is_within(&m.guest, s)))
+            // A private place the program has not made (a hidden path missing at the start) is
+            // no mount to it: the path is not there.
+            .filter(|m| match &m.layers {
+                Layers::Direct { root, private: true, .. } => h.lstat(&host_cpath(root, b"")).is_ok(),
+                _ => true,
+            })
             .map(|m| view_line(h, m, self.state_dir.as_deref()))
             .collect();
         // The empty file the sandbox's namespace binds over each block device under `/dev` is
