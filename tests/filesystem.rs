@@ -446,6 +446,20 @@ fn secrets_are_hidden_and_the_rest_of_home_is_visible() {
     assert!(!out.stdout.contains("SECRET"), "\n{out}");
 }
 
+/// The root lists what the host's does, the kernel's trees (`/dev`, `/proc`, `/sys`) and the
+/// view's own mounts (`/tmp`) included.
+#[test]
+fn the_root_lists_what_the_hosts_does() {
+    let native = Mode::Native.command("ls").args(["-a", "/"]).output();
+    native.success();
+    let view = Mode::Cloister.command("ls").args(["-a", "/"]).output();
+    view.success();
+    assert_eq!(view.stdout, native.stdout, "\n{view}");
+    for name in ["dev", "proc", "sys", "tmp"] {
+        assert!(view.lines().contains(&name), "{name} is missing from /\n{view}");
+    }
+}
+
 /// A secret the host makes only after the sandbox started (`~/.aws`, missing at the start) is
 /// hidden all the same: the path is a private place of the sandbox that starts missing, in
 /// lookups and in listings; what the program makes there stays in the sandbox.

@@ -11,6 +11,9 @@ use crate::dirs::Entry;
 use crate::errno::KResult;
 use alloc::vec::Vec;
 
+/// `DT_DIR`.
+const DT_DIR: u8 = 4;
+
 /// A directory entry's type (`DT_*`) for a file of type `kind` (`S_IFMT` bits): the same
 /// bits, shifted.
 fn dirent_type(kind: u32) -> u8 {
@@ -53,13 +56,19 @@ impl Vfs {
         }
         for name in self.mounts.children_of(&node.guest) {
             // A mount shows what it holds; one that holds nothing (a hidden path that was not
-            // there at the start) hides whatever the host has made there since.
-            let Some(st) = self.lookup(h, &path::join(&node.guest, name)).ok().and_then(|n| n.stat) else {
-                entries.retain(|e| e.name != name);
-                continue;
+            // there at the start) hides whatever the host has made there since. The kernel's
+            // trees (`/proc`, `/sys`, `/dev`) are the host's: always there, never looked up.
+            let Ok(mounted) = self.lookup(h, &path::join(&node.guest, name)) else { continue };
+            let (ino, kind) = match (&mounted.place, &mounted.stat) {
+                (_, Some(st)) => (st.ino(), dirent_type(st.kind())),
+                (Place::Passthrough, None) => (1, DT_DIR),
+                (_, None) => {
+                    entries.retain(|e| e.name != name);
+                    continue;
+                }
             };
             if !entries.iter().any(|e| e.name == name) {
-                entries.push(Entry { ino: st.ino(), kind: dirent_type(st.kind()), name: name.to_vec() });
+                entries.push(Entry { ino, kind, name: name.to_vec() });
             }
         }
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
