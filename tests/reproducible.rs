@@ -520,6 +520,19 @@ fn a_forked_child_fires_the_timer_descriptor_it_shares() {
     assert_eq!(native.stdout, real.stdout, "natively, then without --fast-sleep\n{real}");
 }
 
+/// `exec_mask.c`: a thread that blocks nothing execs while the main thread, which blocks
+/// SIGUSR1 and SIGTERM, is in a sleep the virtual timer cuts into rounds. The new image's mask
+/// is the exec'ing thread's, as natively (under ptrace it once took the sleeping leader's).
+#[test]
+fn an_exec_from_a_thread_keeps_that_threads_mask() {
+    let exe = compile("exec_mask", &["-pthread"]);
+    let native = Mode::Native.command(&exe).output();
+    native.success();
+    assert_eq!(native.stdout, "SigBlk:\t0000000000000000\n", "natively\n{native}");
+    let out = ok(repro(&exe, None).timeout(Duration::from_secs(20)));
+    assert_eq!(out.stdout, native.stdout, "\n{out}");
+}
+
 /// `timeout_race.c`: coreutils `timeout`'s two ways of waiting, with the parent held back (it
 /// spins) until its command has slept past the timer and ended on the host. The timer still
 /// comes first, as natively: 124, not the command's 0, on every run.

@@ -348,6 +348,8 @@ impl Tracer {
         self.threads.retain(|&t, &mut g| g != tgid || t == tgid);
         self.pending.retain(|&t, _| self.threads.contains_key(&t));
         self.waits.retain(|&t, _| self.threads.contains_key(&t));
+        // The leader's wait was the old image's (its mask too), whichever thread exec'd.
+        self.waits.remove(&tgid);
         self.threads.insert(tgid, tgid);
         let config = match self.processes.get_mut(&tgid) {
             Some(p) if p.before_start => self.config.clone(),
