@@ -97,9 +97,10 @@ pub fn end_sandbox(first: libc::pid_t) {
 }
 
 /// Kills and reaps every child the supervisor has: at the end of a run they can only be
-/// sandboxed processes that escaped their keeper. Costs nothing when there is none, the usual
-/// case; otherwise finds them by their parent in `/proc/PID/stat` and kills them, round after
-/// round, as their own children are handed to the supervisor in turn.
+/// sandboxed processes that escaped their keeper, or one the supervisor [`spare`]s (the
+/// terminal's guard). Costs nothing when there is none, the usual case; otherwise finds them
+/// by their parent in `/proc/PID/stat` and kills them, round after round, as their own children
+/// are handed to the supervisor in turn.
 pub fn sweep() {
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
@@ -117,7 +118,12 @@ pub fn sweep() {
                 _ => return,
             }
         }
-        let children = children_of(me);
+        let all = children_of(me);
+        let children: Vec<libc::pid_t> = all.iter().copied().filter(|&pid| !spared(pid)).collect();
+        if children.is_empty() && !all.is_empty() {
+            // Only the processes the supervisor keeps on purpose are left.
+            return;
+        }
         for &pid in &children {
             // SAFETY: signalling a process whose parent is this supervisor.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -134,6 +140,19 @@ pub fn sweep() {
             unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
         }
     }
+}
+
+/// The supervisor's own child that [`sweep`] must leave alone (0: none): the terminal's guard,
+/// which outlives the sandbox on purpose.
+static SPARED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Tells [`sweep`] to leave the supervisor's child `pid` alone.
+pub fn spare(pid: libc::pid_t) {
+    SPARED.store(pid, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn spared(pid: libc::pid_t) -> bool {
+    pid != 0 && SPARED.load(std::sync::atomic::Ordering::Relaxed) == pid
 }
 
 /// The processes whose parent is `parent`, from `/proc/PID/stat`.

@@ -36,7 +36,11 @@ impl Guard {
             -1 => None,
             // SAFETY: the child of the fork, with both descriptors open.
             0 => unsafe { watch(read.as_raw_fd(), fd, &saved) },
-            _ => Some(Guard { pipe: write }),
+            pid => {
+                // The end of the run sweeps the supervisor's children; not this one.
+                crate::timeout::spare(pid);
+                Some(Guard { pipe: write })
+            }
         }
     }
 
