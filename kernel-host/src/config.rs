@@ -8,7 +8,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 /// Everything kernel-host needs to know about the sandbox it serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -193,7 +192,8 @@ impl Config {
             push_field(&mut out, "shared_path", p);
         }
         for m in &self.mounts {
-            push_field(&mut out, "mount", &encode_mount(m));
+            // Already escaped part by part: it holds no `;` or `=` (see `decode`).
+            push_raw_field(&mut out, "mount", &encode_mount(m));
         }
         if self.itimers.iter().any(|t| t.0 != 0) {
             let [(e0, i0), (e1, i1), (e2, i2)] = self.itimers;
@@ -215,6 +215,12 @@ impl Config {
         let mut cfg = Config::default();
         for field in text.split(';').filter(|f| !f.is_empty()) {
             let (key, raw) = field.split_once('=').ok_or(DecodeError::MissingEquals)?;
+            // A mount's parts are escaped one by one, and the field as a whole is not: every
+            // exec decodes the whole table, so it is read once, not unescaped twice.
+            if key == "mount" {
+                cfg.mounts.push(decode_mount(raw).ok_or(DecodeError::BadValue("mount"))?);
+                continue;
+            }
             let value = unescape(raw).ok_or(DecodeError::BadValue("escape"))?;
             match key {
                 "hostname" => cfg.hostname = Some(value),
@@ -235,7 +241,6 @@ impl Config {
                     cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
                 }
                 "shared_path" => cfg.shared_path = Some(value),
-                "mount" => cfg.mounts.push(decode_mount(&value).ok_or(DecodeError::BadValue("mount"))?),
                 "itimers" => cfg.itimers = parse_itimers(&value).ok_or(DecodeError::BadValue("itimers"))?,
                 "handover" => {
                     cfg.handover = Some(parse_handover(&value).ok_or(DecodeError::BadValue("handover"))?)
@@ -316,20 +321,29 @@ fn decode_mount(value: &str) -> Option<Mount> {
 }
 
 fn push_field(out: &mut String, key: &str, value: &str) {
+    push_raw_field(out, key, "");
+    escape_into(out, value);
+}
+
+/// A field whose value needs no escaping (it holds no `;`, `=` or bare `%`).
+fn push_raw_field(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push(';');
     }
     out.push_str(key);
     out.push('=');
-    escape_into(out, value);
+    out.push_str(value);
 }
 
 fn escape_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_./:".contains(&b) {
             out.push(b as char);
         } else {
-            let _ = write!(out, "%{b:02x}");
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
 }

@@ -141,6 +141,13 @@ impl MountTable {
         Some((i, if suffix == b"/" { &[] } else { suffix }))
     }
 
+    /// Whether host directory `root` is an overlay's upper layer.
+    pub fn is_upper(&self, root: &[u8]) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| matches!(&m.layers, Layers::Overlay { upper, .. } if upper.as_slice() == root))
+    }
+
     /// The host directories that belong to the sandbox: overlays' upper layers and private
     /// trees.
     pub fn private_roots(&self) -> impl Iterator<Item = &[u8]> {
