@@ -160,6 +160,51 @@ impl Config {
 
     /// Encodes the configuration as the value of [`Config::ENV`].
     pub fn encode(&self) -> String {
+        let mut out = self.encode_fields();
+        out.push_str(&self.encode_mounts());
+        out
+    }
+
+    /// [`Config::encode`] with the mount table already encoded ([`Config::encode_mounts`]):
+    /// every exec passes the same table on, and a sandbox's may have dozens of mounts.
+    pub fn encode_with_mounts(&self, mounts: &str) -> String {
+        let mut out = self.encode_fields();
+        out.push_str(mounts);
+        out
+    }
+
+    /// The `mount` fields of [`Config::encode`], each after a `;`.
+    pub fn encode_mounts(&self) -> String {
+        let mut out = String::new();
+        for m in &self.mounts {
+            // Already escaped part by part: it holds no `;` or `=` (see `decode`).
+            out.push_str(";mount=");
+            out.push_str(&encode_mount(m));
+        }
+        out
+    }
+
+    /// A copy without the mount table, which an exec's plan encodes apart.
+    pub fn without_mounts(&self) -> Config {
+        Config {
+            hostname: self.hostname.clone(),
+            time_offset: self.time_offset,
+            seed: self.seed,
+            lineage: self.lineage,
+            rt_path: self.rt_path.clone(),
+            trace_fd: self.trace_fd,
+            blocked: self.blocked,
+            reproducible: self.reproducible,
+            shared_fd: self.shared_fd,
+            shared_path: self.shared_path.clone(),
+            mounts: Vec::new(),
+            itimers: self.itimers,
+            handover: self.handover,
+        }
+    }
+
+    /// Every field of [`Config::encode`] but the mounts.
+    fn encode_fields(&self) -> String {
         let mut out = String::new();
         if let Some(h) = &self.hostname {
             push_field(&mut out, "hostname", h);
@@ -190,10 +235,6 @@ impl Config {
         }
         if let Some(p) = &self.shared_path {
             push_field(&mut out, "shared_path", p);
-        }
-        for m in &self.mounts {
-            // Already escaped part by part: it holds no `;` or `=` (see `decode`).
-            push_raw_field(&mut out, "mount", &encode_mount(m));
         }
         if self.itimers.iter().any(|t| t.0 != 0) {
             let [(e0, i0), (e1, i1), (e2, i2)] = self.itimers;

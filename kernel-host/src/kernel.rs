@@ -40,6 +40,9 @@ pub struct Kernel {
     pub(crate) signals: Signals,
     pub(crate) dirs: Dirs,
     pub(crate) vfs: Option<Vfs>,
+    /// The mount table as every exec passes it on ([`Config::encode_mounts`]), encoded at the
+    /// first exec: a vfork shell's children all reuse their parent's.
+    pub(crate) mounts_encoded: crate::sync::SpinLock<Option<alloc::string::String>>,
 }
 
 impl Kernel {
@@ -63,6 +66,7 @@ impl Kernel {
             signals: Signals::new(),
             dirs: Dirs::default(),
             vfs: Vfs::new(&config.mounts, shared).map(|v| v.with_shared_path(config.shared_path.as_deref())),
+            mounts_encoded: crate::sync::SpinLock::new(None),
             config,
         }
     }
@@ -159,11 +163,13 @@ impl Kernel {
         if let Some(v) = &self.vfs {
             v.lock_for_fork();
         }
+        self.mounts_encoded.raw_lock();
     }
 
     /// Releases the locks [`Kernel::prepare_fork`] took and, in the child, moves it onto its
     /// own random stream and its forking thread's signal state onto its new thread id.
     pub fn after_fork(&self, fork: ForkSide) {
+        self.mounts_encoded.raw_unlock();
         if let Some(v) = &self.vfs {
             v.unlock_after_fork();
         }
