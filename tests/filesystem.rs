@@ -460,6 +460,25 @@ fn the_root_lists_what_the_hosts_does() {
     }
 }
 
+/// A mount over a host symlink (`--tmpfs /var/run`, where `/var/run` links to `/run`) lists as
+/// the directory it is, as `stat` says.
+#[test]
+fn a_mount_over_a_host_symlink_lists_as_a_directory() {
+    if !fs::symlink_metadata("/var/run").is_ok_and(|m| m.file_type().is_symlink()) {
+        eprintln!("skipped: /var/run is not a symlink on this host");
+        return;
+    }
+    let script = "find /var -maxdepth 1 -name run -printf '%y\\n'; stat -c %F /var/run";
+    let out = Mode::Cloister
+        .command("sh")
+        .args(["-c", script])
+        .cloister_arg("--tmpfs")
+        .cloister_arg("/var/run")
+        .output();
+    out.success();
+    assert_eq!(out.stdout, "d\ndirectory\n", "\n{out}");
+}
+
 /// A secret the host makes only after the sandbox started (`~/.aws`, missing at the start) is
 /// hidden all the same: the path is a private place of the sandbox that starts missing, in
 /// lookups and in listings; what the program makes there stays in the sandbox.

@@ -67,8 +67,12 @@ impl Vfs {
                     continue;
                 }
             };
-            if !entries.iter().any(|e| e.name == name) {
-                entries.push(Entry { ino, kind, name: name.to_vec() });
+            // The mount covers whatever the layers have of that name (a host symlink under a
+            // `--tmpfs`): it lists as the type mounted there, with the covered entry's inode
+            // number, as a mount point lists on Linux.
+            match entries.iter_mut().find(|e| e.name == name) {
+                Some(e) => e.kind = kind,
+                None => entries.push(Entry { ino, kind, name: name.to_vec() }),
             }
         }
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
