@@ -72,37 +72,47 @@ fn alarm_returns_the_seconds_left_rounded() {
     assert_eq!(k.handle(&mut t, call(Sysno::alarm, &[0])), Disposition::Return(0));
 }
 
+/// The host of a process that handles `SIGALRM`: a signal the kernel queues stays pending,
+/// and a round's `rt_sigtimedwait` answers `waited()`.
+fn alarm_host(queued_signal: &Cell<bool>, waited: fn() -> i64) -> impl Fn(u32, [u64; 6]) -> i64 + '_ {
+    move |nr, args| match Sysno::new(nr as usize) {
+        Some(Sysno::rt_sigqueueinfo) => {
+            queued_signal.set(true);
+            0
+        }
+        // The signal the timer queued stays pending, and the program handles it.
+        Some(Sysno::rt_sigpending) if queued_signal.get() => {
+            // SAFETY: the kernel passes a pointer to its own 8-byte set.
+            unsafe { *(args[0] as *mut u64) = 1 << (SIGALRM - 1) };
+            0
+        }
+        Some(Sysno::rt_sigaction) if args[2] != 0 => {
+            // SAFETY: the kernel passes a pointer to its own 32-byte sigaction.
+            unsafe { *(args[2] as *mut u64) = 0x40_1000 };
+            0
+        }
+        Some(Sysno::rt_sigtimedwait) => waited(),
+        _ => 0,
+    }
+}
+
+/// Arms a 30 ms interval timer and returns a one-second `nanosleep` (its remainder at
+/// `BASE + 96`) for the caller to make.
+fn arm_and_sleep(k: &Kernel, t: &mut TaskCtx<'_>, mem: &FakeMem) -> Syscall {
+    mem.put(BASE, &spec((0, 0), (0, 30_000)));
+    assert_eq!(k.handle(t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    mem.put(BASE + 64, &[1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat());
+    call(Sysno::nanosleep, &[BASE + 64, BASE + 96])
+}
+
 #[test]
 fn a_fast_sleep_stops_at_the_timer_whose_signal_interrupts_it() {
     let k = kernel(true);
     let queued_signal = Cell::new(false);
-    let answer = |nr: u32, args: [u64; 6]| -> i64 {
-        match Sysno::new(nr as usize) {
-            Some(Sysno::rt_sigqueueinfo) => {
-                queued_signal.set(true);
-                0
-            }
-            // The signal the timer queued stays pending, and the program handles it.
-            Some(Sysno::rt_sigpending) if queued_signal.get() => {
-                // SAFETY: the kernel passes a pointer to its own 8-byte set.
-                unsafe { *(args[0] as *mut u64) = 1 << (SIGALRM - 1) };
-                0
-            }
-            Some(Sysno::rt_sigaction) if args[2] != 0 => {
-                // SAFETY: the kernel passes a pointer to its own 32-byte sigaction.
-                unsafe { *(args[2] as *mut u64) = 0x40_1000 };
-                0
-            }
-            Some(Sysno::rt_sigtimedwait) => Errno::EAGAIN.ret(),
-            _ => 0,
-        }
-    };
-    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(answer));
+    let (mem, host) =
+        (FakeMem::new(BASE, 0x10000), FakeHost::new(alarm_host(&queued_signal, || Errno::EAGAIN.ret())));
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
-    mem.put(BASE, &spec((0, 0), (0, 30_000)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
-    mem.put(BASE + 64, &[1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat());
-    let sleep = call(Sysno::nanosleep, &[BASE + 64, BASE + 96]);
+    let sleep = arm_and_sleep(&k, &mut t, &mem);
     assert_eq!(k.handle(&mut t, sleep), Disposition::Return(Errno::EINTR.ret()));
     assert_eq!(queued(&host.calls.borrow()), [SIGALRM]);
     // Woken at 30 ms: 970 ms left, to the nanosecond.
@@ -115,34 +125,12 @@ fn a_fast_sleep_stops_at_the_timer_whose_signal_interrupts_it() {
 fn a_wait_whose_rounds_run_in_the_task_ends_as_in_the_handler() {
     let k = kernel(true);
     let queued_signal = Cell::new(false);
-    let answer = |nr: u32, args: [u64; 6]| -> i64 {
-        match Sysno::new(nr as usize) {
-            Some(Sysno::rt_sigqueueinfo) => {
-                queued_signal.set(true);
-                0
-            }
-            Some(Sysno::rt_sigpending) if queued_signal.get() => {
-                // SAFETY: the kernel passes a pointer to its own 8-byte set.
-                unsafe { *(args[0] as *mut u64) = 1 << (SIGALRM - 1) };
-                0
-            }
-            Some(Sysno::rt_sigaction) if args[2] != 0 => {
-                // SAFETY: the kernel passes a pointer to its own 32-byte sigaction.
-                unsafe { *(args[2] as *mut u64) = 0x40_1000 };
-                0
-            }
-            Some(Sysno::rt_sigtimedwait) => panic!("a round made by the handler"),
-            _ => 0,
-        }
-    };
-    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(answer));
+    let in_handler = || panic!("a round made by the handler");
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(alarm_host(&queued_signal, in_handler)));
     let slot = crate::WaitSlot::default();
     let mut t = TaskCtx::new(&mem, &host, 0, SP);
     t.rounds = Some(&slot);
-    mem.put(BASE, &spec((0, 0), (0, 30_000)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
-    mem.put(BASE + 64, &[1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat());
-    let sleep = call(Sysno::nanosleep, &[BASE + 64, BASE + 96]);
+    let sleep = arm_and_sleep(&k, &mut t, &mem);
     k.handle(&mut t, sleep);
     let mut rounds = 0;
     let end = loop {
