@@ -68,7 +68,8 @@ static int find_gate(const char *runtime)
     return 0;
 }
 
-/* The call from this program's own `syscall` instruction: via_gate's way when there is no gate. */
+/* The call from this program's own `syscall` instruction: via_gate's way when there is no gate,
+ * and the way a program's "direct" attempts are made (escape.h, net_escape.c). */
 static long own_syscall(long nr, long a, long b, long c, long d, long e)
 {
     register long rax __asm__("rax") = nr;

@@ -30,22 +30,6 @@
 #define AF_VSOCK 40
 #endif
 
-/* A system call made by this program's own `syscall` instruction, not libc's. */
-static long direct(long nr, long a, long b, long c, long d, long e)
-{
-    register long rax __asm__("rax") = nr;
-    register long rdi __asm__("rdi") = a;
-    register long rsi __asm__("rsi") = b;
-    register long rdx __asm__("rdx") = c;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    __asm__ volatile("syscall"
-                     : "+r"(rax)
-                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8)
-                     : "rcx", "r11", "memory");
-    return rax;
-}
-
 typedef long (*syscall_fn)(long, long, long, long, long, long);
 
 static const char *errno_name(long r)
@@ -108,7 +92,7 @@ int main(int argc, char **argv)
     const struct {
         const char *how;
         syscall_fn call;
-    } ways[] = {{"direct", direct}, {"gate", via_gate}};
+    } ways[] = {{"direct", own_syscall}, {"gate", via_gate}};
     for (unsigned i = 0; i < sizeof ways / sizeof ways[0]; i++) {
         const char *how = ways[i].how;
         syscall_fn call = ways[i].call;
