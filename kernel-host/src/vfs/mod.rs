@@ -139,13 +139,10 @@ impl Vfs {
     pub fn in_state_dir(&self, h: Hc<'_>, dev: u64) -> bool {
         let mut known = self.state_dev.load(Ordering::Relaxed);
         if known == 0 {
-            // An overlay's upper layer first: it is always there, where a private tree may not
-            // be yet (a hidden path missing at the start), and each miss is a host `lstat`.
-            let (uppers, trees): (Vec<&[u8]>, Vec<&[u8]>) =
-                self.mounts.private_roots().partition(|root| self.mounts.is_upper(root));
-            known = uppers
-                .into_iter()
-                .chain(trees)
+            // Upper layers come first, so a private tree not made yet costs no failed `lstat`.
+            known = self
+                .mounts
+                .private_roots()
                 .find_map(|root| h.lstat(&path::host_cpath(root, b"")).ok())
                 .map_or(u64::MAX, |st| st.dev());
             self.state_dev.store(known, Ordering::Relaxed);

@@ -141,21 +141,20 @@ impl MountTable {
         Some((i, if suffix == b"/" { &[] } else { suffix }))
     }
 
-    /// Whether host directory `root` is an overlay's upper layer.
-    pub fn is_upper(&self, root: &[u8]) -> bool {
-        self.mounts
-            .iter()
-            .any(|m| matches!(&m.layers, Layers::Overlay { upper, .. } if upper.as_slice() == root))
-    }
-
-    /// The host directories that belong to the sandbox: overlays' upper layers and private
-    /// trees.
+    /// The host directories that belong to the sandbox: overlays' upper layers, then private
+    /// trees. The upper layers come first because they always exist, where a private tree may
+    /// not yet (a hidden path missing at the start): a caller that looks for one that exists
+    /// finds it at once.
     pub fn private_roots(&self) -> impl Iterator<Item = &[u8]> {
-        self.mounts.iter().filter_map(|m| match &m.layers {
+        let uppers = self.mounts.iter().filter_map(|m| match &m.layers {
             Layers::Overlay { upper, .. } => Some(upper.as_slice()),
+            _ => None,
+        });
+        let trees = self.mounts.iter().filter_map(|m| match &m.layers {
             Layers::Direct { root, private: true, .. } => Some(root.as_slice()),
             _ => None,
-        })
+        });
+        uppers.chain(trees)
     }
 
     /// Every mount, longest guest path first.

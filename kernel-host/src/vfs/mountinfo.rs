@@ -100,13 +100,7 @@ impl Vfs {
             .iter()
             .filter(|m| m.layers != Layers::Passthrough)
             .filter(|m| !state.is_some_and(|s| is_within(&m.guest, s)))
-            // A private place the program has not made (a hidden path missing at the start) is
-            // no mount to it: the path is not there.
-            .filter(|m| match &m.layers {
-                Layers::Direct { root, private: true, .. } => h.lstat(&host_cpath(root, b"")).is_ok(),
-                _ => true,
-            })
-            .map(|m| view_line(h, m, self.state_dir.as_deref()))
+            .filter_map(|m| view_line(h, m, self.state_dir.as_deref()))
             .collect();
         // The empty file the sandbox's namespace binds over each block device under `/dev` is
         // the sandbox's business too (its root, within its filesystem, ends the host path).
@@ -128,8 +122,9 @@ impl Vfs {
 }
 
 /// The line of view mount `m`; `state` is the state directory (NUL-terminated), which no line
-/// names: a hidden path's stand-in, which lies there, shows as `none`.
-fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Line {
+/// names: a hidden path's stand-in, which lies there, shows as `none`. `None` for a private
+/// place the program has not made (a hidden path missing at the start): the path is not there.
+fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Option<Line> {
     let in_state = |root: &[u8]| state.is_some_and(|s| is_within(root, super::path::strip_nul(s)));
     let (dir, writable, fstype, source): (&[u8], bool, &[u8], &[u8]) = match &m.layers {
         Layers::Overlay { lower, .. } => (lower, true, b"overlay", b"overlay"),
@@ -138,9 +133,13 @@ fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Line {
         Layers::Direct { root, writable, .. } => (root, *writable, b"none", root),
         Layers::Passthrough => (&m.guest, true, b"none", b"none"),
     };
-    let dev = h.lstat(&host_cpath(dir, b"")).map_or(0, |st| st.dev());
+    let dev = match h.lstat(&host_cpath(dir, b"")) {
+        Ok(st) => st.dev(),
+        Err(_) if matches!(m.layers, Layers::Direct { private: true, .. }) => return None,
+        Err(_) => 0,
+    };
     let rw: &[u8] = if writable { b"rw" } else { b"ro" };
-    Line {
+    Some(Line {
         point: m.guest.clone(),
         dev,
         root: b"/".to_vec(),
@@ -148,7 +147,7 @@ fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Line {
         fstype: fstype.to_vec(),
         source: if source.is_empty() { b"/".to_vec() } else { source.to_vec() },
         super_options: rw.to_vec(),
-    }
+    })
 }
 
 /// A line of the host's `mountinfo`, unescaped where it matters (the mount point).
