@@ -251,6 +251,30 @@ impl Config {
         out
     }
 
+    /// Splits what [`Config::encode`] wrote into its plain fields and its mount table, which
+    /// [`Config::encode_mounts`] put last: a runtime decodes the fields, builds its view from
+    /// the table ([`Config::decode_mounts`]) and passes the table's text on to the next image
+    /// as it came ([`crate::Kernel::with_view`]), without encoding it again.
+    pub fn split_mounts(text: &str) -> (&str, &str) {
+        if text.starts_with("mount=") {
+            return ("", text);
+        }
+        match text.find(";mount=") {
+            Some(at) => text.split_at(at),
+            None => (text, ""),
+        }
+    }
+
+    /// The mount table of [`Config::split_mounts`].
+    pub fn decode_mounts(text: &str) -> Result<Vec<Mount>, DecodeError> {
+        let mut mounts = Vec::new();
+        for field in text.split(';').filter(|f| !f.is_empty()) {
+            let raw = field.strip_prefix("mount=").ok_or(DecodeError::MissingEquals)?;
+            mounts.push(decode_mount(raw).ok_or(DecodeError::BadValue("mount"))?);
+        }
+        Ok(mounts)
+    }
+
     /// Parses what [`Config::encode`] wrote.
     pub fn decode(text: &str) -> Result<Config, DecodeError> {
         let mut cfg = Config::default();
@@ -343,22 +367,25 @@ fn encode_mount(m: &Mount) -> String {
     out
 }
 
+/// Reads what [`encode_mount`] wrote. Every exec decodes the whole table, so each part is
+/// unescaped straight into the string it ends in: no list of parts, no copies.
 fn decode_mount(value: &str) -> Option<Mount> {
-    let parts: Vec<String> = value.split(',').map(unescape).collect::<Option<_>>()?;
-    let guest = parts.first()?.clone();
+    let mut parts = value.split(',');
+    let guest = unescape(parts.next()?)?;
     if !guest.starts_with('/') {
         return None;
     }
-    let host = |i: usize| parts.get(i).cloned();
-    let kind = match (parts.get(1)?.as_str(), parts.len()) {
-        ("ro", 3) => MountKind::ReadOnly { host: host(2)? },
-        ("rw", 3) => MountKind::ReadWrite { host: host(2)? },
-        ("overlay", 4) => MountKind::Overlay { lower: host(2)?, upper: host(3)? },
-        ("tmpfs", 3) => MountKind::Tmpfs { host: host(2)? },
-        ("hidden", 3) => MountKind::Hidden { host: host(2)? },
+    let kind = parts.next()?;
+    let mut host = || parts.next().and_then(unescape);
+    let kind = match kind {
+        "ro" => MountKind::ReadOnly { host: host()? },
+        "rw" => MountKind::ReadWrite { host: host()? },
+        "overlay" => MountKind::Overlay { lower: host()?, upper: host()? },
+        "tmpfs" => MountKind::Tmpfs { host: host()? },
+        "hidden" => MountKind::Hidden { host: host()? },
         _ => return None,
     };
-    Some(Mount { guest, kind })
+    parts.next().is_none().then_some(Mount { guest, kind })
 }
 
 fn push_field(out: &mut String, key: &str, value: &str) {
@@ -390,6 +417,9 @@ fn escape_into(out: &mut String, value: &str) {
 }
 
 fn unescape(raw: &str) -> Option<String> {
+    if !raw.contains('%') {
+        return Some(String::from(raw));
+    }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -445,6 +475,31 @@ mod tests {
         assert_eq!(Config::decode(&cfg.encode()), Ok(cfg));
         for bad in ["handover=", "handover=3", "handover=3:4,x", "handover=1:2,3:4,5:6", "handover=-1:2"] {
             assert_eq!(Config::decode(bad), Err(DecodeError::BadValue("handover")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_mount_table_splits_off_and_decodes_alone() {
+        let mount = |guest: &str, host: &str| Mount {
+            guest: guest.into(),
+            kind: MountKind::ReadOnly { host: host.into() },
+        };
+        let cfg = Config {
+            hostname: Some("h".into()),
+            mounts: alloc::vec![mount("/", "/"), mount("/a;b", "/x=y,z")],
+            ..Config::default()
+        };
+        let text = cfg.encode();
+        let (fields, mounts) = Config::split_mounts(&text);
+        assert_eq!(mounts, cfg.encode_mounts());
+        assert_eq!(Config::decode(fields), Ok(cfg.without_mounts()));
+        assert_eq!(Config::decode_mounts(mounts), Ok(cfg.mounts.clone()));
+        let only_mounts = Config { lineage: 0, mounts: cfg.mounts.clone(), ..Config::default() };
+        let text = only_mounts.encode();
+        assert_eq!(Config::split_mounts(&text).1, only_mounts.encode_mounts());
+        assert_eq!(Config::split_mounts("lineage=1"), ("lineage=1", ""));
+        for bad in [";mount=/a,ro", ";mount=/a,ro,/b,/c", ";mount=a,ro,/b", ";lineage=1"] {
+            assert!(Config::decode_mounts(bad).is_err(), "{bad}");
         }
     }
 

@@ -50,6 +50,23 @@ impl Kernel {
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
+        let vfs = Vfs::new(config.mounts.clone(), shared);
+        Self::with_view(config, image, Some(shared), vfs, None)
+    }
+
+    /// [`Kernel::new`] with the view built already: the runtime built it to find the program.
+    /// `mounts_encoded`, when given, is the mount table as the configuration came encoded
+    /// ([`Config::split_mounts`]; `config.mounts` may then be empty), passed on to every exec as
+    /// it is. The view must use `shared` (or, without it, be the kernel's only user of
+    /// [`Shared::private`] memory: pass `Some` of the view's then).
+    pub fn with_view(
+        config: Config,
+        image: ProcessImage,
+        shared: Option<&'static Shared>,
+        vfs: Option<Vfs>,
+        mounts_encoded: Option<alloc::string::String>,
+    ) -> Self {
+        let shared = shared.unwrap_or_else(Shared::private);
         let timers = Timers::new(&shared.timer_fds);
         for (which, &(expiry, interval)) in config.itimers.iter().enumerate() {
             if expiry != 0 {
@@ -65,8 +82,8 @@ impl Kernel {
             process: Process::new(image),
             signals: Signals::new(),
             dirs: Dirs::default(),
-            vfs: Vfs::new(&config.mounts, shared).map(|v| v.with_shared_path(config.shared_path.as_deref())),
-            mounts_encoded: crate::sync::SpinLock::new(None),
+            vfs: vfs.map(|v| v.with_shared_path(config.shared_path.as_deref())),
+            mounts_encoded: crate::sync::SpinLock::new(mounts_encoded),
             config,
         }
     }

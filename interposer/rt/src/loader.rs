@@ -18,6 +18,8 @@ use crate::sys::{self, nr};
 pub struct File {
     /// Its descriptor.
     pub fd: i32,
+    /// Its size, when whoever opened it has asked the host already.
+    size: Option<u64>,
 }
 
 impl File {
@@ -28,8 +30,15 @@ impl File {
         if r < 0 {
             Err(-r)
         } else {
-            Ok(File { fd: r as i32 })
+            Ok(File { fd: r as i32, size: None })
         }
+    }
+
+    /// Records the file's size, which its opener learnt from an `fstat` of its own: the loader
+    /// then does not ask again.
+    pub fn with_size(mut self, size: u64) -> File {
+        self.size = Some(size);
+        self
     }
 
     /// Reads up to `buf.len()` bytes at `offset`.
@@ -110,6 +119,9 @@ impl<'a> Head<'a> {
 
 /// The size of an open file.
 fn size_of(file: &File) -> Result<u64, LoadError> {
+    if let Some(size) = file.size {
+        return Ok(size);
+    }
     let stat = Hc(&crate::guest::RawHost).fstat(file.fd).map_err(|e| LoadError::Read(i64::from(e.0)))?;
     Ok(stat.size())
 }

@@ -194,7 +194,7 @@ fn open_checked(host: &[u8], identity: (u64, u64)) -> Option<File> {
     }
     let file = File::open(&with_nul(host)).ok()?;
     let stat = Hc(&crate::guest::RawHost).fstat(file.fd).ok()?;
-    (stat.is_regular() && (stat.dev(), stat.ino()) == identity).then_some(file)
+    (stat.is_regular() && (stat.dev(), stat.ino()) == identity).then(|| file.with_size(stat.size()))
 }
 
 /// The program an exec'ing image checked, opened by its host path, with its arguments (after
@@ -281,6 +281,14 @@ fn map_shared(fd: i32) -> &'static Shared {
     shared
 }
 
+/// The configuration from [`Config::ENV`], its mount table, and that table as it came encoded
+/// (for the next exec to pass on): the table is the bulk of it, and decoding it once into the
+/// view's own form saves every exec a copy of it.
+fn decode_config(text: &str) -> Option<(Config, Vec<kernel_host::config::Mount>, alloc::string::String)> {
+    let (fields, mounts) = Config::split_mounts(text);
+    Some((Config::decode(fields).ok()?, Config::decode_mounts(mounts).ok()?, mounts.into()))
+}
+
 extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
     let host = unsafe { read_host_stack(sp) };
@@ -291,14 +299,14 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         .iter()
         .filter(|e| match e.strip_prefix(prefix.as_bytes()) {
             Some(value) => {
-                config = Some(core::str::from_utf8(value).ok().and_then(|v| Config::decode(v).ok()));
+                config = Some(core::str::from_utf8(value).ok().and_then(decode_config));
                 false
             }
             None => true,
         })
         .copied()
         .collect();
-    let mut config = match config {
+    let (mut config, mounts, mounts_encoded) = match config {
         Some(Some(c)) => c,
         Some(None) => {
             fail(125, "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)")
@@ -313,7 +321,9 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (Some(path), _) => Some(map_shared_file(path)),
         (None, fd) => fd.map(map_shared),
     };
-    let view = Vfs::new(&config.mounts, shared.unwrap_or_else(Shared::private));
+    // One memory for the view and the kernel, the sandbox's or, without one, their own.
+    let shared = shared.unwrap_or_else(Shared::private);
+    let view = Vfs::new(mounts, shared);
     let handover = config.handover.take();
     let handover_args = |i: usize| host.argv.get(i).copied().unwrap_or_default();
     let mut interp_file = handover.and_then(|h| open_checked(handover_args(4), h.interp?));
@@ -440,8 +450,8 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let trace_fd = config.trace_fd;
     let environ = envp.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
     let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
-    drop(view);
-    let kernel: &'static Kernel = Box::leak(Box::new(Kernel::new(config, image, shared)));
+    let kernel: &'static Kernel =
+        Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view, Some(mounts_encoded))));
     if let Some(fd) = trace_fd {
         trace::enable(fd);
     }

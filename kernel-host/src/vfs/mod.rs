@@ -61,8 +61,8 @@ pub struct Vfs {
 
 impl Vfs {
     /// The view for a configuration's mount table; `None` when there is none.
-    pub fn new(mounts: &[Mount], shared: &'static Shared) -> Option<Vfs> {
-        let mounts = MountTable::new(mounts);
+    pub fn new(mounts: Vec<Mount>, shared: &'static Shared) -> Option<Vfs> {
+        let mounts = MountTable::from_mounts(mounts);
         (!mounts.is_empty()).then(|| Vfs {
             mounts,
             shared,

@@ -2,6 +2,7 @@
 
 use super::path::is_within;
 use crate::config::{Mount, MountKind};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 /// The kernel's own filesystems: where the view shows the host's tree unchanged, the host
@@ -59,18 +60,44 @@ pub struct MountTable {
     mounts: Vec<VMount>,
 }
 
-fn host_root(path: &str) -> Vec<u8> {
-    path.trim_end_matches('/').as_bytes().to_vec()
+/// A host directory as the layers keep it: no trailing `/`. Takes the string over: every exec
+/// builds the table, and copying each path again would cost it pages.
+fn host_root(path: String) -> Vec<u8> {
+    let mut root = path.into_bytes();
+    while root.last() == Some(&b'/') {
+        root.pop();
+    }
+    root
+}
+
+/// A guest path in canonical form, taken over when it is in that form already (the launcher
+/// writes them so).
+fn canonical(guest: String) -> Vec<u8> {
+    let bytes = guest.as_bytes();
+    let plain = bytes == b"/"
+        || (bytes.first() == Some(&b'/')
+            && bytes.last() != Some(&b'/')
+            && bytes[1..].split(|&b| b == b'/').all(|c| !c.is_empty() && c != b"." && c != b".."));
+    if plain {
+        guest.into_bytes()
+    } else {
+        super::path::lexical(bytes)
+    }
 }
 
 impl MountTable {
     /// The table for a configuration's mounts; empty when there is no view.
     pub fn new(config: &[Mount]) -> Self {
+        Self::from_mounts(config.to_vec())
+    }
+
+    /// [`MountTable::new`], taking the configuration's mounts over.
+    pub fn from_mounts(config: Vec<Mount>) -> Self {
         let mut mounts: Vec<VMount> = config
-            .iter()
+            .into_iter()
             .map(|m| VMount {
-                guest: super::path::lexical(m.guest.as_bytes()),
-                layers: match &m.kind {
+                guest: canonical(m.guest),
+                layers: match m.kind {
                     MountKind::ReadOnly { host } | MountKind::Hidden { host } => {
                         Layers::Direct { root: host_root(host), writable: false, private: false }
                     }
@@ -238,6 +265,20 @@ mod tests {
         assert_eq!((m.guest.as_slice(), rest), (&b"/"[..], &b"/tmpfile"[..]));
         assert_eq!(t.find(b"/tmp").unwrap().1, b"");
         assert_eq!(t.find(b"/").unwrap().1, b"");
+    }
+
+    #[test]
+    fn guest_paths_are_made_canonical_and_host_roots_lose_trailing_slashes() {
+        let t = MountTable::new(&[
+            mount("/", MountKind::ReadOnly { host: "/".into() }),
+            mount("//a/./b/../c/", MountKind::ReadOnly { host: "/srv/c//".into() }),
+            mount("/d/..x", MountKind::Tmpfs { host: "/s/t".into() }),
+        ]);
+        let (m, rest) = t.find(b"/a/c/f").unwrap();
+        assert_eq!((m.guest.as_slice(), rest), (&b"/a/c"[..], &b"/f"[..]));
+        assert!(matches!(&m.layers, Layers::Direct { root, .. } if root == b"/srv/c"));
+        assert_eq!(t.find(b"/d/..x/y").unwrap().0.guest, b"/d/..x");
+        assert!(matches!(&t.find(b"/etc").unwrap().0.layers, Layers::Direct { root, .. } if root.is_empty()));
     }
 
     #[test]
