@@ -109,8 +109,20 @@ pub struct Rule {
 
 /// The rules for a configuration, sorted by number.
 pub fn rules(config: &Config) -> Vec<Rule> {
-    let mut out: Vec<Rule> = TABLE
-        .iter()
+    let mut out: Vec<Rule> = TABLE.iter().filter_map(|e| rule_of(config, e)).collect();
+    out.sort_by_key(|r| r.nr);
+    out
+}
+
+/// The rule for call number `nr` under `config`, if the filter traps it. The runtime asks in
+/// its signal handler, on whatever stack the program gave it: no list is built nor sorted.
+pub fn rule_for(config: &Config, nr: u32) -> Option<Rule> {
+    TABLE.iter().filter(|e| e.sysno.id() as u32 == nr).find_map(|e| rule_of(config, e))
+}
+
+/// The rule a table entry makes under `config`; `None` when the configuration leaves it out.
+fn rule_of(config: &Config, e: &crate::table::Entry) -> Option<Rule> {
+    Some(e)
         .filter(|e| match e.when {
             When::Always => true,
             When::Identity => config.hostname.is_some() || config.reproducible.is_some(),
@@ -145,9 +157,6 @@ pub fn rules(config: &Config) -> Vec<Rule> {
             };
             Rule { nr: e.sysno.id() as u32, test }
         })
-        .collect();
-    out.sort_by_key(|r| r.nr);
-    out
 }
 
 /// Calls whose handlers only ever answer [`crate::Disposition::Return`] or

@@ -163,7 +163,7 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
 /// keep going to the host directly: glibc makes `stat`, `lstat` and `fstat` from one site.
 fn trap_test(nr: u32) -> Option<[u8; 16]> {
     let config = crate::trap::kernel().config();
-    let rule = kernel_host::redirect::rules(config).into_iter().find(|r| r.nr == nr)?;
+    let rule = kernel_host::redirect::rule_for(config, nr)?;
     let (kind, arg, operand): (u32, u8, u64) = match rule.test {
         ArgTest::Always => (0, 0, 0),
         ArgTest::MaskClear { arg, mask } => (1, arg, mask),
