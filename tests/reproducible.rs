@@ -412,6 +412,17 @@ fn c_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("tfd_piled"), "3 total=4", "175 ms of a 50 ms timerfd not read\n{out}");
     assert_eq!(out.field("tfd_abs_read"), "8 count=1 wall=946684803.000001000", "\n{out}");
     assert_eq!(out.field("select_result"), "-1 errno=Interrupted system call hits=1", "\n{out}");
+    assert_eq!(out.field("select_left"), "4.750000", "the virtual time left, as Linux writes it back\n{out}");
+    // One thread waiting to take its own timers' signals: nothing else moves the clock.
+    assert_eq!(out.field("sigwait_itimer"), "0 sig=14 after_ms=100", "sigwait on SIGALRM\n{out}");
+    assert_eq!(out.field("sigwait_posix"), "12 value=7 after_ms=50", "sigwaitinfo on a POSIX timer\n{out}");
+    assert_eq!(out.field("sigwait_child"), "17 status=3 after_ms=100", "sigwaitinfo on SIGCHLD\n{out}");
+    assert_eq!(
+        out.field("sigwait_timeout"),
+        "-1 errno=Resource temporarily unavailable after_ms=50",
+        "\n{out}"
+    );
+    assert_eq!(out.field("sigwait_intr"), "-1 errno=Interrupted system call hits=1 after_ms=100", "\n{out}");
     assert_eq!(out.field("fork_child_alarm"), "0 fork_child_tfd=8/1", "what a forked child keeps\n{out}");
     assert_eq!(out.field("fork_parent_alarm"), "100", "\n{out}");
     assert_eq!(out.field("thread_create"), "0 value=4242", "SIGEV_THREAD_ID\n{out}");

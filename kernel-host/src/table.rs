@@ -129,6 +129,7 @@ pub static TABLE: &[Entry] = &[
     entry!(epoll_pwait2, sys::wait::epoll_pwait2, Partial("the runtime's signals stay unblocked; a timeout advances the virtual clock; so does a virtual timer's expiry, which ends the wait"), Always, Cond::MaskGiven(4), [Fd, Ptr, Int, Ptr, Ptr, Int]),
     entry!(wait4, sys::wait::wait_child, Partial("the caller's virtual timers fire while it waits and interrupt it first; a WNOHANG poll made while a signal a timer queued is pending and blocked reports no child, once"), Reproducible, Cond::Always, [Int, Ptr, Hex, Ptr]),
     entry!(waitid, sys::wait::wait_child, Partial("the caller's virtual timers fire while it waits and interrupt it first; a WNOHANG poll made while a signal a timer queued is pending and blocked reports no child, once"), Reproducible, Cond::Always, [Int, Int, Ptr, Hex, Ptr]),
+    entry!(rt_sigtimedwait, sys::wait::rt_sigtimedwait, Partial("a timeout advances the virtual clock; a virtual timer's signal it waits for ends it when the clock reaches the expiry"), Reproducible, Cond::Always, [Ptr, Ptr, Ptr, Int]),
     entry!(rt_sigsuspend, sys::wait::rt_sigsuspend, Partial("the runtime's signals stay unblocked; a virtual timer's expiry ends it"), Always, Cond::Always, [Ptr, Int]),
     // the runtime's processor settings (TSC and CPUID faulting), kept virtual
     entry!(prctl, sys::cpu::prctl_set_tsc, Partial("PR_SET_TSC is accepted and not applied: rdtsc stays virtual"), Reproducible, Cond::Equals(0, 26), [Int, Int]),

@@ -1,5 +1,5 @@
 //! Waits: `futex` with a timeout, `poll`, `ppoll`, `select`, `pselect6`, `epoll_wait`,
-//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`, `pause`, `wait4`, `waitid`.
+//! `epoll_pwait`, `epoll_pwait2`, `rt_sigsuspend`, `rt_sigtimedwait`, `pause`, `wait4`, `waitid`.
 //!
 //! The calls that take a signal mask for the time they wait (`ppoll`, `pselect6`,
 //! `epoll_pwait*`, `rt_sigsuspend`) would let the program block the runtime's signals on
@@ -188,6 +188,55 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
     }
 }
 
+/// `rt_sigtimedwait(set, info, timeout, size)` (`sigwait`, `sigwaitinfo`, `sigtimedwait`): a
+/// wait to take one of the signals of `set`, which the program blocks, and which its own
+/// timers may send on the virtual clock. A wait that a timer expires in runs in rounds
+/// (`wake.rs`); when the signal it waits for (or one it does not block) is pending, the host
+/// takes it (or runs the handler: `EINTR`) at once. A timeout advances the clock as sleeps do;
+/// it ends the wait with `EAGAIN`.
+pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
+    let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
+    // Unreadable arguments, or a set of another size: the host says what is wrong.
+    let (Ok(set), Some(timeout), 8) =
+        (task.read_u64(call.args[0]), pair_timeout(task, call.args[2], false), call.args[3])
+    else {
+        return Disposition::Host(*call);
+    };
+    let set = set & !UNBLOCKABLE;
+    if timeout == Some(0) {
+        super::timer::checkpoint(k, task);
+        return Disposition::Host(*call);
+    }
+    let deadline = timeout.map(|t| v.after(t));
+    match wake::until(k, task, Wait::Take { set }, deadline, task.sigmask & !set) {
+        Some(Woken::TimedOut) => return Disposition::Return(Errno::EAGAIN.ret()),
+        Some(Woken::Later) => return Disposition::Return(0),
+        Some(Woken::Ready(r)) => return Disposition::Return(r),
+        Some(Woken::Signalled) => return take_pending(task, call, set),
+        Some(Woken::HandOff) | None => {}
+    }
+    match timeout {
+        Some(ns) => timed(v, task, *call, ns, Errno::EAGAIN.ret(), zero_pair(2)),
+        None => Disposition::Host(*call),
+    }
+}
+
+/// The end of a `rt_sigtimedwait` that a signal ended: one of `set` is pending, which the host
+/// takes at once (the call made with a zero timeout), or one the program does not block, which
+/// runs its handler as the call returns `EINTR`, as on Linux.
+fn take_pending(task: &mut TaskCtx<'_>, call: &Syscall, set: u64) -> Disposition {
+    let mut pending = 0u64;
+    task.host_call(syscalls::Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
+    if pending & set == 0 {
+        return Disposition::Return(Errno::EINTR.ret());
+    }
+    let mut host = *call;
+    match zero_pair(2)(task, &mut host) {
+        Ok(()) => Disposition::Host(host),
+        Err(e) => Disposition::Return(e.ret()),
+    }
+}
+
 /// A millisecond timeout (negative: forever).
 fn ms_timeout(ms: u64) -> Option<u64> {
     let ms = ms as i32;
@@ -324,10 +373,59 @@ pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
 pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [nfds, r, w, e, tv, _] = call.args;
     let wait = Wait::Select { nfds, sets: [r, w, e] };
-    if let Some(d) = pair_timeout(task, tv, true).and_then(|t| cut(k, task, wait, t, task.sigmask)) {
+    if let Some(d) = cut_select(k, task, wait, tv, true, task.sigmask) {
         return d;
     }
-    pair(k, task, call, 4, true)
+    select_timeout(k, task, call, 4, true)
+}
+
+/// A `select`-family wait that a timer cuts ([`cut`]), with the time left written into its
+/// timeout at `addr` (a `timeval` when `micros`) as Linux writes it: programs that retry after
+/// `EINTR` with the same timeout rely on it. The time left is the virtual clock's.
+fn cut_select(
+    k: &Kernel,
+    task: &TaskCtx<'_>,
+    wait: Wait,
+    addr: u64,
+    micros: bool,
+    mask: u64,
+) -> Option<Disposition> {
+    let v = k.clock.virtual_clock()?;
+    let Some(t) = pair_timeout(task, addr, micros)? else { return cut(k, task, wait, None, mask) };
+    // Computed once: the ptrace backend serves the call again when the wait's rounds end.
+    let deadline = wake::deadline(task, || v.after(t));
+    let d = cut(k, task, wait, Some(t), mask)?;
+    if task.rounds.is_some_and(|slot| slot.suspended.get().is_some()) {
+        // Its rounds go on in the task: the time left is written when they end.
+        return Some(d);
+    }
+    let left = TimePair::from_ns(deadline.saturating_sub(v.elapsed()));
+    let left = if micros { TimePair { secs: left.secs, frac: left.frac / 1000 } } else { left };
+    // Readable a moment ago; were it not writable, the host would not have said so either.
+    let _ = task.mem.write(addr, &left.to_bytes());
+    Some(d)
+}
+
+/// The timeout at argument `arg` of a `select`-family wait that no timer cuts ([`pair`]). With
+/// `--fast-sleep` the host waits with the program's own timeout set to zero, so that one that
+/// times out is left zero, as Linux leaves it.
+fn select_timeout(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    arg: usize,
+    micros: bool,
+) -> Disposition {
+    if let Some(v) = k.clock.virtual_clock().filter(|v| v.fast_sleep()) {
+        if let Some(Some(t)) = pair_timeout(task, call.args[arg], micros).filter(|t| t.is_some_and(|t| t > 0))
+        {
+            return match task.mem.write(call.args[arg], &[0u8; 16]) {
+                Ok(()) => timed(v, task, *call, t, 0, |_, _| Ok(())),
+                Err(e) => Disposition::Return(e.ret()),
+            };
+        }
+    }
+    pair(k, task, call, arg, micros)
 }
 
 /// `pselect6(nfds, r, w, e, timespec, sigmask)`.
@@ -339,10 +437,10 @@ pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     } else {
         task.read_u64(data).ok().and_then(|ss| wait_mask(task, ss))
     };
-    if let Some(d) = pair_timeout(task, ts, false).zip(mask).and_then(|(t, m)| cut(k, task, wait, t, m)) {
+    if let Some(d) = mask.and_then(|m| cut_select(k, task, wait, ts, false, m)) {
         return d;
     }
-    with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
+    with_mask(task, call, strip_pselect_mask, |t, c| select_timeout(k, t, c, 4, false))
 }
 
 /// `waitid`'s `idtype`s.

@@ -1,4 +1,4 @@
-//! Waits that a virtual timer cuts short: a sleep, `pause`, `rt_sigsuspend`, `poll`,
+//! Waits that a virtual timer cuts short: a sleep, `pause`, `rt_sigsuspend`, `rt_sigtimedwait`, `poll`,
 //! `select`, `epoll_wait` (and their variants), a blocking `read` of a timer descriptor or a
 //! wait for a child (`wait4`, `waitid`), made while one of the process's timers expires before
 //! the wait would end.
@@ -61,6 +61,13 @@ const EINTR: i64 = -4;
 pub enum Wait {
     /// A signal (sleeps, `pause`, `rt_sigsuspend`).
     Signals,
+    /// A signal of `set`, which the program blocks and waits to take (`rt_sigtimedwait`), or
+    /// one it does not block. Those of `set` end the wait even when their action is to do
+    /// nothing: they are what it waits for.
+    Take {
+        /// The signals waited for.
+        set: u64,
+    },
     /// `poll(fds, nfds)`.
     Poll {
         /// The `pollfd` array.
@@ -96,6 +103,21 @@ pub enum Wait {
         /// `waitid`'s options (`WEXITED`, `WSTOPPED`, `WCONTINUED`, `__WALL`...).
         options: u64,
     },
+}
+
+impl Wait {
+    /// The signals it waits to take whatever their action ([`Wait::Take`]).
+    fn taken(self) -> u64 {
+        match self {
+            Wait::Take { set } => set,
+            _ => 0,
+        }
+    }
+
+    /// Whether a signal is all it waits for: its rounds take the signals that end it.
+    fn for_signals(self) -> bool {
+        matches!(self, Wait::Signals | Wait::Take { .. })
+    }
 }
 
 /// How a cut wait ended.
@@ -268,7 +290,7 @@ impl Waiter {
         // the wait as it would have on the host; an expiry at the deadline fires before it
         // returns.
         let fired = checkpoint(k, task) > 0;
-        if (fired || k.timers.any()) && pending_signal(task, mask) {
+        if (fired || k.timers.any()) && pending_signal(task, mask, wait.taken()) {
             return Err(Some(Woken::Signalled));
         }
         let first = k.timers.next_expiry();
@@ -318,7 +340,7 @@ impl Waiter {
         };
         let slice = match self.wait {
             _ if self.paced => left.min(PACE),
-            Wait::Signals => left,
+            Wait::Signals | Wait::Take { .. } => left,
             _ => left.min(DEAF),
         };
         if let (Wait::Select { sets, .. }, Some(saved)) = (self.wait, &self.saved) {
@@ -337,7 +359,7 @@ impl Waiter {
             SIGNALLED | EINTR => {
                 self.events += 1;
                 checkpoint(k, task);
-                if pending_signal(task, mask) {
+                if pending_signal(task, mask, self.wait.taken()) {
                     return Some(Woken::Signalled);
                 }
                 self.budget = Some((target, left));
@@ -349,7 +371,7 @@ impl Waiter {
                 return Some(Woken::Ready(r));
             }
         }
-        if self.wait != Wait::Signals && pending_signal(task, mask) {
+        if !self.wait.for_signals() && pending_signal(task, mask, 0) {
             return Some(Woken::Signalled);
         }
         let rest = left.saturating_sub(slice);
@@ -360,7 +382,7 @@ impl Waiter {
         self.budget = None;
         v.advance_to(target);
         self.events += 1;
-        if checkpoint(k, task) > 0 && pending_signal(task, mask) {
+        if checkpoint(k, task) > 0 && pending_signal(task, mask, self.wait.taken()) {
             return Some(Woken::Signalled);
         }
         if self.deadline == Some(target) {
@@ -370,12 +392,16 @@ impl Waiter {
     }
 }
 
-/// Whether a signal that `mask` lets through, and that would do something, is pending for
-/// the thread. Pending signals the program ignores are taken, as the host would discard them.
-fn pending_signal(task: &TaskCtx<'_>, mask: u64) -> bool {
+/// Whether a signal that `mask` lets through, and that would do something or is one of
+/// `taken` (those a `rt_sigtimedwait` waits for), is pending for the thread. Other pending
+/// signals the program ignores are taken, as the host would discard them.
+fn pending_signal(task: &TaskCtx<'_>, mask: u64, taken: u64) -> bool {
     let mut pending = 0u64;
     task.host_call(Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
     let through = pending & !mask & !UNBLOCKABLE;
+    if through & taken != 0 {
+        return true;
+    }
     for sig in (1..=64u32).filter(|s| through & (1u64 << (s - 1)) != 0) {
         if !ignored(task, sig) {
             return true;
@@ -463,12 +489,12 @@ fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
     let ts = TimePair::from_ns(ns).to_bytes();
     let ts = ts.as_ptr() as u64;
     match wait {
-        Wait::Signals => {
+        Wait::Signals | Wait::Take { .. } => {
             let want = !mask & !UNBLOCKABLE;
             let mut info = [0u8; 128];
             let args = [&want as *const u64 as u64, info.as_mut_ptr() as u64, ts, 8, 0, 0];
             let sig = task.host_call(Sysno::rt_sigtimedwait, args);
-            took(task, sig, &info)
+            took(task, sig, &info, wait.taken())
         }
         Wait::Poll { fds, nfds } => task.host_call(Sysno::ppoll, [fds, nfds, ts, 0, 8, 0]),
         Wait::Select { nfds, sets } => {
@@ -495,12 +521,12 @@ fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
 
 /// What a wait for signals makes of `sig`, the result of its `rt_sigtimedwait` with `info`:
 /// nothing came (0), or it ends the round ([`SIGNALLED`]) with the signal put back, unless the
-/// program ignores it.
-fn took(task: &TaskCtx<'_>, sig: i64, info: &[u8; 128]) -> i64 {
+/// program ignores it and does not wait to take it (`taken`).
+fn took(task: &TaskCtx<'_>, sig: i64, info: &[u8; 128], taken: u64) -> i64 {
     if sig <= 0 {
         return 0;
     }
-    if !ignored(task, sig as u32) {
+    if taken & (1u64 << ((sig as u32 - 1) & 63)) != 0 || !ignored(task, sig as u32) {
         let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
         let tid = u64::from(task.tid());
         task.host_call(Sysno::rt_tgsigqueueinfo, [pid, tid, sig as u64, info.as_ptr() as u64, 0, 0]);
@@ -530,7 +556,7 @@ fn round_call(task: &TaskCtx<'_>, waiter: &Waiter, ns: u64) -> Result<Suspended,
         Ok(round(Sysno::rt_sigtimedwait, [want, info, ts, 8, 0, 0], info))
     };
     match waiter.wait {
-        Wait::Signals => signals(waiter.mask),
+        Wait::Signals | Wait::Take { .. } => signals(waiter.mask),
         Wait::Child { idtype, id, options } => match child_peek(task, idtype, id, options) {
             0 => signals(waiter.mask),
             r => Err(r),
@@ -562,7 +588,7 @@ fn round_result(task: &TaskCtx<'_>, round: &Suspended, raw: i64) -> i64 {
     if raw > 0 && task.mem.read(round.info, &mut info).is_err() {
         return 0;
     }
-    took(task, raw, &info)
+    took(task, raw, &info, round.waiter.wait.taken())
 }
 
 /// Whether a child the wait selects has changed state, without reaping it: 1 if one has, 0

@@ -9,7 +9,11 @@
  *   posix_*     timer_create(CLOCK_MONOTONIC, SIGEV_SIGNAL), interval 20 ms, overrun, gettime
  *   tfd_*       timerfd(CLOCK_MONOTONIC) with a 50 ms interval, waited for with epoll and
  *               read; an absolute CLOCK_REALTIME timerfd read while blocking
- *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer
+ *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer, and the
+ *               time left it writes back
+ *   sigwait_*   a single thread waits to take its own timers' blocked signals: sigwait on an
+ *               itimer's SIGALRM, sigwaitinfo on a POSIX timer's and on a child's SIGCHLD,
+ *               sigtimedwait to its timeout (EAGAIN), and one cut by a handler's signal (EINTR)
  *   fork_*      a forked child has no timers of its parent's (but keeps the timer descriptor)
  *   thread_*    SIGEV_THREAD_ID to a thread that waits with sigwaitinfo
  *   stack_*     a timer's handler on an 8 KiB signal stack
@@ -206,6 +210,69 @@ static void select_cut(void) {
     struct timeval tv = {5, 0};
     int r = select(0, NULL, NULL, NULL, &tv);
     printf("select_result=%d errno=%s hits=%d\n", r, strerror(errno), (int)hits);
+    printf("select_left=%ld.%06ld\n", (long)tv.tv_sec, (long)tv.tv_usec);
+}
+
+static long long ms_since(int64_t start) {
+    return (long long)((ns(CLOCK_MONOTONIC) - start) / 1000000);
+}
+
+static void sigwait_cut(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    struct itimerval it = {.it_interval = {0, 0}, .it_value = {0, 100000}};
+    int64_t start = ns(CLOCK_MONOTONIC);
+    setitimer(ITIMER_REAL, &it, NULL);
+    int sig = 0;
+    int r = sigwait(&set, &sig);
+    printf("sigwait_itimer=%d sig=%d after_ms=%lld\n", r, sig, ms_since(start));
+
+    timer_t timer;
+    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR2};
+    ev.sigev_value.sival_int = 7;
+    timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    struct itimerspec spec = {.it_interval = {0, 0}, .it_value = {0, 50000000}};
+    start = ns(CLOCK_MONOTONIC);
+    timer_settime(timer, 0, &spec, NULL);
+    siginfo_t info;
+    r = sigwaitinfo(&set, &info);
+    printf("sigwait_posix=%d value=%d after_ms=%lld\n", r, info.si_value.sival_int, ms_since(start));
+    timer_delete(timer);
+
+    start = ns(CLOCK_MONOTONIC);
+    pid_t child = fork();
+    if (child == 0) {
+        struct timespec nap = {0, 100000000};
+        nanosleep(&nap, NULL);
+        _exit(3);
+    }
+    r = sigwaitinfo(&set, &info);
+    printf("sigwait_child=%d status=%d after_ms=%lld\n", r, info.si_status, ms_since(start));
+    waitpid(child, NULL, 0);
+
+    struct timespec limit = {0, 50000000};
+    start = ns(CLOCK_MONOTONIC);
+    r = sigtimedwait(&set, &info, &limit);
+    printf("sigwait_timeout=%d errno=%s after_ms=%lld\n", r, strerror(errno), ms_since(start));
+
+    /* SIGALRM unblocked, with a handler: it ends a wait for SIGUSR2 alone. */
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    catch(SIGALRM);
+    hits = 0;
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr2, NULL);
+    struct timespec long_limit = {3, 0};
+    start = ns(CLOCK_MONOTONIC);
+    setitimer(ITIMER_REAL, &it, NULL);
+    r = sigtimedwait(&usr2, &info, &long_limit);
+    printf("sigwait_intr=%d errno=%s hits=%d after_ms=%lld\n", r, strerror(errno), (int)hits, ms_since(start));
+    sigprocmask(SIG_UNBLOCK, &usr2, NULL);
 }
 
 static void forked(void) {
@@ -323,6 +390,7 @@ int main(int argc, char **argv) {
     posix();
     tfd();
     select_cut();
+    sigwait_cut();
     forked();
     thread_id();
     small_stack();
