@@ -142,8 +142,9 @@ fn exec_chain_sh_python_sh_coreutils(mode: Mode) {
     assert_eq!(out.stdout, format!("{}\n", mode.hostname(HOST)), "\n{out}");
 }
 
-/// Another process's command line, environment and program, as `ps`, `pgrep` and
-/// `/proc/PID/*` show them, are the program's: not the runtime's, not its configuration. A
+/// Another process's command line, environment, auxiliary vector and program, as `ps`,
+/// `pgrep` and `/proc/PID/*` show them, are the program's: not the runtime's, not its
+/// configuration. A
 /// script shows as its interpreter running it, as on Linux.
 fn other_processes_show_their_own_command_line(mode: Mode) {
     let dir = cloister_tests::temp_dir("title");
@@ -154,7 +155,9 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
         "sleep 3 & p=$!; {s} x & q=$!; (while :; do sleep 1; done) & f=$!; sleep 0.5; \
          echo \"ps=$(ps -o args= -p $p)\"; \
          echo \"script=$(ps -o args= -p $q)\"; \
-         echo \"cmdline=$(tr '\\0' ' ' < /proc/$p/cmdline | sed 's/ *$//')\"; \
+         echo \"cmdline=$(tr '\\0' '|' < /proc/$p/cmdline)\"; \
+         echo \"blank_env=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c '^$')\"; \
+         echo \"entry=$(od -An -tx8 -w16 /proc/$p/auxv | awk '$1 ~ /^0+9$/ {{ print $2 }}')\"; \
          echo \"config=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c CLOISTER_RT_CONFIG)\"; \
          echo \"path=$(tr '\\0' '\\n' < /proc/$p/environ | grep -c '^PATH=')\"; \
          echo \"exe=$(readlink /proc/$p/exe)\"; \
@@ -167,7 +170,12 @@ fn other_processes_show_their_own_command_line(mode: Mode) {
     let out = mode.command("sh").args(["-c", &text]).output();
     assert_eq!(out.field("ps"), "sleep 3", "\n{out}");
     assert_eq!(out.field("script"), format!("/bin/sh {} x", script.display()), "\n{out}");
-    assert_eq!(out.field("cmdline"), "sleep 3", "\n{out}");
+    // Byte for byte: no empty strings after the program's own.
+    assert_eq!(out.field("cmdline"), "sleep|3|", "\n{out}");
+    assert_eq!(out.field("blank_env"), "0", "\n{out}");
+    // The auxiliary vector is the program's: its entry point is not the runtime's (0x6f...).
+    let entry = out.field("entry");
+    assert!(entry.len() == 16 && !entry.starts_with("00006f"), "AT_ENTRY {entry}\n{out}");
     assert_eq!(out.field("config"), "0", "\n{out}");
     assert_eq!(out.field("path"), "1", "\n{out}");
     // Under ptrace the supervisor resolves another process's `/proc` links in its own view of

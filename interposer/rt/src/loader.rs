@@ -85,6 +85,21 @@ pub struct Image {
     pub end: u64,
     /// `PT_INTERP`'s path, NUL-terminated, if any.
     pub interp: Option<Vec<u8>>,
+    /// Where its code lies (from the lowest executable segment's start to the highest one's
+    /// file end), and its data (likewise for the writable ones; empty at the code's end when
+    /// there are none): what the host shows as the process's `start_code` .. `end_data`.
+    pub code: (u64, u64),
+    /// See [`Image::code`].
+    pub data: (u64, u64),
+}
+
+/// The span of the segments whose protection has `bit`, biased: from the lowest start to the
+/// highest file end, as the host's ELF loader reckons `start_code` and `end_data`.
+fn span_of(segments: &[Segment], bit: u64, bias: u64) -> Option<(u64, u64)> {
+    let mut with = segments.iter().filter(|s| s.prot & bit != 0);
+    let first = with.next()?;
+    let end = with.fold(first.vaddr + first.filesz, |end, s| end.max(s.vaddr + s.filesz));
+    Some((first.vaddr.wrapping_add(bias), end.wrapping_add(bias)))
 }
 
 /// Bytes read at once from the start of a file: the ELF header, the program headers and the
@@ -178,7 +193,12 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
         map_segment(file, s, bias)?;
     }
 
+    let code =
+        span_of(&plan.segments, 4, bias).unwrap_or((plan.lo.wrapping_add(bias), plan.hi.wrapping_add(bias)));
+    let data = span_of(&plan.segments, 2, bias).unwrap_or((code.1, code.1));
     Ok(Image {
+        code,
+        data,
         bias,
         entry: plan.entry.wrapping_add(bias),
         phdr: plan.phdr.map_or(0, |p| p.wrapping_add(bias)),

@@ -56,6 +56,10 @@ pub struct Built {
     pub sp: u64,
     /// The auxiliary vector's bytes, `AT_NULL` included.
     pub auxv: Vec<u8>,
+    /// Where the argument strings lie, back to back: `[start, end)`.
+    pub args: (u64, u64),
+    /// Where the environment strings lie, right after them.
+    pub env: (u64, u64),
 }
 
 impl InitialStack<'_> {
@@ -91,6 +95,11 @@ impl InitialStack<'_> {
         let execfn = put(self.execfn, true);
         let argv: Vec<u64> = self.argv.iter().map(|s| put(s, true)).collect();
         let envp: Vec<u64> = self.envp.iter().map(|s| put(s, true)).collect();
+        // Back to back after AT_EXECFN's string: the arguments, then the environment.
+        let length = |list: &[&[u8]]| list.iter().map(|s| s.len() as u64 + 1).sum::<u64>();
+        let args_start = execfn + self.execfn.len() as u64 + 1;
+        let env_start = args_start + length(self.argv);
+        let env_end = env_start + length(self.envp);
 
         let mut vector: Vec<u64> = Vec::with_capacity(words);
         vector.push(argv.len() as u64);
@@ -111,6 +120,6 @@ impl InitialStack<'_> {
         // SAFETY: [sp, sp + 8 * words) lies below str_base, inside the caller's region.
         unsafe { core::ptr::copy_nonoverlapping(vector.as_ptr(), sp as *mut u64, vector.len()) };
         let auxv = vector[aux_start..].iter().flat_map(|w| w.to_ne_bytes()).collect();
-        Built { sp, auxv }
+        Built { sp, auxv, args: (args_start, env_start), env: (env_start, env_end) }
     }
 }

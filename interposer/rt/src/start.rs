@@ -445,6 +445,9 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `top` is STACK_GAP below this frame, on the process stack, which grows on demand
     // and holds nothing the runtime still needs below that point.
     let built = unsafe { initial.write(top) };
+    // Other processes read the program's strings, not the runtime's (`title.rs`); the break
+    // starts where the kernel's does (`ProcessImage::brk_start`).
+    title::publish(&main, &built, kernel_host::abi::page_up(main.end), sp as u64);
 
     let cmdline = resolved.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
     let trace_fd = config.trace_fd;

@@ -1,11 +1,70 @@
-//! What other processes read of this one: the host shows `/proc/PID/cmdline` and
-//! `/proc/PID/environ` (and so `ps`, `pgrep`, `top`) from the process's own memory, the strings
-//! the host's `execve` laid out for the runtime: `cloister-rt PROGRAM [EXE] ARGV...`, and the
-//! environment with the runtime's configuration in it. Once the program's own stack is built,
-//! [`retitle`] writes the program's arguments and environment over them, padded with NULs, as
-//! programs that retitle themselves do (PostgreSQL's `ps_status.c`, `setproctitle`). The host
-//! returns the whole area, so a raw reader sees the padding as empty strings at the end; `ps`
-//! and `pgrep` drop them. (`/proc/self/...` is the kernel's, served from the process image.)
+//! What other processes read of this one: the host shows `/proc/PID/cmdline`,
+//! `/proc/PID/environ` and `/proc/PID/auxv` (and so `ps`, `pgrep`, `top`) from the process's
+//! own memory and records, which the host's `execve` made for the runtime: `cloister-rt
+//! PROGRAM [EXE] ARGV...`, the environment with the runtime's configuration in it, the
+//! runtime's auxiliary vector. Once the program's own stack is built, [`publish`] points the
+//! host's records at the program's strings and vector there (`prctl(PR_SET_MM, PR_SET_MM_MAP)`,
+//! which needs no privilege as long as the executable's link is left alone), and [`retitle`]
+//! writes the program's arguments and environment over the runtime's strings, padded with NULs,
+//! as programs that retitle themselves do (PostgreSQL's `ps_status.c`, `setproctitle`): no
+//! process reads the configuration after that, and where the host refuses the `prctl` a raw
+//! reader sees the program's strings with empty ones after them, which `ps` and `pgrep` drop.
+//! (`/proc/self/...` is the kernel's, served from the process image.)
+
+use crate::loader::Image;
+use crate::stack::Built;
+use crate::sys;
+
+/// `prctl(2)`'s `PR_SET_MM` and its `PR_SET_MM_MAP`.
+const PR_SET_MM: u64 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+/// The largest auxiliary vector the host keeps (`AT_VECTOR_SIZE` words on x86_64).
+const SAVED_AUXV: usize = 52 * 8;
+
+/// `struct prctl_mm_map`.
+#[repr(C)]
+struct MmMap {
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    auxv: u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+/// Makes the host show the program's arguments, environment and auxiliary vector (`built`,
+/// on its initial stack), the bounds of its code and data (`main`) and a program break at
+/// `brk` (where the kernel's starts) for this process, instead of the runtime's; `stack` is the
+/// stack pointer the host started the runtime with. Whether the host took it.
+pub fn publish(main: &Image, built: &Built, brk: u64, stack: u64) -> bool {
+    let auxv = if built.auxv.len() <= SAVED_AUXV { built.auxv.as_slice() } else { &[] };
+    let map = MmMap {
+        start_code: main.code.0,
+        end_code: main.code.1,
+        start_data: main.data.0,
+        end_data: main.data.1,
+        start_brk: brk,
+        brk,
+        start_stack: stack,
+        arg_start: built.args.0,
+        arg_end: built.args.1,
+        env_start: built.env.0,
+        env_end: built.env.1,
+        auxv: auxv.as_ptr() as u64,
+        auxv_size: auxv.len() as u32,
+        exe_fd: u32::MAX,
+    };
+    let size = core::mem::size_of::<MmMap>() as u64;
+    sys::call(sys::nr::PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, &map as *const MmMap as u64, size]) == 0
+}
 
 /// One area of NUL-terminated strings laid out back to back, as the host's `execve` writes
 /// argv and envp: `None` unless they are.
