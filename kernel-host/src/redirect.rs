@@ -109,19 +109,23 @@ pub struct Rule {
 
 /// The rules for a configuration, sorted by number.
 pub fn rules(config: &Config) -> Vec<Rule> {
-    let mut out: Vec<Rule> = TABLE.iter().filter_map(|e| rule_of(config, e)).collect();
+    let view = !config.mounts.is_empty();
+    let mut out: Vec<Rule> = TABLE.iter().filter_map(|e| rule_of(config, view, e)).collect();
     out.sort_by_key(|r| r.nr);
     out
 }
 
-/// The rule for call number `nr` under `config`, if the filter traps it. The runtime asks in
-/// its signal handler, on whatever stack the program gave it: no list is built nor sorted.
-pub fn rule_for(config: &Config, nr: u32) -> Option<Rule> {
-    TABLE.iter().filter(|e| e.sysno.id() as u32 == nr).find_map(|e| rule_of(config, e))
+/// The rule for call number `nr`, if the filter traps it, under `config` and with a
+/// filesystem view or not (`view`: a runtime's configuration leaves its mount table out, see
+/// [`crate::Kernel::with_view`]). The runtime asks in its signal handler, on whatever stack the
+/// program gave it: no list is built nor sorted.
+pub fn rule_for(config: &Config, view: bool, nr: u32) -> Option<Rule> {
+    TABLE.iter().filter(|e| e.sysno.id() as u32 == nr).find_map(|e| rule_of(config, view, e))
 }
 
-/// The rule a table entry makes under `config`; `None` when the configuration leaves it out.
-fn rule_of(config: &Config, e: &crate::table::Entry) -> Option<Rule> {
+/// The rule a table entry makes under `config` (with a view or not); `None` when the
+/// configuration leaves it out.
+fn rule_of(config: &Config, view: bool, e: &crate::table::Entry) -> Option<Rule> {
     Some(e)
         .filter(|e| match e.when {
             When::Always => true,
@@ -130,18 +134,18 @@ fn rule_of(config: &Config, e: &crate::table::Entry) -> Option<Rule> {
             When::Seed => config.seed.is_some(),
             When::Reproducible => config.reproducible.is_some(),
             When::ReservedFd => config.reserved_fds().next().is_some(),
-            When::View => !config.mounts.is_empty(),
-            When::ReproducibleOrView => config.reproducible.is_some() || !config.mounts.is_empty(),
+            When::View => view,
+            When::ReproducibleOrView => config.reproducible.is_some() || view,
         })
         .map(|e| {
             let test = match e.cond {
                 Cond::Always => ArgTest::Always,
                 Cond::MaskClear(arg, mask) => ArgTest::MaskClear { arg, mask },
-                Cond::MaskClearView(arg, _, view) if !config.mounts.is_empty() => {
-                    if view == 0 || config.reproducible.is_some() {
+                Cond::MaskClearView(arg, _, with_view) if view => {
+                    if with_view == 0 || config.reproducible.is_some() {
                         ArgTest::Always
                     } else {
-                        ArgTest::MaskClear { arg, mask: view }
+                        ArgTest::MaskClear { arg, mask: with_view }
                     }
                 }
                 Cond::MaskClearView(arg, plain, _) => ArgTest::MaskClear { arg, mask: plain },
@@ -265,6 +269,29 @@ mod tests {
 
     fn has(rules: &[Rule], nr: Sysno) -> bool {
         rules.iter().any(|r| r.nr == nr.id() as u32)
+    }
+
+    /// A runtime knows its view apart from its configuration, which comes without the mount
+    /// table: each rule it looks up is the filter's, built from the whole configuration.
+    #[test]
+    fn one_rule_looked_up_is_the_filters() {
+        let mount = crate::config::Mount {
+            guest: "/".into(),
+            kind: crate::config::MountKind::ReadOnly { host: "/".into() },
+        };
+        for repro in [None, Some(crate::config::Reproducible::default())] {
+            let full =
+                Config { mounts: alloc::vec![mount.clone()], reproducible: repro, ..Config::default() };
+            let runtime = full.without_mounts();
+            for rule in rules(&full) {
+                assert_eq!(rule_for(&runtime, true, rule.nr), Some(rule), "{}", rule.nr);
+            }
+            assert_eq!(rule_for(&runtime, true, Sysno::getppid.id() as u32), None);
+            let plain = Config { reproducible: repro, ..Config::default() };
+            for rule in rules(&plain) {
+                assert_eq!(rule_for(&plain, false, rule.nr), Some(rule), "{}", rule.nr);
+            }
+        }
     }
 
     #[test]

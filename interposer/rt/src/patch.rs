@@ -162,8 +162,8 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
 /// filter lets through (`newfstatat` of a descriptor, `close` of a program's descriptor) must
 /// keep going to the host directly: glibc makes `stat`, `lstat` and `fstat` from one site.
 fn trap_test(nr: u32) -> Option<[u8; 16]> {
-    let config = crate::trap::kernel().config();
-    let rule = kernel_host::redirect::rule_for(config, nr)?;
+    let kernel = crate::trap::kernel();
+    let rule = kernel_host::redirect::rule_for(kernel.config(), kernel.vfs().is_some(), nr)?;
     let (kind, arg, operand): (u32, u8, u64) = match rule.test {
         ArgTest::Always => (0, 0, 0),
         ArgTest::MaskClear { arg, mask } => (1, arg, mask),
