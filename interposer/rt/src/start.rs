@@ -447,7 +447,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let built = unsafe { initial.write(top) };
     // Other processes read the program's strings, not the runtime's (`title.rs`); the break
     // starts where the kernel's does (`ProcessImage::brk_start`).
-    title::publish(&main, &built, kernel_host::abi::page_up(main.end), sp as u64);
+    title::publish(&main, &built, kernel_host::abi::page_up(main.end));
 
     let cmdline = resolved.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
     let trace_fd = config.trace_fd;

@@ -42,9 +42,9 @@ struct MmMap {
 
 /// Makes the host show the program's arguments, environment and auxiliary vector (`built`,
 /// on its initial stack), the bounds of its code and data (`main`) and a program break at
-/// `brk` (where the kernel's starts) for this process, instead of the runtime's; `stack` is the
-/// stack pointer the host started the runtime with. Whether the host took it.
-pub fn publish(main: &Image, built: &Built, brk: u64, stack: u64) -> bool {
+/// `brk` (where the kernel's starts) for this process, instead of the runtime's. Whether the
+/// host took it.
+pub fn publish(main: &Image, built: &Built, brk: u64) -> bool {
     let auxv = if built.auxv.len() <= SAVED_AUXV { built.auxv.as_slice() } else { &[] };
     let map = MmMap {
         start_code: main.code.0,
@@ -53,7 +53,7 @@ pub fn publish(main: &Image, built: &Built, brk: u64, stack: u64) -> bool {
         end_data: main.data.1,
         start_brk: brk,
         brk,
-        start_stack: stack,
+        start_stack: built.sp,
         arg_start: built.args.0,
         arg_end: built.args.1,
         env_start: built.env.0,

@@ -25,6 +25,8 @@ const SIGVTALRM: u32 = 26;
 const SIGPROF: u32 = 27;
 /// `si_code` of a signal the kernel sends (interval timers).
 const SI_KERNEL: i32 = 0x80;
+/// `si_code` of `rt_sigqueueinfo`'s own signals: what a thread other than the main one may send.
+const SI_QUEUE: i32 = -1;
 /// `si_code` of a POSIX timer's signal.
 const SI_TIMER: i32 = -2;
 const SIGEV_SIGNAL: i32 = 0;
@@ -89,12 +91,22 @@ fn deliver(task: &TaskCtx<'_>, t: &mut Timer, n: u64) -> bool {
         info[8..12].copy_from_slice(&SI_KERNEL.to_ne_bytes());
     }
     let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
-    let info = info.as_ptr() as u64;
     match thread {
-        Some(tid) => {
-            task.host_call(Sysno::rt_tgsigqueueinfo, [pid, u64::from(tid), u64::from(sig), info, 0, 0])
+        Some(tid) => task.host_call(
+            Sysno::rt_tgsigqueueinfo,
+            [pid, u64::from(tid), u64::from(sig), info.as_ptr() as u64, 0, 0],
+        ),
+        None => {
+            let r =
+                task.host_call(Sysno::rt_sigqueueinfo, [pid, u64::from(sig), info.as_ptr() as u64, 0, 0, 0]);
+            // Linux lets only the process's main thread send a kernel's code (`SI_KERNEL`): from
+            // another, the signal goes as `SI_QUEUE`, the rest of its `siginfo_t` the same.
+            if r == Errno::EPERM.ret() {
+                info[8..12].copy_from_slice(&SI_QUEUE.to_ne_bytes());
+                task.host_call(Sysno::rt_sigqueueinfo, [pid, u64::from(sig), info.as_ptr() as u64, 0, 0, 0]);
+            }
+            r
         }
-        None => task.host_call(Sysno::rt_sigqueueinfo, [pid, u64::from(sig), info, 0, 0, 0]),
     };
     true
 }

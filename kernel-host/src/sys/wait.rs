@@ -192,8 +192,8 @@ fn cut(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, timeout: Option<u64>, mask: u
 /// wait to take one of the signals of `set`, which the program blocks, and which its own
 /// timers may send on the virtual clock. A wait that a timer expires in runs in rounds
 /// (`wake.rs`); when the signal it waits for (or one it does not block) is pending, the host
-/// takes it (or runs the handler: `EINTR`) at once. A timeout advances the clock as sleeps do;
-/// it ends the wait with `EAGAIN`.
+/// takes it (or runs the handler: `EINTR`) at once; one a round of the wait took ends it
+/// there. A timeout advances the clock as sleeps do; it ends the wait with `EAGAIN`.
 pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     // Unreadable arguments, or a set of another size: the host says what is wrong.
@@ -208,7 +208,10 @@ pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
         return Disposition::Host(*call);
     }
     let deadline = timeout.map(|t| v.after(t));
-    match wake::until(k, task, Wait::Take { set }, deadline, task.sigmask & !set) {
+    // Linux discards a signal of `set` that the program neither blocks nor handles: only the
+    // blocked ones are taken whatever their action.
+    let wait = Wait::Take { set: set & task.sigmask, info: call.args[1] };
+    match wake::until(k, task, wait, deadline, task.sigmask & !set) {
         Some(Woken::TimedOut) => return Disposition::Return(Errno::EAGAIN.ret()),
         Some(Woken::Later) => return Disposition::Return(0),
         Some(Woken::Ready(r)) => return Disposition::Return(r),
@@ -376,7 +379,7 @@ pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     if let Some(d) = cut_select(k, task, wait, tv, true, task.sigmask) {
         return d;
     }
-    select_timeout(k, task, call, 4, true)
+    pair(k, task, call, 4, true)
 }
 
 /// A `select`-family wait that a timer cuts ([`cut`]), with the time left written into its
@@ -406,28 +409,6 @@ fn cut_select(
     Some(d)
 }
 
-/// The timeout at argument `arg` of a `select`-family wait that no timer cuts ([`pair`]). With
-/// `--fast-sleep` the host waits with the program's own timeout set to zero, so that one that
-/// times out is left zero, as Linux leaves it.
-fn select_timeout(
-    k: &Kernel,
-    task: &mut TaskCtx<'_>,
-    call: &Syscall,
-    arg: usize,
-    micros: bool,
-) -> Disposition {
-    if let Some(v) = k.clock.virtual_clock().filter(|v| v.fast_sleep()) {
-        if let Some(Some(t)) = pair_timeout(task, call.args[arg], micros).filter(|t| t.is_some_and(|t| t > 0))
-        {
-            return match task.mem.write(call.args[arg], &[0u8; 16]) {
-                Ok(()) => timed(v, task, *call, t, 0, |_, _| Ok(())),
-                Err(e) => Disposition::Return(e.ret()),
-            };
-        }
-    }
-    pair(k, task, call, arg, micros)
-}
-
 /// `pselect6(nfds, r, w, e, timespec, sigmask)`.
 pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [nfds, r, w, e, ts, data] = call.args;
@@ -440,7 +421,7 @@ pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     if let Some(d) = mask.and_then(|m| cut_select(k, task, wait, ts, false, m)) {
         return d;
     }
-    with_mask(task, call, strip_pselect_mask, |t, c| select_timeout(k, t, c, 4, false))
+    with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
 }
 
 /// `waitid`'s `idtype`s.

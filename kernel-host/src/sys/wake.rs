@@ -63,10 +63,14 @@ pub enum Wait {
     Signals,
     /// A signal of `set`, which the program blocks and waits to take (`rt_sigtimedwait`), or
     /// one it does not block. Those of `set` end the wait even when their action is to do
-    /// nothing: they are what it waits for.
+    /// nothing: they are what it waits for. A round that takes one ends the wait with it (its
+    /// `siginfo_t` written to `info`), as the program's own call would have: put back, it would
+    /// queue behind later ones of its kind.
     Take {
-        /// The signals waited for.
+        /// The signals waited for (and blocked).
         set: u64,
+        /// The program's `siginfo_t` (0: none).
+        info: u64,
     },
     /// `poll(fds, nfds)`.
     Poll {
@@ -109,7 +113,7 @@ impl Wait {
     /// The signals it waits to take whatever their action ([`Wait::Take`]).
     fn taken(self) -> u64 {
         match self {
-            Wait::Take { set } => set,
+            Wait::Take { set, .. } => set,
             _ => 0,
         }
     }
@@ -494,7 +498,7 @@ fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
             let mut info = [0u8; 128];
             let args = [&want as *const u64 as u64, info.as_mut_ptr() as u64, ts, 8, 0, 0];
             let sig = task.host_call(Sysno::rt_sigtimedwait, args);
-            took(task, sig, &info, wait.taken())
+            took(task, sig, &info, wait)
         }
         Wait::Poll { fds, nfds } => task.host_call(Sysno::ppoll, [fds, nfds, ts, 0, 8, 0]),
         Wait::Select { nfds, sets } => {
@@ -520,13 +524,22 @@ fn host_wait(task: &TaskCtx<'_>, wait: Wait, ns: u64, mask: u64) -> i64 {
 }
 
 /// What a wait for signals makes of `sig`, the result of its `rt_sigtimedwait` with `info`:
-/// nothing came (0), or it ends the round ([`SIGNALLED`]) with the signal put back, unless the
-/// program ignores it and does not wait to take it (`taken`).
-fn took(task: &TaskCtx<'_>, sig: i64, info: &[u8; 128], taken: u64) -> i64 {
+/// nothing came (0); the signal a [`Wait::Take`] waits for, which ends it (`sig`, its
+/// `siginfo_t` given to the program); or the end of the round ([`SIGNALLED`]) with the signal
+/// put back, unless the program ignores it.
+fn took(task: &TaskCtx<'_>, sig: i64, info: &[u8; 128], wait: Wait) -> i64 {
     if sig <= 0 {
         return 0;
     }
-    if taken & (1u64 << ((sig as u32 - 1) & 63)) != 0 || !ignored(task, sig as u32) {
+    if let Wait::Take { set, info: to } = wait {
+        if set & crate::abi::sigbit(sig as u32) != 0 {
+            if to != 0 && task.mem.write(to, info).is_err() {
+                return Errno::EFAULT.ret();
+            }
+            return sig;
+        }
+    }
+    if !ignored(task, sig as u32) {
         let pid = task.host_call(Sysno::getpid, [0; 6]) as u64;
         let tid = u64::from(task.tid());
         task.host_call(Sysno::rt_tgsigqueueinfo, [pid, tid, sig as u64, info.as_ptr() as u64, 0, 0]);
@@ -588,7 +601,7 @@ fn round_result(task: &TaskCtx<'_>, round: &Suspended, raw: i64) -> i64 {
     if raw > 0 && task.mem.read(round.info, &mut info).is_err() {
         return 0;
     }
-    took(task, raw, &info, round.waiter.wait.taken())
+    took(task, raw, &info, round.waiter.wait)
 }
 
 /// Whether a child the wait selects has changed state, without reaping it: 1 if one has, 0

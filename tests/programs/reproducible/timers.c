@@ -13,7 +13,8 @@
  *               time left it writes back
  *   sigwait_*   a single thread waits to take its own timers' blocked signals: sigwait on an
  *               itimer's SIGALRM, sigwaitinfo on a POSIX timer's and on a child's SIGCHLD,
- *               sigtimedwait to its timeout (EAGAIN), and one cut by a handler's signal (EINTR)
+ *               sigtimedwait to its timeout (EAGAIN), sigwait in a thread while the main one
+ *               joins it, and one cut by a handler's signal (EINTR)
  *   fork_*      a forked child has no timers of its parent's (but keeps the timer descriptor)
  *   thread_*    SIGEV_THREAD_ID to a thread that waits with sigwaitinfo
  *   stack_*     a timer's handler on an 8 KiB signal stack
@@ -217,6 +218,17 @@ static long long ms_since(int64_t start) {
     return (long long)((ns(CLOCK_MONOTONIC) - start) / 1000000);
 }
 
+/* Takes the process's SIGALRM in a thread other than the main one, which only joins it: the
+ * timer fires from this thread, which Linux lets send no kernel's signal code. */
+static void *alarm_taker(void *arg) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    int sig = 0;
+    *(int *)arg = sigwait(&set, &sig) == 0 ? sig : -1;
+    return NULL;
+}
+
 static void sigwait_cut(void) {
     sigset_t set;
     sigemptyset(&set);
@@ -258,6 +270,14 @@ static void sigwait_cut(void) {
     start = ns(CLOCK_MONOTONIC);
     r = sigtimedwait(&set, &info, &limit);
     printf("sigwait_timeout=%d errno=%s after_ms=%lld\n", r, strerror(errno), ms_since(start));
+
+    int taken = 0;
+    pthread_t taker;
+    start = ns(CLOCK_MONOTONIC);
+    setitimer(ITIMER_REAL, &it, NULL);
+    pthread_create(&taker, NULL, alarm_taker, &taken);
+    pthread_join(taker, NULL);
+    printf("sigwait_thread=%d after_ms=%lld\n", taken, ms_since(start));
 
     /* SIGALRM unblocked, with a handler: it ends a wait for SIGUSR2 alone. */
     sigprocmask(SIG_UNBLOCK, &set, NULL);
