@@ -423,6 +423,7 @@ fn c_timers_fire_on_the_virtual_clock() {
         "\n{out}"
     );
     assert_eq!(out.field("sigwait_thread"), "14 after_ms=100", "sigwait in another thread\n{out}");
+    assert_eq!(out.field("sigwait_handled"), "10 value=9 hits=0 after_ms=50", "taken, not handled\n{out}");
     assert_eq!(out.field("sigwait_intr"), "-1 errno=Interrupted system call hits=1 after_ms=100", "\n{out}");
     assert_eq!(out.field("fork_child_alarm"), "0 fork_child_tfd=8/1", "what a forked child keeps\n{out}");
     assert_eq!(out.field("fork_parent_alarm"), "100", "\n{out}");

@@ -208,9 +208,12 @@ pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
         return Disposition::Host(*call);
     }
     let deadline = timeout.map(|t| v.after(t));
-    // Linux discards a signal of `set` that the program neither blocks nor handles: only the
-    // blocked ones are taken whatever their action.
-    let wait = Wait::Take { set: set & task.sigmask, info: call.args[1] };
+    // Linux discards a signal of `set` that the program neither blocks nor handles; every other
+    // one of `set` is taken, not delivered to a handler.
+    let discarded = (1..=64u32)
+        .filter(|&sig| set & !task.sigmask & crate::abi::sigbit(sig) != 0 && wake::ignored(task, sig))
+        .fold(0, |bits, sig| bits | crate::abi::sigbit(sig));
+    let wait = Wait::Take { set: set & !discarded, info: call.args[1] };
     match wake::until(k, task, wait, deadline, task.sigmask & !set) {
         Some(Woken::TimedOut) => return Disposition::Return(Errno::EAGAIN.ret()),
         Some(Woken::Later) => return Disposition::Return(0),
@@ -224,20 +227,24 @@ pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
     }
 }
 
-/// The end of a `rt_sigtimedwait` that a signal ended: one of `set` is pending, which the host
-/// takes at once (the call made with a zero timeout), or one the program does not block, which
-/// runs its handler as the call returns `EINTR`, as on Linux.
+/// The end of a `rt_sigtimedwait` that a signal ended: one of `set` is pending, which is taken
+/// here, or one the program does not block, which runs its handler as the call returns `EINTR`,
+/// as on Linux. Taken here and not by the program's own call: that would run with the program's
+/// mask back, and a signal of `set` it does not block would reach its handler first.
 fn take_pending(task: &mut TaskCtx<'_>, call: &Syscall, set: u64) -> Disposition {
-    let mut pending = 0u64;
-    task.host_call(syscalls::Sysno::rt_sigpending, [&mut pending as *mut u64 as u64, 8, 0, 0, 0, 0]);
-    if pending & set == 0 {
+    let mut info = [0u8; 128];
+    let zero = [0u8; 16];
+    let look = [&set as *const u64 as u64, info.as_mut_ptr() as u64, zero.as_ptr() as u64, 8, 0, 0];
+    let sig = task.host_call(syscalls::Sysno::rt_sigtimedwait, look);
+    if sig <= 0 {
         return Disposition::Return(Errno::EINTR.ret());
     }
-    let mut host = *call;
-    match zero_pair(2)(task, &mut host) {
-        Ok(()) => Disposition::Host(host),
-        Err(e) => Disposition::Return(e.ret()),
+    if call.args[1] != 0 {
+        if let Err(e) = task.mem.write(call.args[1], &info) {
+            return Disposition::Return(e.ret());
+        }
     }
+    Disposition::Return(sig)
 }
 
 /// A millisecond timeout (negative: forever).

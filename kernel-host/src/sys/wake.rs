@@ -437,7 +437,7 @@ pub fn interrupts(task: &TaskCtx<'_>, mask: u64) -> bool {
 }
 
 /// Whether the program ignores `sig` (`SIG_IGN`, or the default action of doing nothing).
-fn ignored(task: &TaskCtx<'_>, sig: u32) -> bool {
+pub(super) fn ignored(task: &TaskCtx<'_>, sig: u32) -> bool {
     let mut act = [0u8; 32];
     if task.host_call(Sysno::rt_sigaction, [u64::from(sig), 0, act.as_mut_ptr() as u64, 8, 0, 0]) < 0 {
         return false;

@@ -14,7 +14,8 @@
  *   sigwait_*   a single thread waits to take its own timers' blocked signals: sigwait on an
  *               itimer's SIGALRM, sigwaitinfo on a POSIX timer's and on a child's SIGCHLD,
  *               sigtimedwait to its timeout (EAGAIN), sigwait in a thread while the main one
- *               joins it, and one cut by a handler's signal (EINTR)
+ *               joins it, a waited-for signal that has a handler (taken, not handled), and
+ *               one cut by a handler's signal (EINTR)
  *   fork_*      a forked child has no timers of its parent's (but keeps the timer descriptor)
  *   thread_*    SIGEV_THREAD_ID to a thread that waits with sigwaitinfo
  *   stack_*     a timer's handler on an 8 KiB signal stack
@@ -278,6 +279,23 @@ static void sigwait_cut(void) {
     pthread_create(&taker, NULL, alarm_taker, &taken);
     pthread_join(taker, NULL);
     printf("sigwait_thread=%d after_ms=%lld\n", taken, ms_since(start));
+
+    /* SIGUSR1 handled and not blocked, but waited for: the wait takes it, no handler runs. */
+    catch(SIGUSR1);
+    hits = 0;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ev.sigev_signo = SIGUSR1;
+    ev.sigev_value.sival_int = 9;
+    timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    struct timespec wait_limit = {3, 0};
+    start = ns(CLOCK_MONOTONIC);
+    timer_settime(timer, 0, &spec, NULL);
+    r = sigtimedwait(&usr1, &info, &wait_limit);
+    printf("sigwait_handled=%d value=%d hits=%d after_ms=%lld\n", r, info.si_value.sival_int, (int)hits,
+           ms_since(start));
+    timer_delete(timer);
 
     /* SIGALRM unblocked, with a handler: it ends a wait for SIGUSR2 alone. */
     sigprocmask(SIG_UNBLOCK, &set, NULL);
