@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cloister_tests::{backend_args, cloister_bin, gcc_build, temp_dir, write_file, PYTHON3};
@@ -41,6 +41,16 @@ fn python(dir: &Path, args: &[&str], script: &str, stdin: Stdio) -> String {
     stdout
 }
 
+/// A scratch directory `name` holding `sub/f` (mode 0644): the directory, `sub` and the file.
+fn host_file_in_subdirectory(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let sub = dir.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let file = sub.join("f");
+    write_file(&file, "host\n", 0o644);
+    (dir, sub, file)
+}
+
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
@@ -65,11 +75,7 @@ fn fchmod_of_a_redirected_standard_stream_leaves_the_host_file() {
 /// and must be through a descriptor too.
 #[test]
 fn fchmod_through_a_read_only_mount_inside_a_writable_one_is_refused() {
-    let dir = temp_dir("fd-ro-in-rw");
-    let sub = dir.join("sub");
-    fs::create_dir_all(&sub).unwrap();
-    let file = sub.join("f");
-    write_file(&file, "host\n", 0o644);
+    let (dir, sub, file) = host_file_in_subdirectory("fd-ro-in-rw");
     let script = format!(
         "import os\n\
         fd = os.open('{}', os.O_RDONLY)\n\
@@ -89,11 +95,7 @@ fn fchmod_through_a_read_only_mount_inside_a_writable_one_is_refused() {
 /// descriptor of a lower file must change the upper copy, not the host's file.
 #[test]
 fn fchmod_of_an_overlays_lower_file_inside_a_writable_mount_copies_up() {
-    let dir = temp_dir("fd-overlay-in-rw");
-    let sub = dir.join("sub");
-    fs::create_dir_all(&sub).unwrap();
-    let file = sub.join("f");
-    write_file(&file, "host\n", 0o644);
+    let (dir, sub, file) = host_file_in_subdirectory("fd-overlay-in-rw");
     let script = "import os\n\
         fd = os.open('/ov/f', os.O_RDONLY)\n\
         os.fchmod(fd, 0o600)\n\

@@ -42,9 +42,9 @@ struct MmMap {
 
 /// Makes the host show the program's arguments, environment and auxiliary vector (`built`,
 /// on its initial stack), the bounds of its code and data (`main`) and a program break at
-/// `brk` (where the kernel's starts) for this process, instead of the runtime's. Whether the
-/// host took it.
-pub fn publish(main: &Image, built: &Built, brk: u64) -> bool {
+/// `brk` (where the kernel's starts) for this process, instead of the runtime's. Where the host
+/// refuses it, [`retitle`]'s padding is what other processes see.
+pub fn publish(main: &Image, built: &Built, brk: u64) {
     let auxv = if built.auxv.len() <= SAVED_AUXV { built.auxv.as_slice() } else { &[] };
     let map = MmMap {
         start_code: main.code.0,
@@ -63,7 +63,7 @@ pub fn publish(main: &Image, built: &Built, brk: u64) -> bool {
         exe_fd: u32::MAX,
     };
     let size = core::mem::size_of::<MmMap>() as u64;
-    sys::call(sys::nr::PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, &map as *const MmMap as u64, size]) == 0
+    sys::call(sys::nr::PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, &map as *const MmMap as u64, size]);
 }
 
 /// One area of NUL-terminated strings laid out back to back, as the host's `execve` writes
