@@ -8,8 +8,9 @@ use kernel_host::sync::SpinLock;
 
 use crate::sys;
 
-/// Size classes: 16, 32, ..., 4096 bytes.
-const CLASSES: usize = 9;
+/// Size classes: 16, 32, ..., 16384 bytes. (A start-up grows a few vectors past 4 KiB: as
+/// blocks of their own, each would cost an `mmap` and a `munmap` in every image.)
+const CLASSES: usize = 11;
 const MIN_SHIFT: usize = 4;
 /// Blocks above the largest class are mapped on their own.
 const MAX_SMALL: usize = 1 << (MIN_SHIFT + CLASSES - 1);
@@ -24,7 +25,19 @@ struct State {
     free: [*mut u8; CLASSES],
     bump: *mut u8,
     bump_end: *mut u8,
+    /// Whether [`FIRST_CHUNK`] is handed out already.
+    first_taken: bool,
 }
+
+/// The first chunk, in the runtime's own zero-filled data: the host's exec maps it with the
+/// image, so a start-up that stays within it makes no `mmap` for its heap.
+#[repr(align(16))]
+struct Chunk(core::cell::UnsafeCell<[u8; CHUNK]>);
+
+// SAFETY: the chunk is only reached through `State`, under the heap's lock.
+unsafe impl Sync for Chunk {}
+
+static FIRST_CHUNK: Chunk = Chunk(core::cell::UnsafeCell::new([0; CHUNK]));
 
 /// The global allocator.
 pub struct Heap {
@@ -44,6 +57,7 @@ impl Heap {
                 free: [ptr::null_mut(); CLASSES],
                 bump: ptr::null_mut(),
                 bump_end: ptr::null_mut(),
+                first_taken: false,
             }),
         }
     }
@@ -88,8 +102,14 @@ impl Heap {
         let mut at = s.bump as usize;
         at = (at + align - 1) & !(align - 1);
         if s.bump.is_null() || at + size > s.bump_end as usize {
-            let Some(chunk) = sys::mmap_anon(CHUNK) else {
-                return (ptr::null_mut(), false);
+            let chunk = if s.first_taken {
+                let Some(chunk) = sys::mmap_anon(CHUNK) else {
+                    return (ptr::null_mut(), false);
+                };
+                chunk
+            } else {
+                s.first_taken = true;
+                FIRST_CHUNK.0.get() as *mut u8
             };
             s.bump_end = chunk.wrapping_add(CHUNK);
             at = chunk as usize;

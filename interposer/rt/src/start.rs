@@ -104,18 +104,14 @@ unsafe fn read_host_stack(sp: *const u64) -> HostStack {
     unsafe {
         let argc = *sp as usize;
         let argv = (0..argc).map(|i| cstr(*sp.add(1 + i) as *const u8)).collect();
-        let mut p = sp.add(argc + 2);
-        let mut envp = Vec::new();
-        while *p != 0 {
-            envp.push(cstr(*p as *const u8));
-            p = p.add(1);
-        }
-        p = p.add(1);
-        let mut auxv = Vec::new();
-        while *p != 0 {
-            auxv.push((*p, *p.add(1)));
-            p = p.add(2);
-        }
+        // Counted first, so that each list is one block of the heap rather than a trail of
+        // outgrown ones.
+        let env_at = sp.add(argc + 2);
+        let envc = (0..).take_while(|&i| *env_at.add(i) != 0).count();
+        let envp = (0..envc).map(|i| cstr(*env_at.add(i) as *const u8)).collect();
+        let aux_at = env_at.add(envc + 1);
+        let auxc = (0..).take_while(|&i| *aux_at.add(2 * i) != 0).count();
+        let auxv = (0..auxc).map(|i| (*aux_at.add(2 * i), *aux_at.add(2 * i + 1))).collect();
         HostStack { argv, envp, auxv }
     }
 }
@@ -281,6 +277,17 @@ fn map_shared(fd: i32) -> &'static Shared {
     shared
 }
 
+/// The strings, each followed by a NUL, in one block sized at once (as `/proc/PID/cmdline` and
+/// `environ` show them).
+fn nul_joined<S: AsRef<[u8]>>(strings: &[S]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(strings.iter().map(|s| s.as_ref().len() + 1).sum());
+    for s in strings {
+        out.extend_from_slice(s.as_ref());
+        out.push(0);
+    }
+    out
+}
+
 /// The configuration from [`Config::ENV`], its mount table, and that table as it came encoded
 /// (for the next exec to pass on): the table is the bulk of it, and decoding it once into the
 /// view's own form saves every exec a copy of it.
@@ -294,18 +301,13 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let host = unsafe { read_host_stack(sp) };
     let prefix = alloc::format!("{}=", Config::ENV);
     let mut config = None;
-    let envp: Vec<&[u8]> = host
-        .envp
-        .iter()
-        .filter(|e| match e.strip_prefix(prefix.as_bytes()) {
-            Some(value) => {
-                config = Some(core::str::from_utf8(value).ok().and_then(decode_config));
-                false
-            }
-            None => true,
-        })
-        .copied()
-        .collect();
+    let mut envp: Vec<&[u8]> = Vec::with_capacity(host.envp.len());
+    for &e in &host.envp {
+        match e.strip_prefix(prefix.as_bytes()) {
+            Some(value) => config = Some(core::str::from_utf8(value).ok().and_then(decode_config)),
+            None => envp.push(e),
+        }
+    }
     let (mut config, mounts, mounts_encoded) = match config {
         Some(Some(c)) => c,
         Some(None) => {
@@ -449,9 +451,9 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     // starts where the kernel's does (`ProcessImage::brk_start`).
     title::publish(&main, &built, kernel_host::abi::page_up(main.end));
 
-    let cmdline = resolved.argv.iter().flat_map(|a| a.iter().copied().chain([0])).collect();
+    let cmdline = nul_joined(&resolved.argv);
     let trace_fd = config.trace_fd;
-    let environ = envp.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
+    let environ = nul_joined(&envp);
     let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
     let kernel: &'static Kernel =
         Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view, Some(mounts_encoded))));
