@@ -425,6 +425,11 @@ fn c_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("sigwait_thread"), "14 after_ms=100", "sigwait in another thread\n{out}");
     assert_eq!(out.field("sigwait_handled"), "10 value=9 hits=0 after_ms=50", "taken, not handled\n{out}");
     assert_eq!(out.field("sigwait_intr"), "-1 errno=Interrupted system call hits=1 after_ms=100", "\n{out}");
+    assert_eq!(
+        out.field("sigwait_other"),
+        "0 value=5 after_ms=200 alarm_left=100",
+        "a wait for another thread's signal does not jump to a blocked alarm's expiry\n{out}"
+    );
     assert_eq!(out.field("fork_child_alarm"), "0 fork_child_tfd=8/1", "what a forked child keeps\n{out}");
     assert_eq!(out.field("fork_parent_alarm"), "100", "\n{out}");
     assert_eq!(out.field("thread_create"), "0 value=4242", "SIGEV_THREAD_ID\n{out}");

@@ -242,6 +242,14 @@ impl Timers {
         }
     }
 
+    /// The earliest expiry of the armed timers whose notification `ends` accepts (timer
+    /// descriptors' timers, which notify no one but their descriptor, are not among them).
+    pub fn next_expiry_of(&self, ends: impl Fn(Notify) -> bool) -> Option<u64> {
+        let armed: alloc::vec::Vec<(u64, Notify)> =
+            self.table.lock().iter().filter(|t| t.slot.armed()).map(|t| (t.slot.expiry, t.notify)).collect();
+        armed.into_iter().filter(|&(_, n)| ends(n)).map(|(e, _)| e).min()
+    }
+
     /// Whether the process has any timer, armed or not.
     pub fn any(&self) -> bool {
         !self.table.lock().is_empty()

@@ -39,6 +39,7 @@ use crate::errno::Errno;
 use crate::kernel::Kernel;
 use crate::task::TaskCtx;
 use crate::time::TimePair;
+use crate::timer::Notify;
 use syscalls::Sysno;
 
 /// Expiries and signals one wait may pass before it is handed to the host.
@@ -297,7 +298,7 @@ impl Waiter {
         if (fired || k.timers.any()) && pending_signal(task, mask, wait.taken()) {
             return Err(Some(Woken::Signalled));
         }
-        let first = k.timers.next_expiry();
+        let first = cutting_expiry(k, task, wait, deadline, mask);
         if !fired && first.is_none_or(|e| deadline.is_some_and(|d| e > d)) {
             return Err(None);
         }
@@ -331,7 +332,7 @@ impl Waiter {
         if self.events >= MAX_ROUNDS {
             return Err(Woken::HandOff);
         }
-        let target = match (k.timers.next_expiry(), self.deadline) {
+        let target = match (cutting_expiry(k, task, self.wait, self.deadline, self.mask), self.deadline) {
             (Some(e), Some(d)) => e.min(d),
             (Some(e), None) => e,
             (None, Some(d)) => d,
@@ -394,6 +395,35 @@ impl Waiter {
         }
         None
     }
+}
+
+/// The expiry the wait's next round runs to: the earliest armed timer's. Under fast sleeps a
+/// wait for signals alone, with no deadline of its own, jumps the clock only to a timer whose
+/// signal can end it (one it takes, or one `mask` lets through that is not ignored): jumping
+/// to an alarm the program blocks and does not wait for, while it waits for another thread's
+/// signal, would put the clock ahead of that thread by the alarm's whole delay. Such a timer
+/// fires when the clock reaches it otherwise.
+fn cutting_expiry(
+    k: &Kernel,
+    task: &TaskCtx<'_>,
+    wait: Wait,
+    deadline: Option<u64>,
+    mask: u64,
+) -> Option<u64> {
+    let fast = k.clock.virtual_clock().is_some_and(|v| v.fast_sleep());
+    if !(fast && deadline.is_none() && wait.for_signals()) {
+        return k.timers.next_expiry();
+    }
+    let tid = task.tid();
+    let ends = |sig: u32| {
+        let bit = 1u64.checked_shl(sig.wrapping_sub(1)).unwrap_or(0);
+        bit != 0 && (wait.taken() & bit != 0 || (mask & bit == 0 && !ignored(task, sig)))
+    };
+    k.timers.next_expiry_of(|notify| match notify {
+        Notify::Process(sig) => ends(sig),
+        Notify::Thread(to, sig) => to == tid && ends(sig),
+        Notify::Nothing | Notify::Fd => false,
+    })
 }
 
 /// Whether a signal that `mask` lets through, and that would do something or is one of

@@ -313,6 +313,41 @@ static void sigwait_cut(void) {
     sigprocmask(SIG_UNBLOCK, &usr2, NULL);
 }
 
+static pthread_t waiting_main;
+
+static void *rt_sender(void *arg) {
+    (void)arg;
+    struct timespec d = {0, 200000000};
+    nanosleep(&d, NULL);
+    union sigval v = {.sival_int = 5};
+    pthread_sigqueue(waiting_main, SIGRTMIN, v);
+    return NULL;
+}
+
+/* A wait for another thread's signal while an alarm far off is blocked and not waited for:
+   the alarm cannot end the wait, so the clock must not jump to it (it moves by the sender's
+   200 ms sleep alone). */
+static void sigwait_other(void) {
+    sigset_t set, blocked;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN);
+    blocked = set;
+    sigaddset(&blocked, SIGALRM);
+    sigprocmask(SIG_BLOCK, &blocked, NULL);
+    alarm(100);
+    waiting_main = pthread_self();
+    int64_t start = ns(CLOCK_MONOTONIC);
+    pthread_t sender;
+    pthread_create(&sender, NULL, rt_sender, NULL);
+    siginfo_t info;
+    int r = sigwaitinfo(&set, &info);
+    long long after = ms_since(start);
+    pthread_join(sender, NULL);
+    printf("sigwait_other=%d value=%d after_ms=%lld alarm_left=%u\n", r - SIGRTMIN, info.si_value.sival_int, after,
+           alarm(0));
+    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+}
+
 static void forked(void) {
     alarm(100);
     int fd = timerfd_create(CLOCK_MONOTONIC, 0);
@@ -429,6 +464,7 @@ int main(int argc, char **argv) {
     tfd();
     select_cut();
     sigwait_cut();
+    sigwait_other();
     forked();
     thread_id();
     small_stack();
