@@ -348,6 +348,40 @@ fn a_size_limited_layer_is_kept_and_applies() {
     assert_eq!(fs::metadata(lower.join("sparse")).unwrap().len(), (256 << 20) + 4);
 }
 
+/// Names and symlink targets that are not UTF-8 (a Latin-1 `café`), and a name with a
+/// backslash, go through the report and `apply` byte for byte; a host entry with such a name
+/// that the program deleted is deleted.
+#[test]
+fn names_that_are_not_utf8_are_kept_and_applied() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let lower = temp_dir("latin1-lower");
+    let old = lower.join(OsStr::from_bytes(b"old-\xe9t\xe9"));
+    write_file(&old, "gone\n", 0o644);
+    let dir = temp_dir("latin1-kept").join("run");
+    let overlay = format!("{}:/g", s(&lower));
+    let script = "n=$(printf 'caf\\351'); echo latin > \"/g/$n\" && ln -s \"$n\" \"/g/to-$n\" && \
+                  echo slash > '/g/back\\slash' && rm /g/old-*";
+    let (out, _) = run_in_view(&["--overlay", &overlay, "--changes", s(&dir)], script);
+    out.success();
+    assert!(out.stderr.contains("3 created, 0 modified, 1 deleted"), "\n{out}");
+    let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
+    assert!(manifest.contains(r#""/g/caf\\xe9""#), "{manifest}");
+    assert!(manifest.contains(r#""/g/back\\\\slash""#), "{manifest}");
+    let shown = cloister(&["changes", "show", s(&dir)]);
+    shown.success();
+    assert!(shown.stdout.contains("caf\\xe9"), "\n{shown}");
+
+    let applied = cloister(&["changes", "apply", s(&dir)]);
+    applied.success();
+    let cafe = lower.join(OsStr::from_bytes(b"caf\xe9"));
+    assert_eq!(fs::read_to_string(&cafe).unwrap(), "latin\n", "\n{applied}");
+    let link = fs::read_link(lower.join(OsStr::from_bytes(b"to-caf\xe9"))).unwrap();
+    assert_eq!(link.as_os_str().as_bytes(), b"caf\xe9", "\n{applied}");
+    assert_eq!(fs::read_to_string(lower.join("back\\slash")).unwrap(), "slash\n");
+    assert!(!old.exists(), "the deleted Latin-1 name is still on the host\n{applied}");
+}
+
 #[test]
 fn bad_view_requests_are_125_with_one_line() {
     let lower = temp_dir("lower");

@@ -116,9 +116,11 @@ pub fn lstat(path: &Path) -> io::Result<Option<Metadata>> {
     }
 }
 
-/// The target of the symlink at `path`, as text (lossy for targets that are not UTF-8).
+/// The target of the symlink at `path`, as text: bytes that are not UTF-8 escaped as in the
+/// manifest's paths ([`super::manifest::escape`]), so that two targets differ as text exactly
+/// when they differ.
 pub fn target(path: &Path) -> io::Result<String> {
-    Ok(fs::read_link(path)?.to_string_lossy().into_owned())
+    Ok(super::manifest::escape(fs::read_link(path)?.as_os_str().as_bytes()))
 }
 
 /// Hex SHA-256 of what identifies an entry's content: a file's bytes, a symlink's target;

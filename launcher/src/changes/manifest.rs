@@ -9,7 +9,10 @@
 //!               "mtime_ns": 1700000000000000000, "sha256": "..."}}]}
 //! ```
 //!
-//! `path` is a guest path; the new content of a created or modified entry is at
+//! `path` is a guest path, as text: a byte of a name that is not UTF-8 is written `\xNN` and a
+//! backslash `\\`, so that every name the program can make is kept and applied as it was
+//! (JSON escapes each of those backslashes once more). The new content of a created or
+//! modified entry is at
 //! `DIR/upper/<path>`, and the host path it applies to is the `lower` of the overlay mount
 //! with the longest `guest` prefix, plus the rest of the path. `host` records the host entry as
 //! it was at the end of the run (for modified and deleted entries), so that `apply` can refuse
@@ -17,8 +20,10 @@
 
 use super::entry::EntryType;
 use crate::view::request::covers;
-use crate::view::table::{join_guest, suffix};
+use crate::view::table::suffix;
 use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The manifest's format version.
@@ -161,6 +166,12 @@ impl Manifest {
             }
         }
         for change in &self.changes {
+            if unescape(&change.path).is_none() {
+                return Err(format!(
+                    "the path {:?} has a `\\` that is neither `\\\\` nor `\\xNN`",
+                    change.path
+                ));
+            }
             if !is_normal(&change.path) {
                 return Err(format!("the path {:?} is not absolute and normalised", change.path));
             }
@@ -176,13 +187,19 @@ impl Manifest {
 
     /// The host path a guest path applies to: the lower tree of the deepest mount above it.
     pub fn lower_path(&self, guest: &str) -> Option<PathBuf> {
-        let layer = self.mounts.iter().filter(|l| covers(&l.guest, guest)).max_by_key(|l| l.guest.len())?;
-        Some(join_guest(Path::new(&layer.lower), suffix(&layer.guest, guest)))
+        let layer = self
+            .mounts
+            .iter()
+            .filter(|l| covers(&escape(l.guest.as_bytes()), guest))
+            .max_by_key(|l| l.guest.len())?;
+        let rest = unescape(suffix(&escape(layer.guest.as_bytes()), guest))?;
+        Some(join_bytes(Path::new(&layer.lower), &rest))
     }
 
     /// Where the new content of a guest path is kept, under `dir`.
     pub fn upper_path(&self, dir: &Path, guest: &str) -> PathBuf {
-        join_guest(&dir.join(&self.upper), guest.trim_start_matches('/'))
+        let rest = unescape(guest.trim_start_matches('/')).unwrap_or_default();
+        join_bytes(&dir.join(&self.upper), &rest)
     }
 
     /// How many entries were created, modified and deleted.
@@ -190,6 +207,59 @@ impl Manifest {
         let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
         (count(Kind::Created), count(Kind::Modified), count(Kind::Deleted))
     }
+}
+
+/// `base` joined with a relative path's bytes ("" gives `base`).
+fn join_bytes(base: &Path, rest: &[u8]) -> PathBuf {
+    if rest.is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(OsStr::from_bytes(rest))
+    }
+}
+
+/// A path's bytes as the manifest writes them: UTF-8 as it is, a backslash doubled, and any
+/// byte that is not part of UTF-8 as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes [`escape`] wrote; `None` for a backslash it could not have written.
+pub fn unescape(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match rest {
+            [b'\\', tail @ ..] => {
+                out.push(b'\\');
+                rest = tail;
+            }
+            [b'x', hi, lo, tail @ ..] => {
+                let hex = |d: u8| char::from(d).to_digit(16);
+                out.push((hex(*hi)? * 16 + hex(*lo)?) as u8);
+                rest = tail;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Whether `path` is absolute with no empty, `.` or `..` component (and not ending in `/`).
@@ -241,6 +311,24 @@ mod tests {
         let mut m = manifest(vec![]);
         m.upper = "../x".into();
         assert!(m.check().is_err());
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_round_trip() {
+        for name in [&b"/a/caf\xe9"[..], b"/back\\slash", b"/\xff\xfe/\xc3", "/ünï".as_bytes(), b"/x"] {
+            let text = escape(name);
+            assert_eq!(unescape(&text).as_deref(), Some(name), "{text}");
+        }
+        assert_eq!(escape(b"/a/caf\xe9"), "/a/caf\\xe9");
+        assert_eq!(escape(b"/a\\b"), "/a\\\\b");
+        for bad in ["/a\\", "/a\\q", "/a\\x4", "/a\\xzz"] {
+            assert_eq!(unescape(bad), None, "{bad}");
+        }
+        let m = manifest(vec![change("/work/caf\\xe9")]);
+        m.check().unwrap();
+        assert_eq!(m.lower_path("/work/caf\\xe9").unwrap().as_os_str().as_bytes(), b"/home/u/src/caf\xe9");
+        assert_eq!(m.upper_path(Path::new("/c"), "/caf\\xe9").as_os_str().as_bytes(), b"/c/upper/caf\xe9");
+        assert!(manifest(vec![change("/a\\q")]).check().is_err());
     }
 
     #[test]

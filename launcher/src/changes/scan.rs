@@ -16,13 +16,14 @@
 //! to hold another mount's mount point are not reported themselves.
 
 use super::entry::{self, EntryType};
-use super::manifest::{Change, HostRecord, Kind};
+use super::manifest::{escape, Change, HostRecord, Kind};
 use crate::view::request::covers;
 use kernel_host::config::{Mount, MountKind};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Compares every overlay of `mounts` with its lower tree. With `record_host`, modified and
@@ -32,7 +33,7 @@ pub fn scan(mounts: &[Mount], record_host: bool) -> Result<Vec<Change>, String> 
     let mut scan = Scan { mounts, record_host, out: Vec::new() };
     for mount in mounts {
         if let MountKind::Overlay { lower, upper } = &mount.kind {
-            scan.layer(&mount.guest, Path::new(upper), Path::new(lower))?;
+            scan.layer(&escape(mount.guest.as_bytes()), Path::new(upper), Path::new(lower))?;
         }
     }
     let mut out = scan.out;
@@ -56,7 +57,7 @@ fn lstat(path: &Path) -> Result<Option<Metadata>, String> {
 }
 
 fn child(guest: &str, name: &OsString) -> String {
-    let name = name.to_string_lossy();
+    let name = escape(name.as_bytes());
     if guest == "/" {
         format!("/{name}")
     } else {
@@ -104,13 +105,13 @@ impl Scan<'_> {
 
     /// Whether `guest` is another mount's place: its own mount point, not this layer's concern.
     fn other_mount(&self, guest: &str) -> bool {
-        self.mounts.iter().any(|m| m.guest == guest)
+        self.mounts.iter().any(|m| escape(m.guest.as_bytes()) == guest)
     }
 
     /// Whether `guest` lies above another mount, so that its upper directory may be one that
     /// the view needed to hold that mount point.
     fn holds_mount(&self, guest: &str) -> bool {
-        self.mounts.iter().any(|m| m.guest != guest && covers(guest, &m.guest))
+        self.mounts.iter().map(|m| escape(m.guest.as_bytes())).any(|m| m != guest && covers(guest, &m))
     }
 
     /// The entries of the upper directory `upper` at `guest`, against the lower directory
