@@ -356,6 +356,22 @@ fn proc_self_cmdline(mode: Mode) {
     assert_eq!(out.field("cmdline"), format!("{} x y z", s(&exe)), "\n{out}");
 }
 
+/// The break starts a random number of pages above the program's image, as the
+/// host kernel places it on x86_64 (up to 1 GiB): eight runs do not all put it at the same
+/// distance.
+fn brk_start_is_randomised(mode: Mode) {
+    let exe = compile_c("selfexe", &[]);
+    let gaps: Vec<i64> = (0..8)
+        .map(|_| {
+            let out = mode.command(&exe).output();
+            out.success();
+            out.field("brk_gap").parse().expect("brk_gap is a number")
+        })
+        .collect();
+    assert!(gaps.iter().all(|g| (0..(1 << 30) + 4096).contains(g)), "{gaps:?}");
+    assert!(gaps.iter().any(|g| *g != gaps[0]), "the break started at the same place in every run: {gaps:?}");
+}
+
 both_modes!(
     argument_registers_survive_rewritten_calls,
     hot_call_sites_are_patched_and_keep_registers,
@@ -379,4 +395,5 @@ both_modes!(
     proc_self_exe_c_static_pie,
     proc_self_exe_c_no_pie,
     proc_self_cmdline,
+    brk_start_is_randomised,
 );

@@ -25,7 +25,8 @@ pub struct ProcessImage {
     /// The environment the program was given, each `NAME=value` followed by a NUL, as
     /// `/proc/self/environ` shows it (without the runtime's own variable).
     pub environ: Vec<u8>,
-    /// First address after the program's image: where its break starts.
+    /// Where the program's break starts: at the end of its image, or (address randomisation)
+    /// some pages above it.
     pub brk_start: u64,
 }
 

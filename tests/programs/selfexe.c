@@ -73,6 +73,7 @@ int main(int argc, char **argv) {
 
 #ifndef STATIC_PIE
     printf("brk_after_image=%d\n", brk0 >= &end && brk0 - &end < (1L << 30));
+    printf("brk_gap=%ld\n", (long)(brk0 - &end));
 #else
     (void)brk0;
 #endif

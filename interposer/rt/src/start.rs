@@ -378,12 +378,16 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     // kernel would put it with ASLR off.
     // The slide has its own random bits: AT_RANDOM's become the program's stack canary, and
     // must not be told by its load address. 28 bits of pages, as the host kernel uses.
-    let pie_slide = if config.reproducible.is_some() {
-        0
+    // The break starts a random number of pages above the image, up to 1 GiB, as the host
+    // kernel's `arch_randomize_brk` puts it on x86_64: a heap overflow must not know where it
+    // lands.
+    let (pie_slide, brk_slide) = if config.reproducible.is_some() {
+        (0, 0)
     } else {
         let mut bits = [0u8; 8];
         sys::call(nr::GETRANDOM, &[bits.as_mut_ptr() as u64, 8, 0]);
-        (u64::from_ne_bytes(bits) & 0x0fff_ffff) << 12
+        let bits = u64::from_ne_bytes(bits);
+        ((bits & 0x0fff_ffff) << 12, ((bits >> 32) & 0x3_ffff) << 12)
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
@@ -449,12 +453,13 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let built = unsafe { initial.write(top) };
     // Other processes read the program's strings, not the runtime's (`title.rs`); the break
     // starts where the kernel's does (`ProcessImage::brk_start`).
-    title::publish(&main, &built, kernel_host::abi::page_up(main.end));
+    let brk_start = kernel_host::abi::page_up(main.end) + brk_slide;
+    title::publish(&main, &built, brk_start);
 
     let cmdline = nul_joined(&resolved.argv);
     let trace_fd = config.trace_fd;
     let environ = nul_joined(&envp);
-    let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start: main.end };
+    let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start };
     let kernel: &'static Kernel =
         Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view, Some(mounts_encoded))));
     if let Some(fd) = trace_fd {
