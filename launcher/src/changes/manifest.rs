@@ -221,6 +221,11 @@ fn join_bytes(base: &Path, rest: &[u8]) -> PathBuf {
 /// A path's bytes as the manifest writes them: UTF-8 as it is, a backslash doubled, and any
 /// byte that is not part of UTF-8 as `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if !text.contains('\\') {
+            return text.to_owned();
+        }
+    }
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

@@ -30,10 +30,12 @@ use std::path::{Path, PathBuf};
 /// deleted entries carry a [`HostRecord`] (which hashes their host content). The result is
 /// sorted by path, a directory before its entries.
 pub fn scan(mounts: &[Mount], record_host: bool) -> Result<Vec<Change>, String> {
-    let mut scan = Scan { mounts, record_host, out: Vec::new() };
+    let guests = mounts.iter().map(|m| escape(m.guest.as_bytes())).collect();
+    let mut scan = Scan { guests, record_host, out: Vec::new() };
     for mount in mounts {
         if let MountKind::Overlay { lower, upper } = &mount.kind {
-            scan.layer(&escape(mount.guest.as_bytes()), Path::new(upper), Path::new(lower))?;
+            let guest = escape(mount.guest.as_bytes());
+            scan.layer(&guest, Path::new(upper), Path::new(lower))?;
         }
     }
     let mut out = scan.out;
@@ -41,8 +43,10 @@ pub fn scan(mounts: &[Mount], record_host: bool) -> Result<Vec<Change>, String> 
     Ok(out)
 }
 
-struct Scan<'a> {
-    mounts: &'a [Mount],
+struct Scan {
+    /// The mounts' guest paths as the manifest writes paths ([`escape`]), made once: every
+    /// entry of the upper trees is compared with all of them.
+    guests: Vec<String>,
     record_host: bool,
     out: Vec<Change>,
 }
@@ -89,7 +93,7 @@ fn names(dir: &Path) -> Result<Vec<OsString>, String> {
     Ok(names)
 }
 
-impl Scan<'_> {
+impl Scan {
     /// One overlay at `guest`.
     fn layer(&mut self, guest: &str, upper: &Path, lower: &Path) -> Result<(), String> {
         let Some(umeta) = lstat(upper)? else { return Ok(()) };
@@ -105,13 +109,13 @@ impl Scan<'_> {
 
     /// Whether `guest` is another mount's place: its own mount point, not this layer's concern.
     fn other_mount(&self, guest: &str) -> bool {
-        self.mounts.iter().any(|m| escape(m.guest.as_bytes()) == guest)
+        self.guests.iter().any(|g| g == guest)
     }
 
     /// Whether `guest` lies above another mount, so that its upper directory may be one that
     /// the view needed to hold that mount point.
     fn holds_mount(&self, guest: &str) -> bool {
-        self.mounts.iter().map(|m| escape(m.guest.as_bytes())).any(|m| m != guest && covers(guest, &m))
+        self.guests.iter().any(|m| m != guest && covers(guest, m))
     }
 
     /// The entries of the upper directory `upper` at `guest`, against the lower directory
