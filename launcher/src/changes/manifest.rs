@@ -58,7 +58,7 @@ pub struct Layer {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// No host entry was there.
-    Created,
+    Created = 0,
     /// The host entry's content, mode, target or type differs.
     Modified,
     /// The host entry is gone in the program's view.
@@ -202,10 +202,10 @@ impl Manifest {
         join_bytes(&dir.join(&self.upper), &rest)
     }
 
-    /// How many entries were created, modified and deleted.
-    pub fn counts(changes: &[Change]) -> (usize, usize, usize) {
+    /// How many entries were created, modified and deleted (indexed by [`Kind`]).
+    pub fn counts(changes: &[Change]) -> [usize; 3] {
         let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
-        (count(Kind::Created), count(Kind::Modified), count(Kind::Deleted))
+        [count(Kind::Created), count(Kind::Modified), count(Kind::Deleted)]
     }
 }
 

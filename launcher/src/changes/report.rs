@@ -6,7 +6,7 @@
 //! clean up is one more line on stderr.
 
 use super::manifest::{Change, Layer, Manifest, VERSION};
-use super::scan::scan;
+use super::scan::{count, scan};
 use crate::view::View;
 use kernel_host::config::MountKind;
 
@@ -15,9 +15,10 @@ use kernel_host::config::MountKind;
 /// a second of unlinking on our machines.
 pub const REMOVE_LATER: usize = 5_000;
 
-/// The one line that sums the changes up, without the `cloister: ` prefix.
-pub fn summary(changes: &[Change], kept_in: Option<&std::path::Path>) -> String {
-    let (created, modified, deleted) = Manifest::counts(changes);
+/// The one line that sums the changes up (counted by [`Kind`]), without the `cloister: `
+/// prefix.
+pub fn summary(counts: [usize; 3], kept_in: Option<&std::path::Path>) -> String {
+    let [created, modified, deleted] = counts;
     let fate = match kept_in {
         Some(dir) => format!("kept in {}", dir.display()),
         None => "discarded".to_owned(),
@@ -42,13 +43,19 @@ pub fn manifest(view_mounts: &[kernel_host::config::Mount], changes: Vec<Change>
 pub fn finish(view: View, quiet: bool) {
     let kept = view.state.is_kept();
     let mut large = false;
-    match scan(&view.mounts, kept) {
-        Ok(changes) => {
-            large = changes.len() >= REMOVE_LATER;
-            let changes_empty = changes.is_empty();
+    // A discarded run's line needs the counts alone.
+    let scanned = if kept {
+        scan(&view.mounts, true).map(|changes| (Manifest::counts(&changes), Some(changes)))
+    } else {
+        count(&view.mounts).map(|counts| (counts, None))
+    };
+    match scanned {
+        Ok((counts, changes)) => {
+            let total: usize = counts.iter().sum();
+            large = total >= REMOVE_LATER;
             let kept_in = kept.then(|| view.state.dir().to_path_buf());
-            let line = summary(&changes, kept_in.as_deref());
-            if kept {
+            let line = summary(counts, kept_in.as_deref());
+            if let Some(changes) = changes {
                 let text = serde_json::to_string_pretty(&manifest(&view.mounts, changes))
                     .expect("a manifest is strings and numbers");
                 let path = view.state.manifest();
@@ -61,7 +68,7 @@ pub fn finish(view: View, quiet: bool) {
             }
             // A run that changed nothing and keeps nothing has nothing to report: the program's
             // stderr stays its own.
-            if !quiet && (kept || !changes_empty) {
+            if !quiet && (kept || total > 0) {
                 eprintln!("cloister: {line}");
             }
         }

@@ -30,17 +30,17 @@ use std::path::{Path, PathBuf};
 /// deleted entries carry a [`HostRecord`] (which hashes their host content). The result is
 /// sorted by path, a directory before its entries.
 pub fn scan(mounts: &[Mount], record_host: bool) -> Result<Vec<Change>, String> {
-    let guests = mounts.iter().map(|m| escape(m.guest.as_bytes())).collect();
-    let mut scan = Scan { guests, record_host, out: Vec::new() };
-    for mount in mounts {
-        if let MountKind::Overlay { lower, upper } = &mount.kind {
-            let guest = escape(mount.guest.as_bytes());
-            scan.layer(&guest, Path::new(upper), Path::new(lower))?;
-        }
-    }
-    let mut out = scan.out;
-    out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
-    Ok(out)
+    let mut scan = Scan::over(mounts, record_host, false)?;
+    scan.out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    Ok(scan.out)
+}
+
+/// How many entries [`scan`] would report created, modified and deleted, recording none: what
+/// the summary line of a discarded run needs. Below a directory the host has no counterpart
+/// for, entries are counted by the type their directory's listing gives, without a `statx` of
+/// each (for the 55,000 entries of an extracted tarball, some 70 ms of the run's end).
+pub fn count(mounts: &[Mount]) -> Result<[usize; 3], String> {
+    Ok(Scan::over(mounts, false, true)?.counts)
 }
 
 struct Scan {
@@ -48,7 +48,11 @@ struct Scan {
     /// entry of the upper trees is compared with all of them.
     guests: Vec<String>,
     record_host: bool,
+    /// Count the changes instead of recording them ([`count`]).
+    count_only: bool,
     out: Vec<Change>,
+    /// Created, modified and deleted entries, when only counted.
+    counts: [usize; 3],
 }
 
 /// An I/O error, with the path it happened on.
@@ -94,6 +98,19 @@ fn names(dir: &Path) -> Result<Vec<OsString>, String> {
 }
 
 impl Scan {
+    /// Every overlay of `mounts` compared with its lower tree.
+    fn over(mounts: &[Mount], record_host: bool, count_only: bool) -> Result<Scan, String> {
+        let guests = mounts.iter().map(|m| escape(m.guest.as_bytes())).collect();
+        let mut scan = Scan { guests, record_host, count_only, out: Vec::new(), counts: [0; 3] };
+        for mount in mounts {
+            if let MountKind::Overlay { lower, upper } = &mount.kind {
+                let guest = escape(mount.guest.as_bytes());
+                scan.layer(&guest, Path::new(upper), Path::new(lower))?;
+            }
+        }
+        Ok(scan)
+    }
+
     /// One overlay at `guest`.
     fn layer(&mut self, guest: &str, upper: &Path, lower: &Path) -> Result<(), String> {
         let Some(umeta) = lstat(upper)? else { return Ok(()) };
@@ -173,6 +190,9 @@ impl Scan {
                 self.push(guest, Kind::Created, upper, umeta, None)?;
             }
             if utype == EntryType::Dir {
+                if self.count_only {
+                    return self.count_created(guest, upper);
+                }
                 self.children(guest, upper, None, false)?;
             }
             return Ok(());
@@ -234,6 +254,32 @@ impl Scan {
         Ok(())
     }
 
+    /// Counts what [`Scan::children`] would report below the upper directory `upper` at
+    /// `guest`, which the host does not have: every entry is created, but for other mounts'
+    /// places, directories that only hold a mount point and whiteouts (character devices
+    /// 0/0, the only ones the view makes), by the types the listing gives.
+    fn count_created(&mut self, guest: &str, upper: &Path) -> Result<(), String> {
+        use std::os::unix::fs::FileTypeExt;
+        for entry in fs::read_dir(upper).map_err(at(upper))? {
+            let entry = entry.map_err(at(upper))?;
+            let g = child(guest, &entry.file_name());
+            if self.other_mount(&g) {
+                continue;
+            }
+            let ty = entry.file_type().map_err(at(&entry.path()))?;
+            if ty.is_char_device() && entry::is_whiteout(&entry.metadata().map_err(at(&entry.path()))?) {
+                continue;
+            }
+            if !(ty.is_dir() && self.holds_mount(&g)) {
+                self.counts[0] += 1;
+            }
+            if ty.is_dir() {
+                self.count_created(&g, &entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records a change; `path`/`meta` describe the entry reported (the upper one, or for a
     /// deletion the host one), `host` the host entry it replaces.
     fn push(
@@ -244,6 +290,10 @@ impl Scan {
         meta: &Metadata,
         host: Option<(&Path, &Metadata)>,
     ) -> Result<(), String> {
+        if self.count_only {
+            self.counts[kind as usize] += 1;
+            return Ok(());
+        }
         let ty = EntryType::of(meta);
         let target =
             if ty == EntryType::Symlink { Some(entry::target(path).map_err(at(path))?) } else { None };

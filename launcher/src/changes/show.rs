@@ -16,7 +16,7 @@ const MAX_DIFF_BYTES: u64 = 8 << 20;
 pub fn render(dir: &Path, diff: bool) -> Result<String, String> {
     let manifest = Manifest::load(dir)?;
     let mut out = tree(&manifest.changes);
-    let (created, modified, deleted) = Manifest::counts(&manifest.changes);
+    let [created, modified, deleted] = Manifest::counts(&manifest.changes);
     let _ = writeln!(out, "{created} created, {modified} modified, {deleted} deleted");
     if diff {
         for change in &manifest.changes {

@@ -8,7 +8,7 @@
 use super::apply;
 use super::manifest::{Change, Kind, Manifest};
 use super::report::{manifest, summary};
-use super::scan::scan;
+use super::scan::{count, scan};
 use super::show;
 use kernel_host::config::{Mount, MountKind};
 use std::ffi::CString;
@@ -160,7 +160,11 @@ fn every_kind_of_change_is_classified() {
     let changes = scan(&mounts, false).unwrap();
     assert_eq!(listing(&changes), EXPECTED);
     assert!(changes.iter().all(|c| c.host.is_none()), "no host records unless asked");
-    assert_eq!(summary(&changes, None), "3 created, 7 modified, 7 deleted \u{2014} discarded");
+    assert_eq!(
+        summary(Manifest::counts(&changes), None),
+        "3 created, 7 modified, 7 deleted \u{2014} discarded"
+    );
+    assert_eq!(count(&mounts).unwrap(), [3, 7, 7], "counting without records says the same");
     let by_path = |p: &str| changes.iter().find(|c| c.path == p).unwrap();
     assert_eq!(by_path("/link").target.as_deref(), Some("b"));
     assert_eq!((by_path("/sub/new.txt").size, by_path("/sub/new.txt").mode.as_str()), (8, "0640"));
@@ -286,6 +290,43 @@ fn set_id_bits_are_not_applied() {
     assert_eq!(fs::metadata(lower.join("suid")).unwrap().permissions().mode() & 0o7777, 0o755);
 }
 
+/// A tree the host does not have is counted from its listings as a scan would report it:
+/// every entry created, whiteouts in it and another mount's place left out.
+#[test]
+fn counting_a_new_tree_agrees_with_the_scan() {
+    let t = Scratch::new("count");
+    let (lower, upper) = (t.0.join("lower"), t.0.join("state/upper"));
+    mkdir(&lower, 0o755);
+    write(&upper.join("new/a/b/file"), "f", 0o644);
+    write(&upper.join("new/top"), "t", 0o644);
+    std::os::unix::fs::symlink("top", upper.join("new/link")).unwrap();
+    mkdir(&upper.join("new/empty"), 0o700);
+    mkdir(&upper.join("new/mnt/point"), 0o755);
+    if !whiteout(&upper.join("new/a/gone")) {
+        eprintln!("skipped: cannot make a whiteout (mknod of a character device 0/0) here");
+        return;
+    }
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let mounts = [
+        Mount { guest: "/".into(), kind: MountKind::Overlay { lower: s(&lower), upper: s(&upper) } },
+        Mount { guest: "/new/mnt/point".into(), kind: MountKind::Tmpfs { host: s(&t.0.join("tmpfs")) } },
+    ];
+    let changes = scan(&mounts, false).unwrap();
+    assert_eq!(
+        listing(&changes),
+        // `/new` and `/new/mnt` hold the tmpfs's mount point: the view made them for it.
+        [
+            "/new/a created dir",
+            "/new/a/b created dir",
+            "/new/a/b/file created file",
+            "/new/empty created dir",
+            "/new/link created symlink",
+            "/new/top created file",
+        ]
+    );
+    assert_eq!(count(&mounts).unwrap(), Manifest::counts(&changes));
+}
+
 #[test]
 fn summary_says_where_the_changes_are() {
     let change = |kind| Change {
@@ -299,8 +340,8 @@ fn summary_says_where_the_changes_are() {
     };
     let changes = [change(Kind::Created), change(Kind::Created), change(Kind::Deleted)];
     assert_eq!(
-        summary(&changes, Some(Path::new("/c"))),
+        summary(Manifest::counts(&changes), Some(Path::new("/c"))),
         "2 created, 0 modified, 1 deleted \u{2014} kept in /c"
     );
-    assert_eq!(summary(&[], None), "0 created, 0 modified, 0 deleted \u{2014} discarded");
+    assert_eq!(summary([0; 3], None), "0 created, 0 modified, 0 deleted \u{2014} discarded");
 }
