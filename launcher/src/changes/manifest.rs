@@ -168,7 +168,7 @@ impl Manifest {
         for change in &self.changes {
             if unescape(&change.path).is_none() {
                 return Err(format!(
-                    "the path {:?} has a `\\` that is neither `\\\\` nor `\\xNN`",
+                    "the path {:?} has a `\\` that is neither `\\\\` nor `\\xNN` of a byte 0x80 or above",
                     change.path
                 ));
             }
@@ -241,7 +241,10 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
-/// The bytes [`escape`] wrote; `None` for a backslash it could not have written.
+/// The bytes [`escape`] wrote; `None` for a backslash it could not have written. It escapes
+/// only bytes that are not part of UTF-8, all of them 0x80 or above: a `\\x2f` or `\\x00` in a
+/// damaged or hand-edited manifest would smuggle a `/` or a NUL past the check of the path's
+/// components, and is refused.
 pub fn unescape(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     let mut rest = text.as_bytes();
@@ -258,7 +261,11 @@ pub fn unescape(text: &str) -> Option<Vec<u8>> {
             }
             [b'x', hi, lo, tail @ ..] => {
                 let hex = |d: u8| char::from(d).to_digit(16);
-                out.push((hex(*hi)? * 16 + hex(*lo)?) as u8);
+                let byte = (hex(*hi)? * 16 + hex(*lo)?) as u8;
+                if byte < 0x80 {
+                    return None;
+                }
+                out.push(byte);
                 rest = tail;
             }
             _ => return None,
@@ -326,7 +333,9 @@ mod tests {
         }
         assert_eq!(escape(b"/a/caf\xe9"), "/a/caf\\xe9");
         assert_eq!(escape(b"/a\\b"), "/a\\\\b");
-        for bad in ["/a\\", "/a\\q", "/a\\x4", "/a\\xzz"] {
+        for bad in
+            ["/a\\", "/a\\q", "/a\\x4", "/a\\xzz", "/a\\x2f..\\x2f..\\x2fetc", "/a\\x00", "/\\x2e\\x2e"]
+        {
             assert_eq!(unescape(bad), None, "{bad}");
         }
         let m = manifest(vec![change("/work/caf\\xe9")]);
@@ -334,6 +343,8 @@ mod tests {
         assert_eq!(m.lower_path("/work/caf\\xe9").unwrap().as_os_str().as_bytes(), b"/home/u/src/caf\xe9");
         assert_eq!(m.upper_path(Path::new("/c"), "/caf\\xe9").as_os_str().as_bytes(), b"/c/upper/caf\xe9");
         assert!(manifest(vec![change("/a\\q")]).check().is_err());
+        let smuggled = manifest(vec![change("/work/a\\x2f..\\x2f..\\x2fetc")]).check().unwrap_err();
+        assert!(smuggled.contains("neither"), "{smuggled}");
     }
 
     #[test]
