@@ -5,7 +5,8 @@
 //! The programs are in `tests/programs/reproducible/`: a Python script (`snapshot.py`), a C
 //! program with rdtsc, clocks, getrandom and fork (`repro.c`), a bash session (`session.sh`), a
 //! clock-race checker (`monotonic.c`), timers of every kind (`timers.c`, `timers.py`), timers
-//! across fork (`fork_timers.c`), coreutils `timeout`'s race between its timer and its command
+//! across fork (`fork_timers.c`), timers another thread takes (`timer_elsewhere.c`), coreutils
+//! `timeout`'s race between its timer and its command
 //! (`timeout_race.c`) and a `make` build (`make/`). Each prints `key=value`
 //! lines; a test runs it four times (the default seed twice, seed [`OTHER_SEED`] twice) and
 //! compares: the same seed gives identical bytes, the other seed gives the same keys in the same
@@ -564,6 +565,26 @@ fn timeout_race_ends_on_the_timer_first() {
     let runs = four_runs(|seed, _| repro(&exe, seed).cloister_arg("--fast-sleep"));
     for out in &runs {
         assert_eq!(out.stdout, want, "\n{out}");
+    }
+}
+
+/// `timer_elsewhere.c`: with `--fast-sleep`, a thread waiting for something other than a
+/// timer that another thread takes (glibc's `SIGEV_THREAD` helper; a handler that runs on a
+/// thread that lets `SIGALRM` through) still lets the clock reach it: the program ends as it
+/// does natively, not after `--timeout`.
+#[test]
+fn timers_another_thread_takes_still_fire() {
+    let exe = compile("timer_elsewhere", &["-pthread"]);
+    for (arg, want) in [("thread", "thread_timer=fired\n"), ("handler", "handler_elsewhere=10\n")] {
+        let native = Mode::Native.command(&exe).arg(arg).output();
+        native.success();
+        assert_eq!(native.stdout, want, "natively\n{native}");
+        let out = ok(repro(&exe, None)
+            .cloister_arg("--fast-sleep")
+            .cloister_arg("--timeout")
+            .cloister_arg("20")
+            .arg(arg));
+        assert_eq!(out.stdout, want, "{arg}\n{out}");
     }
 }
 

@@ -151,7 +151,10 @@ pub struct Waiter {
     deadline: Option<u64>,
     /// The signals the wait does not let through.
     mask: u64,
-    /// Fast sleeps, no deadline, children: look at the clock every [`PACE`].
+    /// Fast sleeps, no deadline, and the process has children, which move the clock too.
+    children: bool,
+    /// Look at the clock every [`PACE`] rather than jump to the target: with children, or
+    /// when the target's timer cannot end this wait ([`cuts`]).
     paced: bool,
     /// `select`'s sets as the program gave them.
     saved: Option<[[u8; SET_WORDS * 8]; 3]>,
@@ -298,7 +301,7 @@ impl Waiter {
         if (fired || k.timers.any()) && pending_signal(task, mask, wait.taken()) {
             return Err(Some(Woken::Signalled));
         }
-        let first = cutting_expiry(k, task, wait, deadline, mask);
+        let first = k.timers.next_expiry();
         if !fired && first.is_none_or(|e| deadline.is_some_and(|d| e > d)) {
             return Err(None);
         }
@@ -307,7 +310,7 @@ impl Waiter {
         // not jump to its own next expiry, which would put it ahead of them (`timeout 5 sleep
         // 1` would time out), but looks every PACE whether they moved the clock there, and
         // gives up on them after as much real time as the clock would have moved.
-        let paced = v.fast_sleep() && deadline.is_none() && has_children(task);
+        let children = v.fast_sleep() && deadline.is_none() && has_children(task);
         let saved = match wait {
             Wait::Select { nfds, sets } => Some(save_sets(task, nfds, sets).ok_or(None)?),
             _ => None,
@@ -316,7 +319,8 @@ impl Waiter {
             wait,
             deadline,
             mask,
-            paced,
+            children,
+            paced: children,
             saved,
             events: 0,
             budget: None,
@@ -332,12 +336,17 @@ impl Waiter {
         if self.events >= MAX_ROUNDS {
             return Err(Woken::HandOff);
         }
-        let target = match (cutting_expiry(k, task, self.wait, self.deadline, self.mask), self.deadline) {
+        let target = match (k.timers.next_expiry(), self.deadline) {
             (Some(e), Some(d)) => e.min(d),
             (Some(e), None) => e,
             (None, Some(d)) => d,
             (None, None) => return Err(Woken::HandOff),
         };
+        self.paced = self.children
+            || (v.fast_sleep()
+                && self.deadline.is_none()
+                && self.wait.for_signals()
+                && !cuts(k, task, self.wait, self.mask, target));
         let left = match self.budget {
             Some((t, left)) if t == target => left,
             _ if v.fast_sleep() && !self.paced => 0,
@@ -397,23 +406,14 @@ impl Waiter {
     }
 }
 
-/// The expiry the wait's next round runs to: the earliest armed timer's. Under fast sleeps a
-/// wait for signals alone, with no deadline of its own, jumps the clock only to a timer whose
-/// signal can end it (one it takes, or one `mask` lets through that is not ignored): jumping
-/// to an alarm the program blocks and does not wait for, while it waits for another thread's
-/// signal, would put the clock ahead of that thread by the alarm's whole delay. Such a timer
-/// fires when the clock reaches it otherwise.
-fn cutting_expiry(
-    k: &Kernel,
-    task: &TaskCtx<'_>,
-    wait: Wait,
-    deadline: Option<u64>,
-    mask: u64,
-) -> Option<u64> {
-    let fast = k.clock.virtual_clock().is_some_and(|v| v.fast_sleep());
-    if !(fast && deadline.is_none() && wait.for_signals()) {
-        return k.timers.next_expiry();
-    }
+/// Whether a timer expiring at `at` can end this wait for signals: its signal is one the wait
+/// takes, or one `mask` lets through and the program does not ignore. Under fast sleeps a wait
+/// for signals alone, with no deadline of its own, jumps the clock to its next expiry only
+/// then; otherwise it is paced, as a process with children is. Jumping to an alarm the thread
+/// blocks and does not wait for, while it waits for another thread's signal, would put the
+/// clock ahead of that thread by the alarm's whole delay; not moving the clock at all would
+/// leave a timer that another thread takes (glibc's `SIGEV_THREAD` helper) unfired for ever.
+fn cuts(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, mask: u64, at: u64) -> bool {
     let tid = task.tid();
     let ends = |sig: u32| {
         let bit = 1u64.checked_shl(sig.wrapping_sub(1)).unwrap_or(0);
@@ -423,7 +423,7 @@ fn cutting_expiry(
         Notify::Process(sig) => ends(sig),
         Notify::Thread(to, sig) => to == tid && ends(sig),
         Notify::Nothing | Notify::Fd => false,
-    })
+    }) == Some(at)
 }
 
 /// Whether a signal that `mask` lets through, and that would do something or is one of
