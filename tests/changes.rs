@@ -298,7 +298,7 @@ fn changes_dir_is_kept_with_a_manifest() {
     assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700, "the kept directory is private");
     let manifest: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["version"], 1);
+    assert_eq!(manifest["version"], 2);
     assert_eq!(manifest["upper"], "upper");
     let lower = fs::canonicalize(&lower).unwrap();
     assert_eq!(manifest["mounts"], serde_json::json!([{"guest": "/g", "lower": s(&lower)}]));

@@ -112,7 +112,8 @@ impl Heap {
                 FIRST_CHUNK.0.get() as *mut u8
             };
             s.bump_end = chunk.wrapping_add(CHUNK);
-            at = chunk as usize;
+            // The first chunk is only 16-aligned; a mapped one is page-aligned.
+            at = (chunk as usize + align - 1) & !(align - 1);
         }
         s.bump = (at + size) as *mut u8;
         (at as *mut u8, true)

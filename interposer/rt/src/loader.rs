@@ -179,12 +179,13 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
 
     // The first segment is mapped over the whole span, so that the segments land together;
     // each other one is then mapped over its part. (A separate reservation would cost one more
-    // `mmap` per image, about 2 µs on our machines.) A first segment with bss, or one that does
-    // not start the span, gets an empty reservation instead.
-    let first = plan
-        .segments
-        .first()
-        .filter(|s| s.filesz > 0 && s.memsz == s.filesz && s.vaddr & !(PAGE_SIZE - 1) == plan.lo);
+    // `mmap` per image, about 2 µs on our machines.) A first segment with bss, one that does not
+    // start the span, or a writable one (a private writable mapping of the whole span would be
+    // charged to the commit limit in full, where an image with a huge gap loads natively) gets
+    // an empty reservation instead.
+    let first = plan.segments.first().filter(|s| {
+        s.filesz > 0 && s.memsz == s.filesz && s.prot & 2 == 0 && s.vaddr & !(PAGE_SIZE - 1) == plan.lo
+    });
     let (prot, fd, offset) = match first {
         Some(s) => (s.prot, i64::from(file.fd), s.offset & !(PAGE_SIZE - 1)),
         None => (0, -1, 0),
@@ -228,7 +229,9 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
 /// Makes the gaps between segments inaccessible, as a reservation would have left them: the
 /// first segment's mapping spans them.
 fn close_holes(segments: &[Segment], bias: u64) {
-    for pair in segments.windows(2) {
+    // An empty segment maps nothing: the gap runs from the segment before it to the one after.
+    let mapped: Vec<&Segment> = segments.iter().filter(|s| s.memsz > 0).collect();
+    for pair in mapped.windows(2) {
         let end = page_up(pair[0].vaddr + pair[0].memsz);
         let next = pair[1].vaddr & !(PAGE_SIZE - 1);
         if next > end {

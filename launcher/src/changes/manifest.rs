@@ -2,7 +2,7 @@
 //! `cloister changes show|apply DIR`.
 //!
 //! ```json
-//! {"version": 1, "upper": "upper",
+//! {"version": 2, "upper": "upper",
 //!  "mounts": [{"guest": "/", "lower": "/"}],
 //!  "changes": [{"path": "/etc/hosts", "kind": "modified", "type": "file", "size": 230,
 //!               "mode": "0644", "host": {"type": "file", "size": 220, "mode": "0644",
@@ -26,8 +26,10 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The manifest's format version.
-pub const VERSION: u32 = 1;
+/// The manifest's format version: 2 since paths escape bytes that are not UTF-8 (a version 1
+/// manifest wrote them lossily, and a backslash as itself; it is still read, its paths as
+/// they are).
+pub const VERSION: u32 = 2;
 
 /// A whole manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,7 +138,7 @@ impl Manifest {
         };
         let manifest: Manifest = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a cloister manifest: {e}", path.display()))?;
-        if manifest.version != VERSION {
+        if !(1..=VERSION).contains(&manifest.version) {
             return Err(format!(
                 "{}: manifest version {}, and this cloister reads version {VERSION}; use the cloister that made it",
                 path.display(),
@@ -166,9 +168,9 @@ impl Manifest {
             }
         }
         for change in &self.changes {
-            if unescape(&change.path).is_none() {
+            if self.decode(&change.path).is_none() {
                 return Err(format!(
-                    "the path {:?} has a `\\` that is neither `\\\\` nor `\\xNN` of a byte 0x80 or above",
+                    "the path {:?} is not as cloister writes paths (`\\\\` for a backslash, `\\xNN` for a byte that is not part of UTF-8, nothing else escaped)",
                     change.path
                 ));
             }
@@ -190,16 +192,35 @@ impl Manifest {
         let layer = self
             .mounts
             .iter()
-            .filter(|l| covers(&escape(l.guest.as_bytes()), guest))
+            .filter(|l| covers(&self.encode(&l.guest), guest))
             .max_by_key(|l| l.guest.len())?;
-        let rest = unescape(suffix(&escape(layer.guest.as_bytes()), guest))?;
+        let rest = self.decode(suffix(&self.encode(&layer.guest), guest))?;
         Some(join_bytes(Path::new(&layer.lower), &rest))
     }
 
     /// Where the new content of a guest path is kept, under `dir`.
     pub fn upper_path(&self, dir: &Path, guest: &str) -> PathBuf {
-        let rest = unescape(guest.trim_start_matches('/')).unwrap_or_default();
+        let rest = self.decode(guest.trim_start_matches('/')).unwrap_or_default();
         join_bytes(&dir.join(&self.upper), &rest)
+    }
+
+    /// A path's bytes from the manifest's text: [`unescape`]d in a manifest of this version,
+    /// only as written by [`escape`] (so one path has one text, and no escape stands for a byte
+    /// the check of its components must see); as they are in a version 1 manifest.
+    fn decode(&self, text: &str) -> Option<Vec<u8>> {
+        if self.version < 2 {
+            return Some(text.as_bytes().to_vec());
+        }
+        unescape(text).filter(|bytes| escape(bytes) == text)
+    }
+
+    /// A mount's guest path as this manifest's paths write it.
+    fn encode(&self, guest: &str) -> String {
+        if self.version < 2 {
+            guest.to_owned()
+        } else {
+            escape(guest.as_bytes())
+        }
     }
 
     /// How many entries were created, modified and deleted (indexed by [`Kind`]).
@@ -344,7 +365,15 @@ mod tests {
         assert_eq!(m.upper_path(Path::new("/c"), "/caf\\xe9").as_os_str().as_bytes(), b"/c/upper/caf\xe9");
         assert!(manifest(vec![change("/a\\q")]).check().is_err());
         let smuggled = manifest(vec![change("/work/a\\x2f..\\x2f..\\x2fetc")]).check().unwrap_err();
-        assert!(smuggled.contains("neither"), "{smuggled}");
+        assert!(smuggled.contains("is not as cloister writes paths"), "{smuggled}");
+        // One path, one text: an escape of a character UTF-8 can say is refused too.
+        assert!(manifest(vec![change("/caf\\xc3\\xa9")]).check().is_err());
+        assert!(manifest(vec![change("/caf\\xE9")]).check().is_err());
+        // A version 1 manifest's paths are read as they are, backslashes and all.
+        let mut old = manifest(vec![change("/work/a\\b")]);
+        old.version = 1;
+        old.check().unwrap();
+        assert_eq!(old.lower_path("/work/a\\b"), Some(PathBuf::from("/home/u/src/a\\b")));
     }
 
     #[test]
