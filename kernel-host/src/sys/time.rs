@@ -98,6 +98,18 @@ fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, 
         }
     };
     if v.fast_sleep() {
+        // A signal already pending ends the sleep before it starts, as on the host: the clock
+        // must not move by a sleep that never happened. (Under ptrace, `timeout` may kill its
+        // command while the command's sleep waits to be served; moving the clock then fired
+        // the next command's timer.)
+        if wake::signal_pending(task, task.sigmask) {
+            if rem != 0 {
+                if let Err(e) = task.mem.write(rem, &TimePair::from_ns(ns).to_bytes()) {
+                    return Disposition::Return(e.ret());
+                }
+            }
+            return Disposition::Return(Errno::EINTR.ret());
+        }
         v.advance(ns);
         return Disposition::Return(0);
     }

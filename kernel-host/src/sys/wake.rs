@@ -447,6 +447,12 @@ fn pending_signal(task: &TaskCtx<'_>, mask: u64, taken: u64) -> bool {
     false
 }
 
+/// Whether a signal that `mask` lets through and that would do something is pending for the
+/// thread (pending ones the program ignores are discarded, as the host would).
+pub fn signal_pending(task: &TaskCtx<'_>, mask: u64) -> bool {
+    pending_signal(task, mask, 0)
+}
+
 /// Whether the signal that ends a wait (the lowest pending one `mask` lets through that the
 /// program does not ignore) interrupts a call that `SA_RESTART` would restart: it has a
 /// handler without that flag. False when there is no such signal.
