@@ -245,6 +245,7 @@ impl Timers {
     /// The earliest expiry of the armed timers whose notification `ends` accepts (timer
     /// descriptors' timers, which notify no one but their descriptor, are not among them).
     pub fn next_expiry_of(&self, ends: impl Fn(Notify) -> bool) -> Option<u64> {
+        // Copied out first: `ends` may make host calls, which no spin lock should be held over.
         let armed: alloc::vec::Vec<(u64, Notify)> =
             self.table.lock().iter().filter(|t| t.slot.armed()).map(|t| (t.slot.expiry, t.notify)).collect();
         armed.into_iter().filter(|&(_, n)| ends(n)).map(|(e, _)| e).min()

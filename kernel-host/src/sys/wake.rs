@@ -151,11 +151,9 @@ pub struct Waiter {
     deadline: Option<u64>,
     /// The signals the wait does not let through.
     mask: u64,
-    /// Fast sleeps, no deadline, and the process has children, which move the clock too.
+    /// Fast sleeps, no deadline, and the process has children, which move the clock too: the
+    /// wait is paced (see [`Waiter::next`]).
     children: bool,
-    /// Look at the clock every [`PACE`] rather than jump to the target: with children, or
-    /// when the target's timer cannot end this wait ([`cuts`]).
-    paced: bool,
     /// `select`'s sets as the program gave them.
     saved: Option<[[u8; SET_WORDS * 8]; 3]>,
     /// Expiries and signals passed so far.
@@ -320,7 +318,6 @@ impl Waiter {
             deadline,
             mask,
             children,
-            paced: children,
             saved,
             events: 0,
             budget: None,
@@ -342,18 +339,20 @@ impl Waiter {
             (None, Some(d)) => d,
             (None, None) => return Err(Woken::HandOff),
         };
-        self.paced = self.children
+        // Paced: look at the clock every PACE rather than jump to the target, with children,
+        // or when the target's timer cannot end this wait.
+        let paced = self.children
             || (v.fast_sleep()
                 && self.deadline.is_none()
                 && self.wait.for_signals()
                 && !cuts(k, task, self.wait, self.mask, target));
         let left = match self.budget {
             Some((t, left)) if t == target => left,
-            _ if v.fast_sleep() && !self.paced => 0,
+            _ if v.fast_sleep() && !paced => 0,
             _ => target.saturating_sub(v.elapsed()),
         };
         let slice = match self.wait {
-            _ if self.paced => left.min(PACE),
+            _ if paced => left.min(PACE),
             Wait::Signals | Wait::Take { .. } => left,
             _ => left.min(DEAF),
         };
@@ -409,15 +408,18 @@ impl Waiter {
 /// Whether a timer expiring at `at` can end this wait for signals: its signal is one the wait
 /// takes, or one `mask` lets through and the program does not ignore. Under fast sleeps a wait
 /// for signals alone, with no deadline of its own, jumps the clock to its next expiry only
-/// then; otherwise it is paced, as a process with children is. Jumping to an alarm the thread
-/// blocks and does not wait for, while it waits for another thread's signal, would put the
-/// clock ahead of that thread by the alarm's whole delay; not moving the clock at all would
-/// leave a timer that another thread takes (glibc's `SIGEV_THREAD` helper) unfired for ever.
+/// then; otherwise it is paced ([`Waiter::next`]), as a process with children is. Jumping to
+/// an alarm the thread blocks and does not wait for, while it waits for another thread's
+/// signal, would put the clock ahead of that thread by the alarm's whole delay; not moving the
+/// clock at all would leave a timer that another thread takes (glibc's `SIGEV_THREAD` helper)
+/// unfired for ever.
 fn cuts(k: &Kernel, task: &TaskCtx<'_>, wait: Wait, mask: u64, at: u64) -> bool {
     let tid = task.tid();
     let ends = |sig: u32| {
-        let bit = 1u64.checked_shl(sig.wrapping_sub(1)).unwrap_or(0);
-        bit != 0 && (wait.taken() & bit != 0 || (mask & bit == 0 && !ignored(task, sig)))
+        (1..=64).contains(&sig) && {
+            let bit = crate::abi::sigbit(sig);
+            wait.taken() & bit != 0 || (mask & bit == 0 && !ignored(task, sig))
+        }
     };
     k.timers.next_expiry_of(|notify| match notify {
         Notify::Process(sig) => ends(sig),
