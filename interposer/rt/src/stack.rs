@@ -69,9 +69,10 @@ impl InitialStack<'_> {
     /// The memory below `top` must be writable and unused for as many bytes as the strings and
     /// vectors need (it is the process's own stack, well below the caller's frames).
     pub unsafe fn write(&self, top: u64) -> Built {
-        // Bytes of a list of strings with their NULs.
+        // Bytes of each list of strings with their NULs.
         let length = |list: &[&[u8]]| list.iter().map(|s| s.len() as u64 + 1).sum::<u64>();
-        let strings = length(self.argv) + length(self.envp) + self.execfn.len() as u64 + 1 + 16;
+        let (arg_bytes, env_bytes) = (length(self.argv), length(self.envp));
+        let strings = arg_bytes + env_bytes + self.execfn.len() as u64 + 1 + 16;
         let str_base = (top - strings) & !15;
         let words = 1 + self.argv.len() + 1 + self.envp.len() + 1 + 2 * (self.auxv.len() + 1);
         let sp = (str_base - 8 * words as u64) & !15;
@@ -96,8 +97,8 @@ impl InitialStack<'_> {
         let envp: Vec<u64> = self.envp.iter().map(|s| put(s, true)).collect();
         // Back to back after AT_EXECFN's string: the arguments, then the environment.
         let args_start = execfn + self.execfn.len() as u64 + 1;
-        let env_start = args_start + length(self.argv);
-        let env_end = env_start + length(self.envp);
+        let env_start = args_start + arg_bytes;
+        let env_end = env_start + env_bytes;
 
         let mut vector: Vec<u64> = Vec::with_capacity(words);
         vector.push(argv.len() as u64);
