@@ -14,11 +14,10 @@
 //! sockets) are not applied either. Owners are the applying user's.
 
 use super::entry::{self, EntryType};
-use super::manifest::{escape, Change, Kind, Manifest};
+use super::manifest::{Change, Kind, Manifest};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -152,9 +151,7 @@ fn check_one(change: &Change, host: &Path, source: &Path, deleted: &BTreeSet<&st
         EntryType::Dir if change.kind == Kind::Deleted => {
             let entries = fs::read_dir(host).map_err(|e| format!("cannot read {}: {e}", host.display()))?;
             for entry in entries.flatten() {
-                let name = escape(entry.file_name().as_bytes());
-                let guest =
-                    if change.path == "/" { format!("/{name}") } else { format!("{}/{name}", change.path) };
+                let guest = super::scan::child(&change.path, &entry.file_name());
                 if !deleted.contains(guest.as_str()) {
                     return Err(format!("{} has new entries on the host ({guest})", host.display()));
                 }

@@ -20,7 +20,7 @@
 
 use super::entry::EntryType;
 use crate::view::request::covers;
-use crate::view::table::suffix;
+use crate::view::table::{join_guest, suffix};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -195,13 +195,13 @@ impl Manifest {
             .filter(|l| covers(&self.encode(&l.guest), guest))
             .max_by_key(|l| l.guest.len())?;
         let rest = self.decode(suffix(&self.encode(&layer.guest), guest))?;
-        Some(join_bytes(Path::new(&layer.lower), &rest))
+        Some(join_guest(Path::new(&layer.lower), OsStr::from_bytes(&rest)))
     }
 
     /// Where the new content of a guest path is kept, under `dir`.
     pub fn upper_path(&self, dir: &Path, guest: &str) -> PathBuf {
         let rest = self.decode(guest.trim_start_matches('/')).unwrap_or_default();
-        join_bytes(&dir.join(&self.upper), &rest)
+        join_guest(&dir.join(&self.upper), OsStr::from_bytes(&rest))
     }
 
     /// A path's bytes from the manifest's text: [`unescape`]d in a manifest of this version,
@@ -227,15 +227,6 @@ impl Manifest {
     pub fn counts(changes: &[Change]) -> [usize; 3] {
         let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
         [count(Kind::Created), count(Kind::Modified), count(Kind::Deleted)]
-    }
-}
-
-/// `base` joined with a relative path's bytes ("" gives `base`).
-fn join_bytes(base: &Path, rest: &[u8]) -> PathBuf {
-    if rest.is_empty() {
-        base.to_path_buf()
-    } else {
-        base.join(OsStr::from_bytes(rest))
     }
 }
 

@@ -20,7 +20,7 @@ use super::manifest::{escape, Change, HostRecord, Kind};
 use crate::view::request::covers;
 use kernel_host::config::{Mount, MountKind};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -64,7 +64,8 @@ fn lstat(path: &Path) -> Result<Option<Metadata>, String> {
     entry::lstat(path).map_err(at(path))
 }
 
-fn child(guest: &str, name: &OsString) -> String {
+/// The guest path of the entry `name` of the directory at `guest`, as the manifest writes it.
+pub(super) fn child(guest: &str, name: &OsStr) -> String {
     let name = escape(name.as_bytes());
     if guest == "/" {
         format!("/{name}")
@@ -271,7 +272,7 @@ impl Scan {
                 continue;
             }
             if !(ty.is_dir() && self.holds_mount(&g)) {
-                self.counts[0] += 1;
+                self.counts[Kind::Created as usize] += 1;
             }
             if ty.is_dir() {
                 self.count_created(&g, &entry.path())?;

@@ -63,6 +63,16 @@ fn opaque(path: &Path) -> bool {
     unsafe { libc::setxattr(c(path).as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) == 0 }
 }
 
+/// A path of the scratch tree as a mount's host string.
+fn text(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// An overlay at `guest` of `lower` under `upper`.
+fn overlay(guest: &str, lower: &Path, upper: &Path) -> Mount {
+    Mount { guest: guest.into(), kind: MountKind::Overlay { lower: text(lower), upper: text(upper) } }
+}
+
 /// The fixture: `T/lower` (and `T/lower2`, shown at `/mnt/n`) and the upper tree in
 /// `T/state/upper`, as the kernel would leave them. `None` when whiteouts or opaque
 /// directories cannot be made here.
@@ -110,14 +120,10 @@ fn fixture(t: &Path) -> Option<Vec<Mount>> {
     // The nested overlay's upper, inside the upper tree of `/`: `mnt/` only holds its mount point.
     write(&upper.join("mnt/n/a"), "changed", 0o644);
 
-    let s = |p: &Path| p.to_str().unwrap().to_owned();
     Some(vec![
-        Mount { guest: "/".into(), kind: MountKind::Overlay { lower: s(&lower), upper: s(&upper) } },
-        Mount {
-            guest: "/mnt/n".into(),
-            kind: MountKind::Overlay { lower: s(&lower2), upper: s(&upper.join("mnt/n")) },
-        },
-        Mount { guest: "/tmp".into(), kind: MountKind::Tmpfs { host: s(&t.join("tmpfs")) } },
+        overlay("/", &lower, &upper),
+        overlay("/mnt/n", &lower2, &upper.join("mnt/n")),
+        Mount { guest: "/tmp".into(), kind: MountKind::Tmpfs { host: text(&t.join("tmpfs")) } },
     ])
 }
 
@@ -281,9 +287,7 @@ fn set_id_bits_are_not_applied() {
     let (lower, upper) = (t.0.join("lower"), t.0.join("state/upper"));
     mkdir(&lower, 0o755);
     write(&upper.join("suid"), "#!/bin/sh\n", 0o4755);
-    let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let mounts =
-        [Mount { guest: "/".into(), kind: MountKind::Overlay { lower: s(&lower), upper: s(&upper) } }];
+    let mounts = [overlay("/", &lower, &upper)];
     let changes = keep(&t.0, &mounts);
     assert_eq!(changes[0].mode, "4755", "the manifest says what the program made");
     assert_eq!(apply::run(&t.0.join("state"), false, false), 0);
@@ -306,10 +310,9 @@ fn counting_a_new_tree_agrees_with_the_scan() {
         eprintln!("skipped: cannot make a whiteout (mknod of a character device 0/0) here");
         return;
     }
-    let s = |p: &Path| p.to_str().unwrap().to_owned();
     let mounts = [
-        Mount { guest: "/".into(), kind: MountKind::Overlay { lower: s(&lower), upper: s(&upper) } },
-        Mount { guest: "/new/mnt/point".into(), kind: MountKind::Tmpfs { host: s(&t.0.join("tmpfs")) } },
+        overlay("/", &lower, &upper),
+        Mount { guest: "/new/mnt/point".into(), kind: MountKind::Tmpfs { host: text(&t.0.join("tmpfs")) } },
     ];
     let changes = scan(&mounts, false).unwrap();
     assert_eq!(

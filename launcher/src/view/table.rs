@@ -105,8 +105,9 @@ pub fn suffix<'a>(mount_guest: &str, guest: &'a str) -> &'a str {
 }
 
 /// `base` joined with a guest suffix ("" gives `base`).
-pub fn join_guest(base: &Path, suffix: &str) -> PathBuf {
-    if suffix.is_empty() {
+pub fn join_guest(base: &Path, suffix: impl AsRef<Path>) -> PathBuf {
+    let suffix = suffix.as_ref();
+    if suffix.as_os_str().is_empty() {
         base.to_path_buf()
     } else {
         base.join(suffix)
