@@ -275,6 +275,41 @@ fn shell_prints_the_same_bytes() {
     assert_eq!(out.field("nproc"), "1", "\n{out}");
 }
 
+/// `ld.so` reads the time stamp counter eight times in every image, for its own statistics.
+/// Once the sandbox has learned those sites, images load a copy of `ld.so` with them patched
+/// (see docs/architecture.md) and read the virtual counter without a fault: it must count the
+/// same. `LD_DEBUG=statistics` prints the same cycles with patched sites as under `--trace`,
+/// which patches nothing, and a virtual count, not the host's.
+#[test]
+fn ld_so_counts_the_same_cycles_with_patched_sites() {
+    let script = "sh -c :; sh -c :; cat /tmp/stats.*";
+    let run = |trace: Option<&Path>| {
+        let invocation = repro("/usr/bin/env", None).args([
+            "LD_DEBUG=statistics",
+            "LD_DEBUG_OUTPUT=/tmp/stats",
+            "sh",
+            "-c",
+            script,
+        ]);
+        ok(match trace {
+            Some(file) => invocation.trace(file),
+            None => invocation,
+        })
+    };
+    let patched = run(None);
+    let trace = temp_dir("ld-stats").join("trace");
+    let trapped = run(Some(&trace));
+    assert_same_bytes("LD_DEBUG=statistics", &patched, &trapped);
+    let totals: Vec<u64> = patched
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("total startup time in dynamic loader: ").nth(1))
+        .map(|rest| rest.trim_end_matches(" cycles").parse().expect("a cycle count"))
+        .collect();
+    assert_eq!(totals.len(), 3, "three images print their statistics\n{patched}");
+    assert!(totals.iter().all(|&c| c > 0 && c < 100_000), "not the virtual counter: {totals:?}");
+}
+
 /// The default seed is 0: `--reproducible` alone and `--reproducible --seed 0` agree.
 #[test]
 fn default_seed_is_zero() {

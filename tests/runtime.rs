@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cloister_tests::{
-    assert_clock, both_modes, compile_c, inproc, is_hex, now_unix, programs_dir, temp_dir, write_file, Mode,
-    C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
+    assert_clock, both_modes, compile_c, inproc, inproc_only, is_hex, now_unix, programs_dir, temp_dir,
+    write_file, Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
 };
 
 const HOST: &str = VIRTUAL_HOSTNAME;
@@ -370,6 +370,61 @@ fn brk_start_is_randomised(mode: Mode) {
         .collect();
     assert!(gaps.iter().all(|g| (0..(1 << 30) + 4096).contains(g)), "{gaps:?}");
     assert!(gaps.iter().any(|g| *g != gaps[0]), "the break started at the same place in every run: {gaps:?}");
+}
+
+/// Every dynamic program's start runs the same few sites of `ld.so` once each. Once an image
+/// has trapped at them, the next ones load a copy of `ld.so` from the sandbox's state
+/// directory with those sites patched, and the page of stubs they jump to right after it;
+/// under `--trace`, which records trapped calls, nothing is patched and `ld.so` is mapped
+/// itself. Either way the page after `ld.so`'s image is kept, so that the mappings after it
+/// land at the same places.
+#[test]
+fn interpreter_sites_are_patched_once_per_sandbox() {
+    if inproc_only("cloister-rt patches call sites; the ptrace backend has none") {
+        return;
+    }
+    let script = "for i in 1 2 3; do /bin/true; done; cat /proc/self/maps";
+    let maps = |trace: Option<&Path>| {
+        let invocation = Mode::Cloister.command("/bin/sh").args(["-c", script]);
+        let out = match trace {
+            Some(file) => invocation.trace(file),
+            None => invocation,
+        }
+        .output();
+        out.success();
+        out.stdout.clone()
+    };
+    // The lines of the file `ld.so` is mapped from: (range, permissions, path).
+    let interpreter = |maps: &str| -> Vec<(u64, u64, String, String)> {
+        maps.lines()
+            .filter(|l| l.contains("/ld-"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (lo, hi) = f[0].split_once('-').expect("a range");
+                let hex = |x: &str| u64::from_str_radix(x, 16).expect("hex");
+                (hex(lo), hex(hi), f[1].to_owned(), f.last().expect("a path").to_string())
+            })
+            .collect()
+    };
+    let patched = maps(None);
+    let lines = interpreter(&patched);
+    let name =
+        lines.first().map(|l| l.3.rsplit('/').next().unwrap_or_default().to_owned()).unwrap_or_default();
+    assert!(
+        name.strip_prefix("ld-").is_some_and(|h| is_hex(h, 8)),
+        "ld.so is not mapped from a patched copy:\n{patched}"
+    );
+    let (_, end, perms, _) = lines.last().expect("a mapping").clone();
+    assert_eq!(perms, "r-xp", "the stubs' page is the copy's last mapping:\n{patched}");
+    assert!(lines.iter().all(|l| l.3 == lines[0].3 && l.0 < end), "\n{patched}");
+
+    let trace = temp_dir("interp-trace").join("trace");
+    let traced = maps(Some(&trace));
+    let lines = interpreter(&traced);
+    assert!(
+        lines.iter().all(|l| l.3.ends_with("/ld-linux-x86-64.so.2")),
+        "ld.so is patched under --trace:\n{traced}"
+    );
 }
 
 both_modes!(

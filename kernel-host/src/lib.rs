@@ -30,6 +30,7 @@ pub mod errno;
 pub mod exes;
 pub mod identity;
 pub mod kernel;
+pub mod learned;
 pub mod process;
 pub mod procfs;
 pub mod random;
@@ -46,6 +47,7 @@ pub mod timer;
 pub mod timer_fds;
 pub mod trace;
 pub mod vfs;
+pub mod x86;
 
 mod sys;
 

@@ -7,6 +7,7 @@
 //! lock can be left held by a process that dies.
 
 use crate::exes::SharedExes;
+use crate::learned::LearnedSites;
 use crate::timer_fds::TimerFds;
 use crate::vfs::shared_dirs::SharedDirs;
 use core::sync::atomic::AtomicU64;
@@ -36,6 +37,8 @@ pub struct Shared {
     /// Timer descriptors' timers in reproducible mode: one per descriptor, whichever
     /// processes hold it.
     pub timer_fds: TimerFds,
+    /// Call sites of the program interpreter that every image loads patched.
+    pub learned: LearnedSites,
 }
 
 impl Shared {
@@ -60,7 +63,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0005;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0006;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

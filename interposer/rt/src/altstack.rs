@@ -22,6 +22,17 @@ const FREE: u32 = 0;
 /// `(thread id, stack base)` of every stack handed out in this process.
 static STACKS: SpinLock<Vec<(u32, u64)>> = SpinLock::new(Vec::new());
 
+/// The first stack, in the runtime's zero-filled data: the host's exec maps it with the image,
+/// so a process's first thread costs no `mmap` (and no `munmap` when the image ends).
+#[repr(C, align(16))]
+struct FirstStack(core::cell::UnsafeCell<[u8; SIZE]>);
+
+// SAFETY: the memory is only ever used as an alternate signal stack, by the thread `STACKS`
+// gives it to.
+unsafe impl Sync for FirstStack {}
+
+static FIRST_STACK: FirstStack = FirstStack(core::cell::UnsafeCell::new([0; SIZE]));
+
 /// Gives the calling thread an alternate signal stack. Failing to get one is not fatal: the
 /// handler then keeps running on the thread's own stack.
 pub fn install_for_this_thread() {
@@ -38,9 +49,14 @@ pub fn install_for_this_thread() {
                 stacks[i].1
             }
             None => {
-                let Some(base) = sys::mmap_anon(SIZE) else { return };
-                stacks.push((tid, base as u64));
-                base as u64
+                let base = if stacks.is_empty() {
+                    FIRST_STACK.0.get() as u64
+                } else {
+                    let Some(base) = sys::mmap_anon(SIZE) else { return };
+                    base as u64
+                };
+                stacks.push((tid, base));
+                base
             }
         }
     };

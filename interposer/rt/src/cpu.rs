@@ -77,7 +77,11 @@ pub fn emulate(kernel: &Kernel, frame: &mut Frame) -> bool {
         return false;
     }
     if op[..2] == RDTSC {
-        return answer_tsc(kernel, frame, 2);
+        if !answer_tsc(kernel, frame, 2) {
+            return false;
+        }
+        crate::prepatch::learn_rdtsc(rip);
+        return true;
     }
     if op[..2] == CPUID {
         if !CPUID_FAULTING.load(Ordering::Relaxed) {

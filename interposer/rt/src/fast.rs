@@ -67,11 +67,17 @@ static BLOCKED: u64 = !(sigbit(SIGSEGV) | sigbit(SIGBUS));
 
 extern "C" {
     /// Where every stub calls; never called from Rust.
-    pub fn cloister_fast_entry();
+    fn cloister_fast_entry();
+}
+
+/// The address stubs call.
+pub fn entry() -> u64 {
+    cloister_fast_entry as *const () as u64
 }
 
 // On entry: rsp = program rsp - 128 (red zone) - 8, [rsp] = address of the stub's word that
-// holds the return address (just after the site's `syscall`); eax = the call number; the
+// holds the return address (just after the site's `syscall`) as an offset from that word
+// (`kernel_host::x86::syscall_stub`); eax = the call number; the
 // arguments in their registers. rcx and r11 are the program's to lose, as with `syscall`.
 global_asm!(
     ".globl cloister_fast_entry",
@@ -210,10 +216,11 @@ global_asm!(
     "add rsp, {frame}",
     // r11 holds the flags after a `syscall`, as the host leaves them.
     "mov r11, [rsp]",
+    // The stub's word holds the site's resumption as an offset from the word itself.
+    "mov rcx, [rsp + 8]",
+    "add rcx, [rcx]",
     "popfq",
-    "pop rcx",
-    "mov rcx, [rcx]",
-    "lea rsp, [rsp + 128]",
+    "lea rsp, [rsp + 8 + 128]",
     "jmp rcx",
     // No usable alternate stack: put everything back and let the site's `syscall` trap.
     "8:",
@@ -234,11 +241,11 @@ global_asm!(
     "mov r9, [rsp + {args} + 40]",
     "mov rbx, [rsp + {rbx}]",
     "add rsp, {frame}",
+    "mov rcx, [rsp + 8]",
+    "add rcx, [rcx]",
     "popfq",
-    "pop rcx",
-    "mov rcx, [rcx]",
     "lea rcx, [rcx - 2]",
-    "lea rsp, [rsp + 128]",
+    "lea rsp, [rsp + 8 + 128]",
     "jmp rcx",
     ".globl cloister_fast_end",
     "cloister_fast_end:",

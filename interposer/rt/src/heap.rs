@@ -25,7 +25,7 @@ struct State {
     free: [*mut u8; CLASSES],
     bump: *mut u8,
     bump_end: *mut u8,
-    /// Whether [`FIRST_CHUNK`] is handed out already.
+    /// Whether the first chunk is handed out already.
     first_taken: bool,
 }
 
@@ -37,11 +37,13 @@ struct Chunk(core::cell::UnsafeCell<[u8; CHUNK]>);
 // SAFETY: the chunk is only reached through `State`, under the heap's lock.
 unsafe impl Sync for Chunk {}
 
-static FIRST_CHUNK: Chunk = Chunk(core::cell::UnsafeCell::new([0; CHUNK]));
-
-/// The global allocator.
+/// The global allocator. The first chunk lies right after the state, in the same static, so
+/// that the state shares the chunk's first page: a static of its own would land wherever the
+/// linker puts it, often a page of its own that every new image faults in.
+#[repr(C)]
 pub struct Heap {
     state: SpinLock<State>,
+    first_chunk: Chunk,
 }
 
 // SAFETY: every access to the raw pointers inside goes through the spin lock.
@@ -59,6 +61,7 @@ impl Heap {
                 bump_end: ptr::null_mut(),
                 first_taken: false,
             }),
+            first_chunk: Chunk(core::cell::UnsafeCell::new([0; CHUNK])),
         }
     }
 
@@ -109,7 +112,7 @@ impl Heap {
                 chunk
             } else {
                 s.first_taken = true;
-                FIRST_CHUNK.0.get() as *mut u8
+                self.first_chunk.0.get() as *mut u8
             };
             s.bump_end = chunk.wrapping_add(CHUNK);
             // The first chunk is only 16-aligned; a mapped one is page-aligned.

@@ -41,6 +41,11 @@ impl File {
         self
     }
 
+    /// Its size, if its opener recorded it.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
     /// Reads up to `buf.len()` bytes at `offset`.
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, i64> {
         let r = sys::call(nr::PREAD64, &[self.fd as u64, buf.as_mut_ptr() as u64, buf.len() as u64, offset]);
@@ -167,15 +172,39 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_ANON: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
+/// Pages kept right after an image (see [`load_with`]).
+#[derive(Clone, Copy)]
+pub struct Tail {
+    /// How many bytes; page-aligned.
+    pub len: u64,
+    /// Where in the file the pages mapped there (executable) start, page-aligned; `None`:
+    /// the pages are only reserved.
+    pub stubs: Option<u64>,
+}
+
+/// The mapping plan of the ELF image in `file`, as [`load`] follows it.
+pub fn plan_of(file: &File) -> Result<elf::Plan, LoadError> {
+    let head = Head::read(file)?;
+    elf::plan(|buf, offset| head.read_at(buf, offset), size_of(file)?).map_err(|e| match e {
+        PlanError::Corrupt(why) => LoadError::Format(why),
+        PlanError::Read(e) => e,
+    })
+}
+
 /// Maps the ELF image in `file`. `hint` is where a position-independent image should go
 /// (0: wherever the host puts it).
 pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
-    let head = Head::read(file)?;
-    let plan = elf::plan(|buf, offset| head.read_at(buf, offset), size_of(file)?).map_err(|e| match e {
-        PlanError::Corrupt(why) => LoadError::Format(why),
-        PlanError::Read(e) => e,
-    })?;
-    let span = plan.hi - plan.lo;
+    load_with(file, hint, None)
+}
+
+/// [`load`], keeping `tail` right after the image's last page: a patched copy of an
+/// interpreter maps its stubs there, a fixed distance from every site. (Kept whether or not
+/// there are stubs, so that where the next mappings land does not depend on it.) A failure
+/// leaves nothing mapped.
+pub fn load_with(file: &File, hint: u64, tail: Option<Tail>) -> Result<Image, LoadError> {
+    let plan = plan_of(file)?;
+    let image_span = plan.hi - plan.lo;
+    let span = image_span + tail.map_or(0, |t| t.len);
 
     // The first segment is mapped over the whole span, so that the segments land together;
     // each other one is then mapped over its part. (A separate reservation would cost one more
@@ -203,8 +232,16 @@ pub fn load(file: &File, hint: u64) -> Result<Image, LoadError> {
     };
 
     let rest = if first.is_some() { &plan.segments[1..] } else { &plan.segments[..] };
-    for s in rest {
-        map_segment(file, s, bias)?;
+    let mapped = rest.iter().try_for_each(|s| map_segment(file, s, bias)).and_then(|()| match tail {
+        Some(Tail { len, stubs: Some(offset) }) => {
+            let at = plan.hi.wrapping_add(bias);
+            map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop)
+        }
+        _ => Ok(()),
+    });
+    if let Err(e) = mapped {
+        sys::call(nr::MUNMAP, &[plan.lo.wrapping_add(bias), span]);
+        return Err(e);
     }
     if first.is_some() {
         close_holes(&plan.segments, bias);

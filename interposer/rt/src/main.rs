@@ -22,12 +22,14 @@ mod heap;
 mod loader;
 mod mem;
 mod patch;
+mod prepatch;
 mod stack;
 mod start;
 mod sys;
 mod title;
 mod trace;
 mod trap;
+mod tsc;
 mod ucontext;
 
 /// The runtime's allocator.

@@ -33,6 +33,7 @@
 
 use kernel_host::redirect::{served_in_place, ArgTest};
 use kernel_host::sync::SpinLock;
+use kernel_host::x86::{syscall_stub, SYSCALL_STUB_LEN};
 
 use crate::sys::{self, nr};
 use crate::{fast, fault, trace};
@@ -43,7 +44,7 @@ const HOT: u32 = 8;
 const SITES: usize = 256;
 /// Bytes of each stub: code, the site's resumption, the entry, the trap test (and, before
 /// them, the instruction a jump went over, rounded up to keep stubs 16-byte aligned).
-const STUB: u64 = 48;
+const STUB: u64 = SYSCALL_STUB_LEN as u64;
 /// The longest instruction a stub runs in place of the one its jump went over.
 const DISPLACED_MAX: usize = 6;
 /// Bytes of each page of stubs the runtime maps.
@@ -61,8 +62,10 @@ struct Site {
     ip: u64,
     /// Traps taken there, or [`DECIDED`] once patched or found unpatchable.
     hits: u32,
-    /// Whether the instruction before its `mov` set its register at every trap so far.
-    displaceable: bool,
+    /// Whether the instruction before its `mov` failed to set its register at some trap so
+    /// far. (Kept negative so that the table starts all zeros: zero-filled data, not a page of
+    /// the image that every new image copies on its first trap.)
+    undisplaceable: bool,
 }
 
 /// The hit count of a site that is not looked at again.
@@ -81,7 +84,7 @@ struct Patcher {
 }
 
 static PATCHER: SpinLock<Patcher> = SpinLock::new(Patcher {
-    sites: [Site { ip: 0, hits: 0, displaceable: true }; SITES],
+    sites: [Site { ip: 0, hits: 0, undisplaceable: false }; SITES],
     areas: [Area { base: 0, used: 0 }; AREAS],
 });
 
@@ -91,6 +94,7 @@ pub fn after_trap(ip: u64, nr: u32, args: &[u64; 6]) {
     if !served_in_place(nr) || trace::enabled() {
         return;
     }
+    crate::prepatch::learn_syscall(ip, nr);
     let mut p = PATCHER.lock();
     let Some(slot) = p.site(ip) else { return };
     if p.sites[slot].hits == DECIDED {
@@ -100,13 +104,13 @@ pub fn after_trap(ip: u64, nr: u32, args: &[u64; 6]) {
     // The instruction a jump may go over must have set its register at every trap counted
     // (only a `mov` that straddles two blocks needs one).
     if straddles(ip.wrapping_sub(7)) && displaced_before(ip, args).is_none() {
-        p.sites[slot].displaceable = false;
+        p.sites[slot].undisplaceable = true;
     }
     if p.sites[slot].hits < HOT {
         return;
     }
     p.sites[slot].hits = DECIDED;
-    let displaceable = p.sites[slot].displaceable;
+    let displaceable = !p.sites[slot].undisplaceable;
     if let Some(test) = trap_test(nr) {
         p.patch(ip, nr, test, displaceable.then_some(args));
     }
@@ -161,9 +165,14 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
 /// carries it for the fast entry: kind, argument index, and the kind's operand. A call the
 /// filter lets through (`newfstatat` of a descriptor, `close` of a program's descriptor) must
 /// keep going to the host directly: glibc makes `stat`, `lstat` and `fstat` from one site.
-fn trap_test(nr: u32) -> Option<[u8; 16]> {
+pub(crate) fn trap_test(nr: u32) -> Option<[u8; 16]> {
     let kernel = crate::trap::kernel();
-    let rule = kernel_host::redirect::rule_for(kernel.config(), kernel.vfs().is_some(), nr)?;
+    trap_test_for(kernel.config(), kernel.vfs().is_some(), nr)
+}
+
+/// [`trap_test`] for a configuration and whether it has a view, before the kernel is built.
+pub fn trap_test_for(config: &kernel_host::Config, view: bool, nr: u32) -> Option<[u8; 16]> {
+    let rule = kernel_host::redirect::rule_for(config, view, nr)?;
     let (kind, arg, operand): (u32, u8, u64) = match rule.test {
         ArgTest::Always => (0, 0, 0),
         ArgTest::MaskClear { arg, mask } => (1, arg, mask),
@@ -190,7 +199,7 @@ impl Patcher {
             let slot = (start + i) % SITES;
             match self.sites[slot].ip {
                 0 => {
-                    self.sites[slot] = Site { ip, hits: 0, displaceable: true };
+                    self.sites[slot] = Site { ip, hits: 0, undisplaceable: false };
                     return Some(slot);
                 }
                 x if x == ip => return Some(slot),
@@ -270,19 +279,7 @@ impl Patcher {
         head[..displaced.len()].copy_from_slice(displaced);
         // SAFETY: the area is the runtime's own mapping, writable, and this stub is unused.
         unsafe { core::ptr::copy_nonoverlapping(head.as_ptr(), stub as *mut u8, pad as usize) };
-        let mut code = [0u8; STUB as usize];
-        // lea rsp, [rsp - 128]: step over the red zone the code around the site may use.
-        code[..5].copy_from_slice(&[0x48, 0x8d, 0x64, 0x24, 0x80]);
-        // mov eax, NR
-        code[5] = 0xb8;
-        code[6..10].copy_from_slice(&nr.to_le_bytes());
-        // call [rip + 8]: the entry, whose address is the second word after this instruction;
-        // the return address it pushes is the first word's, where the site's resumption is.
-        code[10..16].copy_from_slice(&[0xff, 0x15, 0x08, 0, 0, 0]);
-        code[16..24].copy_from_slice(&(site + 7).to_le_bytes());
-        code[24..32].copy_from_slice(&(fast::cloister_fast_entry as *const () as u64).to_le_bytes());
-        // Which calls of the site the filter traps ([`trap_test`]), for the entry to check.
-        code[32..48].copy_from_slice(&test);
+        let code = syscall_stub(site, stub + pad, nr, fast::entry(), test);
         // SAFETY: as above, after the displaced instruction.
         unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), (stub + pad) as *mut u8, code.len()) };
         Some(stub)

@@ -18,7 +18,7 @@ use kernel_host::{Config, Kernel, ProcessImage};
 use crate::loader::{self, File, Image, LoadError};
 use crate::stack::{self, AuxValue, InitialStack};
 use crate::sys::{self, nr};
-use crate::{altstack, cpu, fail, title, trace, trap};
+use crate::{altstack, cpu, fail, prepatch, title, trace, trap};
 
 // The entry point jumps over the plain gate, which sits 16 bytes after it: the launcher finds
 // the gate there (`interposer::runtime`) without reading the symbol table, and checks its bytes.
@@ -209,9 +209,10 @@ fn load_or_fail(file: &File, hint: u64, path: &[u8]) -> Image {
     loader::load(file, hint).unwrap_or_else(|e| not_executable(path, load_error_text(&e)))
 }
 
-/// Loads the interpreter `interp` of the program `exe`; a failure names both.
+/// Loads the interpreter `interp` of the program `exe`, with the page kept after it that a
+/// patched copy maps its stubs on ([`prepatch::RESERVED`]); a failure names both.
 fn load_interp_or_fail(file: &File, exe: &[u8], interp: &[u8]) -> Image {
-    loader::load(file, 0).unwrap_or_else(|e| {
+    loader::load_with(file, 0, Some(prepatch::RESERVED)).unwrap_or_else(|e| {
         let interp = alloc::string::String::from_utf8_lossy(interp);
         not_executable(
             exe,
@@ -299,11 +300,11 @@ fn decode_config(text: &str) -> Option<(Config, Vec<kernel_host::config::Mount>,
 extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
     let host = unsafe { read_host_stack(sp) };
-    let prefix = alloc::format!("{}=", Config::ENV);
+    let prefix = [Config::ENV.as_bytes(), b"="].concat();
     let mut config = None;
     let mut envp: Vec<&[u8]> = Vec::with_capacity(host.envp.len());
     for &e in &host.envp {
-        match e.strip_prefix(prefix.as_bytes()) {
+        match e.strip_prefix(prefix.as_slice()) {
             Some(value) => config = Some(core::str::from_utf8(value).ok().and_then(decode_config)),
             None => envp.push(e),
         }
@@ -328,14 +329,15 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let view = Vfs::new(mounts, shared);
     let handover = config.handover.take();
     let handover_args = |i: usize| host.argv.get(i).copied().unwrap_or_default();
-    let mut interp_file = handover.and_then(|h| open_checked(handover_args(4), h.interp?));
+    // The interpreter the exec checked, opened when it is loaded: its host path and identity.
+    let mut interp_checked = handover.and_then(|h| Some((handover_args(4), h.interp?)));
     let mut resolved = match handover.and_then(|h| handed_over(h.exe, &host.argv)) {
         Some(r) => r,
         None => {
             // Without a handover, or with a file that is not the one checked any more: look
             // the program up as the launcher's first start does. A handover's arguments are
             // already past the `#!` lines, and its EXE is the ELF they lead to.
-            interp_file = None;
+            interp_checked = None;
             let (path, args) = match handover {
                 Some(_) => {
                     let elf = [handover_args(2), handover_args(3)].into_iter().find(|p| !p.is_empty());
@@ -391,25 +393,60 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
-        if let Some(file) = interp_file.take() {
-            return load_interp_or_fail(&file, &exe, &path[..path.len() - 1]);
+        let name = &path[..path.len() - 1];
+        // The interpreter and its identity (`st_dev`, `st_ino`, size): the handover's, or the
+        // host's answer for the file opened here.
+        // A patched copy the sandbox made of the checked interpreter: the original need not be
+        // opened at all.
+        if let Some((_, identity)) = interp_checked {
+            if let Some((copy, tail, id)) = prepatch::copy_of(identity, &config, view.is_some(), shared) {
+                if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
+                    prepatch::record(&image, id, shared);
+                    return image;
+                }
+                prepatch::give_up(shared);
+            }
         }
-        let file = host_path(view.as_ref(), &path[..path.len() - 1])
-            .and_then(|p| File::open(&p))
-            .unwrap_or_else(|e| {
-                not_executable(
-                    &exe,
-                    &alloc::format!(
-                        "its interpreter {} is missing ({})",
-                        alloc::string::String::from_utf8_lossy(&path[..path.len() - 1]),
-                        errno_text(e)
-                    ),
-                )
-            });
-        load_interp_or_fail(&file, &exe, &path[..path.len() - 1])
+        let checked =
+            interp_checked.and_then(|(host, identity)| Some((open_checked(host, identity)?, identity)));
+        let (file, id) = match checked {
+            Some((file, (dev, ino))) => {
+                let id = file.size().map(|size| [dev, ino, size]);
+                (file, id)
+            }
+            None => {
+                let file = host_path(view.as_ref(), name).and_then(|p| File::open(&p)).unwrap_or_else(|e| {
+                    not_executable(
+                        &exe,
+                        &alloc::format!(
+                            "its interpreter {} is missing ({})",
+                            alloc::string::String::from_utf8_lossy(name),
+                            errno_text(e)
+                        ),
+                    )
+                });
+                let id =
+                    Hc(&crate::guest::RawHost).fstat(file.fd).ok().map(|st| [st.dev(), st.ino(), st.size()]);
+                let file = match id {
+                    Some([_, _, size]) => file.with_size(size),
+                    None => file,
+                };
+                (file, id)
+            }
+        };
+        let Some(id) = id else { return load_interp_or_fail(&file, &exe, name) };
+        if let Some((copy, tail)) = prepatch::interpreter(&file, id, &config, view.is_some(), shared) {
+            if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
+                prepatch::record(&image, id, shared);
+                return image;
+            }
+            prepatch::give_up(shared);
+        }
+        let image = load_interp_or_fail(&file, &exe, name);
+        prepatch::record(&image, id, shared);
+        image
     });
     drop(resolved.file);
-    drop(interp_file);
 
     let random = kernel_host::random::Random::new(&config).at_random().unwrap_or(host_random);
     let overridden = [
