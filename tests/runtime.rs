@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cloister_tests::{
-    assert_clock, both_modes, compile_c, inproc, inproc_only, is_hex, now_unix, programs_dir, temp_dir,
-    write_file, Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
+    assert_clock, both_modes, cloister_bin, compile_c, inproc, inproc_only, is_hex, now_unix, programs_dir,
+    temp_dir, write_file, Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
 };
 
 const HOST: &str = VIRTUAL_HOSTNAME;
@@ -383,7 +383,7 @@ fn interpreter_sites_are_patched_once_per_sandbox() {
     if inproc_only("cloister-rt patches call sites; the ptrace backend has none") {
         return;
     }
-    let script = "for i in 1 2 3; do /bin/true; done; cat /proc/self/maps";
+    let script = "set -e; for i in 1 2 3; do /bin/true; done; cat /proc/self/maps";
     let maps = |trace: Option<&Path>| {
         let invocation = Mode::Cloister.command("/bin/sh").args(["-c", script]);
         let out = match trace {
@@ -425,6 +425,38 @@ fn interpreter_sites_are_patched_once_per_sandbox() {
         lines.iter().all(|l| l.3.ends_with("/ld-linux-x86-64.so.2")),
         "ld.so is patched under --trace:\n{traced}"
     );
+}
+
+/// A state directory on a `noexec` mount cannot hold a copy of `ld.so` the host will map
+/// executable: programs still run, with `ld.so` itself mapped and nothing left of the copy in
+/// their memory. (`/tmp` is `noexec` on many hosts.)
+#[test]
+fn interpreter_copies_on_a_noexec_mount_fall_back_to_the_interpreter() {
+    if inproc_only("cloister-rt patches call sites; the ptrace backend has none") {
+        return;
+    }
+    let dir = temp_dir("interp-noexec");
+    let script = "set -e; for i in 1 2 3; do /bin/true; done; grep ld- /proc/self/maps; echo done";
+    // A private mount namespace of the test's own, so that the mount goes with it.
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o noexec tmpfs {dir} && TMPDIR={dir} {cloister} run -- /bin/sh -c '{script}'",
+            dir = s(&dir),
+            cloister = s(&cloister_bin()),
+        ))
+        .output()
+        .expect("cannot start unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.ends_with("done\n") && out.stderr.is_empty(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let maps: Vec<&str> = stdout.lines().filter(|l| l.contains("ld-")).collect();
+    assert!(!maps.is_empty(), "{stdout}");
+    assert!(maps.iter().all(|l| l.ends_with("/ld-linux-x86-64.so.2")), "{stdout}");
 }
 
 both_modes!(

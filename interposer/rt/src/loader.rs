@@ -237,6 +237,11 @@ pub fn load_with(file: &File, hint: u64, tail: Option<Tail>) -> Result<Image, Lo
             let at = plan.hi.wrapping_add(bias);
             map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop)
         }
+        // Kept inaccessible, as an empty reservation: not the file's bytes past its end.
+        Some(Tail { len, stubs: None }) if first.is_some() => {
+            let at = plan.hi.wrapping_add(bias);
+            map(at, len, 0, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0).map(drop)
+        }
         _ => Ok(()),
     });
     if let Err(e) = mapped {
