@@ -56,7 +56,7 @@ pub use errno::Errno;
 pub use kernel::{ForkSide, Kernel};
 pub use process::ProcessImage;
 pub use sys::wake::Suspended as SuspendedWait;
-pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall};
+pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall, TimeLeft};
 pub use task::{GuestMemory, Host, TaskCtx, WaitSlot};
 
 #[cfg(test)]

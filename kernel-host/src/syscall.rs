@@ -74,5 +74,56 @@ pub enum AfterHost {
         timed_out: i64,
         /// The clock's value at the wait's deadline.
         deadline: u64,
+        /// Where the call's time left goes, for the `select` family, which writes it back.
+        time_left: Option<TimeLeft>,
     },
+}
+
+/// Where a `select`-family wait writes back its time left, which must be the virtual clock's:
+/// the host's own figure is real time. Written after the call returned a count or `EINTR` (as
+/// Linux writes it), from the clock at that moment; a timeout that is not writable is left as
+/// it is, as Linux leaves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeLeft {
+    /// The program's `timeval` or `timespec`.
+    pub addr: u64,
+    /// A `timeval` (microseconds) rather than a `timespec`.
+    pub micros: bool,
+}
+
+impl TimeLeft {
+    /// Whether a call that returned `result` writes its time left back.
+    pub fn applies(result: i64) -> bool {
+        result >= 0 || result == -4
+    }
+
+    /// The bytes to write: `deadline` less `now` (elapsed nanoseconds), none if past it.
+    pub fn bytes(self, deadline: u64, now: u64) -> [u8; 16] {
+        let left = deadline.saturating_sub(now);
+        let (secs, ns) = (left / 1_000_000_000, left % 1_000_000_000);
+        let frac = if self.micros { ns / 1000 } else { ns };
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&secs.to_ne_bytes());
+        out[8..].copy_from_slice(&frac.to_ne_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimeLeft;
+
+    #[test]
+    fn time_left_is_the_deadline_less_the_clock() {
+        let tv = TimeLeft { addr: 0, micros: true };
+        let words = |b: [u8; 16]| {
+            (u64::from_ne_bytes(b[..8].try_into().unwrap()), u64::from_ne_bytes(b[8..].try_into().unwrap()))
+        };
+        assert_eq!(words(tv.bytes(5_250_000_000, 1_000_000_000)), (4, 250_000));
+        assert_eq!(words(tv.bytes(5, 9)), (0, 0), "past the deadline");
+        let ts = TimeLeft { addr: 0, micros: false };
+        assert_eq!(words(ts.bytes(2_000_000_123, 0)), (2, 123));
+        assert!(TimeLeft::applies(0) && TimeLeft::applies(3) && TimeLeft::applies(-4));
+        assert!(!TimeLeft::applies(-14) && !TimeLeft::applies(-9));
+    }
 }

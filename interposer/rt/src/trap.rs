@@ -76,6 +76,44 @@ global_asm!(
     "6:",
     "pop rax",
     "5:",
+    // The time left (to [rsp+120], a timeval when [rsp+128] is set, else a timespec; 0:
+    // none), after a count or EINTR: the deadline [rsp+32] less the clock [rsp+40] (0 once
+    // past), written with the fault-safe copy (a timeout in read-only memory is left as it is).
+    "cmp qword ptr [rsp + 120], 0",
+    "je 8f",
+    "cmp rax, -4",
+    "je 9f",
+    "test rax, rax",
+    "js 8f",
+    "9:",
+    "push rax",
+    "sub rsp, 16",
+    "mov r11, [rsp + 64]",
+    "mov rax, [rsp + 56]",
+    "sub rax, [r11]",
+    "jae 10f",
+    "xor eax, eax",
+    "10:",
+    "xor edx, edx",
+    "mov ecx, 1000000000",
+    "div rcx",
+    "mov [rsp], rax",
+    "mov rax, rdx",
+    "cmp qword ptr [rsp + 152], 0",
+    "je 11f",
+    "xor edx, edx",
+    "mov ecx, 1000",
+    "div rcx",
+    "11:",
+    "mov [rsp + 8], rax",
+    "mov rdi, [rsp + 144]",
+    "mov rsi, rsp",
+    "mov edx, 16",
+    "cld",
+    "call cloister_copy",
+    "add rsp, 16",
+    "pop rax",
+    "8:",
     "popfq",
     // The result record [rsp+88..rsp+112] (header, cookie, result), written when the cookie is
     // not zero. The flags and every register but rcx and r11 are kept.
@@ -243,8 +281,9 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
 
 /// Words a gate reads at its stack pointer: return address, stack pointer, the timed gate's
 /// three (result meaning "timed out", deadline, clock), the six argument registers to put
-/// back, and the trace result record (header, cookie, result).
-const GATE_SLOTS: usize = 14;
+/// back, the trace result record (header, cookie, result), and where the timed gate writes
+/// a `select`'s time left (address, 1 for a `timeval`).
+const GATE_SLOTS: usize = 16;
 
 /// Points the thread at the gate so that `host` runs in the program's context. The slots the
 /// gate reads sit below the red zone and any scratch the kernel pushed.
@@ -252,11 +291,12 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
     let sp = frame.reg(reg::RSP);
     let new_sp = (sp - kernel_host::task::RED_ZONE - task.scratch_used - GATE_SLOTS as u64 * 8) & !15;
     // The words after the return address and stack pointer are the gate's own.
-    let timed = match (task.after, kernel.virtual_clock_counter()) {
-        (Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }), Some(counter)) => {
-            Some([timed_out as u64, deadline, counter as *const AtomicU64 as u64])
-        }
-        _ => None,
+    let (timed, left) = match (task.after, kernel.virtual_clock_counter()) {
+        (Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline, time_left }), Some(counter)) => (
+            Some([timed_out as u64, deadline, counter as *const AtomicU64 as u64]),
+            time_left.map_or([0; 2], |t| [t.addr, u64::from(t.micros)]),
+        ),
+        _ => (None, [0; 2]),
     };
     let gate = match (timed, cookie) {
         (Some(_), _) => cloister_gate_timed as *const () as u64,
@@ -271,7 +311,8 @@ fn via_gate(kernel: &Kernel, frame: &mut Frame, task: &TaskCtx<'_>, host: Syscal
     for (slot, r) in slots[5..11].iter_mut().zip(regs) {
         *slot = frame.reg(r);
     }
-    slots[11..].copy_from_slice(&record);
+    slots[11..14].copy_from_slice(&record);
+    slots[14..].copy_from_slice(&left);
     let mut bytes = [0u8; GATE_SLOTS * 8];
     for (i, s) in slots.iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&s.to_ne_bytes());

@@ -117,7 +117,7 @@ fn virtual_sleep(k: &Kernel, v: &VirtualClock, task: &mut TaskCtx<'_>, ns: u64, 
         Ok(req) => {
             let deadline = v.after(ns);
             v.lose_sight();
-            task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline });
+            task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out: 0, deadline, time_left: None });
             Disposition::Host(Syscall::new(Sysno::nanosleep, [req, rem, 0, 0, 0, 0]))
         }
         Err(e) => Disposition::Return(e.ret()),

@@ -18,7 +18,7 @@ use super::wake::{self, Wait, Woken};
 use crate::abi::UNBLOCKABLE;
 use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
-use crate::syscall::{AfterHost, Disposition, Syscall};
+use crate::syscall::{AfterHost, Disposition, Syscall, TimeLeft};
 use crate::task::TaskCtx;
 use crate::time::{TimePair, VirtualClock};
 
@@ -35,7 +35,8 @@ const CLOCK_MONOTONIC: u64 = 1;
 const ETIMEDOUT: Errno = Errno(110);
 
 /// Arranges `call` (whose timeout is `ns`) to advance the clock if it times out, after
-/// rewriting its timeout to zero when sleeps are fast (`zero` rewrites the call).
+/// rewriting its timeout to zero when sleeps are fast (`zero` rewrites the call), and to write
+/// its time left back to `time_left` if it is a `select`.
 fn timed(
     v: &VirtualClock,
     task: &mut TaskCtx<'_>,
@@ -43,6 +44,7 @@ fn timed(
     ns: u64,
     timed_out: i64,
     zero: impl FnOnce(&mut TaskCtx<'_>, &mut Syscall) -> KResult<()>,
+    time_left: Option<TimeLeft>,
 ) -> Disposition {
     if v.fast_sleep() {
         if let Err(e) = zero(task, &mut call) {
@@ -50,7 +52,7 @@ fn timed(
         }
     }
     v.lose_sight();
-    task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.after(ns) });
+    task.after = Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline: v.after(ns), time_left });
     Disposition::Host(call)
 }
 
@@ -118,7 +120,7 @@ pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         };
     };
     let Some(clock) = deadline_clock else {
-        return timed(v, task, *call, t, ETIMEDOUT.ret(), zero_pair(3));
+        return timed(v, task, *call, t, ETIMEDOUT.ret(), zero_pair(3), None);
     };
     // An absolute deadline on the virtual clock: the time left, as a deadline on the host's.
     let left = t.saturating_sub(v.base(clock).saturating_add(v.elapsed()));
@@ -128,8 +130,11 @@ pub fn futex(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
         Err(e) => return Disposition::Return(e.ret()),
     };
     v.lose_sight();
-    task.after =
-        Some(AfterHost::AdvanceClockOnTimeout { timed_out: ETIMEDOUT.ret(), deadline: v.after(left) });
+    task.after = Some(AfterHost::AdvanceClockOnTimeout {
+        timed_out: ETIMEDOUT.ret(),
+        deadline: v.after(left),
+        time_left: None,
+    });
     Disposition::Host(host)
 }
 
@@ -222,7 +227,7 @@ pub fn rt_sigtimedwait(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Di
         Some(Woken::HandOff) | None => {}
     }
     match timeout {
-        Some(ns) => timed(v, task, *call, ns, Errno::EAGAIN.ret(), zero_pair(2)),
+        Some(ns) => timed(v, task, *call, ns, Errno::EAGAIN.ret(), zero_pair(2), None),
         None => Disposition::Host(*call),
     }
 }
@@ -292,14 +297,30 @@ fn millis(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize) -> Dis
     if ms <= 0 {
         return Disposition::Host(*call);
     }
-    timed(v, task, *call, ms as u64 * 1_000_000, 0, move |_, c| {
-        c.args[arg] = 0;
-        Ok(())
-    })
+    timed(
+        v,
+        task,
+        *call,
+        ms as u64 * 1_000_000,
+        0,
+        move |_, c| {
+            c.args[arg] = 0;
+            Ok(())
+        },
+        None,
+    )
 }
 
-/// A timeout as a pointer to a `timespec` (`micros` false) or `timeval` (true) at `arg`.
-fn pair(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize, micros: bool) -> Disposition {
+/// A timeout as a pointer to a `timespec` (`micros` false) or `timeval` (true) at `arg`;
+/// `select` calls write their time left back there.
+fn pair(
+    k: &Kernel,
+    task: &mut TaskCtx<'_>,
+    call: &Syscall,
+    arg: usize,
+    micros: bool,
+    select: bool,
+) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
     if call.args[arg] == 0 {
         return Disposition::Host(*call);
@@ -311,7 +332,10 @@ fn pair(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize, micros: 
     let t = if micros { TimePair { secs: t.secs, frac: t.frac.saturating_mul(1000) } } else { t };
     match t.to_ns() {
         Some(0) | None => Disposition::Host(*call),
-        Some(ns) => timed(v, task, *call, ns, 0, zero_pair(arg)),
+        Some(ns) => {
+            let time_left = select.then_some(TimeLeft { addr: call.args[arg], micros });
+            timed(v, task, *call, ns, 0, zero_pair(arg), time_left)
+        }
     }
 }
 
@@ -365,7 +389,7 @@ pub fn epoll_pwait2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
     if let Some(d) = timeout.zip(wait_mask(task, mask)).and_then(|(t, m)| cut(k, task, wait, t, m)) {
         return d;
     }
-    with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| pair(k, t, c, 3, false))
+    with_mask(task, call, |t, c| strip_mask(t, c, 4), |t, c| pair(k, t, c, 3, false, false))
 }
 
 /// `ppoll(fds, nfds, tsp, sigmask, size)`.
@@ -376,7 +400,7 @@ pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition 
     if let Some(d) = timeout.zip(wait_mask(task, mask)).and_then(|(t, m)| cut(k, task, wait, t, m)) {
         return d;
     }
-    with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false))
+    with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false, false))
 }
 
 /// `select(nfds, r, w, e, timeval)`.
@@ -386,7 +410,7 @@ pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     if let Some(d) = cut_select(k, task, wait, tv, true, task.sigmask) {
         return d;
     }
-    pair(k, task, call, 4, true)
+    pair(k, task, call, 4, true, true)
 }
 
 /// A `select`-family wait that a timer cuts ([`cut`]), with the time left written into its
@@ -428,7 +452,7 @@ pub fn pselect6(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispositi
     if let Some(d) = mask.and_then(|m| cut_select(k, task, wait, ts, false, m)) {
         return d;
     }
-    with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false))
+    with_mask(task, call, strip_pselect_mask, |t, c| pair(k, t, c, 4, false, true))
 }
 
 /// `waitid`'s `idtype`s.

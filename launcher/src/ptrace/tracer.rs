@@ -23,7 +23,9 @@ use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, WaitSlot};
+use kernel_host::{
+    AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, TimeLeft, WaitSlot,
+};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -576,11 +578,19 @@ impl Tracer {
                 sys::set_regs(tid, &regs)?;
                 return sys::resume(tid, 0, false);
             }
-            if let Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline }) = p.after {
+            if let Some(AfterHost::AdvanceClockOnTimeout { timed_out, deadline, time_left }) = p.after {
                 let tgid = self.tgid_of(tid);
                 let counter = self.processes.get(&tgid).and_then(|p| p.kernel.virtual_clock_counter());
                 if let (true, Some(counter)) = (regs.rax as i64 == timed_out, counter) {
                     counter.fetch_max(deadline, Ordering::SeqCst);
+                }
+                if let (Some(left), Some(counter)) = (time_left, counter) {
+                    use kernel_host::GuestMemory;
+                    if TimeLeft::applies(regs.rax as i64) {
+                        let bytes = left.bytes(deadline, counter.load(Ordering::SeqCst));
+                        // Not writable: left as it is, as Linux leaves it.
+                        let _ = TraceeMemory { tid }.write(left.addr, &bytes);
+                    }
                 }
             }
             if let (Some(cookie), Some(pipe)) = (p.cookie, &self.trace) {

@@ -10,7 +10,8 @@
  *   tfd_*       timerfd(CLOCK_MONOTONIC) with a 50 ms interval, waited for with epoll and
  *               read; an absolute CLOCK_REALTIME timerfd read while blocking
  *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer, and the
- *               time left it writes back
+ *               time left it writes back; a select() that a ready descriptor ends at once,
+ *               and one that times out, with the time left each writes back
  *   sigwait_*   a single thread waits to take its own timers' blocked signals: sigwait on an
  *               itimer's SIGALRM, sigwaitinfo on a POSIX timer's and on a child's SIGCHLD,
  *               sigtimedwait to its timeout (EAGAIN), sigwait in a thread while the main one
@@ -213,6 +214,28 @@ static void select_cut(void) {
     int r = select(0, NULL, NULL, NULL, &tv);
     printf("select_result=%d errno=%s hits=%d\n", r, strerror(errno), (int)hits);
     printf("select_left=%ld.%06ld\n", (long)tv.tv_sec, (long)tv.tv_usec);
+}
+
+static void select_uncut(void) {
+    int p[2];
+    if (pipe(p) != 0 || write(p[1], "x", 1) != 1) {
+        perror("pipe");
+        exit(1);
+    }
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p[0], &r);
+    struct timeval tv = {2, 0};
+    int n = select(p[0] + 1, &r, NULL, NULL, &tv);
+    printf("select_ready=%d left=%ld.%06ld\n", n, (long)tv.tv_sec, (long)tv.tv_usec);
+    struct timeval out = {0, 30000};
+    n = select(0, NULL, NULL, NULL, &out);
+    printf("select_timeout=%d left=%ld.%06ld\n", n, (long)out.tv_sec, (long)out.tv_usec);
+    struct timespec ts = {1, 0};
+    n = pselect(p[0] + 1, &r, NULL, NULL, &ts, NULL);
+    printf("pselect_ready=%d left=%ld.%09ld\n", n, (long)ts.tv_sec, ts.tv_nsec);
+    close(p[0]);
+    close(p[1]);
 }
 
 static long long ms_since(int64_t start) {
@@ -463,6 +486,7 @@ int main(int argc, char **argv) {
     posix();
     tfd();
     select_cut();
+    select_uncut();
     sigwait_cut();
     sigwait_other();
     forked();
