@@ -12,7 +12,7 @@ use kernel_host::sync::SpinLock;
 use crate::sys::{self, nr};
 
 /// Size of each alternate stack.
-const SIZE: usize = 64 * 1024;
+pub const SIZE: usize = 64 * 1024;
 /// `ESRCH`: the thread is gone.
 const ESRCH: i64 = -3;
 
@@ -23,15 +23,17 @@ const FREE: u32 = 0;
 static STACKS: SpinLock<Vec<(u32, u64)>> = SpinLock::new(Vec::new());
 
 /// The first stack, in the runtime's zero-filled data: the host's exec maps it with the image,
-/// so a process's first thread costs no `mmap` (and no `munmap` when the image ends).
+/// so a process's first thread costs no `mmap` (and no `munmap` when the image ends). The
+/// runtime's start-up runs on it too (`start.rs`): the pages its frames touch are those the
+/// thread's first signals and fast calls use, instead of more of the program's stack.
 #[repr(C, align(16))]
-struct FirstStack(core::cell::UnsafeCell<[u8; SIZE]>);
+pub struct FirstStack(core::cell::UnsafeCell<[u8; SIZE]>);
 
 // SAFETY: the memory is only ever used as an alternate signal stack, by the thread `STACKS`
 // gives it to.
 unsafe impl Sync for FirstStack {}
 
-static FIRST_STACK: FirstStack = FirstStack(core::cell::UnsafeCell::new([0; SIZE]));
+pub static FIRST_STACK: FirstStack = FirstStack(core::cell::UnsafeCell::new([0; SIZE]));
 
 /// Gives the calling thread an alternate signal stack. Failing to get one is not fatal: the
 /// handler then keeps running on the thread's own stack.

@@ -37,10 +37,14 @@ global_asm!(
     "2:",
     "xor ebp, ebp",
     "mov rdi, rsp",
-    "and rsp, -16",
+    // The start-up runs on the first alternate stack (`altstack::FIRST_STACK`), not below the
+    // host's strings, where the program's stack goes.
+    "lea rsp, [rip + {stack} + {size}]",
     "call {main}",
     "ud2",
     main = sym rt_main,
+    stack = sym altstack::FIRST_STACK,
+    size = const altstack::SIZE,
 );
 
 /// Where a position-independent program goes, as the host kernel's `ELF_ET_DYN_BASE`.
@@ -55,7 +59,8 @@ const STACK_RESERVE: u64 = 1024 * 1024;
 /// The top of the program's initial stack: a fixed distance below the top of the stack mapping
 /// (which the host's `AT_EXECFN` string ends just below), so that with address randomisation
 /// off the program sees the same stack addresses whatever the runtime's configuration says;
-/// `STACK_GAP` below the runtime's frame at `here` when its strings are too large for that.
+/// `STACK_GAP` below the host's initial stack pointer `here` when the strings are too large for
+/// that.
 ///
 /// A stack limit (`RLIMIT_STACK`) under four times the reserve shrinks it to a quarter of the
 /// limit: the stack cannot grow past the limit, and a program started below it would fault on
@@ -482,11 +487,11 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (stack::AT_EXECFN, AuxValue::ExecFn),
     ]);
     let argv: Vec<&[u8]> = resolved.argv.iter().map(|a| a.as_slice()).collect();
-    let here = &argv as *const _ as u64;
-    let top = program_stack_top(host_aux(stack::AT_EXECFN), here);
+    let top = program_stack_top(host_aux(stack::AT_EXECFN), sp as u64);
     let initial = InitialStack { argv: &argv, envp: &envp, auxv: &auxv, execfn: program, random };
-    // SAFETY: `top` is STACK_GAP below this frame, on the process stack, which grows on demand
-    // and holds nothing the runtime still needs below that point.
+    // SAFETY: `top` is at least STACK_GAP below the host's initial stack pointer, on the process
+    // stack, which grows on demand and holds nothing below that point (the runtime's frames are
+    // on its own stack).
     let built = unsafe { initial.write(top) };
     // Other processes read the program's strings, not the runtime's (`title.rs`); the break
     // starts where the kernel's does (`ProcessImage::brk_start`).
