@@ -451,6 +451,8 @@ fn c_timers_fire_on_the_virtual_clock() {
     assert_eq!(out.field("select_left"), "4.750000", "the virtual time left, as Linux writes it back\n{out}");
     assert_eq!(out.field("select_ready"), "1 left=2.000000", "ended at once on the virtual clock\n{out}");
     assert_eq!(out.field("select_timeout"), "0 left=0.000000", "\n{out}");
+    assert_eq!(out.field("select_ebadf"), "-1 errno=Bad file descriptor left=5.000000", "\n{out}");
+    assert_eq!(out.field("ppoll_ready"), "1 left=3.000000000", "\n{out}");
     // One thread waiting to take its own timers' signals: nothing else moves the clock.
     assert_eq!(out.field("sigwait_itimer"), "0 sig=14 after_ms=100", "sigwait on SIGALRM\n{out}");
     assert_eq!(out.field("sigwait_posix"), "12 value=7 after_ms=50", "sigwaitinfo on a POSIX timer\n{out}");

@@ -9,8 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cloister_tests::{
-    assert_clock, both_modes, cloister_bin, compile_c, inproc, inproc_only, is_hex, now_unix, programs_dir,
-    temp_dir, write_file, Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS, VIRTUAL_HOSTNAME,
+    assert_clock, both_modes, cloister_bin, compile_c, gcc_build, inproc, inproc_only, is_hex, now_unix,
+    programs_dir, temp_dir, write_file, Mode, C_FLAG_SETS, C_PROGRAMS, PYTHON3, RAW_C_FLAGS,
+    VIRTUAL_HOSTNAME,
 };
 
 const HOST: &str = VIRTUAL_HOSTNAME;
@@ -425,6 +426,30 @@ fn interpreter_sites_are_patched_once_per_sandbox() {
         lines.iter().all(|l| l.3.ends_with("/ld-linux-x86-64.so.2")),
         "ld.so is patched under --trace:\n{traced}"
     );
+}
+
+/// A site patched in an interpreter's copy means what it meant: an interpreter of the test's
+/// own (`tests/programs/interp/own_interp.c`) sets `eax` to `brk`'s number, then copies `rax` into `r8` before its
+/// `syscall`, and checks `r8`; it execs its program again three times, so that the later images
+/// run its patched copy.
+#[test]
+fn a_patched_interpreter_site_keeps_its_meaning() {
+    let dir = temp_dir("own-interp");
+    let interp = dir.join("interp");
+    gcc_build(
+        &programs_dir().join("interp").join("own_interp.c"),
+        &interp,
+        &["-nostdlib", "-static-pie", "-fno-stack-protector"],
+    );
+    let source = dir.join("prog.c");
+    fs::write(&source, "void _start(void) {}\n").expect("write prog.c");
+    let prog = dir.join("prog");
+    let linker = format!("-Wl,--dynamic-linker={}", s(&interp));
+    gcc_build(&source, &prog, &["-nostdlib", "-fno-stack-protector", &linker]);
+    for mode in [Mode::Native, Mode::Cloister] {
+        let out = mode.command(&prog).output();
+        assert_eq!(out.code(), 0, "{mode:?}: 64 + what r8 held, or 3 for a failed exec\n{out}");
+    }
 }
 
 /// A state directory on a `noexec` mount cannot hold a copy of `ld.so` the host will map

@@ -79,10 +79,10 @@ pub enum AfterHost {
     },
 }
 
-/// Where a `select`-family wait writes back its time left, which must be the virtual clock's:
-/// the host's own figure is real time. Written after the call returned a count or `EINTR` (as
-/// Linux writes it), from the clock at that moment; a timeout that is not writable is left as
-/// it is, as Linux leaves it.
+/// Where a `select`-family wait (`select`, `pselect6`, `ppoll`) writes back its time left,
+/// which must be the virtual clock's: the host's own figure is real time. Written after the
+/// call returned, whatever it returned (as Linux writes it), from the clock at that moment; a
+/// timeout that is not writable is left as it is, as Linux leaves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeLeft {
     /// The program's `timeval` or `timespec`.
@@ -92,11 +92,6 @@ pub struct TimeLeft {
 }
 
 impl TimeLeft {
-    /// Whether a call that returned `result` writes its time left back.
-    pub fn applies(result: i64) -> bool {
-        result >= 0 || result == -4
-    }
-
     /// The bytes to write: `deadline` less `now` (elapsed nanoseconds), none if past it.
     pub fn bytes(self, deadline: u64, now: u64) -> [u8; 16] {
         let left = deadline.saturating_sub(now);
@@ -123,7 +118,5 @@ mod tests {
         assert_eq!(words(tv.bytes(5, 9)), (0, 0), "past the deadline");
         let ts = TimeLeft { addr: 0, micros: false };
         assert_eq!(words(ts.bytes(2_000_000_123, 0)), (2, 123));
-        assert!(TimeLeft::applies(0) && TimeLeft::applies(3) && TimeLeft::applies(-4));
-        assert!(!TimeLeft::applies(-14) && !TimeLeft::applies(-9));
     }
 }

@@ -138,7 +138,8 @@ pub fn jump(at: u64, to: u64) -> Option<[u8; JUMP_LEN]> {
     Some(out)
 }
 
-/// Whether the movable instruction `insn` may write `rax` (or part of it). Errs towards yes.
+/// Whether the movable instruction `insn` may write `rax` (or part of it: `ah` too). Errs
+/// towards yes.
 fn writes_rax(insn: &[u8]) -> bool {
     let (rex, rest) = match insn.first() {
         Some(&b @ 0x40..=0x4f) => (b, &insn[1..]),
@@ -147,21 +148,25 @@ fn writes_rax(insn: &[u8]) -> bool {
     let (r, b) = ((rex >> 2) & 1, rex & 1);
     let Some(&op) = rest.first() else { return true };
     let modrm = |at: usize| rest.get(at).map(|&m| (m >> 6, ((m >> 3) & 7) | r << 3, (m & 7) | b << 3));
+    // A byte register operand numbered `n`: without a REX prefix, 4 is `ah`.
+    let is_rax_byte = |n: u8| n == 0 || (rex == 0 && n == 4);
     match op {
         // Register destination in ModRM.reg.
-        0x03 | 0x0b | 0x23 | 0x2b | 0x33 | 0x8a | 0x8b | 0x8d | 0x69 => {
-            modrm(1).is_none_or(|(_, reg, _)| reg == 0)
-        }
+        0x03 | 0x0b | 0x23 | 0x2b | 0x33 | 0x8b | 0x8d | 0x69 => modrm(1).is_none_or(|(_, reg, _)| reg == 0),
+        0x8a => modrm(1).is_none_or(|(_, reg, _)| is_rax_byte(reg)),
         0x0f => match rest.get(1) {
             Some(0x1f) => false,
             Some(0xb6 | 0xb7 | 0xbe | 0xbf | 0xaf) => modrm(2).is_none_or(|(_, reg, _)| reg == 0),
             _ => true,
         },
         // Destination in ModRM.rm: rax only as a register operand.
-        0x01 | 0x09 | 0x21 | 0x29 | 0x31 | 0x88 | 0x89 | 0x80 | 0x81 | 0x83 | 0xc0 | 0xc1 | 0xc6 | 0xc7 => {
+        0x01 | 0x09 | 0x21 | 0x29 | 0x31 | 0x89 | 0x81 | 0x83 | 0xc1 | 0xc7 => {
             modrm(1).is_none_or(|(md, _, rm)| md == 3 && rm == 0)
         }
-        0x39 | 0x3b | 0x85 | 0x90 | 0x50..=0x57 => false,
+        0x88 | 0x80 | 0xc0 | 0xc6 => modrm(1).is_none_or(|(md, _, rm)| md == 3 && is_rax_byte(rm)),
+        0x39 | 0x3b | 0x85 | 0x50..=0x57 => false,
+        // `nop`; with REX.B, `xchg r8, rax`.
+        0x90 => b != 0,
         0xb8..=0xbf => (op - 0xb8) | b << 3 == 0,
         0x58..=0x5f => (op - 0x58) | b << 3 == 0,
         _ => true,
@@ -195,7 +200,7 @@ pub fn syscall_site(code: &[u8], nr: u32) -> Option<(usize, Vec<(usize, Movable)
 }
 
 /// Appends the instructions `moved` (decoded from `code`, which starts at address `from`) to
-/// `out`, which will start at address `to`, with their RIP-relative displacements adjusted
+/// `out`, whose first byte will be at address `to`, with their RIP-relative displacements adjusted
 /// so that their operands stay where they were. `None` if one no longer fits in 32 bits.
 fn append_moved(
     out: &mut Vec<u8>,
@@ -246,12 +251,12 @@ pub fn moved_syscall_stub(
     test: [u8; 16],
 ) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(SYSCALL_STUB_LEN + 16);
-    append_moved(&mut out, site, stub, code, moved)?;
-    // lea rsp, [rsp - 128]
-    out.extend_from_slice(&[0x48, 0x8d, 0x64, 0x24, 0x80]);
-    // mov eax, NR
+    // mov eax, NR: first, as at the site, for the moved instructions that read `rax`.
     out.push(0xb8);
     out.extend_from_slice(&nr.to_le_bytes());
+    append_moved(&mut out, site, stub, code, moved)?;
+    // lea rsp, [rsp - 128]: after them, which ran with the program's stack pointer.
+    out.extend_from_slice(&[0x48, 0x8d, 0x64, 0x24, 0x80]);
     // call [rip + 8]: the second word after this instruction; the return address it pushes is
     // the first word's.
     out.extend_from_slice(&[0xff, 0x15, 0x08, 0, 0, 0]);
@@ -390,7 +395,7 @@ mod tests {
         assert_eq!(a, b);
         let word = i64::from_le_bytes(a[16..24].try_into().unwrap());
         assert_eq!((0x9000 + 16 + word) as u64, 0x1007);
-        assert_eq!(&a[5..10], &[0xb8, 1, 1, 0, 0]);
+        assert_eq!(&a[..5], &[0xb8, 1, 1, 0, 0]);
     }
 
     #[test]
@@ -436,11 +441,33 @@ mod tests {
             code.extend_from_slice(&[0x0f, 0x05]);
             assert_eq!(syscall_site(&code, 21), None, "{mid:02x?}");
         }
-        // r8 is not rax: 4c 89 c0 is mov rax, r8 (writes rax); 49 89 c0 is mov r8, rax.
+        // r8 is not rax: 4c 89 c0 is mov rax, r8 (writes rax); 49 89 c0 is mov r8, rax, which
+        // reads it (the stub sets rax first, as the site does).
         let mut code = alloc::vec![0xb8, 0x15, 0, 0, 0, 0x49, 0x89, 0xc0, 0x0f, 0x05];
         assert!(syscall_site(&code, 21).is_some());
         code[5] = 0x4c;
         assert_eq!(syscall_site(&code, 21), None);
+        // Byte registers: without REX, 4 is ah; xchg r8, rax.
+        for mid in [
+            &[0x8a, 0xe2][..],
+            &[0x88, 0xc4],
+            &[0x80, 0xe4, 0x0f],
+            &[0xc0, 0xe4, 1],
+            &[0xc6, 0xc4, 1],
+            &[0x49, 0x90],
+        ] {
+            let mut code = alloc::vec![0xb8, 0x15, 0, 0, 0];
+            code.extend_from_slice(mid);
+            code.extend_from_slice(&[0x0f, 0x05]);
+            assert_eq!(syscall_site(&code, 21), None, "{mid:02x?}");
+        }
+        // With a REX prefix, 4 is spl: mov spl, dl leaves rax alone; a plain nop too.
+        for mid in [&[0x40, 0x88, 0xd4][..], &[0x90], &[0x48, 0x90]] {
+            let mut code = alloc::vec![0xb8, 0x15, 0, 0, 0];
+            code.extend_from_slice(mid);
+            code.extend_from_slice(&[0x0f, 0x05]);
+            assert!(syscall_site(&code, 21).is_some(), "{mid:02x?}");
+        }
     }
 
     #[test]
@@ -451,9 +478,9 @@ mod tests {
         let out =
             moved_syscall_stub(site, site + at as u64, stub, &code, &moved, 257, 0x6f00_0000_1234, [9; 16])
                 .unwrap();
-        assert_eq!(&out[..8], &code[5..13]);
-        assert_eq!(&out[8..13], &[0x48, 0x8d, 0x64, 0x24, 0x80]);
-        assert_eq!(&out[13..18], &[0xb8, 0x01, 0x01, 0, 0]);
+        assert_eq!(&out[..5], &[0xb8, 0x01, 0x01, 0, 0], "rax is set first, as at the site");
+        assert_eq!(&out[5..13], &code[5..13]);
+        assert_eq!(&out[13..18], &[0x48, 0x8d, 0x64, 0x24, 0x80]);
         let word = 24;
         let resume = i64::from_le_bytes(out[word..word + 8].try_into().unwrap());
         assert_eq!(stub as i64 + word as i64 + resume, (site + 15) as i64);

@@ -63,6 +63,11 @@ pub fn record(image: &Image, file: [u64; 3], shared: &'static Shared) {
     SHARED.store(shared as *const Shared as u64, Ordering::Release);
 }
 
+/// Where this image's interpreter's code starts (0: no interpreter recorded).
+fn code_start() -> u64 {
+    CODE[0].load(Ordering::Relaxed)
+}
+
 /// The table, and the interpreter's identity and bias, if `at..at + len` lies in its code.
 fn interpreter_at(at: u64, len: u64) -> Option<(&'static Shared, [u64; 3], u64)> {
     let shared = SHARED.load(Ordering::Acquire);
@@ -80,28 +85,31 @@ fn interpreter_at(at: u64, len: u64) -> Option<(&'static Shared, [u64; 3], u64)>
 /// Called by the trap path for call `nr` trapped at `ip` (just after its `syscall`).
 pub fn learn_syscall(ip: u64, nr: u32) {
     const BACK: usize = x86::SYSCALL_SITE_MAX + 1;
-    let Some(from) = ip.checked_sub(BACK as u64) else { return };
-    let Some((shared, file, bias)) = interpreter_at(from, BACK as u64) else { return };
+    // Up to BACK bytes before the `syscall`'s end, from the start of the code at most.
+    let Some(from) = ip.checked_sub(BACK as u64).map(|f| f.max(code_start())) else { return };
+    let len = (ip - from) as usize;
+    let Some((shared, file, bias)) = interpreter_at(from, len as u64) else { return };
     if !served_in_place(nr) || trace::enabled() || patch::trap_test(nr).is_none() {
         return;
     }
     // The bytes before the `syscall`, and the byte before those.
     let mut bytes = [0u8; BACK];
-    if !fault::copy(bytes.as_mut_ptr(), from as *const u8, BACK) {
+    if len < x86::JUMP_LEN + 2 || !fault::copy(bytes.as_mut_ptr(), from as *const u8, len) {
         return;
     }
-    let Some(start) = site_start(&bytes, nr) else { return };
+    let Some(start) = site_start(&bytes[..len], nr, from == code_start()) else { return };
     let Ok(vaddr) = u32::try_from((from + start as u64).wrapping_sub(bias)) else { return };
     shared.learned.learn(file, Site { vaddr, kind: SiteKind::Syscall(nr as u16) });
 }
 
-/// Where in `bytes` (the code that ends with a `syscall` of call `nr`) the site starts: the
-/// nearest `mov eax, NR` that leads to that `syscall` ([`x86::syscall_site`]) with no prefix
-/// before it that would make it part of another instruction.
-fn site_start(bytes: &[u8], nr: u32) -> Option<usize> {
+/// Where in `bytes` (the code that ends with a `syscall` of call `nr`; `at_code_start` when
+/// nothing comes before it) the site starts: the nearest `mov eax, NR` that leads to that
+/// `syscall` ([`x86::syscall_site`]) with no prefix before it that would make it part of
+/// another instruction.
+fn site_start(bytes: &[u8], nr: u32, at_code_start: bool) -> Option<usize> {
     let end = bytes.len() - 2;
-    (1..end.saturating_sub(x86::JUMP_LEN - 1)).rev().find(|&start| {
-        prefix_free(bytes[start - 1])
+    (0..end.saturating_sub(x86::JUMP_LEN - 1)).rev().find(|&start| {
+        (if start == 0 { at_code_start } else { prefix_free(bytes[start - 1]) })
             && x86::syscall_site(&bytes[start..], nr).is_some_and(|(at, _)| start + at == end)
     })
 }
@@ -164,12 +172,17 @@ pub fn interpreter(
     if let Some(copy) = open_copy(&path, id[2]) {
         return Some((copy, tail));
     }
-    write_copy(file, id[2], &planned, &path)?;
-    Some((open_copy(&path, id[2])?, tail))
+    // A copy that cannot be written (a full or read-only state directory) would be tried
+    // again by every image: the sandbox stops trying.
+    let Some(copy) = write_copy(file, id[2], &planned, &path).and_then(|()| open_copy(&path, id[2])) else {
+        give_up(shared);
+        return None;
+    };
+    Some((copy, tail))
 }
 
-/// After a copy could not be mapped (a state directory on a `noexec` mount): the sandbox
-/// stops learning, and its images load the interpreter itself.
+/// After a copy could not be written, or mapped (a state directory on a `noexec` mount): the
+/// sandbox stops learning, and its images load the interpreter itself.
 pub fn give_up(shared: &Shared) {
     shared.learned.close();
 }
@@ -266,7 +279,7 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
             SiteKind::Syscall(nr) => {
                 let nr = u32::from(nr);
                 let code = &seg_bytes[at..seg_bytes.len().min(at + x86::SYSCALL_SITE_MAX)];
-                if at == 0 || !prefix_free(seg_bytes[at - 1]) {
+                if at > 0 && !prefix_free(seg_bytes[at - 1]) {
                     continue;
                 }
                 let Some((syscall, moved)) = x86::syscall_site(code, nr) else { continue };

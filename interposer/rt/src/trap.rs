@@ -77,15 +77,10 @@ global_asm!(
     "pop rax",
     "5:",
     // The time left (to [rsp+120], a timeval when [rsp+128] is set, else a timespec; 0:
-    // none), after a count or EINTR: the deadline [rsp+32] less the clock [rsp+40] (0 once
+    // none), whatever the call returned: the deadline [rsp+32] less the clock [rsp+40] (0 once
     // past), written with the fault-safe copy (a timeout in read-only memory is left as it is).
     "cmp qword ptr [rsp + 120], 0",
     "je 8f",
-    "cmp rax, -4",
-    "je 9f",
-    "test rax, rax",
-    "js 8f",
-    "9:",
     "push rax",
     "sub rsp, 16",
     "mov r11, [rsp + 64]",

@@ -312,7 +312,7 @@ fn millis(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall, arg: usize) -> Dis
 }
 
 /// A timeout as a pointer to a `timespec` (`micros` false) or `timeval` (true) at `arg`;
-/// `select` calls write their time left back there.
+/// `select`, `pselect6` and `ppoll` (`select`) write their time left back there.
 fn pair(
     k: &Kernel,
     task: &mut TaskCtx<'_>,
@@ -395,12 +395,11 @@ pub fn epoll_pwait2(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Dispo
 /// `ppoll(fds, nfds, tsp, sigmask, size)`.
 pub fn ppoll(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let [fds, nfds, ts, mask, ..] = call.args;
-    let timeout = pair_timeout(task, ts, false);
     let wait = Wait::Poll { fds, nfds };
-    if let Some(d) = timeout.zip(wait_mask(task, mask)).and_then(|(t, m)| cut(k, task, wait, t, m)) {
+    if let Some(d) = wait_mask(task, mask).and_then(|m| cut_select(k, task, wait, ts, false, m)) {
         return d;
     }
-    with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false, false))
+    with_mask(task, call, |t, c| strip_mask(t, c, 3), |t, c| pair(k, t, c, 2, false, true))
 }
 
 /// `select(nfds, r, w, e, timeval)`.
@@ -413,8 +412,8 @@ pub fn select(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition
     pair(k, task, call, 4, true, true)
 }
 
-/// A `select`-family wait that a timer cuts ([`cut`]), with the time left written into its
-/// timeout at `addr` (a `timeval` when `micros`) as Linux writes it: programs that retry after
+/// A `select`-family wait (`select`, `pselect6`, `ppoll`) that a timer cuts ([`cut`]), with the
+/// time left written into its timeout at `addr` (a `timeval` when `micros`) as Linux writes it: programs that retry after
 /// `EINTR` with the same timeout rely on it. The time left is the virtual clock's.
 fn cut_select(
     k: &Kernel,

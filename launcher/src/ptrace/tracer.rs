@@ -23,9 +23,7 @@ use super::memory::TraceeMemory;
 use super::sys::{self, event};
 use super::trace::{namespace_id, trace_call, write_record};
 use kernel_host::shared::Shared;
-use kernel_host::{
-    AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, TimeLeft, WaitSlot,
-};
+use kernel_host::{AfterHost, Config, Disposition, Errno, Kernel, ProcessImage, Syscall, TaskCtx, WaitSlot};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -586,11 +584,9 @@ impl Tracer {
                 }
                 if let (Some(left), Some(counter)) = (time_left, counter) {
                     use kernel_host::GuestMemory;
-                    if TimeLeft::applies(regs.rax as i64) {
-                        let bytes = left.bytes(deadline, counter.load(Ordering::SeqCst));
-                        // Not writable: left as it is, as Linux leaves it.
-                        let _ = TraceeMemory { tid }.write(left.addr, &bytes);
-                    }
+                    let bytes = left.bytes(deadline, counter.load(Ordering::SeqCst));
+                    // Not writable: left as it is, as Linux leaves it.
+                    let _ = TraceeMemory { tid }.write(left.addr, &bytes);
                 }
             }
             if let (Some(cookie), Some(pipe)) = (p.cookie, &self.trace) {

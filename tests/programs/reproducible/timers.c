@@ -11,7 +11,8 @@
  *               read; an absolute CLOCK_REALTIME timerfd read while blocking
  *   select_*    select() with no descriptors, ended by a SIGALRM from an itimer, and the
  *               time left it writes back; a select() that a ready descriptor ends at once,
- *               and one that times out, with the time left each writes back
+ *               and one that times out, one with a descriptor that is not open (EBADF), and
+ *               a raw ppoll, with the time left each writes back
  *   sigwait_*   a single thread waits to take its own timers' blocked signals: sigwait on an
  *               itimer's SIGALRM, sigwaitinfo on a POSIX timer's and on a child's SIGCHLD,
  *               sigtimedwait to its timeout (EAGAIN), sigwait in a thread while the main one
@@ -24,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -234,6 +236,18 @@ static void select_uncut(void) {
     struct timespec ts = {1, 0};
     n = pselect(p[0] + 1, &r, NULL, NULL, &ts, NULL);
     printf("pselect_ready=%d left=%ld.%09ld\n", n, (long)ts.tv_sec, ts.tv_nsec);
+    /* A descriptor that is not open: EBADF, and Linux still writes the time left back. */
+    fd_set bad;
+    FD_ZERO(&bad);
+    FD_SET(50, &bad);
+    struct timeval tb = {5, 0};
+    n = select(51, &bad, NULL, NULL, &tb);
+    printf("select_ebadf=%d errno=%s left=%ld.%06ld\n", n, strerror(errno), (long)tb.tv_sec, (long)tb.tv_usec);
+    /* The raw ppoll call writes it back too (glibc's wrapper passes a copy). */
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    struct timespec pt = {3, 0};
+    long m = syscall(SYS_ppoll, &pfd, 1, &pt, NULL, 8);
+    printf("ppoll_ready=%ld left=%ld.%09ld\n", m, (long)pt.tv_sec, pt.tv_nsec);
     close(p[0]);
     close(p[1]);
 }
