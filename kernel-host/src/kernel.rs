@@ -244,6 +244,13 @@ impl Kernel {
         self.clock.virtual_clock().map(|v| v.counter())
     }
 
+    /// The words a counter read steps ([`crate::time::VirtualClock::tick_words`]), for a
+    /// backend that reads the time stamp counter without calling in here; `None` outside
+    /// reproducible mode.
+    pub fn tick_words(&self) -> Option<(&core::sync::atomic::AtomicU64, &core::sync::atomic::AtomicU64)> {
+        self.clock.virtual_clock().map(|v| v.tick_words())
+    }
+
     /// Gives the first thread of a new image (`tid`) the view of the runtime's signals that
     /// the thread which exec'd had: a signal mask survives `execve`.
     /// `host_blocked` adds the runtime signals that were blocked on the host when the image

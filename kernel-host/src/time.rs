@@ -83,6 +83,13 @@ pub struct VirtualClock {
 }
 
 impl VirtualClock {
+    /// The shared clock and this process's last sight of it, for an entry that reads the
+    /// counter without calling in here (the in-process runtime's patched `rdtsc` sites): it must
+    /// step them as [`VirtualClock::tick`] does.
+    pub fn tick_words(&self) -> (&AtomicU64, &AtomicU64) {
+        (&self.shared.clock_ns, &self.seen)
+    }
+
     /// Advances the clock by one step and returns the nanoseconds elapsed since the start.
     pub fn tick(&self) -> u64 {
         // Up to MAX_ELAPSED, where the clock stops rather than wrap around to the start.

@@ -516,6 +516,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     altstack::install_for_this_thread();
     trap::install(kernel);
     cpu::setup(kernel);
+    crate::tsc::arm(kernel);
     set_comm(program);
     // SAFETY: the host's strings are read no more: the program's stack, image and name are
     // built from copies; `argv` is the resolved arguments' own memory, `envp` the host's

@@ -220,8 +220,9 @@ extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
 
 /// Whether `ip` lies in the runtime's own code (its text segment, from the ELF header the
 /// linker places at the start of the image to the end of the text) while the runtime serves a
-/// call. The gates and the fast entry's last part run after the kernel is done, with the
-/// program's mask: a signal there is the program's, and deferring it would leave it blocked.
+/// call. The gates, the fast entry's last part and the `rdtsc` entry run with the program's mask
+/// and hold nothing of the runtime's: a signal there is the program's, and deferring it would
+/// leave it blocked.
 fn in_runtime_code(ip: u64) -> bool {
     extern "C" {
         static __ehdr_start: u8;
@@ -231,7 +232,10 @@ fn in_runtime_code(ip: u64) -> bool {
     // Only the addresses of these symbols are taken, never their bytes.
     let (start, end) = (&raw const __ehdr_start as u64, &raw const etext as u64);
     let gates = cloister_gate_traced as *const () as u64..&raw const cloister_gates_end as u64;
-    (start..end).contains(&ip) && !gates.contains(&ip) && !crate::fast::unmasked(ip)
+    (start..end).contains(&ip)
+        && !gates.contains(&ip)
+        && !crate::fast::unmasked(ip)
+        && !crate::tsc::contains(ip)
 }
 
 extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
