@@ -7,15 +7,17 @@
 //!
 //! 1. **Learn.** When such a site traps in the interpreter an image loaded, the image records
 //!    it in the sandbox's shared table ([`kernel_host::learned`]), by the interpreter's identity
-//!    and the site's address in its ELF image: a `mov eax, NR; syscall` of a call the runtime
-//!    serves in place, or an `rdtsc` whose next instructions can move ([`kernel_host::x86`]).
+//!    and the site's address in its ELF image: a `mov eax, NR` leading to the `syscall` of a
+//!    call the runtime serves in place, or an `rdtsc` whose next instructions can move
+//!    ([`kernel_host::x86`]).
 //! 2. **Copy.** An image about to load that interpreter, finding sites learned, maps a copy of
 //!    it from the sandbox's state directory, named after the set of sites (and what their stubs
 //!    hold). The first image to want a copy writes it: the file's bytes with each site's first
 //!    bytes replaced by a jump, and a page of stubs after the image. Every check a patch makes
 //!    in a running process is made again here, on the file's bytes; a site that fails one is
-//!    left as it is. An `rdtsc` site is patched only if no direct jump in the interpreter's
-//!    code may land inside the bytes its jump covers.
+//!    left as it is. A site whose stub runs instructions in their place (those an `rdtsc`'s
+//!    jump covers, those between a `mov eax` and its `syscall`) is patched only if no direct
+//!    jump in the interpreter's code may land on one of them.
 //! 3. **Map.** The loader maps the copy as it would the file, and the stub page right after
 //!    the image: stubs are reached by 32-bit jumps and hold no absolute address of the image,
 //!    so one copy serves every image wherever it lands.
