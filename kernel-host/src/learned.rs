@@ -17,6 +17,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Sites the table holds; later ones keep trapping.
 pub const CAPACITY: usize = 48;
 
+/// How the names of the patched copies (and of their temporaries) start, in the sandbox's
+/// state directory: the launcher removes them with the directory's other private parts.
+pub const COPY_PREFIX: &str = "ld-";
+
 /// What a site is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SiteKind {

@@ -202,7 +202,8 @@ fn copy_path(id: [u64; 3], planned: &[Planned], config: &Config) -> Option<(allo
     if config.trace_fd.is_some() || planned.is_empty() {
         return None;
     }
-    let path = alloc::format!("{dir}/ld-{:016x}\0", fingerprint(id, planned));
+    let path =
+        alloc::format!("{dir}/{}{:016x}\0", kernel_host::learned::COPY_PREFIX, fingerprint(id, planned));
     Some((path, Tail { len: STUB_PAGE, stubs: Some(page_up(id[2])) }))
 }
 

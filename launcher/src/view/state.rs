@@ -309,6 +309,13 @@ fn remove_private_parts(dir: &Path) -> Result<(), String> {
     for name in ["tmp", "hidden", "index", "sys", "shared", "resolv.conf", "hosts"] {
         remove_all(&dir.join(name))?;
     }
+    // The runtime's patched copies of the program interpreter (docs/architecture.md, step 7).
+    let entries = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        if entry.file_name().as_encoded_bytes().starts_with(kernel_host::learned::COPY_PREFIX.as_bytes()) {
+            remove_all(&entry.path())?;
+        }
+    }
     Ok(())
 }
 
@@ -339,6 +346,9 @@ mod tests {
         assert!(state.upper().is_dir());
         fs::create_dir(state.tmp(0)).unwrap();
         fs::write(state.manifest(), "{}").unwrap();
+        // A patched copy of the interpreter the runtime left, and one half written.
+        fs::write(dir.join("ld-00112233aabbccdd"), "copy").unwrap();
+        fs::write(dir.join("ld-00112233aabbccdd.7"), "half").unwrap();
         state.finish(false).unwrap();
         let mut left: Vec<String> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
