@@ -302,6 +302,71 @@ fn decode_config(text: &str) -> Option<(Config, Vec<kernel_host::config::Mount>,
     Some((Config::decode(fields).ok()?, Config::decode_mounts(mounts).ok()?, mounts.into()))
 }
 
+/// The program's interpreter (`PT_INTERP`), to load.
+struct Interpreter<'a> {
+    /// Its path, as the program names it.
+    name: &'a [u8],
+    /// Its host path and identity (`st_dev`, `st_ino`) as the exec'ing image checked them.
+    checked: Option<(&'a [u8], (u64, u64))>,
+    /// The program, for the error message.
+    exe: &'a [u8],
+}
+
+impl Interpreter<'_> {
+    /// Maps the interpreter: a patched copy the sandbox made of it ([`prepatch`]) when there is
+    /// one, the file itself otherwise. Records it, so that its sites are learned.
+    fn load(self, config: &Config, view: Option<&Vfs>, shared: &'static Shared) -> Image {
+        // A copy of the checked interpreter: the original need not be opened at all.
+        if let Some((_, identity)) = self.checked {
+            if let Some((copy, tail, id)) = prepatch::copy_of(identity, config, view.is_some(), shared) {
+                if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
+                    prepatch::record(&image, id, shared);
+                    return image;
+                }
+                prepatch::give_up(shared);
+            }
+        }
+        let (file, id) = self.open(view);
+        let Some(id) = id else { return load_interp_or_fail(&file, self.exe, self.name) };
+        if let Some((copy, tail)) = prepatch::interpreter(&file, id, config, view.is_some(), shared) {
+            if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
+                prepatch::record(&image, id, shared);
+                return image;
+            }
+            prepatch::give_up(shared);
+        }
+        let image = load_interp_or_fail(&file, self.exe, self.name);
+        prepatch::record(&image, id, shared);
+        image
+    }
+
+    /// The interpreter's file and identity (`st_dev`, `st_ino`, size): the one the exec checked
+    /// if it is still that file, else looked up here (and the host asked what it is).
+    fn open(&self, view: Option<&Vfs>) -> (File, Option<[u64; 3]>) {
+        if let Some((file, (dev, ino))) =
+            self.checked.and_then(|(host, identity)| Some((open_checked(host, identity)?, identity)))
+        {
+            let id = file.size().map(|size| [dev, ino, size]);
+            return (file, id);
+        }
+        let file = host_path(view, self.name).and_then(|p| File::open(&p)).unwrap_or_else(|e| {
+            not_executable(
+                self.exe,
+                &alloc::format!(
+                    "its interpreter {} is missing ({})",
+                    alloc::string::String::from_utf8_lossy(self.name),
+                    errno_text(e)
+                ),
+            )
+        });
+        let id = Hc(&crate::guest::RawHost).fstat(file.fd).ok().map(|st| [st.dev(), st.ino(), st.size()]);
+        match id {
+            Some([_, _, size]) => (file.with_size(size), id),
+            None => (file, None),
+        }
+    }
+}
+
 extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
     let host = unsafe { read_host_stack(sp) };
@@ -398,58 +463,8 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     };
     let main = load_or_fail(&resolved.file, PIE_BASE + pie_slide, &exe);
     let interp = main.interp.as_ref().map(|path| {
-        let name = &path[..path.len() - 1];
-        // The interpreter and its identity (`st_dev`, `st_ino`, size): the handover's, or the
-        // host's answer for the file opened here.
-        // A patched copy the sandbox made of the checked interpreter: the original need not be
-        // opened at all.
-        if let Some((_, identity)) = interp_checked {
-            if let Some((copy, tail, id)) = prepatch::copy_of(identity, &config, view.is_some(), shared) {
-                if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
-                    prepatch::record(&image, id, shared);
-                    return image;
-                }
-                prepatch::give_up(shared);
-            }
-        }
-        let checked =
-            interp_checked.and_then(|(host, identity)| Some((open_checked(host, identity)?, identity)));
-        let (file, id) = match checked {
-            Some((file, (dev, ino))) => {
-                let id = file.size().map(|size| [dev, ino, size]);
-                (file, id)
-            }
-            None => {
-                let file = host_path(view.as_ref(), name).and_then(|p| File::open(&p)).unwrap_or_else(|e| {
-                    not_executable(
-                        &exe,
-                        &alloc::format!(
-                            "its interpreter {} is missing ({})",
-                            alloc::string::String::from_utf8_lossy(name),
-                            errno_text(e)
-                        ),
-                    )
-                });
-                let id =
-                    Hc(&crate::guest::RawHost).fstat(file.fd).ok().map(|st| [st.dev(), st.ino(), st.size()]);
-                let file = match id {
-                    Some([_, _, size]) => file.with_size(size),
-                    None => file,
-                };
-                (file, id)
-            }
-        };
-        let Some(id) = id else { return load_interp_or_fail(&file, &exe, name) };
-        if let Some((copy, tail)) = prepatch::interpreter(&file, id, &config, view.is_some(), shared) {
-            if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
-                prepatch::record(&image, id, shared);
-                return image;
-            }
-            prepatch::give_up(shared);
-        }
-        let image = load_interp_or_fail(&file, &exe, name);
-        prepatch::record(&image, id, shared);
-        image
+        let interp = Interpreter { name: &path[..path.len() - 1], checked: interp_checked, exe: &exe };
+        interp.load(&config, view.as_ref(), shared)
     });
     drop(resolved.file);
 
