@@ -242,6 +242,8 @@ pub enum PolicyCommand {
 
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
+    // Before any thread exists: reading the umask means setting it for a moment.
+    crate::view::state::record_umask();
     let parsed = Cli::command().try_get_matches().and_then(|matches| {
         let mut cli = Cli::from_arg_matches(&matches)?;
         if let (Command::Run(args), Some(("run", run_matches))) = (&mut cli.command, matches.subcommand()) {

@@ -26,6 +26,48 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The process's umask, once [`record_umask`] read it; until then every bit, so that every
+/// mode is set again after a file is made.
+static UMASK: AtomicU32 = AtomicU32::new(0o7777);
+
+/// Reads the process's umask for [`set_mode`]. `umask(2)` cannot read it without setting it,
+/// so this sets it back at once, and must run before any other thread makes files.
+pub fn record_umask() {
+    // SAFETY: umask only changes the process's file mode creation mask, set back at once.
+    let old = unsafe {
+        let old = libc::umask(0);
+        libc::umask(old);
+        old
+    };
+    UMASK.store(old, Ordering::Relaxed);
+}
+
+/// Gives `path`, just made with `mode`, that mode if the umask took bits away. (On this
+/// project's VMs a `chmod` in `/tmp` costs 20–45 µs, and a start makes a dozen files.)
+fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
+    if mode & UMASK.load(Ordering::Relaxed) == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| setup(path, "cannot set the mode of", &e))
+}
+
+/// Creates the file `path` with `bytes` in it and the mode `mode`.
+fn create_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| setup(path, "cannot create", &e))?;
+    set_mode(path, mode)
+}
 
 /// The state directory of one run.
 #[derive(Debug)]
@@ -57,16 +99,11 @@ impl State {
         {
             let path = state.dir.join(sub);
             fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
-            // The umask may have taken bits away.
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-                .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+            set_mode(&path, mode)?;
         }
-        let shared = state.shared();
         let mut page = vec![0u8; kernel_host::shared::Shared::SIZE];
         page[..8].copy_from_slice(&kernel_host::shared::Shared::MAGIC.to_ne_bytes());
-        fs::write(&shared, page).map_err(|e| setup(&shared, "cannot create", &e))?;
-        fs::set_permissions(&shared, fs::Permissions::from_mode(0o600))
-            .map_err(|e| setup(&shared, "cannot set the mode of", &e))?;
+        create_file(&state.shared(), &page, 0o600)?;
         Ok(state)
     }
 
@@ -100,10 +137,12 @@ impl State {
     /// else an empty file (mode 0444).
     pub fn stand_in(&self, n: usize, dir: bool) -> Result<PathBuf, Failure> {
         let path = self.dir.join("hidden").join(n.to_string());
-        let made = if dir { fs::create_dir(&path) } else { fs::write(&path, b"") };
-        made.map_err(|e| setup(&path, "cannot create", &e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(if dir { 0o555 } else { 0o444 }))
-            .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+        if dir {
+            fs::DirBuilder::new().mode(0o555).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
+            set_mode(&path, 0o555)?;
+        } else {
+            create_file(&path, b"", 0o444)?;
+        }
         Ok(path)
     }
 
@@ -117,9 +156,7 @@ impl State {
     /// namespace: an empty file (mode 0444), `hidden/block`.
     pub fn block_stand_in(&self) -> Result<PathBuf, Failure> {
         let path = self.dir.join("hidden").join("block");
-        fs::write(&path, b"").map_err(|e| setup(&path, "cannot create", &e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o444))
-            .map_err(|e| setup(&path, "cannot set the mode of", &e))?;
+        create_file(&path, b"", 0o444)?;
         Ok(path)
     }
 
