@@ -132,7 +132,15 @@ impl Vfs {
         }
         copy_up_file(h, &node.host, up, st, with_data)?;
         // Best effort: without the index entry the other names keep showing the lower file.
-        if h.link(up, &index).is_ok() {
+        // The index directory is made by its first entry: most runs never need it.
+        let linked = match h.link(up, &index) {
+            Err(Errno::ENOENT) => {
+                let dir = [path::parent(path::strip_nul(&index)), b"\0"].concat();
+                matches!(h.mkdir(&dir, 0o700), Ok(()) | Err(Errno::EEXIST)) && h.link(up, &index).is_ok()
+            }
+            r => r.is_ok(),
+        };
+        if linked {
             self.shared.indexed.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())

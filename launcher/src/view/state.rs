@@ -9,7 +9,8 @@
 //!   0444) of its own, so that a descriptor or working directory in it maps back to the one
 //!   guest path it stands for;
 //! - `index/DEV-INO`: the upper copy of a lower file with several names (hard links), linked
-//!   here so that its other names, copied up later, become links of the same copy;
+//!   here so that its other names, copied up later, become links of the same copy (the
+//!   runtime makes `index/` with its first entry);
 //! - `sys/`: an empty directory where the sandbox's network namespace stages a fresh sysfs;
 //! - `shared`: the page every process of the sandbox maps (the overlay's generation counter,
 //!   the virtual clock), so that no descriptor has to be reserved for it;
@@ -94,9 +95,7 @@ impl State {
         // The kernel joins guest paths onto these: they must not go through symlinks.
         let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
         let state = State { dir, kept, created, done: false };
-        for (sub, mode) in
-            [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("index", 0o700), ("sys", 0o755)]
-        {
+        for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("sys", 0o755)] {
             let path = state.dir.join(sub);
             fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
             set_mode(&path, mode)?;
