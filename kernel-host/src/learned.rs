@@ -40,8 +40,8 @@ pub struct Site {
 }
 
 impl Site {
-    /// One word, never 0 (bit 63 set).
-    fn pack(self) -> u64 {
+    /// One word, never 0 (bit 63 set): the table's form of the site.
+    pub fn word(self) -> u64 {
         let kind = match self.kind {
             SiteKind::Syscall(nr) => u64::from(nr),
             SiteKind::Rdtsc => 1 << 16,
@@ -110,7 +110,7 @@ impl LearnedSites {
         if !self.is_for(file, true) {
             return false;
         }
-        let word = site.pack();
+        let word = site.word();
         for slot in &self.sites {
             match slot.compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return true,
@@ -196,7 +196,7 @@ mod tests {
             Site { vaddr: u32::MAX, kind: SiteKind::Syscall(u16::MAX) },
             Site { vaddr: 77, kind: SiteKind::Rdtsc },
         ] {
-            assert_eq!(Site::unpack(site.pack()), Some(site));
+            assert_eq!(Site::unpack(site.word()), Some(site));
         }
         assert_eq!(Site::unpack(0), None);
     }

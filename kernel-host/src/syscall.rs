@@ -94,13 +94,9 @@ pub struct TimeLeft {
 impl TimeLeft {
     /// The bytes to write: `deadline` less `now` (elapsed nanoseconds), none if past it.
     pub fn bytes(self, deadline: u64, now: u64) -> [u8; 16] {
-        let left = deadline.saturating_sub(now);
-        let (secs, ns) = (left / 1_000_000_000, left % 1_000_000_000);
-        let frac = if self.micros { ns / 1000 } else { ns };
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&secs.to_ne_bytes());
-        out[8..].copy_from_slice(&frac.to_ne_bytes());
-        out
+        let left = crate::time::TimePair::from_ns(deadline.saturating_sub(now));
+        let frac = if self.micros { left.frac / 1000 } else { left.frac };
+        crate::time::TimePair { secs: left.secs, frac }.to_bytes()
     }
 }
 

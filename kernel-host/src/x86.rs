@@ -173,6 +173,15 @@ fn writes_rax(insn: &[u8]) -> bool {
     }
 }
 
+/// Whether `byte`, right before a site's `mov eax` (`b8`), leaves it a `mov eax`: no REX or
+/// escape byte, which would make the two one other instruction. Legacy prefixes are not
+/// refused: `f2`, `f3`, `66` and `64`–`67` end many instructions as ModRM or immediate bytes
+/// (ld.so's `openat` follows `mov edx, esi`, `89 f2`), and refusing them would leave such
+/// sites trapping.
+pub fn prefix_free(byte: u8) -> bool {
+    !(0x40..=0x4f).contains(&byte) && byte != 0x0f
+}
+
 /// Bytes of code a `syscall` site's `mov eax, NR` may lie before its `syscall`.
 pub const SYSCALL_SITE_MAX: usize = 32;
 

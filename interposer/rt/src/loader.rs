@@ -147,7 +147,7 @@ fn size_of(file: &File) -> Result<u64, LoadError> {
 }
 
 /// Fills `buf` from the file at `offset`; a file that ends first is corrupt.
-fn read_exact(file: &File, buf: &mut [u8], offset: u64) -> Result<(), LoadError> {
+pub fn read_exact(file: &File, buf: &mut [u8], offset: u64) -> Result<(), LoadError> {
     let mut done = 0;
     while done < buf.len() {
         match file.pread(&mut buf[done..], offset + done as u64).map_err(LoadError::Read)? {

@@ -33,7 +33,7 @@
 
 use kernel_host::redirect::{served_in_place, ArgTest};
 use kernel_host::sync::SpinLock;
-use kernel_host::x86::{syscall_stub, SYSCALL_STUB_LEN};
+use kernel_host::x86::{prefix_free, syscall_stub, SYSCALL_STUB_LEN};
 
 use crate::sys::{self, nr};
 use crate::{fast, fault, trace};
@@ -133,8 +133,9 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
         return None;
     }
     let imm = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
-    // A REX, escape or legacy prefix before the opcode would make it another instruction.
-    let prefix_free = |byte: u8| {
+    // A REX, escape or legacy prefix before the opcode would make it another instruction (the
+    // stricter test: what is displaced here must be exactly one instruction).
+    let no_prefix = |byte: u8| {
         !(0x40..=0x4f).contains(&byte)
             && !matches!(byte, 0x0f | 0x26 | 0x2e | 0x36 | 0x3e | 0x64..=0x67 | 0xf0 | 0xf2 | 0xf3)
     };
@@ -142,7 +143,7 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
     // another instruction and a `mov edx`: with `edx` holding the same value, which it was
     // cannot be told, and the site is left alone.
     let (len, start) =
-        if b[2] == 0x41 && b[3] == 0xba && args[3] == imm(4) && args[2] != imm(4) && prefix_free(b[1]) {
+        if b[2] == 0x41 && b[3] == 0xba && args[3] == imm(4) && args[2] != imm(4) && no_prefix(b[1]) {
             (6, 2)
         } else {
             let reg = match b[3] {
@@ -151,7 +152,7 @@ fn displaced_before(ip: u64, args: &[u64; 6]) -> Option<(u64, [u8; DISPLACED_MAX
                 0xbf => args[0],
                 _ => return None,
             };
-            if reg != imm(4) || !prefix_free(b[2]) {
+            if reg != imm(4) || !no_prefix(b[2]) {
                 return None;
             }
             (5, 3)
@@ -218,7 +219,7 @@ impl Patcher {
         let prefix = before[0];
         let shape = before[1] == 0xb8 && before[6..8] == [0x0f, 0x05];
         let imm = u32::from_le_bytes([before[2], before[3], before[4], before[5]]);
-        if !shape || imm != nr || (0x40..=0x4f).contains(&prefix) || prefix == 0x0f {
+        if !shape || imm != nr || !prefix_free(prefix) {
             return;
         }
         // Where the jump goes: over the `mov`, or over the instruction before it when the `mov`

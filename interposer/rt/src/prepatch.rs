@@ -111,14 +111,9 @@ pub fn learn_syscall(ip: u64, nr: u32) {
 fn site_start(bytes: &[u8], nr: u32, at_code_start: bool) -> Option<usize> {
     let end = bytes.len() - 2;
     (0..end.saturating_sub(x86::JUMP_LEN - 1)).rev().find(|&start| {
-        (if start == 0 { at_code_start } else { prefix_free(bytes[start - 1]) })
+        (if start == 0 { at_code_start } else { x86::prefix_free(bytes[start - 1]) })
             && x86::syscall_site(&bytes[start..], nr).is_some_and(|(at, _)| start + at == end)
     })
-}
-
-/// Whether `byte` right before a `mov eax` leaves it a `mov eax`: no REX or escape byte.
-fn prefix_free(byte: u8) -> bool {
-    !(0x40..=0x4f).contains(&byte) && byte != 0x0f
 }
 
 /// Called by the fault path for an `rdtsc` it answered at `rip`.
@@ -183,9 +178,25 @@ pub fn interpreter(
     Some((copy, tail))
 }
 
-/// After a copy could not be written, or mapped (a state directory on a `noexec` mount): the
-/// sandbox stops learning, and its images load the interpreter itself.
-pub fn give_up(shared: &Shared) {
+/// Maps the interpreter's `copy` (identity `id`) with its stubs' `tail` and records it; `None`
+/// when the host will not map it (a state directory on a `noexec` mount), and then the
+/// sandbox stops using copies ([`give_up`]) and the caller loads the interpreter itself.
+pub fn map(copy: &File, tail: Tail, id: [u64; 3], shared: &'static Shared) -> Option<Image> {
+    match loader::load_with(copy, 0, Some(tail)) {
+        Ok(image) => {
+            record(&image, id, shared);
+            Some(image)
+        }
+        Err(_) => {
+            give_up(shared);
+            None
+        }
+    }
+}
+
+/// After a copy could not be written, or mapped: the sandbox stops learning, and its images
+/// load the interpreter itself.
+fn give_up(shared: &Shared) {
     shared.learned.close();
 }
 
@@ -235,12 +246,7 @@ fn fingerprint(id: [u64; 3], planned: &[Planned]) -> u64 {
         eat(&v.to_le_bytes());
     }
     for p in planned {
-        let kind = match p.site.kind {
-            SiteKind::Syscall(nr) => u32::from(nr),
-            SiteKind::Rdtsc => u32::MAX,
-        };
-        eat(&p.site.vaddr.to_le_bytes());
-        eat(&kind.to_le_bytes());
+        eat(&p.site.word().to_le_bytes());
         eat(&p.test);
     }
     h
@@ -254,13 +260,7 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
     }
     let plan = loader::plan_of(file).ok()?;
     let mut bytes = alloc::vec![0u8; size as usize];
-    let mut done = 0;
-    while done < bytes.len() {
-        match file.pread(&mut bytes[done..], done as u64) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => done += n,
-        }
-    }
+    loader::read_exact(file, &mut bytes, 0).ok()?;
     let stub_at = page_up(size) as usize;
     let stub_vaddr = plan.hi;
     let mut out = bytes.clone();
@@ -282,7 +282,7 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
             SiteKind::Syscall(nr) => {
                 let nr = u32::from(nr);
                 let code = &seg_bytes[at..seg_bytes.len().min(at + x86::SYSCALL_SITE_MAX)];
-                if at > 0 && !prefix_free(seg_bytes[at - 1]) {
+                if at > 0 && !x86::prefix_free(seg_bytes[at - 1]) {
                     continue;
                 }
                 let Some((syscall, moved)) = x86::syscall_site(code, nr) else { continue };
@@ -335,10 +335,8 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
     out.extend_from_slice(&stubs);
     let tmp = alloc::format!("{}.{}\0", path.trim_end_matches('\0'), sys::call(nr::GETPID, &[]));
     write_file(&tmp, &out)?;
-    const RENAME: u32 = 82;
-    if sys::call(RENAME, &[tmp.as_ptr() as u64, path.as_ptr() as u64]) != 0 {
-        const UNLINK: u32 = 87;
-        sys::call(UNLINK, &[tmp.as_ptr() as u64]);
+    if sys::call(nr::RENAME, &[tmp.as_ptr() as u64, path.as_ptr() as u64]) != 0 {
+        sys::call(nr::UNLINK, &[tmp.as_ptr() as u64]);
         return None;
     }
     Some(())
@@ -352,20 +350,10 @@ fn write_file(path: &str, bytes: &[u8]) -> Option<()> {
     if fd < 0 {
         return None;
     }
-    let mut rest = bytes;
-    let mut ok = true;
-    while !rest.is_empty() {
-        let n = sys::call(nr::WRITE, &[fd as u64, rest.as_ptr() as u64, rest.len() as u64]);
-        if n <= 0 {
-            ok = false;
-            break;
-        }
-        rest = &rest[n as usize..];
-    }
+    let ok = sys::write_all(fd as i32, bytes);
     sys::call(nr::CLOSE, &[fd as u64]);
     if !ok {
-        const UNLINK: u32 = 87;
-        sys::call(UNLINK, &[path.as_ptr() as u64]);
+        sys::call(nr::UNLINK, &[path.as_ptr() as u64]);
     }
     ok.then_some(())
 }

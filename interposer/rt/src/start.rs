@@ -317,23 +317,19 @@ impl Interpreter<'_> {
     /// one, the file itself otherwise. Records it, so that its sites are learned.
     fn load(self, config: &Config, view: Option<&Vfs>, shared: &'static Shared) -> Image {
         // A copy of the checked interpreter: the original need not be opened at all.
-        if let Some((_, identity)) = self.checked {
-            if let Some((copy, tail, id)) = prepatch::copy_of(identity, config, view.is_some(), shared) {
-                if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
-                    prepatch::record(&image, id, shared);
-                    return image;
-                }
-                prepatch::give_up(shared);
-            }
+        let copied = self.checked.and_then(|(_, identity)| {
+            let (copy, tail, id) = prepatch::copy_of(identity, config, view.is_some(), shared)?;
+            prepatch::map(&copy, tail, id, shared)
+        });
+        if let Some(image) = copied {
+            return image;
         }
         let (file, id) = self.open(view);
         let Some(id) = id else { return load_interp_or_fail(&file, self.exe, self.name) };
-        if let Some((copy, tail)) = prepatch::interpreter(&file, id, config, view.is_some(), shared) {
-            if let Ok(image) = loader::load_with(&copy, 0, Some(tail)) {
-                prepatch::record(&image, id, shared);
-                return image;
-            }
-            prepatch::give_up(shared);
+        let copied = prepatch::interpreter(&file, id, config, view.is_some(), shared)
+            .and_then(|(copy, tail)| prepatch::map(&copy, tail, id, shared));
+        if let Some(image) = copied {
+            return image;
         }
         let image = load_interp_or_fail(&file, self.exe, self.name);
         prepatch::record(&image, id, shared);

@@ -37,6 +37,8 @@ pub mod nr {
     pub const GETPID: u32 = 39;
     pub const EXECVE: u32 = 59;
     pub const EXIT_GROUP: u32 = 231;
+    pub const RENAME: u32 = 82;
+    pub const UNLINK: u32 = 87;
     pub const READLINK: u32 = 89;
     pub const SIGALTSTACK: u32 = 131;
     pub const PRCTL: u32 = 157;
@@ -56,15 +58,17 @@ pub fn call(nr: u32, args: &[u64]) -> i64 {
     syscall(nr, a)
 }
 
-/// Writes all of `bytes` to `fd`, ignoring errors (used for diagnostics).
-pub fn write_all(fd: i32, mut bytes: &[u8]) {
+/// Writes all of `bytes` to `fd`; false if the host refused before the end (diagnostics
+/// ignore that).
+pub fn write_all(fd: i32, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
         let r = call(nr::WRITE, &[fd as u64, bytes.as_ptr() as u64, bytes.len() as u64]);
         if r <= 0 {
-            return;
+            return false;
         }
         bytes = &bytes[r as usize..];
     }
+    true
 }
 
 /// Sends `sig` to the calling thread.

@@ -432,10 +432,9 @@ fn cut_select(
         // Its rounds go on in the task: the time left is written when they end.
         return Some(d);
     }
-    let left = TimePair::from_ns(deadline.saturating_sub(v.elapsed()));
-    let left = if micros { TimePair { secs: left.secs, frac: left.frac / 1000 } } else { left };
+    let left = TimeLeft { addr, micros }.bytes(deadline, v.elapsed());
     // Readable a moment ago; were it not writable, the host would not have said so either.
-    let _ = task.mem.write(addr, &left.to_bytes());
+    let _ = task.mem.write(addr, &left);
     Some(d)
 }
 

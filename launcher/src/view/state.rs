@@ -55,6 +55,12 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
         .map_err(|e| setup(path, "cannot set the mode of", &e))
 }
 
+/// Creates the directory `path` with the mode `mode`.
+fn create_dir(path: &Path, mode: u32) -> Result<(), Failure> {
+    fs::DirBuilder::new().mode(mode).create(path).map_err(|e| setup(path, "cannot create", &e))?;
+    set_mode(path, mode)
+}
+
 /// Creates the file `path` with `bytes` in it and the mode `mode`.
 fn create_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
     use std::io::Write;
@@ -96,9 +102,7 @@ impl State {
         let dir = fs::canonicalize(&dir).map_err(|e| setup(&dir, "cannot resolve", &e))?;
         let state = State { dir, kept, created, done: false };
         for (sub, mode) in [("upper", 0o755), ("tmp", 0o700), ("hidden", 0o755), ("sys", 0o755)] {
-            let path = state.dir.join(sub);
-            fs::DirBuilder::new().mode(mode).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
-            set_mode(&path, mode)?;
+            create_dir(&state.dir.join(sub), mode)?;
         }
         let mut page = vec![0u8; kernel_host::shared::Shared::SIZE];
         page[..8].copy_from_slice(&kernel_host::shared::Shared::MAGIC.to_ne_bytes());
@@ -137,8 +141,7 @@ impl State {
     pub fn stand_in(&self, n: usize, dir: bool) -> Result<PathBuf, Failure> {
         let path = self.dir.join("hidden").join(n.to_string());
         if dir {
-            fs::DirBuilder::new().mode(0o555).create(&path).map_err(|e| setup(&path, "cannot create", &e))?;
-            set_mode(&path, 0o555)?;
+            create_dir(&path, 0o555)?;
         } else {
             create_file(&path, b"", 0o444)?;
         }
