@@ -111,23 +111,58 @@ pub fn rdtsc_site(code: &[u8]) -> Option<(usize, Vec<(usize, Movable)>)> {
     (at <= RDTSC_SITE_MAX).then_some((at, moved))
 }
 
-/// Whether some direct jump or call in `code` (whose first byte is at address `base`) may land
-/// strictly between `from` and `to`. Every byte is tried as the start of one, so no real branch
-/// is missed; a false match only leaves a site unpatched.
-pub fn may_jump_between(code: &[u8], base: u64, from: u64, to: u64) -> bool {
+/// For each `(from, to)` of `ranges`, whether some direct jump or call in `code` (whose first
+/// byte is at address `base`) may land strictly between `from` and `to`. Every byte is tried
+/// as the start of one, so no real branch is missed; a false match only leaves a site
+/// unpatched. One pass over the code answers every range: `ld.so`'s code is 150 KiB, and a
+/// pass per site cost a sandbox's first copy about 7 ms.
+pub fn jumped_into(code: &[u8], base: u64, ranges: &[(u64, u64)]) -> Vec<bool> {
+    let mut hit = alloc::vec![false; ranges.len()];
+    let (Some(lo), Some(hi)) = (ranges.iter().map(|r| r.0).min(), ranges.iter().map(|r| r.1).max()) else {
+        return hit;
+    };
+    // Most bytes start no branch: a table, not a match, so that the scan seldom mispredicts.
+    const NONE: u8 = 0;
+    const REL8: u8 = 1;
+    const REL32: u8 = 2;
+    const TWO_BYTE: u8 = 3;
+    const KIND: [u8; 256] = {
+        let mut k = [NONE; 256];
+        let mut op = 0x70;
+        while op <= 0x7f {
+            k[op] = REL8;
+            op += 1;
+        }
+        k[0xe0] = REL8;
+        k[0xe1] = REL8;
+        k[0xe2] = REL8;
+        k[0xe3] = REL8;
+        k[0xeb] = REL8;
+        k[0xe8] = REL32;
+        k[0xe9] = REL32;
+        k[0x0f] = TWO_BYTE;
+        k
+    };
     let rel32 =
         |at: usize| code.get(at..at + 4).map(|b| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-    let lands = |target: i64| (from as i64) < target && target < to as i64;
-    (0..code.len()).any(|i| {
+    for (i, &op) in code.iter().enumerate() {
+        let kind = KIND[usize::from(op)];
+        if kind == NONE {
+            continue;
+        }
         let here = base as i64 + i as i64;
-        let target = match code[i] {
-            0xe8 | 0xe9 => rel32(i + 1).map(|r| here + 5 + r),
-            0x70..=0x7f | 0xe0..=0xe3 | 0xeb => code.get(i + 1).map(|&r| here + 2 + i64::from(r as i8)),
-            0x0f if matches!(code.get(i + 1), Some(0x80..=0x8f)) => rel32(i + 2).map(|r| here + 6 + r),
+        let target = match kind {
+            REL32 => rel32(i + 1).map(|r| here + 5 + r),
+            REL8 => code.get(i + 1).map(|&r| here + 2 + i64::from(r as i8)),
+            _ if matches!(code.get(i + 1), Some(0x80..=0x8f)) => rel32(i + 2).map(|r| here + 6 + r),
             _ => None,
         };
-        target.is_some_and(lands)
-    })
+        let Some(t) = target.filter(|&t| (lo as i64) < t && t < hi as i64) else { continue };
+        for (h, &(from, to)) in hit.iter_mut().zip(ranges) {
+            *h |= (from as i64) < t && t < to as i64;
+        }
+    }
+    hit
 }
 
 /// `jmp rel32` from `at` to `to`, or `None` when they are 2 GiB or more apart.
@@ -387,14 +422,19 @@ mod tests {
     fn jumps_into_a_site_are_found() {
         // At 0x100: jmp +3 (to 0x105); at 0x102: rdtsc and what it covers, 0x102..0x108.
         let code = [0xeb, 0x03, 0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20];
-        assert!(may_jump_between(&code, 0x100, 0x102, 0x108));
+        // One pass answers every range: only the rdtsc's range is landed in.
+        assert_eq!(
+            jumped_into(&code, 0x100, &[(0x102, 0x108), (0x100, 0x102), (0x104, 0x105)]),
+            [true, false, false]
+        );
         // A jump to the site's first byte is fine: the patch's jump starts there.
         let code = [0xeb, 0x00, 0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20];
-        assert!(!may_jump_between(&code, 0x100, 0x102, 0x108));
+        assert_eq!(jumped_into(&code, 0x100, &[(0x102, 0x108)]), [false]);
         // call rel32 backwards into the site.
         let mut code = alloc::vec![0x0f, 0x31, 0x48, 0xc1, 0xe2, 0x20, 0xe8];
         code.extend_from_slice(&(-9i32).to_le_bytes());
-        assert!(may_jump_between(&code, 0, 0, 6));
+        assert_eq!(jumped_into(&code, 0, &[(0, 6), (8, 20)]), [true, false]);
+        assert!(jumped_into(&code, 0, &[]).is_empty());
     }
 
     #[test]

@@ -30,6 +30,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_host::abi::page_up;
+use kernel_host::elf::Plan;
 use kernel_host::learned::{Site, SiteKind};
 use kernel_host::redirect::served_in_place;
 use kernel_host::shared::Shared;
@@ -252,6 +253,66 @@ fn fingerprint(id: [u64; 3], planned: &[Planned]) -> u64 {
     h
 }
 
+/// A planned site as the file's bytes have it.
+struct Found {
+    vaddr: u64,
+    /// Where the site starts in the file.
+    file_at: usize,
+    /// The site's bytes onwards, as far as a site may reach.
+    code: Vec<u8>,
+    /// The bytes the jump replaces.
+    covered: usize,
+    /// Instructions the stub runs in their place: no jump may land strictly inside
+    /// `vaddr..guard_end` (the `mov eax` and the `syscall` may be landed on).
+    guard_end: u64,
+    /// The executable segment it lies in.
+    seg: usize,
+    moved: Vec<(usize, x86::Movable)>,
+    /// The call's number and the `syscall`'s offset; `None` for an `rdtsc`.
+    call: Option<(u32, usize)>,
+    test: [u8; 16],
+}
+
+/// Decodes `p` in the file's `bytes`; `None` when it is not the site the table says (the
+/// checks a patch in a running process makes).
+fn find(p: &Planned, plan: &Plan, bytes: &[u8]) -> Option<Found> {
+    let vaddr = u64::from(p.site.vaddr);
+    let seg = plan
+        .segments
+        .iter()
+        .position(|s| s.prot & 4 != 0 && s.vaddr <= vaddr && vaddr < s.vaddr + s.filesz)?;
+    let s = &plan.segments[seg];
+    let seg_bytes = &bytes[s.offset as usize..(s.offset + s.filesz) as usize];
+    let at = (vaddr - s.vaddr) as usize;
+    let (code, covered, guard_end, moved, call) = match p.site.kind {
+        SiteKind::Syscall(nr) => {
+            let nr = u32::from(nr);
+            let code = &seg_bytes[at..seg_bytes.len().min(at + x86::SYSCALL_SITE_MAX)];
+            if at > 0 && !x86::prefix_free(seg_bytes[at - 1]) {
+                return None;
+            }
+            let (syscall, moved) = x86::syscall_site(code, nr)?;
+            (code, x86::JUMP_LEN, vaddr + syscall as u64, moved, Some((nr, syscall)))
+        }
+        SiteKind::Rdtsc => {
+            let code = &seg_bytes[at..seg_bytes.len().min(at + x86::RDTSC_SITE_MAX)];
+            let (covered, moved) = x86::rdtsc_site(code)?;
+            (code, covered, vaddr + covered as u64, moved, None)
+        }
+    };
+    Some(Found {
+        vaddr,
+        file_at: s.offset as usize + at,
+        code: code.to_vec(),
+        covered,
+        guard_end,
+        seg,
+        moved,
+        call,
+        test: p.test,
+    })
+}
+
 /// Writes the patched copy of `file` (of `size` bytes) to `path` (NUL-terminated): under a
 /// name of this process's first, then renamed, so that another image never maps half of one.
 fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option<()> {
@@ -259,77 +320,65 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
         return None;
     }
     let plan = loader::plan_of(file).ok()?;
-    let mut bytes = alloc::vec![0u8; size as usize];
-    loader::read_exact(file, &mut bytes, 0).ok()?;
     let stub_at = page_up(size) as usize;
+    let mut out = Vec::with_capacity(stub_at + STUB_PAGE as usize);
+    out.resize(size as usize, 0);
+    loader::read_exact(file, &mut out, 0).ok()?;
+    let mut found: Vec<Found> = planned.iter().filter_map(|p| find(p, &plan, &out)).collect();
+    // A site whose moved instructions some jump may land in stays as it is: one pass over
+    // each segment's code for all its sites.
+    let mut landed = alloc::vec![false; found.len()];
+    for (i, seg) in plan.segments.iter().enumerate() {
+        let (idx, ranges): (Vec<usize>, Vec<(u64, u64)>) = found
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.seg == i)
+            .map(|(k, f)| (k, (f.vaddr, f.guard_end)))
+            .unzip();
+        if idx.is_empty() {
+            continue;
+        }
+        let code = &out[seg.offset as usize..(seg.offset + seg.filesz) as usize];
+        for (k, hit) in idx.into_iter().zip(x86::jumped_into(code, seg.vaddr, &ranges)) {
+            landed[k] = hit;
+        }
+    }
+    let mut landed = landed.into_iter();
+    found.retain(|_| !landed.next().unwrap_or(true));
+
     let stub_vaddr = plan.hi;
-    let mut out = bytes.clone();
     out.resize(stub_at, 0);
     let mut stubs: Vec<u8> = Vec::with_capacity(STUB_PAGE as usize);
     let mut taken: Vec<(u64, u64)> = Vec::new();
-    for p in planned {
-        let vaddr = u64::from(p.site.vaddr);
-        // The executable segment the site lies in, and the site's place in the file.
-        let Some(seg) =
-            plan.segments.iter().find(|s| s.prot & 4 != 0 && s.vaddr <= vaddr && vaddr < s.vaddr + s.filesz)
-        else {
-            continue;
-        };
-        let seg_bytes = &bytes[seg.offset as usize..(seg.offset + seg.filesz) as usize];
-        let at = (vaddr - seg.vaddr) as usize;
+    for f in &found {
         let here = stub_vaddr + stubs.len() as u64;
-        let (covered, stub) = match p.site.kind {
-            SiteKind::Syscall(nr) => {
-                let nr = u32::from(nr);
-                let code = &seg_bytes[at..seg_bytes.len().min(at + x86::SYSCALL_SITE_MAX)];
-                if at > 0 && !x86::prefix_free(seg_bytes[at - 1]) {
-                    continue;
-                }
-                let Some((syscall, moved)) = x86::syscall_site(code, nr) else { continue };
-                // The instructions the stub runs in their place must not be jumped to: the
-                // `mov eax` and the `syscall` may be.
-                if x86::may_jump_between(seg_bytes, seg.vaddr, vaddr, vaddr + syscall as u64) {
-                    continue;
-                }
-                let Some(stub) = x86::moved_syscall_stub(
-                    vaddr,
-                    vaddr + syscall as u64,
-                    here,
-                    code,
-                    &moved,
-                    nr,
-                    fast::entry(),
-                    p.test,
-                ) else {
-                    continue;
-                };
-                (x86::JUMP_LEN, stub)
-            }
-            SiteKind::Rdtsc => {
-                let code = &seg_bytes[at..seg_bytes.len().min(at + x86::RDTSC_SITE_MAX)];
-                let Some((covered, moved)) = x86::rdtsc_site(code) else { continue };
-                if x86::may_jump_between(seg_bytes, seg.vaddr, vaddr, vaddr + covered as u64) {
-                    continue;
-                }
-                let Some(stub) = x86::rdtsc_stub(vaddr, here, code, covered, &moved, tsc::entry()) else {
-                    continue;
-                };
-                (covered, stub)
-            }
+        let stub = match f.call {
+            Some((nr, syscall)) => x86::moved_syscall_stub(
+                f.vaddr,
+                f.vaddr + syscall as u64,
+                here,
+                &f.code,
+                &f.moved,
+                nr,
+                fast::entry(),
+                f.test,
+            ),
+            None => x86::rdtsc_stub(f.vaddr, here, &f.code, f.covered, &f.moved, tsc::entry()),
         };
-        let end = vaddr + covered as u64;
-        if taken.iter().any(|&(a, b)| vaddr < b && a < end) || stubs.len() + stub.len() > STUB_PAGE as usize {
+        let Some(stub) = stub else { continue };
+        let end = f.vaddr + f.covered as u64;
+        if taken.iter().any(|&(a, b)| f.vaddr < b && a < end) || stubs.len() + stub.len() > STUB_PAGE as usize
+        {
             continue;
         }
-        let Some(jump) = x86::jump(vaddr, here) else { continue };
-        let file_at = seg.offset as usize + at;
-        out[file_at..file_at + x86::JUMP_LEN].copy_from_slice(&jump);
+        let Some(jump) = x86::jump(f.vaddr, here) else { continue };
+        out[f.file_at..f.file_at + x86::JUMP_LEN].copy_from_slice(&jump);
         // Bytes the jump covers beyond its own are never run: `int3`, should anything land there.
-        out[file_at + x86::JUMP_LEN..file_at + covered].fill(0xcc);
+        out[f.file_at + x86::JUMP_LEN..f.file_at + f.covered].fill(0xcc);
         stubs.extend_from_slice(&stub);
         // 16-byte aligned stubs, as the per-process ones.
         stubs.resize(stubs.len().next_multiple_of(16), 0xcc);
-        taken.push((vaddr, end));
+        taken.push((f.vaddr, end));
     }
     stubs.resize(STUB_PAGE as usize, 0xcc);
     out.extend_from_slice(&stubs);
