@@ -175,6 +175,9 @@ fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
     assert_eq!(out.field("mask_patched"), patched, "\n{out}");
     assert_eq!(out.field("cross_patched"), patched, "\n{out}");
     assert_eq!(out.field("at_patched"), patched, "\n{out}");
+    assert_eq!(out.field("exec_patched"), patched, "\n{out}");
+    // wait4 is trapped in reproducible mode only (for the virtual clock's timers).
+    assert_eq!(out.field("wait_patched"), "0", "\n{out}");
     for key in [
         "results_ok",
         "regs_kept",
@@ -185,8 +188,20 @@ fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
         "cross_ok",
         "at_fd_ok",
         "at_exe_ok",
+        "exec_ok",
+        "wait_ok",
     ] {
         assert_eq!(out.field(key), "1", "{key}\n{out}");
+    }
+    if mode.is_cloister() {
+        let repro = mode.command(&exe).arg("spawns").cloister_arg("--reproducible").output();
+        repro.success();
+        for key in ["exec_patched", "wait_patched"] {
+            assert_eq!(repro.field(key), patched, "{key} (--reproducible)\n{repro}");
+        }
+        for key in ["exec_ok", "wait_ok"] {
+            assert_eq!(repro.field(key), "1", "{key} (--reproducible)\n{repro}");
+        }
     }
 }
 

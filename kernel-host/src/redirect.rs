@@ -163,11 +163,14 @@ fn rule_of(config: &Config, view: bool, e: &crate::table::Entry) -> Option<Rule>
         })
 }
 
-/// Calls whose handlers only ever answer [`crate::Disposition::Return`] or
-/// [`crate::Disposition::Host`], with no step after the host call ([`crate::AfterHost`]). A backend may serve these without the frame a
-/// trap gives it: the in-process runtime patches their call sites to enter it directly
-/// (`interposer/rt/src/patch.rs`). Forks, execs, waits, sleeps and signal calls stay out:
-/// they need the trap's frame or a step after the host call.
+/// Calls whose handlers only ever answer [`crate::Disposition::Return`],
+/// [`crate::Disposition::Host`] with no step after the host call ([`crate::AfterHost`]), or
+/// [`crate::Disposition::Exec`] (whose plan the backend lays out into one host call). A
+/// backend may serve these without the frame a trap gives it: the in-process runtime patches
+/// their call sites to enter it directly (`interposer/rt/src/patch.rs`). Forks, which need
+/// the trap's frame to start the child from, and timed waits and sleeps, which advance the
+/// virtual clock after the host call, stay out. Waiting for a child is in: a shell that runs
+/// commands in a loop waits for each, and an exec is most of a `vfork` child's life.
 const IN_PLACE: &[Sysno] = &[
     Sysno::open,
     Sysno::openat,
@@ -236,6 +239,10 @@ const IN_PLACE: &[Sysno] = &[
     Sysno::getsockname,
     Sysno::getpeername,
     Sysno::close_range,
+    Sysno::execve,
+    Sysno::execveat,
+    Sysno::wait4,
+    Sysno::waitid,
     // Its host calls are made by the handler, which answers a value.
     Sysno::brk,
     // The mask a call leaves is applied by the backend as the call returns, the same way.
@@ -316,11 +323,20 @@ mod tests {
     }
 
     #[test]
-    fn calls_served_in_place_are_in_the_table_and_never_fork_exec_or_wait() {
+    fn calls_served_in_place_are_in_the_table_and_never_fork_or_sleep() {
         for sysno in super::IN_PLACE {
             assert!(crate::table::lookup(sysno.id() as u32).is_some(), "{sysno:?} is not served");
         }
-        for sysno in [Sysno::execve, Sysno::clone, Sysno::fork, Sysno::nanosleep, Sysno::rt_sigsuspend] {
+        for sysno in [
+            Sysno::clone,
+            Sysno::clone3,
+            Sysno::fork,
+            Sysno::vfork,
+            Sysno::nanosleep,
+            Sysno::rt_sigsuspend,
+            Sysno::poll,
+            Sysno::futex,
+        ] {
             assert!(!super::served_in_place(sysno.id() as u32), "{sysno:?}");
         }
     }

@@ -15,6 +15,14 @@
 //   at_patched  a newfstatat site, which the filter traps only for some arguments, patched
 //   at_fd_ok    its calls on a descriptor (AT_EMPTY_PATH, not trapped) still reach the host
 //   at_exe_ok   its calls on /proc/self/exe (trapped) still show the program, not the runtime
+//   exec_patched, exec_ok  an execve site run by vfork children, as a shell's: patched (it
+//               is trapped in every mode), each child ran /bin/true, and an exec of a missing
+//               file came back to the child with ENOENT
+//   wait_patched, wait_ok  a wait4 site waiting for those children: patched where wait4 is
+//               trapped (reproducible mode), each wait reaped its child with its status, and
+//               a wait a signal interrupts restarts (SA_RESTART) or fails with EINTR
+// With the argument `spawns`, only the last two: the rest counts on timers that real time
+// moves, which reproducible mode's clock does not.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -76,6 +84,104 @@ __attribute__((noinline)) static int call_site(void) {
 
 extern const unsigned char site_mask[];
 extern const unsigned char site_at[];
+extern const unsigned char site_exec[];
+extern const unsigned char site_wait[];
+
+// execve(path, argv, envp) at a site of libc's shape; returns the negated errno on failure.
+__attribute__((noinline)) static long exec_site(const char *path, char *const argv[], char *const envp[]) {
+    long ret;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".globl site_exec\n"
+        "site_exec:\n"
+        "mov $59, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "jmp site_exec\n"
+        "3:\n"
+        : "=&a"(ret), "+D"(path), "+S"(argv), "+d"(envp)
+        :
+        : "rcx", "r11", "memory", "cc");
+    return ret;
+}
+
+// wait4(pid, status, options, NULL) at a site of libc's shape.
+__attribute__((noinline)) static long wait_site(long pid, int *status, long options) {
+    long ret;
+    register long r10 __asm__("r10") = 0;
+    __asm__ volatile(
+        "jmp 2f\n"
+        ".balign 16\n"
+        ".globl site_wait\n"
+        "site_wait:\n"
+        "mov $61, %%eax\n"
+        "syscall\n"
+        "jmp 3f\n"
+        "2:\n"
+        "jmp site_wait\n"
+        "3:\n"
+        : "=&a"(ret), "+D"(pid), "+S"(status), "+d"(options), "+r"(r10)
+        :
+        : "rcx", "r11", "memory", "cc");
+    return ret;
+}
+
+extern char **environ;
+
+// A vfork child that execs `argv` through the exec site (exit status 100 + errno if that
+// fails), waited for through the wait site; returns the child's exit status and counts the
+// waits a signal interrupted, or -1.
+static int spawn_wait(char *const argv[], int *eintr) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        long r = exec_site(argv[0], argv, environ);
+        _exit(100 + (int)-r);
+    }
+    int status = 0;
+    long r;
+    while ((r = wait_site(pid, &status, 0)) == -4 /* EINTR */) {
+        ++*eintr;
+    }
+    return r == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static volatile sig_atomic_t pokes;
+static void on_poke(int sig) {
+    (void)sig;
+    pokes++;
+}
+
+// The exec and wait sites, each called from vfork children as a shell would.
+static void spawns(void) {
+    int exec_ok = 1, eintr = 0;
+    char *true_argv[] = {"/bin/true", NULL};
+    char *missing_argv[] = {"/nonexistent/program", NULL};
+    for (int i = 0; i < 12; i++) {
+        exec_ok &= spawn_wait(true_argv, &eintr) == 0;
+        exec_ok &= spawn_wait(missing_argv, &eintr) == 100 + 2 /* ENOENT */;
+    }
+    printf("exec_patched=%d\n", site_exec[0] == 0xe9);
+    printf("exec_ok=%d\n", exec_ok && eintr == 0);
+    // A child that signals this process 100 ms into its life and ends 100 ms later: with
+    // SA_RESTART the wait restarts, without it the signal interrupts it once.
+    int wait_ok = 1;
+    for (int restart = 1; restart >= 0; restart--) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_poke;
+        sa.sa_flags = restart ? SA_RESTART : 0;
+        sigaction(SIGUSR2, &sa, NULL);
+        char *argv[] = {"/bin/sh", "-c", "sleep 0.1; kill -USR2 $PPID; sleep 0.1", NULL};
+        pokes = 0;
+        eintr = 0;
+        wait_ok &= spawn_wait(argv, &eintr) == 0 && pokes == 1 && eintr == (restart ? 0 : 1);
+    }
+    signal(SIGUSR2, SIG_DFL);
+    printf("wait_patched=%d\n", site_wait[0] == 0xe9);
+    printf("wait_ok=%d\n", wait_ok);
+}
 
 // newfstatat(dirfd, path, buf, flags) at a site of libc's shape.
 __attribute__((noinline)) static long at_site(long dirfd, const char *path, void *buf, long flags) {
@@ -202,7 +308,10 @@ static int loop(int n) {
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
+    if (argc > 1 && strcmp(argv[1], "spawns") == 0) {
+        spawns();
+        return 0;
+    }
     const char *argv0 = argv[0];
     struct stat st;
     if (stat(PATH, &st) != 0) {
@@ -283,5 +392,6 @@ int main(int argc, char **argv) {
     printf("at_patched=%d\n", site_at[0] == 0xe9);
     printf("at_fd_ok=%d\n", at_fd_ok);
     printf("at_exe_ok=%d\n", at_exe_ok);
+    spawns();
     return 0;
 }

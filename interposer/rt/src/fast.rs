@@ -23,7 +23,8 @@
 //! 6. restores the registers and returns behind the site's `syscall`.
 //!
 //! Only the calls [`kernel_host::redirect::served_in_place`] names are ever patched: their
-//! dispositions are a value or one host call, nothing that needs the trap's frame.
+//! dispositions are a value or one host call (an exec's laid out into one), nothing that
+//! needs the trap's frame.
 
 use core::arch::global_asm;
 use core::mem::offset_of;
@@ -286,6 +287,15 @@ unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
             return;
         }
         Disposition::Host(host) if task.after.is_none() => host,
+        // The exec's strings go in a mapping of their own, as on the trap path.
+        Disposition::Exec(plan) => match crate::exec::call_for(&plan) {
+            Some(host) => host,
+            None => {
+                frame.action = 0;
+                frame.result = Errno::ENOMEM.ret() as u64;
+                return;
+            }
+        },
         // `served_in_place` names no call that answers otherwise; should one start to, the
         // program learns of it rather than the runtime running half of it.
         _ => {
