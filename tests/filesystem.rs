@@ -144,6 +144,40 @@ fn changes_apply_makes_the_host_tree_what_a_native_run_made() {
     TreeSnapshot::take(&reference).assert_same_as(&TreeSnapshot::take(&tree), &applied);
 }
 
+/// A program run again and again by a shell (whose lookups the runtime remembers) is run as it
+/// is at each exec: rewritten in place after its first copy-up, made non-executable, renamed,
+/// replaced by a symbolic link, the link retargeted. The shell's loop sees what a native run on
+/// a copy sees.
+#[test]
+fn a_program_changed_between_runs_runs_as_it_is_now() {
+    let base = temp_dir("rerun");
+    let script = r#"
+        P=$PWD/prog
+        touch other
+        for i in 1 2 3; do $P a$i; done
+        cp /bin/true $P; $P b; echo "truncated $?"
+        cp /bin/echo $P; $P c
+        chmod -x $P; $P d 2>/dev/null; echo "not executable $?"
+        chmod +x $P; mv $P $P.moved; $P e 2>/dev/null; echo "moved $?"
+        ln -s /bin/echo $P; $P f
+        rm $P; ln -s /bin/true $P; $P g; echo "retargeted $?"
+    "#;
+    let mut outs = Vec::new();
+    for (mode, dir) in [(Mode::Native, base.join("native")), (Mode::Cloister, base.join("sandboxed"))] {
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy("/bin/echo", dir.join("prog")).unwrap();
+        outs.push(sh(mode, &dir, script).output());
+    }
+    let (native, sandboxed) = (&outs[0], &outs[1]);
+    native.success();
+    sandboxed.success();
+    assert_eq!(
+        native.stdout, "a1\na2\na3\ntruncated 0\nc\nnot executable 126\nmoved 127\nf\nretargeted 0\n",
+        "\n{native}"
+    );
+    assert_eq!(sandboxed.stdout, native.stdout, "\n{sandboxed}");
+}
+
 /// Tar extraction over existing directories (files overwritten, new subdirectories, a symbolic
 /// link, an executable): the tree inside is what a native extraction into a copy makes.
 #[test]

@@ -134,7 +134,7 @@ pub struct Checked {
 }
 
 /// What an `execve` runs once its `#!` lines are followed: an x86_64 ELF.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Target {
     /// The ELF's canonical guest path, where the lookup knows it (`/proc/self/exe`).
     pub exe: Option<Vec<u8>>,

@@ -43,6 +43,8 @@ pub struct Kernel {
     /// The mount table as every exec passes it on ([`Config::encode_mounts`]), encoded at the
     /// first exec: a vfork shell's children all reuse their parent's.
     pub(crate) mounts_encoded: crate::sync::SpinLock<Option<alloc::string::String>>,
+    /// The programs this process exec'd lately and what their lookups found.
+    pub(crate) exec_memo: crate::sync::SpinLock<crate::sys::exec_memo::ExecMemo>,
 }
 
 impl Kernel {
@@ -84,6 +86,7 @@ impl Kernel {
             dirs: Dirs::default(),
             vfs: vfs.map(|v| v.with_shared_path(config.shared_path.as_deref())),
             mounts_encoded: crate::sync::SpinLock::new(mounts_encoded),
+            exec_memo: crate::sync::SpinLock::default(),
             config,
         }
     }
@@ -181,11 +184,13 @@ impl Kernel {
             v.lock_for_fork();
         }
         self.mounts_encoded.raw_lock();
+        self.exec_memo.raw_lock();
     }
 
     /// Releases the locks [`Kernel::prepare_fork`] took and, in the child, moves it onto its
     /// own random stream and its forking thread's signal state onto its new thread id.
     pub fn after_fork(&self, fork: ForkSide) {
+        self.exec_memo.raw_unlock();
         self.mounts_encoded.raw_unlock();
         if let Some(v) = &self.vfs {
             v.unlock_after_fork();

@@ -24,6 +24,9 @@ pub struct Shared {
     /// (a deletion, a rename, a new symlink or opaque directory): each process's cache of
     /// resolved directories is good only while this stays the same.
     pub vfs_generation: AtomicU64,
+    /// Bumped by every copy-up: a path that led to a lower file may lead to its upper copy
+    /// since, though no name changed (what an exec remembers, [`crate::sys::exec_memo`]).
+    pub copy_ups: AtomicU64,
     /// Opaque directories the sandbox has made: until there is one, no lookup needs to look
     /// for them.
     pub opaque_dirs: AtomicU64,
@@ -63,7 +66,7 @@ impl Shared {
     /// Size of the mapping: whole pages.
     pub const SIZE: usize = core::mem::size_of::<Shared>().div_ceil(4096) * 4096;
     /// Identifies a page laid out as this version expects.
-    pub const MAGIC: u64 = 0x636c_6f69_7374_0006;
+    pub const MAGIC: u64 = 0x636c_6f69_7374_0007;
 }
 
 const _: () = assert!(core::mem::size_of::<Shared>() <= Shared::SIZE);

@@ -1,6 +1,7 @@
 //! `execve`, `execveat`: checked here, then re-entered through a fresh `cloister-rt`, so that
 //! every image the sandbox runs is loaded by the runtime and stays under the same policy.
 
+use super::exec_memo;
 use crate::abi::{AT_EMPTY_PATH, AT_FDCWD, PATH_MAX};
 use crate::binfmt::{self, Target};
 use crate::config::{Config, Handover};
@@ -82,7 +83,19 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         Some(vfs) => vfs.program_of(crate::vfs::host::Hc(task.host), guest),
         None => Ok(([guest, b"\0"].concat(), None)),
     };
-    let target = binfmt::target(task.host, &lookup, &path, &argv)?;
+    // Read before the lookup, so that a change made meanwhile leaves what it finds unkept.
+    let stamp = k.vfs().filter(|_| exec_memo::keepable(&path)).map(|v| v.lookup_stamp());
+    let remembered = stamp.and_then(|s| k.exec_memo.lock().get(task.host, &path, s));
+    let target = match remembered {
+        Some(target) => target,
+        None => {
+            let target = binfmt::target(task.host, &lookup, &path, &argv)?;
+            if let Some(s) = stamp {
+                k.exec_memo.lock().put(&path, s, &target);
+            }
+            target
+        }
+    };
     // A runtime that loads the next image is told what was checked, so that it need not look
     // the program up again (a backend whose host loads images has no use for it).
     let target = task.host.runtime_loads_images().then_some(target);

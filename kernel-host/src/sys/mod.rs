@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod dir;
 pub mod exec;
+pub(crate) mod exec_memo;
 pub mod fd;
 pub mod getcpu;
 pub mod identity;

@@ -134,6 +134,17 @@ impl Vfs {
         self.shared.vfs_generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Records a copy-up: the path leads to the upper copy from now on.
+    pub(crate) fn copied_up(&self) {
+        self.shared.copy_ups.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// What a path's lookup depends on besides the host's files: the generation of the
+    /// overlay's names and the copy-ups made. Read before a lookup whose result is kept.
+    pub(crate) fn lookup_stamp(&self) -> (u64, u64) {
+        (self.generation(), self.shared.copy_ups.load(Ordering::Acquire))
+    }
+
     /// Whether device `dev` holds the sandbox's own directory (its upper layers and private
     /// trees): only files there can be the view's own.
     pub fn in_state_dir(&self, h: Hc<'_>, dev: u64) -> bool {

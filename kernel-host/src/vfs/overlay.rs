@@ -96,26 +96,32 @@ impl Vfs {
         let st = node.stat.as_ref().ok_or(Errno::ENOENT)?;
         self.copy_up_parents(h, node)?;
         let up = host_cpath(upper, node.suffix());
-        match st.kind() {
-            S_IFDIR => copy_up_dirs(h, lower, upper, node.suffix(), || self.names_changed())?,
-            S_IFLNK => {
-                let mut target = h.readlink(&node.host)?;
-                target.push(0);
-                match h.symlink(&target, &up) {
+        let made = (|| {
+            match st.kind() {
+                S_IFDIR => copy_up_dirs(h, lower, upper, node.suffix(), || self.names_changed())?,
+                S_IFLNK => {
+                    let mut target = h.readlink(&node.host)?;
+                    target.push(0);
+                    match h.symlink(&target, &up) {
+                        Ok(()) | Err(Errno::EEXIST) => h.copy_attrs(&up, st),
+                        Err(e) => return Err(e),
+                    }
+                }
+                S_IFREG if st.nlink() > 1 => self.copy_up_linked(h, node, &up, st, with_data)?,
+                S_IFREG => copy_up_file(h, &node.host, &up, st, with_data)?,
+                // Devices stay the host's; pipes and sockets have no contents to copy.
+                S_IFCHR | super::host::S_IFBLK => return Err(Errno::EPERM),
+                _ => match h.mknod(&up, st.mode(), 0) {
                     Ok(()) | Err(Errno::EEXIST) => h.copy_attrs(&up, st),
                     Err(e) => return Err(e),
-                }
+                },
             }
-            S_IFREG if st.nlink() > 1 => self.copy_up_linked(h, node, &up, st, with_data)?,
-            S_IFREG => copy_up_file(h, &node.host, &up, st, with_data)?,
-            // Devices stay the host's; pipes and sockets have no contents to copy.
-            S_IFCHR | super::host::S_IFBLK => return Err(Errno::EPERM),
-            _ => match h.mknod(&up, st.mode(), 0) {
-                Ok(()) | Err(Errno::EEXIST) => h.copy_attrs(&up, st),
-                Err(e) => return Err(e),
-            },
-        }
-        Ok(up)
+            Ok(())
+        })();
+        // After the copy, finished or not (the upper layer may have the name now), so that a
+        // lookup made meanwhile is not kept as current.
+        self.copied_up();
+        made.map(|()| up)
     }
 
     /// Copies up a lower file that has other names (hard links): one of its names copied up
