@@ -25,6 +25,10 @@ fn main() {
     // The functions every exec'd image runs go first, together (bench/rt-layout says why).
     let hot = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("hot.ld");
     println!("cargo:rustc-link-arg-bin=cloister-rt=-Wl,-T,{}", hot.display());
+    // And the zero-filled data start-up touches, together (bss.ld).
+    let bss = hot.with_file_name("bss.ld");
+    println!("cargo:rustc-link-arg-bin=cloister-rt=-Wl,-T,{}", bss.display());
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=hot.ld");
+    println!("cargo:rerun-if-changed=bss.ld");
 }
