@@ -231,19 +231,25 @@ pub fn load_with(file: &File, hint: u64, tail: Option<Tail>) -> Result<Image, Lo
         0
     };
 
+    // Where the first segment's mapping put the file: the pages of a later segment (or of the
+    // tail) whose file offset lies as far from it as its address does are mapped already, and
+    // only need their protection (`mprotect` costs about half an `mmap` here).
+    let span_map = first.map(|s| SpanMap { delta: offset.wrapping_sub(plan.lo), prot: s.prot });
     let rest = if first.is_some() { &plan.segments[1..] } else { &plan.segments[..] };
-    let mapped = rest.iter().try_for_each(|s| map_segment(file, s, bias)).and_then(|()| match tail {
-        Some(Tail { len, stubs: Some(offset) }) => {
-            let at = plan.hi.wrapping_add(bias);
-            map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop)
-        }
-        // Kept inaccessible, as an empty reservation: not the file's bytes past its end.
-        Some(Tail { len, stubs: None }) if first.is_some() => {
-            let at = plan.hi.wrapping_add(bias);
-            map(at, len, 0, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0).map(drop)
-        }
-        _ => Ok(()),
-    });
+    let mapped =
+        rest.iter().try_for_each(|s| map_segment(file, s, bias, span_map)).and_then(|()| match tail {
+            Some(Tail { len, stubs: Some(offset) }) => {
+                let at = plan.hi.wrapping_add(bias);
+                match span_map {
+                    Some(m) if m.holds(plan.hi, offset) => protect(at, len, 1 | 4),
+                    _ => map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop),
+                }
+            }
+            // Kept inaccessible, as an empty reservation would be: the file's bytes past its end are
+            // mapped there but cannot be read.
+            Some(Tail { len, stubs: None }) if first.is_some() => protect(plan.hi.wrapping_add(bias), len, 0),
+            _ => Ok(()),
+        });
     if let Err(e) = mapped {
         sys::call(nr::MUNMAP, &[plan.lo.wrapping_add(bias), span]);
         return Err(e);
@@ -282,9 +288,33 @@ fn close_holes(segments: &[Segment], bias: u64) {
     }
 }
 
-/// Maps one segment inside the span reserved for its image. The plan checked that it lies
-/// there and that its ends do not overflow; the bias is added modulo 2^64.
-fn map_segment(file: &File, s: &Segment, bias: u64) -> Result<(), LoadError> {
+/// The first segment's mapping of the whole span: file offset minus unbiased address (modulo
+/// 2^64), and its protection.
+#[derive(Clone, Copy)]
+struct SpanMap {
+    delta: u64,
+    prot: u64,
+}
+
+impl SpanMap {
+    /// Whether the page at unbiased address `vaddr` shows the file's page at `offset`.
+    fn holds(self, vaddr: u64, offset: u64) -> bool {
+        vaddr.wrapping_add(self.delta) == offset
+    }
+}
+
+/// `mprotect`, its error as a mapping's.
+fn protect(addr: u64, len: u64, prot: u64) -> Result<(), LoadError> {
+    match sys::call(nr::MPROTECT, &[addr, len, prot]) {
+        r if r < 0 => Err(LoadError::Map(-r)),
+        _ => Ok(()),
+    }
+}
+
+/// Maps one segment inside the span reserved for its image (or, where the span's mapping
+/// shows the segment's file pages already, gives them its protection). The plan checked that
+/// it lies there and that its ends do not overflow; the bias is added modulo 2^64.
+fn map_segment(file: &File, s: &Segment, bias: u64, span_map: Option<SpanMap>) -> Result<(), LoadError> {
     let prot = s.prot;
     let page_off = s.vaddr & (PAGE_SIZE - 1);
     let start = (s.vaddr - page_off).wrapping_add(bias);
@@ -294,14 +324,14 @@ fn map_segment(file: &File, s: &Segment, bias: u64) -> Result<(), LoadError> {
     if s.filesz > 0 {
         // The last file page is made writable while its bss tail is cleared.
         let map_prot = if has_bss { prot | 2 } else { prot };
-        map(
-            start,
-            page_up(file_end) - start,
-            map_prot,
-            MAP_PRIVATE | MAP_FIXED,
-            i64::from(file.fd),
-            s.offset - page_off,
-        )?;
+        let len = page_up(file_end) - start;
+        match span_map.filter(|m| m.holds(s.vaddr - page_off, s.offset - page_off)) {
+            Some(m) if m.prot == map_prot => {}
+            Some(_) => protect(start, len, map_prot)?,
+            None => {
+                map(start, len, map_prot, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), s.offset - page_off)?;
+            }
+        }
         if has_bss && file_end < page_up(file_end) {
             let tail = page_up(file_end) - file_end;
             // SAFETY: [file_end, page_up(file_end)) lies in the writable mapping made just above.
