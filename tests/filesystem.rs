@@ -145,9 +145,10 @@ fn changes_apply_makes_the_host_tree_what_a_native_run_made() {
 }
 
 /// A program run again and again by a shell (whose lookups the runtime remembers) is run as it
-/// is at each exec: rewritten in place after its first copy-up, made non-executable, renamed,
-/// replaced by a symbolic link, the link retargeted. The shell's loop sees what a native run on
-/// a copy sees.
+/// is at each exec: rewritten in place after its first copy-up (as another ELF, then as a
+/// script), made non-executable, renamed, replaced by a symbolic link, the link retargeted;
+/// and paths through `/proc` (a descriptor, a link to the working directory) lead to what they
+/// lead to now. The shell's loop sees what a native run on a copy sees.
 #[test]
 fn a_program_changed_between_runs_runs_as_it_is_now() {
     let base = temp_dir("rerun");
@@ -161,6 +162,12 @@ fn a_program_changed_between_runs_runs_as_it_is_now() {
         chmod +x $P; mv $P $P.moved; $P e 2>/dev/null; echo "moved $?"
         ln -s /bin/echo $P; $P f
         rm $P; ln -s /bin/true $P; $P g; echo "retargeted $?"
+        rm $P; cp /bin/true $P; $P; printf '#!/bin/sh\necho script ran\n' > $P; $P
+        for f in /proc/self/fd/9 //proc/self/fd/9; do
+            exec 9</bin/true; $f; echo "fd true $?"; exec 9</bin/false; $f; echo "fd false $?"
+        done
+        mkdir a b; cp /bin/true a/prog; cp /bin/false b/prog; ln -s /proc/self/cwd here
+        H=$PWD/here/prog; cd a; $H; echo "cwd a $?"; cd ../b; $H; echo "cwd b $?"
     "#;
     let mut outs = Vec::new();
     for (mode, dir) in [(Mode::Native, base.join("native")), (Mode::Cloister, base.join("sandboxed"))] {
@@ -172,7 +179,9 @@ fn a_program_changed_between_runs_runs_as_it_is_now() {
     native.success();
     sandboxed.success();
     assert_eq!(
-        native.stdout, "a1\na2\na3\ntruncated 0\nc\nnot executable 126\nmoved 127\nf\nretargeted 0\n",
+        native.stdout,
+        "a1\na2\na3\ntruncated 0\nc\nnot executable 126\nmoved 127\nf\nretargeted 0\nscript ran\n\
+         fd true 0\nfd false 1\nfd true 0\nfd false 1\ncwd a 0\ncwd b 1\n",
         "\n{native}"
     );
     assert_eq!(sandboxed.stdout, native.stdout, "\n{sandboxed}");

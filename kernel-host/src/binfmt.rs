@@ -131,6 +131,8 @@ pub struct Checked {
     pub dev: u64,
     /// `st_ino`.
     pub ino: u64,
+    /// Its [`crate::vfs::host::Stat::change_stamp`] when it was checked.
+    pub changed: [u64; 3],
 }
 
 /// What an `execve` runs once its `#!` lines are followed: an x86_64 ELF.
@@ -179,7 +181,12 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: &[Vec<u8>]
                     Some(interp) => Some(check_interp(host, lookup, &interp)?),
                     None => None,
                 };
-                let file = Checked { host: host_path, dev: stat.dev(), ino: stat.ino() };
+                let file = Checked {
+                    host: host_path,
+                    dev: stat.dev(),
+                    ino: stat.ino(),
+                    changed: stat.change_stamp(),
+                };
                 return Ok(Target { exe: guest, argv: script_argv, file, interp });
             }
             Format::Script(s) => {
@@ -201,7 +208,7 @@ fn check_interp(host: &dyn Host, lookup: Lookup<'_>, path: &[u8]) -> KResult<Che
     if !stat.is_regular() {
         return Err(Errno::EACCES);
     }
-    Ok(Checked { host: interp, dev: stat.dev(), ino: stat.ino() })
+    Ok(Checked { host: interp, dev: stat.dev(), ino: stat.ino(), changed: stat.change_stamp() })
 }
 
 #[cfg(test)]

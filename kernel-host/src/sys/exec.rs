@@ -9,6 +9,7 @@ use crate::errno::{Errno, KResult};
 use crate::kernel::Kernel;
 use crate::syscall::{Disposition, ExecPlan, Syscall};
 use crate::task::TaskCtx;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 
@@ -79,19 +80,23 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         };
     let argv = task.read_string_array(argv, ARG_MAX)?;
     let envp = task.read_string_array(envp, ARG_MAX)?;
+    // Whether some lookup of this exec led through `/proc` or `/dev` (see `exec_memo`).
+    let volatile = core::cell::Cell::new(false);
     let lookup = |guest: &[u8]| match k.vfs() {
-        Some(vfs) => vfs.program_of(crate::vfs::host::Hc(task.host), guest),
+        Some(vfs) => vfs.program_lookup(crate::vfs::host::Hc(task.host), guest).map(|(host, guest, v)| {
+            volatile.set(volatile.get() | v);
+            (host, guest)
+        }),
         None => Ok(([guest, b"\0"].concat(), None)),
     };
     // Read before the lookup, so that a change made meanwhile leaves what it finds unkept.
-    let stamp = k.vfs().filter(|_| exec_memo::keepable(&path)).map(|v| v.lookup_stamp());
-    let remembered = stamp.and_then(|s| k.exec_memo.lock().get(task.host, &path, s));
-    let target = match remembered {
+    let stamp = k.vfs().filter(|_| path.starts_with(b"/")).map(|v| v.lookup_stamp());
+    let target = match stamp.and_then(|s| remembered(k, task, &path, s)) {
         Some(target) => target,
         None => {
-            let target = binfmt::target(task.host, &lookup, &path, &argv)?;
-            if let Some(s) = stamp {
-                k.exec_memo.lock().put(&path, s, &target);
+            let target = looked_up(task, &lookup, &path, &argv)?;
+            if let Some(s) = stamp.filter(|_| !volatile.get()) {
+                remember(k, &path, s, &target);
             }
             target
         }
@@ -104,8 +109,41 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
     Ok(plan(k, task.tid(), itimers, path, argv, envp, target))
 }
 
+/// What an earlier exec of `path` found, when the view's stamp is still `stamp` and that still
+/// holds ([`exec_memo`]). Out of line, as [`remember`]: their temporaries stay out of the frame
+/// under [`binfmt::target`]'s walk, which may run on a program's 8 KiB signal stack.
+#[inline(never)]
+fn remembered(k: &Kernel, task: &TaskCtx<'_>, path: &[u8], stamp: (u64, u64)) -> Option<Box<Target>> {
+    // Copied out and checked on the host without the lock: a vfork child that dies in a
+    // host call must not leave its parent's memo locked.
+    let target = k.exec_memo.lock().get(path, stamp)?;
+    exec_memo::still_holds(task.host, &target).then(|| Box::new(target))
+}
+
+/// [`binfmt::target`], boxed: targets are large, and [`exec`]'s frame lies under the walk.
+#[inline(never)]
+fn looked_up(
+    task: &TaskCtx<'_>,
+    lookup: binfmt::Lookup<'_>,
+    path: &[u8],
+    argv: &[Vec<u8>],
+) -> KResult<Box<Target>> {
+    binfmt::target(task.host, lookup, path, argv).map(Box::new)
+}
+
+/// Keeps what an exec of `path` found (see [`remembered`]).
+#[inline(never)]
+fn remember(k: &Kernel, path: &[u8], stamp: (u64, u64), target: &Target) {
+    if let Some(entry) = exec_memo::entry(path, stamp, target) {
+        k.exec_memo.lock().put(entry);
+    }
+}
+
 /// The runtime's command line: `cloister-rt PROGRAM ARGV...`, and the environment with the
-/// configuration for the next image in place of any the program tried to pass.
+/// configuration for the next image in place of any the program tried to pass. Out of line:
+/// its configuration would otherwise sit in [`exec`]'s frame under the lookup's walk, and the
+/// handler may run on a program's 8 KiB signal stack.
+#[inline(never)]
 fn plan(
     k: &Kernel,
     tid: u32,
@@ -113,7 +151,7 @@ fn plan(
     program: Vec<u8>,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
-    target: Option<Target>,
+    target: Option<Box<Target>>,
 ) -> ExecPlan {
     let mut next = k.config.without_mounts();
     next.lineage = k.random.lineage_after_exec();

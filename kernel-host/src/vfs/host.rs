@@ -80,6 +80,11 @@ impl Stat {
     pub fn size(&self) -> u64 {
         self.u64_at(48)
     }
+    /// What moves whenever the file changes: its size and `st_ctim`, which a write, a
+    /// `chmod`, a `chown` or a new link each set.
+    pub fn change_stamp(&self) -> [u64; 3] {
+        [self.size(), self.u64_at(104), self.u64_at(112)]
+    }
     /// `st_atim` and `st_mtim`, as the `struct timespec[2]` `utimensat` takes.
     pub fn times(&self) -> [u64; 4] {
         [self.u64_at(72), self.u64_at(80), self.u64_at(88), self.u64_at(96)]

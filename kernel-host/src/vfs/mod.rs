@@ -263,7 +263,7 @@ impl Vfs {
     /// the descriptor or working directory gave as `identity`.
     fn is_upper_only_dir(&self, h: Hc<'_>, base: &[u8], identity: &Stat) -> bool {
         let comps: Vec<&[u8]> = path::components(base).collect();
-        if !matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly)) if canonical == base)
+        if !matches!(self.canonical_dir(h, &comps), Ok((canonical, Layering::UpperOnly, _)) if canonical == base)
         {
             return false;
         }
@@ -305,12 +305,20 @@ impl Vfs {
     /// `/proc/self/exe` shows for a program loaded from there. The guest path is `None` where
     /// the host resolves the path itself (`/proc`), so only a lexical one is known.
     pub fn program_of(&self, h: Hc<'_>, path: &[u8]) -> KResult<(Vec<u8>, Option<Vec<u8>>)> {
+        self.program_lookup(h, path).map(|(host, guest, _)| (host, guest))
+    }
+
+    /// [`Vfs::program_of`], and whether the walk went through a tree the view passes to the
+    /// host (`/proc`, `/dev`) or one of `/proc`'s links: then the same path may lead to
+    /// another file at the next call (`/proc/self/fd/N`, `/proc/self/cwd/...`).
+    pub fn program_lookup(&self, h: Hc<'_>, path: &[u8]) -> KResult<(Vec<u8>, Option<Vec<u8>>, bool)> {
         let node = self.resolve_at(h, crate::abi::AT_FDCWD, path, true)?;
         if !node.exists() {
             return Err(Errno::ENOENT);
         }
+        let volatile = node.via_proc_link || node.place == walk::Place::Passthrough;
         let guest = (node.place != walk::Place::Passthrough).then_some(node.guest);
-        Ok((node.host, guest))
+        Ok((node.host, guest, volatile))
     }
 
     /// Locks taken around fork.

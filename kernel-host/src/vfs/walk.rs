@@ -223,7 +223,7 @@ impl Vfs {
             todo.push(last.to_vec());
             self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, Layering::Both)?
         } else {
-            let (dir, layering) = self.canonical_dir(h, &comps)?;
+            let (dir, layering, dir_via_proc_link) = self.canonical_dir(h, &comps)?;
             if self.mounts.find(&dir).is_some_and(|(m, _)| m.layers == Layers::Passthrough) {
                 // The kernel's trees go through the walk's own handling of them (its links
                 // in `/proc` lead into the view).
@@ -232,18 +232,16 @@ impl Vfs {
                 return self.walk_from(h, Vec::from(&b"/"[..]), todo, follow, Layering::Both);
             }
             // The last name in a known directory: one lookup, unless it is a link to follow.
-            let node = self.lookup_hinted(h, &path::join(&dir, last), layering)?;
+            let mut node = self.lookup_hinted(h, &path::join(&dir, last), layering)?;
             if node.place == Place::Passthrough || (node.is_symlink() && follow) {
                 // The walk takes it from here, with the node just found as its first step.
                 let mut via_proc_link = false;
                 let todo = alloc::vec![last.to_vec()];
-                let mut node =
-                    self.walk_steps(h, dir, todo, follow, layering, &mut via_proc_link, Some(node))?;
+                node = self.walk_steps(h, dir, todo, follow, layering, &mut via_proc_link, Some(node))?;
                 node.via_proc_link |= via_proc_link;
-                node
-            } else {
-                node
             }
+            node.via_proc_link |= dir_via_proc_link;
+            node
         };
         if must_dir && node.exists() && !node.is_dir() && node.place != Place::Passthrough {
             return Err(Errno::ENOTDIR);
@@ -252,21 +250,23 @@ impl Vfs {
     }
 
     /// The canonical path of the directory named by `comps` (no `..` among them), from the
-    /// cache or by walking it, and which layers its entries can come from.
-    pub(crate) fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<(Vec<u8>, Layering)> {
+    /// cache or by walking it, which layers its entries can come from, and whether the walk
+    /// followed a `/proc` link to it ([`Node::via_proc_link`]; such a directory is not
+    /// cached).
+    pub(crate) fn canonical_dir(&self, h: Hc<'_>, comps: &[&[u8]]) -> KResult<(Vec<u8>, Layering, bool)> {
         if comps.is_empty() {
-            return Ok((Vec::from(&b"/"[..]), Layering::Both));
+            return Ok((Vec::from(&b"/"[..]), Layering::Both, false));
         }
-        if let Some(dir) = self.cached_dir(comps) {
-            return Ok(dir);
+        if let Some((dir, layering)) = self.cached_dir(comps) {
+            return Ok((dir, layering, false));
         }
         let key = dir_key(comps);
         let generation = self.generation();
         let todo = comps.iter().map(|c| c.to_vec()).collect();
         let node = self.walk_from(h, Vec::from(&b"/"[..]), todo, true, Layering::Both)?;
         match node.place {
-            Place::Passthrough => return Ok((node.guest, Layering::Both)),
-            _ if node.via_proc_link => return Ok((node.guest, Layering::Both)),
+            Place::Passthrough => return Ok((node.guest, Layering::Both, node.via_proc_link)),
+            _ if node.via_proc_link => return Ok((node.guest, Layering::Both, true)),
             Place::Missing => return Err(Errno::ENOENT),
             _ if !node.is_dir() => return Err(Errno::ENOTDIR),
             _ => {}
@@ -283,7 +283,7 @@ impl Vfs {
             self.shared.dirs.insert(generation, &key, &node.guest, layering);
         }
         self.dir_cache.lock().insert(generation, key, (node.guest.clone(), layering));
-        Ok((node.guest, layering))
+        Ok((node.guest, layering, false))
     }
 
     /// The canonical path and layering of the directory named by `comps` (no `..` among them)
