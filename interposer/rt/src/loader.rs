@@ -232,24 +232,34 @@ pub fn load_with(file: &File, hint: u64, tail: Option<Tail>) -> Result<Image, Lo
     };
 
     // Where the first segment's mapping put the file: the pages of a later segment (or of the
-    // tail) whose file offset lies as far from it as its address does are mapped already, and
-    // only need their protection (`mprotect` costs about half an `mmap` here).
+    // stubs' page) whose file offset lies as far from it as its address does are mapped
+    // already, and only need their protection (`mprotect` costs about half an `mmap` here).
     let span_map = first.map(|s| SpanMap { delta: offset.wrapping_sub(plan.lo), prot: s.prot });
-    let rest = if first.is_some() { &plan.segments[1..] } else { &plan.segments[..] };
-    let mapped =
-        rest.iter().try_for_each(|s| map_segment(file, s, bias, span_map)).and_then(|()| match tail {
-            Some(Tail { len, stubs: Some(offset) }) => {
-                let at = plan.hi.wrapping_add(bias);
-                match span_map {
-                    Some(m) if m.holds(plan.hi, offset) => protect(at, len, 1 | 4),
-                    _ => map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop),
-                }
+    let skip = usize::from(first.is_some());
+    let segments = plan.segments.iter().enumerate().skip(skip).try_for_each(|(i, s)| {
+        // A segment whose first page an earlier one covers too is mapped over it, as the host's
+        // loader does: the page shows the later segment's bytes.
+        let shares = i > 0 && {
+            let prev = &plan.segments[i - 1];
+            s.vaddr & !(PAGE_SIZE - 1) < page_up(prev.vaddr + prev.memsz)
+        };
+        map_segment(file, s, bias, span_map.filter(|_| !shares))
+    });
+    let mapped = segments.and_then(|()| match tail {
+        Some(Tail { len, stubs: Some(offset) }) => {
+            let at = plan.hi.wrapping_add(bias);
+            match span_map {
+                Some(m) if m.holds(plan.hi, offset) => protect(at, len, 1 | 4),
+                _ => map(at, len, 1 | 4, MAP_PRIVATE | MAP_FIXED, i64::from(file.fd), offset).map(drop),
             }
-            // Kept inaccessible, as an empty reservation would be: the file's bytes past its end are
-            // mapped there but cannot be read.
-            Some(Tail { len, stubs: None }) if first.is_some() => protect(plan.hi.wrapping_add(bias), len, 0),
-            _ => Ok(()),
-        });
+        }
+        // Kept inaccessible, as an empty reservation: not the file's bytes past its end.
+        Some(Tail { len, stubs: None }) if first.is_some() => {
+            let at = plan.hi.wrapping_add(bias);
+            map(at, len, 0, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0).map(drop)
+        }
+        _ => Ok(()),
+    });
     if let Err(e) = mapped {
         sys::call(nr::MUNMAP, &[plan.lo.wrapping_add(bias), span]);
         return Err(e);
