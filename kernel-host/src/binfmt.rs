@@ -5,7 +5,7 @@
 //! interpreter that must itself be runnable (up to [`MAX_DEPTH`] levels); anything else is
 //! `ENOEXEC`. The runtime's loader does the full parse (goblin); this only decides errnos.
 
-use crate::abi::{AT_FDCWD, O_CLOEXEC, O_NONBLOCK, X_OK};
+use crate::abi::{AT_FDCWD, O_CLOEXEC, O_NONBLOCK};
 use crate::errno::{Errno, KResult};
 use crate::task::Host;
 use crate::vfs::host::Hc;
@@ -159,7 +159,7 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: &[Vec<u8>]
     for _ in 0..=MAX_DEPTH {
         let (host_path, guest) = lookup(&path)?;
         let p = host_path.as_ptr() as u64;
-        sys(Sysno::faccessat, [AT_FDCWD as u64, p, X_OK, 0, 0, 0])?;
+        Hc(host).may_execute(&host_path)?;
         // Non-blocking: opening a FIFO to look at it must not wait for a writer.
         let fd = sys(Sysno::openat, [AT_FDCWD as u64, p, O_CLOEXEC | O_NONBLOCK, 0, 0, 0])? as u64;
         // Enough for the `#!` line and, for an ELF, its program headers and interpreter path.
@@ -202,7 +202,7 @@ pub fn target(host: &dyn Host, lookup: Lookup<'_>, path: &[u8], argv: &[Vec<u8>]
 /// Checks that the interpreter `path` is a regular file that may be run.
 fn check_interp(host: &dyn Host, lookup: Lookup<'_>, path: &[u8]) -> KResult<Checked> {
     let (interp, _) = lookup(path)?;
-    Hc(host).call(Sysno::faccessat, [AT_FDCWD as u64, interp.as_ptr() as u64, X_OK, 0, 0, 0])?;
+    Hc(host).may_execute(&interp)?;
     let stat = Hc(host).stat(&interp)?;
     // A FIFO or a device named as the loader: Linux's `open_exec` refuses it.
     if !stat.is_regular() {

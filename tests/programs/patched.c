@@ -35,6 +35,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+// The body of a call site in libc's shape, `mov eax, NR; syscall`, at the 16-byte-aligned
+// global label NAME, which a jump reaches so that the label starts the site.
+#define SITE(name, nr)                                                                     \
+    "jmp 2f\n.balign 16\n.globl " #name "\n" #name ":\n"                                   \
+    "mov $" #nr ", %%eax\nsyscall\njmp 3f\n2:\njmp " #name "\n3:\n"
+
 extern const unsigned char site_stat[];
 
 static const char PATH[] = "/etc/passwd";
@@ -91,16 +97,7 @@ extern const unsigned char site_wait[];
 __attribute__((noinline)) static long exec_site(const char *path, char *const argv[], char *const envp[]) {
     long ret;
     __asm__ volatile(
-        "jmp 2f\n"
-        ".balign 16\n"
-        ".globl site_exec\n"
-        "site_exec:\n"
-        "mov $59, %%eax\n"
-        "syscall\n"
-        "jmp 3f\n"
-        "2:\n"
-        "jmp site_exec\n"
-        "3:\n"
+        SITE(site_exec, 59)
         : "=&a"(ret), "+D"(path), "+S"(argv), "+d"(envp)
         :
         : "rcx", "r11", "memory", "cc");
@@ -112,16 +109,7 @@ __attribute__((noinline)) static long wait_site(long pid, int *status, long opti
     long ret;
     register long r10 __asm__("r10") = 0;
     __asm__ volatile(
-        "jmp 2f\n"
-        ".balign 16\n"
-        ".globl site_wait\n"
-        "site_wait:\n"
-        "mov $61, %%eax\n"
-        "syscall\n"
-        "jmp 3f\n"
-        "2:\n"
-        "jmp site_wait\n"
-        "3:\n"
+        SITE(site_wait, 61)
         : "=&a"(ret), "+D"(pid), "+S"(status), "+d"(options), "+r"(r10)
         :
         : "rcx", "r11", "memory", "cc");
@@ -188,16 +176,7 @@ __attribute__((noinline)) static long at_site(long dirfd, const char *path, void
     long ret;
     register long r10 __asm__("r10") = flags;
     __asm__ volatile(
-        "jmp 2f\n"
-        ".balign 16\n"
-        ".globl site_at\n"
-        "site_at:\n"
-        "mov $262, %%eax\n"
-        "syscall\n"
-        "jmp 3f\n"
-        "2:\n"
-        "jmp site_at\n"
-        "3:\n"
+        SITE(site_at, 262)
         : "=&a"(ret), "+D"(dirfd), "+S"(path), "+d"(buf), "+r"(r10)
         :
         : "rcx", "r11", "memory", "cc");
@@ -209,16 +188,7 @@ __attribute__((noinline)) static long mask_site(long how, const sigset_t *set, s
     long ret;
     register long r10 __asm__("r10") = 8;
     __asm__ volatile(
-        "jmp 2f\n"
-        ".balign 16\n"
-        ".globl site_mask\n"
-        "site_mask:\n"
-        "mov $14, %%eax\n"
-        "syscall\n"
-        "jmp 3f\n"
-        "2:\n"
-        "jmp site_mask\n"
-        "3:\n"
+        SITE(site_mask, 14)
         : "=&a"(ret), "+D"(how), "+S"(set), "+d"(old), "+r"(r10)
         :
         : "rcx", "r11", "memory", "cc");

@@ -324,7 +324,7 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
     let mut out = Vec::with_capacity(stub_at + STUB_PAGE as usize);
     out.resize(size as usize, 0);
     loader::read_exact(file, &mut out, 0).ok()?;
-    let mut found: Vec<Found> = planned.iter().filter_map(|p| find(p, &plan, &out)).collect();
+    let found: Vec<Found> = planned.iter().filter_map(|p| find(p, &plan, &out)).collect();
     // A site whose moved instructions some jump may land in stays as it is: one pass over
     // each segment's code for all its sites.
     let mut landed = alloc::vec![false; found.len()];
@@ -343,14 +343,13 @@ fn write_copy(file: &File, size: u64, planned: &[Planned], path: &str) -> Option
             landed[k] = hit;
         }
     }
-    let mut landed = landed.into_iter();
-    found.retain(|_| !landed.next().unwrap_or(true));
+    let found = found.into_iter().zip(landed).filter(|(_, landed)| !landed).map(|(f, _)| f);
 
     let stub_vaddr = plan.hi;
     out.resize(stub_at, 0);
     let mut stubs: Vec<u8> = Vec::with_capacity(STUB_PAGE as usize);
     let mut taken: Vec<(u64, u64)> = Vec::new();
-    for f in &found {
+    for f in found {
         let here = stub_vaddr + stubs.len() as u64;
         let stub = match f.call {
             Some((nr, syscall)) => x86::moved_syscall_stub(

@@ -90,7 +90,7 @@ fn exec(k: &Kernel, task: &TaskCtx<'_>, path: Vec<u8>, argv: u64, envp: u64) -> 
         None => Ok(([guest, b"\0"].concat(), None)),
     };
     // Read before the lookup, so that a change made meanwhile leaves what it finds unkept.
-    let stamp = k.vfs().filter(|_| path.starts_with(b"/")).map(|v| v.lookup_stamp());
+    let stamp = k.vfs().filter(|_| exec_memo::named_for_keeps(&path)).map(|v| v.lookup_stamp());
     let target = match stamp.and_then(|s| remembered(k, task, &path, s)) {
         Some(target) => target,
         None => {

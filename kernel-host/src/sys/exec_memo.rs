@@ -22,16 +22,12 @@
 //! lookup after one of the changes above.
 
 use crate::binfmt::{Checked, Target};
-use crate::errno::Errno;
 use crate::task::Host;
 use crate::vfs::host::Hc;
 use alloc::vec::Vec;
-use syscalls::Sysno;
 
 /// Programs a process remembers: enough for the commands a build or a script runs in turn.
 const ENTRIES: usize = 16;
-const X_OK: u64 = 1;
-const AT_FDCWD: u64 = -100i64 as u64;
 
 /// The programs a process exec'd lately.
 #[derive(Default)]
@@ -73,20 +69,25 @@ impl ExecMemo {
 /// lookup; `None` when it may not be kept (built outside the memo's lock, which allocates).
 #[inline(never)]
 pub(crate) fn entry(path: &[u8], stamp: (u64, u64), target: &Target) -> Option<Entry> {
-    let kept = path.starts_with(b"/") && target.argv.is_none() && target.exe.is_some();
+    let kept = named_for_keeps(path) && target.argv.is_none() && target.exe.is_some();
     kept.then(|| Entry { path: path.to_vec(), stamp, target: target.clone() })
+}
+
+/// Whether an exec of `path` may be kept: its name does not depend on the working directory.
+pub(crate) fn named_for_keeps(path: &[u8]) -> bool {
+    path.starts_with(b"/")
 }
 
 /// Whether what `target` says still holds on the host: the program and its interpreter are
 /// the files that were checked, unchanged, and the caller may still run them.
 #[inline(never)]
 pub(crate) fn still_holds(host: &dyn Host, target: &Target) -> bool {
+    let h = Hc(host);
     let holds = |c: &Checked| {
-        let same = Hc(host).stat(&c.host).is_ok_and(|st| {
+        let same = h.stat(&c.host).is_ok_and(|st| {
             (st.dev(), st.ino(), st.change_stamp()) == (c.dev, c.ino, c.changed) && st.is_regular()
         });
-        let args = [AT_FDCWD, c.host.as_ptr() as u64, X_OK, 0, 0, 0];
-        same && Errno::check(host.syscall(Sysno::faccessat.id() as u32, args)).is_ok()
+        same && h.may_execute(&c.host).is_ok()
     };
     holds(&target.file) && target.interp.as_ref().is_none_or(holds)
 }
@@ -94,7 +95,9 @@ pub(crate) fn still_holds(host: &dyn Host, target: &Target) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno::Errno;
     use crate::testing::FakeHost;
+    use syscalls::Sysno;
 
     fn target(path: &[u8]) -> Target {
         let file = Checked { host: [path, b"\0"].concat(), dev: 1, ino: 2, changed: [3, 4, 5] };

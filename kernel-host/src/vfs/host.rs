@@ -144,6 +144,11 @@ impl Hc<'_> {
         Ok(st)
     }
 
+    /// Whether the caller may execute `path`: `faccessat(X_OK)`, which checks the real ids.
+    pub fn may_execute(&self, path: &[u8]) -> KResult<()> {
+        self.call(Sysno::faccessat, [AT_FDCWD, path.as_ptr() as u64, crate::abi::X_OK, 0, 0, 0]).map(drop)
+    }
+
     /// The id of the mount `path` (relative to `dirfd`; empty: `dirfd` itself) is on, and
     /// whether it is that mount's root (`statx` with `STATX_MNT_ID`).
     pub fn mount_of(&self, dirfd: i64, path: &[u8]) -> KResult<(u64, bool)> {
