@@ -1,6 +1,13 @@
-//! The runtime's allocator: size classes carved from mmap'd chunks, one spin lock, and direct
-//! mappings for large blocks. It never calls libc, so it is safe in a SIGSYS handler that
-//! interrupted the program's own `malloc`. Fork takes the lock first ([`Heap::lock_for_fork`]).
+//! The runtime's allocator: blocks carved from mmap'd chunks at their own size, free lists by
+//! size class, one spin lock, and direct mappings for large blocks. It never calls libc, so it
+//! is safe in a SIGSYS handler that interrupted the program's own `malloc`. Fork takes the lock
+//! first ([`Heap::lock_for_fork`]).
+//!
+//! Every page of heap a start-up touches is a page fault in every new image, so fresh blocks
+//! are carved at their size (rounded to 16 bytes), not their class's: a 2.2 KiB string takes
+//! 2.2 KiB, not 4. A freed block goes on the list of the largest class it can hold, so a block
+//! taken from list `c` always holds a request of class `c`. The block carved last grows in
+//! place, so a vector that grows at the end of the heap leaves no copies of itself behind.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -16,9 +23,7 @@ const MIN_SHIFT: usize = 4;
 const MAX_SMALL: usize = 1 << (MIN_SHIFT + CLASSES - 1);
 /// Bytes mapped at a time for small blocks.
 const CHUNK: usize = 256 * 1024;
-/// Alignment blocks are carved at, whatever their class: packed tight, a start-up's few hundred
-/// allocations touch a few pages rather than one per large class (each page is a fault in
-/// every new image).
+/// Alignment blocks are carved at, whatever their size.
 const BLOCK_ALIGN: usize = 16;
 
 struct State {
@@ -76,6 +81,8 @@ impl Heap {
     }
 }
 
+/// The class a request is served from: the smallest whose blocks hold it, or `None` for a
+/// block mapped on its own.
 fn class_of(layout: &Layout) -> Option<usize> {
     let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
     if size > MAX_SMALL {
@@ -84,24 +91,35 @@ fn class_of(layout: &Layout) -> Option<usize> {
     Some(size.next_power_of_two().trailing_zeros() as usize - MIN_SHIFT)
 }
 
+/// The bytes a fresh block of `size` bytes takes.
+fn carved(size: usize) -> usize {
+    (size.max(1) + BLOCK_ALIGN - 1) & !(BLOCK_ALIGN - 1)
+}
+
+/// The list a freed block that held `size` bytes goes on: the largest class it holds whole.
+fn list_of(size: usize) -> usize {
+    let log2 = (usize::BITS - 1 - carved(size).leading_zeros()) as usize;
+    (log2 - MIN_SHIFT).min(CLASSES - 1)
+}
+
 fn big_len(layout: &Layout) -> usize {
     (layout.size() + 4095) & !4095
 }
 
 impl Heap {
-    /// A block of size class `class` aligned to `align`, and whether it is fresh from a
-    /// mapping (so still zero).
-    fn small(&self, class: usize, align: usize) -> (*mut u8, bool) {
-        let size = 1usize << (class + MIN_SHIFT);
+    /// A block for `layout` (of size class `class`), and whether it is fresh from a mapping
+    /// (so still zero).
+    fn small(&self, class: usize, layout: &Layout) -> (*mut u8, bool) {
         let mut s = self.state.lock();
         let head = s.free[class];
         // Free blocks are only known to be BLOCK_ALIGN-aligned.
-        if !head.is_null() && align <= BLOCK_ALIGN {
+        if !head.is_null() && layout.align() <= BLOCK_ALIGN {
             // SAFETY: a free block stores the next free block's address in its first word.
             s.free[class] = unsafe { *(head as *mut *mut u8) };
             return (head, false);
         }
-        let align = align.max(BLOCK_ALIGN);
+        let size = carved(layout.size());
+        let align = layout.align().max(BLOCK_ALIGN);
         let mut at = s.bump as usize;
         at = (at + align - 1) & !(align - 1);
         if s.bump.is_null() || at + size > s.bump_end as usize {
@@ -121,15 +139,27 @@ impl Heap {
         s.bump = (at + size) as *mut u8;
         (at as *mut u8, true)
     }
+
+    /// Grows the small block at `p` (`old` bytes) to `new` bytes where it is, if it is the
+    /// block carved last and its chunk has room. The bytes it gains were never handed out.
+    fn grow_in_place(&self, p: *mut u8, old: usize, new: usize) -> bool {
+        let mut s = self.state.lock();
+        let end = p as usize + carved(new);
+        if p as usize + carved(old) != s.bump as usize || end > s.bump_end as usize {
+            return false;
+        }
+        s.bump = end as *mut u8;
+        true
+    }
 }
 
-// SAFETY: blocks handed out are disjoint, sized for their class and aligned as asked (carved
-// at the requested alignment, or reused from a free list only when BLOCK_ALIGN is enough),
-// and only freed once.
+// SAFETY: blocks handed out are disjoint and at least as large as asked (carved at their size
+// and the requested alignment, or reused from the list of a class they hold whole, only when
+// BLOCK_ALIGN is enough), grow only over bytes never handed out, and are only freed once.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(&layout) {
-            Some(class) => self.small(class, layout.align()).0,
+            Some(class) => self.small(class, &layout).0,
             None => sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut()),
         }
     }
@@ -140,7 +170,7 @@ unsafe impl GlobalAlloc for Heap {
         let Some(class) = class_of(&layout) else {
             return sys::mmap_anon(big_len(&layout)).unwrap_or(ptr::null_mut());
         };
-        let (p, fresh) = self.small(class, layout.align());
+        let (p, fresh) = self.small(class, &layout);
         if !fresh && !p.is_null() {
             // SAFETY: the block is ours, `layout.size()` bytes long at least.
             unsafe { ptr::write_bytes(p, 0, layout.size()) };
@@ -149,13 +179,34 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        let Some(class) = class_of(&layout) else {
+        if class_of(&layout).is_none() {
             sys::call(sys::nr::MUNMAP, &[p as u64, big_len(&layout) as u64]);
             return;
-        };
+        }
         let mut s = self.state.lock();
+        let list = list_of(layout.size());
         // SAFETY: the block is at least 16 bytes and ours again; its first word links it.
-        unsafe { *(p as *mut *mut u8) = s.free[class] };
-        s.free[class] = p;
+        unsafe { *(p as *mut *mut u8) = s.free[list] };
+        s.free[list] = p;
+    }
+
+    /// A small block that stays small shrinks where it is, and grows there when it was carved
+    /// last; anything else moves.
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract: `new_size`, rounded up to the alignment, fits `isize`.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let small = class_of(&layout).is_some() && class_of(&new).is_some();
+        if small && (new_size <= layout.size() || self.grow_in_place(p, layout.size(), new_size)) {
+            return p;
+        }
+        // SAFETY: `new` is a valid layout (above); the old block is ours and `layout`'s.
+        unsafe {
+            let moved = self.alloc(new);
+            if !moved.is_null() {
+                ptr::copy_nonoverlapping(p, moved, layout.size().min(new_size));
+                self.dealloc(p, layout);
+            }
+            moved
+        }
     }
 }
