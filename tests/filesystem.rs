@@ -503,6 +503,29 @@ fn the_root_lists_what_the_hosts_does() {
     }
 }
 
+/// Symbolic links whose targets are longer than the view's first read of a link (128 bytes),
+/// absolute and relative, lead where they lead natively, and `readlink` gives them whole.
+#[test]
+fn links_with_long_targets_are_followed_whole() {
+    let base = temp_dir("long-links");
+    let deep = base.join("d".repeat(120)).join("e".repeat(100));
+    fs::create_dir_all(&deep).unwrap();
+    write_file(&deep.join("f"), "at the end\n", 0o644);
+    symlink(&deep, base.join("absolute")).unwrap();
+    let relative = format!("{}/{}", "d".repeat(120), "e".repeat(100));
+    symlink(&relative, base.join("relative")).unwrap();
+    for len in [127, 128, 129] {
+        symlink("x".repeat(len), base.join(format!("dangling-{len}"))).unwrap();
+    }
+    let script =
+        "cat absolute/f relative/f; for l in absolute relative dangling-*; do readlink $l | wc -c; done";
+    let native = native_ok(sh(Mode::Native, &base, script));
+    let out = sh(Mode::Cloister, &base, script).output();
+    out.success();
+    assert_eq!(out.stdout, native.stdout, "\n{out}");
+    assert!(out.stdout.starts_with("at the end\nat the end\n"), "\n{out}");
+}
+
 /// A mount over a host symlink (`--tmpfs /var/run`, where `/var/run` links to `/run`) lists as
 /// the directory it is, as `stat` says.
 #[test]

@@ -176,14 +176,26 @@ impl Hc<'_> {
     }
 
     /// `readlink`, the whole target.
+    ///
+    /// Most targets are short (`/bin` → `usr/bin`): a small buffer first, and `PATH_MAX` only
+    /// when the target may not have fit. (A page-sized buffer at every exec's walk left a page
+    /// of the runtime's heap that the next blocks skipped, a page fault in every new image.)
     pub fn readlink(&self, path: &[u8]) -> KResult<Vec<u8>> {
-        let mut buf = alloc::vec![0u8; crate::abi::PATH_MAX];
-        let n = self.call(
-            Sysno::readlinkat,
-            [AT_FDCWD, path.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0],
-        )?;
-        buf.truncate(n as usize);
-        Ok(buf)
+        const SHORT: usize = 128;
+        let read = |len: usize| -> KResult<Vec<u8>> {
+            let mut buf = alloc::vec![0u8; len];
+            let n = self.call(
+                Sysno::readlinkat,
+                [AT_FDCWD, path.as_ptr() as u64, buf.as_mut_ptr() as u64, len as u64, 0, 0],
+            )?;
+            buf.truncate(n as usize);
+            Ok(buf)
+        };
+        let short = read(SHORT)?;
+        if short.len() < SHORT {
+            return Ok(short);
+        }
+        read(crate::abi::PATH_MAX)
     }
 
     /// `openat(AT_FDCWD, path, flags, mode)`.
