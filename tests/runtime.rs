@@ -205,6 +205,25 @@ fn hot_call_sites_are_patched_and_keep_registers(mode: Mode) {
     }
 }
 
+/// The runtime's heap takes back what it frees: 300,000 `stat` calls through the view, each
+/// allocating and freeing in the runtime, leave the program's resident memory where the first
+/// 20,000 left it. (Freed blocks once went on a smaller class's list than the one they were
+/// taken from, so every call's blocks were new memory: about 96 MiB more here.)
+#[test]
+fn the_runtimes_heap_takes_back_what_it_frees() {
+    let script = "import os\n\
+                  def rss():\n\
+                  \x20   return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS:')).split()[1])\n\
+                  for _ in range(20000): os.stat('/usr/lib/os-release')\n\
+                  before = rss()\n\
+                  for _ in range(300000): os.stat('/usr/lib/os-release')\n\
+                  print(rss() - before)\n";
+    let out = Mode::Cloister.command(PYTHON3).args(["-c", script]).output();
+    out.success();
+    let grown: i64 = out.stdout.trim().parse().unwrap_or_else(|_| panic!("no figure\n{out}"));
+    assert!(grown < 8 * 1024, "the resident memory grew by {grown} KiB over 300,000 calls\n{out}");
+}
+
 /// No libc, no vDSO: raw `syscall` instructions for uname, getrandom and clock_gettime must
 /// still be served by the policy.
 fn raw_syscalls_without_libc(mode: Mode) {

@@ -1,13 +1,13 @@
-//! The runtime's allocator: blocks carved from mmap'd chunks at their own size, free lists by
-//! size class, one spin lock, and direct mappings for large blocks. It never calls libc, so it
-//! is safe in a SIGSYS handler that interrupted the program's own `malloc`. Fork takes the lock
-//! first ([`Heap::lock_for_fork`]).
+//! The runtime's allocator: size classes carved from mmap'd chunks, one spin lock, and direct
+//! mappings for large blocks. It never calls libc, so it is safe in a SIGSYS handler that
+//! interrupted the program's own `malloc`. Fork takes the lock first ([`Heap::lock_for_fork`]).
 //!
-//! Every page of heap a start-up touches is a page fault in every new image, so fresh blocks
-//! are carved at their size (rounded to 16 bytes), not their class's: a 2.2 KiB string takes
-//! 2.2 KiB, not 4. A freed block goes on the list of the largest class it can hold, so a block
-//! taken from list `c` always holds a request of class `c`. The block carved last grows in
-//! place, so a vector that grows at the end of the heap leaves no copies of itself behind.
+//! Every page of heap a start-up touches is a page fault in every new image, so the classes
+//! are fine-grained (16-byte steps to 128, then four per power of two, as jemalloc has them): a
+//! block wastes at most a fifth of itself, where powers of two gave a 2.2 KiB string 4 KiB. A
+//! freed block goes back on its class's list, for the next block of that class. The block
+//! carved last grows in place, so a vector that grows at the end of the heap leaves no copies
+//! of itself behind.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -15,12 +15,12 @@ use kernel_host::sync::SpinLock;
 
 use crate::sys;
 
-/// Size classes: 16, 32, ..., 16384 bytes. (A start-up grows a few vectors past 4 KiB: as
-/// blocks of their own, each would cost an `mmap` and a `munmap` in every image.)
-const CLASSES: usize = 11;
-const MIN_SHIFT: usize = 4;
+/// Size classes: 16, 32, ..., 128, then 160, 192, 224, 256, 320, ... up to 16384 bytes. (A
+/// start-up grows a few vectors past 4 KiB: as blocks of their own, each would cost an `mmap`
+/// and a `munmap` in every image.)
+const CLASSES: usize = 8 + 7 * 4;
 /// Blocks above the largest class are mapped on their own.
-const MAX_SMALL: usize = 1 << (MIN_SHIFT + CLASSES - 1);
+const MAX_SMALL: usize = 16384;
 /// Bytes mapped at a time for small blocks.
 const CHUNK: usize = 256 * 1024;
 /// Alignment blocks are carved at, whatever their size.
@@ -84,22 +84,26 @@ impl Heap {
 /// The class a request is served from: the smallest whose blocks hold it, or `None` for a
 /// block mapped on its own.
 fn class_of(layout: &Layout) -> Option<usize> {
-    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
+    let size = layout.size().max(layout.align()).max(1);
     if size > MAX_SMALL {
         return None;
     }
-    Some(size.next_power_of_two().trailing_zeros() as usize - MIN_SHIFT)
+    if size <= 128 {
+        return Some(size.div_ceil(16) - 1);
+    }
+    // 2^k < size <= 2^(k+1), in four steps of 2^(k-2).
+    let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let step = 1 << (k - 2);
+    Some(8 + (k - 7) * 4 + (size - (1 << k)).div_ceil(step) - 1)
 }
 
-/// The bytes a fresh block of `size` bytes takes.
-fn carved(size: usize) -> usize {
-    (size.max(1) + BLOCK_ALIGN - 1) & !(BLOCK_ALIGN - 1)
-}
-
-/// The list a freed block that held `size` bytes goes on: the largest class it holds whole.
-fn list_of(size: usize) -> usize {
-    let log2 = (usize::BITS - 1 - carved(size).leading_zeros()) as usize;
-    (log2 - MIN_SHIFT).min(CLASSES - 1)
+/// The bytes of a block of class `class`.
+fn class_size(class: usize) -> usize {
+    if class < 8 {
+        return 16 * (class + 1);
+    }
+    let k = 7 + (class - 8) / 4;
+    (1 << k) + ((class - 8) % 4 + 1) * (1 << (k - 2))
 }
 
 fn big_len(layout: &Layout) -> usize {
@@ -118,7 +122,7 @@ impl Heap {
             s.free[class] = unsafe { *(head as *mut *mut u8) };
             return (head, false);
         }
-        let size = carved(layout.size());
+        let size = class_size(class);
         let align = layout.align().max(BLOCK_ALIGN);
         let mut at = s.bump as usize;
         at = (at + align - 1) & !(align - 1);
@@ -140,12 +144,12 @@ impl Heap {
         (at as *mut u8, true)
     }
 
-    /// Grows the small block at `p` (`old` bytes) to `new` bytes where it is, if it is the
+    /// Grows the small block at `p` from class `old` to class `new` where it is, if it is the
     /// block carved last and its chunk has room. The bytes it gains were never handed out.
     fn grow_in_place(&self, p: *mut u8, old: usize, new: usize) -> bool {
         let mut s = self.state.lock();
-        let end = p as usize + carved(new);
-        if p as usize + carved(old) != s.bump as usize || end > s.bump_end as usize {
+        let end = p as usize + class_size(new);
+        if p as usize + class_size(old) != s.bump as usize || end > s.bump_end as usize {
             return false;
         }
         s.bump = end as *mut u8;
@@ -153,9 +157,9 @@ impl Heap {
     }
 }
 
-// SAFETY: blocks handed out are disjoint and at least as large as asked (carved at their size
-// and the requested alignment, or reused from the list of a class they hold whole, only when
-// BLOCK_ALIGN is enough), grow only over bytes never handed out, and are only freed once.
+// SAFETY: blocks handed out are disjoint, sized for their class and aligned as asked (carved
+// at the requested alignment, or reused from a free list only when BLOCK_ALIGN is enough),
+// grow only over bytes never handed out, and are only freed once, onto their class's list.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(&layout) {
@@ -179,25 +183,26 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        if class_of(&layout).is_none() {
+        let Some(list) = class_of(&layout) else {
             sys::call(sys::nr::MUNMAP, &[p as u64, big_len(&layout) as u64]);
             return;
-        }
+        };
         let mut s = self.state.lock();
-        let list = list_of(layout.size());
         // SAFETY: the block is at least 16 bytes and ours again; its first word links it.
         unsafe { *(p as *mut *mut u8) = s.free[list] };
         s.free[list] = p;
     }
 
-    /// A small block that stays small shrinks where it is, and grows there when it was carved
-    /// last; anything else moves.
+    /// A small block that stays small shrinks where it is (and goes back on the smaller class's
+    /// list when freed, which it holds), and grows there when it was carved last; anything
+    /// else moves.
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract: `new_size`, rounded up to the alignment, fits `isize`.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let small = class_of(&layout).is_some() && class_of(&new).is_some();
-        if small && (new_size <= layout.size() || self.grow_in_place(p, layout.size(), new_size)) {
-            return p;
+        if let (Some(old), Some(new)) = (class_of(&layout), class_of(&new)) {
+            if new <= old || self.grow_in_place(p, old, new) {
+                return p;
+            }
         }
         // SAFETY: `new` is a valid layout (above); the old block is ours and `layout`'s.
         unsafe {
