@@ -506,6 +506,25 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
         if queued & task.sigmask & pending(task) != 0 && has_child(task, idtype, id, options) {
             return not_yet(task, call);
         }
+        // With a timer armed, the poll is answered from a look at the children, not left to
+        // the host's wait: a child found ended was seen after the clock passed where it is
+        // now, so the timers due by then fire first (and the rule above holds its end back);
+        // a child that ends after the look waits for the next poll. Left to the host, a child
+        // that ended between this decision and the host's wait was reported before the expiry
+        // its end had passed (under ptrace that gap is the tracee's scheduling: on a loaded
+        // machine `timeout 1 sleep 5` once saw its child's end before its timer).
+        if k.timers.next_expiry().is_some() {
+            match peek(task, idtype, id, options) {
+                Some(false) => return not_yet(task, call),
+                Some(true) => {
+                    super::timer::checkpoint(k, task);
+                    if k.timers.take_queued() & task.sigmask & pending(task) != 0 {
+                        return not_yet(task, call);
+                    }
+                }
+                None => {}
+            }
+        }
     } else {
         // The program's wait runs on the host once a child is ready (or the rounds are handed
         // off), unless a signal interrupts it: its handler runs first, and the wait returns
