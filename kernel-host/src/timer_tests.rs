@@ -256,6 +256,21 @@ fn a_poll_with_a_timer_armed_does_not_leave_a_running_child_to_the_host() {
     assert_eq!(queued.get(), 0, "the clock is before the expiry");
 }
 
+/// `waitid`'s options are `EINVAL` for `wait4`, timer or not: the host says so.
+#[test]
+fn a_wait4_with_waitid_s_options_goes_to_the_host() {
+    let k = kernel(true);
+    let (ready, queued) = (Cell::new(false), Cell::new(0));
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
+    let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
+    mem.put(BASE, &spec((0, 0), (1, 0)));
+    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    for options in [1 | 0x0100_0000 /* WNOHANG | WNOWAIT */, 1 | 4 /* WNOHANG | WEXITED */] {
+        let poll = call(Sysno::wait4, &[u64::MAX, BASE + 64, options, 0]);
+        assert_eq!(k.handle(&mut t, poll), Disposition::Host(poll), "options {options:#x}");
+    }
+}
+
 /// A child found ended by the look was seen after the clock passed where it is then: the
 /// timers due by then fire first, and their blocked signal holds the child's end back once.
 #[test]

@@ -461,6 +461,9 @@ const P_PGID: u64 = 2;
 const WNOHANG: u64 = 1;
 const WEXITED: u64 = 4;
 const WNOWAIT: u64 = 0x0100_0000;
+/// The options `wait4` takes: `WNOHANG`, `WUNTRACED`, `WCONTINUED`, `__WNOTHREAD`, `__WALL`,
+/// `__WCLONE`.
+const WAIT4_OPTIONS: u64 = 1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
 
 /// What a `wait4` or `waitid` waits for, as `waitid` names it: `(idtype, id, options)`.
 fn child_wait(call: &Syscall) -> (u64, u64, u64) {
@@ -498,6 +501,10 @@ pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposi
     let queued = k.timers.take_queued();
     let (idtype, id, options) = child_wait(call);
     let nohang = if call.nr == syscalls::Sysno::wait4.id() as u32 { call.args[2] } else { call.args[3] };
+    if call.nr == syscalls::Sysno::wait4.id() as u32 && call.args[2] & !WAIT4_OPTIONS != 0 {
+        // `waitid`'s options (`WNOWAIT`, `WEXITED`) are `EINVAL` for `wait4`: the host says so.
+        return Disposition::Host(*call);
+    }
     if nohang & WNOHANG != 0 {
         // Whether a child is ready or not: one that becomes ready between a look and the
         // host's wait would be reported before the expiry (the ptrace backend's supervisor
