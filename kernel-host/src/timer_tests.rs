@@ -256,6 +256,26 @@ fn a_poll_with_a_timer_armed_does_not_leave_a_running_child_to_the_host() {
     assert_eq!(queued.get(), 0, "the clock is before the expiry");
 }
 
+/// The same look answers a `waitid` poll: with no child ended it returns 0 and zeroes the
+/// `siginfo_t`, as Linux does, without the host's wait.
+#[test]
+fn a_waitid_poll_with_a_timer_armed_is_answered_with_a_zeroed_siginfo() {
+    let k = kernel(true);
+    let (ready, queued) = (Cell::new(false), Cell::new(0));
+    let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
+    let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
+    mem.put(BASE, &spec((0, 0), (1, 0)));
+    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    let info = BASE + 256;
+    mem.put(info, &[0xff; 128]);
+    // waitid(P_ALL, 0, info, WEXITED | WNOHANG)
+    let poll = call(Sysno::waitid, &[0, 0, info, 4 | 1, 0]);
+    assert_eq!(k.handle(&mut t, poll), Disposition::Return(0));
+    assert_eq!(mem.get(info, 32), [0u8; 32], "the siginfo is not zeroed");
+    let waits = host.calls.borrow().iter().filter(|c| c.0 == Sysno::waitid.id() as u32).count();
+    assert_eq!(waits, 1, "one look, no other wait");
+}
+
 /// `waitid`'s options are `EINVAL` for `wait4`, timer or not: the host says so.
 #[test]
 fn a_wait4_with_waitid_s_options_goes_to_the_host() {
