@@ -239,6 +239,12 @@ fn a_poll_for_children_after_a_blocked_timer_signal_finds_none_once() {
     assert_eq!(k.handle(&mut t, poll), Disposition::Host(poll), "the child stays hidden");
 }
 
+/// `setitimer(ITIMER_REAL)` one second ahead, once.
+fn arm_one_second(k: &Kernel, t: &mut TaskCtx<'_>, mem: &FakeMem) {
+    mem.put(BASE, &spec((0, 0), (1, 0)));
+    assert_eq!(k.handle(t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+}
+
 /// With a timer armed, a poll made while the child runs is answered from a look at the
 /// children, not left to the host's wait: a child that ended (its sleep moving the clock past
 /// the parent's expiry) between the kernel's decision and the host's wait would be reported
@@ -249,8 +255,7 @@ fn a_poll_with_a_timer_armed_does_not_leave_a_running_child_to_the_host() {
     let (ready, queued) = (Cell::new(false), Cell::new(0));
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
     let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
-    mem.put(BASE, &spec((0, 0), (1, 0)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    arm_one_second(&k, &mut t, &mem);
     let poll = call(Sysno::wait4, &[6, BASE + 64, 1 /* WNOHANG */, 0]);
     assert_eq!(k.handle(&mut t, poll), Disposition::Return(0), "the host's wait could see a late end");
     assert_eq!(queued.get(), 0, "the clock is before the expiry");
@@ -264,8 +269,7 @@ fn a_waitid_poll_with_a_timer_armed_is_answered_with_a_zeroed_siginfo() {
     let (ready, queued) = (Cell::new(false), Cell::new(0));
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
     let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
-    mem.put(BASE, &spec((0, 0), (1, 0)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    arm_one_second(&k, &mut t, &mem);
     let info = BASE + 256;
     mem.put(info, &[0xff; 128]);
     // waitid(P_ALL, 0, info, WEXITED | WNOHANG)
@@ -283,8 +287,7 @@ fn a_wait4_with_waitid_s_options_goes_to_the_host() {
     let (ready, queued) = (Cell::new(false), Cell::new(0));
     let (mem, host) = (FakeMem::new(BASE, 0x10000), FakeHost::new(host_with_child(&ready, &queued)));
     let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
-    mem.put(BASE, &spec((0, 0), (1, 0)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    arm_one_second(&k, &mut t, &mem);
     for options in [1 | 0x0100_0000 /* WNOHANG | WNOWAIT */, 1 | 4 /* WNOHANG | WEXITED */] {
         let poll = call(Sysno::wait4, &[u64::MAX, BASE + 64, options, 0]);
         assert_eq!(k.handle(&mut t, poll), Disposition::Host(poll), "options {options:#x}");
@@ -296,34 +299,19 @@ fn a_wait4_with_waitid_s_options_goes_to_the_host() {
 #[test]
 fn a_child_found_ended_by_a_poll_comes_after_the_timers_its_end_passed() {
     let k = kernel(true);
-    let queued = Cell::new(0u64);
     let clock = k.clock.virtual_clock().unwrap();
+    let (ready, queued) = (Cell::new(true), Cell::new(0));
+    let child = host_with_child(&ready, &queued);
     // The child ends, its sleep past the parent's expiry, right before the kernel looks.
     let host = FakeHost::new(|nr: u32, args: [u64; 6]| -> i64 {
-        match Sysno::new(nr as usize) {
-            Some(Sysno::getpid | Sysno::gettid) => 5,
-            Some(Sysno::rt_sigqueueinfo) => {
-                queued.set(queued.get() | 1 << (args[1] - 1));
-                0
-            }
-            Some(Sysno::rt_sigpending) => {
-                // SAFETY: the kernel passes a pointer to its own 8-byte set.
-                unsafe { *(args[0] as *mut u64) = queued.get() };
-                0
-            }
-            Some(Sysno::waitid) => {
-                clock.advance(5_000_000_000);
-                // SAFETY: the kernel passes a pointer to its own 128-byte siginfo; si_pid.
-                unsafe { *((args[2] + 16) as *mut i32) = 6 };
-                0
-            }
-            _ => 0,
+        if nr == Sysno::waitid.id() as u32 {
+            clock.advance(5_000_000_000);
         }
+        child(nr, args)
     });
     let mem = FakeMem::new(BASE, 0x10000);
     let mut t = TaskCtx::new(&mem, &host, 1 << (SIGALRM - 1), SP);
-    mem.put(BASE, &spec((0, 0), (1, 0)));
-    assert_eq!(k.handle(&mut t, call(Sysno::setitimer, &[0, BASE, 0])), Disposition::Return(0));
+    arm_one_second(&k, &mut t, &mem);
     let poll = call(Sysno::wait4, &[6, BASE + 64, 1 /* WNOHANG */, 0]);
     assert_eq!(k.handle(&mut t, poll), Disposition::Return(0), "the child's end overtook the timer");
     assert_eq!(queued.get(), 1 << (SIGALRM - 1));

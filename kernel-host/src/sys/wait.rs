@@ -498,13 +498,15 @@ fn child_wait(call: &Syscall) -> (u64, u64, u64) {
 /// first on the virtual clock; which of the two the host showed first is scheduling.
 pub fn wait_child(k: &Kernel, task: &mut TaskCtx<'_>, call: &Syscall) -> Disposition {
     let Some(v) = k.clock.virtual_clock() else { return Disposition::Host(*call) };
-    let queued = k.timers.take_queued();
-    let (idtype, id, options) = child_wait(call);
-    let nohang = if call.nr == syscalls::Sysno::wait4.id() as u32 { call.args[2] } else { call.args[3] };
-    if call.nr == syscalls::Sysno::wait4.id() as u32 && call.args[2] & !WAIT4_OPTIONS != 0 {
-        // `waitid`'s options (`WNOWAIT`, `WEXITED`) are `EINVAL` for `wait4`: the host says so.
+    let wait4 = call.nr == syscalls::Sysno::wait4.id() as u32;
+    if wait4 && call.args[2] & !WAIT4_OPTIONS != 0 {
+        // `waitid`'s options (`WNOWAIT`, `WEXITED`) are `EINVAL` for `wait4`: the host says so,
+        // and the call, no wait for a child, leaves the timers' queued signals to the next.
         return Disposition::Host(*call);
     }
+    let queued = k.timers.take_queued();
+    let (idtype, id, options) = child_wait(call);
+    let nohang = if wait4 { call.args[2] } else { call.args[3] };
     if nohang & WNOHANG != 0 {
         // Whether a child is ready or not: one that becomes ready between a look and the
         // host's wait would be reported before the expiry (the ptrace backend's supervisor
