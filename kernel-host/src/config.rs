@@ -37,8 +37,15 @@ pub struct Config {
     /// filesystem view keeps it in its private directory, so no descriptor is reserved).
     pub shared_path: Option<String>,
     /// The filesystem view's mount table; empty when the program sees the host's filesystem
-    /// as it is.
+    /// as it is, or when the table lies packed in the shared memory ([`Config::mount_table`]).
     pub mounts: Vec<Mount>,
+    /// The length of the view's mount table, packed ([`crate::vfs::mount::MountTable::packed`])
+    /// in the file of [`Config::shared_path`] right after the shared page ([`Shared::SIZE`]
+    /// bytes in): written there once by the launcher, read in place by every image, where a
+    /// table in the configuration would be decoded and copied at every exec.
+    ///
+    /// [`Shared::SIZE`]: crate::shared::Shared::SIZE
+    pub mount_table: Option<usize>,
     /// The interval timers (`ITIMER_REAL`, `_VIRTUAL`, `_PROF`) of the image that exec'd, as
     /// `(expiry, interval)` on the virtual clock (expiry 0: disarmed): they survive `execve`.
     pub itimers: [(u64, u64); 3],
@@ -158,53 +165,14 @@ impl Config {
         self.trace_fd.into_iter().chain(self.shared_fd)
     }
 
+    /// Whether the program sees a filesystem view, in the configuration or packed in the
+    /// shared memory.
+    pub fn has_view(&self) -> bool {
+        !self.mounts.is_empty() || self.mount_table.is_some()
+    }
+
     /// Encodes the configuration as the value of [`Config::ENV`].
     pub fn encode(&self) -> String {
-        let mut out = self.encode_fields();
-        out.push_str(&self.encode_mounts());
-        out
-    }
-
-    /// [`Config::encode`] with the mount table already encoded ([`Config::encode_mounts`]):
-    /// every exec passes the same table on, and a sandbox's may have dozens of mounts.
-    pub fn encode_with_mounts(&self, mounts: &str) -> String {
-        let mut out = self.encode_fields();
-        out.push_str(mounts);
-        out
-    }
-
-    /// The `mount` fields of [`Config::encode`], each after a `;`.
-    pub fn encode_mounts(&self) -> String {
-        let mut out = String::new();
-        for m in &self.mounts {
-            // Already escaped part by part: it holds no `;` or `=` (see `decode`).
-            out.push_str(";mount=");
-            out.push_str(&encode_mount(m));
-        }
-        out
-    }
-
-    /// A copy without the mount table, which an exec's plan encodes apart.
-    pub fn without_mounts(&self) -> Config {
-        Config {
-            hostname: self.hostname.clone(),
-            time_offset: self.time_offset,
-            seed: self.seed,
-            lineage: self.lineage,
-            rt_path: self.rt_path.clone(),
-            trace_fd: self.trace_fd,
-            blocked: self.blocked,
-            reproducible: self.reproducible,
-            shared_fd: self.shared_fd,
-            shared_path: self.shared_path.clone(),
-            mounts: Vec::new(),
-            itimers: self.itimers,
-            handover: self.handover,
-        }
-    }
-
-    /// Every field of [`Config::encode`] but the mounts.
-    fn encode_fields(&self) -> String {
         let mut out = String::new();
         if let Some(h) = &self.hostname {
             push_field(&mut out, "hostname", h);
@@ -236,6 +204,9 @@ impl Config {
         if let Some(p) = &self.shared_path {
             push_field(&mut out, "shared_path", p);
         }
+        if let Some(len) = self.mount_table {
+            push_field(&mut out, "mtab", &alloc::format!("{len}"));
+        }
         if self.itimers.iter().any(|t| t.0 != 0) {
             let [(e0, i0), (e1, i1), (e2, i2)] = self.itimers;
             push_field(&mut out, "itimers", &alloc::format!("{e0},{i0},{e1},{i1},{e2},{i2}"));
@@ -248,33 +219,11 @@ impl Config {
             };
             push_field(&mut out, "handover", &value);
         }
+        for m in &self.mounts {
+            // Already escaped part by part: it holds no `;` or `=` (see `decode`).
+            push_raw_field(&mut out, "mount", &encode_mount(m));
+        }
         out
-    }
-
-    /// Splits what [`Config::encode`] wrote into its plain fields and its mount table, which
-    /// [`Config::encode_mounts`] put last: a runtime decodes the fields, builds its view from
-    /// the table ([`Config::decode_mounts`]) and passes the table's text on to the next image
-    /// as it came ([`crate::Kernel::with_view`]), without encoding it again.
-    pub fn split_mounts(text: &str) -> (&str, &str) {
-        if text.starts_with("mount=") {
-            return ("", text);
-        }
-        match text.find(";mount=") {
-            Some(at) => text.split_at(at),
-            None => (text, ""),
-        }
-    }
-
-    /// The mount table of [`Config::split_mounts`].
-    pub fn decode_mounts(text: &str) -> Result<Vec<Mount>, DecodeError> {
-        // Sized at once: grown by doubling, a table of forty mounts would leave four smaller
-        // copies of itself behind in the runtime's heap, pages every exec would fault in.
-        let mut mounts = Vec::with_capacity(text.matches("mount=").count());
-        for field in text.split(';').filter(|f| !f.is_empty()) {
-            let raw = field.strip_prefix("mount=").ok_or(DecodeError::MissingEquals)?;
-            mounts.push(decode_mount(raw).ok_or(DecodeError::BadValue("mount"))?);
-        }
-        Ok(mounts)
     }
 
     /// Parses what [`Config::encode`] wrote.
@@ -308,6 +257,7 @@ impl Config {
                     cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
                 }
                 "shared_path" => cfg.shared_path = Some(value),
+                "mtab" => cfg.mount_table = Some(value.parse().map_err(|_| DecodeError::BadValue("mtab"))?),
                 "itimers" => cfg.itimers = parse_itimers(&value).ok_or(DecodeError::BadValue("itimers"))?,
                 "handover" => {
                     cfg.handover = Some(parse_handover(&value).ok_or(DecodeError::BadValue("handover"))?)
@@ -455,6 +405,7 @@ mod tests {
             reproducible: Some(Reproducible { epoch: 5, fast_sleep: true, cpus: 2 }),
             shared_fd: Some(1022),
             shared_path: Some("/tmp/c,x/shared".into()),
+            mount_table: Some(1234),
             mounts: alloc::vec![
                 Mount {
                     guest: "/".into(),
@@ -481,27 +432,9 @@ mod tests {
     }
 
     #[test]
-    fn the_mount_table_splits_off_and_decodes_alone() {
-        let mount = |guest: &str, host: &str| Mount {
-            guest: guest.into(),
-            kind: MountKind::ReadOnly { host: host.into() },
-        };
-        let cfg = Config {
-            hostname: Some("h".into()),
-            mounts: alloc::vec![mount("/", "/"), mount("/a;b", "/x=y,z")],
-            ..Config::default()
-        };
-        let text = cfg.encode();
-        let (fields, mounts) = Config::split_mounts(&text);
-        assert_eq!(mounts, cfg.encode_mounts());
-        assert_eq!(Config::decode(fields), Ok(cfg.without_mounts()));
-        assert_eq!(Config::decode_mounts(mounts), Ok(cfg.mounts.clone()));
-        let only_mounts = Config { lineage: 0, mounts: cfg.mounts.clone(), ..Config::default() };
-        let text = only_mounts.encode();
-        assert_eq!(Config::split_mounts(&text).1, only_mounts.encode_mounts());
-        assert_eq!(Config::split_mounts("lineage=1"), ("lineage=1", ""));
-        for bad in [";mount=/a,ro", ";mount=/a,ro,/b,/c", ";mount=a,ro,/b", ";lineage=1"] {
-            assert!(Config::decode_mounts(bad).is_err(), "{bad}");
+    fn bad_mounts_do_not_parse() {
+        for bad in ["mount=/a,ro", "mount=/a,ro,/b,/c", "mount=a,ro,/b", "mtab=-1", "mtab=x"] {
+            assert!(Config::decode(bad).is_err(), "{bad}");
         }
     }
 

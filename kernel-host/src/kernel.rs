@@ -40,9 +40,6 @@ pub struct Kernel {
     pub(crate) signals: Signals,
     pub(crate) dirs: Dirs,
     pub(crate) vfs: Option<Vfs>,
-    /// The mount table as every exec passes it on ([`Config::encode_mounts`]), encoded at the
-    /// first exec: a vfork shell's children all reuse their parent's.
-    pub(crate) mounts_encoded: crate::sync::SpinLock<Option<alloc::string::String>>,
     /// The programs this process exec'd lately and what their lookups found.
     pub(crate) exec_memo: crate::sync::SpinLock<crate::sys::exec_memo::ExecMemo>,
 }
@@ -52,21 +49,18 @@ impl Kernel {
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
     pub fn new(config: Config, image: ProcessImage, shared: Option<&'static Shared>) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
-        let vfs = Vfs::new(config.mounts.clone(), shared);
-        Self::with_view(config, image, Some(shared), vfs, None)
+        let vfs = Vfs::new(crate::vfs::mount::MountTable::new(&config.mounts), shared);
+        Self::with_view(config, image, Some(shared), vfs)
     }
 
     /// [`Kernel::new`] with the view built already: the runtime built it to find the program.
-    /// `mounts_encoded`, when given, is the mount table as the configuration came encoded
-    /// ([`Config::split_mounts`]; `config.mounts` may then be empty), passed on to every exec as
-    /// it is. The view must use `shared` (or, without it, be the kernel's only user of
+    /// The view must use `shared` (or, without it, be the kernel's only user of
     /// [`Shared::private`] memory: pass `Some` of the view's then).
     pub fn with_view(
         config: Config,
         image: ProcessImage,
         shared: Option<&'static Shared>,
         vfs: Option<Vfs>,
-        mounts_encoded: Option<alloc::string::String>,
     ) -> Self {
         let shared = shared.unwrap_or_else(Shared::private);
         let timers = Timers::new(&shared.timer_fds);
@@ -85,7 +79,6 @@ impl Kernel {
             signals: Signals::new(),
             dirs: Dirs::default(),
             vfs: vfs.map(|v| v.with_shared_path(config.shared_path.as_deref())),
-            mounts_encoded: crate::sync::SpinLock::new(mounts_encoded),
             exec_memo: crate::sync::SpinLock::default(),
             config,
         }
@@ -183,7 +176,6 @@ impl Kernel {
         if let Some(v) = &self.vfs {
             v.lock_for_fork();
         }
-        self.mounts_encoded.raw_lock();
         self.exec_memo.raw_lock();
     }
 
@@ -191,7 +183,6 @@ impl Kernel {
     /// own random stream and its forking thread's signal state onto its new thread id.
     pub fn after_fork(&self, fork: ForkSide) {
         self.exec_memo.raw_unlock();
-        self.mounts_encoded.raw_unlock();
         if let Some(v) = &self.vfs {
             v.unlock_after_fork();
         }

@@ -109,7 +109,7 @@ pub struct Rule {
 
 /// The rules for a configuration, sorted by number.
 pub fn rules(config: &Config) -> Vec<Rule> {
-    let view = !config.mounts.is_empty();
+    let view = config.has_view();
     let mut out: Vec<Rule> = TABLE.iter().filter_map(|e| rule_of(config, view, e)).collect();
     out.sort_by_key(|r| r.nr);
     out
@@ -291,7 +291,7 @@ mod tests {
         for repro in [None, Some(crate::config::Reproducible::default())] {
             let full =
                 Config { mounts: alloc::vec![mount.clone()], reproducible: repro, ..Config::default() };
-            let runtime = full.without_mounts();
+            let runtime = Config { mounts: alloc::vec![], ..full.clone() };
             for rule in rules(&full) {
                 assert_eq!(rule_for(&runtime, true, rule.nr), Some(rule), "{}", rule.nr);
             }

@@ -149,6 +149,12 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
     let ptrace = args.backend == crate::cli::Backend::Ptrace;
+    if let Some(view) = view.as_ref().filter(|_| !ptrace) {
+        // In process, every image's runtime reads the table where the launcher packed it.
+        let table = kernel_host::vfs::mount::MountTable::new(&config.mounts);
+        config.mount_table = Some(view.state.write_mount_table(&table)?);
+        config.mounts = Vec::new();
+    }
     let mut sink = None;
     let mut trace_w = None;
     if let Some(file) = &args.trace {

@@ -12,6 +12,7 @@ use core::arch::{asm, global_asm};
 use kernel_host::binfmt::{self, Format, MAX_DEPTH};
 use kernel_host::shared::Shared;
 use kernel_host::vfs::host::Hc;
+use kernel_host::vfs::mount::MountTable;
 use kernel_host::vfs::Vfs;
 use kernel_host::{Config, Kernel, ProcessImage};
 
@@ -253,24 +254,27 @@ fn set_comm(program: &[u8]) {
     sys::call(nr::PRCTL, &[PR_SET_NAME, name.as_ptr() as u64]);
 }
 
-/// Maps the page the whole sandbox shares from the file the launcher made for it.
-fn map_shared_file(path: &str) -> &'static Shared {
+/// Maps the memory the whole sandbox shares from the file the launcher made for it, with the
+/// mount table of `table` bytes the launcher packed after it ([`Config::mount_table`]).
+fn map_shared_file(path: &str, table: usize) -> (&'static Shared, &'static [u8]) {
     const O_RDWR_CLOEXEC: u64 = 2 | 0o2_000_000;
     let cpath = with_nul(path.as_bytes());
     let fd = sys::call(nr::OPENAT, &[-100i64 as u64, cpath.as_ptr() as u64, O_RDWR_CLOEXEC, 0]);
     if fd < 0 {
         fail(125, &alloc::format!("cloister-rt: cannot open the sandbox's shared memory {path}"));
     }
-    let shared = map_shared(fd as i32);
+    let mapped = map_shared(fd as i32, table);
     sys::call(nr::CLOSE, &[fd as u64]);
-    shared
+    mapped
 }
 
-/// Maps the page the whole sandbox shares, from its reserved descriptor.
-fn map_shared(fd: i32) -> &'static Shared {
+/// Maps the memory the whole sandbox shares from `fd` (the file, or its reserved descriptor),
+/// and the `table` bytes of packed mount table that follow it in one mapping.
+fn map_shared(fd: i32, table: usize) -> (&'static Shared, &'static [u8]) {
     const PROT_RW: u64 = 3;
     const MAP_SHARED: u64 = 1;
-    let at = sys::call(nr::MMAP, &[0, Shared::SIZE as u64, PROT_RW, MAP_SHARED, fd as u64, 0]);
+    let len = Shared::SIZE + kernel_host::abi::page_up(table as u64) as usize;
+    let at = sys::call(nr::MMAP, &[0, len as u64, PROT_RW, MAP_SHARED, fd as u64, 0]);
     if at < 0 {
         fail(125, "cloister-rt: cannot map the sandbox's shared memory (was descriptor 1022 closed?)");
     }
@@ -280,7 +284,12 @@ fn map_shared(fd: i32) -> &'static Shared {
     if shared.magic.load(core::sync::atomic::Ordering::Relaxed) != Shared::MAGIC {
         fail(125, "cloister-rt: the sandbox's shared memory is not laid out as this runtime expects");
     }
-    shared
+    // SAFETY: the mapping goes on `table` bytes past the page and is never unmapped. The
+    // launcher wrote them before any process started, and nothing writes them after (the
+    // table is read with bounds checks, so even a program that scribbles over them only gets
+    // a wrong view of its own sandbox).
+    let packed = unsafe { core::slice::from_raw_parts((at as usize + Shared::SIZE) as *const u8, table) };
+    (shared, packed)
 }
 
 /// The strings, each followed by a NUL, in one block sized at once (as `/proc/PID/cmdline` and
@@ -294,12 +303,18 @@ fn nul_joined<S: AsRef<[u8]>>(strings: &[S]) -> Vec<u8> {
     out
 }
 
-/// The configuration from [`Config::ENV`], its mount table, and that table as it came encoded
-/// (for the next exec to pass on): the table is the bulk of it, and decoding it once into the
-/// view's own form saves every exec a copy of it.
-fn decode_config(text: &str) -> Option<(Config, Vec<kernel_host::config::Mount>, alloc::string::String)> {
-    let (fields, mounts) = Config::split_mounts(text);
-    Some((Config::decode(fields).ok()?, Config::decode_mounts(mounts).ok()?, mounts.into()))
+/// The view's mount table: packed in the shared memory where the launcher put it, or, from a
+/// configuration that carries its mounts itself, built from those.
+fn mount_table(config: &Config, packed: Option<&'static [u8]>) -> MountTable {
+    match packed {
+        Some(packed) => MountTable::from_packed(packed).unwrap_or_else(|| {
+            fail(
+                125,
+                "cloister-rt: the view's mount table in the shared memory is unreadable (mixed versions?)",
+            )
+        }),
+        None => MountTable::new(&config.mounts),
+    }
 }
 
 /// The program's interpreter (`PT_INTERP`), to load.
@@ -371,11 +386,13 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let mut envp: Vec<&[u8]> = Vec::with_capacity(host.envp.len());
     for &e in &host.envp {
         match e.strip_prefix(prefix.as_slice()) {
-            Some(value) => config = Some(core::str::from_utf8(value).ok().and_then(decode_config)),
+            Some(value) => {
+                config = Some(core::str::from_utf8(value).ok().and_then(|t| Config::decode(t).ok()))
+            }
             None => envp.push(e),
         }
     }
-    let (mut config, mounts, mounts_encoded) = match config {
+    let mut config = match config {
         Some(Some(c)) => c,
         Some(None) => {
             fail(125, "cloister-rt: the configuration from the launcher is unreadable (mixed versions?)")
@@ -386,13 +403,20 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         fail(125, "cloister-rt: no program given");
     }
     let program = host.argv[1];
+    let table = config.mount_table.unwrap_or(0);
     let shared = match (&config.shared_path, config.shared_fd) {
-        (Some(path), _) => Some(map_shared_file(path)),
-        (None, fd) => fd.map(map_shared),
+        (Some(path), _) => Some(map_shared_file(path, table)),
+        (None, fd) => fd.map(|fd| map_shared(fd, table)),
     };
+    if shared.is_none() && config.mount_table.is_some() {
+        fail(125, "cloister-rt: the configuration names a mount table but no shared memory to find it in");
+    }
     // One memory for the view and the kernel, the sandbox's or, without one, their own.
-    let shared = shared.unwrap_or_else(Shared::private);
-    let view = Vfs::new(mounts, shared);
+    let (shared, packed) = match shared {
+        Some((shared, packed)) => (shared, config.mount_table.map(|_| packed)),
+        None => (Shared::private(), None),
+    };
+    let view = Vfs::new(mount_table(&config, packed), shared);
     let handover = config.handover.take();
     let handover_args = |i: usize| host.argv.get(i).copied().unwrap_or_default();
     // The interpreter the exec checked, opened when it is loaded: its host path and identity.
@@ -513,8 +537,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     let trace_fd = config.trace_fd;
     let environ = nul_joined(&envp);
     let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start };
-    let kernel: &'static Kernel =
-        Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view, Some(mounts_encoded))));
+    let kernel: &'static Kernel = Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);
     }

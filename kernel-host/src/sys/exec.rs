@@ -153,7 +153,9 @@ fn plan(
     envp: Vec<Vec<u8>>,
     target: Option<Box<Target>>,
 ) -> ExecPlan {
-    let mut next = k.config.without_mounts();
+    // The view's table lies in the shared memory ([`Config::mount_table`]): what is cloned and
+    // encoded here is a few short fields.
+    let mut next = k.config.clone();
     next.lineage = k.random.lineage_after_exec();
     next.blocked = k.signals.virtually_blocked(tid);
     next.itimers = itimers;
@@ -164,11 +166,7 @@ fn plan(
     let prefix = format!("{}=", Config::ENV).into_bytes();
     let mut env: Vec<Vec<u8>> = envp.into_iter().filter(|e| !e.starts_with(&prefix)).collect();
     let mut ours = prefix;
-    {
-        let mut mounts = k.mounts_encoded.lock();
-        let mounts = mounts.get_or_insert_with(|| k.config.encode_mounts());
-        ours.extend_from_slice(next.encode_with_mounts(mounts).as_bytes());
-    }
+    ours.extend_from_slice(next.encode().as_bytes());
     env.push(ours);
     let mut args = Vec::with_capacity(argv.len() + 5);
     args.push(b"cloister-rt".to_vec());

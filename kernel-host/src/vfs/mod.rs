@@ -24,7 +24,6 @@ pub mod shared_dirs;
 pub mod stamp;
 pub mod walk;
 
-use crate::config::Mount;
 use crate::errno::{Errno, KResult};
 use crate::shared::Shared;
 use crate::sync::SpinLock;
@@ -60,9 +59,8 @@ pub struct Vfs {
 }
 
 impl Vfs {
-    /// The view for a configuration's mount table; `None` when there is none.
-    pub fn new(mounts: Vec<Mount>, shared: &'static Shared) -> Option<Vfs> {
-        let mounts = MountTable::from_mounts(mounts);
+    /// The view a mount table shows; `None` when the table is empty.
+    pub fn new(mounts: MountTable, shared: &'static Shared) -> Option<Vfs> {
         (!mounts.is_empty()).then(|| Vfs {
             mounts,
             shared,
@@ -267,7 +265,7 @@ impl Vfs {
         {
             return false;
         }
-        if self.mounts.iter().any(|m| m.guest != base && path::is_within(&m.guest, base)) {
+        if self.mounts.iter().any(|m| m.guest != base && path::is_within(m.guest, base)) {
             return false;
         }
         self.lookup(h, base)

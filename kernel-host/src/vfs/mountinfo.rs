@@ -90,7 +90,7 @@ impl Vfs {
 
     /// The view's mounts and the host's mounts under the kernel's trees, parents first.
     fn lines(&self, h: Hc<'_>, host: &[u8]) -> Vec<Line> {
-        let view: Vec<&VMount> = self.mounts.iter().collect();
+        let view: Vec<VMount> = self.mounts.iter().collect();
         let shown_by_host =
             |point: &[u8]| self.mounts.find(point).is_some_and(|(m, _)| m.layers == Layers::Passthrough);
         // The mounts that hide the state directory where a layer would show it are the
@@ -99,7 +99,7 @@ impl Vfs {
         let mut lines: Vec<Line> = view
             .iter()
             .filter(|m| m.layers != Layers::Passthrough)
-            .filter(|m| !state.is_some_and(|s| is_within(&m.guest, s)))
+            .filter(|m| !state.is_some_and(|s| is_within(m.guest, s)))
             .filter_map(|m| view_line(h, m, self.state_dir.as_deref()))
             .collect();
         // The empty file the sandbox's namespace binds over each block device under `/dev` is
@@ -131,7 +131,7 @@ fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Option<Line> {
         Layers::Direct { root, private: true, .. } => (root, true, b"tmpfs", b"tmpfs"),
         Layers::Direct { root, writable, .. } if in_state(root) => (root, *writable, b"none", b"none"),
         Layers::Direct { root, writable, .. } => (root, *writable, b"none", root),
-        Layers::Passthrough => (&m.guest, true, b"none", b"none"),
+        Layers::Passthrough => (m.guest, true, b"none", b"none"),
     };
     let dev = match h.lstat(&host_cpath(dir, b"")) {
         Ok(st) => st.dev(),
@@ -140,7 +140,7 @@ fn view_line(h: Hc<'_>, m: &VMount, state: Option<&[u8]>) -> Option<Line> {
     };
     let rw: &[u8] = if writable { b"rw" } else { b"ro" };
     Some(Line {
-        point: m.guest.clone(),
+        point: m.guest.to_vec(),
         dev,
         root: b"/".to_vec(),
         options: [rw, b",relatime"].concat(),

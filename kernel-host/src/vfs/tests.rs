@@ -41,7 +41,7 @@ impl Fixture {
             Mount { guest: "/tmp".into(), kind: MountKind::Tmpfs { host: p("tmp") } },
             Mount { guest: "/home/u/secret".into(), kind: MountKind::Hidden { host: p("tmp") } },
         ];
-        let vfs = Vfs::new(mounts.to_vec(), Shared::private()).unwrap();
+        let vfs = Vfs::new(crate::vfs::mount::MountTable::new(&mounts), Shared::private()).unwrap();
         Fixture { dir, vfs }
     }
 
@@ -101,7 +101,7 @@ fn a_private_tree_inside_a_kernel_tree_is_reached() {
             kind: MountKind::Tmpfs { host: String::from(dir.to_str().unwrap()) },
         },
     ];
-    let vfs = Vfs::new(mounts.to_vec(), Shared::private()).unwrap();
+    let vfs = Vfs::new(crate::vfs::mount::MountTable::new(&mounts), Shared::private()).unwrap();
     let node = vfs.walk(Hc(&RealHost), b"/", b"/dev/shm/seg").unwrap();
     assert_eq!(node.place, Place::Direct);
     assert_eq!(vfs.walk(Hc(&RealHost), b"/", b"/dev/null").unwrap().place, Place::Passthrough);

@@ -402,7 +402,7 @@ impl Vfs {
                     // A mount inside the kernel's tree (a private `/dev/shm`), or `..` that led
                     // out of it: walk the rest from that mount's root, which is never a
                     // kernel tree again (it is the longest match).
-                    cur = mount.guest.clone();
+                    cur = mount.guest.to_vec();
                     layering = Layering::Both;
                     stack = components(suffix).rev().map(|c| c.to_vec()).collect();
                     if stack.is_empty() {

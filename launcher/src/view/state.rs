@@ -167,6 +167,21 @@ impl State {
         self.dir.join("shared")
     }
 
+    /// Writes the view's mount table, packed, after the shared page: every runtime of the
+    /// sandbox reads it there ([`kernel_host::config::Config::mount_table`]). Returns its
+    /// length, for the configuration to name.
+    pub fn write_mount_table(&self, table: &kernel_host::vfs::mount::MountTable) -> Result<usize, Failure> {
+        use std::os::unix::fs::FileExt;
+        let path = self.shared();
+        let packed = table.packed();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.write_all_at(packed, kernel_host::shared::Shared::SIZE as u64))
+            .map_err(|e| setup(&path, "cannot write the mount table to", &e))?;
+        Ok(packed.len())
+    }
+
     /// Where the manifest goes.
     pub fn manifest(&self) -> PathBuf {
         self.dir.join("manifest.json")
