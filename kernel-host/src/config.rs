@@ -231,8 +231,9 @@ impl Config {
         let mut cfg = Config::default();
         for field in text.split(';').filter(|f| !f.is_empty()) {
             let (key, raw) = field.split_once('=').ok_or(DecodeError::MissingEquals)?;
-            // A mount's parts are escaped one by one, and the field as a whole is not: every
-            // exec decodes the whole table, so it is read once, not unescaped twice.
+            // A mount's parts are escaped one by one, and the field as a whole is not: a
+            // configuration that carries its table (the ptrace backend's) is decoded at every
+            // exec, so it is read once, not unescaped twice.
             if key == "mount" {
                 cfg.mounts.push(decode_mount(raw).ok_or(DecodeError::BadValue("mount"))?);
                 continue;
@@ -257,7 +258,13 @@ impl Config {
                     cfg.shared_fd = Some(value.parse().map_err(|_| DecodeError::BadValue("shared_fd"))?)
                 }
                 "shared_path" => cfg.shared_path = Some(value),
-                "mtab" => cfg.mount_table = Some(value.parse().map_err(|_| DecodeError::BadValue("mtab"))?),
+                "mtab" => {
+                    let len: usize = value.parse().map_err(|_| DecodeError::BadValue("mtab"))?;
+                    if len > crate::vfs::mount::MAX_PACKED {
+                        return Err(DecodeError::BadValue("mtab"));
+                    }
+                    cfg.mount_table = Some(len);
+                }
                 "itimers" => cfg.itimers = parse_itimers(&value).ok_or(DecodeError::BadValue("itimers"))?,
                 "handover" => {
                     cfg.handover = Some(parse_handover(&value).ok_or(DecodeError::BadValue("handover"))?)
@@ -433,7 +440,8 @@ mod tests {
 
     #[test]
     fn bad_mounts_do_not_parse() {
-        for bad in ["mount=/a,ro", "mount=/a,ro,/b,/c", "mount=a,ro,/b", "mtab=-1", "mtab=x"] {
+        let huge = alloc::format!("mtab={}", crate::vfs::mount::MAX_PACKED + 1);
+        for bad in ["mount=/a,ro", "mount=/a,ro,/b,/c", "mount=a,ro,/b", "mtab=-1", "mtab=x", &huge] {
             assert!(Config::decode(bad).is_err(), "{bad}");
         }
     }

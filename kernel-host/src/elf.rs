@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC};
 use goblin::elf::program_header::{ProgramHeader, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use scroll::Pread;
 
 /// Bytes of a 64-bit ELF header.
 pub const EHDR_LEN: usize = 64;
@@ -98,11 +99,15 @@ pub fn plan<E>(
     }
     let mut ph_bytes = alloc::vec![0u8; PHENT * phnum];
     read(&mut ph_bytes, header.e_phoff).map_err(PlanError::Read)?;
+    // Read where they lie, one at a time, each time they are looked through: a list of them
+    // would be a copy of the headers in every exec'd image's heap, and the pages it fills.
     let ctx = Ctx::new(Container::Big, Endian::Little);
-    let phdrs = ProgramHeader::parse(&ph_bytes, 0, phnum, ctx)
-        .map_err(|_| Corrupt("its program headers are corrupt"))?;
-
-    let segments = segments(&phdrs)?;
+    let phdrs = || {
+        ph_bytes.chunks_exact(PHENT).map(move |b| {
+            b.pread_with::<ProgramHeader>(0, ctx).map_err(|_| Corrupt("its program headers are corrupt"))
+        })
+    };
+    let segments = segments(phdrs())?;
     // The file must hold every segment's bytes: a mapping past its end faults (SIGBUS) when the
     // loader clears the tail of the last file page.
     if segments.iter().any(|s| s.filesz > 0 && s.offset + s.filesz > file_len) {
@@ -119,7 +124,8 @@ pub fn plan<E>(
     if !(lo..hi).contains(&header.e_entry) {
         return Err(Corrupt("its entry point lies outside its segments"));
     }
-    let phdr = match phdrs.iter().find(|p| p.p_type == PT_PHDR) {
+    let find = |kind: u32| phdrs().find_map(|p| p.ok().filter(|p| p.p_type == kind));
+    let phdr = match find(PT_PHDR) {
         Some(p) => Some(p.p_vaddr).filter(|v| (lo..hi).contains(v)),
         // Without PT_PHDR, the headers are where the segment holding their file bytes maps them.
         None => segments
@@ -127,8 +133,8 @@ pub fn plan<E>(
             .find(|s| s.offset <= header.e_phoff && header.e_phoff - s.offset < s.filesz)
             .map(|s| s.vaddr + (header.e_phoff - s.offset)),
     };
-    let interp = match phdrs.iter().find(|p| p.p_type == PT_INTERP) {
-        Some(p) => Some(interpreter(p, &mut read)?),
+    let interp = match find(PT_INTERP) {
+        Some(p) => Some(interpreter(&p, &mut read)?),
         None => None,
     };
     Ok(Plan {
@@ -144,10 +150,16 @@ pub fn plan<E>(
 }
 
 /// The `PT_LOAD` segments, checked one by one and against each other.
-fn segments<E>(phdrs: &[ProgramHeader]) -> Result<Vec<Segment>, PlanError<E>> {
+fn segments<E>(
+    phdrs: impl Iterator<Item = Result<ProgramHeader, PlanError<E>>>,
+) -> Result<Vec<Segment>, PlanError<E>> {
     use PlanError::Corrupt;
     let mut out: Vec<Segment> = Vec::new();
-    for p in phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
+    for p in phdrs {
+        let p = p?;
+        if p.p_type != PT_LOAD {
+            continue;
+        }
         if p.p_filesz > p.p_memsz || p.p_vaddr % PAGE_SIZE != p.p_offset % PAGE_SIZE {
             return Err(Corrupt("a segment is misaligned or larger on disk than in memory"));
         }

@@ -116,8 +116,8 @@ pub fn rules(config: &Config) -> Vec<Rule> {
 }
 
 /// The rule for call number `nr`, if the filter traps it, under `config` and with a
-/// filesystem view or not (`view`: a runtime's configuration leaves its mount table out, see
-/// [`crate::Kernel::with_view`]). The runtime asks in its signal handler, on whatever stack the
+/// filesystem view or not (`view`: a runtime's configuration names its mount table but does not
+/// hold it, see [`Config::mount_table`]). The runtime asks in its signal handler, on whatever stack the
 /// program gave it: no list is built nor sorted.
 pub fn rule_for(config: &Config, view: bool, nr: u32) -> Option<Rule> {
     TABLE.iter().filter(|e| e.sysno.id() as u32 == nr).find_map(|e| rule_of(config, view, e))

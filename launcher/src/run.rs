@@ -149,7 +149,7 @@ fn run_checked(args: &RunArgs) -> Result<i32, Failure> {
     config.rt_path = rt.path.to_string_lossy().into_owned();
 
     let ptrace = args.backend == crate::cli::Backend::Ptrace;
-    if let Some(view) = view.as_ref().filter(|_| !ptrace) {
+    if let Some(view) = view.as_ref().filter(|_| !ptrace && !config.mounts.is_empty()) {
         // In process, every image's runtime reads the table where the launcher packed it.
         let table = kernel_host::vfs::mount::MountTable::new(&config.mounts);
         config.mount_table = Some(view.state.write_mount_table(&table)?);

@@ -32,6 +32,12 @@ mod trap;
 mod tsc;
 mod ucontext;
 
+/// A writable byte in the padding `bss.ld` puts before the writable data, which makes the
+/// padding writable too, and so part of the data's segment rather than a mapping of its own.
+#[used]
+#[link_section = ".cloister_pad"]
+static DATA_PAD: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
 /// The runtime's allocator.
 #[global_allocator]
 pub static HEAP: heap::Heap = heap::Heap::new();

@@ -97,7 +97,8 @@ unsafe fn cstr<'a>(p: *const u8) -> &'a [u8] {
 struct HostStack {
     argv: Vec<&'static [u8]>,
     envp: Vec<&'static [u8]>,
-    auxv: Vec<(u64, u64)>,
+    /// The auxiliary vector's pairs where the host laid them out.
+    auxv: &'static [[u64; 2]],
 }
 
 /// Reads the stack the host built for the runtime.
@@ -117,7 +118,7 @@ unsafe fn read_host_stack(sp: *const u64) -> HostStack {
         let envp = (0..envc).map(|i| cstr(*env_at.add(i) as *const u8)).collect();
         let aux_at = env_at.add(envc + 1);
         let auxc = (0..).take_while(|&i| *aux_at.add(2 * i) != 0).count();
-        let auxv = (0..auxc).map(|i| (*aux_at.add(2 * i), *aux_at.add(2 * i + 1))).collect();
+        let auxv = core::slice::from_raw_parts(aux_at.cast::<[u64; 2]>(), auxc);
         HostStack { argv, envp, auxv }
     }
 }
@@ -284,11 +285,17 @@ fn map_shared(fd: i32, table: usize) -> (&'static Shared, &'static [u8]) {
     if shared.magic.load(core::sync::atomic::Ordering::Relaxed) != Shared::MAGIC {
         fail(125, "cloister-rt: the sandbox's shared memory is not laid out as this runtime expects");
     }
-    // SAFETY: the mapping goes on `table` bytes past the page and is never unmapped. The
-    // launcher wrote them before any process started, and nothing writes them after (the
-    // table is read with bounds checks, so even a program that scribbles over them only gets
-    // a wrong view of its own sandbox).
-    let packed = unsafe { core::slice::from_raw_parts((at as usize + Shared::SIZE) as *const u8, table) };
+    // The table is only read: made read-only, a stray write of the program's cannot change the
+    // view of every process in the sandbox.
+    let table_at = at as u64 + Shared::SIZE as u64;
+    if table > 0 && sys::call(nr::MPROTECT, &[table_at, len as u64 - Shared::SIZE as u64, 1]) < 0 {
+        fail(125, "cloister-rt: cannot protect the sandbox's mount table");
+    }
+    // SAFETY: the mapping goes on `table` bytes past the page, read-only, and is never
+    // unmapped. The launcher wrote them before any process started, and nothing writes them
+    // after (a program that makes them writable again and scribbles over them only gets a
+    // wrong view of its own sandbox: the table is read with bounds checks).
+    let packed = unsafe { core::slice::from_raw_parts(table_at as *const u8, table) };
     (shared, packed)
 }
 
@@ -380,18 +387,20 @@ impl Interpreter<'_> {
 
 extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: `_start` passes the initial stack pointer.
-    let host = unsafe { read_host_stack(sp) };
+    let mut host = unsafe { read_host_stack(sp) };
+    // The environment's area is found before the configuration's string is taken out of the
+    // list, which becomes the program's environment in place: no second list in the heap.
+    let host_env = title::area(&host.envp);
     let prefix = [Config::ENV.as_bytes(), b"="].concat();
     let mut config = None;
-    let mut envp: Vec<&[u8]> = Vec::with_capacity(host.envp.len());
-    for &e in &host.envp {
-        match e.strip_prefix(prefix.as_slice()) {
-            Some(value) => {
-                config = Some(core::str::from_utf8(value).ok().and_then(|t| Config::decode(t).ok()))
-            }
-            None => envp.push(e),
+    host.envp.retain(|e| match e.strip_prefix(prefix.as_slice()) {
+        Some(value) => {
+            config = Some(core::str::from_utf8(value).ok().and_then(|t| Config::decode(t).ok()));
+            false
         }
-    }
+        None => true,
+    });
+    let envp = core::mem::take(&mut host.envp);
     let mut config = match config {
         Some(Some(c)) => c,
         Some(None) => {
@@ -459,7 +468,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         v.record_exe(sys::call(nr::GETPID, &[]) as u32, &exe);
     }
 
-    let host_aux = |key: u64| host.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
+    let host_aux = |key: u64| host.auxv.iter().find(|[k, _]| *k == key).map(|&[_, v]| v);
     let host_random = host_aux(stack::AT_RANDOM).map_or([0u8; 16], |p| {
         let mut r = [0u8; 16];
         // SAFETY: AT_RANDOM points to 16 bytes on the host-built stack.
@@ -500,17 +509,16 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         stack::AT_EXECFN,
         stack::AT_SYSINFO_EHDR,
     ];
-    let mut auxv: Vec<(u64, AuxValue)> = host
-        .auxv
-        .iter()
-        .filter(|(k, _)| !overridden.contains(k))
-        .map(|&(k, v)| (k, AuxValue::Value(v)))
-        .collect();
+    // Sized once: grown, the list would leave its smaller copies in the heap.
+    let mut auxv: Vec<(u64, AuxValue)> = Vec::with_capacity(host.auxv.len() + overridden.len());
     if !config.virtual_clocks() {
         if let Some(vdso) = host_aux(stack::AT_SYSINFO_EHDR) {
-            auxv.insert(0, (stack::AT_SYSINFO_EHDR, AuxValue::Value(vdso)));
+            auxv.push((stack::AT_SYSINFO_EHDR, AuxValue::Value(vdso)));
         }
     }
+    auxv.extend(
+        host.auxv.iter().filter(|[k, _]| !overridden.contains(k)).map(|&[k, v]| (k, AuxValue::Value(v))),
+    );
     auxv.extend([
         (stack::AT_PHDR, AuxValue::Value(main.phdr)),
         (stack::AT_PHENT, AuxValue::Value(main.phent)),
@@ -555,7 +563,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     // SAFETY: the host's strings are read no more: the program's stack, image and name are
     // built from copies; `argv` is the resolved arguments' own memory, `envp` the host's
     // environment in order.
-    unsafe { title::retitle(&host.argv, &host.envp, &argv, &envp) };
+    unsafe { title::retitle(&host.argv, host_env, &argv, &envp) };
     let entry = interp.as_ref().map_or(main.entry, |i| i.entry);
     // SAFETY: the stack at `built.sp` is the program's initial stack and `entry` its (or its
     // interpreter's) entry point; the registers are cleared as the ABI expects at process

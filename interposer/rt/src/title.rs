@@ -68,7 +68,7 @@ pub fn publish(main: &Image, built: &Built, brk: u64) {
 
 /// One area of NUL-terminated strings laid out back to back, as the host's `execve` writes
 /// argv and envp: `None` unless they are.
-fn area(strings: &[&[u8]]) -> Option<(*mut u8, usize)> {
+pub fn area(strings: &[&[u8]]) -> Option<(*mut u8, usize)> {
     let first = strings.first()?.as_ptr();
     let mut end = first;
     for s in strings {
@@ -105,19 +105,25 @@ unsafe fn overwrite(at: *mut u8, len: usize, strings: &[&[u8]]) {
     unsafe { core::ptr::write_bytes(at.add(used), 0, len - used) };
 }
 
-/// Replaces the host's strings for this process (`host_argv`, `host_envp`, as its `execve` laid
-/// them out) with the program's `argv` and `envp`.
+/// Replaces the host's strings for this process (`host_argv`, and the environment's area
+/// `host_env` as [`area`] found it before any string was taken out, as its `execve` laid them
+/// out) with the program's `argv` and `envp`.
 ///
 /// # Safety
-/// `host_argv` and `host_envp` must be the strings of the process's initial stack, which
+/// `host_argv` and `host_env` must be the strings of the process's initial stack, which
 /// nothing reads after this call. `argv` must not point into the argument area; `envp` may
 /// point into the environment area, in its order (the host's environment with some taken out).
-pub unsafe fn retitle(host_argv: &[&[u8]], host_envp: &[&[u8]], argv: &[&[u8]], envp: &[&[u8]]) {
+pub unsafe fn retitle(
+    host_argv: &[&[u8]],
+    host_env: Option<(*mut u8, usize)>,
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) {
     if let Some((at, len)) = area(host_argv) {
         // SAFETY: per the contract; `argv` lies outside the area.
         unsafe { overwrite(at, len, argv) };
     }
-    if let Some((at, len)) = area(host_envp) {
+    if let Some((at, len)) = host_env {
         // SAFETY: per the contract; `envp`'s strings come from the area in order, so each
         // moves forward.
         unsafe { overwrite(at, len, envp) };

@@ -77,6 +77,10 @@ pub struct MountTable {
     count: usize,
 }
 
+/// Most bytes a packed table may have (thousands of mounts): the launcher refuses a view
+/// whose table is larger, and a runtime a configuration that names one.
+pub const MAX_PACKED: usize = 512 * 1024;
+
 /// `kind` of a packed [`Layers::Passthrough`].
 const PASSTHROUGH: u32 = 0;
 /// `kind` of a packed [`Layers::Direct`]; [`WRITABLE`] and [`PRIVATE`] are its flags.
@@ -132,6 +136,8 @@ fn entry_of(m: &Mount) -> Entry {
 }
 
 /// Longest guest path first, and equal lengths in the configuration's order: a stable sort.
+/// (The library's keeps scratch on the stack; it runs in the launcher, the ptrace supervisor
+/// and a runtime whose configuration carries its mounts, never in an exec'd image's start-up.)
 fn sort(entries: &mut [Entry]) {
     entries.sort_by_key(|e| core::cmp::Reverse(e.guest.len()));
 }
@@ -255,7 +261,11 @@ impl MountTable {
 
     /// Like [`MountTable::find`], with the mount's index.
     pub fn index_of<'p>(&self, guest: &'p [u8]) -> Option<(usize, &'p [u8])> {
-        let (i, m) = (0..self.count).map(|i| (i, self.guest(i))).find(|&(_, m)| is_within(guest, m))?;
+        // An empty guest path (a record that no longer reads: see `get`) is within every path:
+        // it serves none.
+        let (i, m) = (0..self.count)
+            .map(|i| (i, self.guest(i)))
+            .find(|&(_, m)| !m.is_empty() && is_within(guest, m))?;
         let suffix = if m == b"/" { guest } else { &guest[m.len()..] };
         Some((i, if suffix == b"/" { &[] } else { suffix }))
     }
@@ -309,7 +319,7 @@ impl MountTable {
     pub fn children_of<'t>(&'t self, dir: &'t [u8]) -> impl Iterator<Item = &'t [u8]> + 't {
         (0..self.count)
             .map(|i| self.guest(i))
-            .filter(move |g| *g != b"/" && super::path::parent(g) == dir)
+            .filter(move |g| !g.is_empty() && *g != b"/" && super::path::parent(g) == dir)
             .map(super::path::file_name)
     }
 
@@ -482,13 +492,13 @@ mod tests {
             *b = 0xff;
         }
         let scribbled = MountTable { packed: Cow::Owned(bytes), count: t.count };
-        // Wrong answers, but no read outside the table and no panic.
+        // No read outside the table, no panic, and no mount that serves every path.
         for m in scribbled.iter() {
             assert!(m.guest.is_empty() && m.layers == Layers::Passthrough);
         }
-        let _ = scribbled.find(b"/etc/passwd");
-        let _ = scribbled.guest_of_host(b"/etc/passwd");
+        assert_eq!(scribbled.find(b"/etc/passwd"), None);
+        assert_eq!(scribbled.guest_of_host(b"/etc/passwd"), None);
         assert_eq!(scribbled.private_roots().count(), 0);
-        let _ = scribbled.children_of(b"/").count();
+        assert_eq!(scribbled.children_of(b"/").count(), 0);
     }
 }

@@ -6,9 +6,11 @@
 //! With it the sandbox's first process mounts a tmpfs of that size over the state directory in
 //! the sandbox's own mount namespace ([`PrivateDisk::mount`], after the view's mounts), and lays
 //! out in it what the launcher had made on disk (the `upper/`, `tmp/`, `index/`, `hidden/` and
-//! `sys/` directories, the stand-ins, the shared page). Everything the program writes then
-//! counts against one total, enforced by the host kernel: a write beyond it fails with
-//! `ENOSPC`, whoever makes it (through the view or past it). The host's disk gets nothing.
+//! `sys/` directories, the stand-ins, the shared page with the view's packed mount table, which
+//! [`kernel_host::vfs::mount::MAX_PACKED`] keeps under the 1 MiB of a file copied here).
+//! Everything the program writes then counts against one total, enforced by the host kernel: a
+//! write beyond it fails with `ENOSPC`, whoever makes it (through the view or past it). The
+//! host's disk gets nothing.
 //!
 //! The supervisor, outside the namespace, cannot see that tmpfs by its path: the first process
 //! sends it a descriptor of the tmpfs's root ([`PrivateDisk::send`], [`receive`]), which keeps

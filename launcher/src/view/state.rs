@@ -174,6 +174,14 @@ impl State {
         use std::os::unix::fs::FileExt;
         let path = self.shared();
         let packed = table.packed();
+        if packed.len() > kernel_host::vfs::mount::MAX_PACKED {
+            return Err(Failure::Setup(format!(
+                "the filesystem view has too many mounts: its table takes {} KiB, at most {} KiB \
+                 (hide or bind fewer paths)",
+                packed.len() / 1024,
+                kernel_host::vfs::mount::MAX_PACKED / 1024
+            )));
+        }
         fs::OpenOptions::new()
             .write(true)
             .open(&path)
