@@ -395,6 +395,36 @@ fn monotonic_clocks_never_go_back() {
     assert_eq!(out.int_field("time"), DEFAULT_EPOCH, "\n{out}");
 }
 
+/// Clock reads whose call site is patched (`clock_reads.c`): the fast entry serves a realtime
+/// or monotonic read itself while no timer could fire, and the kernel every other one. Each
+/// read is one step after the last, a bad `timespec` is `EFAULT` on every read, an armed timer
+/// still fires at the read that reaches its expiry, and a read in a signal handler takes the
+/// next step; the same bytes on every run. Under the ptrace backend every read is the
+/// kernel's: the figures are the same.
+#[test]
+fn clock_reads_step_fault_and_fire_timers_wherever_they_are_served() {
+    let exe = compile("clock_reads", &[]);
+    let runs = four_runs(|seed, _| repro(&exe, seed));
+    for run in &runs[1..] {
+        assert_eq!(run.stdout, runs[0].stdout, "{}", first_difference(&runs[0].stdout, &run.stdout));
+    }
+    let out = &runs[0];
+    assert_eq!(out.field("steps_uneven"), "0", "\n{out}");
+    assert_eq!(out.field("span_us"), "20000", "\n{out}");
+    // The realtime clock is the epoch plus the elapsed time, where the monotonic one starts
+    // at 100 s; the next reads are the next steps.
+    let others = format!("{} 2000 3000", (DEFAULT_EPOCH - 100) * 1_000_000_000 + 1000);
+    assert_eq!(out.field("others"), others, "\n{out}");
+    assert_eq!(out.field("efault"), "2000", "\n{out}");
+    assert_eq!(out.field("readonly"), "2000", "\n{out}");
+    assert_eq!(out.field("untouched"), "1", "\n{out}");
+    assert_eq!(out.field("alarm_after_reads"), "5000", "ITIMER_REAL of 5 ms, 1 µs a read\n{out}");
+    assert_eq!(out.field("alarms"), "1", "\n{out}");
+    assert_eq!(out.field("then_step"), "1000", "\n{out}");
+    assert_eq!(out.field("handler_read"), "1000", "\n{out}");
+    assert_eq!(out.field("after"), "2000", "\n{out}");
+}
+
 /// `--epoch` moves the start of the wall clocks (not of the monotonic ones).
 #[test]
 fn epoch_sets_the_start() {

@@ -44,6 +44,24 @@ pub struct Kernel {
     pub(crate) exec_memo: crate::sync::SpinLock<crate::sys::exec_memo::ExecMemo>,
 }
 
+/// The words a clock read served outside the kernel uses: the clock steps as
+/// [`crate::time::VirtualClock::tick`] steps it (`clock`, then this process's `seen`), and reads
+/// `epoch_ns` plus the elapsed time for the realtime clocks, [`crate::time::MONOTONIC_BASE_NS`]
+/// plus it for the monotonic ones. Only while `timers_next` holds [`crate::timer::NEVER`] and
+/// `timer_fds` is false: otherwise a read is a checkpoint, and the kernel serves it.
+pub struct ClockWords<'a> {
+    /// The sandbox's shared clock, nanoseconds elapsed.
+    pub clock: &'a core::sync::atomic::AtomicU64,
+    /// This process's last sight of it.
+    pub seen: &'a core::sync::atomic::AtomicU64,
+    /// The earliest expiry of the process's armed timers.
+    pub timers_next: &'a core::sync::atomic::AtomicU64,
+    /// Whether the process holds a timer descriptor.
+    pub timer_fds: &'a core::sync::atomic::AtomicBool,
+    /// What the realtime clocks read at the start, nanoseconds since 1970.
+    pub epoch_ns: u64,
+}
+
 impl Kernel {
     /// A kernel serving `image` under `config`. `shared` is the memory the whole sandbox
     /// shares; without it (a sandbox of one process, or a unit test) the kernel keeps its own.
@@ -238,6 +256,16 @@ impl Kernel {
     /// [`crate::AfterHost::AdvanceClockOnTimeout`]; `None` outside reproducible mode.
     pub fn virtual_clock_counter(&self) -> Option<&'static core::sync::atomic::AtomicU64> {
         self.clock.virtual_clock().map(|v| v.counter())
+    }
+
+    /// What a clock read needs to be served without calling in here, for a backend that
+    /// serves `clock_gettime` on the program's own stack and mask while no timer could fire
+    /// ([`ClockWords`]); `None` outside reproducible mode.
+    pub fn clock_words(&self) -> Option<ClockWords<'_>> {
+        let v = self.clock.virtual_clock()?;
+        let (clock, seen) = v.tick_words();
+        let (timers_next, timer_fds) = self.timers.quiet_words();
+        Some(ClockWords { clock, seen, timers_next, timer_fds, epoch_ns: v.base(crate::abi::CLOCK_REALTIME) })
     }
 
     /// The words a counter read steps ([`crate::time::VirtualClock::tick_words`]), for a

@@ -53,7 +53,7 @@ mod sys;
 
 pub use config::Config;
 pub use errno::Errno;
-pub use kernel::{ForkSide, Kernel};
+pub use kernel::{ClockWords, ForkSide, Kernel};
 pub use process::ProcessImage;
 pub use sys::wake::Suspended as SuspendedWait;
 pub use syscall::{AfterHost, Disposition, ExecPlan, ForkPlan, Syscall, TimeLeft};

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub const MAX_TIMERS: usize = 256;
 
 /// No expiry: what [`Timers::next_expiry`] holds while nothing is armed.
-const NEVER: u64 = u64::MAX;
+pub const NEVER: u64 = u64::MAX;
 
 /// An expiry and an interval on the virtual clock. `expiry` 0 means disarmed (no timer can
 /// expire at the sandbox's very start: arming one takes a call, and calls come after it).
@@ -249,6 +249,14 @@ impl Timers {
         let armed: alloc::vec::Vec<(u64, Notify)> =
             self.table.lock().iter().filter(|t| t.slot.armed()).map(|t| (t.slot.expiry, t.notify)).collect();
         armed.into_iter().filter(|&(_, n)| ends(n)).map(|(e, _)| e).min()
+    }
+
+    /// The words that say whether a clock read has any timer to fire: while the first holds
+    /// [`NEVER`] and the second `false` (no timer descriptor, whose expiries another process
+    /// may move), a read is a step of the clock and nothing else. For a backend that serves
+    /// clock reads without calling in here.
+    pub fn quiet_words(&self) -> (&AtomicU64, &AtomicBool) {
+        (&self.next, &self.has_fds)
     }
 
     /// Whether the process has any timer, armed or not.

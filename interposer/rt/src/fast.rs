@@ -22,6 +22,14 @@
 //!    restarted like the call the program made;
 //! 6. restores the registers and returns behind the site's `syscall`.
 //!
+//! One call skips steps 2–5: in reproducible mode, a `clock_gettime` of a realtime or monotonic
+//! clock while the process has no timer that could fire ([`kernel_host::ClockWords`]) is a step
+//! of the sandbox's clock and two stores, made right here with the program's own mask, as the
+//! `rdtsc` entry does ([`crate::tsc`]): no host call, where the road through the kernel makes
+//! three of its own (the mask twice, the alternate stack). Python reads the monotonic clock
+//! about two thousand times in an import of a few modules. The stores into the program's
+//! `timespec` may fault: [`clock_fix_up`] turns that into `EFAULT`, as the kernel would.
+//!
 //! Only the calls [`kernel_host::redirect::served_in_place`] names are ever patched: their
 //! dispositions are a value or one host call (an exec's laid out into one), nothing that
 //! needs the trap's frame.
@@ -29,8 +37,10 @@
 use core::arch::global_asm;
 use core::mem::offset_of;
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_host::abi::{sigbit, SIGBUS, SIGSEGV};
-use kernel_host::{Disposition, Errno, Syscall, TaskCtx};
+use kernel_host::time::{MAX_ELAPSED, MONOTONIC_BASE_NS, STEP_NS};
+use kernel_host::{Disposition, Errno, Kernel, Syscall, TaskCtx};
 
 use crate::guest::{RawHost, SelfMemory};
 
@@ -69,6 +79,32 @@ static BLOCKED: u64 = !(sigbit(SIGSEGV) | sigbit(SIGBUS));
 extern "C" {
     /// Where every stub calls; never called from Rust.
     fn cloister_fast_entry();
+}
+
+/// The words of [`kernel_host::ClockWords`] the entry's clock read uses: 0 in the first
+/// outside reproducible mode, where every call takes the road through the kernel.
+#[no_mangle]
+static CLOISTER_CLOCK_WORDS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+// The entry compares the expiry word with -1: that must be what "no timer armed" is.
+const _: () = assert!(kernel_host::timer::NEVER == u64::MAX);
+/// Indices into [`CLOISTER_CLOCK_WORDS`].
+const CLOCK: usize = 0;
+const SEEN: usize = 1;
+const TIMERS_NEXT: usize = 2;
+const TIMER_FDS: usize = 3;
+const EPOCH: usize = 4;
+
+/// Lets the entry serve clock reads itself, with `kernel`'s clock. Called at start-up, before
+/// the program runs.
+pub fn arm_clock(kernel: &'static Kernel) {
+    let Some(w) = kernel.clock_words() else { return };
+    let words = &CLOISTER_CLOCK_WORDS;
+    words[SEEN].store(w.seen as *const AtomicU64 as u64, Ordering::Relaxed);
+    words[TIMERS_NEXT].store(w.timers_next as *const AtomicU64 as u64, Ordering::Relaxed);
+    words[TIMER_FDS].store(w.timer_fds as *const _ as u64, Ordering::Relaxed);
+    words[EPOCH].store(w.epoch_ns, Ordering::Relaxed);
+    // Last: the entry looks at this word first.
+    words[CLOCK].store(w.clock as *const AtomicU64 as u64, Ordering::Release);
 }
 
 /// The address stubs call.
@@ -124,6 +160,10 @@ global_asm!(
     "test rax, rax",
     "jz 9f",
     "5:",
+    "cmp qword ptr [rbx + {nr}], {clock_gettime}",
+    "je cloister_fast_clock",
+    ".globl cloister_fast_masked",
+    "cloister_fast_masked:",
     // rt_sigprocmask(SIG_SETMASK, &BLOCKED, &old_mask, 8)
     "mov eax, 14",
     "mov edi, 2",
@@ -206,6 +246,7 @@ global_asm!(
     // The program's call, made from here: the host may interrupt and restart it.
     "syscall",
     "2:",
+    "cloister_fast_return:",
     "mov rsp, rbx",
     "mov rdi, [rsp + {args}]",
     "mov rsi, [rsp + {args} + 8]",
@@ -248,6 +289,76 @@ global_asm!(
     "lea rcx, [rcx - 2]",
     "lea rsp, [rsp + 8 + 128]",
     "jmp rcx",
+    // clock_gettime(clock, tp) in reproducible mode, with the program's mask, calling nothing:
+    // only while no timer could fire, for the clocks whose reading is a base plus the elapsed
+    // time; anything else goes the road through the kernel. The step is `VirtualClock::tick`'s:
+    // next = min(now +sat STEP, max(MAX, now)), by compare-and-swap; seen = next.
+    "cloister_fast_clock:",
+    "mov r9, [rip + CLOISTER_CLOCK_WORDS + {clock_w}]",
+    "test r9, r9",
+    "jz cloister_fast_masked",
+    "mov rax, [rip + CLOISTER_CLOCK_WORDS + {next_w}]",
+    "cmp qword ptr [rax], -1",
+    "jne cloister_fast_masked",
+    "mov rax, [rip + CLOISTER_CLOCK_WORDS + {fds_w}]",
+    "cmp byte ptr [rax], 0",
+    "jne cloister_fast_masked",
+    // CLOCK_REALTIME 0, _COARSE 5: the epoch; CLOCK_MONOTONIC 1, _RAW 4, _COARSE 6,
+    // CLOCK_BOOTTIME 7: the monotonic base. The rest (CPU clocks, alarms, TAI, invalid ids)
+    // are the kernel's to answer.
+    "mov rax, [rbx + {args}]",
+    "cmp rax, 7",
+    "ja cloister_fast_masked",
+    "mov ecx, eax",
+    "mov edx, 1",
+    "shl edx, cl",
+    "test edx, 0x21",
+    "jnz 11f",
+    "test edx, 0xd2",
+    "jz cloister_fast_masked",
+    "mov r8, {mono_base}",
+    "jmp 12f",
+    "11:",
+    "mov r8, [rip + CLOISTER_CLOCK_WORDS + {epoch_w}]",
+    "12:",
+    "mov rax, [r9]",
+    "13:",
+    "mov rdx, rax",
+    "add rdx, {step}",
+    "jnc 14f",
+    "mov rdx, -1",
+    "14:",
+    "mov rcx, {max}",
+    "cmp rax, rcx",
+    "cmova rcx, rax",
+    "cmp rdx, rcx",
+    "cmova rdx, rcx",
+    "lock cmpxchg [r9], rdx",
+    "jne 13b",
+    "mov rcx, [rip + CLOISTER_CLOCK_WORDS + {seen_w}]",
+    "mov [rcx], rdx",
+    // The reading, saturating, as seconds and nanoseconds.
+    "mov rax, r8",
+    "add rax, rdx",
+    "jnc 15f",
+    "mov rax, -1",
+    "15:",
+    "xor edx, edx",
+    "mov ecx, 1000000000",
+    "div rcx",
+    "mov rdi, [rbx + {args} + 8]",
+    ".globl cloister_fast_clock_store",
+    "cloister_fast_clock_store:",
+    "mov [rdi], rax",
+    "mov [rdi + 8], rdx",
+    ".globl cloister_fast_clock_stored",
+    "cloister_fast_clock_stored:",
+    "xor eax, eax",
+    "jmp cloister_fast_return",
+    ".globl cloister_fast_clock_efault",
+    "cloister_fast_clock_efault:",
+    "mov rax, -14",
+    "jmp cloister_fast_return",
     ".globl cloister_fast_end",
     "cloister_fast_end:",
     frame = const FRAME_BYTES,
@@ -263,6 +374,15 @@ global_asm!(
     host_sp = const offset_of!(FastFrame, host_sp),
     blocked = sym BLOCKED,
     dispatch = sym cloister_fast_dispatch,
+    clock_gettime = const 228,
+    clock_w = const CLOCK * 8,
+    seen_w = const SEEN * 8,
+    next_w = const TIMERS_NEXT * 8,
+    fds_w = const TIMER_FDS * 8,
+    epoch_w = const EPOCH * 8,
+    mono_base = const MONOTONIC_BASE_NS,
+    step = const STEP_NS,
+    max = const MAX_ELAPSED,
 );
 
 /// Runs the kernel for the call in `frame` and says what the entry does next.
@@ -312,6 +432,17 @@ unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
 extern "C" {
     static cloister_fast_unmasked: u8;
     static cloister_fast_end: u8;
+    static cloister_fast_clock_store: u8;
+    static cloister_fast_clock_stored: u8;
+    static cloister_fast_clock_efault: u8;
+}
+
+/// Where the thread goes on when the entry's clock read faulted on the program's `timespec`
+/// at `ip`: the path that returns `EFAULT`. `None` for any other `ip`.
+pub fn clock_fix_up(ip: u64) -> Option<u64> {
+    // Only the labels' addresses are taken, never their bytes.
+    let stores = &raw const cloister_fast_clock_store as u64..&raw const cloister_fast_clock_stored as u64;
+    stores.contains(&ip).then_some(&raw const cloister_fast_clock_efault as u64)
 }
 
 /// Whether `ip` lies in the fast entry's code that runs with the program's own mask: after the

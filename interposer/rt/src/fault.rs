@@ -83,9 +83,13 @@ pub fn probe_write(addr: u64) -> bool {
     unsafe { cloister_probe_write(addr as *mut u8) == 0 }
 }
 
-/// If the fault at `rip` happened in a copy routine, returns where to resume instead.
+/// If the fault at `rip` happened in a copy routine (or in the fast entry's clock read, see
+/// [`crate::fast::clock_fix_up`]), returns where to resume instead.
 pub fn fix_up(rip: u64) -> Option<u64> {
     let begin = cloister_fault_begin as *const () as u64;
     let end = cloister_fault_end as *const () as u64;
-    (begin..end).contains(&rip).then_some(cloister_fault_fixup as *const () as u64)
+    (begin..end)
+        .contains(&rip)
+        .then_some(cloister_fault_fixup as *const () as u64)
+        .or_else(|| crate::fast::clock_fix_up(rip))
 }

@@ -559,6 +559,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
     trap::install(kernel);
     cpu::setup(kernel);
     crate::tsc::arm(kernel);
+    crate::fast::arm_clock(kernel);
     set_comm(program);
     // SAFETY: the host's strings are read no more: the program's stack, image and name are
     // built from copies; `argv` is the resolved arguments' own memory, `envp` the host's
