@@ -44,6 +44,7 @@ pub const C_PROGRAMS: &[(&str, &[&str])] = &[
     ("rawsys", RAW_C_FLAGS),
     ("segv", &[]),
     ("selfexe", &[]),
+    ("sent_faults", &["-pthread"]),
     ("signals", &[]),
     ("stress", &["-pthread"]),
     ("threads", &["-pthread"]),

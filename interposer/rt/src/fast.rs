@@ -171,6 +171,10 @@ global_asm!(
     "lea rdx, [rbx + {old_mask}]",
     "mov r10d, 8",
     "syscall",
+    // Up to here the thread holds nothing of the runtime's: a signal is the program's
+    // (`trap::in_runtime_code`).
+    ".globl cloister_fast_blocked",
+    "cloister_fast_blocked:",
     // sigaltstack(NULL, &altstack): usable unless disabled (2) or in use (1).
     "mov eax, 131",
     "xor edi, edi",
@@ -390,6 +394,18 @@ global_asm!(
 /// # Safety
 /// Called only by [`cloister_fast_entry`], with `frame` pointing at the frame it built.
 unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
+    // SAFETY: as for `dispatch`, whose contract is this one.
+    unsafe { dispatch(frame) };
+    // Where nothing of the runtime's can fault any more: signals sent meanwhile arrive as the
+    // entry puts the program's mask back.
+    crate::held::release();
+}
+
+/// [`cloister_fast_dispatch`] but for the signals it holds back.
+///
+/// # Safety
+/// `frame` points at the frame the entry built.
+unsafe fn dispatch(frame: *mut FastFrame) {
     // SAFETY: the entry passes its own frame, live until it returns.
     let frame = unsafe { &mut *frame };
     let call = Syscall { nr: frame.nr as u32, args: frame.args };
@@ -430,6 +446,7 @@ unsafe extern "C" fn cloister_fast_dispatch(frame: *mut FastFrame) {
 }
 
 extern "C" {
+    static cloister_fast_blocked: u8;
     static cloister_fast_unmasked: u8;
     static cloister_fast_end: u8;
     static cloister_fast_clock_store: u8;
@@ -445,10 +462,14 @@ pub fn clock_fix_up(ip: u64) -> Option<u64> {
     stores.contains(&ip).then_some(&raw const cloister_fast_clock_efault as u64)
 }
 
-/// Whether `ip` lies in the fast entry's code that runs with the program's own mask: after the
-/// kernel finished and released everything, so that a signal there is the program's.
+/// Whether `ip` lies in the fast entry's code that runs with the program's own mask, so that a
+/// signal there is the program's: before the entry blocks signals (its tests, the clock read),
+/// and after the kernel finished and released everything. Held back like one that arrives
+/// while the kernel runs, it would stay blocked: the mask the entry saves and puts back would
+/// include it.
 pub fn unmasked(ip: u64) -> bool {
     // Only the addresses of these labels are taken, never their bytes.
-    let (start, end) = (&raw const cloister_fast_unmasked as u64, &raw const cloister_fast_end as u64);
-    (start..end).contains(&ip)
+    let before = entry()..&raw const cloister_fast_blocked as u64;
+    let after = &raw const cloister_fast_unmasked as u64..&raw const cloister_fast_end as u64;
+    before.contains(&ip) || after.contains(&ip)
 }

@@ -19,6 +19,7 @@ mod fault;
 mod forward;
 mod guest;
 mod heap;
+mod held;
 mod loader;
 mod mem;
 mod patch;

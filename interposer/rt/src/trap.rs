@@ -158,15 +158,21 @@ global_asm!(
 /// Hands the kernel to the trap path and installs the SIGSYS handler.
 pub fn install(kernel: &'static Kernel) {
     KERNEL.store(kernel as *const Kernel as *mut Kernel, Ordering::Release);
-    // Nothing may interrupt the handlers but a fault in a guest copy: they hold kernel state
-    // only briefly, and a signal arriving meanwhile is delivered as soon as they return.
-    let mask = !(sigbit(SIGSEGV) | sigbit(SIGBUS));
-    let handlers: [(u32, extern "C" fn(i32, *mut u8, *mut u8)); 3] =
-        [(SIGSYS, on_sigsys), (SIGSEGV, on_fault), (SIGBUS, on_fault)];
-    for (sig, handler) in handlers {
+    // Nothing may interrupt the SIGSYS handler but a fault in a guest copy: it holds kernel
+    // state only briefly, and a signal arriving meanwhile is delivered as soon as it returns.
+    // The fault handler itself runs with everything blocked, as a program's handler runs with
+    // its own signal blocked: a burst of SIGSEGV or SIGBUS sent by `kill` then waits as one
+    // signal, where each would otherwise nest a frame on the alternate stack, past its end.
+    // (It sets the mask a program handler it calls runs with, `forward`.)
+    type Handler = extern "C" fn(i32, *mut u8, *mut u8);
+    let for_sigsys = (SA_NODEFER, !(sigbit(SIGSEGV) | sigbit(SIGBUS)));
+    let for_faults = (0, !0);
+    let handlers: [(u32, Handler, (u64, u64)); 3] =
+        [(SIGSYS, on_sigsys, for_sigsys), (SIGSEGV, on_fault, for_faults), (SIGBUS, on_fault, for_faults)];
+    for (sig, handler, (nodefer, mask)) in handlers {
         let act = KernelSigaction {
             handler: handler as *const () as u64,
-            flags: SA_SIGINFO | SA_ONSTACK | SA_RESTORER | SA_NODEFER,
+            flags: SA_SIGINFO | SA_ONSTACK | SA_RESTORER | nodefer,
             restorer: cloister_restorer as *const () as u64,
             mask,
         };
@@ -207,9 +213,14 @@ extern "C" fn on_fault(sig: i32, info: *mut u8, uc: *mut u8) {
         }
     } else if in_runtime_code(frame.reg(reg::RIP)) {
         // Sent (kill, tgkill) while the runtime was serving a call, perhaps holding a lock a
-        // program handler would want: keep it pending until the runtime's handler returns.
-        frame.set_sigmask(frame.sigmask() | sigbit(sig as u32));
-        sys::raise(sig as u32);
+        // program handler would want: held back until the call is served (`held`). With no
+        // slot free, kept pending in the interrupted context (this handler runs with it
+        // blocked, so it does not come straight back), which is lost if the runtime then
+        // faults on purpose.
+        if !crate::held::hold(sig as u32) {
+            frame.set_sigmask(frame.sigmask() | sigbit(sig as u32));
+            sys::raise(sig as u32);
+        }
         return;
     }
     if sig == SIGSEGV as i32 && si_code == cpu::SI_KERNEL && cpu::emulate(kernel(), &mut frame) {
@@ -276,6 +287,8 @@ extern "C" fn on_sigsys(sig: i32, info: *mut u8, uc: *mut u8) {
         altstack::install_for_this_thread();
     }
     patch::after_trap(ip, call.nr, &call.args);
+    // Last: the patcher probes pages, which faults on purpose.
+    crate::held::release();
 }
 
 /// Words a gate reads at its stack pointer: return address, stack pointer, the timed gate's
