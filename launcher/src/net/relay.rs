@@ -230,6 +230,21 @@ fn pump(from: End, to: End, stop: RawFd, cut: &Cut) {
         // SAFETY: poll on an array of two pollfds that lives across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
         if fds[1].revents != 0 {
+            if !from.peer {
+                drain(from, to, &mut buf);
+            }
+            return;
+        }
+    }
+}
+
+/// Moves what is still queued on the sandbox's TAP device when the sandbox ends: the last
+/// frames its stack sent (a server's reply, its FIN) would otherwise never reach the peer, and
+/// with the sandbox's namespace gone nothing sends them again, so a client waits in vain.
+fn drain(from: End, to: End, buf: &mut [u8]) {
+    loop {
+        let n = from.read(buf);
+        if n <= 0 || to.write(&buf[..n as usize]) < 0 {
             return;
         }
     }
