@@ -121,6 +121,7 @@ pub fn image() -> ProcessImage {
         cmdline: b"prog\0-x\0".to_vec(),
         auxv: Vec::new(),
         environ: Vec::new(),
+        environ_area: None,
         brk_start: 0x60_0000,
     }
 }

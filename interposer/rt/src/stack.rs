@@ -93,32 +93,42 @@ impl InitialStack<'_> {
         };
         let random = put(&self.random, false);
         let execfn = put(self.execfn, true);
-        let argv: Vec<u64> = self.argv.iter().map(|s| put(s, true)).collect();
-        let envp: Vec<u64> = self.envp.iter().map(|s| put(s, true)).collect();
+        // The vectors go straight to their place below the strings, word by word: built in the
+        // heap first, they were two more blocks of every exec'd image's start-up (a page).
+        let mut slot = sp;
+        let mut push = |word: u64| {
+            // SAFETY: [sp, sp + 8 * words) lies below str_base, inside the caller's region, and
+            // exactly `words` words are pushed.
+            unsafe { *(slot as *mut u64) = word };
+            slot += 8;
+        };
+        push(self.argv.len() as u64);
+        for s in self.argv {
+            push(put(s, true));
+        }
+        push(0);
+        for s in self.envp {
+            push(put(s, true));
+        }
+        push(0);
         // Back to back after AT_EXECFN's string: the arguments, then the environment.
         let args_start = execfn + self.execfn.len() as u64 + 1;
         let env_start = args_start + arg_bytes;
         let env_end = env_start + env_bytes;
-
-        let mut vector: Vec<u64> = Vec::with_capacity(words);
-        vector.push(argv.len() as u64);
-        vector.extend(&argv);
-        vector.push(0);
-        vector.extend(&envp);
-        vector.push(0);
-        let aux_start = vector.len();
+        let aux_at = sp + 8 * (words - 2 * (self.auxv.len() + 1)) as u64;
         for &(key, value) in self.auxv {
-            vector.push(key);
-            vector.push(match value {
+            push(key);
+            push(match value {
                 AuxValue::Value(v) => v,
                 AuxValue::ExecFn => execfn,
                 AuxValue::Random => random,
             });
         }
-        vector.extend([AT_NULL, 0]);
-        // SAFETY: [sp, sp + 8 * words) lies below str_base, inside the caller's region.
-        unsafe { core::ptr::copy_nonoverlapping(vector.as_ptr(), sp as *mut u64, vector.len()) };
-        let auxv = vector[aux_start..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        push(AT_NULL);
+        push(0);
+        let aux_len = 16 * (self.auxv.len() + 1);
+        // SAFETY: the auxiliary vector was just written there.
+        let auxv = unsafe { core::slice::from_raw_parts(aux_at as *const u8, aux_len) }.to_vec();
         Built { sp, auxv, args: (args_start, env_start), env: (env_start, env_end) }
     }
 }

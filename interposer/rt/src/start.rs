@@ -543,8 +543,14 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
 
     let cmdline = nul_joined(&resolved.argv);
     let trace_fd = config.trace_fd;
-    let environ = nul_joined(&envp);
-    let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ, brk_start };
+    let image = ProcessImage {
+        exe,
+        cmdline,
+        auxv: built.auxv,
+        environ: Vec::new(),
+        environ_area: Some(built.env),
+        brk_start,
+    };
     let kernel: &'static Kernel = Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);

@@ -72,7 +72,16 @@ fn open_common(
         },
         Some(ProcFile::Cmdline) => k.process.image().cmdline.clone(),
         Some(ProcFile::Auxv) => k.process.image().auxv.clone(),
-        Some(ProcFile::Environ) => k.process.image().environ.clone(),
+        Some(ProcFile::Environ) => match k.process.image().environ_area {
+            Some((start, end)) => {
+                let mut bytes = alloc::vec![0u8; end.saturating_sub(start) as usize];
+                match task.mem.read(start, &mut bytes) {
+                    Ok(()) => bytes,
+                    Err(e) => return ret(Err(e)),
+                }
+            }
+            None => k.process.image().environ.clone(),
+        },
         Some(ProcFile::OsRelease) => match k.config.reproducible {
             Some(_) => [crate::identity::RELEASE, b"\n"].concat(),
             None => return pass(task),
