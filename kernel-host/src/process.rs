@@ -22,13 +22,11 @@ pub struct ProcessImage {
     pub cmdline: Vec<u8>,
     /// The auxiliary vector the program was given, as `/proc/self/auxv` shows it.
     pub auxv: Vec<u8>,
-    /// The environment the program was given, each `NAME=value` followed by a NUL, as
-    /// `/proc/self/environ` shows it (without the runtime's own variable), when it is not read
-    /// from [`ProcessImage::environ_area`].
-    pub environ: Vec<u8>,
-    /// Where the program's memory holds its environment strings (start, end), read when
-    /// `/proc/self/environ` is: as the host reads its own area, so what the program wrote
-    /// over its strings shows, and no image keeps a copy of its environment in its heap.
+    /// Where the program's memory holds its environment strings (start, end), each
+    /// `NAME=value` followed by a NUL (without the runtime's own variable), read when
+    /// `/proc/self/environ` is: as the host reads its own area, so what the program wrote over
+    /// its strings shows, and no image keeps a copy of its environment in its heap. `None`:
+    /// an empty environment.
     pub environ_area: Option<(u64, u64)>,
     /// Where the program's break starts: at the end of its image, or (address randomisation)
     /// some pages above it.

@@ -120,7 +120,6 @@ pub fn image() -> ProcessImage {
         exe: b"/usr/bin/prog".to_vec(),
         cmdline: b"prog\0-x\0".to_vec(),
         auxv: Vec::new(),
-        environ: Vec::new(),
         environ_area: None,
         brk_start: 0x60_0000,
     }

@@ -417,12 +417,12 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
         (Some(path), _) => Some(map_shared_file(path, table)),
         (None, fd) => fd.map(|fd| map_shared(fd, table)),
     };
-    if shared.is_none() && config.mount_table.is_some() {
-        fail(125, "cloister-rt: the configuration names a mount table but no shared memory to find it in");
-    }
     // One memory for the view and the kernel, the sandbox's or, without one, their own.
     let (shared, packed) = match shared {
         Some((shared, packed)) => (shared, config.mount_table.map(|_| packed)),
+        None if config.mount_table.is_some() => {
+            fail(125, "cloister-rt: the configuration names a mount table but no shared memory to find it in")
+        }
         None => (Shared::private(), None),
     };
     let view = Vfs::new(mount_table(&config, packed), shared);
@@ -543,14 +543,7 @@ extern "C" fn rt_main(sp: *const u64) -> ! {
 
     let cmdline = nul_joined(&resolved.argv);
     let trace_fd = config.trace_fd;
-    let image = ProcessImage {
-        exe,
-        cmdline,
-        auxv: built.auxv,
-        environ: Vec::new(),
-        environ_area: Some(built.env),
-        brk_start,
-    };
+    let image = ProcessImage { exe, cmdline, auxv: built.auxv, environ_area: Some(built.env), brk_start };
     let kernel: &'static Kernel = Box::leak(Box::new(Kernel::with_view(config, image, Some(shared), view)));
     if let Some(fd) = trace_fd {
         trace::enable(fd);

@@ -80,7 +80,7 @@ fn open_common(
                     Err(e) => return ret(Err(e)),
                 }
             }
-            None => k.process.image().environ.clone(),
+            None => Vec::new(),
         },
         Some(ProcFile::OsRelease) => match k.config.reproducible {
             Some(_) => [crate::identity::RELEASE, b"\n"].concat(),
