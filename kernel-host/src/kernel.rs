@@ -48,7 +48,8 @@ pub struct Kernel {
 /// [`crate::time::VirtualClock::tick`] steps it (`clock`, then this process's `seen`), and reads
 /// `epoch_ns` plus the elapsed time for the realtime clocks, [`crate::time::MONOTONIC_BASE_NS`]
 /// plus it for the monotonic ones. Only while `timers_next` holds [`crate::timer::NEVER`] and
-/// `timer_fds` is false: otherwise a read is a checkpoint, and the kernel serves it.
+/// `timer_fds` is false: otherwise a read is a checkpoint, and the kernel serves it. (A read of
+/// the time stamp counter is no checkpoint: `clock` and `seen` serve it whatever the timers.)
 pub struct ClockWords<'a> {
     /// The sandbox's shared clock, nanoseconds elapsed.
     pub clock: &'a core::sync::atomic::AtomicU64,
@@ -259,20 +260,14 @@ impl Kernel {
     }
 
     /// What a clock read needs to be served without calling in here, for a backend that
-    /// serves `clock_gettime` on the program's own stack and mask while no timer could fire
-    /// ([`ClockWords`]); `None` outside reproducible mode.
+    /// serves `clock_gettime` on the program's own stack and mask while no timer could fire,
+    /// or reads the time stamp counter, which only steps the clock ([`ClockWords`]); `None`
+    /// outside reproducible mode.
     pub fn clock_words(&self) -> Option<ClockWords<'_>> {
         let v = self.clock.virtual_clock()?;
         let (clock, seen) = v.tick_words();
         let (timers_next, timer_fds) = self.timers.quiet_words();
         Some(ClockWords { clock, seen, timers_next, timer_fds, epoch_ns: v.base(crate::abi::CLOCK_REALTIME) })
-    }
-
-    /// The words a counter read steps ([`crate::time::VirtualClock::tick_words`]), for a
-    /// backend that reads the time stamp counter without calling in here; `None` outside
-    /// reproducible mode.
-    pub fn tick_words(&self) -> Option<(&core::sync::atomic::AtomicU64, &core::sync::atomic::AtomicU64)> {
-        self.clock.virtual_clock().map(|v| v.tick_words())
     }
 
     /// Gives the first thread of a new image (`tid`) the view of the runtime's signals that

@@ -15,7 +15,7 @@ use kernel_host::time::{MAX_ELAPSED, MONOTONIC_BASE_NS, STEP_NS};
 use kernel_host::Kernel;
 
 /// The addresses of the shared clock and of this process's last sight of it
-/// ([`kernel_host::Kernel::tick_words`]); 0 outside reproducible mode, where no site is
+/// ([`kernel_host::ClockWords`]); 0 outside reproducible mode, where no site is
 /// patched for the entry.
 #[no_mangle]
 static CLOISTER_TSC_CLOCK: AtomicU64 = AtomicU64::new(0);
@@ -41,9 +41,9 @@ pub fn contains(ip: u64) -> bool {
 
 /// Points the entry at `kernel`'s clock. Called at start-up, before the program runs.
 pub fn arm(kernel: &Kernel) {
-    if let Some((clock, seen)) = kernel.tick_words() {
-        CLOISTER_TSC_CLOCK.store(clock as *const AtomicU64 as u64, Ordering::Relaxed);
-        CLOISTER_TSC_SEEN.store(seen as *const AtomicU64 as u64, Ordering::Relaxed);
+    if let Some(w) = kernel.clock_words() {
+        CLOISTER_TSC_CLOCK.store(w.clock as *const AtomicU64 as u64, Ordering::Relaxed);
+        CLOISTER_TSC_SEEN.store(w.seen as *const AtomicU64 as u64, Ordering::Relaxed);
     }
 }
 
